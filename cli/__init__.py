@@ -1,0 +1,1 @@
+"""The face of coldchain: the ``coldchain`` command and the people's commands."""

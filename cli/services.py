@@ -1,0 +1,198 @@
+"""Private mosquitto and influxd on free loopback ports in a temp directory.
+
+Used by ``coldchain demo`` and by the test fixtures; never touches a broker or
+database already running on this machine (e.g. on 1883/8086).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+__all__ = ["InfluxDB", "Mosquitto", "ServiceError", "free_port"]
+
+
+class ServiceError(RuntimeError):
+    """A private service could not be started."""
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.2)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _find(binary: str, package: str) -> str:
+    path = shutil.which(binary) or shutil.which(binary, path="/usr/sbin:/usr/bin")
+    if path is None:
+        raise ServiceError(f"{binary} not found: install it with 'apt-get install {package}'")
+    return path
+
+
+class _Process:
+    name = ""
+
+    def __init__(self, workdir: Path) -> None:
+        self.dir = workdir
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log = self.dir / f"{self.name}.log"
+
+    def _spawn(self, argv: list[str], ready: Callable[[], bool], timeout: float = 20.0) -> None:
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                tail = self.log.read_text(errors="replace")[-2000:]
+                raise ServiceError(f"{self.name} exited with {self.process.returncode}:\n{tail}")
+            if ready():
+                return
+            time.sleep(0.05)
+        self.stop()
+        raise ServiceError(f"{self.name} not ready after {timeout:.0f} s (log: {self.log})")
+
+    @property
+    def running(self) -> bool:
+        """True while the process we started is alive."""
+        return self.process is not None and self.process.poll() is None
+
+    def stop(self, kill: bool = False) -> None:
+        """Stop the process we started (SIGKILL with ``kill``), and wait for it."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        if kill:
+            self.process.kill()
+        else:
+            self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=10)
+
+
+class Mosquitto(_Process):
+    """A private mosquitto: anonymous, persistent, queues generously, TCP_NODELAY on."""
+
+    name = "mosquitto"
+
+    def __init__(self, workdir: Path, port: int | None = None, extra_conf: str = "") -> None:
+        super().__init__(workdir)
+        self.host = "127.0.0.1"
+        self.port = port or free_port()
+        self.extra_conf = extra_conf
+        self.conf = self.dir / "mosquitto.conf"
+
+    def write_conf(self) -> None:
+        """Write the broker configuration (kept across restarts of the same broker)."""
+        self.conf.write_text(
+            f"""listener {self.port} 127.0.0.1
+allow_anonymous true
+persistence true
+persistence_location {self.dir}/
+autosave_interval 1
+max_queued_messages 1000000
+max_inflight_messages 1000
+set_tcp_nodelay true
+log_dest stderr
+log_type error
+log_type warning
+log_type notice
+{self.extra_conf}
+"""
+        )
+
+    def start(self) -> Mosquitto:
+        """Start (or restart) the broker on its port; returns self when it accepts connections."""
+        if not self.conf.exists():
+            self.write_conf()
+        self._spawn([_find("mosquitto", "mosquitto"), "-c", str(self.conf)], lambda: _port_open(self.port))
+        return self
+
+
+class InfluxDB(_Process):
+    """A private influxd 1.x with its data, WAL and meta in the temp directory."""
+
+    name = "influxd"
+
+    def __init__(self, workdir: Path, port: int | None = None) -> None:
+        super().__init__(workdir)
+        self.port = port or free_port()
+        self.rpc_port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.conf = self.dir / "influxdb.conf"
+
+    def start(self) -> InfluxDB:
+        """Start (or restart) influxd; returns self when ``/ping`` answers."""
+        d = self.dir
+        self.conf.write_text(
+            f"""reporting-disabled = true
+bind-address = "127.0.0.1:{self.rpc_port}"
+[meta]
+  dir = "{d}/meta"
+  logging-enabled = false
+[data]
+  dir = "{d}/data"
+  wal-dir = "{d}/wal"
+  query-log-enabled = false
+  index-version = "inmem"
+[monitor]
+  store-enabled = false
+[http]
+  bind-address = "127.0.0.1:{self.port}"
+  log-enabled = false
+  pprof-enabled = false
+[continuous_queries]
+  enabled = false
+[logging]
+  level = "warn"
+  suppress-logo = true
+"""
+        )
+        self._spawn([_find("influxd", "influxdb"), "run", "-config", str(self.conf)], self._ping, timeout=30)
+        return self
+
+    def _ping(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.url}/ping", timeout=1) as response:  # noqa: S310 (loopback URL we built)
+                return bool(response.status == 204)
+        except OSError:
+            return False
+
+    def query(self, q: str, db: str = "coldchain") -> list[dict[str, object]]:
+        """Run an InfluxQL statement; return the ``series`` of its first result (empty when none)."""
+        params = urllib.parse.urlencode({"q": q, "db": db, "epoch": "ms"})
+        request = urllib.request.Request(f"{self.url}/query", data=params.encode(), method="POST")  # noqa: S310 (loopback URL we built)
+        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+            body = json.load(response)
+        result = body["results"][0]
+        if "error" in result:
+            raise ServiceError(f"InfluxQL error for {q!r}: {result['error']}")
+        return list(result.get("series", []))
+
+    def rows(self, q: str, db: str = "coldchain") -> list[dict[str, object]]:
+        """Run a query and flatten its series into dicts (tags included)."""
+        out = []
+        for series in self.query(q, db):
+            tags = series.get("tags", {}) or {}
+            for values in series["values"]:  # type: ignore[index]
+                row = dict(zip(series["columns"], values, strict=True))  # type: ignore[call-overload]
+                row.update(tags)  # type: ignore[arg-type]
+                out.append(row)
+        return out

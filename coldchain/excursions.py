@@ -1,0 +1,73 @@
+"""Excursion arithmetic: turn a probe's readings, in event-time order, into alarm transitions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+from coldchain.profiles import ThresholdRule
+
+__all__ = ["ACTIVE", "CLEARED", "ThresholdTracker", "Transition"]
+
+ACTIVE: Final = "active"
+CLEARED: Final = "cleared"
+
+_IDLE, _PENDING, _ACTIVE, _CLEARING = range(4)
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """An alarm changed state because of the reading at (``ts``, ``seq``)."""
+
+    rule: ThresholdRule
+    sensor: str
+    state: str
+    value_c: float
+    ts: int
+    seq: int
+    started_ts: int  # when the condition began: with crate, rule and sensor, the alarm's identity
+
+
+class ThresholdTracker:
+    """State of one threshold rule on one sensor. Feed readings in event-time order."""
+
+    __slots__ = ("_since", "_started", "_state", "rule", "sensor")
+
+    def __init__(self, rule: ThresholdRule, sensor: str) -> None:
+        self.rule = rule
+        self.sensor = sensor
+        self._state = _IDLE
+        self._since = 0  # start of the pending breach or of the pending recovery
+        self._started = 0  # start of the active excursion
+
+    @property
+    def active(self) -> bool:
+        """True while the alarm is raised (including while its recovery is being confirmed)."""
+        return self._state in (_ACTIVE, _CLEARING)
+
+    def feed(self, value_c: float, ts: int, seq: int) -> Transition | None:
+        """Account for one reading; return the transition it causes, if any."""
+        rule = self.rule
+        state = self._state
+        if state in (_IDLE, _PENDING):
+            if not rule.breached(value_c):
+                self._state = _IDLE
+                return None
+            if state == _IDLE:
+                self._since = ts
+            if ts - self._since >= rule.delay_s * 1000:
+                self._state = _ACTIVE
+                self._started = self._since
+                return Transition(rule, self.sensor, ACTIVE, value_c, ts, seq, self._started)
+            self._state = _PENDING
+            return None
+        if not rule.recovered(value_c):
+            self._state = _ACTIVE
+            return None
+        if state == _ACTIVE:
+            self._since = ts
+        if ts - self._since >= rule.clear_delay_s * 1000:
+            self._state = _IDLE
+            return Transition(rule, self.sensor, CLEARED, value_c, ts, seq, self._started)
+        self._state = _CLEARING
+        return None

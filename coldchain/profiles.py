@@ -1,0 +1,81 @@
+"""Product profiles: which temperatures a kind of product tolerates, as a set of rules."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+from coldchain.settings import Table
+from coldchain.topics import valid_identifier
+
+__all__ = ["SEVERITIES", "Profile", "ThresholdRule", "parse_profiles"]
+
+SEVERITIES: Final = ("info", "warning", "critical")
+THRESHOLD_KINDS: Final = ("high", "low")
+
+
+@dataclass(frozen=True, slots=True)
+class ThresholdRule:
+    """Raise when a probe is above (``high``) or below (``low``) a limit.
+
+    ``delay_s``: the condition must persist this long before the alarm is raised
+    (a single-event rule). ``hysteresis_c``: the value must come back this far
+    inside the limit to count as recovered; ``clear_delay_s``: and stay there this long.
+    """
+
+    name: str
+    kind: str
+    threshold_c: float
+    severity: str
+    delay_s: float = 0.0
+    hysteresis_c: float = 0.0
+    clear_delay_s: float = 0.0
+
+    def breached(self, value_c: float) -> bool:
+        """True while ``value_c`` is outside the limit."""
+        return value_c > self.threshold_c if self.kind == "high" else value_c < self.threshold_c
+
+    def recovered(self, value_c: float) -> bool:
+        """True when ``value_c`` is back inside the limit by at least the hysteresis."""
+        if self.kind == "high":
+            return value_c <= self.threshold_c - self.hysteresis_c
+        return value_c >= self.threshold_c + self.hysteresis_c
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    """A named product profile (``cryo``, ``dry_ice``, ``refrigerated``...)."""
+
+    name: str
+    description: str
+    rules: tuple[ThresholdRule, ...]
+
+
+def _rule(table: Table) -> ThresholdRule:
+    return ThresholdRule(
+        name=table.identifier("name"),
+        kind=table.text("kind", choices=THRESHOLD_KINDS),
+        threshold_c=table.number("threshold_c", minimum=-273.15, maximum=200.0),
+        severity=table.text("severity", choices=SEVERITIES),
+        delay_s=table.number("delay_s", 0.0, minimum=0.0),
+        hysteresis_c=table.number("hysteresis_c", 0.0, minimum=0.0),
+        clear_delay_s=table.number("clear_delay_s", 0.0, minimum=0.0),
+    )
+
+
+def parse_profiles(root: Table) -> dict[str, Profile]:
+    """Every ``[name]`` table of a profiles file, each with its ``[[name.rules]]``."""
+    profiles: dict[str, Profile] = {}
+    for name in list(root.keys()):
+        table = root.table(name, required=True)
+        if not valid_identifier(name):
+            raise root.error(name, "profile names must be 1-64 of [A-Za-z0-9_.-]")
+        rules = tuple(_rule(t) for t in table.tables("rules"))
+        names = [r.name for r in rules]
+        if len(set(names)) != len(names):
+            raise table.error("rules", f"rule names must be unique within a profile, got {names}")
+        if not rules:
+            raise table.error("rules", "a profile needs at least one rule")
+        profiles[name] = Profile(name, table.text("description", ""), rules)
+    root.finish()
+    return profiles

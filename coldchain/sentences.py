@@ -1,0 +1,150 @@
+"""Probe firmware protocol v1: NMEA-style serial sentences.
+
+Framing: ``$<TYPE>,<field>,...*HH\\r\\n`` where ``HH`` is two uppercase hex
+digits of the XOR of every byte between ``$`` and ``*``. The full protocol is
+documented in ``docs/firmware-protocol.md``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Final
+
+from coldchain.errors import SentenceError
+
+__all__ = [
+    "PROBE_STATUSES",
+    "AckSentence",
+    "CommandSentence",
+    "HeartbeatSentence",
+    "Sentence",
+    "TemperatureSentence",
+    "checksum",
+    "frame",
+    "parse_sentence",
+]
+
+PROBE_STATUSES: Final = frozenset({"OK", "OPEN", "SHORT", "RANGE"})
+MAX_SENTENCE_BYTES: Final = 82  # NMEA's limit; keeps a garbage stream from growing a line buffer
+
+
+def checksum(body: str) -> str:
+    """Return the two-hex-digit XOR checksum of the text between ``$`` and ``*``."""
+    value = 0
+    for byte in body.encode("ascii"):
+        value ^= byte
+    return f"{value:02X}"
+
+
+def frame(body: str) -> bytes:
+    """Wrap a sentence body (``TYPE,fields``) into a complete, terminated sentence."""
+    return f"${body}*{checksum(body)}\r\n".encode("ascii")
+
+
+@dataclass(frozen=True, slots=True)
+class TemperatureSentence:
+    """``$CCTMP,<sensor>,<celsius>,<status>``: one probe sample."""
+
+    sensor: str
+    celsius: float
+    status: str = "OK"
+
+    def encode(self) -> bytes:
+        return frame(f"CCTMP,{self.sensor},{self.celsius:.2f},{self.status}")
+
+
+@dataclass(frozen=True, slots=True)
+class HeartbeatSentence:
+    """``$CCHBT,<uptime_s>,<firmware_version>,<supply_mV>``: the board is alive."""
+
+    uptime_s: int
+    firmware_version: str
+    supply_mv: int
+
+    def encode(self) -> bytes:
+        return frame(f"CCHBT,{self.uptime_s},{self.firmware_version},{self.supply_mv}")
+
+
+@dataclass(frozen=True, slots=True)
+class CommandSentence:
+    """``$CCCMD,<name>,<argument>``: a command from the agent to the board (e.g. RATE,1000)."""
+
+    name: str
+    argument: str
+
+    def encode(self) -> bytes:
+        return frame(f"CCCMD,{self.name},{self.argument}")
+
+
+@dataclass(frozen=True, slots=True)
+class AckSentence:
+    """``$CCACK,<name>,<argument>``: the board confirms a command."""
+
+    name: str
+    argument: str
+
+    def encode(self) -> bytes:
+        return frame(f"CCACK,{self.name},{self.argument}")
+
+
+Sentence = TemperatureSentence | HeartbeatSentence | CommandSentence | AckSentence
+
+
+def _sensor_name(raw: str) -> str:
+    if not raw or not all(c.isalnum() or c in "_-." for c in raw):
+        raise SentenceError(f"sensor name {raw!r} is empty or has characters outside [A-Za-z0-9_.-]")
+    return raw
+
+
+def _integer(raw: str, what: str) -> int:
+    try:
+        return int(raw)
+    except ValueError:
+        raise SentenceError(f"{what} {raw!r} is not an integer") from None
+
+
+def parse_sentence(line: bytes) -> Sentence:
+    """Decode one line (with or without its ``\\r\\n``) into a sentence.
+
+    Raises SentenceError naming what is wrong: framing, checksum, type or field.
+    """
+    if len(line) > MAX_SENTENCE_BYTES + 2:
+        raise SentenceError(f"line of {len(line)} bytes is longer than {MAX_SENTENCE_BYTES}")
+    try:
+        text = line.decode("ascii").strip()
+    except UnicodeDecodeError:
+        raise SentenceError("line contains non-ASCII bytes") from None
+    if not text.startswith("$"):
+        raise SentenceError(f"line does not start with '$': {text[:20]!r}")
+    body, star, given = text[1:].rpartition("*")
+    if not star or len(given) != 2:
+        raise SentenceError(f"line has no '*HH' checksum: {text[:40]!r}")
+    expected = checksum(body)
+    if given.upper() != expected:
+        raise SentenceError(f"checksum mismatch: line says {given}, content gives {expected}")
+    kind, *fields = body.split(",")
+    if kind == "CCTMP":
+        if len(fields) != 3:
+            raise SentenceError(f"CCTMP needs 3 fields, got {len(fields)}")
+        sensor, raw_value, status = fields
+        if status not in PROBE_STATUSES:
+            raise SentenceError(f"CCTMP status {status!r} is not one of {sorted(PROBE_STATUSES)}")
+        try:
+            celsius = float(raw_value)
+        except ValueError:
+            raise SentenceError(f"CCTMP temperature {raw_value!r} is not a number") from None
+        if not math.isfinite(celsius):
+            raise SentenceError(f"CCTMP temperature {raw_value!r} is not finite")
+        return TemperatureSentence(_sensor_name(sensor), celsius, status)
+    if kind == "CCHBT":
+        if len(fields) != 3:
+            raise SentenceError(f"CCHBT needs 3 fields, got {len(fields)}")
+        uptime, version, supply = fields
+        return HeartbeatSentence(_integer(uptime, "uptime"), version, _integer(supply, "supply mV"))
+    if kind in ("CCCMD", "CCACK"):
+        if len(fields) != 2:
+            raise SentenceError(f"{kind} needs 2 fields, got {len(fields)}")
+        cls = CommandSentence if kind == "CCCMD" else AckSentence
+        return cls(fields[0], fields[1])
+    raise SentenceError(f"unknown sentence type {kind!r}")

@@ -1,0 +1,142 @@
+"""Typed access to parsed TOML, with errors that name the file, the key and the problem.
+
+The program reads the file (``tomllib``); this module only checks what it holds.
+Every key a program reads is remembered, so ``Table.finish()`` can refuse typos.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any, TypeVar
+
+from coldchain.errors import ConfigError
+from coldchain.topics import valid_identifier
+
+__all__ = ["REQUIRED", "Table"]
+
+T = TypeVar("T")
+
+
+class _Required:
+    def __repr__(self) -> str:
+        return "REQUIRED"
+
+
+REQUIRED: Any = _Required()
+
+
+class Table:
+    """One TOML table of a named source, read key by key."""
+
+    def __init__(self, data: Mapping[str, Any], source: str, path: str = "") -> None:
+        self._data = data
+        self.source = source
+        self.path = path
+        self._read: set[str] = set()
+        self._children: list[Table] = []
+
+    def key(self, name: str) -> str:
+        """Dotted name of ``name`` within the file, for error messages."""
+        return f"{self.path}.{name}" if self.path else name
+
+    def error(self, name: str, problem: str) -> ConfigError:
+        """A ConfigError about key ``name`` of this table."""
+        return ConfigError(self.source, self.key(name), problem)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._data
+
+    def keys(self) -> Iterable[str]:
+        """The keys present in this table."""
+        return self._data.keys()
+
+    def _get(self, name: str, default: Any, kinds: tuple[type, ...], label: str) -> Any:
+        self._read.add(name)
+        if name not in self._data:
+            if default is REQUIRED:
+                raise self.error(name, "is required but missing")
+            return default
+        value = self._data[name]
+        if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+            raise self.error(name, f"must be {label}, got {type(value).__name__} {value!r}")
+        return value
+
+    def text(self, name: str, default: Any = REQUIRED, choices: Iterable[str] | None = None) -> Any:
+        """A string value, optionally one of ``choices``."""
+        value = self._get(name, default, (str,), "a string")
+        if choices is not None and value is not None:
+            allowed = sorted(choices)
+            if value not in allowed:
+                raise self.error(name, f"{value!r} is not one of {allowed}")
+        return value
+
+    def identifier(self, name: str, default: Any = REQUIRED) -> Any:
+        """A crate/sensor/rule id: 1-64 characters of [A-Za-z0-9_.-]."""
+        value = self.text(name, default)
+        if value is not None and not valid_identifier(value):
+            raise self.error(name, f"{value!r} must be 1-64 of [A-Za-z0-9_.-], starting with a letter or digit")
+        return value
+
+    def integer(
+        self, name: str, default: Any = REQUIRED, minimum: int | None = None, maximum: int | None = None
+    ) -> Any:
+        """An integer within [minimum, maximum]."""
+        value = self._get(name, default, (int,), "an integer")
+        self._bounds(name, value, minimum, maximum)
+        return value
+
+    def number(
+        self, name: str, default: Any = REQUIRED, minimum: float | None = None, maximum: float | None = None
+    ) -> Any:
+        """A number (integers accepted) within [minimum, maximum], as float."""
+        value = self._get(name, default, (int, float), "a number")
+        if value is None:
+            return None
+        self._bounds(name, value, minimum, maximum)
+        return float(value)
+
+    def flag(self, name: str, default: Any = REQUIRED) -> Any:
+        """A true/false value."""
+        return self._get(name, default, (bool,), "true or false")
+
+    def text_list(self, name: str, default: Any = REQUIRED) -> Any:
+        """A list of strings."""
+        value = self._get(name, default, (list,), "a list of strings")
+        if value is not None and not all(isinstance(v, str) for v in value):
+            raise self.error(name, "must be a list of strings")
+        return value
+
+    def table(self, name: str, required: bool = False) -> Table:
+        """A sub-table (empty when absent and not required)."""
+        raw = self._get(name, REQUIRED if required else {}, (dict,), "a table")
+        child = Table(raw, self.source, self.key(name))
+        self._children.append(child)
+        return child
+
+    def tables(self, name: str) -> list[Table]:
+        """An array of tables (``[[name]]``), empty when absent."""
+        raw = self._get(name, [], (list,), "an array of tables")
+        out = []
+        for i, item in enumerate(raw):
+            if not isinstance(item, dict):
+                raise ConfigError(self.source, f"{self.key(name)}[{i}]", "must be a table")
+            child = Table(item, self.source, f"{self.key(name)}[{i}]")
+            self._children.append(child)
+            out.append(child)
+        return out
+
+    def finish(self) -> None:
+        """Refuse keys nobody read (usually typos), here and in every sub-table read."""
+        for name in self._data:
+            if name not in self._read:
+                raise self.error(name, "is not a known setting (typo?)")
+        for child in self._children:
+            child.finish()
+
+    def _bounds(self, name: str, value: Any, minimum: Any, maximum: Any) -> None:
+        if value is None:
+            return
+        if minimum is not None and value < minimum:
+            raise self.error(name, f"{value} is below the minimum {minimum}")
+        if maximum is not None and value > maximum:
+            raise self.error(name, f"{value} is above the maximum {maximum}")

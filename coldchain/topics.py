@@ -1,0 +1,70 @@
+"""MQTT topic names of the v1 contract, and the identifiers that go into them."""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+__all__ = [
+    "ROOT",
+    "TELEMETRY_FILTER",
+    "alarm_topic",
+    "crate_from_topic",
+    "events_topic",
+    "rejected_topic",
+    "status_topic",
+    "storage_ack_topic",
+    "telemetry_topic",
+    "valid_identifier",
+]
+
+ROOT: Final = "coldchain/v1"
+TELEMETRY_FILTER: Final = f"{ROOT}/crates/+/telemetry"
+REJECTED_TOPIC: Final = f"{ROOT}/rejected"
+
+# Crate, sensor and rule ids become topic levels and MQTT usernames: keep them to a
+# safe alphabet so a name can never be a wildcard ('+', '#') or a level separator ('/').
+_IDENTIFIER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+
+
+def valid_identifier(name: str) -> bool:
+    """True when ``name`` may be used as a crate, sensor or rule id (1-64 of [A-Za-z0-9_.-])."""
+    return _IDENTIFIER.fullmatch(name) is not None
+
+
+def telemetry_topic(crate: str) -> str:
+    """Where crate ``crate`` publishes its readings."""
+    return f"{ROOT}/crates/{crate}/telemetry"
+
+
+def status_topic(crate: str) -> str:
+    """Retained online/offline state of a crate (the offline one is its last will)."""
+    return f"{ROOT}/crates/{crate}/status"
+
+
+def events_topic(crate: str) -> str:
+    """Discrete crate events (lid, gap, excursion seen locally)."""
+    return f"{ROOT}/crates/{crate}/events"
+
+
+def storage_ack_topic(crate: str) -> str:
+    """The gateway's end-to-end acknowledgement: every seq up to N is stored."""
+    return f"{ROOT}/crates/{crate}/ack"
+
+
+def alarm_topic(crate: str, rule: str, sensor: str) -> str:
+    """Retained current state of one alarm; ``sensor`` is ``crate`` for whole-crate rules."""
+    return f"{ROOT}/alarms/{crate}/{rule}/{sensor}"
+
+
+def rejected_topic() -> str:
+    """Where the gateway reports messages it refused, with the reason."""
+    return REJECTED_TOPIC
+
+
+def crate_from_topic(topic: str) -> str | None:
+    """The crate level of a ``coldchain/v1/crates/{crate}/...`` topic, or None."""
+    parts = topic.split("/")
+    if len(parts) >= 4 and parts[0] == "coldchain" and parts[1] == "v1" and parts[2] == "crates":
+        return parts[3]
+    return None

@@ -1,0 +1,237 @@
+"""MQTT payload contract v1: the messages crates, gateway and people exchange.
+
+Decoders are the only way external bytes become these types; each rejects bad
+input with a WireFormatError whose ``reason`` is a short stable label (counted
+per reason by the gateway) and whose ``detail`` says what exactly is wrong.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass
+from typing import Any, Final
+
+from coldchain.errors import WireFormatError
+from coldchain.sentences import PROBE_STATUSES
+from coldchain.topics import valid_identifier
+
+__all__ = [
+    "MAX_PAYLOAD_BYTES",
+    "PLAUSIBLE_MAX_C",
+    "PLAUSIBLE_MIN_C",
+    "WIRE_VERSION",
+    "AlarmMessage",
+    "CrateStatus",
+    "Reading",
+    "StorageAck",
+    "Telemetry",
+    "decode_storage_ack",
+    "decode_telemetry",
+    "encode",
+]
+
+WIRE_VERSION: Final = 1
+MAX_PAYLOAD_BYTES: Final = 16_384
+MAX_READINGS: Final = 64
+PLAUSIBLE_MIN_C: Final = -200.0
+PLAUSIBLE_MAX_C: Final = 80.0
+FUTURE_TOLERANCE_MS: Final = 5 * 60 * 1000  # crates without RTC drift; beyond this is a bad clock
+FAULTS: Final = PROBE_STATUSES - {"OK"}
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """One probe's value at the message's time; ``value_c`` is None when ``fault`` says why."""
+
+    sensor: str
+    value_c: float | None
+    fault: str | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        if self.fault is None:
+            return {"sensor": self.sensor, "value_c": self.value_c}
+        return {"sensor": self.sensor, "value_c": None, "fault": self.fault}
+
+
+@dataclass(frozen=True, slots=True)
+class Telemetry:
+    """One sampling tick of one crate: ``coldchain/v1/crates/{crate}/telemetry``."""
+
+    crate: str
+    seq: int
+    ts: int  # UTC epoch milliseconds of the sample
+    readings: tuple[Reading, ...]
+    profile: str | None = None  # optional extension: the crate's own idea of its product profile
+
+    def to_wire(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "v": WIRE_VERSION,
+            "crate": self.crate,
+            "seq": self.seq,
+            "ts": self.ts,
+            "readings": [r.to_wire() for r in self.readings],
+        }
+        if self.profile is not None:
+            body["profile"] = self.profile
+        return body
+
+
+@dataclass(frozen=True, slots=True)
+class CrateStatus:
+    """Retained ``online``/``offline`` state of a crate."""
+
+    crate: str
+    state: str
+    ts: int
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"v": WIRE_VERSION, "crate": self.crate, "state": self.state, "ts": self.ts}
+
+
+@dataclass(frozen=True, slots=True)
+class StorageAck:
+    """The gateway's promise: every seq up to ``stored_through`` is stored or definitively rejected."""
+
+    crate: str
+    stored_through: int
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"v": WIRE_VERSION, "crate": self.crate, "stored_through": self.stored_through}
+
+
+@dataclass(frozen=True, slots=True)
+class AlarmMessage:
+    """Current state of one alarm, retained on ``coldchain/v1/alarms/{crate}/{rule}/{sensor}``."""
+
+    crate: str
+    rule: str
+    sensor: str
+    severity: str
+    state: str  # "active" or "cleared"
+    value_c: float | None
+    threshold_c: float | None
+    ts: int  # time of the reading that caused this transition
+    seq: int  # seq of that reading
+    started_ts: int  # when the condition began (the alarm's identity with crate, rule, sensor)
+    profile: str
+
+    @property
+    def alarm_id(self) -> str:
+        """Deterministic identity: the same excursion always gets the same id."""
+        return f"{self.crate}/{self.rule}/{self.sensor}/{self.started_ts}"
+
+    def to_wire(self) -> dict[str, Any]:
+        body = asdict(self)
+        body["v"] = WIRE_VERSION
+        body["id"] = self.alarm_id
+        return body
+
+
+def encode(message: Telemetry | CrateStatus | StorageAck | AlarmMessage) -> bytes:
+    """Compact JSON bytes of a message, as published."""
+    return json.dumps(message.to_wire(), separators=(",", ":"), allow_nan=False).encode()
+
+
+def _object(payload: bytes) -> dict[str, Any]:
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise WireFormatError("size", f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD_BYTES}")
+    try:
+        body = json.loads(payload)
+    except UnicodeDecodeError:
+        raise WireFormatError("encoding", "payload is not valid UTF-8") from None
+    except RecursionError:
+        raise WireFormatError("json", "payload is nested too deeply") from None
+    except ValueError as exc:
+        raise WireFormatError("json", f"payload is not JSON ({exc})") from None
+    if not isinstance(body, dict):
+        raise WireFormatError("schema", f"payload is a JSON {type(body).__name__}, not an object")
+    version = body.get("v")
+    if version != WIRE_VERSION or isinstance(version, bool):
+        raise WireFormatError("version", f"'v' is {version!r}, this gateway speaks {WIRE_VERSION}")
+    return body
+
+
+def _field(body: dict[str, Any], key: str, kind: type, reason: str = "schema") -> Any:
+    if key not in body:
+        raise WireFormatError(reason, f"required field '{key}' is missing")
+    value = body[key]
+    # bool is an int in Python but never a valid number on our wire
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise WireFormatError("type", f"'{key}' must be {kind.__name__}, got {type(value).__name__}")
+    return value
+
+
+def _crate(body: dict[str, Any], topic_crate: str | None) -> str:
+    crate: str = _field(body, "crate", str)
+    if not valid_identifier(crate):
+        raise WireFormatError("crate", f"crate id {crate[:70]!r} is not 1-64 of [A-Za-z0-9_.-]")
+    if topic_crate is not None and crate != topic_crate:
+        raise WireFormatError("crate_mismatch", f"payload crate {crate!r} != topic crate {topic_crate!r}")
+    return crate
+
+
+def _reading(raw: Any, index: int) -> Reading:
+    if not isinstance(raw, dict):
+        raise WireFormatError("schema", f"readings[{index}] is not an object")
+    sensor = raw.get("sensor")
+    if not isinstance(sensor, str) or not valid_identifier(sensor):
+        raise WireFormatError("schema", f"readings[{index}].sensor {sensor!r} is not a valid sensor id")
+    value = raw.get("value_c", ...)
+    fault = raw.get("fault")
+    if value is ...:
+        raise WireFormatError("schema", f"readings[{index}].value_c is missing")
+    if value is None:
+        if fault not in FAULTS:
+            raise WireFormatError(
+                "schema", f"readings[{index}] has value_c null but fault {fault!r} is not one of {sorted(FAULTS)}"
+            )
+        return Reading(sensor, None, fault)
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        raise WireFormatError("type", f"readings[{index}].value_c must be a number, got {type(value).__name__}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise WireFormatError("range", f"readings[{index}].value_c is not finite")
+    if not PLAUSIBLE_MIN_C <= value <= PLAUSIBLE_MAX_C:
+        raise WireFormatError(
+            "range", f"readings[{index}].value_c {value} is outside {PLAUSIBLE_MIN_C}..{PLAUSIBLE_MAX_C} °C"
+        )
+    if fault is not None:
+        raise WireFormatError("schema", f"readings[{index}] has both a value and fault {fault!r}")
+    return Reading(sensor, value)
+
+
+def decode_telemetry(payload: bytes, topic_crate: str | None = None, now_ms: int | None = None) -> Telemetry:
+    """Validate and decode a telemetry payload.
+
+    ``topic_crate`` is the crate named by the topic (must equal the payload's);
+    ``now_ms`` enables the check that ``ts`` is not in the future beyond a tolerance.
+    """
+    body = _object(payload)
+    crate = _crate(body, topic_crate)
+    seq = _field(body, "seq", int)
+    if not 0 <= seq < 2**63:
+        raise WireFormatError("range", f"seq {seq} is outside 0..2^63-1")
+    ts = _field(body, "ts", int)
+    if not 0 < ts < 2**53:
+        raise WireFormatError("range", f"ts {ts} is not a plausible epoch millisecond")
+    if now_ms is not None and ts > now_ms + FUTURE_TOLERANCE_MS:
+        raise WireFormatError("future_ts", f"ts {ts} is {(ts - now_ms) / 1000:.0f} s in the future")
+    raw_readings = _field(body, "readings", list)
+    if not raw_readings or len(raw_readings) > MAX_READINGS:
+        raise WireFormatError("schema", f"readings must hold 1..{MAX_READINGS} entries, got {len(raw_readings)}")
+    readings = tuple(_reading(raw, i) for i, raw in enumerate(raw_readings))
+    if len({r.sensor for r in readings}) != len(readings):
+        raise WireFormatError("schema", "readings name the same sensor twice")
+    profile = body.get("profile")
+    if profile is not None and (not isinstance(profile, str) or not valid_identifier(profile)):
+        raise WireFormatError("schema", f"profile {profile!r} is not a valid profile name")
+    return Telemetry(crate, seq, ts, readings, profile)
+
+
+def decode_storage_ack(payload: bytes, topic_crate: str | None = None) -> StorageAck:
+    """Validate and decode the gateway's ``stored_through`` acknowledgement."""
+    body = _object(payload)
+    crate = _crate(body, topic_crate)
+    stored_through = _field(body, "stored_through", int)
+    return StorageAck(crate, stored_through)
