@@ -137,9 +137,11 @@ def _object(payload: bytes) -> dict[str, Any]:
     if len(payload) > MAX_PAYLOAD_BYTES:
         raise WireFormatError("size", f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD_BYTES}")
     try:
-        body = json.loads(payload)
-    except UnicodeDecodeError:
-        raise WireFormatError("encoding", "payload is not valid UTF-8") from None
+        text = payload.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise WireFormatError("encoding", f"payload is not valid UTF-8 (byte {exc.start})") from None
+    try:
+        body = json.loads(text)
     except RecursionError:
         raise WireFormatError("json", "payload is nested too deeply") from None
     except ValueError as exc:

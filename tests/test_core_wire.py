@@ -1,0 +1,97 @@
+"""Wire contract v1: telemetry decoding, validation reasons and golden payloads."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from coldchain.errors import WireFormatError
+from coldchain.wire import AlarmMessage, Reading, StorageAck, Telemetry, decode_storage_ack, decode_telemetry, encode
+
+GOLDEN = (Path(__file__).parent / "data" / "telemetry_v1.json").read_bytes().strip()
+GOOD = {
+    "v": 1,
+    "crate": "C-0042",
+    "seq": 17,
+    "ts": 1764086400123,
+    "readings": [{"sensor": "probe1", "value_c": -162.31}],
+}
+
+
+def _payload(**changes: object) -> bytes:
+    body = {**GOOD, **changes}
+    return json.dumps({k: v for k, v in body.items() if v is not ...}).encode()
+
+
+def test_golden_payload_round_trips() -> None:
+    """The golden payload decodes to the expected message and encodes back to the same bytes."""
+    message = decode_telemetry(GOLDEN, topic_crate="C-0042")
+    assert message == Telemetry(
+        "C-0042", 17, 1764086400123, (Reading("probe1", -162.31), Reading("probe2", None, "OPEN"))
+    )
+    assert encode(message) == GOLDEN
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [
+        (b"\xff\xfe", "encoding"),
+        (b"{not json", "json"),
+        (b"[1,2]", "schema"),
+        (b"[" * 100_000 + b"]" * 100_000, "size"),
+        (_payload(v=2), "version"),
+        (_payload(v=True), "version"),
+        (_payload(crate=...), "schema"),
+        (_payload(crate="C/+"), "crate"),
+        (_payload(crate="C-0043"), "crate_mismatch"),
+        (_payload(seq="17"), "type"),
+        (_payload(seq=True), "type"),
+        (_payload(seq=-1), "range"),
+        (_payload(ts=1.5), "type"),
+        (_payload(readings=[]), "schema"),
+        (_payload(readings=[{"sensor": "probe1", "value_c": -250.0}]), "range"),
+        (_payload(readings=[{"sensor": "probe1", "value_c": "cold"}]), "type"),
+        (_payload(readings=[{"sensor": "probe1", "value_c": None}]), "schema"),
+        (_payload(readings=[{"sensor": "probe1", "value_c": None, "fault": "HOT"}]), "schema"),
+        (_payload(readings=[{"sensor": "probe1", "value_c": 1.0}, {"sensor": "probe1", "value_c": 2.0}]), "schema"),
+        (b'{"v":1,"crate":"C-0042","seq":1,"ts":1,"readings":[{"sensor":"p","value_c":NaN}]}', "range"),
+    ],
+)
+def test_invalid_telemetry_is_rejected_with_a_reason(payload: bytes, reason: str) -> None:
+    """Each kind of bad payload is rejected with its stable reason label."""
+    with pytest.raises(WireFormatError) as caught:
+        decode_telemetry(payload, topic_crate="C-0042")
+    assert caught.value.reason == reason
+
+
+def test_deeply_nested_json_is_rejected_not_crashing() -> None:
+    """Nesting deep enough to exhaust the parser's recursion is a rejection, not a crash."""
+    deep = b'{"v":1,"x":' + b"[" * 5000 + b"]" * 5000 + b"}"
+    with pytest.raises(WireFormatError):
+        decode_telemetry(deep)
+
+
+def test_future_timestamp_is_rejected_beyond_tolerance() -> None:
+    """A ts far ahead of the gateway's clock is refused; a little drift is accepted."""
+    now = GOOD["ts"]
+    assert decode_telemetry(_payload(ts=now + 60_000), now_ms=now).ts == now + 60_000
+    with pytest.raises(WireFormatError) as caught:
+        decode_telemetry(_payload(ts=now + 3_600_000), now_ms=now)
+    assert caught.value.reason == "future_ts"
+
+
+def test_storage_ack_round_trips() -> None:
+    """The gateway's stored_through acknowledgement encodes and decodes."""
+    ack = StorageAck("C-0042", 99)
+    assert encode(ack) == b'{"v":1,"crate":"C-0042","stored_through":99}'
+    assert decode_storage_ack(encode(ack), topic_crate="C-0042") == ack
+
+
+def test_alarm_message_has_a_deterministic_id() -> None:
+    """The alarm id is made of crate, rule, sensor and start time."""
+    alarm = AlarmMessage("C-1", "critical_high", "probe1", "critical", "active", -149.5, -150.0, 20, 7, 10, "cryo")
+    body = json.loads(encode(alarm))
+    assert body["id"] == "C-1/critical_high/probe1/10"
+    assert (body["seq"], body["ts"], body["state"]) == (7, 20, "active")
