@@ -14,10 +14,13 @@ from typing import Final
 from coldchain.errors import SentenceError
 
 __all__ = [
+    "LID_STATES",
     "PROBE_STATUSES",
     "AckSentence",
+    "ClockSentence",
     "CommandSentence",
     "HeartbeatSentence",
+    "LidSentence",
     "Sentence",
     "TemperatureSentence",
     "checksum",
@@ -26,6 +29,7 @@ __all__ = [
 ]
 
 PROBE_STATUSES: Final = frozenset({"OK", "OPEN", "SHORT", "RANGE"})
+LID_STATES: Final = frozenset({"OPEN", "CLOSED"})
 MAX_SENTENCE_BYTES: Final = 82  # NMEA's limit; keeps a garbage stream from growing a line buffer
 
 
@@ -88,7 +92,31 @@ class AckSentence:
         return frame(f"CCACK,{self.name},{self.argument}")
 
 
-Sentence = TemperatureSentence | HeartbeatSentence | CommandSentence | AckSentence
+@dataclass(frozen=True, slots=True)
+class ClockSentence:
+    """``$CCTIM,<epoch_ms>``: the board's clock (UTC epoch ms), sent just before a tick's CCTMP burst.
+
+    A board with a clock (or the simulator running faster than real time) sends
+    it so the agent stamps the following samples with the board's time.
+    """
+
+    epoch_ms: int
+
+    def encode(self) -> bytes:
+        return frame(f"CCTIM,{self.epoch_ms}")
+
+
+@dataclass(frozen=True, slots=True)
+class LidSentence:
+    """``$CCLID,<OPEN|CLOSED>``: the lid switch wired to the probe board changed state."""
+
+    state: str
+
+    def encode(self) -> bytes:
+        return frame(f"CCLID,{self.state}")
+
+
+Sentence = TemperatureSentence | HeartbeatSentence | CommandSentence | AckSentence | ClockSentence | LidSentence
 
 
 def _sensor_name(raw: str) -> str:
@@ -147,4 +175,15 @@ def parse_sentence(line: bytes) -> Sentence:
             raise SentenceError(f"{kind} needs 2 fields, got {len(fields)}")
         cls = CommandSentence if kind == "CCCMD" else AckSentence
         return cls(fields[0], fields[1])
+    if kind == "CCTIM":
+        if len(fields) != 1:
+            raise SentenceError(f"CCTIM needs 1 field, got {len(fields)}")
+        epoch_ms = _integer(fields[0], "clock epoch ms")
+        if not 0 < epoch_ms < 2**53:
+            raise SentenceError(f"CCTIM clock {epoch_ms} is not a plausible epoch millisecond")
+        return ClockSentence(epoch_ms)
+    if kind == "CCLID":
+        if len(fields) != 1 or fields[0] not in LID_STATES:
+            raise SentenceError(f"CCLID needs one field, OPEN or CLOSED, got {fields!r}")
+        return LidSentence(fields[0])
     raise SentenceError(f"unknown sentence type {kind!r}")
