@@ -7,6 +7,7 @@ database already running on this machine (e.g. on 1883/8086).
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -87,22 +88,32 @@ class _Process:
             self.process.wait(timeout=10)
 
 
+# Started as root, mosquitto drops to user "mosquitto", which cannot enter a private temp dir.
+_RUN_AS = "user root" if os.geteuid() == 0 else ""
+
+
 class Mosquitto(_Process):
     """A private mosquitto: anonymous, persistent, queues generously, TCP_NODELAY on."""
 
     name = "mosquitto"
 
-    def __init__(self, workdir: Path, port: int | None = None, extra_conf: str = "") -> None:
+    def __init__(self, workdir: Path, port: int | None = None, extra_conf: str = "", config: str | None = None) -> None:
+        """A broker in ``workdir``; ``config`` replaces the whole test configuration (it must listen on ``port``)."""
         super().__init__(workdir)
         self.host = "127.0.0.1"
         self.port = port or free_port()
         self.extra_conf = extra_conf
+        self.config = config
         self.conf = self.dir / "mosquitto.conf"
 
     def write_conf(self) -> None:
         """Write the broker configuration (kept across restarts of the same broker)."""
+        if self.config is not None:
+            self.conf.write_text(self.config)
+            return
         self.conf.write_text(
             f"""listener {self.port} 127.0.0.1
+{_RUN_AS}
 allow_anonymous true
 persistence true
 persistence_location {self.dir}/

@@ -1,0 +1,246 @@
+"""The shipped broker configuration, run for real: who may connect, publish and read what."""
+
+from __future__ import annotations
+
+import queue
+import ssl
+import stat
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.properties import Properties
+
+from cli.provision import main as provision
+from cli.services import _RUN_AS, Mosquitto, free_port
+
+pytestmark = pytest.mark.integration
+
+SHIPPED = Path(__file__).resolve().parent.parent / "config" / "mosquitto"
+
+
+@dataclass
+class Broker:
+    """The locked-down broker and where its credentials were written."""
+
+    broker: Mosquitto
+    tls_port: int
+    creds: Path
+    ca: Path
+
+
+def _make_ca(directory: Path) -> Path:
+    """A throwaway CA and a server certificate for 127.0.0.1, made with openssl."""
+
+    def run(*argv: str) -> None:
+        subprocess.run(["openssl", *argv], cwd=directory, check=True, capture_output=True)
+
+    run(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=coldchain test CA",
+    )
+    run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1")
+    (directory / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
+    run(
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.crt",
+        "-days",
+        "2",
+        "-extfile",
+        "san.ext",
+    )
+    return directory / "ca.crt"
+
+
+@pytest.fixture(scope="module")
+def locked_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
+    """config/mosquitto/coldchain.conf and acl, with paths and ports moved into a temp dir."""
+    root = tmp_path_factory.mktemp("locked-broker")
+    etc = root / "etc"
+    etc.mkdir()
+    ca = _make_ca(etc)
+    (etc / "acl").write_text((SHIPPED / "acl").read_text())
+    creds = root / "creds"
+    common = ["--broker-dir", str(etc), "--keys-dir", str(root / "keys"), "--out", str(creds)]
+    for crate in ("C-A", "C-B"):
+        assert provision(["crate", crate, *common]) == 0
+    assert provision(["staff", "alice", *common]) == 0
+    assert provision(["gateway", *common]) == 0
+    port, tls_port = free_port(), free_port()
+    config = (
+        (SHIPPED / "coldchain.conf")
+        .read_text()
+        .replace("/etc/mosquitto/coldchain/", f"{etc}/")
+        .replace("/var/lib/mosquitto/", f"{root}/")
+        .replace("listener 1883 127.0.0.1", f"listener {port} 127.0.0.1")
+        .replace("listener 8883", f"listener {tls_port} 127.0.0.1")
+        .replace("log_dest syslog", "log_dest stderr")
+    ) + f"\n{_RUN_AS}\n"
+    broker = Mosquitto(root / "run", port=port, config=config).start()
+    yield Broker(broker, tls_port, creds, ca)
+    broker.stop()
+
+
+def _password(creds: Path, user: str) -> str:
+    names = {"C-A": "C-A/mqtt-password", "C-B": "C-B/mqtt-password", "staff.alice": "staff.alice.password"}
+    return (creds / names.get(user, "gateway-mqtt-password")).read_text().strip()
+
+
+class Client:
+    """A paho MQTT v5 client that records what it receives and how its connect went."""
+
+    def __init__(self, b: Broker, user: str | None, tls: bool = False) -> None:
+        self.messages: queue.Queue[mqtt.MQTTMessage] = queue.Queue()
+        self.connack: queue.Queue[int] = queue.Queue()
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=user or "", protocol=mqtt.MQTTv5)
+        if user is not None:
+            self.client.username_pw_set(user, _password(b.creds, user))
+        if tls:
+            self.client.tls_set(ca_certs=str(b.ca), tls_version=ssl.PROTOCOL_TLS_CLIENT)
+        self.client.on_connect = lambda c, u, f, rc, p: self.connack.put(rc.value)
+        self.client.on_message = lambda c, u, m: self.messages.put(m)
+        self.client.connect(b.broker.host, b.tls_port if tls else b.broker.port)
+        self.client.loop_start()
+
+    def connected(self) -> int:
+        """The CONNACK reason code (0: accepted)."""
+        return self.connack.get(timeout=5)
+
+    def subscribe(self, topic: str) -> None:
+        done = queue.Queue[int]()
+        self.client.on_subscribe = lambda c, u, mid, rcs, p: done.put(rcs[0].value)
+        self.client.subscribe(topic, qos=1)
+        done.get(timeout=5)
+
+    def publish(self, topic: str, payload: bytes) -> None:
+        self.client.publish(topic, payload, qos=1, properties=Properties(mqtt.PacketTypes.PUBLISH)).wait_for_publish(5)
+
+    def received(self, wait: float = 1.0) -> list[tuple[str, bytes]]:
+        """Everything received within ``wait`` seconds."""
+        out, deadline = [], time.monotonic() + wait
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                m = self.messages.get(timeout=left)
+            except queue.Empty:
+                break
+            out.append((m.topic, m.payload))
+        return out
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+@pytest.fixture
+def gateway(locked_broker: Broker) -> Iterator[Client]:
+    """The gateway's login, subscribed to all telemetry."""
+    client = Client(locked_broker, "coldchain-gateway")
+    assert client.connected() == 0
+    client.subscribe("coldchain/v1/crates/+/telemetry")
+    yield client
+    client.close()
+
+
+def test_anonymous_client_is_refused(locked_broker: Broker) -> None:
+    """A client without credentials is refused at CONNECT."""
+    client = Client(locked_broker, None)
+    assert client.connected() != 0
+    client.close()
+
+
+def test_crate_cannot_publish_as_another_crate(locked_broker: Broker, gateway: Client) -> None:
+    """Crate A's telemetry on its own topic arrives; on crate B's topic it never reaches the gateway."""
+    crate_a = Client(locked_broker, "C-A")
+    assert crate_a.connected() == 0
+    crate_a.publish("coldchain/v1/crates/C-B/telemetry", b"forged")
+    crate_a.publish("coldchain/v1/crates/C-A/telemetry", b"genuine")
+    assert gateway.received() == [("coldchain/v1/crates/C-A/telemetry", b"genuine")]
+    crate_a.close()
+
+
+def test_crate_reads_only_its_own_storage_ack(locked_broker: Broker) -> None:
+    """A crate receives its own storage acknowledgements and not another crate's."""
+    crate_a = Client(locked_broker, "C-A")
+    assert crate_a.connected() == 0
+    crate_a.subscribe("coldchain/v1/crates/+/ack")
+    publisher = Client(locked_broker, "coldchain-gateway")
+    assert publisher.connected() == 0
+    publisher.publish("coldchain/v1/crates/C-B/ack", b"b")
+    publisher.publish("coldchain/v1/crates/C-A/ack", b"a")
+    assert crate_a.received() == [("coldchain/v1/crates/C-A/ack", b"a")]
+    crate_a.close()
+    publisher.close()
+
+
+def test_staff_can_acknowledge_but_not_publish_telemetry(locked_broker: Broker, gateway: Client) -> None:
+    """A staff login reaches the acks topic and no crate's telemetry."""
+    gateway.subscribe("coldchain/v1/acks/#")
+    staff = Client(locked_broker, "staff.alice")
+    assert staff.connected() == 0
+    staff.publish("coldchain/v1/crates/C-A/telemetry", b"forged")
+    staff.publish("coldchain/v1/acks/C-A/critical_high/probe1", b"ack")
+    assert gateway.received() == [("coldchain/v1/acks/C-A/critical_high/probe1", b"ack")]
+    staff.close()
+
+
+def test_tls_listener_accepts_a_crate(locked_broker: Broker, gateway: Client) -> None:
+    """A crate connects over TLS, verifying the broker against the CA, and its telemetry arrives."""
+    crate_b = Client(locked_broker, "C-B", tls=True)
+    assert crate_b.connected() == 0
+    crate_b.publish("coldchain/v1/crates/C-B/telemetry", b"over tls")
+    assert gateway.received() == [("coldchain/v1/crates/C-B/telemetry", b"over tls")]
+    crate_b.close()
+
+
+def test_oversized_message_is_dropped_by_the_broker(locked_broker: Broker, gateway: Client) -> None:
+    """A payload over message_size_limit never reaches the gateway; normal traffic still does."""
+    crate_a, crate_b = Client(locked_broker, "C-A"), Client(locked_broker, "C-B")
+    assert crate_a.connected() == crate_b.connected() == 0
+    crate_a.client.publish("coldchain/v1/crates/C-A/telemetry", b"x" * 20_000, qos=1)
+    crate_b.publish("coldchain/v1/crates/C-B/telemetry", b"small")
+    assert gateway.received() == [("coldchain/v1/crates/C-B/telemetry", b"small")]
+    crate_a.close()
+    crate_b.close()
+
+
+def test_provisioned_secrets_are_private(locked_broker: Broker) -> None:
+    """Every secret provisioning wrote is readable by its owner only."""
+    secrets = [*locked_broker.creds.rglob("*password*"), *locked_broker.creds.rglob("signing.key")]
+    assert secrets
+    for path in secrets:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+
+
+@pytest.mark.parametrize("crate", ["C+1", "C#", "a/b", "staff.mallory", "coldchain-gateway", ""])
+def test_provisioning_refuses_unsafe_or_reserved_crate_ids(tmp_path: Path, crate: str) -> None:
+    """Wildcards, separators and reserved names can never become a crate login."""
+    assert (
+        provision(["crate", crate, "--broker-dir", str(tmp_path), "--keys-dir", str(tmp_path), "--out", str(tmp_path)])
+        == 2
+    )
+    assert not (tmp_path / "passwd").exists()
