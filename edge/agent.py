@@ -1,0 +1,246 @@
+"""The agent loop: probe samples -> spool -> MQTT, in seq order, until stopped.
+
+One thread (this loop) owns the spool and every decision; probe threads and the
+MQTT network thread only enqueue ``edge.events``. Publishing always takes the
+lowest unsent seq from the spool, so a backlog drains in order while new samples
+keep being spooled behind it; at most ``mqtt.window`` messages wait for PUBACK.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from coldchain.topics import events_topic, status_topic, telemetry_topic
+from coldchain.wire import CrateStatus, Telemetry, encode
+from edge.clock import SYSTEM_CLOCK, Clock
+from edge.config import AgentConfig
+from edge.events import Connected, Disconnected, Event, Notice, Published, Sample, StorageAcked
+from edge.mqtt_link import MqttLink
+from edge.spool import Dropped, Spool
+
+__all__ = ["Agent", "Probe"]
+
+log = logging.getLogger(__name__)
+
+REFUSED_RETRY_S = 5.0
+
+
+class Probe(Protocol):
+    """A probe driver: reads until ``stop`` is set, handing Samples and Notices to ``emit``."""
+
+    def run(self, emit: Callable[[Event], None], stop: threading.Event) -> None: ...
+
+
+class Agent:
+    """Runs one crate: its probes, its spool and its MQTT link."""
+
+    def __init__(self, config: AgentConfig, probes: list[Probe], clock: Clock = SYSTEM_CLOCK) -> None:
+        self.config = config
+        self.crate = config.crate
+        self.clock = clock
+        self.probes = probes
+        self.inbox: queue.Queue[Event] = queue.Queue()
+        self.spool = Spool(config.spool.path, config.spool.max_rows)
+        self.link = MqttLink(config.mqtt, self.crate, self.inbox.put, clock.wall_ms)
+        self._topic = telemetry_topic(self.crate)
+        self._connected = False
+        # mid -> ("t", seq) for telemetry, ("e", event id) for events, ("s", 0) for status
+        self._inflight: dict[int, tuple[str, int]] = {}
+        first = self.spool.first_seq()
+        self._sent_through = (first if first is not None else self.spool.next_seq) - 1
+        self._events_sent_through = 0
+        self._acked_through = -1
+        self._waiting_since: int | None = None  # mono ms since unacknowledged messages exist
+        self._retry_at: int | None = None  # mono ms when refused publishes are tried again
+        self.published = 0
+        self.refused = 0
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    def run(self, stop: threading.Event) -> int:
+        """Take samples and publish until ``stop`` is set; then flush and disconnect."""
+        threads = [
+            threading.Thread(target=p.run, args=(self.inbox.put, stop), name=f"probe-{i}", daemon=True)
+            for i, p in enumerate(self.probes)
+        ]
+        for thread in threads:
+            thread.start()
+        self.link.start()
+        log.info("agent for crate %s started; %d message(s) spooled", self.crate, len(self.spool))
+        while not stop.is_set():
+            self.step(timeout=0.1)
+        for thread in threads:
+            thread.join(1.0)
+        self._drain_inbox()
+        self._say_offline()
+        self.link.stop()
+        self.spool.close()
+        log.info("agent for crate %s stopped; %d message(s) left in the spool", self.crate, len(self.spool))
+        return 0
+
+    def step(self, timeout: float) -> None:
+        """Handle what arrived within ``timeout`` seconds, then publish what the window allows."""
+        with contextlib.suppress(queue.Empty):
+            self.handle(self.inbox.get(timeout=timeout))
+        self._drain_inbox()
+        self._check_ack_timeout()
+        self.pump()
+
+    def _drain_inbox(self) -> None:
+        while True:
+            try:
+                self.handle(self.inbox.get_nowait())
+            except queue.Empty:
+                return
+
+    def _say_offline(self) -> None:
+        # a clean disconnect suppresses the last will, so say it ourselves
+        if self._connected:
+            payload = encode(CrateStatus(self.crate, "offline", self.clock.wall_ms()))
+            self.link.publish(status_topic(self.crate), payload, retain=True)
+
+    # --- events -------------------------------------------------------------------------------
+
+    def handle(self, event: Event) -> None:
+        """Act on one event from a probe or the MQTT link."""
+        if isinstance(event, Sample):
+            self.take(event)
+        elif isinstance(event, Notice):
+            self.add_event(event.event, event.ts, event.detail)
+        elif isinstance(event, Connected):
+            self._on_connected()
+        elif isinstance(event, Disconnected):
+            if self._connected:
+                log.warning("broker connection lost (%s); spooling", event.reason)
+            self._connected = False
+        elif isinstance(event, Published):
+            self._on_published(event)
+        elif isinstance(event, StorageAcked):
+            self._on_storage_ack(event.stored_through)
+
+    def take(self, sample: Sample) -> int:
+        """Spool one tick as a telemetry message; return its seq."""
+        profile = self.config.profile_name
+
+        def make(seq: int) -> bytes:
+            return encode(Telemetry(self.crate, seq, sample.ts, sample.readings, profile))
+
+        seq, dropped = self.spool.append(sample.ts, make)
+        if dropped is not None:
+            self._announce_gap(dropped)
+        return seq
+
+    def _announce_gap(self, dropped: Dropped) -> None:
+        log.error(
+            "spool full (%d rows): dropped the oldest %d reading(s), seq %d..%d",
+            self.spool.max_rows,
+            dropped.count,
+            dropped.first_seq,
+            dropped.last_seq,
+        )
+        self._sent_through = max(self._sent_through, dropped.last_seq)
+        self.add_event(
+            "gap",
+            self.clock.wall_ms(),
+            {
+                "reason": "spool_full",
+                "first_seq": dropped.first_seq,
+                "last_seq": dropped.last_seq,
+                "count": dropped.count,
+                "from_ts": dropped.from_ts,
+                "to_ts": dropped.to_ts,
+            },
+        )
+
+    def add_event(self, name: str, ts: int, detail: dict[str, Any]) -> None:
+        """Spool an event for ``coldchain/v1/crates/{crate}/events``."""
+        body = {"v": 1, "crate": self.crate, "ts": ts, "event": name, **detail}
+        log.info("event %s %s", name, detail or "")
+        self.spool.add_event(json.dumps(body, separators=(",", ":")).encode())
+
+    def _on_connected(self) -> None:
+        self._connected = True
+        log.info("connected to broker %s:%d", self.config.mqtt.host, self.config.mqtt.port)
+        self.link.subscribe_acks()
+        online = encode(CrateStatus(self.crate, "online", self.clock.wall_ms()))
+        mid = self.link.publish(status_topic(self.crate), online, retain=True)
+        if mid is not None:
+            self._inflight[mid] = ("s", 0)
+
+    def _on_published(self, event: Published) -> None:
+        kind, key = self._inflight.pop(event.mid, ("?", 0))
+        if event.reason_code >= 0x80:
+            self.refused += 1
+            log.error("broker refused publish (%s, mid %d, %s %d); will retry", event.reason, event.mid, kind, key)
+            self._retry_at = self.clock.mono_ms() + int(REFUSED_RETRY_S * 1000)
+            if kind == "t":
+                self._sent_through = min(self._sent_through, key - 1)
+            elif kind == "e":
+                self._events_sent_through = min(self._events_sent_through, key - 1)
+            return
+        if kind == "e":
+            self.spool.remove_event(key)
+        elif kind == "t":
+            self.published += 1
+
+    def _on_storage_ack(self, stored_through: int) -> None:
+        if stored_through <= self._acked_through:
+            return
+        self._acked_through = stored_through
+        removed = self.spool.prune(stored_through)
+        self._waiting_since = self.clock.mono_ms()
+        log.debug("gateway stored through seq %d; pruned %d", stored_through, removed)
+
+    def _check_ack_timeout(self) -> None:
+        first = self.spool.first_seq()
+        now = self.clock.mono_ms()
+        if first is None or first > self._sent_through:
+            self._waiting_since = None
+            return
+        if self._waiting_since is None:
+            self._waiting_since = now
+            return
+        if self._connected and now - self._waiting_since > self.config.spool.ack_timeout_s * 1000:
+            log.warning(
+                "gateway has not confirmed seq %d..%d within %.0f s; publishing them again",
+                first,
+                self._sent_through,
+                self.config.spool.ack_timeout_s,
+            )
+            self._sent_through = first - 1
+            self._waiting_since = now
+
+    # --- publishing ---------------------------------------------------------------------------
+
+    def pump(self) -> None:
+        """Hand the next spooled messages to the broker, oldest first, within the window."""
+        if not self._connected:
+            return
+        if self._retry_at is not None:
+            if self.clock.mono_ms() < self._retry_at:
+                return
+            self._retry_at = None
+        room = self.config.mqtt.window - len(self._inflight)
+        if room <= 0:
+            return
+        for event_id, payload in self.spool.events(self._events_sent_through, room):
+            mid = self.link.publish(events_topic(self.crate), payload)
+            if mid is None:
+                return
+            self._inflight[mid] = ("e", event_id)
+            self._events_sent_through = event_id
+            room -= 1
+        if room <= 0:
+            return
+        for seq, payload in self.spool.pending(self._sent_through, room):
+            mid = self.link.publish(self._topic, payload)
+            if mid is None:
+                return
+            self._inflight[mid] = ("t", seq)
+            self._sent_through = seq

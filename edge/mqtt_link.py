@@ -1,0 +1,169 @@
+"""The agent's only contact with paho-mqtt: MQTT v5, TLS, credentials, reconnect.
+
+Paho's callbacks convert what happened into ``edge.events`` values and hand them
+to the agent loop, nothing more. The network loop is ours (not paho's
+``loop_start``) so reconnects back off exponentially with jitter: after a broker
+restart a fleet of crates must not reconnect in lock-step.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import ssl
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from coldchain.errors import WireFormatError
+from coldchain.topics import crate_from_topic, status_topic, storage_ack_topic
+from coldchain.wire import CrateStatus, decode_storage_ack, encode
+from edge.config import MqttConfig
+from edge.events import Connected, Disconnected, Event, Published, StorageAcked
+
+__all__ = ["MqttLink", "next_delay"]
+
+log = logging.getLogger(__name__)
+
+
+def next_delay(previous: float, minimum: float, maximum: float) -> float:
+    """Double the back-off up to ``maximum``, then take a random point in its upper half."""
+    ceiling = min(maximum, max(minimum, previous * 2))
+    return random.uniform(ceiling / 2, ceiling)  # noqa: S311 (jitter, not cryptography)
+
+
+class MqttLink:
+    """One MQTT v5 session for one crate, reconnecting until stopped."""
+
+    def __init__(self, config: MqttConfig, crate: str, emit: Callable[[Event], None], wall_ms: Callable[[], int]):
+        self.config = config
+        self.crate = crate
+        self.emit = emit
+        self.wall_ms = wall_ms
+        self.bad_acks = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="mqtt", daemon=True)
+        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=config.client_id, protocol=mqtt.MQTTv5)
+        # our own window keeps paho's RAM queue short; the spool holds the rest
+        client.max_inflight_messages_set(config.window)
+        if config.tls or config.ca_file is not None:
+            client.tls_set(
+                ca_certs=str(config.ca_file) if config.ca_file else None,
+                certfile=str(config.cert_file) if config.cert_file else None,
+                keyfile=str(config.key_file) if config.key_file else None,
+                tls_version=ssl.PROTOCOL_TLS_CLIENT,
+            )
+        if config.username is not None:
+            password = config.password_file.read_text().strip() if config.password_file else None
+            client.username_pw_set(config.username, password)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_publish = self._on_publish
+        client.on_message = self._on_message
+        self._client = client
+        self._connected = False
+
+    # --- paho callbacks: convert and enqueue only -------------------------------------------
+
+    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
+        if reason.is_failure:
+            log.error("broker %s:%d refused the connection: %s", self.config.host, self.config.port, reason)
+            return
+        if self._connected:  # paho may report a connect twice; the loop must hear it once
+            return
+        self._connected = True
+        self.emit(Connected())
+
+    def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
+        if self._connected:
+            self._connected = False
+            self.emit(Disconnected(str(reason)))
+
+    def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int, reason: Any, props: Any) -> None:
+        self.emit(Published(mid, int(reason.value), str(reason)))
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        try:
+            ack = decode_storage_ack(message.payload, crate_from_topic(message.topic))
+        except WireFormatError as exc:
+            self.bad_acks += 1
+            log.warning("ignored bad storage ack #%d on %s: %s", self.bad_acks, message.topic, exc)
+            return
+        self.emit(StorageAcked(ack.stored_through))
+
+    # --- used by the agent loop ---------------------------------------------------------------
+
+    def start(self) -> None:
+        """Connect in the background; Connected / Disconnected events follow."""
+        self._thread.start()
+
+    def publish(self, topic: str, payload: bytes, retain: bool = False) -> int | None:
+        """Hand a QoS 1 message to paho; its mid, or None when not connected."""
+        if not self._connected:
+            return None
+        info = self._client.publish(topic, payload, qos=1, retain=retain)
+        if info.rc != mqtt.MQTT_ERR_SUCCESS:
+            return None
+        return int(info.mid)
+
+    def subscribe_acks(self) -> None:
+        """Listen for the gateway's storage acknowledgements of this crate."""
+        self._client.subscribe(storage_ack_topic(self.crate), qos=1)
+
+    def stop(self, timeout: float = 2.0) -> None:
+        """Disconnect cleanly (the last will is not sent) and stop the network loop."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    @property
+    def connected(self) -> bool:
+        """True between the broker's CONNACK and the loss of the connection."""
+        return self._connected
+
+    # --- network loop -------------------------------------------------------------------------
+
+    def _will(self) -> None:
+        offline = encode(CrateStatus(self.crate, "offline", self.wall_ms()))
+        self._client.will_set(status_topic(self.crate), offline, qos=1, retain=True)
+
+    def _run(self) -> None:
+        config = self.config
+        delay = 0.0
+        while not self._stop.is_set():
+            self._will()
+            properties = Properties(PacketTypes.CONNECT)
+            properties.SessionExpiryInterval = 0
+            try:
+                self._client.connect(
+                    config.host, config.port, config.keepalive_s, clean_start=True, properties=properties
+                )
+            except (OSError, ssl.SSLError) as exc:
+                delay = next_delay(delay, config.reconnect_min_s, config.reconnect_max_s)
+                log.warning("cannot reach broker %s:%d (%s); retrying in %.1f s", config.host, config.port, exc, delay)
+                self._stop.wait(delay)
+                continue
+            while not self._stop.is_set():
+                if self._client.loop(timeout=0.1) != mqtt.MQTT_ERR_SUCCESS:
+                    break
+                if self._connected:
+                    delay = 0.0
+            if self._stop.is_set():
+                self._close()
+                return
+            self._on_disconnect(self._client, None, None, "connection lost", None)
+            delay = next_delay(delay, config.reconnect_min_s, config.reconnect_max_s)
+            log.warning("lost broker %s:%d; reconnecting in %.1f s", config.host, config.port, delay)
+            self._stop.wait(delay)
+
+    def _close(self) -> None:
+        if self._connected:
+            self._client.disconnect()
+            for _ in range(10):
+                if self._client.loop(timeout=0.05) != mqtt.MQTT_ERR_SUCCESS:
+                    break
+        self._connected = False

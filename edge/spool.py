@@ -1,0 +1,208 @@
+"""Store-and-forward spool: every message is in SQLite before it is published.
+
+A telemetry row leaves the spool only when the gateway says it is stored
+(``stored_through``), never on the broker's PUBACK: Mosquitto acknowledges before
+it writes to disk and drops queued messages when a client's queue is full, and
+paho's outgoing queue lives in RAM. Events (lid, gap, excursion) carry no seq the
+gateway could acknowledge, so they leave on PUBACK.
+
+Durability choices, for a Pi that loses power without warning:
+- WAL journal + ``synchronous=FULL``: every commit is fsynced into the WAL before
+  it returns, so a reading we accepted survives power loss; WAL also lets a
+  commit be one sequential append instead of rewriting pages in place.
+  (``NORMAL`` in WAL mode may lose the last commits on power loss.)
+- ``PRAGMA quick_check`` at open: an SD card can corrupt pages. A spool that
+  fails it is renamed aside (``*.corrupt-<n>``, kept for forensics) and a fresh
+  one is started, rather than crashing every boot or silently reading garbage.
+- ``seq`` must never repeat for a crate (the gateway de-duplicates by it), even
+  when a corrupt spool is thrown away, so seq numbers are reserved in blocks in
+  a small side file (``<spool>.seq``), written atomically before a block is used.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+__all__ = ["Dropped", "Spool"]
+
+log = logging.getLogger(__name__)
+
+SEQ_BLOCK: Final = 10_000
+
+_SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS telemetry (seq INTEGER PRIMARY KEY, ts INTEGER NOT NULL, payload BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS events (id INTEGER PRIMARY KEY AUTOINCREMENT, payload BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Dropped:
+    """Telemetry rows the bound forced out of the spool (oldest first)."""
+
+    first_seq: int
+    last_seq: int
+    count: int
+    from_ts: int
+    to_ts: int
+
+
+class Spool:
+    """The agent's durable outbox. Used from one thread only."""
+
+    def __init__(self, path: Path, max_rows: int) -> None:
+        self.path = path
+        self.max_rows = max_rows
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = self._open_checked()
+        self._next_seq = self._meta("next_seq", 0)
+        self._reserved = self._read_reservation()
+        if self._next_seq < self._reserved - SEQ_BLOCK:
+            # the spool is younger than the reservation: it was quarantined or deleted
+            log.warning("spool %s restarts seq at %d (reserved before it was replaced)", path, self._reserved)
+            self._next_seq = self._reserved
+        self._rows = int(self._db.execute("SELECT COUNT(*) FROM telemetry").fetchone()[0])
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")
+        return db
+
+    def _open_checked(self) -> sqlite3.Connection:
+        try:
+            db = self._connect()
+            verdict = db.execute("PRAGMA quick_check").fetchone()[0]
+            if verdict == "ok":
+                db.executescript(_SCHEMA)
+                return db
+            db.close()
+            problem = str(verdict)
+        except sqlite3.DatabaseError as exc:
+            problem = str(exc)
+        aside = self._quarantine()
+        log.error(
+            "spool %s failed its integrity check (%s); moved it to %s and started a new one", self.path, problem, aside
+        )
+        db = self._connect()
+        db.executescript(_SCHEMA)
+        return db
+
+    def _quarantine(self) -> Path:
+        n = 1
+        while (aside := self.path.with_name(f"{self.path.name}.corrupt-{n}")).exists():
+            n += 1
+        for suffix in ("", "-wal", "-shm"):
+            part = Path(f"{self.path}{suffix}")
+            if part.exists():
+                part.rename(Path(f"{aside}{suffix}"))
+        return aside
+
+    @property
+    def _seq_file(self) -> Path:
+        return self.path.with_name(self.path.name + ".seq")
+
+    def _read_reservation(self) -> int:
+        try:
+            return int(self._seq_file.read_text().strip())
+        except (OSError, ValueError):
+            return 0
+
+    def _reserve(self, through: int) -> None:
+        tmp = self._seq_file.with_name(self._seq_file.name + ".tmp")
+        with tmp.open("w") as f:
+            f.write(f"{through}\n")
+            f.flush()
+            os.fsync(f.fileno())
+        tmp.replace(self._seq_file)
+        self._reserved = through
+
+    def _meta(self, key: str, default: int) -> int:
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return int(row[0]) if row else default
+
+    @property
+    def next_seq(self) -> int:
+        """The seq the next telemetry message will get."""
+        return self._next_seq
+
+    def __len__(self) -> int:
+        return self._rows
+
+    def append(self, ts: int, make: Callable[[int], bytes]) -> tuple[int, Dropped | None]:
+        """Store the message ``make(seq)`` under the next seq; return the seq and what the bound dropped."""
+        dropped = self._make_room() if self._rows >= self.max_rows else None
+        seq = self._next_seq
+        if seq >= self._reserved:
+            self._reserve(seq + SEQ_BLOCK)
+        payload = make(seq)
+        with self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.execute("INSERT INTO telemetry (seq, ts, payload) VALUES (?, ?, ?)", (seq, ts, payload))
+            self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('next_seq', ?)", (seq + 1,))
+        self._next_seq = seq + 1
+        self._rows += 1
+        return seq, dropped
+
+    def _make_room(self) -> Dropped:
+        # Policy: drop the oldest 1 % (at least one row). The newest readings show the
+        # crate's present state, which matters most to whoever receives them; dropping
+        # a batch keeps the announcements (gap events) to one per 1 % instead of one per reading.
+        batch = max(1, self.max_rows // 100, self._rows - self.max_rows + 1)
+        with self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            first, last, count, from_ts, to_ts = self._db.execute(
+                "SELECT MIN(seq), MAX(seq), COUNT(*), MIN(ts), MAX(ts) FROM "
+                "(SELECT seq, ts FROM telemetry ORDER BY seq LIMIT ?)",
+                (batch,),
+            ).fetchone()
+            self._db.execute("DELETE FROM telemetry WHERE seq <= ?", (last,))
+        self._rows -= count
+        return Dropped(first, last, count, from_ts, to_ts)
+
+    def pending(self, after_seq: int, limit: int) -> list[tuple[int, bytes]]:
+        """Up to ``limit`` stored telemetry messages with seq > ``after_seq``, in seq order."""
+        rows = self._db.execute(
+            "SELECT seq, payload FROM telemetry WHERE seq > ? ORDER BY seq LIMIT ?", (after_seq, limit)
+        ).fetchall()
+        return [(int(seq), bytes(payload)) for seq, payload in rows]
+
+    def first_seq(self) -> int | None:
+        """The lowest seq still spooled (not yet acknowledged by the gateway)."""
+        row = self._db.execute("SELECT MIN(seq) FROM telemetry").fetchone()
+        return None if row[0] is None else int(row[0])
+
+    def prune(self, stored_through: int) -> int:
+        """Forget telemetry up to and including ``stored_through``; return how many rows went."""
+        with self._db:
+            removed = self._db.execute("DELETE FROM telemetry WHERE seq <= ?", (stored_through,)).rowcount
+        self._rows -= removed
+        return int(removed)
+
+    def add_event(self, payload: bytes) -> int:
+        """Store an event message; return its id."""
+        with self._db:
+            cursor = self._db.execute("INSERT INTO events (payload) VALUES (?)", (payload,))
+        return int(cursor.lastrowid or 0)
+
+    def events(self, after_id: int, limit: int) -> list[tuple[int, bytes]]:
+        """Up to ``limit`` stored events with id > ``after_id``, oldest first."""
+        rows = self._db.execute(
+            "SELECT id, payload FROM events WHERE id > ? ORDER BY id LIMIT ?", (after_id, limit)
+        ).fetchall()
+        return [(int(i), bytes(p)) for i, p in rows]
+
+    def remove_event(self, event_id: int) -> None:
+        """Forget an event the broker has accepted."""
+        with self._db:
+            self._db.execute("DELETE FROM events WHERE id = ?", (event_id,))
+
+    def close(self) -> None:
+        """Checkpoint and close the database."""
+        self._db.close()

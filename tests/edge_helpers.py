@@ -1,0 +1,215 @@
+"""Helpers for the edge agent's tests: a real pty board, a broker-side listener, agent processes."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import tty
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+
+from cli.services import Mosquitto
+from coldchain.sentences import ClockSentence, HeartbeatSentence, TemperatureSentence
+from coldchain.topics import storage_ack_topic
+from coldchain.wire import StorageAck, encode
+
+ROOT = Path(__file__).resolve().parent.parent
+PROFILES = ROOT / "config" / "profiles.toml"
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
+    """Poll ``predicate`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+class PtyBoard:
+    """The probe board's side of a real pseudo-terminal: tests write sentences into the master."""
+
+    def __init__(self) -> None:
+        self.master, self._slave = os.openpty()
+        tty.setraw(self._slave)  # as the board's UART would be: no echo, no line editing
+        self.device = os.ttyname(self._slave)
+
+    def write(self, data: bytes) -> None:
+        """Send raw bytes to the agent."""
+        os.write(self.master, data)
+
+    def tick(self, values: dict[str, float | str], board_ms: int | None = None) -> None:
+        """One burst: optional CCTIM, then a CCTMP per sensor (a string value is a fault status)."""
+        out = ClockSentence(board_ms).encode() if board_ms is not None else b""
+        for sensor, value in values.items():
+            if isinstance(value, str):
+                out += TemperatureSentence(sensor, 0.0, value).encode()
+            else:
+                out += TemperatureSentence(sensor, value).encode()
+        self.write(out)
+
+    def heartbeat(self, uptime_s: int = 1) -> None:
+        """Send a CCHBT."""
+        self.write(HeartbeatSentence(uptime_s, "1.0.0", 3300).encode())
+
+    def read_available(self, timeout: float = 0.5) -> bytes:
+        """What the agent wrote to the board (commands), waiting up to ``timeout`` for the first byte."""
+        import select
+
+        ready, _, _ = select.select([self.master], [], [], timeout)
+        return os.read(self.master, 4096) if ready else b""
+
+    def close(self) -> None:
+        """Close both ends (the board vanishes)."""
+        for fd in (self.master, self._slave):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
+class Listener:
+    """A subscriber on the real broker that records every message it receives."""
+
+    def __init__(self, broker: Mosquitto, topics: list[str], client_id: str | None = None) -> None:
+        self.messages: list[tuple[str, dict[str, Any], bool]] = []
+        self._lock = threading.Lock()
+        self._subscribed = threading.Event()
+        persistent = client_id is not None
+        self.client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2,
+            client_id=client_id or "",
+            protocol=mqtt.MQTTv5,
+        )
+        self.client.reconnect_delay_set(0.05, 0.2)
+        self._topics = topics
+
+        def on_connect(c: mqtt.Client, u: Any, flags: Any, rc: Any, props: Any) -> None:
+            c.subscribe([(t, 1) for t in self._topics])
+
+        def on_subscribe(c: mqtt.Client, u: Any, mid: int, rcs: Any, props: Any) -> None:
+            self._subscribed.set()
+
+        def on_message(c: mqtt.Client, u: Any, m: mqtt.MQTTMessage) -> None:
+            with self._lock:
+                self.messages.append((m.topic, json.loads(m.payload), bool(m.retain)))
+
+        self.client.on_connect = on_connect
+        self.client.on_subscribe = on_subscribe
+        self.client.on_message = on_message
+        from paho.mqtt.packettypes import PacketTypes
+        from paho.mqtt.properties import Properties
+
+        props = Properties(PacketTypes.CONNECT)
+        if persistent:
+            props.SessionExpiryInterval = 3600
+        self.client.connect(broker.host, broker.port, clean_start=not persistent, properties=props)
+        self.client.loop_start()
+        assert self._subscribed.wait(5), "listener did not get its subscription confirmed"
+
+    def on(self, suffix: str) -> list[dict[str, Any]]:
+        """Payloads received on topics ending with ``suffix``."""
+        with self._lock:
+            return [body for topic, body, _ in self.messages if topic.endswith(suffix)]
+
+    def telemetry(self) -> list[dict[str, Any]]:
+        """Telemetry payloads received, in arrival order."""
+        return self.on("/telemetry")
+
+    def close(self) -> None:
+        """Disconnect."""
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def send_ack(broker: Mosquitto, crate: str, stored_through: int) -> None:
+    """Publish the gateway's storage ack for ``crate``, as the gateway would."""
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    client.connect(broker.host, broker.port)
+    client.loop_start()
+    client.publish(storage_ack_topic(crate), encode(StorageAck(crate, stored_through)), qos=1).wait_for_publish(5)
+    client.disconnect()
+    client.loop_stop()
+
+
+def write_config(directory: Path, crate: str, broker: Mosquitto, device: str, extra: str = "", probe: str = "") -> Path:
+    """An agent config for ``crate`` reading the pty ``device``, with fast test timings."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "agent.toml"
+    path.write_text(
+        f"""[crate]
+id = "{crate}"
+profile = "cryo"
+
+[profiles]
+file = {json.dumps(str(PROFILES))}
+
+[mqtt]
+host = "{broker.host}"
+port = {broker.port}
+reconnect_min_s = 0.05
+reconnect_max_s = 0.3
+
+[spool]
+path = "spool.sqlite"
+
+[[probes]]
+driver = "serial"
+port = "{device}"
+sensors = ["probe1", "probe2"]
+tick_timeout_s = 0.2
+{probe}
+{extra}
+"""
+    )
+    return path
+
+
+class AgentProcess:
+    """``python -m edge --config FILE`` as a child process, its log in the config's directory."""
+
+    def __init__(self, config: Path) -> None:
+        self.log = config.parent / "agent.log"
+        with self.log.open("ab") as sink:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "edge", "--config", str(config), "--log-level", "DEBUG"],
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+                cwd=ROOT,
+            )
+
+    def text(self) -> str:
+        """The agent's log so far."""
+        return self.log.read_text(errors="replace")
+
+    def wait_log(self, needle: str, timeout: float = 10.0) -> None:
+        """Wait until the log contains ``needle``."""
+        wait_until(lambda: needle in self.text() or self.process.poll() is not None, timeout, repr(needle))
+        assert needle in self.text(), (
+            f"agent exited ({self.process.returncode}) before logging {needle!r}:\n{self.text()}"
+        )
+
+    def terminate(self, timeout: float = 5.0) -> int:
+        """SIGTERM, and the exit status within ``timeout``."""
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout)
+
+    def kill(self) -> None:
+        """SIGKILL, as a power cut would."""
+        self.process.kill()
+        self.process.wait(5)
+
+    def stop(self) -> None:
+        """Make sure the process is gone."""
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(5)
