@@ -6,6 +6,7 @@ Every key a program reads is remembered, so ``Table.finish()`` can refuse typos.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from typing import Any, TypeVar
 
@@ -23,6 +24,7 @@ class _Required:
 
 
 REQUIRED: Any = _Required()
+_DURATION_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 
 class Table:
@@ -94,6 +96,26 @@ class Table:
             return None
         self._bounds(name, value, minimum, maximum)
         return float(value)
+
+    def duration(
+        self, name: str, default: Any = REQUIRED, minimum: float | None = None, maximum: float | None = None
+    ) -> Any:
+        """A duration in seconds: a number of seconds, or a string like ``"90s"``, ``"15m"``, ``"72h"``, ``"3d"``."""
+        value = self._get(name, default, (int, float, str), "a duration like 90, '90s', '15m', '72h' or '3d'")
+        if value is None or isinstance(value, (int, float)):
+            seconds = value
+        else:
+            number, unit = value[:-1].strip(), value[-1:]
+            try:
+                seconds = float(number) * _DURATION_UNITS[unit]
+            except (KeyError, ValueError):
+                raise self.error(name, f"{value!r} is not a duration like '90s', '15m', '72h' or '3d'") from None
+        if seconds is not None:
+            if not math.isfinite(seconds):
+                raise self.error(name, f"{value!r} is not a finite duration")
+            self._bounds(name, seconds, minimum, maximum)
+            seconds = float(seconds)
+        return seconds
 
     def flag(self, name: str, default: Any = REQUIRED) -> Any:
         """A true/false value."""
