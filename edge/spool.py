@@ -61,12 +61,12 @@ class Spool:
         self.max_rows = max_rows
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = self._open_checked()
-        self._next_seq = self._meta("next_seq", 0)
         self._reserved = self._read_reservation()
-        if self._next_seq < self._reserved - SEQ_BLOCK:
-            # the spool is younger than the reservation: it was quarantined or deleted
-            log.warning("spool %s restarts seq at %d (reserved before it was replaced)", path, self._reserved)
-            self._next_seq = self._reserved
+        stored = self._meta("next_seq")
+        if stored is None and self._reserved > 0:
+            # a new spool beside an old reservation: the old spool was quarantined or deleted
+            log.warning("spool %s is new; seq continues at %d, above every seq reserved before", path, self._reserved)
+        self._next_seq = stored if stored is not None else self._reserved
         self._rows = int(self._db.execute("SELECT COUNT(*) FROM telemetry").fetchone()[0])
 
     def _connect(self) -> sqlite3.Connection:
@@ -123,9 +123,9 @@ class Spool:
         tmp.replace(self._seq_file)
         self._reserved = through
 
-    def _meta(self, key: str, default: int) -> int:
+    def _meta(self, key: str) -> int | None:
         row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        return int(row[0]) if row else default
+        return int(row[0]) if row else None
 
     @property
     def next_seq(self) -> int:

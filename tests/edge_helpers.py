@@ -213,3 +213,60 @@ class AgentProcess:
         if self.process.poll() is None:
             self.process.kill()
             self.process.wait(5)
+
+
+class InProcessAgent:
+    """An Agent running in a thread of the test, fed Samples directly (no probe threads)."""
+
+    def __init__(self, config_path: Path) -> None:
+        from edge.agent import Agent
+        from edge.config import load_config
+
+        self.config = load_config(config_path)
+        self.agent = Agent(self.config, [])
+        self.stop_event = threading.Event()
+        self.thread = threading.Thread(target=self.agent.run, args=(self.stop_event,), daemon=True)
+        self.thread.start()
+
+    def sample(self, ts: int, **values: float) -> None:
+        """Hand the agent one tick, as a probe thread would."""
+        from coldchain.wire import Reading
+        from edge.events import Sample
+
+        readings = tuple(Reading(name, value) for name, value in sorted(values.items()))
+        self.agent.inbox.put(Sample(ts, int(time.monotonic() * 1000), readings))
+
+    def stop(self) -> None:
+        """Stop the loop (flush, offline status, disconnect) and wait for it."""
+        self.stop_event.set()
+        self.thread.join(10)
+        assert not self.thread.is_alive(), "agent loop did not stop"
+
+
+def agent_config(directory: Path, crate: str, broker: Mosquitto, spool: str = "", mqtt_extra: str = "") -> Path:
+    """A config for an in-process agent (its probe is never opened: samples are fed directly)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "agent.toml"
+    path.write_text(
+        f"""[crate]
+id = "{crate}"
+profile = "cryo"
+
+[mqtt]
+host = "{broker.host}"
+port = {broker.port}
+reconnect_min_s = 0.05
+reconnect_max_s = 0.3
+{mqtt_extra}
+
+[spool]
+path = "spool.sqlite"
+{spool}
+
+[[probes]]
+driver = "serial"
+port = "loop://"
+sensors = ["probe1"]
+"""
+    )
+    return path

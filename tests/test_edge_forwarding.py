@@ -1,0 +1,158 @@
+"""Store-and-forward against the real broker: spool first, prune on the gateway's ack, drain in order."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from edge_helpers import InProcessAgent, Listener, agent_config, send_ack, wait_until
+
+from cli.services import Mosquitto
+
+pytestmark = pytest.mark.integration
+
+TS = 1_764_086_400_000
+
+
+def test_rows_leave_the_spool_only_on_storage_ack(tmp_path: Path, mosquitto: Mosquitto, crate_prefix: str) -> None:
+    """PUBACKed telemetry stays spooled until the gateway's stored_through covers it."""
+    crate = f"{crate_prefix}-P"
+    listener = Listener(mosquitto, [f"coldchain/v1/crates/{crate}/telemetry"])
+    run = InProcessAgent(agent_config(tmp_path, crate, mosquitto))
+    try:
+        for i in range(3):
+            run.sample(TS + i * 1000, probe1=-170.0 + i)
+        wait_until(lambda: len(listener.telemetry()) == 3, 10, "3 messages")
+        wait_until(lambda: run.agent.published == 3, 5, "3 PUBACKs")
+        assert len(run.agent.spool) == 3
+        send_ack(mosquitto, crate, 1)
+        wait_until(lambda: len(run.agent.spool) == 1, 5, "prune through seq 1")
+        assert run.agent.spool.first_seq() == 2
+    finally:
+        run.stop()
+        listener.close()
+
+
+def test_ack_for_another_crate_is_ignored(tmp_path: Path, mosquitto: Mosquitto, crate_prefix: str) -> None:
+    """An ack naming a different crate than its topic prunes nothing."""
+    crate = f"{crate_prefix}-X"
+    run = InProcessAgent(agent_config(tmp_path, crate, mosquitto))
+    try:
+        run.sample(TS, probe1=-170.0)
+        wait_until(lambda: run.agent.published == 1, 10, "PUBACK")
+        import paho.mqtt.client as mqtt
+
+        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+        client.connect(mosquitto.host, mosquitto.port)
+        client.loop_start()
+        payload = b'{"v":1,"crate":"someone-else","stored_through":99}'
+        client.publish(f"coldchain/v1/crates/{crate}/ack", payload, qos=1).wait_for_publish(5)
+        client.disconnect()
+        client.loop_stop()
+        wait_until(lambda: run.agent.link.bad_acks == 1, 5, "bad ack counted")
+        assert len(run.agent.spool) == 1
+    finally:
+        run.stop()
+
+
+def test_unacknowledged_messages_are_published_again(tmp_path: Path, mosquitto: Mosquitto, crate_prefix: str) -> None:
+    """Without a storage ack within ack_timeout_s the agent re-publishes; after the ack it stops."""
+    crate = f"{crate_prefix}-R"
+    listener = Listener(mosquitto, [f"coldchain/v1/crates/{crate}/telemetry"])
+    run = InProcessAgent(agent_config(tmp_path, crate, mosquitto, spool="ack_timeout_s = 0.3"))
+    try:
+        run.sample(TS, probe1=-170.0)
+        run.sample(TS + 1000, probe1=-169.0)
+        wait_until(lambda: len(listener.telemetry()) >= 4, 10, "a second delivery")
+        assert [m["seq"] for m in listener.telemetry()[:4]] == [0, 1, 0, 1]
+        send_ack(mosquitto, crate, 1)
+        wait_until(lambda: len(run.agent.spool) == 0, 5, "prune")
+        settled = len(listener.telemetry())
+        run.sample(TS + 2000, probe1=-168.0)
+        wait_until(lambda: len(listener.telemetry()) == settled + 1, 5, "the new message")
+        send_ack(mosquitto, crate, 2)
+        wait_until(lambda: len(run.agent.spool) == 0, 5, "prune")
+        assert [m["seq"] for m in listener.telemetry()[settled:]] == [2]
+    finally:
+        run.stop()
+        listener.close()
+
+
+def test_backlog_drains_in_seq_order_while_sampling(
+    tmp_path: Path, make_mosquitto: Callable[..., Mosquitto], crate_prefix: str
+) -> None:
+    """Readings taken with no broker are all delivered, in seq order, followed by those taken meanwhile."""
+    crate = f"{crate_prefix}-D"
+    broker = make_mosquitto()
+    broker.stop()
+    run = InProcessAgent(agent_config(tmp_path, crate, broker))
+    try:
+        for i in range(300):
+            run.sample(TS + i * 1000, probe1=-170.0)
+        wait_until(lambda: len(run.agent.spool) == 300, 10, "300 spooled")
+        broker.start()
+        listener = Listener(broker, [f"coldchain/v1/crates/{crate}/telemetry"])
+        for i in range(300, 320):
+            run.sample(TS + i * 1000, probe1=-170.0)
+        wait_until(lambda: len(listener.telemetry()) >= 320, 15, "320 messages")
+        assert [m["seq"] for m in listener.telemetry()] == list(range(320))
+        listener.close()
+    finally:
+        run.stop()
+
+
+def test_restarted_agent_resends_unacknowledged_and_continues_seq(
+    tmp_path: Path, mosquitto: Mosquitto, crate_prefix: str
+) -> None:
+    """After a restart, spooled-but-unacknowledged messages go out again and new ones continue the seq."""
+    crate = f"{crate_prefix}-Q"
+    listener = Listener(mosquitto, [f"coldchain/v1/crates/{crate}/telemetry"])
+    config = agent_config(tmp_path, crate, mosquitto)
+    first = InProcessAgent(config)
+    first.sample(TS, probe1=-170.0)
+    first.sample(TS + 1000, probe1=-170.0)
+    wait_until(lambda: first.agent.published == 2, 10, "2 PUBACKs")
+    send_ack(mosquitto, crate, 0)
+    wait_until(lambda: len(first.agent.spool) == 1, 5, "prune through 0")
+    first.stop()
+    second = InProcessAgent(config)
+    try:
+        second.sample(TS + 2000, probe1=-170.0)
+        wait_until(lambda: len(listener.telemetry()) >= 4, 10, "resend and new")
+        assert [m["seq"] for m in listener.telemetry()] == [0, 1, 1, 2]
+    finally:
+        second.stop()
+        listener.close()
+
+
+def test_full_spool_publishes_a_gap_event(tmp_path: Path, mosquitto: Mosquitto, crate_prefix: str) -> None:
+    """When the bound forces readings out, a gap event names the dropped seq and ts range."""
+    crate = f"{crate_prefix}-G"
+    listener = Listener(mosquitto, [f"coldchain/v1/crates/{crate}/events"])
+    run = InProcessAgent(agent_config(tmp_path, crate, mosquitto, spool="max_rows = 10"))
+    try:
+        for i in range(11):
+            run.sample(TS + i * 1000, probe1=-170.0)
+        gap = wait_until(lambda: listener.on("/events"), 10, "gap event")[0]
+        assert gap["event"] == "gap"
+        assert (gap["reason"], gap["first_seq"], gap["last_seq"], gap["count"]) == ("spool_full", 0, 0, 1)
+        assert (gap["from_ts"], gap["to_ts"]) == (TS, TS)
+        assert len(run.agent.spool) == 10
+    finally:
+        run.stop()
+        listener.close()
+
+
+def test_reconnect_delay_doubles_with_jitter_and_cap() -> None:
+    """Each back-off lies in the upper half of a doubling ceiling that stops at the maximum."""
+    from edge.mqtt_link import next_delay
+
+    delays = []
+    delay = 0.0
+    for _ in range(12):
+        delay = next_delay(delay, 0.5, 10.0)
+        delays.append(delay)
+    assert 0.25 <= delays[0] <= 0.5
+    assert all(5.0 <= d <= 10.0 for d in delays[6:])
+    assert len({round(d, 6) for d in delays[6:]}) > 1
