@@ -19,6 +19,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "gateway": ("gateway.__main__", "run the gateway (MQTT -> validation -> InfluxDB, alarms)"),
     "demo": ("cli.demo", "run the whole system on private services, with simulated crates"),
     "provision": ("cli.provision", "make credentials for a crate, a staff member or the gateway"),
+    "alerts": ("cli.alerts", "list active alarms from the broker; --follow streams transitions"),
     "verify-archive": ("cli.verify_archive", "check the gateway's evidence archive for tampering"),
 }
 

@@ -1,0 +1,297 @@
+"""``coldchain alerts``: the alarms that are active now, from the broker's retained alarm topics.
+
+Lists every alarm whose retained state is ``active`` or ``acknowledged``, the most
+severe first and, within a severity, the longest-running first. ``--follow`` then
+prints each transition as it happens until Ctrl-C; ``--json`` prints the alarm
+payloads for scripts (an array; with ``--follow``, one object per line).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import queue
+import sys
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TextIO
+
+from cli.mqtt_read import BrokerError, Inbound, Subscription, add_broker_arguments, broker_settings
+from coldchain.errors import ConfigError
+from coldchain.topics import ROOT, valid_identifier
+
+__all__ = ["Alarm", "decode_alarm", "main"]
+
+ALARM_FILTER = f"{ROOT}/alarms/#"
+STATUS_FILTER = f"{ROOT}/crates/+/status"
+SEVERITY_RANK = {"critical": 0, "warning": 1, "info": 2}
+OPEN_STATES = ("active", "acknowledged")
+
+
+@dataclass(frozen=True, slots=True)
+class Alarm:
+    """The current state of one alarm as its retained message tells it."""
+
+    topic: str
+    crate: str
+    rule: str
+    sensor: str
+    severity: str
+    state: str
+    value_c: float | None
+    threshold_c: float | None
+    ts: int
+    seq: int
+    started_ts: int
+    profile: str
+    body: dict[str, Any]  # the whole payload, extensions included (acknowledged_by, note...), for --json
+
+    @property
+    def is_open(self) -> bool:
+        """Active or acknowledged: somebody still has to care."""
+        return self.state in OPEN_STATES
+
+    @property
+    def acknowledged_by(self) -> str:
+        """Who acknowledged it, when the message says so."""
+        return str(self.body.get("by") or self.body.get("acknowledged_by") or "")
+
+    def sort_key(self) -> tuple[int, int, str]:
+        """Most severe first, then oldest first."""
+        return (SEVERITY_RANK.get(self.severity, len(SEVERITY_RANK)), self.started_ts, self.topic)
+
+
+def _number(body: dict[str, Any], key: str, integer: bool = False, optional: bool = False) -> Any:
+    value = body.get(key)
+    if value is None and optional:
+        return None
+    if not isinstance(value, int if integer else (int, float)) or isinstance(value, bool):
+        raise ValueError(f"'{key}' must be {'an integer' if integer else 'a number'}, got {value!r}")
+    return value
+
+
+def decode_alarm(topic: str, payload: bytes) -> Alarm:
+    """An alarm from its retained message; ValueError says what is wrong with it."""
+    parts = topic.split("/")
+    if len(parts) != 6 or "/".join(parts[:3]) != f"{ROOT}/alarms":
+        raise ValueError("not an alarm topic (coldchain/v1/alarms/{crate}/{rule}/{sensor})")
+    try:
+        body = json.loads(payload)
+    except ValueError as exc:
+        raise ValueError(f"payload is not JSON ({exc})") from None
+    if not isinstance(body, dict):
+        raise ValueError("payload is not a JSON object")
+    names = {}
+    for key, level in zip(("crate", "rule", "sensor"), parts[3:], strict=True):
+        value = body.get(key)
+        if not isinstance(value, str) or not valid_identifier(value) or value != level:
+            raise ValueError(f"'{key}' is {value!r}, the topic says {level!r}")
+        names[key] = value
+    for key in ("severity", "state"):
+        if not isinstance(body.get(key), str):
+            raise ValueError(f"'{key}' is missing or not a string")
+    return Alarm(
+        topic=topic,
+        severity=body["severity"],
+        state=body["state"],
+        value_c=_number(body, "value_c", optional=True),
+        threshold_c=_number(body, "threshold_c", optional=True),
+        ts=_number(body, "ts", integer=True),
+        seq=_number(body, "seq", integer=True),
+        started_ts=_number(body, "started_ts", integer=True),
+        profile=str(body.get("profile") or ""),
+        body=body,
+        **names,
+    )
+
+
+def _utc(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _age(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d{hours:02d}h"
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    return f"{minutes}m{secs:02d}s"
+
+
+def _celsius(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def _table(alarms: list[Alarm], offline: dict[str, int], now_ms: int) -> str:
+    header = ("SEVERITY", "STATE", "CRATE", "RULE", "SENSOR", "VALUE °C", "LIMIT °C", "SINCE (UTC)", "AGE", "ACK BY")
+    rows = [header]
+    for a in alarms:
+        crate = f"{a.crate} (offline)" if a.crate in offline else a.crate
+        rows.append(
+            (
+                a.severity,
+                a.state,
+                crate,
+                a.rule,
+                a.sensor,
+                _celsius(a.value_c),
+                _celsius(a.threshold_c),
+                _utc(a.started_ts),
+                _age((now_ms - a.started_ts) / 1000),
+                a.acknowledged_by or "-",
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows)
+
+
+def _transition(alarm: Alarm) -> str:
+    verb = {"active": "RAISED", "acknowledged": "ACKED", "cleared": "CLEARED"}.get(alarm.state, alarm.state.upper())
+    by = f" by {alarm.acknowledged_by}" if alarm.acknowledged_by else ""
+    note = f" ({alarm.body['note']})" if alarm.body.get("note") else ""
+    return (
+        f"{_utc(alarm.ts)}  {verb:<7} {alarm.severity:<8} {alarm.crate} {alarm.rule} {alarm.sensor}  "
+        f"{_celsius(alarm.value_c)} °C (limit {_celsius(alarm.threshold_c)}){by}{note}"
+    )
+
+
+class Board:
+    """What the retained topics say right now: alarms by topic, and which crates are offline."""
+
+    def __init__(self, err: TextIO) -> None:
+        self.alarms: dict[str, Alarm] = {}
+        self.offline: dict[str, int] = {}
+        self.unreadable = 0
+        self._err = err
+
+    def take(self, message: Inbound) -> tuple[str, Any] | None:
+        """Apply one message; return ("alarm", Alarm) or ("status", text) when something changed."""
+        if message.topic.startswith(f"{ROOT}/crates/"):
+            return self._status(message)
+        if not message.payload:  # a retained alarm was deleted
+            gone = self.alarms.pop(message.topic, None)
+            return None if gone is None else ("deleted", gone)
+        try:
+            alarm = decode_alarm(message.topic, message.payload)
+        except ValueError as exc:
+            self.unreadable += 1
+            print(f"alerts: ignored unreadable alarm message on {message.topic}: {exc}", file=self._err)
+            return None
+        previous = self.alarms.get(message.topic)
+        self.alarms[message.topic] = alarm
+        if previous is not None and previous.body == alarm.body:
+            return None  # the broker re-sent retained state after a reconnect
+        return ("alarm", alarm)
+
+    def _status(self, message: Inbound) -> tuple[str, Any] | None:
+        crate = message.topic.split("/")[3]
+        try:
+            body = json.loads(message.payload) if message.payload else {}
+        except ValueError:
+            body = {}
+        state = body.get("state") if isinstance(body, dict) else None
+        was_offline = crate in self.offline
+        if state == "offline":
+            ts = body.get("ts")
+            self.offline[crate] = ts if isinstance(ts, int) else 0
+        else:
+            self.offline.pop(crate, None)
+        if was_offline == (crate in self.offline):
+            return None
+        return ("status", f"crate {crate} is {'offline' if crate in self.offline else 'online'}")
+
+    def listing(self, include_cleared: bool) -> list[Alarm]:
+        """The alarms to show, most urgent first."""
+        shown = [a for a in self.alarms.values() if include_cleared or a.is_open]
+        return sorted(shown, key=Alarm.sort_key)
+
+
+def _collect(subscription: Subscription, board: Board, quiet_s: float, limit_s: float) -> None:
+    """Take retained messages until none came for ``quiet_s`` (or ``limit_s`` passed)."""
+    deadline = time.monotonic() + limit_s
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            item = subscription.inbox.get(timeout=min(quiet_s, left))
+        except queue.Empty:
+            return
+        if isinstance(item, Inbound):
+            board.take(item)
+
+
+def _follow(subscription: Subscription, board: Board, as_json: bool, out: TextIO, err: TextIO) -> None:
+    connected = True
+    while True:
+        item = subscription.inbox.get()
+        if not isinstance(item, Inbound):
+            if item[0] == "disconnected" and connected:
+                print(f"alerts: connection to {subscription.settings.address} lost, reconnecting...", file=err)
+            elif item[0] == "subscribed" and not connected:
+                print("alerts: reconnected", file=err)
+            connected = item[0] != "disconnected"
+            continue
+        change = board.take(item)
+        if change is None:
+            continue
+        kind, what = change
+        if as_json and kind == "alarm":
+            print(json.dumps(what.body, sort_keys=True), file=out, flush=True)
+        elif not as_json:
+            if kind == "alarm":
+                text = _transition(what)
+            elif kind == "deleted":
+                text = f"retained alarm {what.topic} was deleted"
+            else:
+                text = f"{_utc(int(time.time() * 1000))}  {what}"
+            print(text, file=out, flush=True)
+
+
+def main(argv: list[str], prog: str = "coldchain alerts") -> int:
+    """List active alarms (and with --follow, stream transitions)."""
+    parser = argparse.ArgumentParser(
+        prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--follow", "-f", action="store_true", help="then print transitions live until Ctrl-C")
+    parser.add_argument("--json", action="store_true", help="alarm payloads as JSON, for scripts")
+    parser.add_argument("--all", action="store_true", help="include cleared alarms still retained")
+    parser.add_argument(
+        "--quiet-period", type=float, default=0.3, metavar="S", help="retained state is complete after S s of silence"
+    )
+    add_broker_arguments(parser)
+    args = parser.parse_args(argv)
+    out, err = sys.stdout, sys.stderr
+    try:
+        subscription = Subscription(broker_settings(args), [ALARM_FILTER, STATUS_FILTER])
+        subscription.open()
+    except (BrokerError, ConfigError) as exc:
+        print(f"{prog}: {exc}", file=err)
+        return 1
+    board = Board(err)
+    try:
+        _collect(subscription, board, args.quiet_period, limit_s=10.0)
+        alarms = board.listing(args.all)
+        if args.json and args.follow:
+            for alarm in alarms:
+                print(json.dumps(alarm.body, sort_keys=True), file=out)
+        elif args.json:
+            print(json.dumps([a.body for a in alarms], indent=2, sort_keys=True), file=out)
+        elif alarms:
+            print(_table(alarms, board.offline, int(time.time() * 1000)), file=out)
+        else:
+            print(f"no {'retained' if args.all else 'active'} alarms on {subscription.settings.address}", file=out)
+        if not args.json and board.offline:
+            crates = ", ".join(f"{c} (since {_utc(ts)})" if ts else c for c, ts in sorted(board.offline.items()))
+            print(f"offline crates: {crates}", file=out)
+        out.flush()
+        if args.follow:
+            if not args.json:
+                print("following alarm transitions (Ctrl-C to stop)...", file=err, flush=True)
+            _follow(subscription, board, args.json, out, err)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        subscription.close()
+    return 0

@@ -1,0 +1,233 @@
+"""The people's commands' side of MQTT: broker settings and a read-only paho adapter.
+
+paho stops here: its callbacks only convert to ``Inbound`` and enqueue; the
+command reads the queue. Settings are named as in the agent's and gateway's
+``[mqtt]`` table, so ``--config`` can point at either file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import queue
+import ssl
+import tomllib
+import uuid
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from coldchain.errors import ConfigError
+from coldchain.settings import Table
+
+__all__ = ["BrokerError", "BrokerSettings", "Inbound", "Subscription", "add_broker_arguments", "broker_settings"]
+
+CONNECT_TIMEOUT_S = 5.0
+
+
+class BrokerError(Exception):
+    """The broker cannot be reached or refused us: the message says which broker and what to check."""
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerSettings:
+    """How to reach the broker (the keys of an agent's or gateway's ``[mqtt]`` table)."""
+
+    host: str = "127.0.0.1"
+    port: int = 1883
+    username: str | None = None
+    password_file: Path | None = None
+    tls: bool = False
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+
+    @property
+    def address(self) -> str:
+        """``host:port`` with the scheme, for messages."""
+        return f"{'mqtts' if self.uses_tls else 'mqtt'}://{self.host}:{self.port}"
+
+    @property
+    def uses_tls(self) -> bool:
+        """TLS is on when asked for or when any certificate is given."""
+        return self.tls or self.ca_file is not None or self.cert_file is not None
+
+
+@dataclass(frozen=True, slots=True)
+class Inbound:
+    """One message from the broker."""
+
+    topic: str
+    payload: bytes
+    retained: bool
+
+
+def add_broker_arguments(parser: argparse.ArgumentParser) -> None:
+    """The broker options every command that reads MQTT shares."""
+    group = parser.add_argument_group("broker (command line overrides --config)")
+    group.add_argument("--config", type=Path, help="an agent or gateway TOML file: its [mqtt] table is used")
+    group.add_argument("--host", help="broker host (default 127.0.0.1)")
+    group.add_argument("--port", type=int, help="broker port (default 1883, 8883 with TLS)")
+    group.add_argument("--username", help="broker login, e.g. staff.alice from 'coldchain provision staff'")
+    group.add_argument("--password-file", type=Path, help="file holding the password (first line)")
+    group.add_argument("--tls", action="store_true", default=None, help="connect with TLS")
+    group.add_argument("--ca-file", type=Path, help="CA certificate to trust (implies --tls)")
+    group.add_argument("--cert-file", type=Path, help="client certificate (with --key-file)")
+    group.add_argument("--key-file", type=Path, help="client certificate's key")
+
+
+def _path(table: Table, name: str, base: Path) -> Path | None:
+    raw = table.text(name, None)
+    if raw is None:
+        return None
+    path = Path(raw)
+    return path if path.is_absolute() else base / path
+
+
+def _from_file(path: Path) -> BrokerSettings:
+    try:
+        data = tomllib.loads(path.read_text())
+    except OSError as exc:
+        raise ConfigError(str(path), "", f"cannot read: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(str(path), "", f"not valid TOML: {exc}") from None
+    table = Table(data, str(path)).table("mqtt", required=True)
+    base = path.parent
+    # Only the connection keys are read: the rest of the table belongs to the program the file configures.
+    return BrokerSettings(
+        host=table.text("host", "127.0.0.1"),
+        port=table.integer("port", 1883, minimum=1, maximum=65535),
+        username=table.text("username", None),
+        password_file=_path(table, "password_file", base),
+        tls=table.flag("tls", False),
+        ca_file=_path(table, "ca_file", base),
+        cert_file=_path(table, "cert_file", base),
+        key_file=_path(table, "key_file", base),
+    )
+
+
+def broker_settings(args: argparse.Namespace) -> BrokerSettings:
+    """Settings from ``--config`` (if any), overridden by the command-line options given."""
+    settings = _from_file(args.config) if args.config else BrokerSettings()
+    overrides: dict[str, Any] = {
+        name: getattr(args, name)
+        for name in ("host", "port", "username", "password_file", "tls", "ca_file", "cert_file", "key_file")
+        if getattr(args, name) is not None
+    }
+    settings = replace(settings, **overrides)
+    if args.port is None and not args.config and settings.uses_tls:
+        settings = replace(settings, port=8883)
+    if (settings.cert_file is None) != (settings.key_file is None):
+        raise ConfigError("command line", "--cert-file", "a client certificate needs both --cert-file and --key-file")
+    return settings
+
+
+def _password(settings: BrokerSettings) -> str | None:
+    if settings.password_file is None:
+        return None
+    try:
+        return settings.password_file.read_text().splitlines()[0].strip()
+    except (OSError, IndexError) as exc:
+        raise BrokerError(f"cannot read the broker password from {settings.password_file}: {exc}") from None
+
+
+# mosquitto answers a wrong password with "Not authorized" under MQTT 3.1.1: one hint serves both.
+_LOGIN_HINT = (
+    "check --username/--password-file (or the [mqtt] table of --config) and that the broker's passwd file "
+    "holds this login ('coldchain provision staff NAME')"
+)
+_REFUSALS = {"Bad user name or password": _LOGIN_HINT, "Not authorized": _LOGIN_HINT}
+
+
+class Subscription:
+    """A clean, read-only session subscribed to some topic filters; messages arrive in ``inbox``."""
+
+    def __init__(self, settings: BrokerSettings, filters: list[str]) -> None:
+        self.settings = settings
+        self.filters = filters
+        self.inbox: queue.Queue[Inbound | tuple[str, str]] = queue.Queue()
+        self._client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=f"coldchain-cli-{uuid.uuid4().hex[:12]}",
+            protocol=mqtt.MQTTv311,
+            clean_session=True,
+        )
+        self._client.connect_timeout = CONNECT_TIMEOUT_S
+        self._client.on_connect = self._on_connect
+        self._client.on_subscribe = self._on_subscribe
+        self._client.on_message = self._on_message
+        self._client.on_disconnect = self._on_disconnect
+
+    # --- paho callbacks: convert and enqueue, nothing more -------------------------------------
+    def _on_connect(self, client: mqtt.Client, _ud: Any, _flags: Any, reason: Any, _props: Any) -> None:
+        if reason.is_failure:
+            self.inbox.put(("refused", str(reason)))
+            return
+        # Every (re)connect is a clean session: subscribe again, the broker re-sends retained state.
+        client.subscribe([(f, 1) for f in self.filters])
+
+    def _on_subscribe(self, _c: mqtt.Client, _ud: Any, _mid: int, reasons: Any, _props: Any) -> None:
+        failed = [str(r) for r in reasons if r.is_failure]
+        self.inbox.put(("refused", f"subscription refused ({', '.join(failed)})") if failed else ("subscribed", ""))
+
+    def _on_message(self, _c: mqtt.Client, _ud: Any, message: mqtt.MQTTMessage) -> None:
+        self.inbox.put(Inbound(message.topic, bytes(message.payload), bool(message.retain)))
+
+    def _on_disconnect(self, _c: mqtt.Client, _ud: Any, _flags: Any, reason: Any, _props: Any) -> None:
+        self.inbox.put(("disconnected", str(reason)))
+
+    # --- the command's side --------------------------------------------------------------------
+    def open(self) -> None:
+        """Connect and subscribe; raise BrokerError saying what to check when that fails."""
+        s = self.settings
+        if s.username is not None:
+            self._client.username_pw_set(s.username, _password(s))
+        try:
+            if s.uses_tls:
+                self._client.tls_set(
+                    ca_certs=str(s.ca_file) if s.ca_file else None,
+                    certfile=str(s.cert_file) if s.cert_file else None,
+                    keyfile=str(s.key_file) if s.key_file else None,
+                )
+            self._client.connect(s.host, s.port, keepalive=30)
+        except (OSError, ssl.SSLError, ValueError) as exc:
+            hint = (
+                "check the CA file and that the broker's certificate names this host"
+                if isinstance(exc, ssl.SSLError)
+                else "check that mosquitto runs there (systemctl status mosquitto) and that --host/--port "
+                "(or the [mqtt] table of --config) name it"
+            )
+            raise BrokerError(f"cannot reach the MQTT broker at {s.address}: {exc}; {hint}") from None
+        self._client.loop_start()
+        event = self._expect(CONNECT_TIMEOUT_S * 2)
+        if event != ("subscribed", ""):
+            self.close()
+            reason = event[1] if event else "no answer"
+            hint = _REFUSALS.get(reason, "check the broker's log")
+            who = f" as {s.username}" if s.username else " anonymously"
+            raise BrokerError(f"the MQTT broker at {s.address} refused us{who}: {reason}; {hint}")
+
+    def _expect(self, timeout: float) -> tuple[str, str] | None:
+        """The first connection event (messages before it are kept in order)."""
+        held: list[Inbound] = []
+        try:
+            while True:
+                item = self.inbox.get(timeout=timeout)
+                if isinstance(item, Inbound):
+                    held.append(item)
+                    continue
+                if item[0] == "disconnected":
+                    continue
+                return item
+        except queue.Empty:
+            return None
+        finally:
+            for message in held:
+                self.inbox.put(message)
+
+    def close(self) -> None:
+        """Disconnect and stop paho's network thread."""
+        self._client.disconnect()
+        self._client.loop_stop()

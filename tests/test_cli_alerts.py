@@ -1,0 +1,230 @@
+"""``coldchain alerts`` against a real mosquitto holding real retained alarm messages."""
+
+from __future__ import annotations
+
+import json
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import paho.mqtt.publish as publish
+import pytest
+
+from cli.alerts import main
+from cli.provision import mosquitto_password_hash
+from cli.services import Mosquitto, free_port
+from coldchain.topics import alarm_topic, status_topic
+from coldchain.wire import AlarmMessage, CrateStatus, encode
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parent.parent
+NOW_MS = int(time.time() * 1000)
+
+
+def _alarm(crate: str, rule: str, severity: str, state: str, started_ago_s: int, **extra: object) -> tuple[str, bytes]:
+    started = NOW_MS - started_ago_s * 1000
+    message = AlarmMessage(
+        crate=crate,
+        rule=rule,
+        sensor="probe1",
+        severity=severity,
+        state=state,
+        value_c=-148.5,
+        threshold_c=-150.0 if severity == "critical" else -160.0,
+        ts=started,
+        seq=17,
+        started_ts=started,
+        profile="cryo",
+    )
+    payload = encode(message) if not extra else json.dumps({**message.to_wire(), **extra}).encode()
+    return alarm_topic(crate, rule, "probe1"), payload
+
+
+@pytest.fixture
+def retain(mosquitto: Mosquitto) -> Iterator[Callable[..., None]]:
+    """Publish retained messages to the session broker; delete them again after the test."""
+    topics: list[str] = []
+
+    def send(*messages: tuple[str, bytes]) -> None:
+        topics.extend(t for t, _ in messages)
+        publish.multiple(
+            [{"topic": t, "payload": p, "qos": 1, "retain": True} for t, p in messages],
+            hostname=mosquitto.host,
+            port=mosquitto.port,
+        )
+
+    yield send
+    if topics:
+        publish.multiple(
+            [{"topic": t, "payload": b"", "qos": 1, "retain": True} for t in topics],
+            hostname=mosquitto.host,
+            port=mosquitto.port,
+        )
+
+
+def _broker_args(broker: Mosquitto) -> list[str]:
+    return ["--host", broker.host, "--port", str(broker.port)]
+
+
+def test_lists_open_alarms_most_severe_then_oldest_first(
+    mosquitto: Mosquitto, retain: Callable[..., None], crate_prefix: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Active and acknowledged alarms are listed, critical before warning, older before newer; cleared ones not."""
+    a, b = f"{crate_prefix}-A", f"{crate_prefix}-B"
+    retain(
+        _alarm(a, "warning_high", "warning", "active", started_ago_s=7200),
+        _alarm(a, "critical_high", "critical", "active", started_ago_s=60),
+        _alarm(b, "critical_high", "critical", "acknowledged", started_ago_s=600, by="alice", note="re-iced"),
+        _alarm(b, "warning_high", "warning", "cleared", started_ago_s=9000),
+    )
+    assert main(_broker_args(mosquitto)) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if crate_prefix in line]
+    assert [line.split()[:4] for line in lines] == [
+        ["critical", "acknowledged", b, "critical_high"],
+        ["critical", "active", a, "critical_high"],
+        ["warning", "active", a, "warning_high"],
+    ]
+    assert "alice" in lines[0]
+    assert "2h00m" in lines[2]
+
+
+def test_json_prints_the_alarm_payloads(
+    mosquitto: Mosquitto, retain: Callable[..., None], crate_prefix: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--json prints the retained payloads as a JSON array, fields as published."""
+    crate = f"{crate_prefix}-J"
+    topic, payload = _alarm(crate, "critical_high", "critical", "active", started_ago_s=30)
+    retain((topic, payload))
+    assert main([*_broker_args(mosquitto), "--json"]) == 0
+    mine = [a for a in json.loads(capsys.readouterr().out) if a["crate"] == crate]
+    assert mine == [json.loads(payload)]
+
+
+def test_offline_crate_is_marked(
+    mosquitto: Mosquitto, retain: Callable[..., None], crate_prefix: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A crate whose retained status is offline is marked beside its alarms and listed."""
+    crate = f"{crate_prefix}-O"
+    retain(
+        _alarm(crate, "critical_high", "critical", "active", started_ago_s=30),
+        (status_topic(crate), encode(CrateStatus(crate, "offline", NOW_MS))),
+    )
+    assert main(_broker_args(mosquitto)) == 0
+    out = capsys.readouterr().out
+    assert f"{crate} (offline)" in out
+    assert "offline crates:" in out
+
+
+def test_unreadable_alarm_message_is_reported_and_others_still_listed(
+    mosquitto: Mosquitto, retain: Callable[..., None], crate_prefix: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A retained payload that is not an alarm is named on stderr; valid alarms are still listed."""
+    crate = f"{crate_prefix}-U"
+    retain(
+        (alarm_topic(crate, "critical_high", "probe2"), b'{"crate": 5}'),
+        _alarm(crate, "critical_high", "critical", "active", started_ago_s=30),
+    )
+    assert main(_broker_args(mosquitto)) == 0
+    captured = capsys.readouterr()
+    assert f"{crate}/critical_high/probe2" in captured.err
+    assert any(crate in line and "probe1" in line for line in captured.out.splitlines())
+
+
+def test_config_file_mqtt_table_names_the_broker(
+    mosquitto: Mosquitto,
+    retain: Callable[..., None],
+    crate_prefix: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """--config reads the [mqtt] table of a gateway or agent TOML, ignoring the program's other keys."""
+    crate = f"{crate_prefix}-C"
+    retain(_alarm(crate, "critical_high", "critical", "active", started_ago_s=30))
+    config = tmp_path / "gateway.toml"
+    config.write_text(
+        f'[mqtt]\nhost = "{mosquitto.host}"\nport = {mosquitto.port}\nclient_id = "gw"\n\n'
+        '[influxdb]\nurl = "http://127.0.0.1:1"\n'
+    )
+    assert main(["--config", str(config)]) == 0
+    assert crate in capsys.readouterr().out
+
+
+def test_unreachable_broker_error_names_address_and_what_to_check(capsys: pytest.CaptureFixture[str]) -> None:
+    """With nothing listening, the command fails with the address and what to check."""
+    port = free_port()
+    assert main(["--host", "127.0.0.1", "--port", str(port)]) == 1
+    err = capsys.readouterr().err
+    assert f"mqtt://127.0.0.1:{port}" in err
+    assert "mosquitto" in err
+
+
+def test_wrong_password_error_says_the_login_was_refused(
+    make_mosquitto: Callable[..., Mosquitto], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A broker that refuses the login gets an error naming the user and the credentials to check."""
+    passwd = tmp_path / "passwd"
+    passwd.write_text(f"staff.alice:{mosquitto_password_hash('right')}\n")
+    broker = make_mosquitto(extra_conf=f"password_file {passwd}\n")
+    wrong = tmp_path / "pw"
+    wrong.write_text("wrong\n")
+    code = main([*_broker_args(broker), "--username", "staff.alice", "--password-file", str(wrong)])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "refused us as staff.alice" in err
+    assert "--password-file" in err
+
+
+def _lines(process: subprocess.Popen[str]) -> queue.Queue[str]:
+    lines: queue.Queue[str] = queue.Queue()
+
+    def pump() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            lines.put(line)
+
+    threading.Thread(target=pump, daemon=True).start()
+    return lines
+
+
+def _next_line_with(lines: queue.Queue[str], text: str, timeout: float = 5.0) -> str:
+    deadline = time.monotonic() + timeout
+    while (left := deadline - time.monotonic()) > 0:
+        line = lines.get(timeout=left)
+        if text in line:
+            return line
+    raise AssertionError(f"no line with {text!r} within {timeout} s")
+
+
+def test_follow_streams_each_transition_within_a_second(
+    mosquitto: Mosquitto, retain: Callable[..., None], crate_prefix: str
+) -> None:
+    """--follow --json prints the current alarm, then raise, acknowledge and clear as they are published."""
+    crate = f"{crate_prefix}-F"
+    retain(_alarm(crate, "warning_high", "warning", "active", started_ago_s=100))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cli.main", "alerts", "--follow", "--json", *_broker_args(mosquitto)],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        lines = _lines(process)
+        assert json.loads(_next_line_with(lines, crate))["rule"] == "warning_high"
+        seen = []
+        for state, extra in (("active", {}), ("acknowledged", {"by": "bob"}), ("cleared", {})):
+            sent = time.monotonic()
+            retain(_alarm(crate, "critical_high", "critical", state, started_ago_s=5, **extra))
+            body = json.loads(_next_line_with(lines, "critical_high"))
+            assert time.monotonic() - sent < 1.0
+            seen.append((body["state"], body.get("by")))
+        assert seen == [("active", None), ("acknowledged", "bob"), ("cleared", None)]
+    finally:
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=10) == 0
