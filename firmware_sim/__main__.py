@@ -1,7 +1,8 @@
 """``coldchain sim``: the probe board on a pseudo-terminal.
 
-Prints ``device <path>`` as its first line, then speaks protocol v1 on that
-device until ``--duration`` simulated seconds have passed or SIGTERM/SIGINT.
+Prints ``device <path>`` as its first line (and again whenever a ``disconnect``
+fault re-creates the device), then speaks protocol v1 on that device until
+``--duration`` simulated seconds have passed or SIGTERM/SIGINT.
 """
 
 from __future__ import annotations
@@ -15,11 +16,14 @@ import select
 import signal
 import sys
 import time
+import tomllib
 from pathlib import Path
 
+from coldchain.errors import ConfigError
 from firmware_sim.board import Board, BoardSpec
 from firmware_sim.link import PtyLink
 from firmware_sim.model import Ramp
+from firmware_sim.scenario import parse_scenario
 from firmware_sim.sensor import Probe
 
 __all__ = ["main"]
@@ -28,102 +32,71 @@ log = logging.getLogger("coldchain.sim")
 
 _IDLE_POLL_S = 0.05  # how often to look for a listener while nobody has the port open
 _BACKPRESSURE_S = 1.0  # faster than real time, wait this long for a slow reader before dropping
+_TRACE_OPTIONS = ("sensors", "start", "warm_rate", "warm_after", "noise", "resolution")
 
 
 def _positive(text: str) -> float:
     value = float(text)
-    if not value > 0:
+    if not value > 0 or not math.isfinite(value):
         raise argparse.ArgumentTypeError(f"must be greater than 0, got {text}")
     return value
 
 
 def _non_negative(text: str) -> float:
     value = float(text)
-    if not value >= 0:
+    if not value >= 0 or not math.isfinite(value):
         raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
     return value
 
 
 def _parser(prog: str) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=prog, description="Simulate the crate's probe board on a pseudo-terminal.")
-    parser.add_argument(
-        "--sensor", action="append", dest="sensors", metavar="NAME", help="probe name (repeatable; default probe1)"
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description="Simulate the crate's probe board on a pseudo-terminal (protocol: docs/firmware-protocol.md). "
+        "All durations are simulated seconds.",
     )
-    parser.add_argument(
-        "--period",
-        type=_positive,
-        default=1.0,
-        metavar="SECONDS",
-        help="sample period in simulated seconds (default 1.0)",
-    )
-    parser.add_argument(
-        "--start", type=float, default=-185.0, metavar="C", help="start temperature in °C (default -185.0)"
-    )
-    parser.add_argument(
-        "--warm-rate",
-        type=float,
-        default=0.0,
-        metavar="C_PER_MIN",
-        help="warming rate in °C per simulated minute (0 = steady)",
-    )
-    parser.add_argument(
-        "--warm-after",
-        type=_non_negative,
-        default=0.0,
-        metavar="SECONDS",
-        help="warming starts after this many simulated seconds",
-    )
-    parser.add_argument(
-        "--noise", type=_non_negative, default=0.05, metavar="C", help="probe noise, 1 sigma in °C (default 0.05)"
-    )
-    parser.add_argument(
-        "--resolution", type=_positive, default=0.01, metavar="C", help="probe resolution in °C (default 0.01)"
-    )
-    parser.add_argument(
-        "--seed", type=int, default=None, metavar="N", help="random seed: the same seed gives the same sentences"
-    )
-    parser.add_argument(
-        "--duration",
-        type=_non_negative,
-        default=0.0,
-        metavar="SECONDS",
-        help="stop after this many simulated seconds (0 = until SIGTERM/SIGINT)",
-    )
-    parser.add_argument(
-        "--heartbeat",
-        type=_non_negative,
-        default=5.0,
-        metavar="SECONDS",
-        help="heartbeat interval in simulated seconds (0 = none; default 5)",
-    )
-    parser.add_argument(
-        "--speed",
-        type=_positive,
-        default=1.0,
-        metavar="X",
-        help="simulated seconds per real second (default 1; != 1 implies --clock)",
-    )
-    parser.add_argument("--clock", action="store_true", help="send the board clock ($CCTIM) before each sample burst")
-    parser.add_argument(
-        "--epoch-ms", type=int, default=None, metavar="MS", help="board clock at start, UTC epoch ms (default: now)"
-    )
-    parser.add_argument(
-        "--link",
-        type=Path,
-        default=None,
-        metavar="PATH",
-        help="also keep a symlink PATH pointing at the current device",
-    )
+    add = parser.add_argument
+    add("--scenario", type=Path, metavar="FILE", help="simulate a shipment from a scenario file (config/scenarios/)")
+    add("--sensor", action="append", dest="sensors", metavar="NAME", help="probe name (repeatable; default probe1)")
+    add("--period", type=_positive, metavar="SECONDS", help="sample period (default 1.0, or the scenario's)")
+    add("--start", type=float, metavar="C", help="start temperature in °C (default -185.0)")
+    add("--warm-rate", type=float, metavar="C_PER_MIN", help="warming rate in °C per minute (default 0: steady)")
+    add("--warm-after", type=_non_negative, metavar="SECONDS", help="warming starts after this long (default 0)")
+    add("--noise", type=_non_negative, metavar="C", help="probe noise, 1 sigma in °C (default 0.05)")
+    add("--resolution", type=_positive, metavar="C", help="probe resolution in °C (default 0.01)")
+    add("--seed", type=int, metavar="N", help="random seed: the same seed and options give the same bytes")
+    add("--duration", type=_non_negative, metavar="SECONDS", help="stop after this long (0: until SIGTERM/SIGINT)")
+    add("--heartbeat", type=_non_negative, metavar="SECONDS", help="heartbeat interval (0: none; default 5)")
+    add("--speed", type=_positive, default=1.0, metavar="X", help="simulated seconds per real second (default 1)")
+    add("--clock", action="store_true", help="send the board clock ($CCTIM) before each burst (on when --speed != 1)")
+    add("--epoch-ms", type=int, metavar="MS", help="board clock at start, UTC epoch ms (default: now)")
+    add("--link", type=Path, metavar="PATH", help="keep a symlink PATH pointing at the current device")
     return parser
 
 
-def _build_board(args: argparse.Namespace) -> Board:
-    names = args.sensors or ["probe1"]
-    probes = [Probe(name, noise_c=args.noise, resolution_c=args.resolution) for name in names]
-    epoch_ms = args.epoch_ms if args.epoch_ms is not None else time.time_ns() // 1_000_000
-    spec = BoardSpec(probes, args.period, args.heartbeat, args.clock or args.speed != 1.0, epoch_ms)
-    ramp = Ramp(args.start, args.warm_rate, args.warm_after)
-    return Board(spec, ramp.temperature, random.Random(args.seed))  # noqa: S311 -- simulation, not secrets
+def _trace_board(args: argparse.Namespace, epoch_ms: int, clock: bool) -> tuple[Board, float]:
+    noise = 0.05 if args.noise is None else args.noise
+    resolution = args.resolution or 0.01
+    probes = [Probe(name, noise_c=noise, resolution_c=resolution) for name in args.sensors or ["probe1"]]
+    heartbeat = 5.0 if args.heartbeat is None else args.heartbeat
+    spec = BoardSpec(probes, args.period or 1.0, heartbeat, clock, epoch_ms)
+    ramp = Ramp(-185.0 if args.start is None else args.start, args.warm_rate or 0.0, args.warm_after or 0.0)
+    rng = random.Random(args.seed)  # noqa: S311 -- simulation, not secrets
+    return Board(spec, ramp.temperature, rng), args.duration or 0.0
+
+
+def _scenario_board(args: argparse.Namespace, epoch_ms: int, clock: bool) -> tuple[Board, float]:
+    path: Path = args.scenario
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(str(path), "", f"cannot read the scenario: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(str(path), "", f"not valid TOML: {exc}") from None
+    scenario = parse_scenario(data, str(path))
+    board = scenario.board(args.seed, epoch_ms, clock, args.period, args.heartbeat)
+    log.info("scenario %s: %s", scenario.name, scenario.description)
+    return board, scenario.duration_s if args.duration is None else args.duration
 
 
 class _Stop:
@@ -143,6 +116,18 @@ class _Stop:
         self.requested = True
 
 
+def _follow_faults(board: Board, link: PtyLink, now: float) -> None:
+    """Take the device away during a ``disconnect`` fault and bring it back (a new pty) after."""
+    up = board.link_up(now)
+    if not up and link.is_open:
+        log.warning("disconnect: device %s removed at t=%.1f s", link.device, now)
+        link.close()
+    elif up and not link.is_open:
+        link.open()
+        log.warning("disconnect over: board back on %s at t=%.1f s", link.device, now)
+        print(f"device {link.path}", flush=True)
+
+
 def run(board: Board, link: PtyLink, speed: float, duration_s: float, stop: _Stop) -> None:
     """Pace the board's events to real time (divided by ``speed``) until the duration or a stop."""
     wait_s = _BACKPRESSURE_S if speed != 1.0 else 0.0
@@ -154,7 +139,9 @@ def run(board: Board, link: PtyLink, speed: float, duration_s: float, stop: _Sto
             break
         due = board.next_event_s()
         if due <= now:
-            for line in board.step()[1]:
+            at, lines = board.step()
+            _follow_faults(board, link, at)
+            for line in lines:
                 link.write(line, wait_s)
             continue
         timeout = (min(due, end) - now) / speed
@@ -163,7 +150,7 @@ def run(board: Board, link: PtyLink, speed: float, duration_s: float, stop: _Sto
         if len(watched) == 1:
             timeout = min(timeout, _IDLE_POLL_S)
         ready, _, _ = select.select(watched, [], [], timeout)
-        if link.fileno() in ready:
+        if link.is_open and link.fileno() in ready:
             for line in link.read_lines():
                 reply = board.command(line)
                 if reply is not None:
@@ -173,23 +160,36 @@ def run(board: Board, link: PtyLink, speed: float, duration_s: float, stop: _Sto
 
 def main(argv: list[str], prog: str = "coldchain sim") -> int:
     """Run the simulator; returns the process exit status."""
-    args = _parser(prog).parse_args(argv)
+    parser = _parser(prog)
+    args = parser.parse_args(argv)
+    if args.scenario is not None:
+        clashing = [name for name in _TRACE_OPTIONS if getattr(args, name) is not None]
+        if clashing:
+            options = ", ".join("--" + name.rstrip("s").replace("_", "-") for name in clashing)
+            parser.error(f"{options} cannot be combined with --scenario (the scenario file sets them)")
     logging.basicConfig(level=logging.INFO, format=f"{prog}: %(message)s", stream=sys.stderr)
-    board = _build_board(args)
+    epoch_ms = args.epoch_ms if args.epoch_ms is not None else time.time_ns() // 1_000_000
+    clock = args.clock or args.speed != 1.0
+    try:
+        board, duration = (_scenario_board if args.scenario else _trace_board)(args, epoch_ms, clock)
+    except ConfigError as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return 2
     stop = _Stop()
     stop.install()
     link = PtyLink(args.link)
     link.open()
     print(f"device {link.path}", flush=True)
     log.info(
-        "board on %s, %d probe(s), period %.3f s, speed %g",
+        "board on %s: %d probe(s), period %g s, speed %g, %s",
         link.device,
         len(board.spec.probes),
-        args.period,
+        board.period_s,
         args.speed,
+        f"for {duration:g} s" if duration else "until stopped",
     )
     try:
-        run(board, link, args.speed, args.duration, stop)
+        run(board, link, args.speed, duration, stop)
     finally:
         link.close()
         link.remove_link()

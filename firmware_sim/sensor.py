@@ -30,11 +30,15 @@ class Probe:
     offset_c: float = 0.0
     min_c: float = -200.0
     max_c: float = 80.0
+    location: str = "payload"  # what it measures: "payload" or "ambient" (a probe outside the crate)
 
     def read(self, true_c: float, rng: random.Random) -> ProbeReading:
         """Sample the probe at true temperature ``true_c``; draws exactly one number from ``rng``."""
-        noisy = true_c + self.offset_c + rng.gauss(0.0, self.noise_c)
-        value = round(noisy / self.resolution_c) * self.resolution_c
+        return self.clamp(true_c + self.offset_c + rng.gauss(0.0, self.noise_c))
+
+    def clamp(self, celsius: float) -> ProbeReading:
+        """Quantise a measured value; outside the range, ``RANGE`` at the limit."""
+        value = round(celsius / self.resolution_c) * self.resolution_c
         if value < self.min_c:
             return ProbeReading(self.name, self.min_c, "RANGE")
         if value > self.max_c:
