@@ -179,6 +179,7 @@ class AgentProcess:
 
     def __init__(self, config: Path) -> None:
         self.log = config.parent / "agent.log"
+        self._offset = self.log.stat().st_size if self.log.exists() else 0  # restarts append to the same log
         with self.log.open("ab") as sink:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "edge", "--config", str(config), "--log-level", "DEBUG"],
@@ -188,8 +189,10 @@ class AgentProcess:
             )
 
     def text(self) -> str:
-        """The agent's log so far."""
-        return self.log.read_text(errors="replace")
+        """What this process has logged so far."""
+        with self.log.open("rb") as f:
+            f.seek(self._offset)
+            return f.read().decode(errors="replace")
 
     def wait_log(self, needle: str, timeout: float = 10.0) -> None:
         """Wait until the log contains ``needle``."""
@@ -270,3 +273,23 @@ sensors = ["probe1"]
 """
     )
     return path
+
+
+def prefill_spool(path: Path, crate: str, count: int, ts0: int = 1_764_086_400_000) -> None:
+    """Put ``count`` telemetry messages (seq 0..count-1) in a spool in one transaction (a long offline spell)."""
+    import sqlite3
+
+    from coldchain.wire import Reading, Telemetry
+    from edge.spool import Spool
+
+    Spool(path, max(count, 10)).close()  # schema, pragmas and seq reservation as the agent makes them
+    rows = [
+        (seq, ts0 + seq * 1000, encode(Telemetry(crate, seq, ts0 + seq * 1000, (Reading("probe1", -170.0),), "cryo")))
+        for seq in range(count)
+    ]
+    db = sqlite3.connect(path)
+    with db:
+        db.executemany("INSERT INTO telemetry (seq, ts, payload) VALUES (?, ?, ?)", rows)
+        db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('next_seq', ?)", (count,))
+    db.close()
+    path.with_name(path.name + ".seq").write_text(f"{count + 10_000}\n")
