@@ -45,6 +45,16 @@ class ThresholdTracker:
         """True while the alarm is raised (including while its recovery is being confirmed)."""
         return self._state in (_ACTIVE, _CLEARING)
 
+    def snapshot(self) -> dict[str, int]:
+        """JSON-able state, so a restarted gateway resumes a pending or active excursion."""
+        return {"state": self._state, "since": self._since, "started": self._started}
+
+    def restore(self, snapshot: dict[str, int]) -> None:
+        """Resume from ``snapshot()``."""
+        self._state = int(snapshot["state"])
+        self._since = int(snapshot["since"])
+        self._started = int(snapshot["started"])
+
     def feed(self, value_c: float, ts: int, seq: int) -> Transition | None:
         """Account for one reading; return the transition it causes, if any."""
         rule = self.rule

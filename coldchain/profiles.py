@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
+from coldchain.rules import EXTRA_KINDS, ExtraRule, parse_extra_rule
 from coldchain.settings import Table
 from coldchain.topics import valid_identifier
 
@@ -44,17 +45,27 @@ class ThresholdRule:
 
 @dataclass(frozen=True, slots=True)
 class Profile:
-    """A named product profile (``cryo``, ``dry_ice``, ``refrigerated``...)."""
+    """A named product profile (``cryo``, ``dry_ice``, ``refrigerated``...).
+
+    ``rules`` holds the threshold rules (what ``ThresholdTracker`` evaluates);
+    ``extra_rules`` the other kinds of ``coldchain.rules``. ``start_delay_s``:
+    after a crate is switched on, its probes settle this long before value rules apply.
+    """
 
     name: str
     description: str
     rules: tuple[ThresholdRule, ...]
+    extra_rules: tuple[ExtraRule, ...] = ()
+    start_delay_s: float = 0.0
 
 
-def _rule(table: Table) -> ThresholdRule:
+def _rule(table: Table) -> ThresholdRule | ExtraRule:
+    kind = table.text("kind", choices=THRESHOLD_KINDS + EXTRA_KINDS)
+    if kind in EXTRA_KINDS:
+        return parse_extra_rule(table, kind)
     return ThresholdRule(
         name=table.identifier("name"),
-        kind=table.text("kind", choices=THRESHOLD_KINDS),
+        kind=kind,
         threshold_c=table.number("threshold_c", minimum=-273.15, maximum=200.0),
         severity=table.text("severity", choices=SEVERITIES),
         delay_s=table.number("delay_s", 0.0, minimum=0.0),
@@ -70,12 +81,18 @@ def parse_profiles(root: Table) -> dict[str, Profile]:
         table = root.table(name, required=True)
         if not valid_identifier(name):
             raise root.error(name, "profile names must be 1-64 of [A-Za-z0-9_.-]")
-        rules = tuple(_rule(t) for t in table.tables("rules"))
-        names = [r.name for r in rules]
+        parsed = [_rule(t) for t in table.tables("rules")]
+        names = [r.name for r in parsed]
         if len(set(names)) != len(names):
             raise table.error("rules", f"rule names must be unique within a profile, got {names}")
-        if not rules:
+        if not parsed:
             raise table.error("rules", "a profile needs at least one rule")
-        profiles[name] = Profile(name, table.text("description", ""), rules)
+        profiles[name] = Profile(
+            name,
+            table.text("description", ""),
+            tuple(r for r in parsed if isinstance(r, ThresholdRule)),
+            tuple(r for r in parsed if not isinstance(r, ThresholdRule)),
+            table.number("start_delay_s", 0.0, minimum=0.0),
+        )
     root.finish()
     return profiles
