@@ -1,0 +1,132 @@
+"""Shipped scenarios, run through the pure board and the core's excursion trackers with config/profiles.toml."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import tomllib
+
+import pytest
+from sim_scenarios import CONFIG, EPOCH_MS, load, profiles, run
+
+from coldchain.errors import ConfigError
+from coldchain.excursions import ACTIVE
+from firmware_sim.scenario import parse_scenario
+
+HOUR_MS = 3_600_000
+SCENARIOS = sorted(p.stem for p in (CONFIG / "scenarios").glob("*.toml"))
+
+
+def _hours(ts: int) -> float:
+    return (ts - EPOCH_MS) / HOUR_MS
+
+
+@pytest.mark.parametrize("name", SCENARIOS)
+def test_every_shipped_scenario_loads_against_the_shipped_profiles(name: str) -> None:
+    """Each file in config/scenarios/ parses, names a known profile and its name matches the file."""
+    assert load(name).name == name
+
+
+def test_normal_cryo_shipment_raises_no_alarm() -> None:
+    """Five days in a charged dry shipper with a customs inspection: no warning, no critical alarm."""
+    outcome = run(load("cryo-normal-5d"))
+    assert outcome.raised() == []
+    assert -180.0 < outcome.maximum_c["probe1"] < -165.0  # the inspection shows, but stays far from -160
+
+
+def test_cryo_shipper_out_of_ln2_on_day_3_raises_warning_then_critical() -> None:
+    """After the nitrogen is gone on day 3 the shipper warms: warning_high, then critical_high, nothing earlier."""
+    outcome = run(load("cryo-ln2-out-day3"))
+    assert outcome.raised() == [("warning_high", "probe1", ACTIVE), ("critical_high", "probe1", ACTIVE)]
+    warning, critical = outcome.transitions
+    assert 72 < _hours(warning.ts) < _hours(critical.ts) < 80
+    assert critical.value_c > -150.0
+
+
+def test_tipped_shipper_runs_dry_long_before_its_hold_time() -> None:
+    """Tipped after 24 h, the 10-day shipper goes critical on day 4; upright it would not."""
+    scenario = load("cryo-tipped")
+    outcome = run(scenario)
+    assert outcome.raised() == [("warning_high", "probe1", ACTIVE), ("critical_high", "probe1", ACTIVE)]
+    assert 3 * 24 < _hours(outcome.transitions[1].ts) < 4 * 24
+    upright = run(dataclasses.replace(scenario, events=()))
+    assert upright.raised() == []
+
+
+def test_dry_ice_running_out_raises_critical_only_after_the_ice_is_gone() -> None:
+    """Dry ice holds about -78 °C, then the box warms past -60 °C: one critical_high."""
+    scenario = load("dry-ice-runs-out")
+    outcome = run(scenario)
+    assert outcome.raised() == [("critical_high", "probe1", ACTIVE)]
+    gone = scenario.model().depleted_at(scenario.duration_s)
+    assert gone is not None
+    assert _hours(outcome.transitions[0].ts) > gone / 3600
+
+
+def test_fresh_shipment_ignores_short_lid_openings_but_not_the_summer_excursion() -> None:
+    """Short lid openings stay under the 15-min delay; the long opening and melted packs raise critical_high."""
+    outcome = run(load("fresh-2-8-summer-lid"))
+    first = outcome.transitions[0]
+    assert _hours(first.ts) > 37  # nothing from the 3-minute openings at 4 h and 9 h
+    assert {(rule, sensor) for rule, sensor, state in outcome.raised() if state == ACTIVE} == {
+        ("critical_high", "probe1"),
+        ("critical_high", "lid_side"),
+    }
+    assert outcome.transitions[-1].state == ACTIVE  # still warm at delivery
+
+
+def test_short_lid_openings_do_cross_8_degrees_briefly() -> None:
+    """The quiet lid openings are real: the lid-side probe does read above 8 °C during the first hours."""
+    data = tomllib.loads((CONFIG / "scenarios" / "fresh-2-8-summer-lid.toml").read_text())
+    data["events"] = [event for event in data["events"] if event["at"] in ("4h", "9h")]
+    outcome = run(parse_scenario({**data, "duration": "12h"}, "first-12h.toml"))
+    assert outcome.maximum_c["lid_side"] > 8.0
+    assert outcome.raised() == []
+
+
+def test_probe_failing_open_raises_no_threshold_alarm_and_reports_open() -> None:
+    """From 48 h probe1 reports OPEN on every tick; no threshold alarm; probe2 stays OK throughout."""
+    outcome = run(load("probe-fails-open"))
+    assert outcome.raised() == []
+    assert _hours(outcome.first_fault_ts["probe1"]) == pytest.approx(48, abs=1 / 60)
+    assert outcome.statuses["probe1", "OPEN"] == 24 * 60
+    assert outcome.statuses["probe2", "OK"] == 72 * 60
+    assert "probe2" not in outcome.first_fault_ts
+
+
+def test_board_faults_scenario_garbles_lines_only_while_corrupting() -> None:
+    """The board-faults scenario produces bad-checksum lines and spikes, but every probe stays monitored."""
+    outcome = run(load("board-faults"))
+    assert outcome.bad_lines > 0
+    assert outcome.maximum_c["probe1"] > 25.0  # a +30 °C spike
+    assert outcome.statuses["probe2", "OK"] > 500
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"shipper": {"kind": "igloo"}}, "shipper.kind: 'igloo' is not one of"),
+        ({"duration": "3 weeks"}, "duration: '3 weeks' is not a duration"),
+        ({"profile": "vaccines"}, "profile: 'vaccines' is not one of the profiles"),
+        ({"faults": [{"kind": "open", "probe": "probe9", "at": "1h"}]}, "faults[0].probe: 'probe9' is not one of"),
+        ({"faults": [{"kind": "corrupt", "probe": "probe1", "at": "1h"}]}, "about the board, not a probe"),
+        ({"faults": [{"kind": "melt", "at": "1h"}]}, "faults[0].kind: 'melt' is not one of"),
+        ({"events": [{"kind": "lid_close", "at": "1h", "duration": "5m"}]}, "events[0].duration: only lid_open"),
+        ({"events": [{"kind": "tip", "at": "30d"}]}, "events[0].at: 2592000.0 is above the maximum"),
+        ({"shipper": {"kind": "dry_ice", "hold_days": 3}}, "shipper.hold_days: is not a known setting"),
+        ({"shipper": {"kind": "dry_ice", "charge": 1.5}}, "shipper.charge: 1.5 is above the maximum 1.0"),
+        ({"shipper": {"kind": "dry_ice", "coupling": 2}}, "shipper.coupling: must be between 0 and 1"),
+        ({"ambient": {"profile": "custom", "points": [{"at": "5h", "c": 3}]}}, "ambient.points: ambient points"),
+        ({"probes": []}, "probes: a scenario needs at least one"),
+        ({"probes": [{"name": "a"}, {"name": "a"}]}, "probes: probe names must be unique"),
+        ({"probes": [{"name": "a", "location": "roof"}]}, "probes[0].location: 'roof' is not one of"),
+        ({"board": {"period": 0}}, "board.period: 0 is below the minimum"),
+        ({"lanes": "x"}, "lanes: is not a known setting"),
+    ],
+)
+def test_bad_scenario_values_name_file_key_and_problem(change: dict[str, object], message: str) -> None:
+    """Each bad scenario value raises a ConfigError that names the file, the key and the problem."""
+    base = tomllib.loads((CONFIG / "scenarios" / "cryo-normal-5d.toml").read_text())
+    with pytest.raises(ConfigError, match=re.escape(message)) as caught:
+        parse_scenario({**base, **change}, "my.toml", profiles())
+    assert str(caught.value).startswith("my.toml: ")
