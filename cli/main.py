@@ -18,6 +18,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "agent": ("edge.__main__", "run the crate's edge agent (probes -> spool -> MQTT)"),
     "gateway": ("gateway.__main__", "run the gateway (MQTT -> validation -> InfluxDB, alarms)"),
     "demo": ("cli.demo", "run the whole system on private services, with simulated crates"),
+    "board": ("board.__main__", "serve the live alert board for staff in the browser"),
     "provision": ("cli.provision", "make credentials for a crate, a staff member or the gateway"),
     "alerts": ("cli.alerts", "list active alarms from the broker; --follow streams transitions"),
     "verify-archive": ("cli.verify_archive", "check the gateway's evidence archive for tampering"),

@@ -1,0 +1,107 @@
+"""``coldchain board``: the live alert board for logistics staff, in the browser.
+
+``coldchain board --config board.toml`` serves the board; ``coldchain board
+hash-password`` makes a ``[[auth.users]]`` entry for its config (the password
+is read from the terminal, or from standard input when that is not a terminal).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import getpass
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from aiohttp import web
+
+from board.app import Board, make_app
+from board.auth import hash_password
+from board.broker import BrokerLink
+from board.config import BoardConfig, load_config
+from board.hub import Hub
+from board.state import BoardState
+from coldchain.errors import ConfigError
+from coldchain.topics import valid_identifier
+
+__all__ = ["main"]
+
+log = logging.getLogger("coldchain.board")
+MIN_PASSWORD = 10
+
+
+async def serve(config: BoardConfig) -> None:
+    """Run the board until SIGINT or SIGTERM."""
+    loop = asyncio.get_running_loop()
+    hub = Hub(BoardState(config.crates, config.default_profile))
+    link = BrokerLink(config.mqtt, lambda event: loop.call_soon_threadsafe(hub.apply, event))
+    board = Board(config, hub, link)
+    runner = web.AppRunner(make_app(board), access_log=None, shutdown_timeout=2.0)
+    await runner.setup()
+    site = web.TCPSite(runner, config.http.host, config.http.port)
+    try:
+        await site.start()
+    except OSError:
+        await runner.cleanup()
+        raise
+    link.start()
+    print(f"board listening on http://{config.http.host}:{config.http.port}/", flush=True)
+    stop = asyncio.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        link.stop()
+        await runner.cleanup()
+
+
+def _hash_password(args: argparse.Namespace, prog: str) -> int:
+    if not valid_identifier(args.user):
+        print(f"{prog}: user name {args.user!r} must be 1-64 of [A-Za-z0-9_.-]", file=sys.stderr)
+        return 2
+    if sys.stdin.isatty():
+        password = getpass.getpass("password: ")
+        if getpass.getpass("again: ") != password:
+            print(f"{prog}: the passwords differ", file=sys.stderr)
+            return 2
+    else:
+        password = sys.stdin.readline().rstrip("\n")
+    if len(password) < MIN_PASSWORD:
+        print(f"{prog}: use at least {MIN_PASSWORD} characters", file=sys.stderr)
+        return 2
+    print(f'[[auth.users]]\nname = "{args.user}"\npassword_hash = "{hash_password(password)}"')
+    return 0
+
+
+def main(argv: list[str], prog: str = "coldchain board") -> int:
+    """Serve the board, or make a password entry for its config."""
+    if argv[:1] == ["hash-password"]:
+        parser = argparse.ArgumentParser(prog=f"{prog} hash-password", description="make a [[auth.users]] entry")
+        parser.add_argument("--user", required=True, help="the staff member's sign-in name")
+        return _hash_password(parser.parse_args(argv[1:]), prog)
+    parser = argparse.ArgumentParser(
+        prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--config", required=True, type=Path, help="the board's TOML file (see config/board.toml)")
+    parser.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        config = load_config(args.config)
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(serve(config))
+    except ConfigError as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"{prog}: cannot listen on {config.http.host}:{config.http.port}: {exc.strerror}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

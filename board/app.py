@@ -1,0 +1,313 @@
+"""The board's web application: pages, the live event stream, acknowledgements, chart data, sign-in."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from board.auth import DUMMY_HASH, LoginBrake, SessionSigner, verify_password
+from board.broker import AckNotSentError, BrokerLink
+from board.chart import chart_data
+from board.config import BoardConfig
+from board.hub import Hub
+from board.influx import HistoryError, read_history
+from board.messages import MAX_NOTE, ack_payload, ack_topic
+from coldchain.topics import valid_identifier
+
+__all__ = ["COOKIE", "Board", "make_app"]
+
+log = logging.getLogger("coldchain.board")
+
+STATIC = Path(__file__).parent / "static"
+PAGES = Path(__file__).parent / "pages"
+COOKIE = "coldchain_board"
+PUBLIC = ("/login", "/healthz")
+HEARTBEAT_S = 15.0
+MAX_NAME = 64
+# Scripts, styles and the chart library come from the board itself and nowhere else.
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
+)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class Board:
+    """The running board: config, live state, broker link, sign-in."""
+
+    def __init__(self, config: BoardConfig, hub: Hub, link: BrokerLink) -> None:
+        self.config = config
+        self.hub = hub
+        self.link = link
+        key = config.http.session_key or secrets.token_bytes(32)
+        self.signer = SessionSigner(key, config.http.session_hours * 3600)
+        self.brake = LoginBrake()
+        self.users = {u.name: u.password_hash for u in config.http.users}
+        self.http: aiohttp.ClientSession | None = None
+
+    def identity(self, request: web.Request) -> tuple[str, str] | None:
+        """(user, session id for CSRF) of a request, or None when it is not signed in."""
+        if self.config.http.auth_mode == "proxy":
+            user = request.headers.get(self.config.http.proxy_header, "").strip()
+            return (user, f"proxy:{user}") if user else None
+        cookie = request.cookies.get(COOKIE)
+        user = self.signer.user(cookie, time.time())
+        return (user, cookie or "") if user else None
+
+
+BOARD_KEY = web.AppKey("board", Board)
+
+
+def _board(request: web.Request) -> Board:
+    return request.app[BOARD_KEY]
+
+
+def _json_error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+@web.middleware
+async def _security(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Sign-in required everywhere but the login page; strict headers on every answer."""
+    board = _board(request)
+    path = request.path
+    if not (path in PUBLIC or path.startswith("/static/")):
+        identity = board.identity(request)
+        if identity is None:
+            if path.startswith("/api/"):
+                return _json_error(401, "not signed in")
+            raise web.HTTPSeeOther(f"/login?next={path}")
+        request["user"], request["session"] = identity
+        if request.method == "POST" and not board.signer.csrf_ok(request["session"], request.headers.get("X-CSRF")):
+            return _json_error(403, "missing or wrong CSRF token: reload the page")
+    response = await handler(request)
+    response.headers["Content-Security-Policy"] = CSP
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    if not path.startswith("/static/"):
+        response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _page(name: str) -> web.FileResponse:
+    return web.FileResponse(PAGES / name, headers={"Content-Type": "text/html; charset=utf-8"})
+
+
+async def login_page(request: web.Request) -> web.StreamResponse:
+    """The sign-in form (proxy mode has none: the proxy signs people in)."""
+    if _board(request).config.http.auth_mode == "proxy":
+        return web.Response(status=401, text="sign in through the site's proxy\n")
+    return _page("login.html")
+
+
+def _safe_next(target: str) -> str:
+    # Only paths on this board: never '//host' or 'https://...' (an open redirect).
+    return target if target.startswith("/") and not target.startswith("//") and "\\" not in target else "/"
+
+
+async def login(request: web.Request) -> web.StreamResponse:
+    """Check a name and password; on success set the session cookie and go where the user was headed."""
+    board = _board(request)
+    form = await request.post()
+    user, password = str(form.get("user", ""))[:MAX_NAME], str(form.get("password", ""))
+    target = _safe_next(str(form.get("next", "/")))
+    now = time.time()
+    if board.brake.blocked(user, now):
+        log.warning("sign-in for %r refused: too many failures", user)
+        raise web.HTTPSeeOther("/login?error=blocked")
+    stored = board.users.get(user)
+    ok = await asyncio.to_thread(verify_password, password, stored or DUMMY_HASH)
+    if not (ok and stored):
+        board.brake.failed(user, now)
+        log.warning("failed sign-in for %r from %s", user, request.remote)
+        raise web.HTTPSeeOther(f"/login?error=1&next={target}")
+    board.brake.succeeded(user)
+    log.info("%s signed in from %s", user, request.remote)
+    response = web.HTTPSeeOther(target)
+    response.set_cookie(
+        COOKIE,
+        board.signer.issue(user, now),
+        max_age=int(board.signer.lifetime_s),
+        httponly=True,
+        samesite="Strict",
+        secure=board.config.http.secure_cookies,
+        path="/",
+    )
+    raise response
+
+
+async def logout(request: web.Request) -> web.StreamResponse:
+    """Forget the session cookie."""
+    response = web.json_response({"signed_out": True})
+    response.del_cookie(COOKIE, path="/")
+    return response
+
+
+async def board_page(_request: web.Request) -> web.StreamResponse:
+    """The board itself (drawn by board.js from /api/events)."""
+    return _page("board.html")
+
+
+async def crate_page(request: web.Request) -> web.StreamResponse:
+    """One crate's page with its chart."""
+    if not valid_identifier(request.match_info["crate"]):
+        raise web.HTTPNotFound(text="no such crate id\n")
+    return _page("crate.html")
+
+
+async def me(request: web.Request) -> web.StreamResponse:
+    """Who is signed in, the CSRF token for their requests and the board's display settings."""
+    board = _board(request)
+    return web.json_response(
+        {
+            "user": request["user"],
+            "csrf": board.signer.csrf(request["session"]),
+            "title": board.config.title,
+            "stale_after_s": board.config.stale_after_s,
+            "can_sign_out": board.config.http.auth_mode == "users",
+        }
+    )
+
+
+async def state(request: web.Request) -> web.StreamResponse:
+    """The whole board as JSON (for scripts and for a page's first draw)."""
+    return web.json_response(_board(request).hub.snapshot())
+
+
+async def events(request: web.Request) -> web.StreamResponse:
+    """Server-sent events: a snapshot, then every change, with a heartbeat so proxies keep it open."""
+    hub = _board(request).hub
+    response = web.StreamResponse(
+        headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+    )
+    response.headers["Content-Security-Policy"] = CSP
+    await response.prepare(request)
+    page = hub.open_page()
+    try:
+        while True:
+            try:
+                message = await asyncio.wait_for(page.queue.get(), HEARTBEAT_S)
+            except TimeoutError:
+                message = ": heartbeat\n\n"
+            if message is None:
+                break
+            await response.write(message.encode())
+    except ConnectionResetError:
+        pass  # the page was closed
+    finally:
+        hub.close_page(page)
+    return response
+
+
+def _ack_field(body: dict[str, Any], key: str, limit: int) -> str:
+    value = body.get(key)
+    if not isinstance(value, str) or not value.strip():
+        raise web.HTTPBadRequest(text=f"'{key}' is required")
+    value = value.strip()
+    if len(value) > limit or not value.isprintable():
+        raise web.HTTPBadRequest(text=f"'{key}' must be at most {limit} printable characters")
+    return value
+
+
+async def acknowledge(request: web.Request) -> web.StreamResponse:
+    """Publish a staff acknowledgement of an open alarm, and say whether the broker took it."""
+    board = _board(request)
+    try:
+        body = await request.json()
+    except ValueError:
+        return _json_error(400, "the request body is not JSON")
+    if not isinstance(body, dict):
+        return _json_error(400, "the request body is not a JSON object")
+    crate, rule, sensor = (body.get(k) for k in ("crate", "rule", "sensor"))
+    if not all(isinstance(x, str) and valid_identifier(x) for x in (crate, rule, sensor)):
+        return _json_error(400, "crate, rule and sensor must be valid ids")
+    assert isinstance(crate, str)
+    assert isinstance(rule, str)
+    assert isinstance(sensor, str)
+    try:
+        by = _ack_field(body, "by", MAX_NAME)
+        note = _ack_field(body, "note", MAX_NOTE)
+    except web.HTTPBadRequest as exc:
+        return _json_error(400, exc.text or "bad request")
+    alarm = board.hub.state.open_alarm(crate, rule, sensor)
+    if alarm is None:
+        return _json_error(409, f"no open alarm {crate}/{rule}/{sensor} (it may have cleared)")
+    if alarm.state != "active":
+        return _json_error(409, f"alarm {crate}/{rule}/{sensor} is already {alarm.state}")
+    payload = ack_payload(crate, rule, sensor, by=by, note=note, ts=int(time.time() * 1000))
+    try:
+        await asyncio.to_thread(board.link.publish_ack, ack_topic(crate, rule, sensor), payload)
+    except AckNotSentError as exc:
+        log.error("ack of %s/%s/%s by %r NOT sent: %s", crate, rule, sensor, by, exc)
+        status = 504 if exc.sent_maybe else 503
+        return _json_error(status, f"acknowledgement not confirmed: {exc}")
+    log.info("ack of %s/%s/%s by %r (signed in as %s) sent", crate, rule, sensor, by, request["user"])
+    return web.json_response({"sent": True, "alarm": alarm.alarm_id}, status=202)
+
+
+async def history(request: web.Request) -> web.StreamResponse:
+    """Chart data for one crate: aligned series, limit bands, excursions, over the last N hours."""
+    board = _board(request)
+    crate = request.match_info["crate"]
+    if not valid_identifier(crate):
+        return _json_error(404, "no such crate id")
+    try:
+        hours = float(request.query.get("hours", board.config.influxdb.chart_hours))
+    except ValueError:
+        return _json_error(400, "hours must be a number")
+    if not 0 < hours <= 24 * 92:
+        return _json_error(400, "hours must be within 0..2208")
+    end_ms = int(time.time() * 1000) + 60_000
+    start_ms = end_ms - int(hours * 3_600_000)
+    profile_name = board.hub.state.crate_json(crate)["profile"]
+    profile = board.config.profiles.get(profile_name) or board.config.profiles[board.config.default_profile]
+    assert board.http is not None
+    try:
+        buckets, bucket_ms = await read_history(board.http, board.config.influxdb, crate, start_ms, end_ms)
+    except HistoryError as exc:
+        log.error("history of %s: %s", crate, exc)
+        return _json_error(502, str(exc))
+    chart = chart_data(buckets, profile, bucket_ms)
+    return web.json_response({"crate": crate, "from": start_ms, "to": end_ms, **chart})
+
+
+async def healthz(request: web.Request) -> web.StreamResponse:
+    """Liveness for the service manager or a proxy: says only whether the broker link is up."""
+    return web.json_response({"ok": True, "broker": _board(request).link.connected})
+
+
+def make_app(board: Board) -> web.Application:
+    """The aiohttp application serving ``board``."""
+    app = web.Application(middlewares=[_security], client_max_size=64 * 1024)
+    app[BOARD_KEY] = board
+    app.router.add_get("/login", login_page)
+    app.router.add_post("/login", login)
+    app.router.add_post("/api/logout", logout)
+    app.router.add_get("/", board_page)
+    app.router.add_get("/crates/{crate}", crate_page)
+    app.router.add_get("/api/me", me)
+    app.router.add_get("/api/state", state)
+    app.router.add_get("/api/events", events)
+    app.router.add_post("/api/ack", acknowledge)
+    app.router.add_get("/api/crates/{crate}/history", history)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_static("/static/", STATIC, append_version=False)
+
+    async def lifecycle(app: web.Application) -> Any:
+        board.http = aiohttp.ClientSession()
+        flusher = asyncio.create_task(board.hub.run_flusher())
+        yield
+        flusher.cancel()
+        await board.http.close()
+
+    app.cleanup_ctx.append(lifecycle)
+    return app

@@ -1,0 +1,140 @@
+"""The board's one paho adapter: callbacks convert broker messages to board events and hand them off.
+
+paho runs its own network thread; nothing here touches board state. Every message
+becomes one event passed to ``deliver`` (the web app hands it to its event loop).
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import paho.mqtt.client as mqtt
+
+from board.config import MqttSettings
+from board.messages import ALARM_FILTER, STATUS_FILTER, AlarmView, StatusView, decode_alarm, decode_status
+from coldchain.errors import WireFormatError
+from coldchain.topics import TELEMETRY_FILTER, crate_from_topic
+from coldchain.wire import Telemetry, decode_telemetry
+
+__all__ = ["AckNotSentError", "BoardEvent", "BrokerLink"]
+
+log = logging.getLogger("coldchain.board.broker")
+
+
+@dataclass(frozen=True, slots=True)
+class BoardEvent:
+    """One thing that happened on the broker side.
+
+    ``kind`` is ``alarm`` (``key``, ``alarm`` None when removed), ``status``, ``telemetry``
+    or ``connection`` (``connected`` says which way, ``reason`` why).
+    """
+
+    kind: str
+    key: tuple[str, str, str] | None = None
+    alarm: AlarmView | None = None
+    status: StatusView | None = None
+    telemetry: Telemetry | None = None
+    connected: bool = False
+    reason: str = ""
+
+
+class AckNotSentError(Exception):
+    """The acknowledgement did not reach the broker; ``sent_maybe`` when it may still arrive."""
+
+    def __init__(self, message: str, sent_maybe: bool = False) -> None:
+        super().__init__(message)
+        self.sent_maybe = sent_maybe
+
+
+class BrokerLink:
+    """Subscribes to alarms, crate status and telemetry; publishes staff acknowledgements."""
+
+    def __init__(self, settings: MqttSettings, deliver: Callable[[BoardEvent], None]) -> None:
+        self._settings = settings
+        self._deliver = deliver
+        self._connected = threading.Event()
+        self.rejected = 0  # messages that broke the contract, counted and logged
+        client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2,
+            client_id=settings.client_id,
+            clean_session=True,  # every (re)connect replays the retained alarms and status in full
+            protocol=mqtt.MQTTv311,
+        )
+        if settings.username:
+            client.username_pw_set(settings.username, settings.password)
+        if settings.ca_file:
+            client.tls_set(ca_certs=settings.ca_file, tls_version=ssl.PROTOCOL_TLS_CLIENT)
+        client.reconnect_delay_set(min_delay=1, max_delay=30)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        self._client = client
+
+    @property
+    def connected(self) -> bool:
+        """True while the session with the broker is up."""
+        return self._connected.is_set()
+
+    def start(self) -> None:
+        """Connect in the background; paho retries until the broker answers."""
+        self._client.connect_async(self._settings.host, self._settings.port, keepalive=self._settings.keepalive_s)
+        self._client.loop_start()
+
+    def stop(self) -> None:
+        """Disconnect and stop paho's thread."""
+        self._client.disconnect()
+        self._client.loop_stop()
+
+    def publish_ack(self, topic: str, payload: bytes) -> None:
+        """Publish an acknowledgement at QoS 1 and wait for the broker's PUBACK (blocking)."""
+        if not self._connected.is_set():
+            # Not queued for later: staff must know now that it did not go.
+            raise AckNotSentError(f"not connected to the broker at {self._settings.host}:{self._settings.port}")
+        info = self._client.publish(topic, payload, qos=1, retain=False)
+        if info.rc != mqtt.MQTT_ERR_SUCCESS:
+            raise AckNotSentError(f"the broker refused it ({mqtt.error_string(info.rc)})")
+        try:
+            info.wait_for_publish(timeout=self._settings.ack_timeout_s)
+        except (RuntimeError, ValueError) as exc:
+            raise AckNotSentError(f"the connection dropped while sending ({exc})", sent_maybe=True) from None
+        if not info.is_published():
+            raise AckNotSentError(f"no confirmation from the broker within {self._settings.ack_timeout_s:g} s", True)
+
+    def _on_connect(self, client: mqtt.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any) -> None:
+        if reason.is_failure:
+            log.error("broker %s:%s refused the board: %s", self._settings.host, self._settings.port, reason)
+            self._deliver(BoardEvent("connection", connected=False, reason=str(reason)))
+            return
+        if self._connected.is_set():
+            return  # paho may report one connection twice; subscribe once per session
+        self._connected.set()
+        client.subscribe([(ALARM_FILTER, 1), (STATUS_FILTER, 1), (TELEMETRY_FILTER, 0)])
+        log.info("connected to %s:%s, subscribed", self._settings.host, self._settings.port)
+        self._deliver(BoardEvent("connection", connected=True))
+
+    def _on_disconnect(self, _client: mqtt.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any) -> None:
+        self._connected.clear()
+        log.warning("lost the broker at %s:%s: %s", self._settings.host, self._settings.port, reason)
+        self._deliver(BoardEvent("connection", connected=False, reason=str(reason)))
+
+    def _on_message(self, _client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
+        try:
+            self._deliver(self._convert(message.topic, message.payload))
+        except WireFormatError as exc:
+            self.rejected += 1
+            log.warning("ignored a message on %s: %s (%d ignored so far)", message.topic, exc, self.rejected)
+
+    @staticmethod
+    def _convert(topic: str, payload: bytes) -> BoardEvent:
+        if topic.endswith("/telemetry"):
+            return BoardEvent("telemetry", telemetry=decode_telemetry(payload, crate_from_topic(topic)))
+        if topic.endswith("/status"):
+            return BoardEvent("status", status=decode_status(topic, payload))
+        alarm = decode_alarm(topic, payload)
+        crate, rule, sensor = topic.rsplit("/", 3)[1:]
+        return BoardEvent("alarm", key=(crate, rule, sensor), alarm=alarm)

@@ -1,0 +1,240 @@
+"""The board's configuration: read once at start-up, every key checked, defaults in one place."""
+
+from __future__ import annotations
+
+import ipaddress
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from board.auth import parse_password_hash
+from coldchain.errors import ConfigError
+from coldchain.profiles import Profile, parse_profiles
+from coldchain.settings import Table
+
+__all__ = ["BoardConfig", "CrateInfo", "HttpSettings", "InfluxSettings", "MqttSettings", "User", "load_config"]
+
+AUTH_MODES = ("users", "proxy")
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    """A staff login of the board; ``password_hash`` is made by ``coldchain board hash-password``."""
+
+    name: str
+    password_hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class HttpSettings:
+    """Where the board listens and how it keeps people signed in."""
+
+    host: str
+    port: int
+    session_hours: float
+    secure_cookies: bool
+    session_key: bytes | None  # None: a random key per start (a restart signs everyone out)
+    auth_mode: str
+    proxy_header: str
+    users: tuple[User, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class MqttSettings:
+    """The broker the board watches and publishes acknowledgements to."""
+
+    host: str
+    port: int
+    username: str | None
+    password: str | None
+    ca_file: str | None
+    client_id: str
+    keepalive_s: int
+    ack_timeout_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class InfluxSettings:
+    """The InfluxDB 1.x server the per-crate chart reads (InfluxQL over HTTP)."""
+
+    url: str
+    database: str
+    username: str | None
+    password: str | None
+    timeout_s: float
+    chart_hours: float
+    max_points: int
+
+
+@dataclass(frozen=True, slots=True)
+class CrateInfo:
+    """What the board knows of a crate from configuration (telemetry and alarms add the rest)."""
+
+    crate: str
+    profile: str | None
+    shipment: str | None
+    origin: str | None
+    destination: str | None
+    product: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class BoardConfig:
+    """Everything ``coldchain board`` needs, validated."""
+
+    title: str
+    stale_after_s: float
+    default_profile: str
+    http: HttpSettings
+    mqtt: MqttSettings
+    influxdb: InfluxSettings
+    profiles: dict[str, Profile]
+    crates: dict[str, CrateInfo]
+
+
+def _secret(table: Table, name: str, base: Path) -> str | None:
+    """The first line of the file named by key ``name`` (relative to the config file), or None."""
+    value = table.text(name, None)
+    if not value:
+        return None
+    path = base / value
+    try:
+        lines = path.read_text().strip().splitlines()
+    except OSError as exc:
+        raise table.error(name, f"cannot read {path}: {exc.strerror}") from None
+    if not lines:
+        raise table.error(name, f"{path} is empty")
+    return lines[0].strip()
+
+
+def _http(root: Table, base: Path) -> HttpSettings:
+    http = root.table("http")
+    host = http.text("host", "127.0.0.1")
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = host == "localhost"
+    auth = root.table("auth")
+    mode = auth.text("mode", "users", choices=AUTH_MODES)
+    proxy_header = auth.text("proxy_header", "X-Remote-User")
+    users = []
+    for entry in auth.tables("users"):
+        name = entry.identifier("name")
+        hashed = entry.text("password_hash")
+        try:
+            parse_password_hash(hashed)
+        except ValueError as exc:
+            raise entry.error("password_hash", f"{exc} (make one with 'coldchain board hash-password')") from None
+        users.append(User(name, hashed))
+    if len({u.name for u in users}) != len(users):
+        raise auth.error("users", "user names must be unique")
+    if mode == "users" and not users:
+        raise auth.error("users", "mode 'users' needs at least one [[auth.users]] entry")
+    # A header anyone can send is only an identity when nobody but the proxy can reach us.
+    if mode == "proxy" and not loopback:
+        raise http.error("host", f"auth mode 'proxy' requires a loopback host, got {host!r}")
+    key_text = _secret(http, "session_key_file", base)
+    if key_text is not None and len(key_text) < 32:
+        raise http.error("session_key_file", "the key must be at least 32 characters")
+    return HttpSettings(
+        host=host,
+        port=http.integer("port", 8090, minimum=1, maximum=65535),
+        session_hours=http.number("session_hours", 12.0, minimum=0.1, maximum=24.0 * 31),
+        secure_cookies=http.flag("secure_cookies", False),
+        session_key=key_text.encode() if key_text else None,
+        auth_mode=mode,
+        proxy_header=proxy_header,
+        users=tuple(users),
+    )
+
+
+def _mqtt(root: Table, base: Path) -> MqttSettings:
+    mqtt = root.table("mqtt")
+    ca_file = mqtt.text("ca_file", None)
+    return MqttSettings(
+        host=mqtt.text("host", "127.0.0.1"),
+        port=mqtt.integer("port", 1883, minimum=1, maximum=65535),
+        username=mqtt.text("username", None),
+        password=_secret(mqtt, "password_file", base),
+        ca_file=str(base / ca_file) if ca_file else None,
+        client_id=mqtt.text("client_id", ""),
+        keepalive_s=mqtt.integer("keepalive_s", 30, minimum=5, maximum=300),
+        ack_timeout_s=mqtt.number("ack_timeout_s", 5.0, minimum=0.5, maximum=60.0),
+    )
+
+
+def _influx(root: Table, base: Path) -> InfluxSettings:
+    influx = root.table("influxdb")
+    url = influx.text("url", "http://127.0.0.1:8086").rstrip("/")
+    if not url.startswith(("http://", "https://")):
+        raise influx.error("url", f"{url!r} must start with http:// or https://")
+    return InfluxSettings(
+        url=url,
+        database=influx.identifier("database", "coldchain"),
+        username=influx.text("username", None),
+        password=_secret(influx, "password_file", base),
+        timeout_s=influx.number("timeout_s", 10.0, minimum=0.5, maximum=120.0),
+        chart_hours=influx.number("chart_hours", 24.0, minimum=0.01, maximum=24.0 * 92),
+        max_points=influx.integer("max_points", 2000, minimum=100, maximum=50_000),
+    )
+
+
+def _crates(root: Table) -> dict[str, CrateInfo]:
+    crates: dict[str, CrateInfo] = {}
+    for entry in root.tables("crates"):
+        crate = entry.identifier("id")
+        if crate in crates:
+            raise entry.error("id", f"crate {crate!r} is listed twice")
+        crates[crate] = CrateInfo(
+            crate=crate,
+            profile=entry.identifier("profile", None),
+            shipment=entry.text("shipment", None),
+            origin=entry.text("origin", None),
+            destination=entry.text("destination", None),
+            product=entry.text("product", None),
+        )
+    return crates
+
+
+def _load_profiles(path: Path) -> dict[str, Profile]:
+    try:
+        data = tomllib.loads(path.read_text())
+    except OSError as exc:
+        raise ConfigError(str(path), "", f"cannot read: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(str(path), "", f"not valid TOML: {exc}") from None
+    return parse_profiles(Table(data, str(path)))
+
+
+def load_config(path: Path) -> BoardConfig:
+    """Read and validate the board's TOML file; relative paths in it are relative to the file."""
+    try:
+        data = tomllib.loads(path.read_text())
+    except OSError as exc:
+        raise ConfigError(str(path), "", f"cannot read: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(str(path), "", f"not valid TOML: {exc}") from None
+    root = Table(data, str(path))
+    base = path.parent
+    board = root.table("board")
+    profiles_file = board.text("profiles_file", "profiles.toml")
+    profiles = _load_profiles(base / profiles_file)
+    default_profile = board.identifier("default_profile", "cryo")
+    if default_profile not in profiles:
+        raise board.error("default_profile", f"{default_profile!r} is not in {profiles_file} ({sorted(profiles)})")
+    crates = _crates(root)
+    for info in crates.values():
+        if info.profile is not None and info.profile not in profiles:
+            raise ConfigError(str(path), f"crates.{info.crate}.profile", f"{info.profile!r} is not a known profile")
+    config = BoardConfig(
+        title=board.text("title", "coldchain alert board"),
+        stale_after_s=board.number("stale_after_s", 120.0, minimum=1.0),
+        default_profile=default_profile,
+        http=_http(root, base),
+        mqtt=_mqtt(root, base),
+        influxdb=_influx(root, base),
+        profiles=profiles,
+        crates=crates,
+    )
+    root.finish()
+    return config

@@ -1,0 +1,106 @@
+"""Fans board changes out to every open page as server-sent events.
+
+Alarm and online/offline changes go out at once; telemetry is coalesced per crate
+and flushed a few times a second, so a busy fleet cannot flood the browsers. A page
+that cannot keep up is disconnected (its browser reconnects and gets a fresh snapshot)
+rather than silently missing an update.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Any
+
+from board.broker import BoardEvent
+from board.state import BoardState
+
+__all__ = ["Hub", "PageStream"]
+
+log = logging.getLogger("coldchain.board.hub")
+
+
+def sse(kind: str, data: Any) -> str:
+    """One server-sent event."""
+    return f"event: {kind}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
+
+
+class PageStream:
+    """One open page's queue of events; ``None`` in the queue means: close, you fell behind."""
+
+    def __init__(self, limit: int) -> None:
+        self.queue: asyncio.Queue[str | None] = asyncio.Queue(limit)
+
+    def push(self, message: str) -> bool:
+        """Queue a message; False (and the page is told to close) when the page fell behind."""
+        try:
+            self.queue.put_nowait(message)
+        except asyncio.QueueFull:
+            while not self.queue.empty():
+                self.queue.get_nowait()
+            self.queue.put_nowait(None)
+            return False
+        return True
+
+
+class Hub:
+    """Owns the board state on the event loop; every change is applied here, then broadcast."""
+
+    def __init__(self, state: BoardState, flush_s: float = 0.5, page_queue: int = 1000) -> None:
+        self.state = state
+        self.flush_s = flush_s
+        self.page_queue = page_queue
+        self.pages: set[PageStream] = set()
+        self.broker = {"connected": False, "reason": "connecting"}
+        self.dropped_pages = 0
+        self._dirty: set[str] = set()
+
+    def apply(self, event: BoardEvent) -> None:
+        """Apply one broker event (on the event loop) and tell the pages."""
+        if event.kind == "alarm" and event.key is not None:
+            crate = self.state.apply_alarm(event.key, event.alarm)
+            self._broadcast(sse("alarms", self.state.alarms_json()))
+            self._broadcast(sse("crate", self.state.crate_json(crate)))
+        elif event.kind == "status" and event.status is not None:
+            crate = self.state.apply_status(event.status)
+            self._broadcast(sse("crate", self.state.crate_json(crate)))
+        elif event.kind == "telemetry" and event.telemetry is not None:
+            self._dirty.add(self.state.apply_telemetry(event.telemetry))
+        elif event.kind == "connection":
+            self.broker = {"connected": event.connected, "reason": event.reason}
+            self._broadcast(sse("broker", self.broker))
+
+    def snapshot(self) -> dict[str, Any]:
+        """Everything a page needs to draw itself from scratch."""
+        return {**self.state.snapshot(), "broker": self.broker}
+
+    def open_page(self) -> PageStream:
+        """A new page's stream, starting with a full snapshot."""
+        page = PageStream(self.page_queue)
+        page.push(sse("snapshot", self.snapshot()))
+        self.pages.add(page)
+        return page
+
+    def close_page(self, page: PageStream) -> None:
+        """Forget a page that went away."""
+        self.pages.discard(page)
+
+    def flush(self) -> None:
+        """Send the crates whose readings changed since the last flush."""
+        dirty, self._dirty = self._dirty, set()
+        for crate in sorted(dirty):
+            self._broadcast(sse("crate", self.state.crate_json(crate)))
+
+    async def run_flusher(self) -> None:
+        """Flush coalesced telemetry every ``flush_s`` until cancelled."""
+        while True:
+            await asyncio.sleep(self.flush_s)
+            self.flush()
+
+    def _broadcast(self, message: str) -> None:
+        for page in list(self.pages):
+            if not page.push(message):
+                self.pages.discard(page)
+                self.dropped_pages += 1
+                log.warning("a page fell %d events behind and was disconnected", self.page_queue)

@@ -1,0 +1,79 @@
+// The board page: open alarms on top, then every crate, problems first.
+"use strict";
+(function () {
+  const { el, celsius, clockTime } = Board;
+  const crates = new Map();
+  const RANK = { critical: 0, warning: 1, info: 2 };
+
+  function rank(crate) {
+    if (crate.worst) return RANK[crate.worst];
+    if (crate.state === "offline") return 3;
+    if (crate.state === "unknown") return 4;
+    return 5;
+  }
+
+  function card(crate) {
+    const node = el("a", `crate state-${crate.state}${crate.worst ? ` worst-${crate.worst}` : ""}`);
+    node.href = `/crates/${encodeURIComponent(crate.crate)}`;
+    node.dataset.crate = crate.crate;
+    const head = el("div", "crate-head");
+    head.append(el("span", "crate-id", crate.crate), el("span", `state-badge ${crate.state}`, crate.state.toUpperCase()));
+    node.append(head);
+    const readings = el("div", "readings");
+    if (crate.readings.length === 0) readings.append(el("span", "no-reading", "no reading yet"));
+    for (const r of crate.readings) {
+      const reading = el("div", "reading");
+      reading.append(
+        el("span", "sensor", r.sensor),
+        r.fault ? el("span", "fault", `probe fault: ${r.fault}`) : el("span", "temp", celsius(r.value_c)),
+      );
+      readings.append(reading);
+    }
+    node.append(readings);
+    const meta = el("div", "crate-meta");
+    meta.append(el("span", "profile", crate.profile));
+    if (crate.shipment) meta.append(el("span", "shipment", `shipment ${crate.shipment}`));
+    if (crate.alarm_count) meta.append(el("span", `alarm-count sev-${crate.worst}`, `${crate.alarm_count} alarm${crate.alarm_count > 1 ? "s" : ""}`));
+    node.append(meta);
+    const foot = el("div", "crate-foot");
+    if (crate.last_ts) {
+      const updated = el("span", "updated", `reading ${Board.age(crate.last_ts)} ago`);
+      updated.dataset.updated = crate.last_ts;
+      updated.title = clockTime(crate.last_ts);
+      foot.append(updated);
+    }
+    if (crate.state === "offline" && crate.state_ts) foot.append(el("span", "offline-since", `offline since ${clockTime(crate.state_ts)}`));
+    node.append(foot);
+    return node;
+  }
+
+  function drawCrates() {
+    const list = [...crates.values()].sort((a, b) => rank(a) - rank(b) || a.crate.localeCompare(b.crate));
+    document.getElementById("crates").replaceChildren(...list.map(card));
+    document.getElementById("crate-count").textContent = String(list.length);
+  }
+
+  let pending = false;
+  function scheduleDraw() {
+    if (pending) return;
+    pending = true;
+    requestAnimationFrame(() => { pending = false; drawCrates(); });
+  }
+
+  Board.start().then((ok) => {
+    if (!ok) return;
+    document.getElementById("title").textContent = Board.me.title;
+    const alarms = document.getElementById("alarms");
+    Board.connect({
+      snapshot(data) {
+        crates.clear();
+        for (const c of data.crates) crates.set(c.crate, c);
+        Board.drawAlarms(alarms, data.alarms);
+        Board.broker(data.broker);
+        drawCrates();
+      },
+      alarms(list) { Board.drawAlarms(alarms, list); },
+      crate(c) { crates.set(c.crate, c); scheduleDraw(); },
+    });
+  });
+})();

@@ -1,0 +1,191 @@
+"""The board end to end in headless Chromium: real board process, real mosquitto, real influxd."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from board_helpers import (
+    PASSWORD,
+    RunningBoard,
+    alarm_payload,
+    http,
+    mqtt_client,
+    publish,
+    start_board,
+    write_config,
+    write_points,
+)
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from cli.services import InfluxDB, Mosquitto
+
+pytestmark = pytest.mark.integration
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+CRATE = f"B{os.getpid()}"
+DATABASE = f"board{os.getpid()}"
+# Screenshots land here for a person to look at (make test keeps them with pytest's temp dirs).
+SHOTS_ENV = "COLDCHAIN_BOARD_SHOTS"
+
+
+@pytest.fixture(scope="module")
+def board(tmp_path_factory: pytest.TempPathFactory, mosquitto: Mosquitto, influxdb: InfluxDB) -> Iterator[RunningBoard]:
+    """One board for this module, watching the session broker and influxd."""
+    crates = f'[[crates]]\nid = "{CRATE}"\nprofile = "cryo"\nshipment = "SH-2026-0193"\ndestination = "Leiden"\n'
+    running = start_board(
+        write_config(tmp_path_factory.mktemp("board"), mosquitto.port, influxdb.url, DATABASE, crates)
+    )
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """Debian's Chromium driven by Playwright (no downloaded browser)."""
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser: Browser, board: RunningBoard) -> Iterator[Page]:
+    """A signed-in page showing the live board."""
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    signed_in = context.new_page()
+    signed_in.goto(f"{board.url}/")
+    signed_in.fill("input[name=user]", "ops")
+    signed_in.fill("input[name=password]", PASSWORD)
+    signed_in.click("button[type=submit]")
+    expect(signed_in.locator("#live")).to_have_text("live", timeout=5000)
+    yield signed_in
+    context.close()
+
+
+def _shot(page: Page, tmp_path: Path, name: str) -> Path:
+    directory = Path(os.environ.get(SHOTS_ENV, tmp_path))
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / name
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+def test_retained_alarm_appears_on_the_open_board_within_two_seconds(
+    page: Page, mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    """An alarm published to the broker is on the page, at the top, in under 2 s, without a reload."""
+    crate = f"{CRATE}-a"
+    with mqtt_client(mosquitto.port) as (client, _):
+        status = {"v": 1, "crate": crate, "state": "online", "ts": int(time.time() * 1000)}
+        publish(client, f"coldchain/v1/crates/{crate}/status", json.dumps(status).encode())
+        started = time.monotonic()
+        publish(client, f"coldchain/v1/alarms/{crate}/critical_high/probe1", alarm_payload(crate))
+        row = page.locator(f'.alarm[data-alarm="{crate}/critical_high/probe1"]')
+        row.wait_for(state="visible", timeout=2000)
+        elapsed = time.monotonic() - started
+        publish(
+            client,
+            f"coldchain/v1/alarms/{crate}/warning_high/probe1",
+            alarm_payload(crate, "warning_high", severity="warning"),
+        )
+        expect(page.locator(".alarm")).to_have_count(2, timeout=2000)
+    assert elapsed < 2.0
+    assert page.locator(".alarm").first.get_attribute("data-alarm") == f"{crate}/critical_high/probe1"
+    expect(row.locator(".badge")).to_have_text("CRITICAL")
+    expect(page.locator(f'.crate[data-crate="{crate}"] .alarm-count')).to_have_text("2 alarms")
+    _shot(page, tmp_path, "board.png")
+    with mqtt_client(mosquitto.port) as (client, _):  # leave the shared broker as we found it
+        for rule in ("critical_high", "warning_high"):
+            publish(client, f"coldchain/v1/alarms/{crate}/{rule}/probe1", b"")
+    expect(page.locator(".alarm")).to_have_count(0, timeout=2000)
+
+
+def test_ack_from_the_page_reaches_the_broker(page: Page, mosquitto: Mosquitto) -> None:
+    """Name and note typed on the page arrive on the acks topic as the staff-ack contract says."""
+    crate = f"{CRATE}-k"
+    topic = f"coldchain/v1/acks/{crate}/critical_high/probe1"
+    with mqtt_client(mosquitto.port, subscribe=topic) as (client, received):
+        publish(client, f"coldchain/v1/alarms/{crate}/critical_high/probe1", alarm_payload(crate))
+        row = page.locator(f'.alarm[data-alarm="{crate}/critical_high/probe1"]')
+        row.locator(".ack-button").click()
+        row.locator("input[name=by]").fill("Ana Souza")
+        row.locator("input[name=note]").fill("shipper re-filled with LN2 at hub")
+        clicked_ms = int(time.time() * 1000)
+        row.locator("button[type=submit]").click()
+        message = received.get(timeout=5)
+        expect(row.locator(".ack-result")).to_contain_text("Sent")
+        publish(client, f"coldchain/v1/alarms/{crate}/critical_high/probe1", b"")
+    ack = json.loads(message.payload)
+    assert message.topic == topic
+    assert message.qos == 1
+    assert {k: ack[k] for k in ("v", "crate", "rule", "sensor", "by", "note")} == {
+        "v": 1,
+        "crate": crate,
+        "rule": "critical_high",
+        "sensor": "probe1",
+        "by": "Ana Souza",
+        "note": "shipper re-filled with LN2 at hub",
+    }
+    assert clicked_ms - 1000 <= ack["ts"] <= int(time.time() * 1000)
+
+
+def test_unauthenticated_browser_lands_on_sign_in_and_api_is_refused(browser: Browser, board: RunningBoard) -> None:
+    """Without signing in the board shows only the sign-in form, and the data endpoints answer 401."""
+    context = browser.new_context()
+    anonymous = context.new_page()
+    anonymous.goto(f"{board.url}/crates/{CRATE}")
+    assert anonymous.url.startswith(f"{board.url}/login")
+    expect(anonymous.locator("input[name=password]")).to_be_visible()
+    assert anonymous.request.get(f"{board.url}/api/state").status == 401
+    context.close()
+    assert http(f"{board.url}/api/events")[0] == 401
+
+
+def test_wrong_password_is_refused_in_the_browser(browser: Browser, board: RunningBoard) -> None:
+    """A wrong password keeps the user on the sign-in page with a message, and no session cookie."""
+    context = browser.new_context()
+    login = context.new_page()
+    login.goto(f"{board.url}/login")
+    login.fill("input[name=user]", "ops")
+    login.fill("input[name=password]", "not the password")
+    login.click("button[type=submit]")
+    expect(login.locator("#login-error")).to_have_text("Wrong name or password.")
+    assert context.cookies() == []
+    context.close()
+
+
+def test_crate_page_charts_history_with_limit_bands_and_excursion(
+    page: Page, board: RunningBoard, influxdb: InfluxDB, tmp_path: Path
+) -> None:
+    """The crate page draws the shipment's readings from InfluxDB and reports the excursion it shades."""
+    now = int(time.time() * 1000)
+    # an hour at -175 °C, a 10-minute warm spell to -145 °C (critical), then back
+    values = [-175.0 + (30.0 if 30 <= k < 40 else 0.0) for k in range(60)]
+    lines = [
+        f"temperature,crate={CRATE},profile=cryo,sensor=probe1 value_c={v},seq={k}i {now - (60 - k) * 60_000}"
+        for k, v in enumerate(values)
+    ]
+    write_points(influxdb.url, DATABASE, lines)
+    page.goto(f"{board.url}/crates/{CRATE}")
+    page.locator("#window-picker button[data-hours='6']").click()
+    status = page.locator("#chart-status")
+    expect(status).to_contain_text("60 points", timeout=5000)
+    expect(status).to_contain_text("excursion span")
+    expect(page.locator("#chart canvas")).to_be_visible()
+    expect(page.locator(".facts")).to_contain_text("SH-2026-0193")
+    _shot(page, tmp_path, "crate.png")
