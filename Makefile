@@ -17,11 +17,20 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 
-# mosquitto and influxd are Debian packages; we start private instances, never the system's.
+# Debian packages the demo and the tests use, as command:package. mosquitto and influxd are started
+# as private instances on free ports, never the system's; openssl makes test certificates;
+# systemd-analyze checks the units.
+APT_NEEDS := mosquitto:mosquitto mosquitto_pub:mosquitto-clients influxd:influxdb openssl:openssl \
+	systemd-analyze:systemd
+
 services:
-	@command -v mosquitto >/dev/null 2>&1 || test -x /usr/sbin/mosquitto && command -v influxd >/dev/null 2>&1 || { \
-	  echo "installing mosquitto and influxdb from Debian"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto influxdb >/dev/null; }
+	@missing=""; for need in $(APT_NEEDS); do \
+	  PATH="$$PATH:/usr/sbin:/sbin" command -v $${need%%:*} >/dev/null 2>&1 || missing="$$missing $${need##*:}"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "apt-get install$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
