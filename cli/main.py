@@ -21,6 +21,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "board": ("board.__main__", "serve the live alert board for staff in the browser"),
     "provision": ("cli.provision", "make credentials for a crate, a staff member or the gateway"),
     "alerts": ("cli.alerts", "list active alarms from the broker; --follow streams transitions"),
+    "query": ("cli.query", "a crate's readings, min/max/mean and time out of range from InfluxDB"),
+    "report": ("cli.report", "a shipment's or crate's QA release report (PDF, CSV or JSON)"),
     "verify-archive": ("cli.verify_archive", "check the gateway's evidence archive for tampering"),
 }
 

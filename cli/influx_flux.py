@@ -1,0 +1,147 @@
+"""Reading the record from a server that speaks the v2 API (InfluxDB 2.x, 3.x, Cloud): Flux via influxdb-client.
+
+The rows are the same as the InfluxQL reader's. Only this module imports influxdb-client.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import urllib3
+from influxdb_client.client.influxdb_client import InfluxDBClient
+from influxdb_client.rest import ApiException
+
+from cli.influx_read import (
+    TIMEOUT_S,
+    AlarmRow,
+    GapRow,
+    InfluxReadError,
+    InfluxSettings,
+    ReadingRow,
+    alarm_row,
+    gap_row,
+)
+
+__all__ = ["V2Reader"]
+
+EPOCH = "1970-01-01T00:00:00Z"
+
+
+def _s(value: str) -> str:
+    """A Flux string literal."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("${", "\\${") + '"'
+
+
+def _t(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+
+
+def _ms(moment: datetime) -> int:
+    return round(moment.timestamp() * 1000)
+
+
+def _any(column: str, values: list[str]) -> str:
+    return "(" + " or ".join(f"r.{column} == {_s(v)}" for v in values) + ")"
+
+
+class V2Reader:
+    """Flux queries through influxdb-client's query API."""
+
+    def __init__(self, settings: InfluxSettings, token: str) -> None:
+        self.settings = settings
+        self._client = InfluxDBClient(url=settings.url, token=token, org=settings.org or "", timeout=TIMEOUT_S * 1000)
+
+    def _records(self, flux: str) -> Iterator[dict[str, Any]]:
+        s = self.settings
+        try:
+            tables = self._client.query_api().query(flux, org=s.org)
+        except ApiException as exc:
+            if exc.status in (401, 403):
+                raise InfluxReadError(
+                    f"{s.where} refused the token (HTTP {exc.status}): check --token-file "
+                    "(or [influxdb] token_file of --config) and that the token may read the bucket"
+                ) from None
+            if exc.status == 404:
+                raise InfluxReadError(
+                    f"{s.where}: not found (HTTP 404, {exc.reason}): check --org and --bucket, "
+                    "and that the server speaks the v2 API (1.x servers: --api v1)"
+                ) from None
+            raise InfluxReadError(f"{s.where} rejected the query: HTTP {exc.status} {exc.reason}") from None
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise InfluxReadError(
+                f"cannot reach InfluxDB at {s.url} ({type(exc).__name__}): check that the server runs and that "
+                "--influx-url (or [influxdb] url of --config) names it"
+            ) from None
+        for table in tables:
+            for record in table.records:
+                yield record.values
+
+    def _from(self, start: str, stop: str | None = None) -> str:
+        stop_arg = f", stop: {stop}" if stop else ""
+        return f"from(bucket: {_s(self.settings.bucket or '')})\n  |> range(start: {start}{stop_arg})\n"
+
+    def _tagged(self, tags: Mapping[str, str]) -> str:
+        return "".join(f" and r.{k} == {_s(v)}" for k, v in tags.items())
+
+    def readings(self, tags: Mapping[str, str], start_ms: int, end_ms: int) -> list[ReadingRow]:
+        """Stored readings with the given tags in [start_ms, end_ms), in time order."""
+        flux = (
+            self._from(_t(start_ms), _t(end_ms))
+            + f'  |> filter(fn: (r) => r._measurement == "temperature"{self._tagged(tags)})\n'
+            + '  |> filter(fn: (r) => r._field == "value_c" or r._field == "seq")\n'
+            + '  |> pivot(rowKey: ["_time"], columnKey: ["_field"], valueColumn: "_value")\n'
+            + '  |> group()\n  |> sort(columns: ["_time"])\n'
+        )
+        return [
+            ReadingRow(
+                _ms(r["_time"]),
+                str(r["crate"]),
+                str(r["sensor"]),
+                float(r["value_c"]),
+                None if r.get("seq") is None else int(r["seq"]),
+                r.get("profile"),
+            )
+            for r in self._records(flux)
+            if r.get("value_c") is not None
+        ]
+
+    def extent(self, tags: Mapping[str, str]) -> tuple[int, int] | None:
+        """Times of the first and last stored reading with these tags (None: there is none)."""
+        base = (
+            self._from(EPOCH)
+            + f'  |> filter(fn: (r) => r._measurement == "temperature" and r._field == "value_c"{self._tagged(tags)})\n'
+            + '  |> group()\n  |> keep(columns: ["_time"])\n'
+        )
+        first = list(self._records(base + '  |> sort(columns: ["_time"])\n  |> limit(n: 1)\n'))
+        last = list(self._records(base + '  |> sort(columns: ["_time"], desc: true)\n  |> limit(n: 1)\n'))
+        if not first or not last:
+            return None
+        return _ms(first[0]["_time"]), _ms(last[0]["_time"])
+
+    def _pivoted(self, measurement: str, crates: list[str], start_ms: int, end_ms: int) -> Iterator[dict[str, Any]]:
+        flux = (
+            self._from(_t(start_ms), _t(end_ms))
+            + f"  |> filter(fn: (r) => r._measurement == {_s(measurement)} and {_any('crate', crates)})\n"
+            + '  |> pivot(rowKey: ["_time"], columnKey: ["_field"], valueColumn: "_value")\n'
+            + '  |> group()\n  |> sort(columns: ["_time"])\n'
+        )
+        return self._records(flux)
+
+    def alarms(self, crates: list[str], start_ms: int, end_ms: int) -> list[AlarmRow]:
+        """Every alarm transition of these crates in the window, in time order."""
+        return [alarm_row(r, _ms(r["_time"])) for r in self._pivoted("alarm", crates, start_ms, end_ms)]
+
+    def gaps(self, crates: list[str], start_ms: int, end_ms: int) -> list[GapRow]:
+        """Recorded data gaps of these crates in the window."""
+        return [gap_row(r, _ms(r["_time"])) for r in self._pivoted("gap", crates, start_ms, end_ms)]
+
+    def crates_where(self, tag: str, value: str) -> list[str]:
+        """Crates whose readings carry ``tag = value`` (e.g. a shipment id)."""
+        flux = (
+            self._from(EPOCH)
+            + f'  |> filter(fn: (r) => r._measurement == "temperature" and r.{tag} == {_s(value)})\n'
+            + '  |> keep(columns: ["crate"])\n  |> group()\n  |> distinct(column: "crate")\n'
+        )
+        return sorted({str(r["_value"]) for r in self._records(flux)})

@@ -1,0 +1,374 @@
+"""Reading the record back: InfluxQL over HTTP for 1.x servers, Flux through influxdb-client for v2.
+
+Settings are named as in the gateway's ``[influxdb]`` table (api, url, database,
+retention_policy, username, password_file, org, bucket, token_file), so
+``--config`` can point at the gateway's file. Both readers return the same rows;
+every failure becomes an ``InfluxReadError`` naming the server and what to check.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import tomllib
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Protocol
+
+from coldchain.errors import ConfigError
+from coldchain.settings import Table
+
+__all__ = [
+    "AlarmRow",
+    "GapRow",
+    "InfluxReadError",
+    "InfluxSettings",
+    "Reader",
+    "ReadingRow",
+    "V1Reader",
+    "add_influx_arguments",
+    "fetch_readings",
+    "open_reader",
+    "settings_from_args",
+]
+
+CHUNK_MS = 6 * 3_600_000  # one query per six hours of data keeps each answer small and feeds the progress line
+TIMEOUT_S = 30
+DEFAULT_URL = "http://127.0.0.1:8086"
+DEFAULT_DATABASE = "coldchain"
+
+
+class InfluxReadError(Exception):
+    """InfluxDB cannot be read: the message names the server and what to check."""
+
+
+@dataclass(frozen=True, slots=True)
+class InfluxSettings:
+    """Where the record lives."""
+
+    api: str = "v1"
+    url: str = DEFAULT_URL
+    database: str = DEFAULT_DATABASE
+    retention_policy: str | None = None
+    username: str | None = None
+    password_file: Path | None = None
+    org: str | None = None
+    bucket: str | None = None
+    token_file: Path | None = None
+
+    @property
+    def where(self) -> str:
+        """The server and database, for messages."""
+        if self.api == "v2":
+            return f"InfluxDB (v2 API) at {self.url}, org {self.org}, bucket {self.bucket}"
+        return f"InfluxDB at {self.url}, database {self.database}"
+
+
+@dataclass(frozen=True, slots=True)
+class ReadingRow:
+    """One stored reading."""
+
+    ts_ms: int
+    crate: str
+    sensor: str
+    value_c: float
+    seq: int | None
+    profile: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class AlarmRow:
+    """One stored alarm transition (acknowledgements carry ``by`` and ``note``)."""
+
+    ts_ms: int
+    crate: str
+    rule: str
+    sensor: str
+    severity: str
+    state: str
+    value_c: float | None
+    threshold_c: float | None
+    seq: int | None
+    alarm_id: str | None
+    by: str | None
+    note: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class GapRow:
+    """Messages of a crate that never arrived: seq ``first_seq`` to ``last_seq``."""
+
+    ts_ms: int
+    crate: str
+    first_seq: int | None
+    last_seq: int | None
+
+    @property
+    def missing(self) -> int | None:
+        """How many messages the gap spans."""
+        if self.first_seq is None or self.last_seq is None:
+            return None
+        return self.last_seq - self.first_seq + 1
+
+
+class Reader(Protocol):
+    """What the commands need from the record."""
+
+    settings: InfluxSettings
+
+    def readings(self, tags: Mapping[str, str], start_ms: int, end_ms: int) -> list[ReadingRow]: ...
+
+    def extent(self, tags: Mapping[str, str]) -> tuple[int, int] | None: ...
+
+    def alarms(self, crates: list[str], start_ms: int, end_ms: int) -> list[AlarmRow]: ...
+
+    def gaps(self, crates: list[str], start_ms: int, end_ms: int) -> list[GapRow]: ...
+
+    def crates_where(self, tag: str, value: str) -> list[str]: ...
+
+
+def _secret(path: Path | None, what: str) -> str | None:
+    if path is None:
+        return None
+    try:
+        return path.read_text().splitlines()[0].strip()
+    except (OSError, IndexError) as exc:
+        raise InfluxReadError(f"cannot read the InfluxDB {what} from {path}: {exc}") from None
+
+
+def _q(value: str) -> str:
+    """An InfluxQL string literal."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _where(tags: Mapping[str, str], start_ms: int | None = None, end_ms: int | None = None) -> str:
+    terms = [f'"{k}" = {_q(v)}' for k, v in tags.items()]
+    if start_ms is not None:
+        terms.append(f"time >= {start_ms}ms")
+    if end_ms is not None:
+        terms.append(f"time < {end_ms}ms")
+    return " AND ".join(terms)
+
+
+def _select(what: str, measurement: str, where: str) -> str:
+    # Values enter only as literals escaped by _q; tag keys and measurements are our own constants.
+    return f'SELECT {what} FROM "{measurement}" WHERE {where} ORDER BY time ASC'  # noqa: S608
+
+
+def _crates(crates: list[str]) -> str:
+    return "(" + " OR ".join(f'"crate" = {_q(c)}' for c in crates) + ")"
+
+
+def _optional(row: Mapping[str, Any], key: str, kind: type) -> Any:
+    value = row.get(key)
+    return kind(value) if value is not None else None
+
+
+def alarm_row(row: Mapping[str, Any], ts_ms: int) -> AlarmRow:
+    """An alarm row from a flattened InfluxDB row (either API)."""
+    return AlarmRow(
+        ts_ms=ts_ms,
+        crate=str(row.get("crate")),
+        rule=str(row.get("rule")),
+        sensor=str(row.get("sensor")),
+        severity=str(row.get("severity")),
+        state=str(row.get("state")),
+        value_c=_optional(row, "value_c", float),
+        threshold_c=_optional(row, "threshold_c", float),
+        seq=_optional(row, "seq", int),
+        alarm_id=_optional(row, "alarm_id", str),
+        by=_optional(row, "by", str),
+        note=_optional(row, "note", str),
+    )
+
+
+def gap_row(row: Mapping[str, Any], ts_ms: int) -> GapRow:
+    """A gap row; the seq bounds are read from the first of the field names the gateway may use."""
+    first = next((row[k] for k in ("first_seq", "first_missing", "first") if row.get(k) is not None), None)
+    last = next((row[k] for k in ("last_seq", "last_missing", "last") if row.get(k) is not None), None)
+    return GapRow(
+        ts_ms, str(row.get("crate")), None if first is None else int(first), None if last is None else int(last)
+    )
+
+
+class V1Reader:
+    """InfluxQL over ``/query`` of an InfluxDB 1.x server (stdlib HTTP, no client library needed)."""
+
+    def __init__(self, settings: InfluxSettings) -> None:
+        self.settings = settings
+        self._password = _secret(settings.password_file, "password")
+
+    def _request(self, q: str) -> dict[str, Any]:
+        s = self.settings
+        params = {"q": q, "db": s.database, "epoch": "ms"}
+        if s.retention_policy:
+            params["rp"] = s.retention_policy
+        request = urllib.request.Request(  # noqa: S310 (the operator's own InfluxDB URL)
+            f"{s.url.rstrip('/')}/query", data=urllib.parse.urlencode(params).encode(), method="POST"
+        )
+        if s.username is not None:
+            token = base64.b64encode(f"{s.username}:{self._password or ''}".encode()).decode()
+            request.add_header("Authorization", f"Basic {token}")
+        try:
+            with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:  # noqa: S310
+                body: dict[str, Any] = json.load(response)
+        except urllib.error.HTTPError as exc:
+            if exc.code in (401, 403):
+                raise InfluxReadError(
+                    f"{s.where} refused the credentials{f' of {s.username}' if s.username else ''} (HTTP {exc.code}): "
+                    "check --username/--password-file (or [influxdb] username/password_file of --config)"
+                ) from None
+            hint = " (a v2-only server? use --api v2)" if exc.code == 404 else ""
+            raise InfluxReadError(f"{s.where} answered HTTP {exc.code} {exc.reason}{hint}") from None
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise InfluxReadError(
+                f"cannot reach InfluxDB at {s.url} ({reason}): check that influxd runs "
+                "(systemctl status influxdb) and that --influx-url (or [influxdb] url of --config) names it"
+            ) from None
+        except ValueError as exc:
+            raise InfluxReadError(f"{s.url} did not answer with InfluxDB JSON ({exc}): is it an InfluxDB?") from None
+        return body
+
+    def _series(self, q: str) -> list[dict[str, Any]]:
+        result = self._request(q)["results"][0]
+        if "error" in result:
+            error = str(result["error"])
+            if error.startswith("database not found"):
+                raise InfluxReadError(
+                    f"database {self.settings.database!r} does not exist at {self.settings.url}: "
+                    "check --database (or [influxdb] database of --config)"
+                )
+            raise InfluxReadError(f"{self.settings.where} rejected the query: {error}")
+        if result.get("partial"):
+            raise InfluxReadError(f"{self.settings.where} truncated the answer (max-row-limit): narrow the window")
+        return list(result.get("series", []))
+
+    def _rows(self, q: str) -> Iterator[dict[str, Any]]:
+        for series in self._series(q):
+            tags = series.get("tags") or {}
+            for values in series["values"]:
+                row = dict(zip(series["columns"], values, strict=True))
+                row.update(tags)
+                yield row
+
+    def readings(self, tags: Mapping[str, str], start_ms: int, end_ms: int) -> list[ReadingRow]:
+        """Stored readings with the given tags in [start_ms, end_ms), in time order."""
+        q = _select('"value_c", "seq", "crate", "sensor", "profile"', "temperature", _where(tags, start_ms, end_ms))
+        return [
+            ReadingRow(int(r["time"]), str(r["crate"]), str(r["sensor"]), float(r["value_c"]), r["seq"], r["profile"])
+            for r in self._rows(q)
+            if r.get("value_c") is not None
+        ]
+
+    def extent(self, tags: Mapping[str, str]) -> tuple[int, int] | None:
+        """Times of the first and last stored reading with these tags (None: there is none)."""
+        where = _where(tags)
+        first = list(self._rows(_select('first("value_c")', "temperature", where)))
+        last = list(self._rows(_select('last("value_c")', "temperature", where)))
+        if not first or not last:
+            return None
+        return int(first[0]["time"]), int(last[0]["time"])
+
+    def alarms(self, crates: list[str], start_ms: int, end_ms: int) -> list[AlarmRow]:
+        """Every alarm transition of these crates in the window, in time order."""
+        q = _select("*", "alarm", f"{_crates(crates)} AND {_where({}, start_ms, end_ms)}")
+        return [alarm_row(r, int(r["time"])) for r in self._rows(q)]
+
+    def gaps(self, crates: list[str], start_ms: int, end_ms: int) -> list[GapRow]:
+        """Recorded data gaps of these crates in the window."""
+        q = _select("*", "gap", f"{_crates(crates)} AND {_where({}, start_ms, end_ms)}")
+        return [gap_row(r, int(r["time"])) for r in self._rows(q)]
+
+    def crates_where(self, tag: str, value: str) -> list[str]:
+        """Crates whose readings carry ``tag = value`` (e.g. a shipment id)."""
+        q = f'SHOW TAG VALUES FROM "temperature" WITH KEY = "crate" WHERE "{tag}" = {_q(value)}'
+        return sorted({str(r["value"]) for r in self._rows(q)})
+
+
+def add_influx_arguments(parser: argparse.ArgumentParser) -> None:
+    """The InfluxDB options every command that reads the record shares."""
+    group = parser.add_argument_group("InfluxDB (command line overrides --config)")
+    group.add_argument("--config", type=Path, help="the gateway's TOML: its [influxdb] table is used")
+    group.add_argument("--api", choices=("v1", "v2"), help="v1: InfluxQL (InfluxDB 1.x, default); v2: Flux")
+    group.add_argument("--influx-url", dest="url", help="server URL (default http://127.0.0.1:8086)")
+    group.add_argument("--database", help="v1 database (default coldchain)")
+    group.add_argument("--retention-policy", help="v1 retention policy (default: the database's default)")
+    group.add_argument("--username", help="v1 user")
+    group.add_argument("--password-file", type=Path, help="v1 password, first line of this file")
+    group.add_argument("--org", help="v2 organisation")
+    group.add_argument("--bucket", help="v2 bucket")
+    group.add_argument("--token-file", type=Path, help="v2 API token, first line of this file")
+
+
+def _path(table: Table, name: str, base: Path) -> Path | None:
+    raw = table.text(name, None)
+    if raw is None:
+        return None
+    path = Path(raw)
+    return path if path.is_absolute() else base / path
+
+
+def _from_file(path: Path) -> InfluxSettings:
+    try:
+        data = tomllib.loads(path.read_text())
+    except OSError as exc:
+        raise ConfigError(str(path), "", f"cannot read: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(str(path), "", f"not valid TOML: {exc}") from None
+    table = Table(data, str(path)).table("influxdb", required=True)
+    # Only the connection keys are read: batching and retry settings belong to the gateway.
+    return InfluxSettings(
+        api=table.text("api", "v1", choices=("v1", "v2")),
+        url=table.text("url", DEFAULT_URL),
+        database=table.text("database", DEFAULT_DATABASE),
+        retention_policy=table.text("retention_policy", None),
+        username=table.text("username", None),
+        password_file=_path(table, "password_file", path.parent),
+        org=table.text("org", None),
+        bucket=table.text("bucket", None),
+        token_file=_path(table, "token_file", path.parent),
+    )
+
+
+def settings_from_args(args: argparse.Namespace) -> InfluxSettings:
+    """Settings from ``--config`` (if any), overridden by the command-line options given."""
+    settings = _from_file(args.config) if args.config else InfluxSettings()
+    names = ("api", "url", "database", "retention_policy", "username", "password_file", "org", "bucket", "token_file")
+    overrides = {n: getattr(args, n) for n in names if getattr(args, n) is not None}
+    settings = replace(settings, **overrides)
+    if settings.api == "v2":
+        for name in ("org", "bucket", "token_file"):
+            if getattr(settings, name) is None:
+                flag = "--" + name.replace("_", "-")
+                raise ConfigError("command line", flag, f"the v2 API needs {flag} (or [influxdb] {name} of --config)")
+    return settings
+
+
+def open_reader(settings: InfluxSettings) -> Reader:
+    """The reader for the configured API."""
+    if settings.api == "v2":
+        # influxdb-client is loaded only for v2 servers: the 1.x path needs nothing beyond the stdlib
+        from cli.influx_flux import V2Reader  # noqa: PLC0415
+
+        return V2Reader(settings, _secret(settings.token_file, "token") or "")
+    return V1Reader(settings)
+
+
+def fetch_readings(
+    reader: Reader, tags: Mapping[str, str], start_ms: int, end_ms: int, progress: Callable[[int, int], None]
+) -> list[ReadingRow]:
+    """All readings in the window, queried a few hours at a time; ``progress(done_ms, rows)`` after each."""
+    rows: list[ReadingRow] = []
+    cursor = start_ms
+    while cursor < end_ms:
+        stop = min(cursor + CHUNK_MS, end_ms)
+        rows.extend(reader.readings(tags, cursor, stop))
+        cursor = stop
+        progress(cursor - start_ms, len(rows))
+    return rows

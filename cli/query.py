@@ -1,0 +1,248 @@
+"""``coldchain query CRATE``: a crate's readings over a window, with min/max/mean and time out of range.
+
+The limits come from the crate's product profile (the ``profile`` its readings were
+stored with, or ``--profile``) in the profiles file. A reading beyond a critical
+limit is marked ``!``, beyond a warning limit ``*``. ``--csv`` writes the readings
+for a spreadsheet instead. Works against InfluxDB 1.x (InfluxQL) and v2 servers (Flux).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+import time
+import tomllib
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+from cli.influx_read import InfluxReadError, Reader, ReadingRow, add_influx_arguments, fetch_readings, open_reader
+from cli.influx_read import settings_from_args as influx_settings
+from cli.progress import Progress
+from cli.window import Window, add_window_arguments, format_duration, iso, window_from_args
+from coldchain.errors import ConfigError
+from coldchain.profiles import Profile, ThresholdRule, parse_profiles
+from coldchain.settings import Table
+from coldchain.stats import SensorSummary, default_max_hold_ms, summarise
+from coldchain.topics import valid_identifier
+
+__all__ = ["Record", "load_profiles", "main", "read_record"]
+
+SHIPPED_PROFILES = Path(__file__).resolve().parent.parent / "config" / "profiles.toml"
+INSTALLED_PROFILES = Path("/etc/coldchain/profiles.toml")
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """A crate's (or shipment's) readings over a window, judged against its profile."""
+
+    crates: tuple[str, ...]
+    start_ms: int
+    end_ms: int
+    profile: Profile | None
+    readings: tuple[ReadingRow, ...]
+    summaries: tuple[SensorSummary, ...]
+    max_hold_ms: int
+
+    @property
+    def rules(self) -> tuple[ThresholdRule, ...]:
+        """The threshold rules readings are judged by (none without a profile)."""
+        return self.profile.rules if self.profile else ()
+
+    def marker(self, value_c: float) -> str:
+        """``!`` beyond a critical limit, ``*`` beyond a warning limit, else nothing."""
+        breached = [r for r in self.rules if r.breached(value_c)]
+        if any(r.severity == "critical" for r in breached):
+            return "!"
+        return "*" if breached else ""
+
+
+def load_profiles(path: Path | None) -> tuple[dict[str, Profile], Path]:
+    """The profiles of ``path``, else of the installed file, else of the one shipped with the code."""
+    chosen = path or (INSTALLED_PROFILES if INSTALLED_PROFILES.is_file() else SHIPPED_PROFILES)
+    try:
+        data = tomllib.loads(chosen.read_text())
+    except OSError as exc:
+        raise ConfigError(str(chosen), "", f"cannot read the profiles file: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(str(chosen), "", f"not valid TOML: {exc}") from None
+    return parse_profiles(Table(data, str(chosen))), chosen
+
+
+def _profile(rows: Sequence[ReadingRow], wanted: str | None, profiles_file: Path | None, err: TextIO) -> Profile | None:
+    profiles, source = load_profiles(profiles_file)
+    stored = Counter(r.profile for r in rows if r.profile)
+    name = wanted or (stored.most_common(1)[0][0] if stored else None)
+    if name is None:
+        print("note: the readings carry no profile and none was given (--profile): no limits applied", file=err)
+        return None
+    if name not in profiles:
+        raise ConfigError(str(source), name, f"no such profile (known: {', '.join(sorted(profiles))})")
+    return profiles[name]
+
+
+def read_record(
+    reader: Reader,
+    tags: dict[str, str],
+    *,
+    crates: tuple[str, ...],
+    window: Window,
+    args: argparse.Namespace,
+    progress: Progress,
+    err: TextIO,
+) -> Record:
+    """Fetch the readings with ``tags`` in ``window`` (unbounded ends: the data's own) and summarise them."""
+    start, end = window.start_ms, window.end_ms
+    if start is None or end is None:
+        extent = reader.extent(tags)
+        if extent is None:
+            return Record(crates, start or 0, end or 0, None, (), (), 0)
+        start = extent[0] if start is None else start
+        end = extent[1] + 1 if end is None else end
+    span = max(1, end - start)
+
+    def report(done_ms: int, rows: int) -> None:
+        progress.update(f"reading {', '.join(crates)}: {100 * done_ms // span:3d}%  {rows} readings")
+
+    rows = fetch_readings(reader, tags, start, end, report)
+    progress.done(f"read {len(rows)} readings of {', '.join(crates)} from {reader.settings.where}")
+    profile = _profile(rows, args.profile, args.profiles, err) if rows else None
+    rules = profile.rules if profile else ()
+    by_sensor: dict[str, list[tuple[int, float]]] = defaultdict(list)
+    for row in rows:
+        by_sensor[row.sensor].append((row.ts_ms, row.value_c))
+    hold = args.max_hold or (default_max_hold_ms(max(by_sensor.values(), key=len)) if by_sensor else 0)
+    summaries = tuple(summarise(sensor, by_sensor[sensor], rules, end, hold) for sensor in sorted(by_sensor))
+    return Record(crates, start, end, profile, tuple(rows), summaries, hold)
+
+
+def _readings_table(record: Record, out: TextIO) -> None:
+    sensors = [s.sensor for s in record.summaries]
+    by_time: dict[int, dict[str, float]] = defaultdict(dict)
+    for row in record.readings:
+        by_time[row.ts_ms][row.sensor] = row.value_c
+    print("time (UTC)                " + "".join(f"{s:>12}" for s in sensors), file=out)
+    for ts in sorted(by_time):
+        values = by_time[ts]
+        cells = "".join(
+            f"{values[s]:.2f}{record.marker(values[s]) or ' '}".rjust(12) if s in values else "-".rjust(12)
+            for s in sensors
+        )
+        print(f"{iso(ts)}  {cells}".rstrip(), file=out)
+    if any(record.marker(r.value_c) for r in record.readings):
+        print("! beyond a critical limit   * beyond a warning limit", file=out)
+    print(file=out)
+
+
+def _rule_label(rule: ThresholdRule) -> str:
+    return f"{rule.name} {'>' if rule.kind == 'high' else '<'}{rule.threshold_c:g}"
+
+
+def _summary_table(record: Record, out: TextIO) -> None:
+    header = ["sensor", "readings", "min °C", "max °C", "mean °C", "out of range"]
+    header += [_rule_label(r) for r in record.rules]
+    rows = [header]
+    for s in record.summaries:
+        row = [s.sensor, str(s.count), f"{s.min_c:.2f}", f"{s.max_c:.2f}", f"{s.mean_c:.2f}"]
+        row.append(format_duration(s.out_of_range_ms))
+        for exposure in s.rules:
+            count = len(exposure.excursions)
+            row.append(f"{format_duration(exposure.out_of_range_ms)} ({count} exc.)")
+        rows.append(row)
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    for row in rows:
+        print(
+            "  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))),
+            file=out,
+        )
+    if record.profile:
+        limits = "; ".join(f"{_rule_label(r)} °C ({r.severity}, delay {r.delay_s:g} s)" for r in record.rules)
+        print(f"profile {record.profile.name}: {limits}", file=out)
+        print(
+            "out of range = outside the critical limits; per limit: time beyond it (excursions lasting its delay)",
+            file=out,
+        )
+
+
+def _csv(record: Record, out: TextIO) -> None:
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["time_utc", "ts_ms", "crate", "sensor", "value_c", "seq", "profile", "beyond"])
+    for row in record.readings:
+        beyond = " ".join(r.name for r in record.rules if r.breached(row.value_c))
+        seq = "" if row.seq is None else row.seq
+        writer.writerow(
+            [iso(row.ts_ms), row.ts_ms, row.crate, row.sensor, f"{row.value_c:.2f}", seq, row.profile or "", beyond]
+        )
+
+
+def add_record_arguments(parser: argparse.ArgumentParser) -> None:
+    """Profile and progress options shared with ``coldchain report``."""
+    parser.add_argument("--profile", help="judge against this profile instead of the one stored with the readings")
+    parser.add_argument(
+        "--profiles", type=Path, help="profiles file (default: /etc/coldchain/profiles.toml or the shipped one)"
+    )
+    parser.add_argument(
+        "--max-hold",
+        type=int,
+        metavar="MS",
+        help="longest time one reading stands for (default: 3 sampling periods, at least 60000)",
+    )
+    parser.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="status line on stderr (default: when stderr is a terminal)",
+    )
+
+
+def main(argv: list[str], prog: str = "coldchain query") -> int:
+    """Print (or export) a crate's readings and their statistics."""
+    parser = argparse.ArgumentParser(
+        prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("crate", help="crate id, e.g. C-0042")
+    parser.add_argument("--csv", action="store_true", help="write the readings as CSV to stdout")
+    parser.add_argument("--summary", action="store_true", help="statistics only, no readings")
+    add_record_arguments(parser)
+    add_window_arguments(parser, default_since="6h")
+    add_influx_arguments(parser)
+    args = parser.parse_args(argv)
+    out, err = sys.stdout, sys.stderr
+    if not valid_identifier(args.crate):
+        parser.error(f"crate id {args.crate!r} must be 1-64 of [A-Za-z0-9_.-]")
+    try:
+        window = window_from_args(args, int(time.time() * 1000))
+    except argparse.ArgumentTypeError as exc:
+        parser.error(str(exc))
+    try:
+        reader = open_reader(influx_settings(args))
+        record = read_record(
+            reader,
+            {"crate": args.crate},
+            crates=(args.crate,),
+            window=window,
+            args=args,
+            progress=Progress(args.progress),
+            err=err,
+        )
+    except (InfluxReadError, ConfigError) as exc:
+        print(f"{prog}: {exc}", file=err)
+        return 1
+    if not record.readings:
+        span = f"between {iso(record.start_ms)} and {iso(record.end_ms)}" if record.end_ms else "at all"
+        print(f"{prog}: no readings of crate {args.crate} {span} in {reader.settings.where}", file=err)
+        return 1
+    if args.csv:
+        _csv(record, out)
+        return 0
+    profile = record.profile.name if record.profile else "none"
+    span = f"{iso(record.start_ms)} .. {iso(record.end_ms)}  ({format_duration(record.end_ms - record.start_ms)})"
+    print(f"crate {args.crate}  profile {profile}  {span}", file=out)
+    print(file=out)
+    if not args.summary:
+        _readings_table(record, out)
+    _summary_table(record, out)
+    return 0

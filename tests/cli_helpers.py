@@ -1,0 +1,88 @@
+"""Helpers for the people's-command tests: real points written to the real influxd, a recording v2 stand-in."""
+
+from __future__ import annotations
+
+import http.server
+import threading
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from cli.services import InfluxDB
+
+MINUTE_MS = 60_000
+
+
+def write_lines(influxdb: InfluxDB, database: str, lines: list[str]) -> None:
+    """Create ``database`` and write line-protocol ``lines`` (ms precision) through ``/write``, as the gateway does."""
+    create = urllib.parse.urlencode({"q": f'CREATE DATABASE "{database}"'}).encode()
+    urllib.request.urlopen(urllib.request.Request(f"{influxdb.url}/query", data=create), timeout=10).close()
+    url = f"{influxdb.url}/write?db={database}&precision=ms"
+    request = urllib.request.Request(url, data="\n".join(lines).encode(), method="POST")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 204
+
+
+def temperature_line(crate: str, sensor: str, ts_ms: int, value_c: float, seq: int, profile: str = "cryo") -> str:
+    """One ``temperature`` point as the contract defines it."""
+    return f"temperature,crate={crate},profile={profile},sensor={sensor} value_c={value_c},seq={seq}i {ts_ms}"
+
+
+def alarm_line(
+    crate: str, rule: str, sensor: str, severity: str, state: str, ts_ms: int, value_c: float, threshold_c: float,
+    seq: int, alarm_id: str, by: str | None = None, note: str | None = None,
+) -> str:  # fmt: skip
+    """One ``alarm`` transition point (acknowledgements carry ``by`` and ``note``)."""
+    fields = f'value_c={value_c},threshold_c={threshold_c},seq={seq}i,alarm_id="{alarm_id}"'
+    if by is not None:
+        fields += f',by="{by}",note="{note or ""}"'
+    return f"alarm,crate={crate},rule={rule},sensor={sensor},severity={severity},state={state} {fields} {ts_ms}"
+
+
+def gap_line(crate: str, ts_ms: int, first_seq: int, last_seq: int) -> str:
+    """One ``gap`` point: messages first_seq..last_seq never arrived."""
+    return f"gap,crate={crate} first_seq={first_seq}i,last_seq={last_seq}i {ts_ms}"
+
+
+@dataclass
+class RecordingV2:
+    """The one stand-in allowed: a local HTTP endpoint that records what influxdb-client sends to a v2 server
+    (Debian has no v2 server) and answers ``/api/v2/query`` with the annotated CSV it was given."""
+
+    url: str
+    answers: list[str]
+    requests: list[dict[str, str]] = field(default_factory=list)
+
+
+@contextmanager
+def recording_v2_standin(answers: list[str]) -> Iterator[RecordingV2]:
+    """Serve ``answers`` (annotated CSV), one per query in order, recording each request."""
+    state = RecordingV2("", list(answers))
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length", "0"))).decode()
+            state.requests.append(
+                {"path": self.path, "body": body, "authorization": self.headers.get("Authorization", "")}
+            )
+            answer = state.answers.pop(0).encode() if state.answers else b""
+            self.send_response(200)
+            self.send_header("Content-Type", "text/csv; charset=utf-8")
+            self.send_header("Content-Length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    state.url = f"http://127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield state
+    finally:
+        server.shutdown()
+        server.server_close()
