@@ -85,6 +85,8 @@ def test_backlog_drains_in_seq_order_while_sampling(
     """Readings taken with no broker are all delivered, in seq order, followed by those taken meanwhile."""
     crate = f"{crate_prefix}-D"
     broker = make_mosquitto()
+    # a persistent session, so the broker queues for the listener whatever arrives before it reconnects
+    listener = Listener(broker, [f"coldchain/v1/crates/{crate}/telemetry"], client_id=f"{crate}-listener")
     broker.stop()
     run = InProcessAgent(agent_config(tmp_path, crate, broker))
     try:
@@ -92,14 +94,13 @@ def test_backlog_drains_in_seq_order_while_sampling(
             run.sample(TS + i * 1000, probe1=-170.0)
         wait_until(lambda: len(run.agent.spool) == 300, 10, "300 spooled")
         broker.start()
-        listener = Listener(broker, [f"coldchain/v1/crates/{crate}/telemetry"])
         for i in range(300, 320):
             run.sample(TS + i * 1000, probe1=-170.0)
         wait_until(lambda: len(listener.telemetry()) >= 320, 15, "320 messages")
         assert [m["seq"] for m in listener.telemetry()] == list(range(320))
-        listener.close()
     finally:
         run.stop()
+        listener.close()
 
 
 def test_restarted_agent_resends_unacknowledged_and_continues_seq(
