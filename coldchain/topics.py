@@ -6,12 +6,15 @@ import re
 from typing import Final
 
 __all__ = [
+    "ACKS_FILTER",
     "ROOT",
     "TELEMETRY_FILTER",
+    "acks_from_topic",
     "alarm_topic",
     "crate_from_topic",
     "events_topic",
     "rejected_topic",
+    "staff_ack_topic",
     "status_topic",
     "storage_ack_topic",
     "telemetry_topic",
@@ -21,6 +24,7 @@ __all__ = [
 ROOT: Final = "coldchain/v1"
 TELEMETRY_FILTER: Final = f"{ROOT}/crates/+/telemetry"
 REJECTED_TOPIC: Final = f"{ROOT}/rejected"
+ACKS_FILTER: Final = f"{ROOT}/acks/+/+/+"
 
 # Crate, sensor and rule ids become topic levels and MQTT usernames: keep them to a
 # safe alphabet so a name can never be a wildcard ('+', '#') or a level separator ('/').
@@ -55,6 +59,19 @@ def storage_ack_topic(crate: str) -> str:
 def alarm_topic(crate: str, rule: str, sensor: str) -> str:
     """Retained current state of one alarm; ``sensor`` is ``crate`` for whole-crate rules."""
     return f"{ROOT}/alarms/{crate}/{rule}/{sensor}"
+
+
+def staff_ack_topic(crate: str, rule: str, sensor: str) -> str:
+    """Where staff acknowledge an alarm: a root of its own, never mixed with retained alarm state."""
+    return f"{ROOT}/acks/{crate}/{rule}/{sensor}"
+
+
+def acks_from_topic(topic: str) -> tuple[str, str, str] | None:
+    """(crate, rule, sensor) of a ``coldchain/v1/acks/{crate}/{rule}/{sensor}`` topic, or None."""
+    parts = topic.split("/")
+    if len(parts) == 6 and parts[:3] == ["coldchain", "v1", "acks"]:
+        return parts[3], parts[4], parts[5]
+    return None
 
 
 def rejected_topic() -> str:

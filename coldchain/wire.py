@@ -24,8 +24,10 @@ __all__ = [
     "AlarmMessage",
     "CrateStatus",
     "Reading",
+    "StaffAck",
     "StorageAck",
     "Telemetry",
+    "decode_staff_ack",
     "decode_storage_ack",
     "decode_telemetry",
     "encode",
@@ -128,7 +130,22 @@ class AlarmMessage:
         return body
 
 
-def encode(message: Telemetry | CrateStatus | StorageAck | AlarmMessage) -> bytes:
+@dataclass(frozen=True, slots=True)
+class StaffAck:
+    """A person acknowledges an alarm: ``coldchain/v1/acks/{crate}/{rule}/{sensor}``."""
+
+    crate: str
+    rule: str
+    sensor: str
+    by: str  # the person's name, as they gave it
+    note: str
+    ts: int  # when they acknowledged, UTC epoch milliseconds
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"v": WIRE_VERSION, **asdict(self)}
+
+
+def encode(message: Telemetry | CrateStatus | StorageAck | AlarmMessage | StaffAck) -> bytes:
     """Compact JSON bytes of a message, as published."""
     return json.dumps(message.to_wire(), separators=(",", ":"), allow_nan=False).encode()
 
@@ -237,3 +254,31 @@ def decode_storage_ack(payload: bytes, topic_crate: str | None = None) -> Storag
     crate = _crate(body, topic_crate)
     stored_through = _field(body, "stored_through", int)
     return StorageAck(crate, stored_through)
+
+
+MAX_ACK_BY: Final = 100
+MAX_ACK_NOTE: Final = 1000
+
+
+def decode_staff_ack(payload: bytes, topic_levels: tuple[str, str, str] | None = None) -> StaffAck:
+    """Validate and decode a staff acknowledgement; ``topic_levels`` (crate, rule, sensor) must match it."""
+    body = _object(payload)
+    crate = _crate(body, None)
+    ids = [crate]
+    for key in ("rule", "sensor"):
+        value = _field(body, key, str)
+        if not valid_identifier(value):
+            raise WireFormatError("schema", f"{key} {value[:70]!r} is not 1-64 of [A-Za-z0-9_.-]")
+        ids.append(value)
+    if topic_levels is not None and tuple(ids) != topic_levels:
+        raise WireFormatError("topic_mismatch", f"payload names {'/'.join(ids)}, topic {'/'.join(topic_levels)}")
+    by = _field(body, "by", str).strip()
+    if not by or len(by) > MAX_ACK_BY or not by.isprintable():
+        raise WireFormatError("schema", f"'by' must name a person in 1-{MAX_ACK_BY} printable characters")
+    note = _field(body, "note", str)
+    if len(note) > MAX_ACK_NOTE:
+        raise WireFormatError("size", f"'note' is {len(note)} characters, at most {MAX_ACK_NOTE}")
+    ts = _field(body, "ts", int)
+    if not 0 < ts < 2**53:
+        raise WireFormatError("range", f"ts {ts} is not a plausible epoch millisecond")
+    return StaffAck(crate, ids[1], ids[2], by, note, ts)

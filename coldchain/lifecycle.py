@@ -1,0 +1,241 @@
+"""Alarm lifecycle: active -> acknowledged (by a named person, with a note) -> cleared.
+
+An ``AlarmBook`` turns rule transitions into lifecycle events, accepts or rejects
+acknowledgements, escalates what nobody acknowledged in time, and separates
+what is happening now from what a late backlog reveals: an excursion that began
+and ended before its data arrived is reported with its true start and end,
+marked ``late``, and pages nobody. Times are passed in: event time from the
+readings, arrival time from the gateway's clock. The book's state is a JSON-able
+dict, so a restarted gateway neither loses an alarm nor raises one twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Final
+
+from coldchain.alarm_rules import AlarmTransition
+from coldchain.errors import ColdchainError
+from coldchain.excursions import ACTIVE, CLEARED
+from coldchain.wire import WIRE_VERSION, StaffAck
+
+__all__ = [
+    "ACKNOWLEDGED",
+    "ESCALATED",
+    "AckRejectedError",
+    "Alarm",
+    "AlarmBook",
+    "AlarmEvent",
+    "LifecyclePolicy",
+]
+
+ACKNOWLEDGED: Final = "acknowledged"
+ESCALATED: Final = "escalated"  # an event, not a state: the alarm stays active
+_RECENT_IDS: Final = 32  # per crate/rule/sensor: enough to recognise any replay after a restart
+
+
+class AckRejectedError(ColdchainError, ValueError):
+    """An acknowledgement names an alarm that is not active; ``reason`` says why."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
+
+
+@dataclass(frozen=True, slots=True)
+class Alarm:
+    """One alarm (one excursion of one rule on one sensor of one crate) as it stands now."""
+
+    crate: str
+    rule: str
+    kind: str
+    severity: str
+    sensor: str
+    state: str  # active, acknowledged or cleared
+    started_ts: int  # event time the condition began: part of the identity
+    raised_ts: int  # event time of the reading (or tick) that raised it
+    raised_at: int  # arrival time the gateway raised it: escalation counts from here
+    profile: str = ""
+    seq: int | None = None
+    value_c: float | None = None
+    threshold_c: float | None = None
+    detail: str = ""
+    predicted_ts: int | None = None
+    ended_ts: int | None = None  # event time it cleared
+    late: bool = False  # began and ended before its data arrived
+    escalated: bool = False
+    acknowledged_by: str | None = None
+    acknowledged_ts: int | None = None
+    note: str | None = None
+
+    @property
+    def alarm_id(self) -> str:
+        """Deterministic identity, as ``coldchain.wire.AlarmMessage.alarm_id``."""
+        return f"{self.crate}/{self.rule}/{self.sensor}/{self.started_ts}"
+
+    @property
+    def key(self) -> str:
+        """crate/rule/sensor: the topic suffix of the alarm's retained state."""
+        return f"{self.crate}/{self.rule}/{self.sensor}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form (for the book's persisted state)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Alarm:
+        """Inverse of ``to_dict``."""
+        return cls(**data)
+
+    def to_wire(self) -> dict[str, Any]:
+        """The retained alarm payload: issue 2's fields (``ts`` and ``seq`` of the raising reading) and more."""
+        body = {"v": WIRE_VERSION, "id": self.alarm_id, **asdict(self)}
+        body["ts"] = self.ended_ts if self.state == CLEARED and self.ended_ts is not None else self.raised_ts
+        del body["raised_at"]
+        return body
+
+
+@dataclass(frozen=True, slots=True)
+class AlarmEvent:
+    """Something people must hear of: ``change`` is active, acknowledged, cleared or escalated."""
+
+    change: str
+    alarm: Alarm
+
+    @property
+    def idempotency_key(self) -> str:
+        """Alarm id + change: a receiver seeing it twice knows it is the same notification."""
+        return f"{self.alarm.alarm_id}/{self.change}"
+
+    @property
+    def pages(self) -> bool:
+        """True when someone should be woken: a live alarm raised or escalated (never a late one)."""
+        return self.change in (ACTIVE, ESCALATED) and not self.alarm.late
+
+
+@dataclass(frozen=True, slots=True)
+class LifecyclePolicy:
+    """``escalate_after_s`` per severity (missing: never escalates); data older than ``late_after_s``
+    on arrival is a backlog; a backlog alarm still active is announced once its crate is caught up,
+    or at the latest ``hold_s`` after it arrived."""
+
+    escalate_after_s: Mapping[str, float] = field(default_factory=lambda: {"critical": 900.0, "warning": 3600.0})
+    late_after_s: float = 300.0
+    hold_s: float = 60.0
+
+
+class AlarmBook:
+    """Every alarm the gateway knows, keyed by crate/rule/sensor."""
+
+    def __init__(self, policy: LifecyclePolicy | None = None) -> None:
+        self.policy = policy or LifecyclePolicy()
+        self._alarms: dict[str, Alarm] = {}  # the latest alarm per key, cleared ones included
+        self._held: dict[str, int] = {}  # key -> arrival time of a backlog alarm not yet announced
+        self._recent: dict[str, list[str]] = {}  # key -> ids already raised
+
+    def get(self, crate: str, rule: str, sensor: str) -> Alarm | None:
+        """The latest alarm of crate/rule/sensor, whatever its state."""
+        return self._alarms.get(f"{crate}/{rule}/{sensor}")
+
+    def open_alarms(self) -> list[Alarm]:
+        """Alarms not cleared (including ones held back while their backlog is replayed)."""
+        return [a for a in self._alarms.values() if a.state != CLEARED]
+
+    def apply(self, crate: str, transition: AlarmTransition, arrival_ms: int, profile: str = "") -> list[AlarmEvent]:
+        """Account for a rule transition of ``crate`` whose data arrived at ``arrival_ms``."""
+        t = transition
+        key = f"{crate}/{t.rule}/{t.sensor}"
+        alarm_id = f"{key}/{t.started_ts}"
+        current = self._alarms.get(key)
+        if t.state == ACTIVE:
+            if alarm_id in self._recent.get(key, ()):
+                return []  # replayed after a restart: raised already
+            alarm = Alarm(
+                crate, t.rule, t.kind, t.severity, t.sensor, ACTIVE, t.started_ts, t.ts, arrival_ms, profile,
+                t.seq, t.value_c, t.threshold_c, t.detail, t.predicted_ts,
+            )  # fmt: skip
+            self._alarms[key] = alarm
+            recent = self._recent.setdefault(key, [])
+            recent.append(alarm_id)
+            del recent[:-_RECENT_IDS]
+            self._held.pop(key, None)
+            if arrival_ms - t.ts > self.policy.late_after_s * 1000:
+                self._held[key] = arrival_ms
+                return []
+            return [AlarmEvent(ACTIVE, alarm)]
+        if current is None or current.alarm_id != alarm_id or current.state == CLEARED:
+            return []  # nothing open under this identity (a replay of a clear already applied)
+        cleared = replace(current, state=CLEARED, ended_ts=t.ts)
+        if self._held.pop(key, None) is not None:
+            # began and ended before anyone could have known: say so, with the true times, page nobody
+            late = replace(cleared, late=True)
+            self._alarms[key] = late
+            return [AlarmEvent(ACTIVE, replace(late, state=ACTIVE, ended_ts=None)), AlarmEvent(CLEARED, late)]
+        self._alarms[key] = cleared
+        return [AlarmEvent(CLEARED, cleared)]
+
+    def caught_up(self, crate: str, ts: int, arrival_ms: int) -> list[AlarmEvent]:
+        """A reading of ``crate`` at event time ``ts`` arrived: once live, announce its held alarms."""
+        if arrival_ms - ts > self.policy.late_after_s * 1000:
+            return []
+        return self._announce([k for k in self._held if self._alarms[k].crate == crate])
+
+    def _announce(self, keys: list[str]) -> list[AlarmEvent]:
+        events = []
+        for key in keys:
+            del self._held[key]
+            events.append(AlarmEvent(ACTIVE, self._alarms[key]))
+        return events
+
+    def tick(self, now_ms: int) -> list[AlarmEvent]:
+        """Announce backlog alarms held too long, and escalate active alarms nobody acknowledged in time."""
+        hold_ms = self.policy.hold_s * 1000
+        events = self._announce([k for k, at in self._held.items() if now_ms - at >= hold_ms])
+        for key, alarm in self._alarms.items():
+            after_s = self.policy.escalate_after_s.get(alarm.severity)
+            if alarm.state != ACTIVE or alarm.escalated or key in self._held or after_s is None:
+                continue
+            if now_ms - alarm.raised_at >= after_s * 1000:
+                self._alarms[key] = replace(alarm, escalated=True)
+                events.append(AlarmEvent(ESCALATED, self._alarms[key]))
+        return events
+
+    def acknowledge(self, ack: StaffAck) -> AlarmEvent:
+        """Record who acknowledged the active alarm the ack names; AckRejectedError (with why) when not active."""
+        if not ack.by.strip():
+            raise AckRejectedError("an acknowledgement must name the person")
+        key = f"{ack.crate}/{ack.rule}/{ack.sensor}"
+        alarm = self._alarms.get(key)
+        if alarm is None:
+            raise AckRejectedError(f"no alarm {key} is known")
+        if alarm.state == CLEARED:
+            raise AckRejectedError(f"alarm {alarm.alarm_id} is not active: it cleared at {alarm.ended_ts}")
+        if alarm.state == ACKNOWLEDGED:
+            raise AckRejectedError(
+                f"alarm {alarm.alarm_id} is not active: already acknowledged by {alarm.acknowledged_by}"
+                f" at {alarm.acknowledged_ts}"
+            )
+        self._held.pop(key, None)  # acknowledged by someone who saw it: no later announcement
+        acknowledged = replace(alarm, state=ACKNOWLEDGED, acknowledged_by=ack.by, acknowledged_ts=ack.ts, note=ack.note)
+        self._alarms[key] = acknowledged
+        return AlarmEvent(ACKNOWLEDGED, acknowledged)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able state; persist it after every change that produced events."""
+        return {
+            "alarms": [a.to_dict() for a in self._alarms.values()],
+            "held": dict(self._held),
+            "recent": {k: list(v) for k, v in self._recent.items()},
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], policy: LifecyclePolicy | None = None) -> AlarmBook:
+        """A book resumed from ``to_dict``."""
+        book = cls(policy)
+        for raw in data["alarms"]:
+            alarm = Alarm.from_dict(raw)
+            book._alarms[alarm.key] = alarm
+        book._held = {k: int(v) for k, v in data["held"].items()}
+        book._recent = {k: list(v) for k, v in data["recent"].items()}
+        return book
