@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -246,3 +248,36 @@ def test_users_mode_without_users_is_refused(tmp_path: Path) -> None:
     (tmp_path / "board.toml").write_text("[auth]\nmode = 'users'\n")
     with pytest.raises(ConfigError, match=r"auth.users: mode 'users' needs at least one"):
         load_config(tmp_path / "board.toml")
+
+
+def test_hash_password_command_prints_an_entry_the_config_accepts(tmp_path: Path) -> None:
+    """`coldchain board hash-password` reads the password from stdin and prints a loadable entry."""
+    result = subprocess.run(
+        [sys.executable, "-m", "cli.main", "board", "hash-password", "--user", "ana"],
+        input="a long enough password\n",
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=30,
+        check=True,
+    )
+    (tmp_path / "profiles.toml").write_text((REPO / "config" / "profiles.toml").read_text())
+    (tmp_path / "board.toml").write_text(result.stdout)
+    (user,) = load_config(tmp_path / "board.toml").http.users
+    assert user.name == "ana"
+    assert verify_password("a long enough password", user.password_hash)
+
+
+def test_hash_password_command_refuses_a_short_password() -> None:
+    """A password under ten characters is refused with exit status 2."""
+    result = subprocess.run(
+        [sys.executable, "-m", "cli.main", "board", "hash-password", "--user", "ana"],
+        input="short\n",
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "at least 10 characters" in result.stderr
