@@ -1,0 +1,225 @@
+"""The gateway's TOML configuration, checked once at start-up (``config/gateway.toml`` documents every key)."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from coldchain.errors import ConfigError
+from coldchain.profiles import Profile, parse_profiles
+from coldchain.settings import Table
+from coldchain.topics import TELEMETRY_FILTER, valid_identifier
+
+__all__ = ["BatchConfig", "GatewayConfig", "InfluxConfig", "MqttConfig", "load_config"]
+
+
+@dataclass(frozen=True, slots=True)
+class MqttConfig:
+    """The broker connection and the durable session on it."""
+
+    host: str = "127.0.0.1"
+    port: int = 1883
+    client_id: str = "coldchain-gateway"
+    username: str | None = None
+    password_file: Path | None = None
+    ca_file: Path | None = None
+    tls: bool = False
+    keepalive_s: int = 30
+    session_expiry_s: int = 7 * 86400
+    receive_maximum: int = 1000
+    shared_group: str | None = None
+    reconnect_min_s: float = 0.5
+    reconnect_max_s: float = 30.0
+
+    @property
+    def telemetry_filter(self) -> str:
+        """The subscription: plain, or shared by a group of gateways (``$share/<group>/...``)."""
+        if self.shared_group:
+            return f"$share/{self.shared_group}/{TELEMETRY_FILTER}"
+        return TELEMETRY_FILTER
+
+
+@dataclass(frozen=True, slots=True)
+class InfluxConfig:
+    """Where points go: InfluxDB 1.x through ``/write``, or a v2-API server through influxdb-client."""
+
+    api: str = "v1"
+    url: str = "http://127.0.0.1:8086"
+    database: str = "coldchain"
+    retention_policy: str | None = None
+    username: str | None = None
+    password_file: Path | None = None
+    org: str | None = None
+    bucket: str | None = None
+    token_file: Path | None = None
+    timeout_s: float = 10.0
+    startup_wait_s: float = 15.0
+
+
+@dataclass(frozen=True, slots=True)
+class BatchConfig:
+    """How readings are grouped into writes, and how failed writes are retried."""
+
+    size: int = 500
+    linger_s: float = 0.1
+    retry_min_s: float = 0.2
+    retry_max_s: float = 30.0
+    ack_interval_s: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayConfig:
+    """Everything the gateway needs, validated."""
+
+    source: str
+    mqtt: MqttConfig
+    influxdb: InfluxConfig
+    batch: BatchConfig
+    profiles: dict[str, Profile]
+    default_profile: str
+    crate_profiles: dict[str, str] = field(default_factory=dict)
+    state_file: Path | None = None
+    monitor_interval_s: float = 10.0
+    health_file: Path | None = None
+    future_tolerance_s: float = 300.0
+
+
+def _path(table: Table, name: str, base: Path) -> Path | None:
+    value = table.text(name, None)
+    if value is None:
+        return None
+    path = Path(value)
+    return path if path.is_absolute() else base / path
+
+
+def _existing(table: Table, name: str, base: Path) -> Path | None:
+    path = _path(table, name, base)
+    if path is not None and not path.is_file():
+        raise table.error(name, f"file {path} does not exist")
+    return path
+
+
+def _mqtt(t: Table, base: Path) -> MqttConfig:
+    d = MqttConfig()
+    config = MqttConfig(
+        host=t.text("host", d.host),
+        port=t.integer("port", d.port, minimum=1, maximum=65535),
+        client_id=t.identifier("client_id", d.client_id),
+        username=t.text("username", None),
+        password_file=_existing(t, "password_file", base),
+        ca_file=_existing(t, "ca_file", base),
+        tls=t.flag("tls", d.tls),
+        keepalive_s=t.integer("keepalive_s", d.keepalive_s, minimum=5, maximum=3600),
+        session_expiry_s=int(t.duration("session_expiry", d.session_expiry_s, minimum=60, maximum=2**32 - 2)),
+        receive_maximum=t.integer("receive_maximum", d.receive_maximum, minimum=1, maximum=65535),
+        shared_group=t.identifier("shared_group", None),
+        reconnect_min_s=t.number("reconnect_min_s", d.reconnect_min_s, minimum=0.05),
+        reconnect_max_s=t.number("reconnect_max_s", d.reconnect_max_s, minimum=0.05),
+    )
+    if config.password_file is not None and config.username is None:
+        raise t.error("password_file", "is set but username is not")
+    return config
+
+
+def _influx(t: Table, base: Path) -> InfluxConfig:
+    d = InfluxConfig()
+    api = t.text("api", d.api, choices=("v1", "v2"))
+    url = t.text("url", d.url)
+    if not url.startswith(("http://", "https://")):
+        raise t.error("url", f"{url!r} must start with http:// or https://")
+    config = InfluxConfig(
+        api=api,
+        url=url.rstrip("/"),
+        database=t.text("database", d.database),
+        retention_policy=t.text("retention_policy", None),
+        username=t.text("username", None),
+        password_file=_existing(t, "password_file", base),
+        org=t.text("org", None),
+        bucket=t.text("bucket", None),
+        token_file=_existing(t, "token_file", base),
+        timeout_s=t.number("timeout_s", d.timeout_s, minimum=0.1),
+        startup_wait_s=t.duration("startup_wait", d.startup_wait_s, minimum=0.0),
+    )
+    if api == "v2":
+        for key in ("org", "bucket", "token_file"):
+            if getattr(config, key) is None:
+                raise t.error(key, 'is required when api = "v2"')
+    if config.password_file is not None and config.username is None:
+        raise t.error("password_file", "is set but username is not")
+    if not config.database:
+        raise t.error("database", "must not be empty")
+    return config
+
+
+def _batch(t: Table, receive_maximum: int, source: str) -> BatchConfig:
+    d = BatchConfig()
+    config = BatchConfig(
+        size=t.integer("size", min(d.size, receive_maximum), minimum=1),
+        linger_s=t.duration("linger", d.linger_s, minimum=0.0, maximum=60.0),
+        retry_min_s=t.duration("retry_min", d.retry_min_s, minimum=0.01),
+        retry_max_s=t.duration("retry_max", d.retry_max_s, minimum=0.01),
+        ack_interval_s=t.duration("ack_interval", d.ack_interval_s, minimum=0.0),
+    )
+    if config.size > receive_maximum:
+        # the broker stops sending at receive_maximum unacknowledged messages: a bigger batch never fills
+        raise ConfigError(
+            source, "batch.size", f"{config.size} exceeds mqtt.receive_maximum {receive_maximum}: it would never fill"
+        )
+    return config
+
+
+def load_config(path: Path) -> GatewayConfig:
+    """Read and validate a gateway TOML file; raises ConfigError naming file, key and problem."""
+    source = str(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(source, "", f"cannot read: {exc.strerror or exc}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(source, "", f"not valid TOML: {exc}") from None
+    base = path.resolve().parent
+    root = Table(data, source)
+    mqtt = _mqtt(root.table("mqtt"), base)
+    influxdb = _influx(root.table("influxdb"), base)
+    batch = _batch(root.table("batch"), mqtt.receive_maximum, source)
+    profiles_table = root.table("profiles", required=True)
+    profiles_path = _existing(profiles_table, "file", base)
+    if profiles_path is None:
+        raise profiles_table.error("file", "is required but missing")
+    try:
+        profiles_data = tomllib.loads(profiles_path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(str(profiles_path), "", f"not valid TOML: {exc}") from None
+    profiles = parse_profiles(Table(profiles_data, str(profiles_path)))
+    default_profile = profiles_table.identifier("default")
+    if default_profile not in profiles:
+        raise profiles_table.error("default", f"{default_profile!r} is not in {profiles_path} ({sorted(profiles)})")
+    crates_table = root.table("crates")
+    crate_profiles: dict[str, str] = {}
+    for crate in list(crates_table.keys()):
+        entry = crates_table.table(crate, required=True)
+        if not valid_identifier(crate):
+            raise crates_table.error(crate, "crate ids must be 1-64 of [A-Za-z0-9_.-]")
+        profile = entry.identifier("profile")
+        if profile not in profiles:
+            raise entry.error("profile", f"{profile!r} is not in {profiles_path} ({sorted(profiles)})")
+        crate_profiles[crate] = profile
+    state = root.table("state")
+    monitoring = root.table("monitoring")
+    validation = root.table("validation")
+    config = GatewayConfig(
+        source=source,
+        mqtt=mqtt,
+        influxdb=influxdb,
+        batch=batch,
+        profiles=profiles,
+        default_profile=default_profile,
+        crate_profiles=crate_profiles,
+        state_file=_path(state, "file", base),
+        monitor_interval_s=monitoring.duration("interval", 10.0, minimum=0.0),
+        health_file=_path(monitoring, "health_file", base),
+        future_tolerance_s=validation.duration("future_tolerance", 300.0, minimum=0.0),
+    )
+    root.finish()
+    return config

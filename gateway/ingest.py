@@ -1,0 +1,219 @@
+"""From one MQTT delivery to points, alarms and rejects: validation, de-duplication, gaps, thresholds.
+
+No I/O here: ``Ingest.handle`` appends line protocol to the open batch and
+messages to publish to the outbox; the worker writes, publishes and acknowledges.
+All per-crate state is keyed by crate, so gateways sharing a fleet by crate
+(``$share`` with sticky dispatch) never need each other's state.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from coldchain.errors import WireFormatError
+from coldchain.excursions import ThresholdTracker
+from coldchain.lineprotocol import reading_line
+from coldchain.profiles import Profile
+from coldchain.topics import alarm_topic, crate_from_topic, rejected_topic, valid_identifier
+from coldchain.wire import FUTURE_TOLERANCE_MS, AlarmMessage, Telemetry, decode_telemetry, encode
+from gateway.config import GatewayConfig
+from gateway.mqtt_link import Delivery
+from gateway.points import alarm_point, fault_line, gap_point, rejected_point, temperature_series
+from gateway.sequence import DUPLICATE, LATE, SeqTracker
+
+__all__ = ["Batch", "CrateState", "Ingest"]
+
+log = logging.getLogger(__name__)
+
+
+class CrateState:
+    """Everything the gateway remembers about one crate."""
+
+    __slots__ = ("acked_at", "acked_through", "crate", "last_ts", "profile", "seqs", "series", "trackers")
+
+    def __init__(self, crate: str, profile: Profile) -> None:
+        self.crate = crate
+        self.profile = profile
+        self.seqs = SeqTracker()
+        self.series: dict[str, str] = {}
+        self.trackers: dict[str, tuple[ThresholdTracker, ...]] = {}
+        self.last_ts = 0  # newest reading fed to the trackers: late ones are stored, not re-judged
+        self.acked_through: int | None = None  # last stored_through published
+        self.acked_at = 0.0
+
+    def series_of(self, sensor: str) -> str:
+        """The cached ``temperature`` series key of ``sensor``."""
+        series = self.series.get(sensor)
+        if series is None:
+            series = self.series[sensor] = temperature_series(self.crate, self.profile.name, sensor)
+        return series
+
+    def trackers_of(self, sensor: str) -> tuple[ThresholdTracker, ...]:
+        """One tracker per threshold rule of the profile, for ``sensor``."""
+        trackers = self.trackers.get(sensor)
+        if trackers is None:
+            trackers = self.trackers[sensor] = tuple(ThresholdTracker(r, sensor) for r in self.profile.rules)
+        return trackers
+
+    def switch_profile(self, profile: Profile) -> None:
+        """A crate now carries another product: new series tags, fresh thresholds."""
+        self.profile = profile
+        self.series.clear()
+        self.trackers.clear()
+
+
+@dataclass(slots=True)
+class Batch:
+    """What is waiting for one InfluxDB write, and the deliveries to acknowledge after it."""
+
+    lines: list[str] = field(default_factory=list)
+    deliveries: list[Delivery] = field(default_factory=list)
+    crates: set[str] = field(default_factory=set)  # whose stored_through may move after the write
+    started: float = 0.0  # monotonic time of the first delivery
+
+    def __len__(self) -> int:
+        return len(self.deliveries)
+
+
+def _salvage(payload: bytes) -> tuple[str | None, int | None]:
+    """Crate and seq of a rejected payload when they can be read, so its seq counts as handled."""
+    try:
+        body: Any = json.loads(payload)
+    except (ValueError, RecursionError):
+        return None, None
+    if not isinstance(body, dict):
+        return None, None
+    crate, seq = body.get("crate"), body.get("seq")
+    crate = crate if isinstance(crate, str) and valid_identifier(crate) else None
+    seq = seq if isinstance(seq, int) and not isinstance(seq, bool) and 0 <= seq < 2**63 else None
+    return crate, seq
+
+
+class Ingest:
+    """Turns deliveries into a batch and an outbox; keeps per-crate state and counters."""
+
+    def __init__(self, config: GatewayConfig) -> None:
+        self.config = config
+        self.profiles = config.profiles
+        self.crates: dict[str, CrateState] = {}
+        self.outbox: list[tuple[str, bytes, bool]] = []  # (topic, payload, retain) to publish
+        self.rejects: Counter[str] = Counter()
+        self.received = 0
+        self.readings = 0
+        self.duplicates = 0
+        self.late = 0
+        self.alarms = 0
+        # the decoder allows FUTURE_TOLERANCE_MS; shifting its 'now' applies the configured tolerance instead
+        self._clock_shift = int(config.future_tolerance_s * 1000) - FUTURE_TOLERANCE_MS
+
+    def _profile_for(self, crate: str, claimed: str | None) -> Profile:
+        name = self.config.crate_profiles.get(crate)
+        if name is None:
+            name = claimed if claimed in self.profiles else self.config.default_profile
+        return self.profiles[name]
+
+    def state_of(self, crate: str, claimed_profile: str | None = None) -> CrateState:
+        """The crate's state, created on first sight."""
+        state = self.crates.get(crate)
+        if state is None:
+            state = self.crates[crate] = CrateState(crate, self._profile_for(crate, claimed_profile))
+        return state
+
+    def handle(self, delivery: Delivery, batch: Batch, now_ms: int) -> None:
+        """Validate one delivery and account for it in ``batch`` (never raises for bad input)."""
+        self.received += 1
+        batch.deliveries.append(delivery)
+        topic, payload = delivery[0], delivery[1]
+        topic_crate = crate_from_topic(topic)
+        try:
+            telemetry = decode_telemetry(payload, topic_crate, now_ms + self._clock_shift)
+        except WireFormatError as exc:
+            self._reject(exc, topic, payload, batch, now_ms)
+            return
+        crate = telemetry.crate
+        state = self.crates.get(crate)
+        if state is None:
+            state = self.state_of(crate, telemetry.profile)
+        elif telemetry.profile is not None and crate not in self.config.crate_profiles:
+            profile = self._profile_for(crate, telemetry.profile)
+            if profile is not state.profile:
+                state.switch_profile(profile)
+        verdict, gap = state.seqs.accept(telemetry.seq, telemetry.ts)
+        if verdict == DUPLICATE:
+            # a crate re-sends when it missed our storage ack: make sure it hears it again
+            self.duplicates += 1
+            state.acked_through = None
+            batch.crates.add(crate)
+            return
+        batch.crates.add(crate)
+        lines = batch.lines
+        if gap is not None:
+            lines.append(gap_point(crate, gap))
+            for abandoned in state.seqs.abandoned():
+                lines.append(gap_point(crate, abandoned))
+        seq, ts = telemetry.seq, telemetry.ts
+        for reading in telemetry.readings:
+            if reading.value_c is None:
+                lines.append(fault_line(state.series_of(reading.sensor), reading.fault or "", seq, ts))
+            else:
+                lines.append(reading_line(state.series_of(reading.sensor), reading.value_c, seq, ts))
+        self.readings += len(telemetry.readings)
+        if verdict == LATE:
+            self.late += 1
+        elif ts >= state.last_ts:
+            state.last_ts = ts
+            self._judge(state, telemetry, lines)
+
+    def _judge(self, state: CrateState, telemetry: Telemetry, lines: list[str]) -> None:
+        for reading in telemetry.readings:
+            value = reading.value_c
+            if value is None:
+                continue
+            for tracker in state.trackers_of(reading.sensor):
+                transition = tracker.feed(value, telemetry.ts, telemetry.seq)
+                if transition is None:
+                    continue
+                rule = transition.rule
+                alarm = AlarmMessage(
+                    crate=state.crate,
+                    rule=rule.name,
+                    sensor=transition.sensor,
+                    severity=rule.severity,
+                    state=transition.state,
+                    value_c=transition.value_c,
+                    threshold_c=rule.threshold_c,
+                    ts=transition.ts,
+                    seq=transition.seq,
+                    started_ts=transition.started_ts,
+                    profile=state.profile.name,
+                )
+                self.alarms += 1
+                self.outbox.append((alarm_topic(alarm.crate, alarm.rule, alarm.sensor), encode(alarm), True))
+                lines.append(alarm_point(alarm))
+
+    def _reject(self, exc: WireFormatError, topic: str, payload: bytes, batch: Batch, now_ms: int) -> None:
+        reason, detail = exc.reason, exc.detail
+        self.rejects[reason] += 1
+        crate, seq = _salvage(payload)
+        topic_crate = crate_from_topic(topic)
+        if crate is not None and topic_crate is not None and crate != topic_crate:
+            crate, seq = None, None  # a payload naming another crate must not move that crate's accounting
+        if crate is not None and seq is not None:
+            # definitively rejected counts as handled: the crate may prune it and no gap is reported
+            state = self.state_of(crate)
+            _, gap = state.seqs.accept(seq, now_ms)
+            if gap is not None:
+                batch.lines.append(gap_point(crate, gap))
+            batch.crates.add(crate)
+        crate = crate or (topic_crate if topic_crate and valid_identifier(topic_crate) else None)
+        log.warning("rejected message #%d on %s (%s): %s", sum(self.rejects.values()), topic, reason, detail)
+        batch.lines.append(rejected_point(reason, crate, detail=detail, topic=topic, payload=payload, now_ms=now_ms))
+        body = {"v": 1, "reason": reason, "detail": detail[:500], "topic": topic[:200], "ts": now_ms}
+        if crate is not None:
+            body["crate"] = crate
+        body["excerpt"] = payload[:256].decode("utf-8", "replace")
+        self.outbox.append((rejected_topic(), json.dumps(body, separators=(",", ":")).encode(), False))

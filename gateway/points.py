@@ -1,0 +1,86 @@
+"""The gateway's InfluxDB measurements (the contract in docs/gateway.md), as line protocol.
+
+``temperature``: tags crate, profile, sensor; fields value_c (float) and seq (integer),
+or fault (string, e.g. "OPEN") and seq for a probe fault; time = the reading's ts.
+``alarm``, ``gap``, ``rejected`` and ``gateway`` are described at their builders.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from coldchain.lineprotocol import FieldValue, point, series_key, string_field
+from coldchain.wire import AlarmMessage
+from gateway.sequence import Gap
+
+__all__ = [
+    "EXCERPT_BYTES",
+    "alarm_point",
+    "fault_line",
+    "gap_point",
+    "monitor_point",
+    "rejected_point",
+    "temperature_series",
+]
+
+EXCERPT_BYTES: Final = 256
+
+
+def temperature_series(crate: str, profile: str, sensor: str) -> str:
+    """The series key of a probe's readings (cached per crate and sensor by the caller)."""
+    return series_key("temperature", {"crate": crate, "profile": profile, "sensor": sensor})
+
+
+def fault_line(series: str, fault: str, seq: int, ts_ms: int) -> str:
+    """A reading the probe could not take: visible as field ``fault``, with no ``value_c``."""
+    return f"{series} fault={string_field(fault)},seq={seq}i {ts_ms}"
+
+
+def alarm_point(alarm: AlarmMessage) -> str:
+    """``alarm``: one point per transition (active, cleared) at the time of the reading that caused it."""
+    fields: dict[str, FieldValue] = {"state": alarm.state, "seq": alarm.seq, "started_ts": alarm.started_ts}
+    if alarm.value_c is not None:
+        fields["value_c"] = alarm.value_c
+    if alarm.threshold_c is not None:
+        fields["threshold_c"] = alarm.threshold_c
+    fields["id"] = alarm.alarm_id
+    tags = {
+        "crate": alarm.crate,
+        "rule": alarm.rule,
+        "sensor": alarm.sensor,
+        "severity": alarm.severity,
+        "profile": alarm.profile,
+    }
+    return point("alarm", tags, fields, alarm.ts)
+
+
+def gap_point(crate: str, gap: Gap) -> str:
+    """``gap``: seqs first_missing..last_missing never arrived; rewritten (same time) as late ones fill it.
+
+    ``missing`` counts those still missing; ``state`` is open, closed (all arrived) or
+    abandoned (too many open gaps on this crate to track). Time: the message that revealed it.
+    """
+    fields: dict[str, FieldValue] = {
+        "first_missing": gap.first,
+        "last_missing": gap.last,
+        "missing": gap.remaining,
+        "state": gap.state,
+    }
+    return point("gap", {"crate": crate}, fields, gap.ts)
+
+
+def rejected_point(reason: str, crate: str | None, *, detail: str, topic: str, payload: bytes, now_ms: int) -> str:
+    """``rejected``: a message refused for good, with a bounded excerpt of what it held."""
+    excerpt = payload[:EXCERPT_BYTES].decode("utf-8", "replace")
+    fields: dict[str, FieldValue] = {
+        "detail": detail[:500],
+        "topic": topic[:200],
+        "excerpt": excerpt,
+        "bytes": len(payload),
+    }
+    return point("rejected", {"reason": reason, "crate": crate or ""}, fields, now_ms)
+
+
+def monitor_point(client_id: str, fields: dict[str, FieldValue], now_ms: int) -> str:
+    """``gateway``: the gateway's own health, every monitoring interval."""
+    return point("gateway", {"gateway": client_id}, fields, now_ms)

@@ -1,0 +1,113 @@
+"""Per-crate sequence accounting: duplicates, gaps, late arrivals, and what may be acknowledged.
+
+A crate numbers its messages 1, 2, 3...; the gateway stores each seq once. A jump
+opens a gap (first..last missing); late messages fill it, and it closes when
+none is missing any more. ``stored_through`` is the highest seq N such that every
+seq up to N has been seen: the crate may prune its spool up to there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+__all__ = ["DUPLICATE", "LATE", "MAX_OPEN_GAPS", "NEW", "Gap", "SeqTracker"]
+
+NEW: Final = 0
+LATE: Final = 1
+DUPLICATE: Final = 2
+MAX_OPEN_GAPS: Final = 1000  # per crate; beyond this the oldest gap is abandoned (stays visible, stops blocking)
+
+
+@dataclass(slots=True)
+class Gap:
+    """Seqs ``first``..``last`` were skipped; ``missing`` holds the [a, b] runs still not seen.
+
+    ``ts`` is the time of the message that revealed the gap: with the crate, the gap point's identity.
+    """
+
+    first: int
+    last: int
+    ts: int
+    missing: list[list[int]] = field(default_factory=list)
+    state: str = "open"
+
+    @property
+    def remaining(self) -> int:
+        """How many seqs of the gap are still missing."""
+        return sum(b - a + 1 for a, b in self.missing)
+
+    def fill(self, seq: int) -> bool:
+        """Account for a late ``seq``; False when it is not missing (a duplicate)."""
+        for i, (a, b) in enumerate(self.missing):
+            if a <= seq <= b:
+                runs = [[a, seq - 1]] if a < seq else []
+                if seq < b:
+                    runs.append([seq + 1, b])
+                self.missing[i : i + 1] = runs
+                if not self.missing:
+                    self.state = "closed"
+                return True
+        return False
+
+
+class SeqTracker:
+    """Sequence state of one crate."""
+
+    __slots__ = ("gaps", "highest")
+
+    def __init__(self) -> None:
+        self.highest: int | None = None
+        self.gaps: list[Gap] = []  # open gaps, oldest first
+
+    def accept(self, seq: int, ts: int) -> tuple[int, Gap | None]:
+        """Classify ``seq`` as NEW, LATE or DUPLICATE; return with it the gap it opened, filled or abandoned."""
+        highest = self.highest
+        if highest is None or seq == highest + 1:
+            self.highest = seq
+            return NEW, None
+        if seq > highest:
+            self.highest = seq
+            gap = Gap(highest + 1, seq - 1, ts, [[highest + 1, seq - 1]])
+            self.gaps.append(gap)
+            if len(self.gaps) > MAX_OPEN_GAPS:
+                # the caller writes the newest gap; the abandoned one is reported by ``abandoned()``
+                self.gaps[0].state = "abandoned"
+            return NEW, gap
+        for gap in self.gaps:
+            if gap.first <= seq <= gap.last:
+                if not gap.fill(seq):
+                    return DUPLICATE, None
+                if gap.state == "closed":
+                    self.gaps.remove(gap)
+                return LATE, gap
+        return DUPLICATE, None
+
+    def abandoned(self) -> list[Gap]:
+        """Remove and return gaps abandoned for exceeding ``MAX_OPEN_GAPS`` (write them once more)."""
+        out = [g for g in self.gaps if g.state == "abandoned"]
+        if out:
+            self.gaps = [g for g in self.gaps if g.state != "abandoned"]
+        return out
+
+    @property
+    def stored_through(self) -> int | None:
+        """Every seq up to this one has been seen (None before the first message)."""
+        if self.gaps:
+            return self.gaps[0].missing[0][0] - 1
+        return self.highest
+
+    def snapshot(self) -> dict[str, Any]:
+        """JSON-able state for the state file."""
+        return {
+            "highest": self.highest,
+            "gaps": [[g.first, g.last, g.ts, g.missing] for g in self.gaps],
+        }
+
+    def restore(self, snapshot: dict[str, Any]) -> None:
+        """Resume from ``snapshot()``."""
+        highest = snapshot.get("highest")
+        self.highest = int(highest) if highest is not None else None
+        self.gaps = [
+            Gap(int(f), int(la), int(ts), [[int(a), int(b)] for a, b in m]) for f, la, ts, m in snapshot["gaps"]
+        ]

@@ -1,0 +1,197 @@
+"""Helpers for the gateway's tests: config files, a gateway process, a publisher and a listener on the real broker."""
+
+from __future__ import annotations
+
+import json
+import queue
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+
+from cli.services import InfluxDB, Mosquitto
+
+ROOT = Path(__file__).resolve().parent.parent
+PROFILES = ROOT / "config" / "profiles.toml"
+TS = 1_764_086_400_000
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
+    """Poll ``predicate`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def gateway_config(
+    tmp_path: Path,
+    broker: Mosquitto,
+    influx: InfluxDB | str,
+    database: str,
+    extra: str = "",
+    client_id: str | None = None,
+    influx_extra: str = "",
+) -> Path:
+    """A gateway TOML in ``tmp_path`` for this broker and database; ``extra`` appends tables."""
+    url = influx if isinstance(influx, str) else influx.url
+    path = tmp_path / "gateway.toml"
+    path.write_text(
+        f"""[mqtt]
+host = "{broker.host}"
+port = {broker.port}
+client_id = "{client_id or f"gw-{database}"}"
+reconnect_min_s = 0.2
+reconnect_max_s = 1
+
+[influxdb]
+url = "{url}"
+database = "{database}"
+{influx_extra}
+
+[batch]
+linger = 0.05
+retry_min = 0.1
+retry_max = 0.5
+ack_interval = 0.2
+
+[profiles]
+file = {json.dumps(str(PROFILES))}
+default = "cryo"
+{extra}
+"""
+    )
+    return path
+
+
+class GatewayProcess:
+    """``python -m gateway`` as a child process; waits for its ``subscribed`` line."""
+
+    def __init__(self, config: Path, log: Path, wait: bool = True) -> None:
+        self.log = log
+        self._lines: queue.Queue[str | None] = queue.Queue()
+        with log.open("ab") as err:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "gateway", "--config", str(config)],
+                stdout=subprocess.PIPE,
+                stderr=err,
+                cwd=ROOT,
+                text=True,
+            )
+        threading.Thread(target=self._pump, daemon=True).start()
+        if wait:
+            self.wait_for("subscribed")
+
+    def _pump(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self._lines.put(line)
+        self._lines.put(None)
+
+    def wait_for(self, text: str, timeout: float = 15.0) -> str:
+        """The first stdout line containing ``text``."""
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                line = self._lines.get(timeout=left)
+            except queue.Empty:
+                break
+            if line is None:
+                raise AssertionError(f"gateway exited ({self.process.wait()}); log:\n{self.stderr()}")
+            if text in line:
+                return line
+        raise AssertionError(f"gateway did not print {text!r}; log:\n{self.stderr()}")
+
+    def stderr(self) -> str:
+        """What the gateway logged so far."""
+        return self.log.read_text(errors="replace")[-4000:]
+
+    def stop(self, kill: bool = False) -> int:
+        """SIGTERM (or SIGKILL) and wait; the exit code."""
+        if self.process.poll() is None:
+            if kill:
+                self.process.kill()
+            else:
+                self.process.terminate()
+        return self.process.wait(timeout=15)
+
+
+def run_gateway(config: Path, timeout: float = 20.0) -> subprocess.CompletedProcess[str]:
+    """Run the gateway to completion (for start-up errors)."""
+    return subprocess.run(
+        [sys.executable, "-m", "gateway", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+        check=False,
+    )
+
+
+def telemetry(crate: str, seq: int, value: float | None = -170.0, ts: int | None = None, **extra: Any) -> bytes:
+    """A v1 telemetry payload with one reading of ``probe1`` (a fault when ``value`` is a string)."""
+    reading: dict[str, Any] = {"sensor": "probe1", "value_c": value}
+    if isinstance(value, str):
+        reading = {"sensor": "probe1", "value_c": None, "fault": value}
+    body = {"v": 1, "crate": crate, "seq": seq, "ts": ts if ts is not None else TS + seq * 1000, "readings": [reading]}
+    body.update(extra)
+    return json.dumps(body).encode()
+
+
+class Client:
+    """A plain MQTT client on the test broker: publishes QoS 1 and records what it receives."""
+
+    def __init__(self, broker: Mosquitto, topics: Iterable[str] = ()) -> None:
+        self.messages: list[tuple[str, bytes, bool]] = []
+        self._lock = threading.Lock()
+        self._subscribed = threading.Event()
+        self._topics = list(topics)
+        self._client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+        self._client.on_message = self._on_message
+        self._client.on_subscribe = lambda *a: self._subscribed.set()
+        self._client.connect(broker.host, broker.port)
+        self._client.loop_start()
+        if self._topics:
+            self._client.subscribe([(t, 1) for t in self._topics])
+            assert self._subscribed.wait(5), "test subscription not confirmed"
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        with self._lock:
+            self.messages.append((message.topic, bytes(message.payload), bool(message.retain)))
+
+    def received(self, prefix: str = "") -> list[dict[str, Any]]:
+        """JSON bodies received on topics starting with ``prefix``."""
+        with self._lock:
+            return [json.loads(p) for t, p, _ in self.messages if t.startswith(prefix)]
+
+    def publish(self, topic: str, payload: bytes) -> None:
+        """Publish at QoS 1 and wait for the PUBACK."""
+        self._client.publish(topic, payload, qos=1).wait_for_publish(5)
+
+    def send(self, crate: str, seqs: Iterable[int], **kwargs: Any) -> None:
+        """Telemetry of ``crate`` for each seq, in order."""
+        infos = [
+            self._client.publish(f"coldchain/v1/crates/{crate}/telemetry", telemetry(crate, s, **kwargs), qos=1)
+            for s in seqs
+        ]
+        for info in infos:
+            info.wait_for_publish(10)
+
+    def close(self) -> None:
+        """Disconnect."""
+        self._client.disconnect()
+        self._client.loop_stop()
+
+
+def count(influx: InfluxDB, database: str, crate: str, field: str = "seq") -> int:
+    """How many temperature points ``crate`` has in ``database``."""
+    rows = influx.rows(f"SELECT COUNT({field}) FROM temperature WHERE crate = '{crate}'", database)
+    return int(rows[0]["count"]) if rows else 0  # type: ignore[call-overload]

@@ -1,0 +1,103 @@
+"""The gateway on a real broker and a real influxd: readings stored exactly, alarms raised once, bad input rejected."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from gateway_helpers import TS, Client, GatewayProcess, count, gateway_config, wait_until
+
+from cli.services import InfluxDB, Mosquitto
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def gateway(tmp_path: Path, mosquitto: Mosquitto, influxdb: InfluxDB, database: str, crate_prefix: str):
+    """A gateway on the session services, writing to the test's own database; crate {prefix}-D is on dry ice."""
+    dry_ice = f'[crates."{crate_prefix}-D"]\nprofile = "dry_ice"\n'
+    config = gateway_config(tmp_path, mosquitto, influxdb, database, dry_ice)
+    process = GatewayProcess(config, tmp_path / "gateway.log")
+    yield process
+    assert process.stop() == 0, process.stderr()
+
+
+def test_readings_are_stored_with_exact_values(gateway, mosquitto, influxdb, database, crate_prefix) -> None:
+    """Each reading becomes a temperature point: tags crate/profile/sensor, value_c float, seq integer, time = ts."""
+    crate = f"{crate_prefix}-A"
+    client = Client(mosquitto)
+    client.send(crate, [1, 2], value=-171.25)
+    wait_until(lambda: count(influxdb, database, crate) == 2, 10, "2 points")
+    rows = influxdb.rows(f"SELECT value_c, seq, profile, sensor FROM temperature WHERE crate = '{crate}'", database)
+    assert rows == [
+        {"time": TS + 1000, "value_c": -171.25, "seq": 1, "profile": "cryo", "sensor": "probe1"},
+        {"time": TS + 2000, "value_c": -171.25, "seq": 2, "profile": "cryo", "sensor": "probe1"},
+    ]
+    types = influxdb.rows("SHOW FIELD KEYS FROM temperature", database)
+    assert {r["fieldKey"]: r["fieldType"] for r in types} == {"value_c": "float", "seq": "integer"}
+    client.close()
+
+
+def test_fault_reading_is_stored_as_fault_without_value(gateway, mosquitto, influxdb, database, crate_prefix) -> None:
+    """A probe fault is a temperature point with field fault and no value_c, so the hole is visible."""
+    crate = f"{crate_prefix}-F"
+    client = Client(mosquitto)
+    client.send(crate, [1], value="OPEN")
+    wait_until(lambda: count(influxdb, database, crate, "fault") == 1, 10, "fault point")
+    rows = influxdb.rows(f"SELECT fault, seq, value_c FROM temperature WHERE crate = '{crate}'", database)
+    assert rows == [{"time": TS + 1000, "fault": "OPEN", "seq": 1, "value_c": None}]
+    client.close()
+
+
+def test_excursion_raises_exactly_one_retained_alarm(gateway, mosquitto, influxdb, database, crate_prefix) -> None:
+    """Warming past the limit gives one active alarm, on MQTT (retained) and in InfluxDB, with the crossing seq."""
+    crate = f"{crate_prefix}-D"
+    watcher = Client(mosquitto, [f"coldchain/v1/alarms/{crate}/#"])
+    client = Client(mosquitto)
+    for seq, value in enumerate([-78.0, -70.0, -59.5, -55.0, -52.0], start=1):
+        client.send(crate, [seq], value=value)
+    wait_until(lambda: count(influxdb, database, crate) == 5, 10, "5 points")
+    alarms = wait_until(watcher.received, 5, "alarm on MQTT")
+    assert len(alarms) == 1
+    alarm = alarms[0]
+    assert (alarm["crate"], alarm["rule"], alarm["sensor"]) == (crate, "critical_high", "probe1")
+    assert alarm["state"] == "active"
+    assert (alarm["seq"], alarm["ts"], alarm["value_c"], alarm["threshold_c"]) == (3, TS + 3000, -59.5, -60.0)
+    assert (alarm["severity"], alarm["profile"]) == ("critical", "dry_ice")
+    late = Client(mosquitto, [f"coldchain/v1/alarms/{crate}/#"])
+    wait_until(lambda: late.messages, 5, "retained alarm")
+    assert late.messages[0][0] == f"coldchain/v1/alarms/{crate}/critical_high/probe1"
+    assert late.messages[0][2] is True
+    query = f"SELECT state, seq, value_c, threshold_c, rule FROM alarm WHERE crate = '{crate}'"
+    rows = wait_until(lambda: influxdb.rows(query, database), 5, "alarm point")
+    assert rows == [
+        {
+            "time": TS + 3000,
+            "state": "active",
+            "seq": 3,
+            "value_c": -59.5,
+            "threshold_c": -60.0,
+            "rule": "critical_high",
+        },
+    ]
+    for c in (watcher, late, client):
+        c.close()
+
+
+def test_invalid_message_is_rejected_and_valid_ones_behind_it_stored(
+    gateway, mosquitto, influxdb, database, crate_prefix
+) -> None:
+    """Garbage is refused with a reason (log, topic, measurement rejected); the next valid message is stored."""
+    crate = f"{crate_prefix}-R"
+    watcher = Client(mosquitto, ["coldchain/v1/rejected"])
+    client = Client(mosquitto)
+    client.publish(f"coldchain/v1/crates/{crate}/telemetry", b"\xff not json")
+    client.send(crate, [1])
+    wait_until(lambda: count(influxdb, database, crate) == 1, 10, "valid point behind the garbage")
+    rejected = wait_until(lambda: [r for r in watcher.received() if r.get("crate") == crate], 5, "reject on MQTT")
+    assert rejected[0]["reason"] == "encoding"
+    rows = influxdb.rows(f"SELECT reason, excerpt FROM rejected WHERE crate = '{crate}'", database)
+    assert [(r["reason"], r["excerpt"]) for r in rows] == [("encoding", "\ufffd not json")]
+    assert "rejected message" in gateway.stderr()
+    for c in (watcher, client):
+        c.close()
