@@ -19,8 +19,8 @@ from board.chart import chart_data
 from board.config import BoardConfig
 from board.hub import Hub
 from board.influx import HistoryError, read_history
-from board.messages import MAX_NOTE, ack_payload, ack_topic
-from coldchain.topics import valid_identifier
+from coldchain.topics import staff_ack_topic, valid_identifier
+from coldchain.wire import MAX_ACK_BY, MAX_ACK_NOTE, StaffAck, encode
 
 __all__ = ["COOKIE", "Board", "make_app"]
 
@@ -31,7 +31,7 @@ PAGES = Path(__file__).parent / "pages"
 COOKIE = "coldchain_board"
 PUBLIC = ("/login", "/healthz")
 HEARTBEAT_S = 15.0
-MAX_NAME = 64
+MAX_NAME = 64  # sign-in names
 # Scripts, styles and the chart library come from the board itself and nowhere else.
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -57,8 +57,8 @@ class Board:
     def identity(self, request: web.Request) -> tuple[str, str] | None:
         """(user, session id for CSRF) of a request, or None when it is not signed in."""
         if self.config.http.auth_mode == "proxy":
-            user = request.headers.get(self.config.http.proxy_header, "").strip()
-            return (user, f"proxy:{user}") if user else None
+            named = request.headers.get(self.config.http.proxy_header, "").strip()
+            return (named, f"proxy:{named}") if named else None
         cookie = request.cookies.get(COOKIE)
         user = self.signer.user(cookie, time.time())
         return (user, cookie or "") if user else None
@@ -234,8 +234,8 @@ async def acknowledge(request: web.Request) -> web.StreamResponse:
     assert isinstance(rule, str)
     assert isinstance(sensor, str)
     try:
-        by = _ack_field(body, "by", MAX_NAME)
-        note = _ack_field(body, "note", MAX_NOTE)
+        by = _ack_field(body, "by", MAX_ACK_BY)
+        note = _ack_field(body, "note", MAX_ACK_NOTE)
     except web.HTTPBadRequest as exc:
         return _json_error(400, exc.text or "bad request")
     alarm = board.hub.state.open_alarm(crate, rule, sensor)
@@ -243,9 +243,9 @@ async def acknowledge(request: web.Request) -> web.StreamResponse:
         return _json_error(409, f"no open alarm {crate}/{rule}/{sensor} (it may have cleared)")
     if alarm.state != "active":
         return _json_error(409, f"alarm {crate}/{rule}/{sensor} is already {alarm.state}")
-    payload = ack_payload(crate, rule, sensor, by=by, note=note, ts=int(time.time() * 1000))
+    ack = StaffAck(crate, rule, sensor, by=by, note=note, ts=int(time.time() * 1000))
     try:
-        await asyncio.to_thread(board.link.publish_ack, ack_topic(crate, rule, sensor), payload)
+        await asyncio.to_thread(board.link.publish_ack, staff_ack_topic(crate, rule, sensor), encode(ack))
     except AckNotSentError as exc:
         log.error("ack of %s/%s/%s by %r NOT sent: %s", crate, rule, sensor, by, exc)
         status = 504 if exc.sent_maybe else 503

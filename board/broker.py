@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
 
 from board.config import MqttSettings
 from board.messages import ALARM_FILTER, STATUS_FILTER, AlarmView, StatusView, decode_alarm, decode_status
@@ -60,7 +61,7 @@ class BrokerLink:
         self._connected = threading.Event()
         self.rejected = 0  # messages that broke the contract, counted and logged
         client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2,
+            CallbackAPIVersion.VERSION2,
             client_id=settings.client_id,
             clean_session=True,  # every (re)connect replays the retained alarms and status in full
             protocol=mqtt.MQTTv311,
@@ -124,7 +125,7 @@ class BrokerLink:
 
     def _on_message(self, _client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
         try:
-            self._deliver(self._convert(message.topic, message.payload))
+            self._deliver(self._convert(message.topic, bytes(message.payload)))
         except WireFormatError as exc:
             self.rejected += 1
             log.warning("ignored a message on %s: %s (%d ignored so far)", message.topic, exc, self.rejected)

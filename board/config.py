@@ -94,7 +94,7 @@ class BoardConfig:
 
 def _secret(table: Table, name: str, base: Path) -> str | None:
     """The first line of the file named by key ``name`` (relative to the config file), or None."""
-    value = table.text(name, None)
+    value: str | None = table.text(name, None)
     if not value:
         return None
     path = base / value
@@ -104,7 +104,7 @@ def _secret(table: Table, name: str, base: Path) -> str | None:
         raise table.error(name, f"cannot read {path}: {exc.strerror}") from None
     if not lines:
         raise table.error(name, f"{path} is empty")
-    return lines[0].strip()
+    return str(lines[0].strip())
 
 
 def _http(root: Table, base: Path) -> HttpSettings:

@@ -19,8 +19,6 @@ __all__ = [
     "STATUS_FILTER",
     "AlarmView",
     "StatusView",
-    "ack_payload",
-    "ack_topic",
     "decode_alarm",
     "decode_status",
 ]
@@ -29,9 +27,20 @@ ALARM_FILTER = f"{ROOT}/alarms/+/+/+"
 STATUS_FILTER = f"{ROOT}/crates/+/status"
 ALARM_STATES = ("active", "acknowledged", "cleared")
 SEVERITIES = ("info", "warning", "critical")
-MAX_NOTE = 500
+MAX_EXTRA = 1000  # characters of one optional field
 # Optional fields of newer alarm engines that staff want to see; anything else is ignored.
-_EXTRAS = ("shipment", "late", "by", "note", "acked_by", "acked_ts", "acknowledged_by", "acknowledged_ts", "message")
+_EXTRAS = (
+    "kind",
+    "detail",
+    "late",
+    "escalated",
+    "predicted_ts",
+    "ended_ts",
+    "acknowledged_by",
+    "acknowledged_ts",
+    "note",
+    "shipment",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,7 +149,7 @@ def decode_alarm(topic: str, payload: bytes) -> AlarmView | None:
     extra = tuple(
         (key, body[key])
         for key in _EXTRAS
-        if isinstance(body.get(key), (str, int, float, bool)) and len(str(body[key])) <= MAX_NOTE
+        if isinstance(body.get(key), (str, int, float, bool)) and len(str(body[key])) <= MAX_EXTRA
     )
     return AlarmView(
         crate=crate,
@@ -170,14 +179,3 @@ def decode_status(topic: str, payload: bytes) -> StatusView:
     if state not in ("online", "offline"):
         raise WireFormatError("schema", f"state {state!r} is not online or offline")
     return StatusView(crate, state, _millis(body, "ts", 0))
-
-
-def ack_topic(crate: str, rule: str, sensor: str) -> str:
-    """Where staff acknowledgements of one alarm go (a root apart from retained alarm state)."""
-    return f"{ROOT}/acks/{crate}/{rule}/{sensor}"
-
-
-def ack_payload(crate: str, rule: str, sensor: str, *, by: str, note: str, ts: int) -> bytes:
-    """The staff acknowledgement, exactly as ``coldchain ack`` sends it."""
-    body = {"v": 1, "crate": crate, "rule": rule, "sensor": sensor, "by": by, "note": note, "ts": ts}
-    return json.dumps(body, separators=(",", ":")).encode()

@@ -213,3 +213,20 @@ def test_invalid_alarm_is_ignored_and_the_board_keeps_going(
     assert _wait(lambda: crate in _alarm_crates(board, cookie))
     assert f"{crate}/bad/probe1" not in json.dumps(api(board, cookie, "/api/state")[1])
     assert "ignored a message on coldchain/v1/alarms/" in board.log.read_text()
+
+
+def test_proxy_mode_trusts_only_the_configured_header(
+    tmp_path: Path, mosquitto: Mosquitto, influxdb: InfluxDB, database: str, run_board: Callable
+) -> None:
+    """Behind a signing-in proxy the header names the user; without it every request is refused."""
+    extra = "[auth]\nmode = 'proxy'\nproxy_header = 'X-Remote-User'\n"
+    config = write_config(tmp_path, mosquitto.port, influxdb.url, database, extra=extra)
+    # proxy mode has no user list: drop the helper's [[auth.users]] entry
+    text = config.read_text()
+    start = text.index("[[auth.users]]")
+    config.write_text(text[:start] + text[text.index("[mqtt]") :])
+    board = run_board(config)
+    status, _, body = http(f"{board.url}/api/me", headers={"X-Remote-User": "ana"})
+    assert (status, json.loads(body)["user"]) == (200, "ana")
+    assert http(f"{board.url}/api/me")[0] == 401
+    assert http(f"{board.url}/login")[0] == 401

@@ -23,6 +23,7 @@ from board_helpers import (
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from cli.services import InfluxDB, Mosquitto
+from coldchain.wire import decode_staff_ack
 
 pytestmark = pytest.mark.integration
 
@@ -131,6 +132,7 @@ def test_ack_from_the_page_reaches_the_broker(page: Page, mosquitto: Mosquitto) 
         expect(row.locator(".ack-result")).to_contain_text("Sent")
         publish(client, f"coldchain/v1/alarms/{crate}/critical_high/probe1", b"")
     ack = json.loads(message.payload)
+    assert decode_staff_ack(message.payload, (crate, "critical_high", "probe1")).by == "Ana Souza"
     assert message.topic == topic
     assert message.qos == 1
     assert {k: ack[k] for k in ("v", "crate", "rule", "sensor", "by", "note")} == {

@@ -50,10 +50,10 @@ const Board = (function () {
   function ackForm(alarm, row) {
     const form = el("form", "ack-form");
     const name = el("input");
-    name.name = "by"; name.required = true; name.maxLength = 64; name.value = me.user;
+    name.name = "by"; name.required = true; name.maxLength = 100; name.value = me.user;
     name.setAttribute("aria-label", "Your name");
     const note = el("input");
-    note.name = "note"; note.required = true; note.maxLength = 500;
+    note.name = "note"; note.required = true; note.maxLength = 1000;
     note.placeholder = "What was done (e.g. shipper re-iced, courier called)";
     note.setAttribute("aria-label", "Note");
     const send = el("button", "primary", "Send acknowledgement");
@@ -98,6 +98,7 @@ const Board = (function () {
     link.href = `/crates/${encodeURIComponent(alarm.crate)}`;
     head.append(link, el("span", "rule", `${alarm.rule.replaceAll("_", " ")} · ${alarm.sensor}`));
     if (alarm.late) head.append(el("span", "tag", "late: happened while offline"));
+    if (alarm.escalated) head.append(el("span", "tag escalated", "escalated"));
     const facts = el("div", "alarm-facts");
     facts.append(
       el("span", "value", celsius(alarm.value_c)),
@@ -107,6 +108,7 @@ const Board = (function () {
     );
     facts.lastChild.dataset.since = alarm.started_ts;
     main.append(head, facts);
+    if (alarm.detail) main.append(el("div", "detail", alarm.detail));
     const side = el("div", "alarm-side");
     if (alarm.state === "active") {
       const button = el("button", "ack-button", "Acknowledge");
@@ -116,8 +118,9 @@ const Board = (function () {
       });
       side.append(button);
     } else {
-      const who = alarm.by || alarm.acked_by || alarm.acknowledged_by;
-      side.append(el("span", "acked", who ? `acknowledged by ${who}` : "acknowledged"));
+      const who = alarm.acknowledged_by;
+      const when = alarm.acknowledged_ts ? ` at ${clockTime(alarm.acknowledged_ts)}` : "";
+      side.append(el("span", "acked", who ? `acknowledged by ${who}${when}` : "acknowledged"));
       if (alarm.note) side.append(el("span", "note", alarm.note));
     }
     row.append(badge, main, side);
