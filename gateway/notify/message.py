@@ -1,0 +1,56 @@
+"""What a notification says: the JSON body every channel carries, and its human wording."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from coldchain.lifecycle import AlarmEvent
+
+__all__ = ["describe", "notification_body"]
+
+
+def notification_body(event: AlarmEvent) -> dict[str, Any]:
+    """The JSON a channel delivers for ``event``: the change, whether it pages, and the alarm as on MQTT."""
+    return {
+        "v": 1,
+        "key": event.idempotency_key,
+        "change": event.change,
+        "pages": event.pages,
+        "alarm": event.alarm.to_wire(),
+    }
+
+
+def _when(ms: int | None) -> str:
+    if ms is None:
+        return "-"
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def describe(body: dict[str, Any]) -> tuple[str, str]:
+    """(subject, text) for people; a late alarm says plainly that it is history, not an emergency."""
+    alarm = body["alarm"]
+    change = body["change"]
+    where = f"crate {alarm['crate']}, {alarm['rule']} on {alarm['sensor']}"
+    late = " (LATE: happened while the crate was offline, already over)" if alarm.get("late") else ""
+    subject = f"[coldchain] {alarm['severity'].upper()} {change}: {where}{late}"
+    lines = [
+        f"{change.upper()}{late}",
+        f"Crate: {alarm['crate']}    Profile: {alarm.get('profile') or '-'}",
+        f"Rule: {alarm['rule']} ({alarm['kind']}, {alarm['severity']})    Sensor: {alarm['sensor']}",
+        f"Started: {_when(alarm['started_ts'])}    Ended: {_when(alarm.get('ended_ts'))}",
+    ]
+    if alarm.get("value_c") is not None:
+        lines.append(f"Value: {alarm['value_c']} °C    Limit: {alarm.get('threshold_c')} °C")
+    if alarm.get("detail"):
+        lines.append(f"Detail: {alarm['detail']}")
+    if alarm.get("acknowledged_by"):
+        lines.append(
+            f"Acknowledged by {alarm['acknowledged_by']} at {_when(alarm['acknowledged_ts'])}: {alarm['note']}"
+        )
+    lines += [
+        "",
+        f"Alarm id: {alarm['id']}",
+        f"Acknowledge: coldchain ack {alarm['crate']} {alarm['rule']} {alarm['sensor']} --by NAME --note TEXT",
+    ]
+    return subject, "\n".join(lines) + "\n"

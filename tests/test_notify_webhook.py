@@ -1,0 +1,101 @@
+"""Webhook notifications against a real local HTTP receiver: signed, retried, delivered once."""
+
+from __future__ import annotations
+
+import hmac
+import json
+from pathlib import Path
+
+from notify_helpers import Receiver, alarm_events, start_receiver, wait_for
+
+from cli.services import free_port
+from gateway.notify import Dispatcher, Outbox, WebhookChannel, WebhookConfig, notification_body
+from gateway.notify.channel import backoff_s
+from gateway.notify.webhook import sign
+
+SECRET = b"s3cret-shared-with-the-receiver"
+
+
+def _dispatcher(tmp_path: Path, port: int, name: str = "ops") -> Dispatcher:
+    channel = WebhookChannel(WebhookConfig(name, f"http://127.0.0.1:{port}/hook", SECRET, timeout_s=2.0))
+    return Dispatcher(channel, Outbox(tmp_path / f"{name}.sqlite"), retry_min_s=0.02, retry_max_s=0.1)
+
+
+def test_backoff_doubles_up_to_the_cap() -> None:
+    """Retries wait min, 2·min, 4·min... never more than the cap."""
+    assert [backoff_s(n, 1.0, 5.0) for n in range(1, 6)] == [1.0, 2.0, 4.0, 5.0, 5.0]
+
+
+def test_failing_receiver_gets_it_exactly_once_signed(tmp_path: Path) -> None:
+    """A receiver failing the first 3 POSTs accepts the notification once; every try is signed and keyed alike."""
+    receiver = Receiver(fail_first=3)
+    server = start_receiver(receiver)
+    dispatcher = _dispatcher(tmp_path, server.server_address[1]).start()
+    try:
+        event = alarm_events()[0]
+        assert dispatcher.notify(event.idempotency_key, notification_body(event))
+        assert wait_for(lambda: dispatcher.outbox.counts()["delivered"] == 1)
+    finally:
+        dispatcher.stop()
+        server.shutdown()
+    assert [status for _, _, status in receiver.requests] == [503, 503, 503, 200]
+    ((headers, body, _),) = receiver.accepted()
+    assert hmac.compare_digest(headers["X-Coldchain-Signature"], sign(SECRET, body))
+    assert {h["Idempotency-Key"] for h, _, _ in receiver.requests} == {"C-1/critical_high/probe1/60000/active"}
+    sent = json.loads(body)
+    assert (sent["change"], sent["pages"], sent["alarm"]["id"]) == ("active", True, "C-1/critical_high/probe1/60000")
+
+
+def test_replayed_notification_is_not_sent_again(tmp_path: Path) -> None:
+    """Queuing the same alarm id + change twice (a replay after a restart) delivers it once."""
+    receiver = Receiver()
+    server = start_receiver(receiver)
+    dispatcher = _dispatcher(tmp_path, server.server_address[1]).start()
+    try:
+        event = alarm_events()[0]
+        assert dispatcher.notify(event.idempotency_key, notification_body(event))
+        assert wait_for(lambda: dispatcher.outbox.counts()["delivered"] == 1)
+        assert not dispatcher.notify(event.idempotency_key, notification_body(event))
+        assert not wait_for(lambda: len(receiver.requests) > 1, timeout=0.3)
+    finally:
+        dispatcher.stop()
+        server.shutdown()
+    assert len(receiver.accepted()) == 1
+
+
+def test_restart_delivers_the_outbox_once_in_order(tmp_path: Path) -> None:
+    """Notifications queued while the receiver was down survive a restart and arrive once each, in order."""
+    port = free_port()
+    first = _dispatcher(tmp_path, port).start()
+    events = alarm_events()
+    for event in events:
+        first.notify(event.idempotency_key, notification_body(event))
+    assert wait_for(lambda: first.failures >= 2)  # nothing listens yet: refused, retried
+    first.stop()
+    first.outbox.close()
+
+    receiver = Receiver()
+    server = start_receiver(receiver, port)
+    second = _dispatcher(tmp_path, port).start()
+    try:
+        assert wait_for(lambda: second.outbox.counts() == {"pending": 0, "delivered": 2, "failed": 0})
+    finally:
+        second.stop()
+        server.shutdown()
+    keys = [headers["Idempotency-Key"] for headers, _, _ in receiver.accepted()]
+    assert keys == ["C-1/critical_high/probe1/60000/active", "C-1/critical_high/probe1/60000/cleared"]
+
+
+def test_permanent_refusal_is_kept_as_failed_not_retried(tmp_path: Path) -> None:
+    """A 400 answer is not retried; the notification stays in the outbox marked failed, and the next one goes on."""
+    receiver = Receiver(fail_first=1, fail_status=400)
+    server = start_receiver(receiver)
+    dispatcher = _dispatcher(tmp_path, server.server_address[1]).start()
+    try:
+        for event in alarm_events():
+            dispatcher.notify(event.idempotency_key, notification_body(event))
+        assert wait_for(lambda: dispatcher.outbox.counts() == {"pending": 0, "delivered": 1, "failed": 1})
+    finally:
+        dispatcher.stop()
+        server.shutdown()
+    assert [status for _, _, status in receiver.requests] == [400, 200]
