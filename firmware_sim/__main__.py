@@ -32,6 +32,7 @@ log = logging.getLogger("coldchain.sim")
 
 _IDLE_POLL_S = 0.05  # how often to look for a listener while nobody has the port open
 _BACKPRESSURE_S = 1.0  # faster than real time, wait this long for a slow reader before dropping
+_DRAIN_S = 2.0  # at the end of a run, wait this long for the reader to take what was sent
 _TRACE_OPTIONS = ("sensors", "start", "warm_rate", "warm_after", "noise", "resolution")
 
 
@@ -46,6 +47,13 @@ def _non_negative(text: str) -> float:
     value = float(text)
     if not value >= 0 or not math.isfinite(value):
         raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
+    return value
+
+
+def _epoch_ms(text: str) -> int:
+    value = int(text)
+    if not 0 < value < 2**53:
+        raise argparse.ArgumentTypeError(f"must be a UTC epoch in milliseconds, got {text}")
     return value
 
 
@@ -69,8 +77,13 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     add("--heartbeat", type=_non_negative, metavar="SECONDS", help="heartbeat interval (0: none; default 5)")
     add("--speed", type=_positive, default=1.0, metavar="X", help="simulated seconds per real second (default 1)")
     add("--clock", action="store_true", help="send the board clock ($CCTIM) before each burst (on when --speed != 1)")
-    add("--epoch-ms", type=int, metavar="MS", help="board clock at start, UTC epoch ms (default: now)")
+    add("--epoch-ms", type=_epoch_ms, metavar="MS", help="board clock at start, UTC epoch ms (default: now)")
     add("--link", type=Path, metavar="PATH", help="keep a symlink PATH pointing at the current device")
+    add(
+        "--wait-for-reader",
+        action="store_true",
+        help="start the simulated clock when a reader opens the device (always on when --speed != 1)",
+    )
     return parser
 
 
@@ -128,17 +141,27 @@ def _follow_faults(board: Board, link: PtyLink, now: float) -> None:
         print(f"device {link.path}", flush=True)
 
 
-def run(board: Board, link: PtyLink, speed: float, duration_s: float, stop: _Stop) -> None:
-    """Pace the board's events to real time (divided by ``speed``) until the duration or a stop."""
+def _await_reader(link: PtyLink, stop: _Stop) -> None:
+    while not stop.requested and not link.listening():
+        select.select([stop.read_fd], [], [], _IDLE_POLL_S)
+
+
+def run(board: Board, link: PtyLink, speed: float, duration_s: float, stop: _Stop, *, wait: bool = False) -> None:
+    """Pace the board's events to real time (divided by ``speed``) until the duration or a stop.
+
+    With ``wait`` the simulated clock starts only once a reader has opened the device.
+    """
     wait_s = _BACKPRESSURE_S if speed != 1.0 else 0.0
     end = duration_s or math.inf
+    if wait:
+        _await_reader(link, stop)
     started = time.monotonic()
     while not stop.requested:
         now = (time.monotonic() - started) * speed
-        if now >= end:
-            break
         due = board.next_event_s()
-        if due <= now:
+        if due >= end and now >= end:
+            break
+        if due <= now and due < end:  # behind schedule (a slow reader), catch up before ending
             at, lines = board.step()
             _follow_faults(board, link, at)
             for line in lines:
@@ -156,6 +179,8 @@ def run(board: Board, link: PtyLink, speed: float, duration_s: float, stop: _Sto
                 if reply is not None:
                     link.write(reply, wait_s)
                     log.info("command %s answered %s", line.strip().decode(errors="replace"), reply.strip().decode())
+    if not stop.requested and not link.drain(_DRAIN_S):
+        log.warning("the reader did not take the last sentences within %.0f s", _DRAIN_S)
 
 
 def main(argv: list[str], prog: str = "coldchain sim") -> int:
@@ -189,7 +214,7 @@ def main(argv: list[str], prog: str = "coldchain sim") -> int:
         f"for {duration:g} s" if duration else "until stopped",
     )
     try:
-        run(board, link, args.speed, duration, stop)
+        run(board, link, args.speed, duration, stop, wait=args.wait_for_reader or args.speed != 1.0)
     finally:
         link.close()
         link.remove_link()

@@ -13,10 +13,13 @@ the agent configured with the symlink path finds the board again by reopening it
 
 from __future__ import annotations
 
+import array
 import contextlib
 import errno
+import fcntl
 import os
 import select
+import termios
 import time
 import tty
 from pathlib import Path
@@ -25,6 +28,9 @@ __all__ = ["PtyLink"]
 
 _READ_CHUNK = 4096
 _MAX_LINE = 256  # a command line longer than this is garbage: drop it
+# FIONREAD sees only the line discipline's 4 KB, not the kernel's flip buffers behind it
+# (up to 64 KB), which refill it within microseconds: empty this long means drained
+_SETTLE_S = 0.1
 
 
 class PtyLink:
@@ -61,6 +67,33 @@ class PtyLink:
             temporary.symlink_to(self.device)
             temporary.replace(self.link_path)
         return self.device
+
+    def drain(self, timeout_s: float) -> bool:
+        """Wait up to ``timeout_s`` for the listener to read everything sent; True when it did.
+
+        Closing the pty discards what the reader has not read yet, so a finished run
+        waits here first (the queue is measured on the slave side: the master cannot see it).
+        """
+        if not self.listening():
+            return True
+        try:
+            slave = os.open(self.device, os.O_RDONLY | os.O_NOCTTY | os.O_NONBLOCK)
+        except OSError:
+            return False
+        try:
+            pending = array.array("i", [0])
+            deadline = time.monotonic() + timeout_s
+            empty_since = time.monotonic()
+            while time.monotonic() < deadline:
+                fcntl.ioctl(slave, termios.FIONREAD, pending)
+                if pending[0]:
+                    empty_since = time.monotonic()
+                elif time.monotonic() - empty_since >= _SETTLE_S:
+                    return True
+                time.sleep(0.005)
+            return False
+        finally:
+            os.close(slave)
 
     def close(self) -> None:
         """Close the pty: the device node disappears and a reader gets an error. The symlink stays, dangling."""

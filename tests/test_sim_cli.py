@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -14,9 +15,17 @@ from pathlib import Path
 import serial
 from sim_helpers import read_sentences, running_sim
 
+from coldchain.errors import SentenceError
 from coldchain.excursions import ACTIVE, ThresholdTracker
 from coldchain.profiles import parse_profiles
-from coldchain.sentences import AckSentence, ClockSentence, CommandSentence, HeartbeatSentence, TemperatureSentence
+from coldchain.sentences import (
+    AckSentence,
+    ClockSentence,
+    CommandSentence,
+    HeartbeatSentence,
+    TemperatureSentence,
+    parse_sentence,
+)
 from coldchain.settings import Table
 
 PROFILES = Path(__file__).resolve().parent.parent / "config" / "profiles.toml"
@@ -127,3 +136,121 @@ def test_bad_option_is_refused_with_a_clear_message() -> None:
     assert "--period" in result.stderr
     assert "must be greater than 0" in result.stderr
     assert result.stdout == ""
+
+
+SCENARIOS = Path(__file__).resolve().parent.parent / "config" / "scenarios"
+
+
+def _bursts(port: serial.Serial, timeout: float) -> dict[int, list[bytes]]:
+    """Raw lines grouped by the CCTIM that precedes them, read until the sim closes the port."""
+    bursts: dict[int, list[bytes]] = {}
+    current: list[bytes] | None = None
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            line = port.readline()
+        except serial.SerialException:
+            break  # the sim ended and took its pty with it
+        try:
+            sentence = parse_sentence(line) if line else None
+        except SentenceError:
+            sentence = None  # a garbled line: keep its bytes, but it cannot start a burst
+        if isinstance(sentence, ClockSentence):
+            current = bursts.setdefault(sentence.epoch_ms, [])
+        elif current is not None and line:
+            current.append(line)
+    return bursts
+
+
+def test_speed_runs_days_of_scenario_in_seconds_with_consistent_board_clock() -> None:
+    """cryo-ln2-out-day3 at --speed 200000: 4 simulated days in about 2 s, CCTIM stepping 60 s per tick."""
+    epoch = 1_764_086_400_000
+    args = ("--scenario", str(SCENARIOS / "cryo-ln2-out-day3.toml"), "--speed", "200000", "--epoch-ms", str(epoch))
+    started = time.monotonic()
+    with running_sim(*args) as sim, serial.Serial(sim.device, 115200, timeout=0.5) as port:
+        bursts = _bursts(port, timeout=20)
+        assert sim.process.wait(10) == 0
+    elapsed = time.monotonic() - started
+    clocks = sorted(bursts)
+    assert elapsed < 8
+    assert {b - a for a, b in itertools.pairwise(clocks)} == {60_000}
+    assert clocks[-1] == epoch + 4 * 86_400_000 - 60_000
+    assert len(clocks) == 4 * 24 * 60  # the clock waited for the reader and drained at the end: no tick lost
+    warm = [c for c in clocks if float(bursts[c][0].split(b",")[2]) > -150.0]
+    assert 72 < (warm[0] - epoch) / 3_600_000 < 80  # critical on day 3, in simulated hours
+
+
+def test_same_seed_gives_byte_identical_sentences_over_the_pty() -> None:
+    """Two runs with the same --seed and --epoch-ms send the same bytes for every tick both readers saw."""
+    # the first 190 s of board-faults: spikes, a lid opening and garbled lines, before the unplugging at 200 s
+    args = ("--scenario", str(SCENARIOS / "board-faults.toml"), "--speed", "400", "--duration", "190")
+    runs = []
+    for _ in range(2):
+        with running_sim(*args, "--seed", "11", "--epoch-ms", "1764086400000") as sim:
+            with serial.Serial(sim.device, 115200, timeout=0.5) as port:
+                runs.append(_bursts(port, timeout=10))
+            assert sim.process.wait(10) == 0
+    assert runs[0] == runs[1]
+    assert len(runs[0]) > 170  # every tick but those whose CCTIM line was garbled on purpose
+    assert any(b"$CCLID,OPEN" in line for burst in runs[0].values() for line in burst)
+
+
+def test_disconnect_fault_recreates_the_device_and_the_link_follows(tmp_path: Path) -> None:
+    """During a disconnect the reader loses the port; afterwards the --link path opens the new pty."""
+    scenario = tmp_path / "unplug.toml"
+    scenario.write_text(
+        'name = "unplug"\nprofile = "cryo"\nduration = "60s"\n'
+        '[board]\nperiod = "0.1s"\nheartbeat = "1s"\n'
+        '[shipper]\nkind = "ln2_dry_shipper"\n'
+        '[[probes]]\nname = "probe1"\n'
+        '[[faults]]\nkind = "disconnect"\nat = "1s"\nduration = "1s"\n'
+    )
+    link = tmp_path / "board"
+    with running_sim("--scenario", str(scenario), "--link", str(link)) as sim:
+        lost = False
+        with serial.Serial(str(link), 115200, timeout=0.2) as port:
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline and not lost:
+                try:
+                    port.readline()
+                except serial.SerialException:
+                    lost = True
+        assert lost
+        stdout = sim.process.stdout
+        assert stdout is not None
+        ready, _, _ = select.select([stdout], [], [], 5)
+        assert ready
+        assert stdout.readline() == f"device {link}\n"  # the board is back, announced again
+        with serial.Serial(str(link), 115200, timeout=0.2) as port:
+            sentences, _ = read_sentences(port, lambda got: len(_temperatures(got)) >= 3)
+        assert len(_temperatures(sentences)) >= 3
+        assert sim.stop() == 0
+
+
+def test_bad_scenario_file_stops_with_one_line_naming_file_and_key(tmp_path: Path) -> None:
+    """A scenario with a bad value stops the sim with status 2 and a line naming file, key and problem."""
+    scenario = tmp_path / "broken.toml"
+    scenario.write_text('name = "b"\nprofile = "cryo"\nduration = "1d"\n[shipper]\nkind = "fridge"\n')
+    result = subprocess.run(
+        [sys.executable, "-m", "firmware_sim", "--scenario", str(scenario)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=10,
+    )
+    assert result.returncode == 2
+    assert f"{scenario}: shipper.kind: 'fridge' is not one of" in result.stderr
+    assert result.stdout == ""
+
+
+def test_trace_options_cannot_be_mixed_with_a_scenario() -> None:
+    """--start with --scenario is refused: the scenario decides the temperatures."""
+    result = subprocess.run(
+        [sys.executable, "-m", "firmware_sim", "--scenario", str(SCENARIOS / "cryo-tipped.toml"), "--start", "-80"],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=10,
+    )
+    assert result.returncode == 2
+    assert "--start cannot be combined with --scenario" in result.stderr
