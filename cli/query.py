@@ -111,9 +111,11 @@ def read_record(
     progress.done(f"read {len(rows)} readings of {', '.join(crates)} from {reader.settings.where}")
     profile = _profile(rows, args.profile, args.profiles, err) if rows else None
     rules = profile.rules if profile else ()
+    # a shipment may span crates whose probes share names: label them crate/sensor then
+    several = len({row.crate for row in rows}) > 1
     by_sensor: dict[str, list[tuple[int, float]]] = defaultdict(list)
     for row in rows:
-        by_sensor[row.sensor].append((row.ts_ms, row.value_c))
+        by_sensor[f"{row.crate}/{row.sensor}" if several else row.sensor].append((row.ts_ms, row.value_c))
     hold = args.max_hold or (default_max_hold_ms(max(by_sensor.values(), key=len)) if by_sensor else 0)
     summaries = tuple(summarise(sensor, by_sensor[sensor], rules, end, hold) for sensor in sorted(by_sensor))
     return Record(crates, start, end, profile, tuple(rows), summaries, hold)

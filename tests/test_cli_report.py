@@ -1,0 +1,205 @@
+"""``coldchain report`` from real points in a real influxd: PDF (read back with pdftotext), JSON, CSV."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from cli_helpers import alarm_line, gap_line, temperature_line, write_lines
+
+from cli.report import main
+from cli.services import InfluxDB
+
+pytestmark = pytest.mark.integration
+
+STEP_MS = 10_000
+COUNT = 120  # 20 minutes at one reading per 10 s
+BASE_MS = (int(time.time() * 1000) - 3 * 3_600_000) // 60_000 * 60_000
+
+
+def _excursion_crate(influxdb: InfluxDB, database: str, crate: str) -> None:
+    """Two probes; probe1 above -150 °C for 50 s, its alarm raised, acked by alice, cleared; 3 messages lost."""
+    lines = []
+    for i in range(COUNT):
+        ts = BASE_MS + i * STEP_MS
+        lines.append(temperature_line(crate, "probe1", ts, -147.5 if 50 <= i < 55 else -165.25, i))
+        lines.append(temperature_line(crate, "probe2", ts, -171.0, i))
+    alarm_id = f"{crate}/critical_high/probe1/{BASE_MS + 50 * STEP_MS}"
+    for state, i, extra in (
+        ("active", 50, {}),
+        ("acknowledged", 52, {"by": "alice", "note": "re-iced"}),
+        ("cleared", 55, {}),
+    ):
+        value = -147.5 if state != "cleared" else -165.25
+        lines.append(
+            alarm_line(
+                crate,
+                "critical_high",
+                "probe1",
+                "critical",
+                state,
+                BASE_MS + i * STEP_MS,
+                value,
+                -150.0,
+                i,
+                alarm_id,
+                **extra,
+            )
+        )
+    lines.append(gap_line(crate, BASE_MS + 80 * STEP_MS, 80, 82))
+    write_lines(influxdb, database, lines)
+
+
+def _args(influxdb: InfluxDB, database: str) -> list[str]:
+    return ["--influx-url", influxdb.url, "--database", database]
+
+
+def _independent_sha256(influxdb: InfluxDB, database: str, subject: str, start_ms: int, end_ms: int, crate: str) -> str:
+    """The data hash recomputed straight from InfluxDB, following docs/queries.md (not the product's code)."""
+
+    def c(value: object) -> object:
+        return None if value is None else f"{value:.4f}"
+
+    lines = [["coldchain-report-data", 1, subject, start_ms, end_ms]]
+    temps = influxdb.rows(f"SELECT value_c, seq FROM temperature WHERE crate = '{crate}' GROUP BY sensor", database)
+    for r in sorted(temps, key=lambda r: (r["sensor"], r["time"])):
+        lines.append(["T", crate, r["sensor"], r["time"], c(r["value_c"]), r["seq"]])
+    alarms = influxdb.rows(f"SELECT * FROM alarm WHERE crate = '{crate}'", database)
+    for r in sorted(alarms, key=lambda r: (r["time"], r["rule"], r["sensor"], r["state"])):
+        lines.append(
+            ["A", r["time"], crate, r["rule"], r["sensor"], r["severity"], r["state"], c(r["value_c"]),
+             c(r["threshold_c"]), r["seq"], r["alarm_id"], r.get("by"), r.get("note")]
+        )  # fmt: skip
+    for r in influxdb.rows(f"SELECT * FROM gap WHERE crate = '{crate}'", database):
+        lines.append(["G", r["time"], crate, r["first_seq"], r["last_seq"]])
+    text = "".join(json.dumps(line, separators=(",", ":")) + "\n" for line in lines)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def test_pdf_report_has_verdict_statistics_alarms_gaps_and_data_hash(
+    influxdb: InfluxDB, database: str, crate_prefix: str, tmp_path: Path
+) -> None:
+    """The PDF, read back with pdftotext, states the excursion verdict, every transition with who acked it,
+    the gap, the statistics, and the SHA-256 recomputed independently from InfluxDB."""
+    crate = f"{crate_prefix}-R"
+    _excursion_crate(influxdb, database, crate)
+    out = tmp_path / "report.pdf"
+    argv = [crate, "--out", str(out), "--product", "iPSC cardiomyocytes lot 7", "--origin", "Leiden"]
+    argv += ["--destination", "Boston", *_args(influxdb, database)]
+    assert main(argv) == 0
+    text = subprocess.run(["pdftotext", "-layout", str(out), "-"], capture_output=True, text=True, check=True).stdout
+    words = " ".join(text.split())
+    assert "Verdict: excursion: review required" in words
+    assert "probe1: critical_high (high -150 °C) breached for 50 s, peak -147.50 °C" in words
+    assert "iPSC cardiomyocytes lot 7" in words
+    assert "Leiden -> Boston" in words
+    # probe1: 120 readings, min -165.25, max -147.50, 50 s outside the critical limit
+    assert "probe1 120 -165.25 -147.50" in words
+    assert "50s" in words
+    assert "acknowledged -147.50 alice re-iced" in words
+    assert "80 .. 82 3" in words
+    end_ms = BASE_MS + (COUNT - 1) * STEP_MS + 1
+    expected = _independent_sha256(influxdb, database, crate, BASE_MS, end_ms, crate)
+    assert f"SHA-256 of the data: {expected}" in words
+    page = tmp_path / "page"
+    subprocess.run(["pdftoppm", "-png", "-r", "60", "-f", "1", "-l", "1", str(out), str(page)], check=True)
+    assert (tmp_path / "page-1.png").stat().st_size > 20_000  # a rendered page with a chart, not a blank one
+
+
+def test_cold_crate_is_within_profile_in_json(
+    influxdb: InfluxDB, database: str, crate_prefix: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A crate that stayed cold gets 'within profile', its MKT, and the readings its hash covers."""
+    crate = f"{crate_prefix}-W"
+    write_lines(
+        influxdb, database, [temperature_line(crate, "probe1", BASE_MS + i * STEP_MS, -170.0, i) for i in range(30)]
+    )
+    assert main([crate, "--format", "json", *_args(influxdb, database)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["verdict"] == "within profile"
+    assert report["reasons"] == []
+    assert report["sensors"][0]["mkt_c"] == pytest.approx(-170.0)
+    assert len(report["readings"]) == 30
+    assert report["sha256"] == _independent_sha256(
+        influxdb, database, crate, BASE_MS, BASE_MS + 29 * STEP_MS + 1, crate
+    )
+
+
+def test_csv_has_one_row_per_probe_with_verdict_and_hash(
+    influxdb: InfluxDB, database: str, crate_prefix: str, tmp_path: Path
+) -> None:
+    """--format csv --out writes one row per probe with its statistics, the verdict and the hash."""
+    crate = f"{crate_prefix}-V"
+    _excursion_crate(influxdb, database, crate)
+    out = tmp_path / "report.csv"
+    assert main([crate, "--format", "csv", "--out", str(out), *_args(influxdb, database)]) == 0
+    rows = list(csv.DictReader(io.StringIO(out.read_text())))
+    assert [(r["crate_sensor"], r["readings"], r["max_c"], r["critical_excursions"]) for r in rows] == [
+        ("probe1", "120", "-147.50", "1"),
+        ("probe2", "120", "-171.00", "0"),
+    ]
+    assert {r["verdict"] for r in rows} == {"excursion: review required"}
+    assert len(rows[0]["sha256"]) == 64
+
+
+def test_shipment_id_selects_its_crates_and_only_its_readings(
+    influxdb: InfluxDB, database: str, crate_prefix: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A shipment id finds the crates whose readings carry it, and leaves out that crate's other readings."""
+    shipment = f"S-{crate_prefix}"
+    a, b = f"{crate_prefix}-A", f"{crate_prefix}-B"
+    lines = []
+    for i in range(10):
+        ts = BASE_MS + i * STEP_MS
+        for crate in (a, b):
+            lines.append(
+                temperature_line(crate, "probe1", ts, -168.0, i).replace(",sensor=", f",shipment={shipment},sensor=")
+            )
+        lines.append(temperature_line(a, "probe1", ts - 3_600_000, -20.0, 1000 + i))  # the crate's previous trip
+    write_lines(influxdb, database, lines)
+    assert main([shipment, "--format", "json", *_args(influxdb, database)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["kind"] == "shipment"
+    assert report["crates"] == [a, b]
+    assert [(s["sensor"], s["readings"], s["max_c"]) for s in report["sensors"]] == [
+        (f"{a}/probe1", 10, -168.0),
+        (f"{b}/probe1", 10, -168.0),
+    ]
+    assert report["verdict"] == "within profile"
+
+
+def test_spent_budget_requires_review_although_each_breach_was_tolerated(
+    influxdb: InfluxDB, database: str, crate_prefix: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Refrigerated: seven 10-minute warm spells, each shorter than the 15-minute delay, spend the 1 h budget."""
+    crate = f"{crate_prefix}-F"
+    lines = []
+    for i in range(140):  # one reading a minute; warm during the first 10 of every 20 minutes
+        value = 9.0 if i % 20 < 10 else 5.0
+        lines.append(temperature_line(crate, "probe1", BASE_MS + i * 60_000, value, i, profile="refrigerated"))
+    write_lines(influxdb, database, lines)
+    assert main([crate, "--format", "json", *_args(influxdb, database)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert {b["rule"]: b["used_s"] for b in report["budgets"]} == {"budget_half_used": 4200.0, "budget_spent": 4200.0}
+    assert report["verdict"] == "excursion: review required"
+    assert report["reasons"] == ["budget_spent: 4200 s out of range exceeds the budget of 3600 s"]
+    critical_high = next(r for r in report["sensors"][0]["rules"] if r["rule"] == "critical_high")
+    assert critical_high["excursions"] == []
+    assert critical_high["beyond_s"] == 4200.0
+
+
+def test_unknown_subject_fails_with_where_it_looked(
+    influxdb: InfluxDB, database: str, crate_prefix: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Neither a shipment nor a crate with readings: the error says so and names the database."""
+    write_lines(influxdb, database, [temperature_line(f"{crate_prefix}-X", "probe1", BASE_MS, -170.0, 1)])
+    assert main([f"{crate_prefix}-none", "--format", "json", *_args(influxdb, database)]) == 1
+    err = capsys.readouterr().err
+    assert f"no readings of crate {crate_prefix}-none" in err
+    assert database in err
