@@ -32,10 +32,15 @@ def _query(crate: str, start_ms: int, end_ms: int, bucket_ms: int) -> str:
     )
 
 
-def _buckets(body: dict[str, Any]) -> list[Bucket]:
+def _buckets(body: dict[str, Any], settings: InfluxSettings) -> list[Bucket]:
     out: list[Bucket] = []
     for result in body.get("results", []):
         if "error" in result:
+            if str(result["error"]).startswith("database not found"):
+                raise HistoryError(
+                    f"InfluxDB at {settings.url} has no database {settings.database!r}: check influxdb.database, "
+                    "or the gateway has not stored anything yet"
+                )
             raise HistoryError(f"InfluxDB refused the query: {result['error']}")
         for series in result.get("series", []):
             sensor = series.get("tags", {}).get("sensor", "?")
@@ -76,4 +81,4 @@ async def read_history(
         raise HistoryError(f"InfluxDB refused the query: {body.get('error', response.status)}")
     if not isinstance(body, dict):
         raise HistoryError(f"InfluxDB at {settings.url} sent something that is not a query result")
-    return _buckets(body), bucket_ms
+    return _buckets(body, settings), bucket_ms

@@ -230,3 +230,14 @@ def test_proxy_mode_trusts_only_the_configured_header(
     assert (status, json.loads(body)["user"]) == (200, "ana")
     assert http(f"{board.url}/api/me")[0] == 401
     assert http(f"{board.url}/login")[0] == 401
+
+
+def test_history_of_a_database_that_does_not_exist_says_which(
+    tmp_path: Path, mosquitto: Mosquitto, influxdb: InfluxDB, database: str, run_board: Callable
+) -> None:
+    """A database the gateway never created answers 502 naming the server and the database key."""
+    board = run_board(write_config(tmp_path, mosquitto.port, influxdb.url, database))
+    cookie, _ = _signed_in(board)
+    status, data = api(board, cookie, "/api/crates/C-1/history?hours=1")
+    assert status == 502
+    assert f"InfluxDB at {influxdb.url} has no database '{database}'" in data["error"]

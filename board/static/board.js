@@ -37,9 +37,10 @@
     node.append(meta);
     const foot = el("div", "crate-foot");
     if (crate.last_ts) {
-      const updated = el("span", "updated", `reading ${Board.age(crate.last_ts)} ago`);
+      const updated = el("span", "updated");
       updated.dataset.updated = crate.last_ts;
       updated.title = clockTime(crate.last_ts);
+      Board.updated(updated);
       foot.append(updated);
     }
     if (crate.state === "offline" && crate.state_ts) foot.append(el("span", "offline-since", `offline since ${clockTime(crate.state_ts)}`));

@@ -35,6 +35,13 @@ const Board = (function () {
     return `${Math.floor(h / 24)} days`;
   }
 
+  // "reading 12 s ago", amber once older than the board's stale_after_s.
+  function updated(node) {
+    const ms = Number(node.dataset.updated);
+    node.textContent = `reading ${age(ms)} ago`;
+    node.classList.toggle("stale", (Date.now() - ms) / 1000 > me.stale_after_s);
+  }
+
   async function post(url, body) {
     const response = await fetch(url, {
       method: "POST",
@@ -47,7 +54,7 @@ const Board = (function () {
     return { ok: response.ok, status: response.status, data };
   }
 
-  function ackForm(alarm, row) {
+  function ackForm(alarm) {
     const form = el("form", "ack-form");
     const name = el("input");
     name.name = "by"; name.required = true; name.maxLength = 100; name.value = me.user;
@@ -78,7 +85,9 @@ const Board = (function () {
       if (answer.ok) {
         result.textContent = "Sent. Waiting for the gateway to record it…";
         result.className = "ack-result ok";
-        row.classList.add("ack-sent");
+        // the list may have been redrawn since: mark the row the form is in now
+        const current = form.closest(".alarm");
+        if (current) current.classList.add("ack-sent");
       } else {
         result.textContent = answer.data.error || `failed (HTTP ${answer.status})`;
         result.className = "ack-result failed";
@@ -101,7 +110,7 @@ const Board = (function () {
     if (alarm.escalated) head.append(el("span", "tag escalated", "escalated"));
     const facts = el("div", "alarm-facts");
     facts.append(
-      el("span", "value", celsius(alarm.value_c)),
+      el("span", "value", alarm.value_c === null ? "" : celsius(alarm.value_c)),
       el("span", "limit", alarm.threshold_c === null ? "" : `limit ${celsius(alarm.threshold_c)}`),
       el("span", "since", `since ${clockTime(alarm.started_ts)}`),
       el("span", "age", `(${age(alarm.started_ts)})`),
@@ -113,7 +122,7 @@ const Board = (function () {
     if (alarm.state === "active") {
       const button = el("button", "ack-button", "Acknowledge");
       button.addEventListener("click", () => {
-        if (!row.querySelector(".ack-form")) row.append(ackForm(alarm, row));
+        if (!row.querySelector(".ack-form")) row.append(ackForm(alarm));
         row.querySelector(".ack-form input[name=note]").focus();
       });
       side.append(button);
@@ -203,16 +212,12 @@ const Board = (function () {
       document.querySelectorAll("[data-since]").forEach((node) => {
         node.textContent = `(${age(Number(node.dataset.since))})`;
       });
-      document.querySelectorAll("[data-updated]").forEach((node) => {
-        const ms = Number(node.dataset.updated);
-        node.textContent = `reading ${age(ms)} ago`;
-        node.classList.toggle("stale", (Date.now() - ms) / 1000 > me.stale_after_s);
-      });
+      document.querySelectorAll("[data-updated]").forEach(updated);
     };
     tick();
     setInterval(tick, 1000);
     return true;
   }
 
-  return { me, el, celsius, clockTime, age, drawAlarms, connect, broker, start, setLive };
+  return { me, el, celsius, clockTime, age, updated, drawAlarms, connect, broker, start, setLive };
 })();
