@@ -24,6 +24,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "query": ("cli.query", "a crate's readings, min/max/mean and time out of range from InfluxDB"),
     "report": ("cli.report", "a shipment's or crate's QA release report (PDF, CSV or JSON)"),
     "verify-archive": ("cli.verify_archive", "check the gateway's evidence archive for tampering"),
+    "ack": ("cli.ack", "acknowledge an active alarm: who takes it on, with a note"),
 }
 
 
