@@ -9,6 +9,7 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 from aiohttp import web
@@ -85,7 +86,7 @@ async def _security(request: web.Request, handler: Handler) -> web.StreamRespons
         if identity is None:
             if path.startswith("/api/"):
                 return _json_error(401, "not signed in")
-            raise web.HTTPSeeOther(f"/login?next={path}")
+            raise web.HTTPSeeOther(f"/login?next={quote(path)}")
         request["user"], request["session"] = identity
         if request.method == "POST" and not board.signer.csrf_ok(request["session"], request.headers.get("X-CSRF")):
             return _json_error(403, "missing or wrong CSRF token: reload the page")
@@ -129,7 +130,7 @@ async def login(request: web.Request) -> web.StreamResponse:
     if not (ok and stored):
         board.brake.failed(user, now)
         log.warning("failed sign-in for %r from %s", user, request.remote)
-        raise web.HTTPSeeOther(f"/login?error=1&next={target}")
+        raise web.HTTPSeeOther(f"/login?error=1&next={quote(target)}")
     board.brake.succeeded(user)
     log.info("%s signed in from %s", user, request.remote)
     response = web.HTTPSeeOther(target)

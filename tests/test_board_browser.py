@@ -191,3 +191,21 @@ def test_crate_page_charts_history_with_limit_bands_and_excursion(
     expect(page.locator("#chart canvas")).to_be_visible()
     expect(page.locator(".facts")).to_contain_text("SH-2026-0193")
     _shot(page, tmp_path, "crate.png")
+
+
+def test_crate_card_follows_telemetry_and_goes_offline_live(page: Page, mosquitto: Mosquitto) -> None:
+    """A reading and then the crate's offline last will change its card without a reload."""
+    crate = f"{CRATE}-t"
+    now = int(time.time() * 1000)
+    with mqtt_client(mosquitto.port) as (client, _):
+        status = {"v": 1, "crate": crate, "state": "online", "ts": now}
+        publish(client, f"coldchain/v1/crates/{crate}/status", json.dumps(status).encode())
+        reading = {"v": 1, "crate": crate, "seq": 1, "ts": now, "readings": [{"sensor": "probe1", "value_c": -171.26}]}
+        publish(client, f"coldchain/v1/crates/{crate}/telemetry", json.dumps(reading).encode(), retain=False)
+        card = page.locator(f'.crate[data-crate="{crate}"]')
+        expect(card.locator(".temp")).to_have_text("-171.3 °C", timeout=2000)
+        expect(card.locator(".state-badge")).to_have_text("ONLINE")
+        status = {"v": 1, "crate": crate, "state": "offline", "ts": now + 1}
+        publish(client, f"coldchain/v1/crates/{crate}/status", json.dumps(status).encode())
+        expect(card.locator(".state-badge")).to_have_text("OFFLINE", timeout=2000)
+        publish(client, f"coldchain/v1/crates/{crate}/status", b"")
