@@ -98,15 +98,24 @@ class Board:
         return min((f.supply_at(t_s) for f in self._brownouts), default=NOMINAL_SUPPLY_MV)
 
     def step(self) -> tuple[float, list[bytes]]:
-        """Emit everything due at the next event time: a lid change, the tick burst, then a heartbeat."""
+        """Emit everything due at the next event time.
+
+        In this order: the clock (when the board has one and there is a lid change
+        or a tick), lid changes, the tick's burst of samples, the heartbeat.
+        """
         now = self.next_event_s()
         out: list[bytes] = []
         powered = self._power(now)
+        lid: list[bytes] = []
         while self._lid and self._lid[0][0] <= now:
             _, open_ = self._lid.pop(0)
-            if powered:
-                out.append(LidSentence("OPEN" if open_ else "CLOSED").encode())
-        if self.next_tick_s <= now:
+            lid.append(LidSentence("OPEN" if open_ else "CLOSED").encode())
+        tick = self.next_tick_s <= now
+        if powered and self.spec.clock and (tick or lid):  # the clock stamps the lid change and the samples
+            out.append(ClockSentence(self.spec.epoch_ms + round(now * 1000)).encode())
+        if powered:
+            out += lid
+        if tick:
             if powered:
                 out += self._tick(now)
             self._tick_k += 1
@@ -144,8 +153,6 @@ class Board:
 
     def _tick(self, now: float) -> list[bytes]:
         out = []
-        if self.spec.clock:
-            out.append(ClockSentence(self.spec.epoch_ms + round(now * 1000)).encode())
         for probe in self.spec.probes:
             reading = self._read(probe, now)
             out.append(TemperatureSentence(reading.sensor, reading.celsius, reading.status).encode())

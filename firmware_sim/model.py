@@ -83,7 +83,7 @@ class ShipperParams:
 SHIPPER_DEFAULTS: dict[str, ShipperParams] = {
     # vapour-phase LN2 dry shipper: ~-190 °C full, ~-180 °C near empty, ~10 days static hold
     "ln2_dry_shipper": ShipperParams(
-        "ln2_dry_shipper", "cryogen", -190.0, -180.0, 10.0, warm_tau_h=24.0, tip_factor=4.0
+        "ln2_dry_shipper", "cryogen", -190.0, -180.0, 10.0, warm_tau_h=24.0, recovery_tau_min=5.0, tip_factor=4.0
     ),
     # dry ice sublimes at -78.5 °C; hold_days = kg of ice / kg sublimated per day at 22 °C
     "dry_ice": ShipperParams("dry_ice", "cryogen", -78.0, -78.0, 4.0, warm_tau_h=8.0, lid_tau_min=20.0),

@@ -1,4 +1,4 @@
-"""Run a scenario through the pure board and the core's excursion trackers, as the gateway would."""
+"""Run a scenario through the pure board and the core's ``CrateMonitor``, as the gateway would."""
 
 from __future__ import annotations
 
@@ -7,16 +7,19 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from coldchain.alarm_rules import AlarmTransition
 from coldchain.errors import SentenceError
-from coldchain.excursions import ThresholdTracker, Transition
+from coldchain.monitor import CrateMonitor
 from coldchain.profiles import Profile, parse_profiles
-from coldchain.sentences import ClockSentence, TemperatureSentence, parse_sentence
+from coldchain.sentences import ClockSentence, LidSentence, TemperatureSentence, parse_sentence
 from coldchain.settings import Table
+from coldchain.wire import Reading, Telemetry
 from firmware_sim.board import emit_until
 from firmware_sim.scenario import Scenario, parse_scenario
 
 CONFIG = Path(__file__).resolve().parent.parent / "config"
 EPOCH_MS = 1_764_086_400_000  # 2025-11-25T16:00Z
+CRATE = "SIM-1"
 
 
 def profiles() -> dict[str, Profile]:
@@ -34,24 +37,41 @@ def load(name: str) -> Scenario:
 class Outcome:
     """What the monitoring side would have seen from a scenario run."""
 
-    transitions: list[Transition] = field(default_factory=list)
+    transitions: list[AlarmTransition] = field(default_factory=list)
     statuses: Counter[tuple[str, str]] = field(default_factory=Counter)  # (sensor, status) -> count
     bad_lines: int = 0
     first_fault_ts: dict[str, int] = field(default_factory=dict)
     maximum_c: dict[str, float] = field(default_factory=dict)
 
-    def raised(self) -> list[tuple[str, str, str]]:
-        """(rule, sensor, state) of every transition, in order."""
-        return [(t.rule.name, t.sensor, t.state) for t in self.transitions]
+    def raised(self, *rules: str) -> list[tuple[str, str, str]]:
+        """(rule, sensor, state) of every transition of ``rules`` (all rules when none given), in order."""
+        return [(t.rule, t.sensor, t.state) for t in self.transitions if not rules or t.rule in rules]
+
+    def active_rules(self) -> set[str]:
+        """Names of the rules that raised an alarm at least once."""
+        return {t.rule for t in self.transitions if t.state == "active"}
+
+    def first(self, rule: str) -> AlarmTransition:
+        """The first transition of ``rule``."""
+        return next(t for t in self.transitions if t.rule == rule)
 
 
 def run(scenario: Scenario, seed: int = 1) -> Outcome:
-    """Feed every CCTMP of the scenario, stamped with its CCTIM, through a tracker per rule and sensor."""
-    rules = profiles()[scenario.profile].rules
-    trackers = {(r.name, p.name): ThresholdTracker(r, p.name) for r in rules for p in scenario.probes}
+    """Feed the scenario's sentences, one telemetry message per CCTIM-stamped tick, to a CrateMonitor."""
+    monitor = CrateMonitor(CRATE, profiles()[scenario.profile])
+    monitor.switched_on(EPOCH_MS)
     outcome = Outcome()
     clock = EPOCH_MS
     seq = 0
+    readings: list[Reading] = []
+
+    def send_tick() -> None:
+        nonlocal seq
+        if readings:
+            outcome.transitions.extend(monitor.feed(Telemetry(CRATE, seq, clock, tuple(readings)), clock))
+            seq += 1
+            readings.clear()
+
     for _, line in emit_until(scenario.board(seed, EPOCH_MS), scenario.duration_s):
         try:
             sentence = parse_sentence(line)
@@ -59,18 +79,19 @@ def run(scenario: Scenario, seed: int = 1) -> Outcome:
             outcome.bad_lines += 1
             continue
         if isinstance(sentence, ClockSentence):
+            send_tick()
             clock = sentence.epoch_ms
-            seq += 1
+            outcome.transitions.extend(monitor.tick(clock))
+        elif isinstance(sentence, LidSentence):
+            outcome.transitions.extend(monitor.lid(sentence.state == "OPEN", clock))
         elif isinstance(sentence, TemperatureSentence):
             outcome.statuses[sentence.sensor, sentence.status] += 1
-            if sentence.status != "OK":
+            if sentence.status == "OK":
+                readings.append(Reading(sentence.sensor, round(sentence.celsius, 2)))
+                previous = outcome.maximum_c.get(sentence.sensor, -300.0)
+                outcome.maximum_c[sentence.sensor] = max(previous, sentence.celsius)
+            else:
+                readings.append(Reading(sentence.sensor, None, sentence.status))
                 outcome.first_fault_ts.setdefault(sentence.sensor, clock)
-                continue
-            previous = outcome.maximum_c.get(sentence.sensor, -300.0)
-            outcome.maximum_c[sentence.sensor] = max(previous, sentence.celsius)
-            for (_, sensor), tracker in trackers.items():
-                if sensor == sentence.sensor:
-                    transition = tracker.feed(sentence.celsius, clock, seq)
-                    if transition is not None:
-                        outcome.transitions.append(transition)
+    send_tick()
     return outcome
