@@ -7,6 +7,7 @@ import hashlib
 import io
 import json
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -203,3 +204,16 @@ def test_unknown_subject_fails_with_where_it_looked(
     err = capsys.readouterr().err
     assert f"no readings of crate {crate_prefix}-none" in err
     assert database in err
+
+
+def test_hash_recipe_in_the_docs_recomputes_the_report_hash(
+    influxdb: InfluxDB, database: str, crate_prefix: str, tmp_path: Path
+) -> None:
+    """The Python recipe of docs/queries.md, run on the JSON export, prints the report's SHA-256."""
+    crate = f"{crate_prefix}-H"
+    _excursion_crate(influxdb, database, crate)
+    assert main([crate, "--format", "json", "--out", str(tmp_path / "data.json"), *_args(influxdb, database)]) == 0
+    docs = (Path(__file__).resolve().parent.parent / "docs" / "queries.md").read_text()
+    recipe = docs.split("```python\n")[1].split("```")[0]
+    printed = subprocess.run([sys.executable, "-c", recipe], cwd=tmp_path, capture_output=True, text=True, check=True)
+    assert printed.stdout.strip() == json.loads((tmp_path / "data.json").read_text())["sha256"]
