@@ -128,6 +128,22 @@ class Table:
             raise self.error(name, "must be a list of strings")
         return value
 
+    def integer_list(self, name: str, default: Any = REQUIRED) -> Any:
+        """A list of integers."""
+        value = self._get(name, default, (list,), "a list of integers")
+        if value is not None and not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+            raise self.error(name, f"must be a list of integers, got {value!r}")
+        return value
+
+    def number_list(self, name: str, default: Any = REQUIRED) -> Any:
+        """A list of numbers (integers accepted), as floats."""
+        value = self._get(name, default, (list,), "a list of numbers")
+        if value is None:
+            return None
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+            raise self.error(name, f"must be a list of numbers, got {value!r}")
+        return [float(v) for v in value]
+
     def table(self, name: str, required: bool = False) -> Table:
         """A sub-table (empty when absent and not required)."""
         raw = self._get(name, REQUIRED if required else {}, (dict,), "a table")

@@ -9,22 +9,33 @@ import sys
 import threading
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from coldchain.errors import ConfigError
 from edge.agent import Agent, Probe
 from edge.clock import SYSTEM_CLOCK, Clock
-from edge.config import AgentConfig, load_config
+from edge.config import AgentConfig, SerialProbeConfig, W1ProbeConfig, load_config
+from edge.probes.ds18b20 import DS18B20
+from edge.probes.mcp3008 import AdcThermometer
+from edge.probes.polled import PolledProbes, Sensor
 from edge.probes.serial_board import SerialBoard
 
 __all__ = ["build_probes", "main"]
 
 
-def build_probes(config: AgentConfig, clock: Clock) -> list[Probe]:
-    """One driver per ``[[probes]]`` entry."""
+def build_probes(config: AgentConfig, clock: Clock, pin_factory: Any = None) -> list[Probe]:
+    """A reader per serial board; the polled drivers (DS18B20, ADC) share one sampling clock."""
     probes: list[Probe] = []
+    polled: list[Sensor] = []
     for probe in config.probes:
-        if probe.driver == "serial":
+        if isinstance(probe, SerialProbeConfig):
             probes.append(SerialBoard(probe, clock))
+        elif isinstance(probe, W1ProbeConfig):
+            polled.append(DS18B20(probe.devices, probe.devices_dir))
+        else:
+            polled.append(AdcThermometer(probe.channels, probe.curve, probe.series_ohms, probe.spi_device, pin_factory))
+    if polled:
+        probes.append(PolledProbes(polled, config.sample_period_s, clock))
     return probes
 
 

@@ -21,8 +21,10 @@ from coldchain.wire import CrateStatus, Telemetry, encode
 from edge.clock import SYSTEM_CLOCK, Clock
 from edge.config import AgentConfig
 from edge.events import Connected, Disconnected, Event, Notice, Published, Sample, StorageAcked
+from edge.indicators import Indicators
 from edge.mqtt_link import MqttLink
 from edge.spool import Dropped, Spool
+from edge.watch import LocalWatch
 
 __all__ = ["Agent", "Probe"]
 
@@ -40,7 +42,10 @@ class Probe(Protocol):
 class Agent:
     """Runs one crate: its probes, its spool and its MQTT link."""
 
-    def __init__(self, config: AgentConfig, probes: list[Probe], clock: Clock = SYSTEM_CLOCK) -> None:
+    def __init__(
+        self, config: AgentConfig, probes: list[Probe], clock: Clock = SYSTEM_CLOCK, pin_factory: Any = None
+    ) -> None:
+        """``pin_factory`` is gpiozero's (None: the Pi's own pins) for the lid switch, buzzer and LED."""
         self.config = config
         self.crate = config.crate
         self.clock = clock
@@ -48,6 +53,12 @@ class Agent:
         self.inbox: queue.Queue[Event] = queue.Queue()
         self.spool = Spool(config.spool.path, config.spool.max_rows)
         self.link = MqttLink(config.mqtt, self.crate, self.inbox.put, clock.wall_ms)
+        self.watch = LocalWatch(config.profile, config.stuck_samples)
+        alarm = config.alarm
+        fitted = alarm.buzzer_pin or alarm.led_pin or alarm.lid_pin
+        self.indicators = Indicators(alarm, self.inbox.put, clock, pin_factory) if fitted else None
+        if config.profile is None:
+            log.warning("no [profiles] file configured: no local excursion alarm")
         self._topic = telemetry_topic(self.crate)
         self._connected = False
         # mid -> ("t", seq) for telemetry, ("e", event id) for events, ("s", 0) for status
@@ -81,6 +92,8 @@ class Agent:
         self._say_offline()
         self.link.stop()
         self.spool.close()
+        if self.indicators is not None:
+            self.indicators.close()
         log.info("agent for crate %s stopped; %d message(s) left in the spool", self.crate, len(self.spool))
         return 0
 
@@ -115,10 +128,12 @@ class Agent:
             self.add_event(event.event, event.ts, event.detail)
         elif isinstance(event, Connected):
             self._on_connected()
+            self._update_alarm()
         elif isinstance(event, Disconnected):
             if self._connected:
                 log.warning("broker connection lost (%s); spooling", event.reason)
             self._connected = False
+            self._update_alarm()
         elif isinstance(event, Published):
             self._on_published(event)
         elif isinstance(event, StorageAcked):
@@ -134,7 +149,16 @@ class Agent:
         seq, dropped = self.spool.append(sample.ts, make)
         if dropped is not None:
             self._announce_gap(dropped)
+        for name, detail in self.watch.feed(seq, sample.ts, sample.readings):
+            self.add_event(name, sample.ts, detail)
+        self._update_alarm()
         return seq
+
+    def _update_alarm(self) -> None:
+        if self.indicators is None:
+            return
+        unheard = not self._connected or self.config.alarm.when == "always"
+        self.indicators.alarm(bool(self.watch.active) and unheard)
 
     def _announce_gap(self, dropped: Dropped) -> None:
         log.error(

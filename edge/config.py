@@ -15,13 +15,18 @@ from typing import Final
 from coldchain.errors import ConfigError
 from coldchain.profiles import Profile, parse_profiles
 from coldchain.settings import Table
+from coldchain.thermistors import IEC_60751, CallendarVanDusen, SteinhartHart
+from coldchain.topics import valid_identifier
 
 __all__ = [
+    "AdcProbeConfig",
     "AgentConfig",
     "AlarmConfig",
     "MqttConfig",
     "ProbeConfig",
+    "SerialProbeConfig",
     "SpoolConfig",
+    "W1ProbeConfig",
     "load_config",
 ]
 
@@ -30,6 +35,7 @@ TIME_SOURCES: Final = ("system", "board")
 # 14 days at one sample per 10 s: the longest transit the product is sold for, with room
 DEFAULT_SPOOL_ROWS: Final = 14 * 24 * 3600 // 10
 DS18B20_MIN_C: Final = -55.0
+CONVERSIONS: Final = ("pt1000", "pt100", "steinhart_hart")
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,18 +67,41 @@ class SpoolConfig:
 
 
 @dataclass(frozen=True, slots=True)
-class ProbeConfig:
-    """One probe driver and the sensors it reads."""
+class SerialProbeConfig:
+    """The serial probe board and the sensors it reports."""
 
-    driver: str
     sensors: tuple[str, ...]
-    port: str | None = None  # serial: device path, pyserial URL or glob
-    usb_serial: str | None = None  # serial: match the USB adapter by its serial number instead
+    port: str | None = None  # device path, pyserial URL or glob
+    usb_serial: str | None = None  # match the USB adapter by its serial number instead
     baudrate: int = 115200
     time_source: str = "system"
     rate_ms: int | None = None
     tick_timeout_s: float = 0.5
     heartbeat_timeout_s: float = 15.0
+    driver: str = "serial"
+
+
+@dataclass(frozen=True, slots=True)
+class W1ProbeConfig:
+    """DS18B20 sensors on the 1-wire bus: sensor name -> device id (28-...)."""
+
+    devices: dict[str, str]
+    devices_dir: Path
+    driver: str = "ds18b20"
+
+
+@dataclass(frozen=True, slots=True)
+class AdcProbeConfig:
+    """Resistance thermometers on MCP3008 channels: sensor name -> channel."""
+
+    channels: dict[str, int]
+    curve: CallendarVanDusen | SteinhartHart
+    series_ohms: float
+    spi_device: int = 0
+    driver: str = "mcp3008"
+
+
+ProbeConfig = SerialProbeConfig | W1ProbeConfig | AdcProbeConfig
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +111,7 @@ class AlarmConfig:
     buzzer_pin: str | None = None
     led_pin: str | None = None
     lid_pin: str | None = None
+    when: str = "offline"  # sound the local alarm only while offline, or "always"
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,33 +169,87 @@ def _mqtt(table: Table, crate: str, base: Path) -> MqttConfig:
     return config
 
 
-def _probe(table: Table, profile: Profile | None) -> ProbeConfig:
-    driver = table.text("driver", choices=DRIVERS)
+def _sensors(table: Table) -> tuple[str, ...]:
     sensors = tuple(table.text_list("sensors"))
     if not sensors:
         raise table.error("sensors", "must name at least one sensor")
     for sensor in sensors:
-        if not Table({"s": sensor}, table.source, table.key("sensors")).identifier("s"):
-            raise table.error("sensors", f"{sensor!r} is not a valid sensor id")
+        if not valid_identifier(sensor):
+            raise table.error("sensors", f"{sensor!r} is not a valid sensor id (1-64 of [A-Za-z0-9_.-])")
     if len(set(sensors)) != len(sensors):
         raise table.error("sensors", f"sensor names repeat: {list(sensors)}")
+    return sensors
+
+
+def _serial(table: Table, sensors: tuple[str, ...]) -> SerialProbeConfig:
+    port = table.text("port", None)
+    usb_serial = table.text("usb_serial", None)
+    if (port is None) == (usb_serial is None):
+        raise table.error("port", "set exactly one of port (path, URL or glob) and usb_serial")
+    return SerialProbeConfig(
+        sensors,
+        port=port,
+        usb_serial=usb_serial,
+        baudrate=table.integer("baudrate", 115200, minimum=300),
+        time_source=table.text("time_source", "system", choices=TIME_SOURCES),
+        rate_ms=table.integer("rate_ms", None, minimum=100, maximum=3_600_000),
+        tick_timeout_s=table.number("tick_timeout_s", 0.5, minimum=0.01, maximum=60.0),
+        heartbeat_timeout_s=table.number("heartbeat_timeout_s", 15.0, minimum=0.1),
+    )
+
+
+def _ds18b20(table: Table, sensors: tuple[str, ...], profile: Profile | None, base: Path) -> W1ProbeConfig:
+    devices = table.text_list("devices")
+    if len(devices) != len(sensors):
+        raise table.error("devices", f"needs one 1-wire id per sensor ({len(sensors)}), got {len(devices)}")
+    for device in devices:
+        if not device.startswith("28-"):
+            raise table.error("devices", f"{device!r} is not a DS18B20 id (28-xxxxxxxxxxxx)")
+    if profile is not None:
+        coldest = min(rule.threshold_c for rule in profile.rules)
+        if coldest < DS18B20_MIN_C:
+            raise table.error(
+                "driver",
+                f"a DS18B20 reads only down to {DS18B20_MIN_C:.0f} °C but profile {profile.name!r} has a limit at "
+                f"{coldest:.0f} °C: use the serial probe board (PT100/PT1000) for this cargo",
+            )
+    return W1ProbeConfig(
+        dict(zip(sensors, devices, strict=True)),
+        _path(table, "devices_dir", base, "/sys/bus/w1/devices") or Path("/sys/bus/w1/devices"),
+    )
+
+
+def _mcp3008(table: Table, sensors: tuple[str, ...]) -> AdcProbeConfig:
+    channels = table.integer_list("channels")
+    if len(channels) != len(sensors) or not all(0 <= c <= 7 for c in channels):
+        raise table.error("channels", f"needs one channel 0-7 per sensor ({len(sensors)}), got {channels!r}")
+    if len(set(channels)) != len(channels):
+        raise table.error("channels", f"channels repeat: {channels}")
+    conversion = table.text("conversion", "pt1000", choices=CONVERSIONS)
+    curve: CallendarVanDusen | SteinhartHart
+    if conversion == "steinhart_hart":
+        coefficients = table.number_list("coefficients")
+        if len(coefficients) != 3:
+            raise table.error("coefficients", f"needs three numbers [a, b, c], got {coefficients!r}")
+        curve = SteinhartHart(*coefficients)
+    else:
+        curve = IEC_60751(1000.0 if conversion == "pt1000" else 100.0)
+    return AdcProbeConfig(
+        dict(zip(sensors, channels, strict=True)),
+        curve,
+        series_ohms=table.number("series_ohms", 1000.0, minimum=1.0),
+        spi_device=table.integer("spi_device", 0, minimum=0, maximum=1),
+    )
+
+
+def _probe(table: Table, profile: Profile | None, base: Path) -> ProbeConfig:
+    driver = table.text("driver", choices=DRIVERS)
+    sensors = _sensors(table)
     if driver == "serial":
-        port = table.text("port", None)
-        usb_serial = table.text("usb_serial", None)
-        if (port is None) == (usb_serial is None):
-            raise table.error("port", "set exactly one of port (path, URL or glob) and usb_serial")
-        return ProbeConfig(
-            driver,
-            sensors,
-            port=port,
-            usb_serial=usb_serial,
-            baudrate=table.integer("baudrate", 115200, minimum=300),
-            time_source=table.text("time_source", "system", choices=TIME_SOURCES),
-            rate_ms=table.integer("rate_ms", None, minimum=100, maximum=3_600_000),
-            tick_timeout_s=table.number("tick_timeout_s", 0.5, minimum=0.01, maximum=60.0),
-            heartbeat_timeout_s=table.number("heartbeat_timeout_s", 15.0, minimum=0.1),
-        )
-    raise table.error("driver", f"driver {driver!r} is not available in this build")
+        return _serial(table, sensors)
+    if driver == "ds18b20":
+        return _ds18b20(table, sensors, profile, base)
+    return _mcp3008(table, sensors)
 
 
 def _profile(root: Table, base: Path, name: str) -> Profile | None:
@@ -186,6 +270,14 @@ def _profile(root: Table, base: Path, name: str) -> Profile | None:
     return profiles[name]
 
 
+def _sensor_names(probe: ProbeConfig) -> tuple[str, ...]:
+    if isinstance(probe, SerialProbeConfig):
+        return probe.sensors
+    if isinstance(probe, W1ProbeConfig):
+        return tuple(probe.devices)
+    return tuple(probe.channels)
+
+
 def parse_config(data: dict[str, object], source: str, base: Path) -> AgentConfig:
     """Validate a parsed agent config; ``base`` is the directory relative paths start from."""
     root = Table(data, source)
@@ -199,10 +291,10 @@ def parse_config(data: dict[str, object], source: str, base: Path) -> AgentConfi
         max_rows=spool_table.integer("max_rows", DEFAULT_SPOOL_ROWS, minimum=10),
         ack_timeout_s=spool_table.number("ack_timeout_s", 60.0, minimum=0.1),
     )
-    probes = tuple(_probe(t, profile) for t in root.tables("probes"))
+    probes = tuple(_probe(t, profile, base) for t in root.tables("probes"))
     if not probes:
         raise root.error("probes", "configure at least one [[probes]] entry")
-    names = [s for p in probes for s in p.sensors]
+    names = [s for p in probes for s in _sensor_names(p)]
     if len(set(names)) != len(names):
         raise root.error("probes", f"a sensor name is used by two probes: {names}")
     alarm_table = root.table("alarm")
@@ -210,6 +302,7 @@ def parse_config(data: dict[str, object], source: str, base: Path) -> AgentConfi
         buzzer_pin=alarm_table.text("buzzer_pin", None),
         led_pin=alarm_table.text("led_pin", None),
         lid_pin=alarm_table.text("lid_pin", None),
+        when=alarm_table.text("when", "offline", choices=("offline", "always")),
     )
     agent_table = root.table("agent")
     config = AgentConfig(

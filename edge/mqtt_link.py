@@ -25,15 +25,27 @@ from coldchain.wire import CrateStatus, decode_storage_ack, encode
 from edge.config import MqttConfig
 from edge.events import Connected, Disconnected, Event, Published, StorageAcked
 
-__all__ = ["MqttLink", "next_delay"]
+__all__ = ["Backoff", "MqttLink"]
 
 log = logging.getLogger(__name__)
 
 
-def next_delay(previous: float, minimum: float, maximum: float) -> float:
-    """Double the back-off up to ``maximum``, then take a random point in its upper half."""
-    ceiling = min(maximum, max(minimum, previous * 2))
-    return random.uniform(ceiling / 2, ceiling)  # noqa: S311 (jitter, not cryptography)
+class Backoff:
+    """Capped exponential back-off with jitter: each wait lies in the upper half of a doubling ceiling."""
+
+    def __init__(self, minimum: float, maximum: float) -> None:
+        self.minimum = minimum
+        self.maximum = maximum
+        self.ceiling = 0.0
+
+    def next(self) -> float:
+        """The next wait in seconds."""
+        self.ceiling = min(self.maximum, max(self.minimum, self.ceiling * 2))
+        return random.uniform(self.ceiling / 2, self.ceiling)  # noqa: S311 (jitter, not cryptography)
+
+    def reset(self) -> None:
+        """Start again from the minimum (after a successful connection)."""
+        self.ceiling = 0.0
 
 
 class MqttLink:
@@ -133,7 +145,7 @@ class MqttLink:
 
     def _run(self) -> None:
         config = self.config
-        delay = 0.0
+        backoff = Backoff(config.reconnect_min_s, config.reconnect_max_s)
         while not self._stop.is_set():
             self._will()
             properties = Properties(PacketTypes.CONNECT)
@@ -143,7 +155,7 @@ class MqttLink:
                     config.host, config.port, config.keepalive_s, clean_start=True, properties=properties
                 )
             except (OSError, ssl.SSLError) as exc:
-                delay = next_delay(delay, config.reconnect_min_s, config.reconnect_max_s)
+                delay = backoff.next()
                 log.warning("cannot reach broker %s:%d (%s); retrying in %.1f s", config.host, config.port, exc, delay)
                 self._stop.wait(delay)
                 continue
@@ -151,12 +163,12 @@ class MqttLink:
                 if self._client.loop(timeout=0.1) != mqtt.MQTT_ERR_SUCCESS:
                     break
                 if self._connected:
-                    delay = 0.0
+                    backoff.reset()
             if self._stop.is_set():
                 self._close()
                 return
             self._on_disconnect(self._client, None, None, "connection lost", None)
-            delay = next_delay(delay, config.reconnect_min_s, config.reconnect_max_s)
+            delay = backoff.next()
             log.warning("lost broker %s:%d; reconnecting in %.1f s", config.host, config.port, delay)
             self._stop.wait(delay)
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
+from gpiozero.pins.mock import MockSPIDevice
 
 from cli.services import Mosquitto
 from coldchain.sentences import ClockSentence, HeartbeatSentence, TemperatureSentence
@@ -221,12 +222,15 @@ class AgentProcess:
 class InProcessAgent:
     """An Agent running in a thread of the test, fed Samples directly (no probe threads)."""
 
-    def __init__(self, config_path: Path) -> None:
+    def __init__(self, config_path: Path, with_probes: bool = False, pin_factory: Any = None) -> None:
+        from edge.__main__ import build_probes
         from edge.agent import Agent
+        from edge.clock import SYSTEM_CLOCK
         from edge.config import load_config
 
         self.config = load_config(config_path)
-        self.agent = Agent(self.config, [])
+        probes = build_probes(self.config, SYSTEM_CLOCK, pin_factory) if with_probes else []
+        self.agent = Agent(self.config, probes, pin_factory=pin_factory)
         self.stop_event = threading.Event()
         self.thread = threading.Thread(target=self.agent.run, args=(self.stop_event,), daemon=True)
         self.thread.start()
@@ -246,14 +250,26 @@ class InProcessAgent:
         assert not self.thread.is_alive(), "agent loop did not stop"
 
 
-def agent_config(directory: Path, crate: str, broker: Mosquitto, spool: str = "", mqtt_extra: str = "") -> Path:
-    """A config for an in-process agent (its probe is never opened: samples are fed directly)."""
+def agent_config(
+    directory: Path,
+    crate: str,
+    broker: Mosquitto,
+    spool: str = "",
+    mqtt_extra: str = "",
+    extra: str = "",
+    probes: str = '[[probes]]\ndriver = "serial"\nport = "loop://"\nsensors = ["probe1"]\n',
+    profile: str = "cryo",
+) -> Path:
+    """A config for an in-process agent (by default its probe is never opened: samples are fed directly)."""
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / "agent.toml"
     path.write_text(
         f"""[crate]
 id = "{crate}"
-profile = "cryo"
+profile = "{profile}"
+
+[profiles]
+file = {json.dumps(str(PROFILES))}
 
 [mqtt]
 host = "{broker.host}"
@@ -266,10 +282,9 @@ reconnect_max_s = 0.3
 path = "spool.sqlite"
 {spool}
 
-[[probes]]
-driver = "serial"
-port = "loop://"
-sensors = ["probe1"]
+{extra}
+
+{probes}
 """
     )
     return path
@@ -293,3 +308,33 @@ def prefill_spool(path: Path, crate: str, count: int, ts0: int = 1_764_086_400_0
         db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('next_seq', ?)", (count,))
     db.close()
     path.with_name(path.name + ".seq").write_text(f"{count + 10_000}\n")
+
+
+class MockMCP3008(MockSPIDevice):
+    """The slave side of an MCP3008 on gpiozero's mock SPI pins: answers each channel with a set voltage ratio."""
+
+    def __init__(self, pin_factory: Any) -> None:
+        super().__init__(11, 10, 9, 8, pin_factory=pin_factory)
+        self.ratios = [0.5] * 8  # V_in / V_ref per channel
+        self._state = "idle"
+
+    def on_start(self) -> None:
+        super().on_start()
+        self._state = "idle"
+
+    def on_bit(self) -> None:
+        if self._state == "idle":
+            if self.rx_buf[-1]:  # start bit
+                self._state = "mode"
+                self.rx_buf = []
+        elif self._state == "mode":
+            self._state = "channel"  # single-ended (1) is all the agent uses
+            self.rx_buf = []
+        elif self._state == "channel":
+            if len(self.rx_buf) == 3:
+                raw = max(0, min(1023, round(self.ratios[self.rx_word()] * 1024)))
+                self.tx_word(raw, 12)  # a null bit, then 10 data bits, MSB first (gpiozero reads 12)
+                self._state = "result"
+        elif self._state == "result" and not self.tx_buf:
+            self._state = "idle"
+            self.rx_buf = []

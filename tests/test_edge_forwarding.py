@@ -146,14 +146,14 @@ def test_full_spool_publishes_a_gap_event(tmp_path: Path, mosquitto: Mosquitto, 
 
 
 def test_reconnect_delay_doubles_with_jitter_and_cap() -> None:
-    """Each back-off lies in the upper half of a doubling ceiling that stops at the maximum."""
-    from edge.mqtt_link import next_delay
+    """Each back-off lies in the upper half of a doubling ceiling that stops at the maximum; reset starts over."""
+    from edge.mqtt_link import Backoff
 
-    delays = []
-    delay = 0.0
-    for _ in range(12):
-        delay = next_delay(delay, 0.5, 10.0)
-        delays.append(delay)
-    assert 0.25 <= delays[0] <= 0.5
-    assert all(5.0 <= d <= 10.0 for d in delays[6:])
-    assert len({round(d, 6) for d in delays[6:]}) > 1
+    backoff = Backoff(0.5, 10.0)
+    delays = [backoff.next() for _ in range(12)]
+    for step, delay in enumerate(delays):
+        ceiling = min(10.0, 0.5 * 2**step)
+        assert ceiling / 2 <= delay <= ceiling
+    assert len({round(d, 9) for d in delays[6:]}) > 1
+    backoff.reset()
+    assert backoff.next() <= 0.5

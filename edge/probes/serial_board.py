@@ -28,7 +28,7 @@ from coldchain.sentences import (
     parse_sentence,
 )
 from edge.clock import Clock
-from edge.config import ProbeConfig
+from edge.config import SerialProbeConfig
 from edge.events import Event, Notice, Sample
 from edge.probes.ticks import Tick, TickAssembler
 
@@ -40,7 +40,7 @@ MAX_LINE = 256  # longer without a newline is garbage; drop it rather than grow
 REOPEN_MAX_S = 5.0
 
 
-def _resolve(config: ProbeConfig) -> str | None:
+def _resolve(config: SerialProbeConfig) -> str | None:
     """The device to open now: a URL or path as given, a glob's first match, or the USB serial's port."""
     if config.usb_serial is not None:
         for port in list_ports.comports():
@@ -57,7 +57,7 @@ def _resolve(config: ProbeConfig) -> str | None:
 class SerialBoard:
     """Reads one probe board; emits a Sample per tick and Notices for lid and heartbeat."""
 
-    def __init__(self, config: ProbeConfig, clock: Clock) -> None:
+    def __init__(self, config: SerialProbeConfig, clock: Clock) -> None:
         self.config = config
         self.clock = clock
         self.name = config.usb_serial or config.port or "serial"
