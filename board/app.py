@@ -186,7 +186,8 @@ async def state(request: web.Request) -> web.StreamResponse:
 
 async def events(request: web.Request) -> web.StreamResponse:
     """Server-sent events: a snapshot, then every change, with a heartbeat so proxies keep it open."""
-    hub = _board(request).hub
+    board = _board(request)
+    hub = board.hub
     response = web.StreamResponse(
         headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store", "X-Accel-Buffering": "no"}
     )
@@ -199,7 +200,8 @@ async def events(request: web.Request) -> web.StreamResponse:
                 message = await asyncio.wait_for(page.queue.get(), HEARTBEAT_S)
             except TimeoutError:
                 message = ": heartbeat\n\n"
-            if message is None:
+            # A stream outlives no session: once it expires the page reconnects and is sent to sign in.
+            if message is None or board.identity(request) is None:
                 break
             await response.write(message.encode())
     except ConnectionResetError:

@@ -23,6 +23,7 @@ from board_helpers import (
     write_points,
 )
 
+from board.auth import SessionSigner
 from cli.services import InfluxDB, Mosquitto, free_port
 
 pytestmark = pytest.mark.integration
@@ -241,3 +242,28 @@ def test_history_of_a_database_that_does_not_exist_says_which(
     status, data = api(board, cookie, "/api/crates/C-1/history?hours=1")
     assert status == 502
     assert f"InfluxDB at {influxdb.url} has no database '{database}'" in data["error"]
+
+
+def test_event_stream_ends_when_its_session_expires(
+    tmp_path: Path, mosquitto: Mosquitto, influxdb: InfluxDB, database: str, crate_prefix: str, run_board: Callable
+) -> None:
+    """A session signed with the configured key works, and its open stream closes once it has expired."""
+    key = "k" * 40
+    (tmp_path / "session.key").write_text(key + "\n")
+    extra = '[http]\nsession_key_file = "session.key"\n'
+    config = write_config(tmp_path, mosquitto.port, influxdb.url, database)
+    config.write_text(config.read_text().replace("[http]\n", extra, 1))
+    board = run_board(config)
+    cookie = "coldchain_board=" + SessionSigner(key.encode(), lifetime_s=1.0).issue("ops", time.time())
+    request = urllib.request.Request(f"{board.url}/api/events", headers={"Cookie": cookie})
+    crate = f"{crate_prefix}-s"
+    with urllib.request.urlopen(request, timeout=10) as stream:
+        assert stream.readline() == b"event: snapshot\n"
+        stream.readline()
+        stream.readline()
+        time.sleep(1.1)
+        with mqtt_client(mosquitto.port) as (client, _):
+            publish(client, f"coldchain/v1/alarms/{crate}/critical_high/probe1", alarm_payload(crate), retain=False)
+        rest = stream.read()
+    assert crate.encode() not in rest
+    assert http(f"{board.url}/api/state", headers={"Cookie": cookie})[0] == 401
