@@ -101,16 +101,24 @@ class AlarmRow:
 
 @dataclass(frozen=True, slots=True)
 class GapRow:
-    """Messages of a crate that never arrived: seq ``first_seq`` to ``last_seq``."""
+    """Messages of a crate that did not arrive: seq ``first_seq`` to ``last_seq``.
+
+    ``state`` is the gateway's: ``open``, ``closed`` (the late messages arrived after all)
+    or ``abandoned``; ``still_missing`` how many have not arrived.
+    """
 
     ts_ms: int
     crate: str
     first_seq: int | None
     last_seq: int | None
+    state: str | None = None
+    still_missing: int | None = None
 
     @property
     def missing(self) -> int | None:
-        """How many messages the gap spans."""
+        """How many messages are still missing (the whole span when the gateway does not say)."""
+        if self.still_missing is not None:
+            return self.still_missing
         if self.first_seq is None or self.last_seq is None:
             return None
         return self.last_seq - self.first_seq + 1
@@ -181,7 +189,7 @@ def alarm_row(row: Mapping[str, Any], ts_ms: int) -> AlarmRow:
         value_c=_optional(row, "value_c", float),
         threshold_c=_optional(row, "threshold_c", float),
         seq=_optional(row, "seq", int),
-        alarm_id=_optional(row, "alarm_id", str),
+        alarm_id=_optional(row, "alarm_id", str) or _optional(row, "id", str),
         by=_optional(row, "by", str),
         note=_optional(row, "note", str),
     )
@@ -192,7 +200,12 @@ def gap_row(row: Mapping[str, Any], ts_ms: int) -> GapRow:
     first = next((row[k] for k in ("first_seq", "first_missing", "first") if row.get(k) is not None), None)
     last = next((row[k] for k in ("last_seq", "last_missing", "last") if row.get(k) is not None), None)
     return GapRow(
-        ts_ms, str(row.get("crate")), None if first is None else int(first), None if last is None else int(last)
+        ts_ms,
+        str(row.get("crate")),
+        None if first is None else int(first),
+        None if last is None else int(last),
+        _optional(row, "state", str),
+        _optional(row, "missing", int),
     )
 
 

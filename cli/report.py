@@ -132,7 +132,7 @@ def build_report(
             )
             for a in alarms
         ],
-        gaps=[(g.ts_ms, g.crate, g.first_seq, g.last_seq) for g in gaps],
+        gaps=[(g.ts_ms, g.crate, g.first_seq, g.last_seq, g.state) for g in gaps],
     )
     return Report(identity, record, alarms, gaps, tuple(budgets), judged, digest, now, reader.settings.where)
 
@@ -192,7 +192,15 @@ def report_json(report: Report) -> dict[str, Any]:
         ],
         "alarms": [asdict(a) for a in report.alarms],
         "gaps": [
-            {"ts_ms": g.ts_ms, "crate": g.crate, "first_seq": g.first_seq, "last_seq": g.last_seq} for g in report.gaps
+            {
+                "ts_ms": g.ts_ms,
+                "crate": g.crate,
+                "first_seq": g.first_seq,
+                "last_seq": g.last_seq,
+                "state": g.state,
+                "missing": g.missing,
+            }
+            for g in report.gaps
         ],
         "readings": [
             {"crate": x.crate, "sensor": x.sensor, "ts_ms": x.ts_ms, "value_c": x.value_c, "seq": x.seq}

@@ -265,10 +265,16 @@ def render_pdf(report: Report, path: Path, progress: Progress) -> None:
 
     story.append(Paragraph("Data gaps", h2))
     if report.gaps:
-        gap_rows: list[list[Any]] = [["recorded (UTC)", "crate", "missing seq", "messages"]]
+        gap_rows: list[list[Any]] = [["recorded (UTC)", "crate", "seq", "state", "still missing"]]
         for g in report.gaps:
             gap_rows.append(
-                [_utc(g.ts_ms), g.crate, f"{g.first_seq} .. {g.last_seq}", "" if g.missing is None else g.missing]
+                [
+                    _utc(g.ts_ms),
+                    g.crate,
+                    f"{g.first_seq} .. {g.last_seq}",
+                    g.state or "",
+                    "" if g.missing is None else g.missing,
+                ]
             )
         story.append(_table(gap_rows))
     else:

@@ -10,7 +10,7 @@ ended by ``\\n``, JSON written compactly (no spaces), non-ASCII escaped as ``\\u
 2. one ``["T",CRATE,SENSOR,TS_MS,VALUE,SEQ]`` per reading, sorted by crate, sensor, time;
 3. one ``["A",TS_MS,CRATE,RULE,SENSOR,SEVERITY,STATE,VALUE,THRESHOLD,SEQ,ALARM_ID,BY,NOTE]`` per
    alarm transition, sorted by time, crate, rule, sensor, state;
-4. one ``["G",TS_MS,CRATE,FIRST_SEQ,LAST_SEQ]`` per data gap, sorted by time, crate.
+4. one ``["G",TS_MS,CRATE,FIRST_SEQ,LAST_SEQ,STATE]`` per data gap, sorted by time, crate.
 
 Temperatures are strings with exactly four decimals (``"-162.3100"``: the same in
 every language, unlike float printing); seqs and times are integers; anything
@@ -32,7 +32,7 @@ ReadingFact = tuple[str, str, int, float, int | None]  # crate, sensor, ts_ms, v
 AlarmFact = tuple[
     int, str, str, str, str, str, float | None, float | None, int | None, str | None, str | None, str | None
 ]  # ts_ms, crate, rule, sensor, severity, state, value_c, threshold_c, seq, alarm_id, by, note
-GapFact = tuple[int, str, int | None, int | None]  # ts_ms, crate, first_seq, last_seq
+GapFact = tuple[int, str, int | None, int | None, str | None]  # ts_ms, crate, first_seq, last_seq, state
 
 
 def _c(value: float | None) -> str | None:
@@ -58,8 +58,8 @@ def canonical_lines(
         yield _line(["T", crate, sensor, ts, _c(value), seq])
     for a in sorted(alarms, key=lambda a: (a[0], a[1], a[2], a[3], a[5])):
         yield _line(["A", a[0], a[1], a[2], a[3], a[4], a[5], _c(a[6]), _c(a[7]), a[8], a[9], a[10], a[11]])
-    for ts, crate, first, last in sorted(gaps, key=lambda g: (g[0], g[1])):
-        yield _line(["G", ts, crate, first, last])
+    for ts, crate, first, last, state in sorted(gaps, key=lambda g: (g[0], g[1])):
+        yield _line(["G", ts, crate, first, last, state])
 
 
 def data_digest(

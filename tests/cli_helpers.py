@@ -34,16 +34,21 @@ def alarm_line(
     crate: str, rule: str, sensor: str, severity: str, state: str, ts_ms: int, value_c: float, threshold_c: float,
     seq: int, alarm_id: str, by: str | None = None, note: str | None = None,
 ) -> str:  # fmt: skip
-    """One ``alarm`` transition point (acknowledgements carry ``by`` and ``note``)."""
-    fields = f'value_c={value_c},threshold_c={threshold_c},seq={seq}i,alarm_id="{alarm_id}"'
+    """One ``alarm`` transition point shaped as gateway.points writes it (state and id are fields);
+    acknowledgements carry ``by`` and ``note``."""
+    started = alarm_id.rsplit("/", 1)[1]
+    fields = f'state="{state}",seq={seq}i,started_ts={started}i,value_c={value_c},threshold_c={threshold_c}'
+    fields += f',id="{alarm_id}"'
     if by is not None:
         fields += f',by="{by}",note="{note or ""}"'
-    return f"alarm,crate={crate},rule={rule},sensor={sensor},severity={severity},state={state} {fields} {ts_ms}"
+    tags = f"crate={crate},profile=cryo,rule={rule},sensor={sensor},severity={severity}"
+    return f"alarm,{tags} {fields} {ts_ms}"
 
 
-def gap_line(crate: str, ts_ms: int, first_seq: int, last_seq: int) -> str:
-    """One ``gap`` point: messages first_seq..last_seq never arrived."""
-    return f"gap,crate={crate} first_seq={first_seq}i,last_seq={last_seq}i {ts_ms}"
+def gap_line(crate: str, ts_ms: int, first: int, last: int, state: str = "open") -> str:
+    """One ``gap`` point shaped as gateway.points writes it: seqs first..last did not arrive."""
+    missing = 0 if state == "closed" else last - first + 1
+    return f'gap,crate={crate} first_missing={first}i,last_missing={last}i,missing={missing}i,state="{state}" {ts_ms}'
 
 
 @dataclass

@@ -75,10 +75,10 @@ def _independent_sha256(influxdb: InfluxDB, database: str, subject: str, start_m
     for r in sorted(alarms, key=lambda r: (r["time"], r["rule"], r["sensor"], r["state"])):
         lines.append(
             ["A", r["time"], crate, r["rule"], r["sensor"], r["severity"], r["state"], c(r["value_c"]),
-             c(r["threshold_c"]), r["seq"], r["alarm_id"], r.get("by"), r.get("note")]
+             c(r["threshold_c"]), r["seq"], r["id"], r.get("by"), r.get("note")]
         )  # fmt: skip
     for r in influxdb.rows(f"SELECT * FROM gap WHERE crate = '{crate}'", database):
-        lines.append(["G", r["time"], crate, r["first_seq"], r["last_seq"]])
+        lines.append(["G", r["time"], crate, r["first_missing"], r["last_missing"], r["state"]])
     text = "".join(json.dumps(line, separators=(",", ":")) + "\n" for line in lines)
     return hashlib.sha256(text.encode()).hexdigest()
 
@@ -104,7 +104,7 @@ def test_pdf_report_has_verdict_statistics_alarms_gaps_and_data_hash(
     assert "probe1 120 -165.25 -147.50" in words
     assert "50s" in words
     assert "acknowledged -147.50 alice re-iced" in words
-    assert "80 .. 82 3" in words
+    assert "80 .. 82 open 3" in words
     end_ms = BASE_MS + (COUNT - 1) * STEP_MS + 1
     expected = _independent_sha256(influxdb, database, crate, BASE_MS, end_ms, crate)
     assert f"SHA-256 of the data: {expected}" in words
