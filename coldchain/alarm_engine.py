@@ -1,0 +1,111 @@
+"""The alarm engine: every crate's rules and the alarm book behind one small interface.
+
+The gateway's pipeline hands it what arrived (telemetry, crate status, lid
+events, staff acks) with the arrival time, calls ``tick`` about once a second,
+and publishes the ``AlarmEvent`` values it returns (retained MQTT state, the
+``alarm`` measurement, notification channels). Pure: no clock, no I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from coldchain.lifecycle import AlarmBook, AlarmEvent, LifecyclePolicy
+from coldchain.monitor import CrateMonitor
+from coldchain.profiles import Profile
+from coldchain.wire import StaffAck, Telemetry
+
+__all__ = ["AlarmEngine"]
+
+
+class AlarmEngine:
+    """Alarm rules per crate, by product profile, and the lifecycle of what they raise."""
+
+    def __init__(
+        self,
+        profiles: Mapping[str, Profile],
+        default_profile: str,
+        crate_profiles: Mapping[str, str] | None = None,
+        policy: LifecyclePolicy | None = None,
+    ) -> None:
+        """``crate_profiles`` (from config) wins over the profile a crate reports, which wins over the default."""
+        if default_profile not in profiles:
+            raise ValueError(f"default profile {default_profile!r} is not one of {sorted(profiles)}")
+        unknown = {p for p in (crate_profiles or {}).values() if p not in profiles}
+        if unknown:
+            raise ValueError(f"crate profiles {sorted(unknown)} are not among {sorted(profiles)}")
+        self.profiles = profiles
+        self.default_profile = default_profile
+        self.crate_profiles = dict(crate_profiles or {})
+        self.book = AlarmBook(policy)
+        self.monitors: dict[str, CrateMonitor] = {}
+        self.unknown_profiles = 0  # telemetry naming a profile we do not have (the default was used)
+
+    def profile_for(self, crate: str, reported: str | None = None) -> Profile:
+        """The profile whose rules apply to ``crate``."""
+        name = self.crate_profiles.get(crate) or reported or self.default_profile
+        if name not in self.profiles:
+            self.unknown_profiles += 1
+            name = self.default_profile
+        return self.profiles[name]
+
+    def monitor(self, crate: str, reported: str | None = None) -> CrateMonitor:
+        """The crate's monitor, made on first sight (its profile then stays for the shipment)."""
+        monitor = self.monitors.get(crate)
+        if monitor is None:
+            monitor = self.monitors[crate] = CrateMonitor(crate, self.profile_for(crate, reported))
+        return monitor
+
+    def _apply(self, monitor: CrateMonitor, transitions: list[Any], arrival_ms: int) -> list[AlarmEvent]:
+        events: list[AlarmEvent] = []
+        for transition in transitions:
+            events += self.book.apply(monitor.crate, transition, arrival_ms, monitor.profile.name)
+        return events
+
+    def telemetry(self, message: Telemetry, arrival_ms: int) -> list[AlarmEvent]:
+        """Evaluate one telemetry message (a crate's messages in seq order, backlogs included)."""
+        monitor = self.monitor(message.crate, message.profile)
+        events = self._apply(monitor, monitor.feed(message, arrival_ms), arrival_ms)
+        return events + self.book.caught_up(message.crate, message.ts, arrival_ms)
+
+    def status(self, crate: str, online: bool, arrival_ms: int) -> list[AlarmEvent]:
+        """The crate's retained status (``offline`` is its last will) arrived at ``arrival_ms``."""
+        monitor = self.monitor(crate)
+        return self._apply(monitor, monitor.status(online, arrival_ms), arrival_ms)
+
+    def lid(self, crate: str, is_open: bool, ts: int, arrival_ms: int) -> list[AlarmEvent]:
+        """A lid event of event time ``ts`` arrived at ``arrival_ms``."""
+        monitor = self.monitor(crate)
+        return self._apply(monitor, monitor.lid(is_open, ts), arrival_ms)
+
+    def switched_on(self, crate: str, ts: int) -> None:
+        """The crate powered on at event time ``ts``: its profile's start delay begins."""
+        self.monitor(crate).switched_on(ts)
+
+    def acknowledge(self, ack: StaffAck) -> AlarmEvent:
+        """Record a staff acknowledgement; ``AckRejectedError`` (with the reason) when the alarm is not active."""
+        return self.book.acknowledge(ack)
+
+    def tick(self, now_ms: int) -> list[AlarmEvent]:
+        """Wall-clock tick: stale data, offline crates, held backlog alarms, escalations."""
+        events: list[AlarmEvent] = []
+        for monitor in self.monitors.values():
+            events += self._apply(monitor, monitor.tick(now_ms), now_ms)
+        return events + self.book.tick(now_ms)
+
+    def snapshot(self) -> dict[str, Any]:
+        """JSON-able state: the book (small; persist after every event) and every crate's rule state."""
+        return {
+            "book": self.book.to_dict(),
+            "monitors": {c: {"profile": m.profile.name, "state": m.snapshot()} for c, m in self.monitors.items()},
+        }
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        """Resume from ``snapshot()``; crates whose profile no longer exists start afresh on the default."""
+        self.book = AlarmBook.from_dict(state["book"], self.book.policy)
+        self.monitors.clear()
+        for crate, saved in state["monitors"].items():
+            monitor = self.monitor(crate, saved["profile"])
+            if monitor.profile.name == saved["profile"]:
+                monitor.restore(saved["state"])
