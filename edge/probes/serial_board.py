@@ -38,6 +38,8 @@ log = logging.getLogger(__name__)
 
 MAX_LINE = 256  # longer without a newline is garbage; drop it rather than grow
 REOPEN_MAX_S = 5.0
+RATE_TRIES = 5
+RATE_RETRY_MS = 2000
 
 
 def _resolve(config: SerialProbeConfig) -> str | None:
@@ -64,10 +66,13 @@ class SerialBoard:
         self.bad_lines = 0
         self.unknown_sensors = 0
         self.rate_acked: int | None = None
+        self.device: str | None = None  # the device open right now
         self._assembler = TickAssembler(config.sensors, int(config.tick_timeout_s * 1000))
         self._last_heartbeat_ms: int | None = None
         self._heartbeat_missing = False
         self._warned_no_board_clock = False
+        self._rate_tries = 0
+        self._rate_sent_ms = 0
 
     def run(self, emit: Callable[[Event], None], stop: threading.Event) -> None:
         """Read until ``stop`` is set, reopening the board whenever it goes away."""
@@ -86,19 +91,22 @@ class SerialBoard:
                 else:
                     delay = 0.1
                     log.info("probe board %s: opened %s", self.name, device)
+                    self.device = device
                     try:
                         self._session(link, emit, stop)
                     except (serial.SerialException, OSError) as exc:
                         log.error("probe board %s: link %s lost (%s); will reopen", self.name, device, exc)
                     finally:
+                        self.device = None
                         link.close()
                         self._emit_tick(self._assembler.flush(), emit)
             stop.wait(delay)
             delay = min(delay * 2, REOPEN_MAX_S)
 
     def _session(self, link: serial.SerialBase, emit: Callable[[Event], None], stop: threading.Event) -> None:
-        if self.config.rate_ms is not None:
-            link.write(CommandSentence("RATE", str(self.config.rate_ms)).encode())
+        self.rate_acked = None
+        self._rate_tries = 0
+        self._rate_sent_ms = 0
         self._last_heartbeat_ms = self.clock.mono_ms()
         buffer = b""
         while not stop.is_set():
@@ -113,6 +121,23 @@ class SerialBoard:
                     buffer = b""
             self._emit_tick(self._assembler.expire(self.clock.mono_ms()), emit)
             self._check_heartbeat(emit)
+            self._ask_rate(link)
+
+    def _ask_rate(self, link: serial.SerialBase) -> None:
+        """Send $CCCMD,RATE until the board acknowledges it (a board that just reset may miss the first)."""
+        wanted = self.config.rate_ms
+        if wanted is None or self.rate_acked == wanted or self._rate_tries > RATE_TRIES:
+            return
+        now = self.clock.mono_ms()
+        if self._rate_tries and now - self._rate_sent_ms < RATE_RETRY_MS:
+            return
+        if self._rate_tries == RATE_TRIES:
+            log.error("probe board %s: no $CCACK,RATE after %d tries; it keeps its own period", self.name, RATE_TRIES)
+            self._rate_tries += 1
+            return
+        link.write(CommandSentence("RATE", str(wanted)).encode())
+        self._rate_tries += 1
+        self._rate_sent_ms = now
 
     def _bad(self, problem: str) -> None:
         self.bad_lines += 1
@@ -150,9 +175,11 @@ class SerialBoard:
                 self._heartbeat_missing = False
             self._last_heartbeat_ms = now_mono
         elif isinstance(sentence, AckSentence):
-            if sentence.name == "RATE":
-                self.rate_acked = int(sentence.argument) if sentence.argument.isdigit() else None
+            if sentence.name == "RATE" and sentence.argument.isdigit():
+                self.rate_acked = int(sentence.argument)
                 log.info("probe board %s: sample period set to %s ms", self.name, sentence.argument)
+            else:
+                self._bad(f"acknowledgement of a command we did not send: {sentence!r}")
         elif isinstance(sentence, LidSentence):
             event = "lid_open" if sentence.state == "OPEN" else "lid_closed"
             emit(Notice(event, now_wall, now_mono, {}))
