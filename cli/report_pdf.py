@@ -33,6 +33,7 @@ from coldchain.stats import SensorSummary
 __all__ = ["render_pdf"]
 
 SEVERITY_COLOURS = {"critical": "#d62728", "warning": "#ff7f0e", "info": "#1f77b4"}
+MAX_REASONS = 6
 OK_GREEN = colors.HexColor("#1a7f37")
 REVIEW_RED = colors.HexColor("#b42318")
 GRID = TableStyle(
@@ -125,9 +126,12 @@ def render_pdf(report: Report, path: Path, progress: Progress) -> None:
         "verdict", parent=body, fontSize=14, leading=18, textColor=colors.white, fontName="Helvetica-Bold"
     )
     verdict_rows: list[list[Any]] = [[_p(f"Verdict: {report.verdict.line}", verdict_style)]]
-    verdict_rows += [
-        [_p(reason, ParagraphStyle("r", parent=cell, textColor=colors.white))] for reason in report.verdict.reasons
-    ]
+    reasons = list(report.verdict.reasons)
+    if len(reasons) > MAX_REASONS:  # the tables below list every excursion and alarm
+        reasons = [*reasons[:MAX_REASONS], f"... and {len(reasons) - MAX_REASONS} more (see below)"]
+    white = ParagraphStyle("reason", parent=cell, textColor=colors.white)
+    verdict_rows += [[_p(reason, white)] for reason in reasons]
+
     verdict = LongTable(verdict_rows, colWidths=[17 * cm], hAlign="LEFT")
     verdict.setStyle(
         TableStyle(
@@ -199,6 +203,19 @@ def render_pdf(report: Report, path: Path, progress: Progress) -> None:
             small,
         )
     )
+
+    excursion_rows: list[list[Any]] = [["probe", "rule", "severity", "from (UTC)", "to (UTC)", "lasted", "peak °C"]]
+    for s in record.summaries:
+        for rule, x in s.excursions:
+            excursion_rows.append(
+                [s.sensor, rule.name, rule.severity, _utc(x.start_ms), _utc(x.end_ms), format_duration(x.duration_ms),
+                 f"{x.peak_c:.2f}"]
+            )  # fmt: skip
+    story.append(Paragraph("Excursions", h2))
+    if len(excursion_rows) > 1:
+        story.append(_table(excursion_rows))
+    else:
+        story.append(_p("No limit was breached for its delay.", body))
 
     story.append(Paragraph("Cumulative time out of range", h2))
     if report.budgets:

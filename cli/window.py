@@ -7,6 +7,8 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from coldchain.stats import format_duration
+
 __all__ = ["Window", "add_window_arguments", "duration_ms", "format_duration", "iso", "window_from_args"]
 
 _UNITS = {"s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 7 * 86_400_000}
@@ -73,18 +75,3 @@ def window_from_args(args: argparse.Namespace, now_ms: int) -> Window:
 def iso(ms: int) -> str:
     """UTC ISO 8601 with milliseconds and a Z."""
     return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
-
-
-def format_duration(ms: int) -> str:
-    """A readable duration: ``0s``, ``45s``, ``12m30s``, ``3h05m``, ``2d04h``."""
-    seconds = round(ms / 1000)
-    days, rest = divmod(seconds, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    if days:
-        return f"{days}d{hours:02d}h"
-    if hours:
-        return f"{hours}h{minutes:02d}m"
-    if minutes:
-        return f"{minutes}m{secs:02d}s"
-    return f"{secs}s"

@@ -30,6 +30,7 @@ __all__ = [
     "Verdict",
     "budget_use",
     "default_max_hold_ms",
+    "format_duration",
     "product_limits",
     "summarise",
     "verdict",
@@ -112,6 +113,21 @@ class Verdict:
     def within_profile(self) -> bool:
         """True when nothing calls for a review."""
         return self.line == WITHIN_PROFILE
+
+
+def format_duration(ms: int) -> str:
+    """A readable duration: ``0s``, ``45s``, ``12m30s``, ``3h05m``, ``2d04h``."""
+    seconds = round(ms / 1000)
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d{hours:02d}h"
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    if minutes:
+        return f"{minutes}m{secs:02d}s"
+    return f"{secs}s"
 
 
 def default_max_hold_ms(samples: Sequence[Sample]) -> int:
@@ -207,14 +223,14 @@ def verdict(
             if rule.severity == "critical":
                 reasons.append(
                     f"{summary.sensor}: {rule.name} ({rule.kind} {rule.threshold_c:g} °C) breached for "
-                    f"{excursion.duration_ms / 1000:.0f} s, peak {excursion.peak_c:.2f} °C"
+                    f"{format_duration(excursion.duration_ms)}, peak {excursion.peak_c:.2f} °C"
                 )
     reasons += [f"critical alarm {name}" for name in critical_alarms]
     for use in budgets:
         if use.exceeded and use.rule.severity == "critical":
             reasons.append(
-                f"{use.rule.name}: {use.used_ms / 1000:.0f} s out of range "
-                f"exceeds the budget of {use.rule.budget_s:.0f} s"
+                f"{use.rule.name}: {format_duration(use.used_ms)} out of range "
+                f"exceeds the budget of {format_duration(int(use.rule.budget_s * 1000))}"
             )
     if not summaries:
         reasons.append("no readings: nothing shows the product stayed within its limits")

@@ -97,7 +97,7 @@ def test_pdf_report_has_verdict_statistics_alarms_gaps_and_data_hash(
     text = subprocess.run(["pdftotext", "-layout", str(out), "-"], capture_output=True, text=True, check=True).stdout
     words = " ".join(text.split())
     assert "Verdict: excursion: review required" in words
-    assert "probe1: critical_high (high -150 °C) breached for 50 s, peak -147.50 °C" in words
+    assert "probe1: critical_high (high -150 °C) breached for 50s, peak -147.50 °C" in words
     assert "iPSC cardiomyocytes lot 7" in words
     assert "Leiden -> Boston" in words
     # probe1: 120 readings, min -165.25, max -147.50, 50 s outside the critical limit
@@ -189,7 +189,7 @@ def test_spent_budget_requires_review_although_each_breach_was_tolerated(
     report = json.loads(capsys.readouterr().out)
     assert {b["rule"]: b["used_s"] for b in report["budgets"]} == {"budget_half_used": 4200.0, "budget_spent": 4200.0}
     assert report["verdict"] == "excursion: review required"
-    assert report["reasons"] == ["budget_spent: 4200 s out of range exceeds the budget of 3600 s"]
+    assert report["reasons"] == ["budget_spent: 1h10m out of range exceeds the budget of 1h00m"]
     critical_high = next(r for r in report["sensors"][0]["rules"] if r["rule"] == "critical_high")
     assert critical_high["excursions"] == []
     assert critical_high["beyond_s"] == 4200.0

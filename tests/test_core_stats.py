@@ -115,7 +115,7 @@ def test_verdict_rests_on_critical_breaches_alarms_and_budgets_only() -> None:
     half = BudgetUse(CumulativeRule("budget_half_used", "warning", 10.0, 2.0, 8.0), 11 * S)
     assert verdict([warm]).line == WITHIN_PROFILE
     assert verdict([warm], budgets=[half]).line == WITHIN_PROFILE
-    assert verdict([hot]).reasons == ("p: critical_high (high -150 °C) breached for 10 s, peak -148.00 °C",)
+    assert verdict([hot]).reasons == ("p: critical_high (high -150 °C) breached for 10s, peak -148.00 °C",)
     assert verdict([warm], critical_alarms=["C-1/critical_high/p"]).line == REVIEW_REQUIRED
     assert verdict([warm], budgets=[spent]).line == REVIEW_REQUIRED
     assert verdict([]).line == REVIEW_REQUIRED
