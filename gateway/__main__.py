@@ -1,4 +1,4 @@
-"""``coldchain gateway --config FILE``: run the gateway until SIGTERM or Ctrl-C."""
+"""``coldchain gateway --config FILE``: run the gateway until SIGTERM or Ctrl-C (``--health``: check a running one)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,11 @@ from pathlib import Path
 from types import FrameType
 
 from coldchain.errors import ConfigError, StoreError
-from gateway.config import load_config
+from gateway.config import GatewayConfig, load_config
 from gateway.ingest import Ingest
+from gateway.monitor import Monitor, read_health
 from gateway.mqtt_link import MqttLink
+from gateway.statefile import StateFile
 from gateway.store import open_store
 from gateway.worker import Worker
 
@@ -22,20 +24,16 @@ __all__ = ["main"]
 log = logging.getLogger("gateway")
 
 
-def main(argv: list[str], prog: str = "coldchain gateway") -> int:
-    """Parse options, check config and database, run; 2 on a config error, 1 when the database is unusable."""
-    parser = argparse.ArgumentParser(prog=prog, description=__doc__)
-    parser.add_argument("--config", required=True, type=Path, help="gateway TOML file (see config/gateway.toml)")
-    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
-    args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    try:
-        config = load_config(args.config)
-    except ConfigError as exc:
-        print(f"{prog}: {exc}", file=sys.stderr)
+def _health(config: GatewayConfig) -> int:
+    if config.health_file is None:
+        print(f"{config.source}: monitoring.health_file is not set: no health to read", file=sys.stderr)
         return 2
+    healthy, text = read_health(config.health_file, config.monitor_interval_s)
+    print(text)
+    return 0 if healthy else 1
+
+
+def _run(config: GatewayConfig, prog: str) -> int:
     store = open_store(config.influxdb)
     try:
         store.check()
@@ -49,7 +47,12 @@ def main(argv: list[str], prog: str = "coldchain gateway") -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    worker = Worker(config, store, Ingest(config))
+    ingest = Ingest(config)
+    state = StateFile(config.state_file) if config.state_file is not None else None
+    if state is not None:
+        ingest.restore(state.load())
+        log.info("resumed %d crates from %s", len(ingest.crates), config.state_file)
+    worker = Worker(config, store, ingest, state)
     subscribed = threading.Event()
 
     def on_subscribed() -> None:
@@ -59,20 +62,37 @@ def main(argv: list[str], prog: str = "coldchain gateway") -> int:
 
     link = MqttLink(config.mqtt, worker.deliver, on_subscribed)
     worker.link = link
-    log.info(
-        "writing to InfluxDB %s (%s); connecting to %s:%d",
-        store.url,
-        config.influxdb.api,
-        config.mqtt.host,
-        config.mqtt.port,
-    )
+    monitor = Monitor(worker, config.mqtt.client_id, config.monitor_interval_s, config.health_file)
+    monitor.connected = link.connected.is_set
+    worker.every_tick(monitor.tick)
+    log.info("InfluxDB %s (%s API); broker %s:%d", store.url, config.influxdb.api, config.mqtt.host, config.mqtt.port)
     link.start()
     try:
         worker.run(stop)
     finally:
         link.stop()
         store.close()
+        if state is not None:
+            state.close()
     return 0
+
+
+def main(argv: list[str], prog: str = "coldchain gateway") -> int:
+    """Parse options, check config and database, run; 2 on a config error, 1 when the database is unusable."""
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__)
+    parser.add_argument("--config", required=True, type=Path, help="gateway TOML file (see config/gateway.toml)")
+    parser.add_argument("--health", action="store_true", help="print the running gateway's health; exit 1 if unhealthy")
+    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return 2
+    return _health(config) if args.health else _run(config, prog)
 
 
 if __name__ == "__main__":

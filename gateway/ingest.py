@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,6 +59,26 @@ class CrateState:
         if trackers is None:
             trackers = self.trackers[sensor] = tuple(ThresholdTracker(r, sensor) for r in self.profile.rules)
         return trackers
+
+    def snapshot(self) -> dict[str, Any]:
+        """JSON-able state for the state file."""
+        return {
+            "profile": self.profile.name,
+            "seqs": self.seqs.snapshot(),
+            "last_ts": self.last_ts,
+            "trackers": {s: {t.rule.name: t.snapshot() for t in ts} for s, ts in self.trackers.items()},
+        }
+
+    def restore(self, snapshot: dict[str, Any]) -> None:
+        """Resume from ``snapshot()`` (tracker state only for rules the profile still has)."""
+        self.seqs.restore(snapshot["seqs"])
+        self.last_ts = int(snapshot["last_ts"])
+        if snapshot["profile"] != self.profile.name:
+            return
+        for sensor, saved in snapshot["trackers"].items():
+            for tracker in self.trackers_of(sensor):
+                if tracker.rule.name in saved:
+                    tracker.restore(saved[tracker.rule.name])
 
     def switch_profile(self, profile: Profile) -> None:
         """A crate now carries another product: new series tags, fresh thresholds."""
@@ -122,6 +143,15 @@ class Ingest:
         if state is None:
             state = self.crates[crate] = CrateState(crate, self._profile_for(crate, claimed_profile))
         return state
+
+    def restore(self, snapshots: dict[str, dict[str, Any]]) -> None:
+        """Resume every crate of a state file (profiles re-resolved from the current configuration)."""
+        for crate, snapshot in snapshots.items():
+            self.state_of(crate, snapshot.get("profile")).restore(snapshot)
+
+    def snapshots(self, crates: Iterable[str]) -> list[tuple[str, dict[str, Any]]]:
+        """Snapshots of the given crates, for the state file."""
+        return [(crate, self.crates[crate].snapshot()) for crate in crates if crate in self.crates]
 
     def handle(self, delivery: Delivery, batch: Batch, now_ms: int) -> None:
         """Validate one delivery and account for it in ``batch`` (never raises for bad input)."""

@@ -25,6 +25,7 @@ from gateway.config import GatewayConfig
 from gateway.ingest import Batch, Ingest
 from gateway.mqtt_link import Delivery
 from gateway.points import EXCERPT_BYTES, rejected_point
+from gateway.statefile import StateFile
 from gateway.store import PointsRefusedError, Store
 
 __all__ = ["Link", "Worker"]
@@ -45,10 +46,11 @@ class Link(Protocol):
 class Worker:
     """Owns the batch, the store and the acknowledgements; runs until ``stop`` is set."""
 
-    def __init__(self, config: GatewayConfig, store: Store, ingest: Ingest) -> None:
+    def __init__(self, config: GatewayConfig, store: Store, ingest: Ingest, state: StateFile | None = None) -> None:
         self.config = config
         self.store = store
         self.ingest = ingest
+        self.state = state
         self.link: Link  # attached before run(): the link needs our deliver() first
         self.queue: queue.SimpleQueue[Delivery] = queue.SimpleQueue()
         self.batches = 0
@@ -56,6 +58,7 @@ class Worker:
         self.quarantined = 0
         self.last_write_ms = 0.0  # duration of the last successful write, for monitoring
         self.last_write_at = 0.0  # wall time of the last successful write
+        self.failing_since = 0.0  # wall time of the first failed attempt of the current write, 0 when fine
         self._pending_acks: set[str] = set()
         self._on_tick: list[Callable[[float], None]] = []
 
@@ -126,6 +129,9 @@ class Worker:
                 break
             except RetryableStoreError as exc:
                 self.write_failures += 1
+                self.failing_since = self.failing_since or time.time()
+                for callback in self._on_tick:
+                    callback(time.monotonic())
                 if stop is None:
                     log.warning("final write failed (%s); the broker keeps the messages for the next start", exc)
                     return False
@@ -140,7 +146,11 @@ class Worker:
                 delay = min(delay * 2, self.config.batch.retry_max_s)
         self.last_write_ms = (time.monotonic() - started) * 1000
         self.last_write_at = time.time()
+        self.failing_since = 0.0
         self.batches += 1
+        if self.state is not None:
+            # saved before the acks: what the broker will not redeliver, the saved state has seen
+            self.state.save(self.ingest.snapshots(batch.crates))
         self.link.ack(batch.deliveries)
         self._pending_acks |= batch.crates
         return True

@@ -1,0 +1,89 @@
+"""Gateway start-up: the shipped example loads, bad config and unusable databases stop it with one clear line."""
+
+from __future__ import annotations
+
+import json
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import pytest
+from gateway_helpers import PROFILES, ROOT, gateway_config, run_gateway
+
+from cli.services import InfluxDB, Mosquitto, free_port
+from coldchain.errors import ConfigError
+from gateway.config import load_config
+
+
+def test_shipped_example_loads() -> None:
+    """config/gateway.toml is valid and documents the defaults the code uses."""
+    config = load_config(ROOT / "config" / "gateway.toml")
+    assert config.mqtt.receive_maximum == 1000
+    assert config.batch.size == 500
+    assert config.crate_profiles["C-0042"] == "dry_ice"
+    assert config.mqtt.telemetry_filter == "coldchain/v1/crates/+/telemetry"
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "gw.toml"
+    path.write_text(f'[profiles]\nfile = {json.dumps(str(PROFILES))}\ndefault = "cryo"\n{text}')
+    return path
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "problem"),
+    [
+        ('[mqtt]\nport = "x"\n', "mqtt.port", "must be an integer"),
+        ("[mqtt]\nprot = 1\n", "mqtt.prot", "not a known setting"),
+        ('[influxdb]\napi = "v3"\n', "influxdb.api", "is not one of"),
+        ('[influxdb]\napi = "v2"\n', "influxdb.org", 'required when api = "v2"'),
+        ("[batch]\nsize = 5000\n", "batch.size", "exceeds mqtt.receive_maximum"),
+        ('[crates."C-1"]\nprofile = "lukewarm"\n', "crates.C-1.profile", "is not in"),
+        ('[mqtt]\nshared_group = "a/b"\n', "mqtt.shared_group", "must be 1-64"),
+    ],
+)
+def test_bad_value_is_refused_naming_file_and_key(tmp_path: Path, text: str, key: str, problem: str) -> None:
+    """Each bad value raises a ConfigError naming the file, the key and the problem."""
+    path = _write(tmp_path, text)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert caught.value.source == str(path)
+    assert caught.value.key == key
+    assert problem in caught.value.problem
+
+
+def test_bad_config_exits_2_with_one_line(tmp_path: Path) -> None:
+    """`coldchain gateway` with a bad value prints one line naming file, key and problem, and exits 2."""
+    path = _write(tmp_path, "[mqtt]\nport = 0\n")
+    result = run_gateway(path)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [f"coldchain gateway: {path}: mqtt.port: 0 is below the minimum 1"]
+
+
+def test_unreachable_database_exits_1_naming_the_url(tmp_path: Path, mosquitto: Mosquitto) -> None:
+    """No InfluxDB at the URL: exit 1 with a line naming the URL and what to check."""
+    url = f"http://127.0.0.1:{free_port()}"
+    path = gateway_config(tmp_path, mosquitto, url, "coldchain", influx_extra='startup_wait = "0.5s"')
+    result = run_gateway(path)
+    assert result.returncode == 1
+    assert f"InfluxDB at {url} is unreachable" in result.stderr
+    assert "check [influxdb] url" in result.stderr
+
+
+@pytest.mark.integration
+def test_wrong_credentials_exit_1_naming_the_user(
+    tmp_path: Path, mosquitto: Mosquitto, make_influxdb, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An influxd with authentication refuses a wrong password: exit 1 naming the user and the keys to check."""
+    monkeypatch.setenv("INFLUXDB_HTTP_AUTH_ENABLED", "true")
+    server: InfluxDB = make_influxdb()
+    create = urllib.parse.urlencode({"q": "CREATE USER admin WITH PASSWORD 'right' WITH ALL PRIVILEGES"})
+    urllib.request.urlopen(urllib.request.Request(f"{server.url}/query", data=create.encode()), timeout=10).close()
+    (tmp_path / "pw").write_text("wrong\n")
+    path = gateway_config(
+        tmp_path, mosquitto, server, "coldchain", influx_extra='username = "admin"\npassword_file = "pw"'
+    )
+    result = run_gateway(path)
+    assert result.returncode == 1
+    assert f"InfluxDB at {server.url} refused user 'admin'" in result.stderr
+    assert "check [influxdb] username and password_file" in result.stderr
