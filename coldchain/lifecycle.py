@@ -177,7 +177,7 @@ class AlarmBook:
 
     def caught_up(self, crate: str, ts: int, arrival_ms: int) -> list[AlarmEvent]:
         """A reading of ``crate`` at event time ``ts`` arrived: once live, announce its held alarms."""
-        if arrival_ms - ts > self.policy.late_after_s * 1000:
+        if not self._held or arrival_ms - ts > self.policy.late_after_s * 1000:
             return []
         return self._announce([k for k in self._held if self._alarms[k].crate == crate])
 
