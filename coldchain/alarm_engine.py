@@ -101,11 +101,17 @@ class AlarmEngine:
             "monitors": {c: {"profile": m.profile.name, "state": m.snapshot()} for c, m in self.monitors.items()},
         }
 
-    def restore(self, state: Mapping[str, Any]) -> None:
-        """Resume from ``snapshot()``; crates whose profile no longer exists start afresh on the default."""
+    def restore(self, state: Mapping[str, Any], now_ms: int) -> None:
+        """Resume from ``snapshot()`` at wall time ``now_ms``; crates whose profile is gone start afresh.
+
+        The silence while the gateway itself was down is not the crates' fault:
+        stale-data rules count again from ``now_ms``.
+        """
         self.book = AlarmBook.from_dict(state["book"], self.book.policy)
         self.monitors.clear()
         for crate, saved in state["monitors"].items():
             monitor = self.monitor(crate, saved["profile"])
             if monitor.profile.name == saved["profile"]:
                 monitor.restore(saved["state"])
+            for stale in monitor.stale:
+                stale.reference = max(now_ms, stale.reference or now_ms)

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from coldchain.alarm_rules import CumulativeEvaluator
 from coldchain.mkt import mean_kinetic_temperature_c
 from coldchain.out_of_range import held_intervals, time_out_of_range_ms
+from coldchain.rules import CumulativeRule
 
 MIN = 60_000
 
@@ -83,3 +87,24 @@ def test_time_out_of_range(
 ) -> None:
     """Time out of range per crate and window matches the hand count."""
     assert time_out_of_range_ms(series, 2.0, 8.0, start, end, max_hold_ms=30 * MIN) == expected_min * MIN
+
+
+@given(
+    st.lists(
+        st.tuples(st.integers(1, 40 * MIN), st.one_of(st.none(), st.floats(-5.0, 15.0, allow_nan=False))),
+        min_size=1,
+        max_size=60,
+    )
+)
+def test_cumulative_counter_agrees_with_time_out_of_range(steps: list[tuple[int, float | None]]) -> None:
+    """The cumulative rule's running counter equals time_out_of_range_ms over the same single-probe history."""
+    samples: list[tuple[int, float | None]] = []
+    ts = 0
+    for gap, value in steps:
+        ts += gap
+        samples.append((ts, value))
+    evaluator = CumulativeEvaluator(CumulativeRule("b", "warning", budget_s=10**9, low_c=2.0, high_c=8.0))
+    for seq, (ts, value) in enumerate(samples):
+        evaluator.tick(ts, seq, {"probe1": value})
+    expected = time_out_of_range_ms([samples], 2.0, 8.0, samples[0][0], samples[-1][0], max_hold_ms=15 * MIN)
+    assert evaluator.used_ms == expected

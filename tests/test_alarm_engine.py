@@ -84,7 +84,7 @@ def test_restart_with_an_active_alarm() -> None:
     assert [e.alarm.rule for e in events] == ["warning_high", "critical_high"]
     saved = json.dumps(engine.snapshot())
     restarted = _engine()
-    restarted.restore(json.loads(saved))
+    restarted.restore(json.loads(saved), now_ms=3 * MIN)
     replayed = [e for m in messages[1:] for e in restarted.telemetry(m, m.ts)]
     assert replayed == []
     assert {a.rule for a in restarted.book.open_alarms()} == {"warning_high", "critical_high"}
@@ -119,3 +119,14 @@ def test_ack_through_the_engine_and_rejection() -> None:
     with pytest.raises(AckRejectedError, match="already acknowledged by Ana Ruiz"):
         engine.acknowledge(ack)
     assert [e.alarm.rule for e in engine.tick(HOUR)] == []  # acknowledged critical alarm: no escalation
+
+
+def test_restart_does_not_blame_crates_for_the_gateways_own_downtime() -> None:
+    """After a restart, stale-data rules count from the restart, not from the last reading before the gateway died."""
+    engine = _engine()
+    engine.status("C-1", True, 0)
+    engine.telemetry(telemetry(0, 0, -190.0), 0)
+    restarted = _engine()
+    restarted.restore(json.loads(json.dumps(engine.snapshot())), now_ms=HOUR)
+    assert restarted.tick(HOUR + 119_000) == []
+    assert [(e.alarm.rule, e.alarm.started_ts) for e in restarted.tick(HOUR + 120_000)] == [("stale", HOUR)]
