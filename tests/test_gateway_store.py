@@ -1,0 +1,57 @@
+"""InfluxDB 1.x behaviours the gateway must survive: points refused for good, a database dropped under it."""
+
+from __future__ import annotations
+
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import pytest
+from gateway_helpers import TS, Client, GatewayProcess, count, gateway_config, wait_until
+
+from cli.services import InfluxDB
+
+pytestmark = pytest.mark.integration
+
+
+def _post(influxdb: InfluxDB, path: str, params: dict[str, str], body: bytes = b"") -> None:
+    url = f"{influxdb.url}{path}?{urllib.parse.urlencode(params)}"
+    urllib.request.urlopen(urllib.request.Request(url, data=body, method="POST"), timeout=10).close()
+
+
+def test_refused_point_is_quarantined_and_the_rest_stored(
+    tmp_path: Path, mosquitto, influxdb, database, crate_prefix
+) -> None:
+    """A field type conflict (HTTP 400) quarantines that point in 'rejected'; its neighbours are stored."""
+    crate = f"{crate_prefix}-Q"
+    _post(influxdb, "/query", {"q": f'CREATE DATABASE "{database}"'})
+    # 'fault' already exists as a float in this shard, so the gateway's string fault conflicts
+    _post(influxdb, "/write", {"db": database, "precision": "ms"}, f"temperature,crate=other fault=1.0 {TS}".encode())
+    gateway = GatewayProcess(gateway_config(tmp_path, mosquitto, influxdb, database), tmp_path / "gateway.log")
+    client = Client(mosquitto, [f"coldchain/v1/crates/{crate}/ack"])
+    client.send(crate, [1], value=-170.0)
+    client.send(crate, [2], value="OPEN")
+    client.send(crate, [3], value=-170.0)
+    wait_until(lambda: {"v": 1, "crate": crate, "stored_through": 3} in client.received(), 10, "stored_through 3")
+    assert count(influxdb, database, crate, "value_c") == 2
+    rows = influxdb.rows(f"SELECT reason, excerpt FROM rejected WHERE crate = '{crate}'", database)
+    assert [r["reason"] for r in rows] == ["store_refused"]
+    assert 'fault="OPEN",seq=2i' in str(rows[0]["excerpt"])
+    assert gateway.stop() == 0
+    client.close()
+
+
+def test_dropped_database_is_created_again(tmp_path: Path, mosquitto, influxdb, database, crate_prefix) -> None:
+    """The gateway never caches 'database exists': a write that finds it dropped creates it and retries."""
+    crate = f"{crate_prefix}-W"
+    gateway = GatewayProcess(gateway_config(tmp_path, mosquitto, influxdb, database), tmp_path / "gateway.log")
+    client = Client(mosquitto)
+    client.send(crate, [1])
+    wait_until(lambda: count(influxdb, database, crate) == 1, 10, "first point")
+    _post(influxdb, "/query", {"q": f'DROP DATABASE "{database}"'})
+    client.send(crate, [2])
+    wait_until(lambda: count(influxdb, database, crate) == 1, 10, "point in the recreated database")
+    rows = influxdb.rows(f"SELECT seq FROM temperature WHERE crate = '{crate}'", database)
+    assert [r["seq"] for r in rows] == [2]
+    assert gateway.stop() == 0
+    client.close()
