@@ -13,7 +13,7 @@ from typing import Any
 
 from coldchain.errors import ConfigError
 from edge.agent import Agent, Probe
-from edge.clock import SYSTEM_CLOCK, Clock
+from edge.clock import Clock, system_clock
 from edge.config import AgentConfig, SerialProbeConfig, W1ProbeConfig, load_config
 from edge.probes.ds18b20 import DS18B20
 from edge.probes.mcp3008 import AdcThermometer
@@ -60,7 +60,8 @@ def main(argv: list[str], prog: str = "coldchain agent") -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    agent = Agent(config, build_probes(config, SYSTEM_CLOCK))
+    clock = system_clock()
+    agent = Agent(config, build_probes(config, clock), clock)
     return agent.run(stop)
 
 

@@ -18,12 +18,12 @@ from typing import Any, Protocol
 
 from coldchain.topics import events_topic, status_topic, telemetry_topic
 from coldchain.wire import CrateStatus, Telemetry, encode
-from edge.clock import SYSTEM_CLOCK, Clock
+from edge.clock import Clock, system_clock
 from edge.config import AgentConfig
 from edge.events import Connected, Disconnected, Event, Notice, Published, Sample, StorageAcked
 from edge.indicators import Indicators
 from edge.mqtt_link import MqttLink
-from edge.spool import Dropped, Spool
+from edge.spool import Dropped, Spool, Stamp
 from edge.watch import LocalWatch
 
 __all__ = ["Agent", "Probe"]
@@ -43,12 +43,12 @@ class Agent:
     """Runs one crate: its probes, its spool and its MQTT link."""
 
     def __init__(
-        self, config: AgentConfig, probes: list[Probe], clock: Clock = SYSTEM_CLOCK, pin_factory: Any = None
+        self, config: AgentConfig, probes: list[Probe], clock: Clock | None = None, pin_factory: Any = None
     ) -> None:
         """``pin_factory`` is gpiozero's (None: the Pi's own pins) for the lid switch, buzzer and LED."""
         self.config = config
         self.crate = config.crate
-        self.clock = clock
+        self.clock = clock = clock or system_clock()
         self.probes = probes
         self.inbox: queue.Queue[Event] = queue.Queue()
         self.spool = Spool(config.spool.path, config.spool.max_rows)
@@ -71,6 +71,7 @@ class Agent:
         self._retry_at: int | None = None  # mono ms when refused publishes are tried again
         self.published = 0
         self.refused = 0
+        self._held = len(self.spool.held_rows())  # samples taken while the wall clock was unset
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -102,6 +103,8 @@ class Agent:
         with contextlib.suppress(queue.Empty):
             self.handle(self.inbox.get(timeout=timeout))
         self._drain_inbox()
+        if self._held and self.clock.plausible(self.clock.wall_ms()):
+            self._correct_held()
         self._check_ack_timeout()
         self.pump()
 
@@ -146,13 +149,54 @@ class Agent:
         def make(seq: int) -> bytes:
             return encode(Telemetry(self.crate, seq, sample.ts, sample.readings, profile))
 
-        seq, dropped = self.spool.append(sample.ts, make)
+        held = None
+        if not self.clock.plausible(sample.ts):
+            held = Stamp(sample.mono_ms, self.clock.boot)
+            if not self._held:
+                log.error("wall clock is unset (sample ts %d): holding readings until it is set (NTP?)", sample.ts)
+            self._held += 1
+        seq, dropped = self.spool.append(sample.ts, make, held)
         if dropped is not None:
             self._announce_gap(dropped)
         for name, detail in self.watch.feed(seq, sample.ts, sample.readings):
             self.add_event(name, sample.ts, detail)
         self._update_alarm()
         return seq
+
+    def _correct_held(self) -> None:
+        """The wall clock is set now: restamp held samples from their monotonic time, flagged, and release them."""
+        offset = self.clock.wall_ms() - self.clock.mono_ms()
+        corrected = []
+        uncertain = 0
+        for seq, _, stamp, payload in self.spool.held_rows():
+            body = json.loads(payload)
+            if stamp.boot == self.clock.boot and stamp.boot != "unknown":
+                body["ts"] = stamp.mono_ms + offset
+                body["ts_corrected"] = True
+            else:
+                # taken in an earlier boot: its monotonic time has no known relation to now
+                body["ts_uncertain"] = True
+                uncertain += 1
+            corrected.append((seq, int(body["ts"]), json.dumps(body, separators=(",", ":")).encode()))
+        self.spool.release(corrected)
+        self._held = 0
+        if not corrected:
+            return
+        log.warning(
+            "wall clock is set: %d held reading(s) restamped from monotonic time (%d could not be)",
+            len(corrected),
+            uncertain,
+        )
+        self.add_event(
+            "clock_corrected",
+            self.clock.wall_ms(),
+            {
+                "first_seq": corrected[0][0],
+                "last_seq": corrected[-1][0],
+                "count": len(corrected),
+                "uncertain": uncertain,
+            },
+        )
 
     def _update_alarm(self) -> None:
         if self.indicators is None:

@@ -29,17 +29,28 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-__all__ = ["Dropped", "Spool"]
+__all__ = ["Dropped", "Spool", "Stamp"]
 
 log = logging.getLogger(__name__)
 
 SEQ_BLOCK: Final = 10_000
 
 _SCHEMA: Final = """
-CREATE TABLE IF NOT EXISTS telemetry (seq INTEGER PRIMARY KEY, ts INTEGER NOT NULL, payload BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS telemetry (
+    seq INTEGER PRIMARY KEY, ts INTEGER NOT NULL, payload BLOB NOT NULL,
+    held INTEGER NOT NULL DEFAULT 0, mono_ms INTEGER, boot TEXT
+);
 CREATE TABLE IF NOT EXISTS events (id INTEGER PRIMARY KEY AUTOINCREMENT, payload BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
+
+
+@dataclass(frozen=True, slots=True)
+class Stamp:
+    """Monotonic milliseconds of a sample and the boot they count from (/proc's boot_id)."""
+
+    mono_ms: int
+    boot: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,8 +146,12 @@ class Spool:
     def __len__(self) -> int:
         return self._rows
 
-    def append(self, ts: int, make: Callable[[int], bytes]) -> tuple[int, Dropped | None]:
-        """Store the message ``make(seq)`` under the next seq; return the seq and what the bound dropped."""
+    def append(self, ts: int, make: Callable[[int], bytes], held: Stamp | None = None) -> tuple[int, Dropped | None]:
+        """Store the message ``make(seq)`` under the next seq; return the seq and what the bound dropped.
+
+        ``held``: the wall clock was unset; keep the row unpublished, with the monotonic
+        time to correct its ``ts`` from once the clock is set (see ``held_rows``).
+        """
         dropped = self._make_room() if self._rows >= self.max_rows else None
         seq = self._next_seq
         if seq >= self._reserved:
@@ -144,7 +159,10 @@ class Spool:
         payload = make(seq)
         with self._db:
             self._db.execute("BEGIN IMMEDIATE")
-            self._db.execute("INSERT INTO telemetry (seq, ts, payload) VALUES (?, ?, ?)", (seq, ts, payload))
+            self._db.execute(
+                "INSERT INTO telemetry (seq, ts, payload, held, mono_ms, boot) VALUES (?, ?, ?, ?, ?, ?)",
+                (seq, ts, payload, held is not None, held and held.mono_ms, held and held.boot),
+            )
             self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('next_seq', ?)", (seq + 1,))
         self._next_seq = seq + 1
         self._rows += 1
@@ -167,11 +185,30 @@ class Spool:
         return Dropped(first, last, count, from_ts, to_ts)
 
     def pending(self, after_seq: int, limit: int) -> list[tuple[int, bytes]]:
-        """Up to ``limit`` stored telemetry messages with seq > ``after_seq``, in seq order."""
+        """Up to ``limit`` stored messages with seq > ``after_seq``, in seq order, stopping before a held one."""
         rows = self._db.execute(
-            "SELECT seq, payload FROM telemetry WHERE seq > ? ORDER BY seq LIMIT ?", (after_seq, limit)
+            "SELECT seq, payload FROM telemetry WHERE seq > ? "
+            "AND seq < COALESCE((SELECT MIN(seq) FROM telemetry WHERE held = 1), 9223372036854775807) "
+            "ORDER BY seq LIMIT ?",
+            (after_seq, limit),
         ).fetchall()
         return [(int(seq), bytes(payload)) for seq, payload in rows]
+
+    def held_rows(self) -> list[tuple[int, int, Stamp, bytes]]:
+        """Rows held for an unset clock: (seq, recorded ts, monotonic stamp, payload), in seq order."""
+        rows = self._db.execute(
+            "SELECT seq, ts, mono_ms, boot, payload FROM telemetry WHERE held = 1 ORDER BY seq"
+        ).fetchall()
+        return [(int(seq), int(ts), Stamp(int(mono), str(boot)), bytes(p)) for seq, ts, mono, boot, p in rows]
+
+    def release(self, corrected: list[tuple[int, int, bytes]]) -> None:
+        """Give held rows their corrected (seq, ts, payload) and let them be published, in one transaction."""
+        with self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.executemany(
+                "UPDATE telemetry SET ts = ?, payload = ?, held = 0 WHERE seq = ?",
+                [(ts, payload, seq) for seq, ts, payload in corrected],
+            )
 
     def first_seq(self) -> int | None:
         """The lowest seq still spooled (not yet acknowledged by the gateway)."""

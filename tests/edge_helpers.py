@@ -222,15 +222,18 @@ class AgentProcess:
 class InProcessAgent:
     """An Agent running in a thread of the test, fed Samples directly (no probe threads)."""
 
-    def __init__(self, config_path: Path, with_probes: bool = False, pin_factory: Any = None) -> None:
+    def __init__(
+        self, config_path: Path, with_probes: bool = False, pin_factory: Any = None, clock: Any = None
+    ) -> None:
         from edge.__main__ import build_probes
         from edge.agent import Agent
-        from edge.clock import SYSTEM_CLOCK
+        from edge.clock import system_clock
         from edge.config import load_config
 
         self.config = load_config(config_path)
-        probes = build_probes(self.config, SYSTEM_CLOCK, pin_factory) if with_probes else []
-        self.agent = Agent(self.config, probes, pin_factory=pin_factory)
+        clock = clock or system_clock()
+        probes = build_probes(self.config, clock, pin_factory) if with_probes else []
+        self.agent = Agent(self.config, probes, clock, pin_factory=pin_factory)
         self.stop_event = threading.Event()
         self.thread = threading.Thread(target=self.agent.run, args=(self.stop_event,), daemon=True)
         self.thread.start()
@@ -290,7 +293,7 @@ path = "spool.sqlite"
     return path
 
 
-def prefill_spool(path: Path, crate: str, count: int, ts0: int = 1_764_086_400_000) -> None:
+def prefill_spool(path: Path, crate: str, count: int, ts0: int = 1_795_000_000_000) -> None:
     """Put ``count`` telemetry messages (seq 0..count-1) in a spool in one transaction (a long offline spell)."""
     import sqlite3
 

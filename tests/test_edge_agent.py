@@ -116,10 +116,10 @@ def test_board_clock_stamps_readings(tmp_path: Path, mosquitto: Mosquitto, crate
     agent = AgentProcess(config)
     try:
         agent.wait_log("opened")
-        board.tick({"probe1": -170.0, "probe2": -171.0}, board_ms=1_764_086_400_123)
-        board.tick({"probe1": -170.0, "probe2": -171.0}, board_ms=1_764_086_401_123)
+        board.tick({"probe1": -170.0, "probe2": -171.0}, board_ms=1_795_000_000_123)
+        board.tick({"probe1": -170.0, "probe2": -171.0}, board_ms=1_795_000_001_123)
         got = wait_until(lambda: len(listener.telemetry()) >= 2 and listener.telemetry(), 10, "2 messages")
-        assert [m["ts"] for m in got] == [1_764_086_400_123, 1_764_086_401_123]
+        assert [m["ts"] for m in got] == [1_795_000_000_123, 1_795_000_001_123]
     finally:
         agent.stop()
         listener.close()

@@ -12,7 +12,7 @@ from cli.services import Mosquitto
 
 pytestmark = pytest.mark.integration
 
-TS = 1_764_086_400_000
+TS = 1_795_000_000_000
 
 
 def test_rows_leave_the_spool_only_on_storage_ack(tmp_path: Path, mosquitto: Mosquitto, crate_prefix: str) -> None:

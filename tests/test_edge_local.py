@@ -15,7 +15,7 @@ from cli.services import Mosquitto
 
 pytestmark = pytest.mark.integration
 
-TS = 1_764_086_400_000
+TS = 1_795_000_000_000
 ALARM = '[alarm]\nbuzzer_pin = "GPIO17"\nled_pin = "GPIO27"\nlid_pin = "GPIO5"'
 
 
