@@ -57,8 +57,8 @@ class Alarm:
     raised_ts: int  # event time of the reading (or tick) that raised it
     raised_at: int  # arrival time the gateway raised it: escalation counts from here
     profile: str = ""
-    seq: int | None = None
-    value_c: float | None = None
+    seq: int | None = None  # of the reading behind the latest transition (raise or clear)
+    value_c: float | None = None  # ...and its value
     threshold_c: float | None = None
     detail: str = ""
     predicted_ts: int | None = None
@@ -89,7 +89,7 @@ class Alarm:
         return cls(**data)
 
     def to_wire(self) -> dict[str, Any]:
-        """The retained alarm payload: issue 2's fields (``ts`` and ``seq`` of the raising reading) and more."""
+        """The retained alarm payload: ``ts``, ``seq`` and ``value_c`` of the transition's reading, and more."""
         body = {"v": WIRE_VERSION, "id": self.alarm_id, **asdict(self)}
         body["ts"] = self.ended_ts if self.state == CLEARED and self.ended_ts is not None else self.raised_ts
         del body["raised_at"]
@@ -166,7 +166,7 @@ class AlarmBook:
             return [AlarmEvent(ACTIVE, alarm)]
         if current is None or current.alarm_id != alarm_id or current.state == CLEARED:
             return []  # nothing open under this identity (a replay of a clear already applied)
-        cleared = replace(current, state=CLEARED, ended_ts=t.ts)
+        cleared = replace(current, state=CLEARED, ended_ts=t.ts, seq=t.seq, value_c=t.value_c)
         if self._held.pop(key, None) is not None:
             # began and ended before anyone could have known: say so, with the true times, page nobody
             late = replace(cleared, late=True)

@@ -44,6 +44,8 @@ def test_active_acknowledged_cleared() -> None:
     )
     (cleared,) = book.apply("C-1", _t("cleared", 9000, 1000), arrival_ms=9100)
     assert (cleared.change, cleared.alarm.ended_ts, cleared.alarm.acknowledged_by) == ("cleared", 9000, "Ana Ruiz")
+    wire = cleared.alarm.to_wire()
+    assert (wire["state"], wire["ts"], wire["started_ts"], wire["raised_ts"]) == ("cleared", 9000, 1000, 1000)
     assert cleared.idempotency_key == "C-1/critical_high/probe1/1000/cleared"
 
 

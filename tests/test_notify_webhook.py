@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import hmac
 import json
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 from notify_helpers import Receiver, alarm_events, start_receiver, wait_for
@@ -99,3 +102,59 @@ def test_permanent_refusal_is_kept_as_failed_not_retried(tmp_path: Path) -> None
         dispatcher.stop()
         server.shutdown()
     assert [status for _, _, status in receiver.requests] == [400, 200]
+
+
+def test_outbox_survives_sigkill_of_the_gateway(tmp_path: Path) -> None:
+    """Notifications queued by a process SIGKILLed before it could deliver any are delivered once by the next."""
+    code = (
+        "import sys, time\n"
+        "from pathlib import Path\n"
+        "from gateway.notify import Outbox\n"
+        "outbox = Outbox(Path(sys.argv[1]))\n"
+        "for i in range(3):\n"
+        "    outbox.add(f'C-1/r/p/{i}/active', {'n': i}, 1)\n"
+        "print('queued', flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-c", code, str(tmp_path / "ops.sqlite")], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert child.stdout is not None
+        assert child.stdout.readline().strip() == "queued"
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=10)
+    receiver = Receiver()
+    server = start_receiver(receiver)
+    dispatcher = _dispatcher(tmp_path, server.server_address[1]).start()
+    try:
+        assert wait_for(lambda: dispatcher.outbox.counts() == {"pending": 0, "delivered": 3, "failed": 0})
+    finally:
+        dispatcher.stop()
+        server.shutdown()
+    assert [json.loads(body)["n"] for _, body, _ in receiver.accepted()] == [0, 1, 2]
+
+
+def test_a_channel_bug_is_retried_not_fatal(tmp_path: Path) -> None:
+    """An unexpected exception in a channel is logged and retried; the dispatcher thread keeps delivering."""
+
+    class Flaky:
+        name = "flaky"
+
+        def __init__(self) -> None:
+            self.calls = 0
+
+        def send(self, key: str, body: dict[str, object]) -> None:
+            self.calls += 1
+            if self.calls == 1:
+                raise KeyError("bug")
+
+    channel = Flaky()
+    dispatcher = Dispatcher(channel, Outbox(tmp_path / "f.sqlite"), retry_min_s=0.02, retry_max_s=0.05).start()
+    try:
+        dispatcher.notify("k", {})
+        assert wait_for(lambda: dispatcher.outbox.counts()["delivered"] == 1)
+    finally:
+        dispatcher.stop()
+    assert (channel.calls, dispatcher.failures) == (2, 1)

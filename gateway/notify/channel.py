@@ -54,13 +54,18 @@ class Dispatcher:
         outbox: Outbox,
         retry_min_s: float = 1.0,
         retry_max_s: float = 300.0,
+        *,
         clock: Callable[[], float] = time.time,
+        keep_delivered_days: float = 30.0,
     ) -> None:
         self.channel = channel
         self.outbox = outbox
         self.retry_min_s = retry_min_s
         self.retry_max_s = retry_max_s
         self.clock = clock
+        # a replay after a restart comes within minutes; a month of delivered keys is plenty to recognise it
+        self.keep_delivered_ms = round(keep_delivered_days * 86_400_000)
+        self._pruned_at = 0
         self.failures = 0  # delivery attempts that failed, retried or not
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -89,10 +94,24 @@ class Dispatcher:
 
     def _run(self) -> None:
         while not self._stop.is_set():
+            now = self._now_ms()
+            if now - self._pruned_at > 3_600_000:
+                self.outbox.prune(now - self.keep_delivered_ms)
+                self._pruned_at = now
             wait = self.deliver_next()
             if wait > 0:
                 self._wake.wait(wait)
                 self._wake.clear()
+
+    def _send(self, key: str, body: dict[str, Any]) -> None:
+        try:
+            self.channel.send(key, body)
+        except DeliveryError:
+            raise
+        except Exception as exc:
+            # a bug in a channel must not kill delivery of everything behind it: log it, retry later
+            log.exception("%s: unexpected error sending %s", self.channel.name, key)
+            raise DeliveryError(f"unexpected error: {exc!r}") from exc
 
     def deliver_next(self) -> float:
         """Try the oldest pending notification if it is due; return how long to wait before calling again."""
@@ -103,7 +122,7 @@ class Dispatcher:
         if item.next_ms > now:
             return (item.next_ms - now) / 1000
         try:
-            self.channel.send(item.key, item.body)
+            self._send(item.key, item.body)
         except DeliveryError as exc:
             self.failures += 1
             if not exc.retryable:
