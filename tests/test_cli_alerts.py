@@ -228,3 +228,35 @@ def test_follow_streams_each_transition_within_a_second(
     finally:
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=10) == 0
+
+
+@pytest.mark.fault
+def test_follow_survives_a_broker_restart(make_mosquitto: Callable[..., Mosquitto], crate_prefix: str) -> None:
+    """--follow says the connection was lost, reconnects by itself and prints the next transition."""
+    broker = make_mosquitto()
+    crate = f"{crate_prefix}-R"
+
+    def send(topic: str, payload: bytes) -> None:
+        publish.single(topic, payload, qos=1, retain=True, hostname=broker.host, port=broker.port)
+
+    send(*_alarm(crate, "warning_high", "warning", "active", started_ago_s=100))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cli.main", "alerts", "--follow", "--json", *_broker_args(broker)],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        lines = _lines(process)
+        assert json.loads(_next_line_with(lines, crate))["rule"] == "warning_high"
+        broker.stop()
+        broker.start()
+        send(*_alarm(crate, "critical_high", "critical", "active", started_ago_s=5))
+        assert json.loads(_next_line_with(lines, "critical_high", timeout=10))["state"] == "active"
+    finally:
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=10)
+    assert process.returncode == 0
+    assert "lost, reconnecting" in err
+    assert "reconnected" in err
