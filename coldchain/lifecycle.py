@@ -98,10 +98,15 @@ class Alarm:
 
 @dataclass(frozen=True, slots=True)
 class AlarmEvent:
-    """Something people must hear of: ``change`` is active, acknowledged, cleared or escalated."""
+    """Something people must hear of: ``change`` is active, acknowledged, cleared or escalated.
+
+    ``ts`` is when the change happened: the reading's event time for active and
+    cleared, the person's for acknowledged, the gateway's clock for escalated.
+    """
 
     change: str
     alarm: Alarm
+    ts: int
 
     @property
     def idempotency_key(self) -> str:
@@ -163,7 +168,7 @@ class AlarmBook:
             if arrival_ms - t.ts > self.policy.late_after_s * 1000:
                 self._held[key] = arrival_ms
                 return []
-            return [AlarmEvent(ACTIVE, alarm)]
+            return [AlarmEvent(ACTIVE, alarm, t.ts)]
         if current is None or current.alarm_id != alarm_id or current.state == CLEARED:
             return []  # nothing open under this identity (a replay of a clear already applied)
         cleared = replace(current, state=CLEARED, ended_ts=t.ts, seq=t.seq, value_c=t.value_c)
@@ -171,9 +176,9 @@ class AlarmBook:
             # began and ended before anyone could have known: say so, with the true times, page nobody
             late = replace(cleared, late=True)
             self._alarms[key] = late
-            return [AlarmEvent(ACTIVE, replace(late, state=ACTIVE, ended_ts=None)), AlarmEvent(CLEARED, late)]
+            return [AlarmEvent(ACTIVE, replace(current, late=True), current.raised_ts), AlarmEvent(CLEARED, late, t.ts)]
         self._alarms[key] = cleared
-        return [AlarmEvent(CLEARED, cleared)]
+        return [AlarmEvent(CLEARED, cleared, t.ts)]
 
     def caught_up(self, crate: str, ts: int, arrival_ms: int) -> list[AlarmEvent]:
         """A reading of ``crate`` at event time ``ts`` arrived: once live, announce its held alarms."""
@@ -185,7 +190,8 @@ class AlarmBook:
         events = []
         for key in keys:
             del self._held[key]
-            events.append(AlarmEvent(ACTIVE, self._alarms[key]))
+            alarm = self._alarms[key]
+            events.append(AlarmEvent(ACTIVE, alarm, alarm.raised_ts))
         return events
 
     def tick(self, now_ms: int) -> list[AlarmEvent]:
@@ -198,7 +204,7 @@ class AlarmBook:
                 continue
             if now_ms - alarm.raised_at >= after_s * 1000:
                 self._alarms[key] = replace(alarm, escalated=True)
-                events.append(AlarmEvent(ESCALATED, self._alarms[key]))
+                events.append(AlarmEvent(ESCALATED, self._alarms[key], now_ms))
         return events
 
     def acknowledge(self, ack: StaffAck) -> AlarmEvent:
@@ -219,7 +225,7 @@ class AlarmBook:
         self._held.pop(key, None)  # acknowledged by someone who saw it: no later announcement
         acknowledged = replace(alarm, state=ACKNOWLEDGED, acknowledged_by=ack.by, acknowledged_ts=ack.ts, note=ack.note)
         self._alarms[key] = acknowledged
-        return AlarmEvent(ACKNOWLEDGED, acknowledged)
+        return AlarmEvent(ACKNOWLEDGED, acknowledged, ack.ts)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able state; persist it after every change that produced events."""

@@ -36,7 +36,8 @@ def test_active_acknowledged_cleared() -> None:
     book = AlarmBook(POLICY)
     (raised,) = book.apply("C-1", _t("active", 1000, 1000), arrival_ms=1100, profile="cryo")
     assert (raised.change, raised.pages, raised.alarm.alarm_id) == ("active", True, "C-1/critical_high/probe1/1000")
-    (acked,) = [book.acknowledge(_ack(ts=5000))]
+    acked = book.acknowledge(_ack(ts=5000))
+    assert acked.ts == 5000
     assert (acked.alarm.state, acked.alarm.acknowledged_by, acked.alarm.note) == (
         "acknowledged",
         "Ana Ruiz",
@@ -86,7 +87,9 @@ def test_unacknowledged_alarm_escalates_once() -> None:
     book.acknowledge(_ack(rule="other"))
     assert book.tick(599_999) == []
     (escalated,) = book.tick(600_000)
-    assert (escalated.change, escalated.pages, escalated.alarm.rule) == ("escalated", True, "critical_high")
+    assert (escalated.change, escalated.pages, escalated.alarm.rule, escalated.ts) == (
+        "escalated", True, "critical_high", 600_000,
+    )  # fmt: skip
     assert book.tick(10 * 600_000) == []
 
 
@@ -99,6 +102,7 @@ def test_late_backlog_excursion_is_reported_late_and_pages_nobody() -> None:
     assert _changes(events) == [("active", "active", True), ("cleared", "cleared", True)]
     assert [e.pages for e in events] == [False, False]
     assert (events[1].alarm.started_ts, events[1].alarm.ended_ts) == (60_000, 900_000)
+    assert [e.ts for e in events] == [60_000, 900_000]
     assert book.tick(arrival + 10 * 3_600_000) == []  # a late alarm never escalates
 
 

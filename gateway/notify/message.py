@@ -11,11 +11,12 @@ __all__ = ["describe", "notification_body"]
 
 
 def notification_body(event: AlarmEvent) -> dict[str, Any]:
-    """The JSON a channel delivers for ``event``: the change, whether it pages, and the alarm as on MQTT."""
+    """The JSON a channel delivers for ``event``: the change and when, whether it pages, and the alarm as on MQTT."""
     return {
         "v": 1,
         "key": event.idempotency_key,
         "change": event.change,
+        "ts": event.ts,
         "pages": event.pages,
         "alarm": event.alarm.to_wire(),
     }
