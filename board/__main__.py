@@ -20,9 +20,9 @@ from aiohttp import web
 
 from board.app import Board, make_app
 from board.auth import hash_password
-from board.broker import BoardEvent, BrokerLink
+from board.broker import BrokerLink
 from board.config import BoardConfig, load_config
-from board.hub import Hub
+from board.hub import Hub, Inbox
 from board.state import BoardState
 from coldchain.errors import ConfigError
 from coldchain.topics import valid_identifier
@@ -37,12 +37,7 @@ async def serve(config: BoardConfig) -> None:
     """Run the board until SIGINT or SIGTERM."""
     loop = asyncio.get_running_loop()
     hub = Hub(BoardState(config.crates, config.default_profile))
-
-    def deliver(event: BoardEvent) -> None:
-        # called on paho's thread: the hub lives on the event loop
-        loop.call_soon_threadsafe(hub.apply, event)
-
-    link = BrokerLink(config.mqtt, deliver)
+    link = BrokerLink(config.mqtt, Inbox(loop, hub.apply).put)
     board = Board(config, hub, link)
     runner = web.AppRunner(make_app(board), access_log=None, shutdown_timeout=2.0)
     await runner.setup()

@@ -11,12 +11,14 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from board.broker import BoardEvent
 from board.state import BoardState
 
-__all__ = ["Hub", "PageStream"]
+__all__ = ["Hub", "Inbox", "PageStream"]
 
 log = logging.getLogger("coldchain.board.hub")
 
@@ -24,6 +26,29 @@ log = logging.getLogger("coldchain.board.hub")
 def sse(kind: str, data: Any) -> str:
     """One server-sent event."""
     return f"event: {kind}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
+
+
+class Inbox:
+    """Hands events from paho's thread to the event loop in batches.
+
+    One loop wake-up per batch, not per message: a fleet sending thousands of readings a
+    second would otherwise keep the loop busy waking up, and alarms would queue behind it.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, handle: Callable[[BoardEvent], None]) -> None:
+        self._loop = loop
+        self._handle = handle
+        self._pending: deque[BoardEvent] = deque()
+
+    def put(self, event: BoardEvent) -> None:
+        """Queue an event (from any thread); wake the loop only when the queue was empty."""
+        self._pending.append(event)
+        if len(self._pending) == 1:
+            self._loop.call_soon_threadsafe(self._drain)
+
+    def _drain(self) -> None:
+        while self._pending:
+            self._handle(self._pending.popleft())
 
 
 class PageStream:

@@ -54,11 +54,30 @@
     document.getElementById("crate-count").textContent = String(list.length);
   }
 
+  // A new reading redraws only its own card; a change of rank (alarm, offline) re-sorts the grid.
+  const changed = new Set();
   let pending = false;
-  function scheduleDraw() {
+  let resort = false;
+  function update(crate) {
+    const before = crates.get(crate.crate);
+    crates.set(crate.crate, crate);
+    if (!before || rank(before) !== rank(crate)) resort = true;
+    changed.add(crate.crate);
     if (pending) return;
     pending = true;
-    requestAnimationFrame(() => { pending = false; drawCrates(); });
+    requestAnimationFrame(() => {
+      pending = false;
+      if (resort) {
+        drawCrates();
+      } else {
+        for (const id of changed) {
+          const node = document.querySelector(`.crate[data-crate="${CSS.escape(id)}"]`);
+          if (node) node.replaceWith(card(crates.get(id)));
+        }
+      }
+      resort = false;
+      changed.clear();
+    });
   }
 
   Board.start().then((ok) => {
@@ -74,7 +93,7 @@
         drawCrates();
       },
       alarms(list) { Board.drawAlarms(alarms, list); },
-      crate(c) { crates.set(c.crate, c); scheduleDraw(); },
+      crate(c) { update(c); },
     });
   });
 })();
