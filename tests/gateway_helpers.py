@@ -195,3 +195,50 @@ def count(influx: InfluxDB, database: str, crate: str, field: str = "seq") -> in
     """How many temperature points ``crate`` has in ``database``."""
     rows = influx.rows(f"SELECT COUNT({field}) FROM temperature WHERE crate = '{crate}'", database)
     return int(rows[0]["count"]) if rows else 0  # type: ignore[call-overload]
+
+
+class Feeder:
+    """Publishes telemetry of one crate for the given seqs in a thread, riding out broker restarts."""
+
+    def __init__(self, broker: Mosquitto, crate: str, seqs: Iterable[int], interval_s: float = 0.002) -> None:
+        self.crate = crate
+        self.sent: list[int] = []
+        self._mids: list[int] = []
+        self._acked: set[int] = set()
+        self._client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"feeder-{crate}")
+        self._client.on_publish = lambda client, userdata, mid, reason, props: self._acked.add(mid)
+        self._client.reconnect_delay_set(1, 1)
+        self._client.max_queued_messages_set(0)
+        self._client.connect(broker.host, broker.port)
+        self._client.loop_start()
+        self._thread = threading.Thread(target=self._run, args=(list(seqs), interval_s), daemon=True)
+        self._thread.start()
+
+    def _run(self, seqs: list[int], interval_s: float) -> None:
+        topic = f"coldchain/v1/crates/{self.crate}/telemetry"
+        for seq in seqs:
+            # while the broker is down paho queues the message and sends it after reconnecting
+            self._mids.append(self._client.publish(topic, telemetry(self.crate, seq), qos=1).mid)
+            self.sent.append(seq)
+            time.sleep(interval_s)
+
+    def wait(self, timeout: float = 20.0) -> list[int]:
+        """Wait until every message was published and PUBACKed by the broker; the seqs sent."""
+        self._thread.join(timeout)
+        wait_until(lambda: self._acked.issuperset(self._mids), timeout, "PUBACKs of every message")
+        self._client.disconnect()
+        self._client.loop_stop()
+        return self.sent
+
+
+def seqs_stored(influx: InfluxDB, database: str, crate: str) -> list[int]:
+    """The seq of every temperature point of ``crate``, in time order."""
+    rows = influx.rows(f"SELECT seq FROM temperature WHERE crate = '{crate}'", database)
+    return [int(r["seq"]) for r in rows]  # type: ignore[call-overload]
+
+
+def gaps_stored(influx: InfluxDB, database: str, crate: str) -> list[tuple[int, int, int, str]]:
+    """(first_missing, last_missing, missing, state) of every gap point of ``crate``."""
+    query = f"SELECT first_missing, last_missing, missing, state FROM gap WHERE crate = '{crate}'"
+    rows = influx.rows(query, database)
+    return [(r["first_missing"], r["last_missing"], r["missing"], r["state"]) for r in rows]  # type: ignore[misc]
