@@ -174,7 +174,8 @@ def _crates(crates: list[str]) -> str:
 
 def _optional(row: Mapping[str, Any], key: str, kind: type) -> Any:
     value = row.get(key)
-    return kind(value) if value is not None else None
+    # Flux answers an absent field of a pivoted row with an empty string: the same as missing
+    return None if value is None or value == "" else kind(value)
 
 
 def alarm_row(row: Mapping[str, Any], ts_ms: int) -> AlarmRow:

@@ -12,10 +12,11 @@ import time
 from pathlib import Path
 
 import pytest
-from cli_helpers import alarm_line, gap_line, temperature_line, write_lines
+from cli_helpers import alarm_line, gap_line, recording_v2_standin, temperature_line, write_lines
 
 from cli.report import main
 from cli.services import InfluxDB
+from cli.window import iso
 
 pytestmark = pytest.mark.integration
 
@@ -217,3 +218,63 @@ def test_hash_recipe_in_the_docs_recomputes_the_report_hash(
     recipe = docs.split("```python\n")[1].split("```")[0]
     printed = subprocess.run([sys.executable, "-c", recipe], cwd=tmp_path, capture_output=True, text=True, check=True)
     assert printed.stdout.strip() == json.loads((tmp_path / "data.json").read_text())["sha256"]
+
+
+def _annotated(columns: list[tuple[str, str]], rows: list[list[str]]) -> str:
+    """An annotated-CSV answer as a v2 server sends it."""
+    head = [
+        "#datatype,string,long," + ",".join(kind for _, kind in columns),
+        "#group,false,false," + ",".join("false" for _ in columns),
+        "#default,_result,," + ",".join("" for _ in columns),
+        ",result,table," + ",".join(name for name, _ in columns),
+    ]
+    return "\n".join(head + [",,0," + ",".join(row) for row in rows]) + "\n\n"
+
+
+def test_v2_report_through_recording_standin(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Against the recording v2 stand-in (no v2 server on Debian), the report's Flux queries
+    (shipment, extent, readings, alarms, gaps) are sent to the bucket and their answers judged."""
+    t = [iso(BASE_MS + i * STEP_MS) for i in range(4)]
+    time_col = [("_time", "dateTime:RFC3339")]
+    answers = [
+        "",  # no readings carry shipment C-V2: it is a crate
+        _annotated(time_col, [[t[0]]]),
+        _annotated(time_col, [[t[3]]]),
+        _annotated(
+            [*time_col, ("crate", "string"), ("profile", "string"), ("sensor", "string"), ("value_c", "double"),
+             ("seq", "long")],
+            [[t[i], "C-V2", "cryo", "probe1", v, str(i)] for i, v in enumerate(["-165", "-148", "-165", "-165"])],
+        ),
+        _annotated(
+            [*time_col, ("crate", "string"), ("rule", "string"), ("sensor", "string"), ("severity", "string"),
+             ("state", "string"), ("value_c", "double"), ("threshold_c", "double"), ("seq", "long"), ("id", "string"),
+             ("by", "string"), ("note", "string")],
+            [[t[1], "C-V2", "critical_high", "probe1", "critical", "active", "-148.0", "-150.0", "1", "C-V2/x", "", ""],
+             [t[2], "C-V2", "critical_high", "probe1", "critical", "acknowledged", "-148.0", "-150.0", "1", "C-V2/x",
+              "bob", "moved to a fresh shipper"]],
+        ),
+        _annotated(
+            [*time_col, ("crate", "string"), ("first_missing", "long"), ("last_missing", "long"), ("missing", "long"),
+             ("state", "string")],
+            [[t[2], "C-V2", "7", "9", "0", "closed"]],
+        ),
+    ]  # fmt: skip
+    token = tmp_path / "token"
+    token.write_text("tok\n")
+    with recording_v2_standin(answers) as standin:
+        argv = ["C-V2", "--format", "json", "--api", "v2", "--influx-url", standin.url, "--org", "qa"]
+        assert main([*argv, "--bucket", "cold", "--token-file", str(token)]) == 0
+    fluxes = [json.loads(r["body"])["query"] for r in standin.requests]
+    assert len(fluxes) == 6
+    assert all('from(bucket: "cold")' in flux for flux in fluxes)
+    assert 'r.shipment == "C-V2"' in fluxes[0]
+    assert 'r._measurement == "alarm"' in fluxes[4]
+    assert 'r._measurement == "gap"' in fluxes[5]
+    report = json.loads(capsys.readouterr().out)
+    assert report["verdict"] == "excursion: review required"
+    assert [(a["state"], a["by"], a["alarm_id"]) for a in report["alarms"]] == [
+        ("active", None, "C-V2/x"),
+        ("acknowledged", "bob", "C-V2/x"),
+    ]
+    assert report["gaps"][0]["state"] == "closed"
+    assert report["gaps"][0]["missing"] == 0
