@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
+import threading
 import tomllib
 from pathlib import Path
 
@@ -11,10 +13,12 @@ import pytest
 from board_helpers import PASSWORD, PASSWORD_HASH, REPO, alarm_payload
 
 from board.auth import LoginBrake, SessionSigner, hash_password, parse_password_hash, verify_password
+from board.broker import BoardEvent
 from board.chart import Bucket, chart_data, excursions
 from board.config import load_config
+from board.hub import Hub, Inbox
 from board.influx import bucket_ms_for
-from board.messages import decode_alarm, decode_status
+from board.messages import StatusView, decode_alarm, decode_status
 from board.state import BoardState
 from coldchain.errors import ConfigError, WireFormatError
 from coldchain.profiles import parse_profiles
@@ -274,3 +278,41 @@ def test_hash_password_command_refuses_a_short_password() -> None:
     )
     assert result.returncode == 2
     assert "at least 10 characters" in result.stderr
+
+
+def test_inbox_hands_events_from_another_thread_to_the_loop_in_order() -> None:
+    """Events put from paho's thread are all handled on the event loop, in the order they came."""
+    handled: list[int] = []
+
+    async def run() -> None:
+        loop = asyncio.get_running_loop()
+        inbox = Inbox(loop, lambda event: handled.append(event.status.ts if event.status else -1))
+        events = [BoardEvent("status", status=StatusView("C-1", "online", ts)) for ts in range(2000)]
+        sender = threading.Thread(target=lambda: [inbox.put(e) for e in events])
+        sender.start()
+        await asyncio.to_thread(sender.join)
+        for _ in range(100):
+            if len(handled) == 2000:
+                break
+            await asyncio.sleep(0.01)
+
+    asyncio.run(run())
+    assert handled == list(range(2000))
+
+
+def test_page_that_falls_behind_is_disconnected_not_silently_skipped() -> None:
+    """When a page's queue is full it gets a close marker and leaves the hub; other pages keep everything."""
+
+    async def run() -> tuple[list[str | None], int, int]:
+        hub = Hub(BoardState({}, "cryo"), page_queue=5)
+        slow, fast = hub.open_page(), hub.open_page()
+        for ts in range(10):
+            hub.apply(BoardEvent("status", status=StatusView("C-1", "online", ts)))
+            while not fast.queue.empty():
+                fast.queue.get_nowait()
+        left = [slow.queue.get_nowait() for _ in range(slow.queue.qsize())]
+        return left, len(hub.pages), hub.dropped_pages
+
+    left, pages, dropped = asyncio.run(run())
+    assert left == [None]
+    assert (pages, dropped) == (1, 1)
