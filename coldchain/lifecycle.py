@@ -18,6 +18,8 @@ from typing import Any, Final
 from coldchain.alarm_rules import AlarmTransition
 from coldchain.errors import ColdchainError
 from coldchain.excursions import ACTIVE, CLEARED
+from coldchain.profiles import SEVERITIES
+from coldchain.settings import Table
 from coldchain.wire import WIRE_VERSION, StaffAck
 
 __all__ = [
@@ -28,6 +30,7 @@ __all__ = [
     "AlarmBook",
     "AlarmEvent",
     "LifecyclePolicy",
+    "parse_lifecycle_policy",
 ]
 
 ACKNOWLEDGED: Final = "acknowledged"
@@ -128,6 +131,23 @@ class LifecyclePolicy:
     escalate_after_s: Mapping[str, float] = field(default_factory=lambda: {"critical": 900.0, "warning": 3600.0})
     late_after_s: float = 300.0
     hold_s: float = 60.0
+
+
+def parse_lifecycle_policy(table: Table) -> LifecyclePolicy:
+    """The ``[alarms]`` table of the gateway's config: ``escalate_after_s`` (a table of severity = seconds;
+    a severity left out never escalates), ``late_after_s`` and ``hold_s``."""
+    escalate = table.table("escalate_after_s")
+    after = {}
+    for severity in list(escalate.keys()):
+        if severity not in SEVERITIES:
+            raise escalate.error(severity, f"is not a severity ({', '.join(SEVERITIES)})")
+        after[severity] = escalate.number(severity, minimum=1.0)
+    defaults = LifecyclePolicy()
+    return LifecyclePolicy(
+        escalate_after_s=after if "escalate_after_s" in table else defaults.escalate_after_s,
+        late_after_s=table.number("late_after_s", defaults.late_after_s, minimum=1.0),
+        hold_s=table.number("hold_s", defaults.hold_s, minimum=0.0),
+    )
 
 
 class AlarmBook:

@@ -8,10 +8,11 @@ import pytest
 from alarm_helpers import MIN, telemetry
 
 from coldchain.alarm_rules import AlarmTransition
-from coldchain.errors import WireFormatError
-from coldchain.lifecycle import AckRejectedError, AlarmBook, LifecyclePolicy
+from coldchain.errors import ConfigError, WireFormatError
+from coldchain.lifecycle import AckRejectedError, AlarmBook, LifecyclePolicy, parse_lifecycle_policy
 from coldchain.monitor import CrateMonitor
 from coldchain.profiles import Profile, ThresholdRule
+from coldchain.settings import Table
 from coldchain.topics import acks_from_topic, staff_ack_topic
 from coldchain.wire import AlarmMessage, StaffAck, decode_staff_ack, encode
 
@@ -192,3 +193,26 @@ def test_bad_staff_ack_is_rejected(body: dict[str, object], topic: tuple[str, st
     with pytest.raises(WireFormatError) as caught:
         decode_staff_ack(json.dumps(good | body).encode(), topic)
     assert caught.value.reason == reason
+
+
+def test_lifecycle_policy_from_config() -> None:
+    """[alarms] sets escalation per severity, the backlog threshold and the hold; omitted keys keep defaults."""
+    root = Table({"alarms": {"escalate_after_s": {"critical": 300}, "late_after_s": 120}}, "gateway.toml")
+    policy = parse_lifecycle_policy(root.table("alarms"))
+    root.finish()
+    assert (dict(policy.escalate_after_s), policy.late_after_s, policy.hold_s) == ({"critical": 300.0}, 120.0, 60.0)
+    assert parse_lifecycle_policy(Table({}, "g.toml")) == LifecyclePolicy()
+
+
+@pytest.mark.parametrize(
+    ("alarms", "message"),
+    [
+        ({"escalate_after_s": {"urgent": 60}}, "gateway.toml: alarms.escalate_after_s.urgent: is not a severity"),
+        ({"escalate_after_s": {"critical": 0}}, "gateway.toml: alarms.escalate_after_s.critical: 0 is below"),
+        ({"late_after_s": "5m"}, "gateway.toml: alarms.late_after_s: must be a number"),
+    ],
+)
+def test_bad_lifecycle_policy_names_file_and_key(alarms: dict[str, object], message: str) -> None:
+    """A bad [alarms] value raises a ConfigError naming the file and the key."""
+    with pytest.raises(ConfigError, match=message):
+        parse_lifecycle_policy(Table({"alarms": alarms}, "gateway.toml").table("alarms"))
