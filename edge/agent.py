@@ -25,12 +25,11 @@ from edge.indicators import Indicators
 from edge.mqtt_link import MqttLink
 from edge.spool import Dropped, Spool, Stamp
 from edge.watch import LocalWatch
+from edge.watchdog import Watchdog
 
 __all__ = ["Agent", "Probe"]
 
 log = logging.getLogger(__name__)
-
-REFUSED_RETRY_S = 5.0
 
 
 class Probe(Protocol):
@@ -72,6 +71,7 @@ class Agent:
         self.published = 0
         self.refused = 0
         self._held = len(self.spool.held_rows())  # samples taken while the wall clock was unset
+        self.watchdog = Watchdog()
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -85,8 +85,11 @@ class Agent:
             thread.start()
         self.link.start()
         log.info("agent for crate %s started; %d message(s) spooled", self.crate, len(self.spool))
+        self.watchdog.ready()
         while not stop.is_set():
             self.step(timeout=0.1)
+            self.watchdog.ping(self.clock.mono_ms())
+        self.watchdog.stopping()
         for thread in threads:
             thread.join(1.0)
         self._drain_inbox()
@@ -246,7 +249,7 @@ class Agent:
         if event.reason_code >= 0x80:
             self.refused += 1
             log.error("broker refused publish (%s, mid %d, %s %d); will retry", event.reason, event.mid, kind, key)
-            self._retry_at = self.clock.mono_ms() + int(REFUSED_RETRY_S * 1000)
+            self._retry_at = self.clock.mono_ms() + int(self.config.mqtt.refused_retry_s * 1000)
             if kind == "t":
                 self._sent_through = min(self._sent_through, key - 1)
             elif kind == "e":

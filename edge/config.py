@@ -55,6 +55,7 @@ class MqttConfig:
     reconnect_min_s: float = 0.5
     reconnect_max_s: float = 60.0
     window: int = 200  # messages handed to paho but not yet PUBACKed
+    refused_retry_s: float = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +156,7 @@ def _mqtt(table: Table, crate: str, base: Path) -> MqttConfig:
         reconnect_min_s=table.number("reconnect_min_s", 0.5, minimum=0.01),
         reconnect_max_s=table.number("reconnect_max_s", 60.0, minimum=0.01),
         window=table.integer("window", 200, minimum=1, maximum=10_000),
+        refused_retry_s=table.number("refused_retry_s", 5.0, minimum=0.01),
     )
     if config.reconnect_max_s < config.reconnect_min_s:
         raise table.error("reconnect_max_s", "must not be below reconnect_min_s")

@@ -178,7 +178,7 @@ tick_timeout_s = 0.2
 class AgentProcess:
     """``python -m edge --config FILE`` as a child process, its log in the config's directory."""
 
-    def __init__(self, config: Path) -> None:
+    def __init__(self, config: Path, env: dict[str, str] | None = None) -> None:
         self.log = config.parent / "agent.log"
         self._offset = self.log.stat().st_size if self.log.exists() else 0  # restarts append to the same log
         with self.log.open("ab") as sink:
@@ -187,6 +187,7 @@ class AgentProcess:
                 stdout=sink,
                 stderr=subprocess.STDOUT,
                 cwd=ROOT,
+                env={**os.environ, **(env or {})},
             )
 
     def text(self) -> str:
