@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import ssl
+import subprocess
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 from coldchain.alarm_rules import AlarmTransition
 from coldchain.lifecycle import AlarmBook, AlarmEvent
@@ -27,7 +30,20 @@ class Receiver:
             return [r for r in self.requests if r[2] == 200]
 
 
-def start_receiver(receiver: Receiver, port: int = 0) -> ThreadingHTTPServer:
+def self_signed(directory: Path) -> tuple[Path, Path, ssl.SSLContext]:
+    """A certificate for 127.0.0.1 (openssl), its key, and a server context using them."""
+    cert, key = directory / "server.crt", directory / "server.key"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    return cert, key, context
+
+
+def start_receiver(receiver: Receiver, port: int = 0, tls: ssl.SSLContext | None = None) -> ThreadingHTTPServer:
     """An http.server on 127.0.0.1 that answers ``fail_status`` to the first ``fail_first`` POSTs, then 200."""
 
     class Handler(BaseHTTPRequestHandler):
@@ -44,6 +60,8 @@ def start_receiver(receiver: Receiver, port: int = 0) -> ThreadingHTTPServer:
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
     threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     return server
 

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import email
 import email.policy
-import ssl
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
-from notify_helpers import alarm_events, wait_for
+from notify_helpers import alarm_events, self_signed, wait_for
 
 from cli.services import free_port
 from coldchain.alarm_rules import AlarmTransition
@@ -104,14 +102,7 @@ def test_late_alarm_email_says_it_is_history() -> None:
 
 def test_starttls_relay_gets_the_mail_encrypted(tmp_path: Path) -> None:
     """With starttls on, the channel upgrades the session, verifies the relay's certificate, and delivers."""
-    cert, key = tmp_path / "relay.crt", tmp_path / "relay.key"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
-         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True,
-    )  # fmt: skip
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(cert, key)
+    cert, _, context = self_signed(tmp_path)
     inbox = Inbox()
     controller = Controller(inbox, hostname="127.0.0.1", port=free_port(), tls_context=context, require_starttls=True)
     controller.start()

@@ -9,10 +9,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from notify_helpers import Receiver, alarm_events, start_receiver, wait_for
+import pytest
+from notify_helpers import Receiver, alarm_events, self_signed, start_receiver, wait_for
 
 from cli.services import free_port
-from gateway.notify import Dispatcher, Outbox, WebhookChannel, WebhookConfig, notification_body
+from gateway.notify import DeliveryError, Dispatcher, Outbox, WebhookChannel, WebhookConfig, notification_body
 from gateway.notify.channel import backoff_s
 from gateway.notify.webhook import sign
 
@@ -158,3 +159,20 @@ def test_a_channel_bug_is_retried_not_fatal(tmp_path: Path) -> None:
     finally:
         dispatcher.stop()
     assert (channel.calls, dispatcher.failures) == (2, 1)
+
+
+def test_https_receiver_with_its_own_ca(tmp_path: Path) -> None:
+    """An https:// receiver whose certificate is signed by ca_file gets the notification; verification stays on."""
+    cert, _, context = self_signed(tmp_path)
+    receiver = Receiver()
+    server = start_receiver(receiver, tls=context)
+    url = f"https://127.0.0.1:{server.server_address[1]}/hook"
+    trusted = WebhookChannel(WebhookConfig("ops", url, SECRET, timeout_s=2.0, ca_file=cert))
+    untrusted = WebhookChannel(WebhookConfig("ops", url, SECRET, timeout_s=2.0))
+    try:
+        trusted.send("k/active", {"n": 1})
+        with pytest.raises(DeliveryError, match="CERTIFICATE_VERIFY_FAILED"):
+            untrusted.send("k/active", {"n": 1})
+    finally:
+        server.shutdown()
+    assert len(receiver.accepted()) == 1

@@ -94,7 +94,10 @@ def _webhook(table: Table, base: Path) -> ChannelConfig:
     if secret is None:
         raise table.error("secret_file", "is required: receivers verify X-Coldchain-Signature with it")
     timeout_s = table.number("timeout_s", 5.0, minimum=0.1, maximum=120.0)
-    config = WebhookConfig(str(common["name"]), url, secret.encode(), timeout_s)
+    ca_file = _path(table, "ca_file", base)
+    if ca_file is not None and not ca_file.is_file():
+        raise table.error("ca_file", f"file {ca_file} does not exist")
+    config = WebhookConfig(str(common["name"]), url, secret.encode(), timeout_s, ca_file)
     return ChannelConfig(**common, webhook=config)  # type: ignore[arg-type]
 
 
