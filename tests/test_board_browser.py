@@ -20,6 +20,7 @@ from board_helpers import (
     write_config,
     write_points,
 )
+from gateway_helpers import GatewayProcess, gateway_config, telemetry
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from cli.services import InfluxDB, Mosquitto
@@ -209,3 +210,31 @@ def test_crate_card_follows_telemetry_and_goes_offline_live(page: Page, mosquitt
         publish(client, f"coldchain/v1/crates/{crate}/status", json.dumps(status).encode())
         expect(card.locator(".state-badge")).to_have_text("OFFLINE", timeout=2000)
         publish(client, f"coldchain/v1/crates/{crate}/status", b"")
+
+
+def test_excursion_raised_by_the_real_gateway_appears_within_two_seconds(
+    page: Page, mosquitto: Mosquitto, influxdb: InfluxDB, tmp_path: Path
+) -> None:
+    """A reading above the cryo limit goes through the gateway, and its alarm is on the open board in under 2 s."""
+    crate = f"{CRATE}-g"
+    database = f"boardgw{os.getpid()}"
+    gateway = GatewayProcess(
+        gateway_config(tmp_path, mosquitto, influxdb, database, client_id=f"gw-{crate}"), tmp_path / "gateway.log"
+    )
+    try:
+        now = int(time.time() * 1000)
+        with mqtt_client(mosquitto.port) as (client, _):
+            publish(client, f"coldchain/v1/crates/{crate}/telemetry", telemetry(crate, 1, -170.0, ts=now), False)
+            started = time.monotonic()
+            publish(client, f"coldchain/v1/crates/{crate}/telemetry", telemetry(crate, 2, -145.0, ts=now + 1000), False)
+            row = page.locator(f'.alarm[data-alarm="{crate}/critical_high/probe1"]')
+            row.wait_for(state="visible", timeout=2000)
+            elapsed = time.monotonic() - started
+        expect(row.locator(".value")).to_have_text("-145.0 °C")
+        expect(page.locator(f'.crate[data-crate="{crate}"] .temp')).to_have_text("-145.0 °C")
+    finally:
+        gateway.stop()
+        with mqtt_client(mosquitto.port) as (client, _):  # leave the shared broker as we found it
+            for rule in ("critical_high", "warning_high"):
+                publish(client, f"coldchain/v1/alarms/{crate}/{rule}/probe1", b"")
+    assert elapsed < 2.0
