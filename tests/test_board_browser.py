@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,7 +29,8 @@ from coldchain.wire import decode_staff_ack
 
 pytestmark = pytest.mark.integration
 
-CHROMIUM = "/usr/bin/chromium"
+# Debian's package, never a browser Playwright downloads
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -59,6 +61,7 @@ def board(tmp_path_factory: pytest.TempPathFactory, mosquitto: Mosquitto, influx
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     """Debian's Chromium driven by Playwright (no downloaded browser)."""
+    assert Path(CHROMIUM).exists(), "chromium not found: apt-get install chromium chromium-driver"
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         yield launched
