@@ -72,8 +72,23 @@ def load_profiles(path: Path | None) -> tuple[dict[str, Profile], Path]:
     return parse_profiles(Table(data, str(chosen))), chosen
 
 
-def _profile(rows: Sequence[ReadingRow], wanted: str | None, profiles_file: Path | None, err: TextIO) -> Profile | None:
-    profiles, source = load_profiles(profiles_file)
+def profiles_file(args: argparse.Namespace) -> Path | None:
+    """``--profiles``, else the ``[profiles] file`` of the gateway TOML given with ``--config``, else None."""
+    if args.profiles is not None or args.config is None:
+        return args.profiles  # type: ignore[no-any-return]
+    try:
+        data = tomllib.loads(args.config.read_text())
+    except (OSError, tomllib.TOMLDecodeError):
+        return None  # reading the [influxdb] table already reported what is wrong with the file
+    named = Table(data, str(args.config)).table("profiles").text("file", None)
+    if named is None:
+        return None
+    path = Path(named)
+    return path if path.is_absolute() else args.config.parent / path
+
+
+def _profile(rows: Sequence[ReadingRow], wanted: str | None, profiles_path: Path | None, err: TextIO) -> Profile | None:
+    profiles, source = load_profiles(profiles_path)
     stored = Counter(r.profile for r in rows if r.profile)
     name = wanted or (stored.most_common(1)[0][0] if stored else None)
     if name is None:
@@ -109,7 +124,7 @@ def read_record(
 
     rows = fetch_readings(reader, tags, start, end, report)
     progress.done(f"read {len(rows)} readings of {', '.join(crates)} from {reader.settings.where}")
-    profile = _profile(rows, args.profile, args.profiles, err) if rows else None
+    profile = _profile(rows, args.profile, profiles_file(args), err) if rows else None
     rules = profile.rules if profile else ()
     # a shipment may span crates whose probes share names: label them crate/sensor then
     several = len({row.crate for row in rows}) > 1
@@ -184,7 +199,9 @@ def add_record_arguments(parser: argparse.ArgumentParser) -> None:
     """Profile and progress options shared with ``coldchain report``."""
     parser.add_argument("--profile", help="judge against this profile instead of the one stored with the readings")
     parser.add_argument(
-        "--profiles", type=Path, help="profiles file (default: /etc/coldchain/profiles.toml or the shipped one)"
+        "--profiles",
+        type=Path,
+        help="profiles file (default: the one --config names, else /etc/coldchain/profiles.toml, else the shipped one)",
     )
     parser.add_argument(
         "--max-hold",

@@ -30,7 +30,7 @@ from cli.query import Record, add_record_arguments, read_record
 from cli.window import Window, add_window_arguments, iso, window_from_args
 from coldchain.digest import FORMAT_VERSION, data_digest
 from coldchain.errors import ConfigError
-from coldchain.stats import BudgetUse, Verdict, budget_use, verdict
+from coldchain.stats import REVIEW_REQUIRED, BudgetUse, Verdict, budget_use, verdict
 from coldchain.topics import valid_identifier
 
 __all__ = ["Identity", "Report", "build_report", "main"]
@@ -110,6 +110,9 @@ def build_report(
                     series[row.sensor].append((row.ts_ms, row.value_c))
             budgets += budget_use(record.profile, series, record.start_ms, record.end_ms)
     judged = verdict(record.summaries, _critical_alarms(alarms), budgets)
+    if record.profile is None and record.readings:
+        unjudged = "no product profile (stored or --profile): the readings were not judged against limits"
+        judged = Verdict(REVIEW_REQUIRED, (unjudged, *judged.reasons))
     digest = data_digest(
         identity.subject,
         record.start_ms,

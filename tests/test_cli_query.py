@@ -221,3 +221,31 @@ def test_every_influxql_query_in_the_docs_runs_and_finds_the_data(
         if "WHERE" in q and crate not in q:
             q = q.replace("WHERE", f"WHERE \"crate\" = '{crate}' AND", 1)
         assert influxdb.query(q, database), f"no rows for: {q}"
+
+
+def test_shipped_gateway_config_is_read_for_influxdb_and_profiles(
+    influxdb: InfluxDB, database: str, crate: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--config config/gateway.toml (the shipped example) supplies the [influxdb] table and the profiles file."""
+    shipped = Path(__file__).resolve().parent.parent / "config" / "gateway.toml"
+    argv = [crate, "--since", "1h", "--summary", "--config", str(shipped), *_args(influxdb, database)]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "profile cryo: warning_high >-160" in out
+
+
+def test_profiles_file_named_by_the_config_gives_the_limits(
+    influxdb: InfluxDB, database: str, crate: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The [profiles] file of the --config TOML (relative to it) is where the crate's limits come from."""
+    (tmp_path / "site-profiles.toml").write_text(
+        '[cryo]\n[[cryo.rules]]\nname = "critical_high"\nkind = "high"\nthreshold_c = -156.0\nseverity = "critical"\n'
+    )
+    config = tmp_path / "gateway.toml"
+    config.write_text(
+        f'[influxdb]\nurl = "{influxdb.url}"\ndatabase = "{database}"\n[profiles]\nfile = "site-profiles.toml"\n'
+    )
+    assert main([crate, "--since", "1h", "--summary", "--config", str(config)]) == 0
+    out = capsys.readouterr().out
+    assert "profile cryo: critical_high >-156" in out
+    assert _summary_row(out, "probe1")[5] == "3m00s"  # -155 and -148 are both beyond -156
