@@ -28,8 +28,10 @@ class AlarmEngine:
         default_profile: str,
         crate_profiles: Mapping[str, str] | None = None,
         policy: LifecyclePolicy | None = None,
+        shipments: Mapping[str, str] | None = None,
     ) -> None:
-        """``crate_profiles`` (from config) wins over the profile a crate reports, which wins over the default."""
+        """``crate_profiles`` (from config) wins over the profile a crate reports, which wins over the default;
+        ``shipments`` maps a crate to the shipment id its alarms carry."""
         if default_profile not in profiles:
             raise ValueError(f"default profile {default_profile!r} is not one of {sorted(profiles)}")
         unknown = {p for p in (crate_profiles or {}).values() if p not in profiles}
@@ -38,6 +40,7 @@ class AlarmEngine:
         self.profiles = profiles
         self.default_profile = default_profile
         self.crate_profiles = dict(crate_profiles or {})
+        self.shipments = dict(shipments or {})
         self.book = AlarmBook(policy)
         self.monitors: dict[str, CrateMonitor] = {}
         self.unknown_profiles = 0  # telemetry naming a profile we do not have (the default was used)
@@ -60,7 +63,8 @@ class AlarmEngine:
     def _apply(self, monitor: CrateMonitor, transitions: list[Any], arrival_ms: int) -> list[AlarmEvent]:
         events: list[AlarmEvent] = []
         for transition in transitions:
-            events += self.book.apply(monitor.crate, transition, arrival_ms, monitor.profile.name)
+            crate = monitor.crate
+            events += self.book.apply(crate, transition, arrival_ms, monitor.profile.name, self.shipments.get(crate))
         return events
 
     def telemetry(self, message: Telemetry, arrival_ms: int) -> list[AlarmEvent]:

@@ -60,6 +60,7 @@ class Alarm:
     raised_ts: int  # event time of the reading (or tick) that raised it
     raised_at: int  # arrival time the gateway raised it: escalation counts from here
     profile: str = ""
+    shipment: str | None = None  # the shipment the crate is assigned to, if any
     seq: int | None = None  # of the reading behind the latest transition (raise or clear)
     value_c: float | None = None  # ...and its value
     threshold_c: float | None = None
@@ -167,7 +168,9 @@ class AlarmBook:
         """Alarms not cleared (including ones held back while their backlog is replayed)."""
         return [a for a in self._alarms.values() if a.state != CLEARED]
 
-    def apply(self, crate: str, transition: AlarmTransition, arrival_ms: int, profile: str = "") -> list[AlarmEvent]:
+    def apply(
+        self, crate: str, transition: AlarmTransition, arrival_ms: int, profile: str = "", shipment: str | None = None
+    ) -> list[AlarmEvent]:
         """Account for a rule transition of ``crate`` whose data arrived at ``arrival_ms``."""
         t = transition
         key = f"{crate}/{t.rule}/{t.sensor}"
@@ -178,7 +181,7 @@ class AlarmBook:
                 return []  # replayed after a restart: raised already
             alarm = Alarm(
                 crate, t.rule, t.kind, t.severity, t.sensor, ACTIVE, t.started_ts, t.ts, arrival_ms, profile,
-                t.seq, t.value_c, t.threshold_c, t.detail, t.predicted_ts,
+                shipment, t.seq, t.value_c, t.threshold_c, t.detail, t.predicted_ts,
             )  # fmt: skip
             self._alarms[key] = alarm
             recent = self._recent.setdefault(key, [])

@@ -16,7 +16,7 @@ POLICY = LifecyclePolicy(escalate_after_s={"critical": 900}, late_after_s=300, h
 
 
 def _engine() -> AlarmEngine:
-    return AlarmEngine(shipped_profiles(), "cryo", {"C-fridge": "refrigerated"}, POLICY)
+    return AlarmEngine(shipped_profiles(), "cryo", {"C-fridge": "refrigerated"}, POLICY, shipments={"C-1": "SH-7"})
 
 
 def _changes(events: list[AlarmEvent]) -> list[tuple[str, str, bool, bool]]:
@@ -111,6 +111,7 @@ def test_ack_through_the_engine_and_rejection() -> None:
     engine.telemetry(telemetry(0, 0, -140.0), 0)
     ack = StaffAck("C-1", "critical_high", "probe1", "Ana Ruiz", "topping up LN2", 5000)
     event = engine.acknowledge(ack)
+    assert (event.alarm.shipment, event.alarm.to_wire()["shipment"]) == ("SH-7", "SH-7")
     assert (event.change, event.alarm.acknowledged_by, event.alarm.acknowledged_ts) == (
         "acknowledged",
         "Ana Ruiz",

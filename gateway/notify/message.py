@@ -37,7 +37,7 @@ def describe(body: dict[str, Any]) -> tuple[str, str]:
     subject = f"[coldchain] {alarm['severity'].upper()} {change}: {where}{late}"
     lines = [
         f"{change.upper()}{late}",
-        f"Crate: {alarm['crate']}    Profile: {alarm.get('profile') or '-'}",
+        f"Crate: {alarm['crate']}  Profile: {alarm.get('profile') or '-'}  Shipment: {alarm.get('shipment') or '-'}",
         f"Rule: {alarm['rule']} ({alarm['kind']}, {alarm['severity']})    Sensor: {alarm['sensor']}",
         f"Started: {_when(alarm['started_ts'])}    Ended: {_when(alarm.get('ended_ts'))}",
     ]
