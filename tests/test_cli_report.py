@@ -278,3 +278,20 @@ def test_v2_report_through_recording_standin(tmp_path: Path, capsys: pytest.Capt
     ]
     assert report["gaps"][0]["state"] == "closed"
     assert report["gaps"][0]["missing"] == 0
+
+
+def test_readings_without_a_profile_are_not_passed_as_within_profile(
+    influxdb: InfluxDB, database: str, crate_prefix: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Readings stored without a profile (and no --profile) call for review: nothing judged them."""
+    crate = f"{crate_prefix}-N"
+    lines = [
+        f"temperature,crate={crate},sensor=probe1 value_c=-170.0,seq={i}i {BASE_MS + i * STEP_MS}" for i in range(5)
+    ]
+    write_lines(influxdb, database, lines)
+    assert main([crate, "--format", "json", *_args(influxdb, database)]) == 0
+    captured = capsys.readouterr()
+    report = json.loads(captured.out)
+    assert report["verdict"] == "excursion: review required"
+    assert report["reasons"][0].startswith("no product profile")
+    assert "no limits applied" in captured.err
