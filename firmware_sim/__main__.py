@@ -184,7 +184,11 @@ def run(board: Board, link: PtyLink, speed: float, duration_s: float, stop: _Sto
 
 
 def main(argv: list[str], prog: str = "coldchain sim") -> int:
-    """Run the simulator; returns the process exit status."""
+    """Run the simulator (or, with ``fleet`` first, the fleet); returns the process exit status."""
+    if argv[:1] == ["fleet"]:
+        from firmware_sim import fleet  # noqa: PLC0415 -- paho is needed by the fleet only
+
+        return fleet.main(argv[1:], f"{prog} fleet")
     parser = _parser(prog)
     args = parser.parse_args(argv)
     if args.scenario is not None:
