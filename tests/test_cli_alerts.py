@@ -309,3 +309,29 @@ def test_staff_login_over_tls_on_the_shipped_broker_config_via_config_file(
         assert any(line.startswith("critical") and crate in line for line in out.splitlines())
     finally:
         broker.stop()
+
+
+def test_follow_prints_readable_transition_lines(
+    mosquitto: Mosquitto, retain: Callable[..., None], crate_prefix: str
+) -> None:
+    """Without --json, each transition is one line: time, RAISED/ACKED/CLEARED, what, value, limit, who."""
+    crate = f"{crate_prefix}-H"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cli.main", "alerts", "--follow", *_broker_args(mosquitto)],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        lines = _lines(process)
+        _next_line_with(lines, "following alarm transitions")  # the listing is printed: subscribed
+        retain(_alarm(crate, "critical_high", "critical", "active", started_ago_s=5))
+        raised = _next_line_with(lines, crate)
+        retain(_alarm(crate, "critical_high", "critical", "acknowledged", started_ago_s=5, by="carol", note="on it"))
+        acked = _next_line_with(lines, crate)
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=10)
+    assert f"RAISED  critical {crate} critical_high probe1  -148.50 °C (limit -150.00)" in raised
+    assert acked.rstrip().endswith("by carol (on it)")
