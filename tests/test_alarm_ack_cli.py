@@ -9,7 +9,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
+import pytest
 
+from cli.main import main
 from cli.services import Mosquitto, free_port
 from coldchain.topics import acks_from_topic
 from coldchain.wire import decode_staff_ack
@@ -22,6 +24,15 @@ def _ack(*args: str) -> subprocess.CompletedProcess[str]:
         [sys.executable, "-m", "cli.main", "ack", *args, "--timeout", "3"],
         cwd=REPO, capture_output=True, text=True, timeout=20, check=False,
     )  # fmt: skip
+
+
+def _ack_here(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
+    """Run ``coldchain ack`` in this process: (exit status, stderr)."""
+    try:
+        status = main(["ack", *args, "--timeout", "3"])
+    except SystemExit as exc:  # argparse's own usage errors
+        status = int(exc.code or 0)
+    return status, capsys.readouterr().err
 
 
 def _subscriber(broker: Mosquitto, topic: str) -> tuple[mqtt.Client, queue.Queue[mqtt.MQTTMessage]]:
@@ -76,34 +87,38 @@ def test_ack_sensor_defaults_to_crate_and_config_names_the_broker(
     assert message.topic == f"coldchain/v1/acks/{crate}/offline/crate"
 
 
-def test_unreachable_broker_names_the_address() -> None:
+def test_unreachable_broker_names_the_address(capsys: pytest.CaptureFixture[str]) -> None:
     """With nothing listening, ack exits 1 naming host:port and what to check."""
     port = free_port()
-    done = _ack("C-1", "critical_high", "--by", "Ana", "--note", "x", "--host", "127.0.0.1", "--port", str(port))
-    assert done.returncode == 1
-    assert f"cannot reach the broker at 127.0.0.1:{port}" in done.stderr
-    assert "check that the broker runs and listens on" in done.stderr
+    status, err = _ack_here(capsys, "C-1", "critical_high", "--by", "Ana", "--note", "x", "--port", str(port))
+    assert status == 1
+    assert f"cannot reach the broker at 127.0.0.1:{port}" in err
+    assert "check that the broker runs and listens on" in err
 
 
 def test_broker_refusing_the_ack_says_to_check_the_acl(
-    make_mosquitto: Callable[..., Mosquitto], tmp_path: Path
+    make_mosquitto: Callable[..., Mosquitto], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A broker whose ACL forbids writing acks refuses the PUBACK; ack exits 1 and says to check the ACL."""
     acl = tmp_path / "acl"
     acl.write_text("topic read coldchain/v1/alarms/#\n")
     broker = make_mosquitto(extra_conf=f"acl_file {acl}\n")
-    done = _ack("C-1", "critical_high", "--by", "Ana", "--note", "x", "--host", broker.host, "--port", str(broker.port))
-    assert done.returncode == 1
-    assert "refused to take the acknowledgement" in done.stderr
-    assert "ACL lets this login write coldchain/v1/acks/#" in done.stderr
+    args = ("C-1", "critical_high", "--by", "Ana", "--note", "x", "--host", broker.host, "--port", str(broker.port))
+    status, err = _ack_here(capsys, *args)
+    assert status == 1
+    assert "refused to take the acknowledgement" in err
+    assert "ACL lets this login write coldchain/v1/acks/#" in err
 
 
-def test_bad_arguments_are_refused_before_connecting(tmp_path: Path) -> None:
+def test_bad_arguments_are_refused_before_connecting(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A bad crate id, an empty name or a bad config key exits 2 with the problem named."""
-    assert "crate 'C/1' must be" in _ack("C/1", "r", "--by", "Ana", "--note", "x").stderr
-    assert "--by must name you" in _ack("C-1", "r", "--by", " ", "--note", "x").stderr
+    assert _ack_here(capsys, "C/1", "r", "--by", "Ana", "--note", "x")[1].endswith(
+        "crate 'C/1' must be 1-64 of [A-Za-z0-9_.-], starting with a letter or digit\n"
+    )
+    status, err = _ack_here(capsys, "C-1", "r", "--by", " ", "--note", "x")
+    assert (status, "--by must name you" in err) == (2, True)
     config = tmp_path / "bad.toml"
     config.write_text('[mqtt]\nhost = "127.0.0.1"\nprot = 1883\n')
-    done = _ack("C-1", "r", "--by", "Ana", "--note", "x", "--config", str(config))
-    assert done.returncode == 2
-    assert "bad.toml: mqtt.prot: is not a known setting" in done.stderr
+    status, err = _ack_here(capsys, "C-1", "r", "--by", "Ana", "--note", "x", "--config", str(config))
+    assert status == 2
+    assert "bad.toml: mqtt.prot: is not a known setting" in err

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from coldchain.alarm_rules import CumulativeEvaluator
@@ -89,6 +89,7 @@ def test_time_out_of_range(
     assert time_out_of_range_ms(series, 2.0, 8.0, start, end, max_hold_ms=30 * MIN) == expected_min * MIN
 
 
+@settings(max_examples=60, deadline=None)
 @given(
     st.lists(
         st.tuples(st.integers(1, 40 * MIN), st.one_of(st.none(), st.floats(-5.0, 15.0, allow_nan=False))),
