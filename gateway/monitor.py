@@ -37,7 +37,7 @@ class Monitor:
         self.interval_s = interval_s
         self.health_file = health_file
         self.connected = lambda: True
-        self._next = time.monotonic() + interval_s
+        self._next = time.monotonic()  # the first report (and health file) right away
         self._last_readings = 0
         self._last_at = time.monotonic()
 

@@ -11,11 +11,20 @@ generation it arrived on: an acknowledgement for a message of an earlier
 connection is never sent, because the broker redelivers that message (same
 packet id) on the new connection, and a stale PUBACK could acknowledge
 a different message that reuses the id.
+
+Speed (docs/gateway.md, "Throughput"): paho reads each packet with three
+``recv`` calls and one ``select``, and builds a ``Properties`` object per
+message; at tens of thousands of messages a second that is most of a core.
+``_IngestClient`` keeps paho's protocol engine but reads the socket in large
+chunks, parses incoming PUBLISH packets itself (topic, packet id, payload), and
+sends a batch's PUBACKs as one write. The network loop is ours, so it can
+drain what is buffered without waiting for the socket to become readable.
 """
 
 from __future__ import annotations
 
 import logging
+import random
 import socket
 import threading
 from collections.abc import Callable, Iterable
@@ -35,6 +44,68 @@ log = logging.getLogger(__name__)
 Delivery = tuple[str, bytes, int, int]
 
 _PUBACK = 0x40
+_READ_CHUNK = 256 * 1024
+_DRAIN_PACKETS = 2000  # packets handled from the buffer before looking at writes and keep-alive again
+
+
+class _IngestClient(mqtt.Client):
+    """paho's client with a read buffer, a lean PUBLISH decoder and batched PUBACKs (see the module doc)."""
+
+    def __init__(self, config: MqttConfig, deliver: Callable[[str, bytes, int], None]) -> None:
+        super().__init__(
+            mqtt.CallbackAPIVersion.VERSION2, client_id=config.client_id, protocol=mqtt.MQTTv5, manual_ack=True
+        )
+        self._fast_deliver = deliver
+        self._rbuf = b""
+        self._rpos = 0
+
+    def reset_buffer(self) -> None:
+        """Forget unread bytes of a previous connection."""
+        self._rbuf, self._rpos = b"", 0
+
+    @property
+    def buffered(self) -> bool:
+        """True while received bytes wait in our buffer (select() would not see them)."""
+        return self._rpos < len(self._rbuf)
+
+    def _sock_recv(self, bufsize: int) -> bytes:
+        buf, pos = self._rbuf, self._rpos
+        if pos >= len(buf):
+            buf = super()._sock_recv(_READ_CHUNK)  # raises BlockingIOError when nothing is there
+            if not buf:
+                return buf
+            pos = 0
+            self._rbuf = buf
+        out = buf[pos : pos + bufsize]
+        self._rpos = pos + len(out)
+        return out
+
+    def _handle_publish(self) -> mqtt.MQTTErrorCode:
+        packet = self._in_packet["packet"]
+        qos = (self._in_packet["command"] & 0x06) >> 1
+        if qos == 2:  # never granted by our subscription; let paho run the full QoS 2 flow
+            return super()._handle_publish()
+        end = 2 + ((packet[0] << 8) | packet[1])
+        topic = packet[2:end].decode("utf-8", "replace")
+        mid = 0
+        if qos:
+            mid = (packet[end] << 8) | packet[end + 1]
+            end += 2
+        length, shift = 0, 0
+        while True:  # MQTT 5 properties: a variable-length size, then the properties we do not need
+            byte = packet[end]
+            end += 1
+            length |= (byte & 0x7F) << shift
+            shift += 7
+            if not byte & 0x80:
+                break
+        self._fast_deliver(topic, bytes(packet[end + length :]), mid)
+        return mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS
+
+    def ack_many(self, mids: list[int]) -> None:
+        """Queue the PUBACKs of ``mids`` as one write (reason code 0 and no properties may be omitted)."""
+        packet = b"".join(bytes((_PUBACK, 2, mid >> 8, mid & 0xFF)) for mid in mids)
+        self._packet_queue(_PUBACK, packet, 0, 0)
 
 
 class MqttLink:
@@ -48,30 +119,37 @@ class MqttLink:
         self._on_subscribed = on_subscribed
         self.generation = 0
         self.connected = threading.Event()
-        client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2, client_id=config.client_id, protocol=mqtt.MQTTv5, manual_ack=True
-        )
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="mqtt", daemon=True)
+        client = _IngestClient(config, self._on_publish_received)
         if config.tls or config.ca_file is not None:
             client.tls_set(ca_certs=str(config.ca_file) if config.ca_file else None)
         if config.username is not None:
             password = config.password_file.read_text().strip() if config.password_file else None
             client.username_pw_set(config.username, password)
-        client.reconnect_delay_set(max(1, round(config.reconnect_min_s)), max(1, round(config.reconnect_max_s)))
         # our alarms, rejects and storage acks: enough in flight that publishing never waits on the broker
         client.max_inflight_messages_set(1000)
         client.max_queued_messages_set(0)
         client.on_socket_open = self._on_socket_open
+        # an external loop: publish() from the worker only queues and wakes our select(), never writes itself
+        client.on_socket_register_write = self._on_register_write
         client.on_connect = self._on_connect
         client.on_subscribe = self._on_subscribe
         client.on_disconnect = self._on_disconnect
-        client.on_message = self._on_message
         self._client = client
 
     # --- paho callbacks: convert and hand off only ------------------------------------------
 
+    def _on_publish_received(self, topic: str, payload: bytes, mid: int) -> None:
+        self._deliver((topic, payload, mid, self.generation))
+
     def _on_socket_open(self, client: mqtt.Client, userdata: Any, sock: Any) -> None:
+        self._client.reset_buffer()
         # an alarm must leave at once, not wait ~40 ms for Nagle to coalesce it with the next write
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def _on_register_write(self, client: mqtt.Client, userdata: Any, sock: Any) -> None:
+        pass  # our loop selects for writing whenever paho wants to write
 
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
         if reason.is_failure:
@@ -92,44 +170,88 @@ class MqttLink:
 
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
         self.connected.clear()
-        log.warning("lost broker %s:%d (%s); reconnecting", self.config.host, self.config.port, reason)
-
-    def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
-        self._deliver((message.topic, bytes(message.payload), message.mid, self.generation))
+        if not self._stop.is_set():
+            log.warning("lost broker %s:%d (%s)", self.config.host, self.config.port, reason)
 
     # --- used by the worker -------------------------------------------------------------------
 
     def start(self) -> None:
-        """Connect in the background (paho's network thread); deliveries follow the SUBACK."""
-        properties = Properties(PacketTypes.CONNECT)
-        properties.SessionExpiryInterval = self.config.session_expiry_s
-        properties.ReceiveMaximum = self.config.receive_maximum
-        self._client.connect_async(
-            self.config.host,
-            self.config.port,
-            self.config.keepalive_s,
-            clean_start=False,
-            properties=properties,
-        )
-        self._client.loop_start()
+        """Connect in the background; deliveries follow the SUBACK."""
+        self._thread.start()
 
     def ack(self, deliveries: Iterable[Delivery]) -> int:
         """Acknowledge stored messages of the current connection; return how many acks were sent."""
         generation = self.generation
         mids = [d[2] for d in deliveries if d[3] == generation]
-        if not mids:
-            return 0
-        # one write for the whole batch: paho's ack() queues (and wakes its loop for) one packet per mid
-        packet = b"".join(bytes((_PUBACK, 2, mid >> 8, mid & 0xFF)) for mid in mids)
-        self._client._packet_queue(_PUBACK, packet, 0, 0)
-        return len(mids)
+        if mids and self.connected.is_set():
+            self._client.ack_many(mids)
+            return len(mids)
+        return 0
 
     def publish(self, topic: str, payload: bytes, retain: bool = False) -> bool:
         """Hand a QoS 1 message to paho; False when not connected (paho sends it after reconnecting)."""
         info = self._client.publish(topic, payload, qos=1, retain=retain)
         return info.rc == mqtt.MQTT_ERR_SUCCESS
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 5.0) -> None:
         """Disconnect (the session stays on the broker) and stop the network thread."""
-        self._client.disconnect()
-        self._client.loop_stop()
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    # --- network loop -------------------------------------------------------------------------
+
+    def _connect(self) -> None:
+        properties = Properties(PacketTypes.CONNECT)
+        properties.SessionExpiryInterval = self.config.session_expiry_s
+        properties.ReceiveMaximum = self.config.receive_maximum
+        self._client.connect(
+            self.config.host, self.config.port, self.config.keepalive_s, clean_start=False, properties=properties
+        )
+
+    def _serve(self) -> None:
+        """Pump the connection until it fails or we stop."""
+        client = self._client
+        while not self._stop.is_set():
+            if client.buffered:
+                for _ in range(_DRAIN_PACKETS):
+                    rc = client.loop_read()
+                    if rc != mqtt.MQTT_ERR_SUCCESS or not client.buffered:
+                        break
+                if rc == mqtt.MQTT_ERR_SUCCESS and client.want_write():
+                    rc = client.loop_write()
+                if rc == mqtt.MQTT_ERR_SUCCESS:
+                    rc = client.loop_misc()
+            else:
+                rc = client.loop(timeout=0.5)
+            if rc != mqtt.MQTT_ERR_SUCCESS:
+                return
+
+    def _run(self) -> None:
+        config = self.config
+        delay = 0.0
+        while not self._stop.is_set():
+            generation = self.generation
+            try:
+                self._connect()
+            except OSError as exc:
+                log.warning("cannot reach broker %s:%d (%s)", config.host, config.port, exc)
+            else:
+                self._serve()
+            if self._stop.is_set():
+                break
+            self.connected.clear()
+            if self.generation != generation:
+                delay = 0.0  # we were connected: the first retry is quick
+            delay = min(config.reconnect_max_s, max(config.reconnect_min_s, delay * 2))
+            # jitter, so a fleet of gateways does not reconnect in lock-step after a broker restart
+            self._stop.wait(delay * random.uniform(0.5, 1.0))  # noqa: S311 (not cryptography)
+        self._close()
+
+    def _close(self) -> None:
+        if self.connected.is_set():
+            self._client.disconnect()
+            for _ in range(20):  # let the DISCONNECT (and queued PUBACKs) reach the broker
+                if self._client.loop(timeout=0.05) != mqtt.MQTT_ERR_SUCCESS:
+                    break
+        self.connected.clear()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -108,4 +109,34 @@ def test_messages_sent_while_gateway_is_down_arrive_after_restart(
     wait_until(lambda: count(influxdb, database, crate) == 50, 10, "50 points after restart")
     assert _gaps(influxdb, database, crate) == []
     assert second.stop() == 0
+    client.close()
+
+
+def test_shared_subscription_splits_the_stream_without_loss(
+    tmp_path, mosquitto, influxdb, database, crate_prefix
+) -> None:
+    """Two gateways in one $share group each take part of the stream; together they store every reading once."""
+    group = f'shared_group = "g{crate_prefix.replace("-", "")}"'
+    monitoring = '[monitoring]\ninterval = "0.2s"\nhealth_file = "health.json"\n'
+    gateways = []
+    for name in ("a", "b"):
+        workdir = tmp_path / name
+        workdir.mkdir()
+        config = gateway_config(workdir, mosquitto, influxdb, database, monitoring, client_id=f"{database}-{name}")
+        config.write_text(config.read_text().replace("[influxdb]", f"{group}\n\n[influxdb]", 1))
+        gateways.append(GatewayProcess(config, workdir / "gateway.log"))
+    crates = [f"{crate_prefix}-{i}" for i in range(4)]
+    client = Client(mosquitto)
+    for crate in crates:
+        client.send(crate, range(1, 51))
+    wait_until(lambda: sum(count(influxdb, database, c) for c in crates) == 200, 15, "200 points")
+
+    def received() -> list[int]:
+        files = [tmp_path / n / "health.json" for n in ("a", "b")]
+        return [json.loads(f.read_text())["received"] if f.exists() else 0 for f in files]
+
+    wait_until(lambda: sum(received()) == 200, 5, "both health files counting 200")
+    assert min(received()) > 0
+    for gateway in gateways:
+        assert gateway.stop() == 0
     client.close()
