@@ -45,7 +45,8 @@ class CrateMonitor:
         self.crate = crate
         self.profile = profile
         self.switched_on_ts: int | None = None
-        self.last_ts: int | None = None
+        self.last_ts: int | None = None  # event time of the newest reading evaluated
+        self.last_arrival: int | None = None  # ...and when it arrived
         self.out_of_order = 0  # readings older than ones already evaluated: stored, but not evaluated
         extra = profile.extra_rules
         self.cumulative = [CumulativeEvaluator(r) for r in extra if isinstance(r, CumulativeRule)]
@@ -92,7 +93,7 @@ class CrateMonitor:
         if self.last_ts is not None and ts < self.last_ts:
             self.out_of_order += 1
             return out
-        self.last_ts = ts
+        self.last_ts, self.last_arrival = ts, arrival_ms
         for lid in self.lids:
             out += lid.advance(ts)
         settling = self.settling(ts)
@@ -126,9 +127,23 @@ class CrateMonitor:
             out += lid.lid(is_open, ts)
         return out
 
+    def event_time_at(self, now_ms: int) -> int | None:
+        """The crate's event time at wall time ``now_ms``: its newest reading's, plus the time since it arrived.
+
+        While a backlog replays this stays in the backlog's past, so nothing is
+        judged against a present the data has not reached yet.
+        """
+        if self.last_ts is None or self.last_arrival is None:
+            return None
+        return self.last_ts + max(0, now_ms - self.last_arrival)
+
     def tick(self, now_ms: int) -> list[AlarmTransition]:
-        """Wall-clock tick for the rules that fire on silence (stale data, crate offline)."""
+        """Wall-clock tick: stale data, crate offline, and a lid left open while no reading comes."""
         out: list[AlarmTransition] = []
+        event_now = self.event_time_at(now_ms)
+        if event_now is not None:
+            for lid in self.lids:
+                out += lid.advance(event_now)
         for stale in self.stale:
             out += stale.tick(now_ms)
         for offline in self.offline:
@@ -146,6 +161,7 @@ class CrateMonitor:
         return {
             "switched_on_ts": self.switched_on_ts,
             "last_ts": self.last_ts,
+            "last_arrival": self.last_arrival,
             "crate": {e.rule.name: e.snapshot() for e in self._crate_evaluators()},
             "probes": probes,
         }
@@ -154,6 +170,7 @@ class CrateMonitor:
         """Resume from ``snapshot()`` (rules no longer in the profile are ignored)."""
         self.switched_on_ts = state["switched_on_ts"]
         self.last_ts = state["last_ts"]
+        self.last_arrival = state.get("last_arrival")
         for evaluator in self._crate_evaluators():
             saved = state["crate"].get(evaluator.rule.name)
             if saved is not None:

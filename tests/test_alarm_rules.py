@@ -182,6 +182,20 @@ def test_lid_open_too_long_in_event_time() -> None:
     assert (cleared.state, cleared.ts) == ("cleared", 200_000)
 
 
+def test_lid_left_open_raises_on_tick_but_not_during_a_backlog() -> None:
+    """A tick raises a lid left open in the crate's estimated event time; a backlog replay is not judged by the wall."""
+    live = CrateMonitor("C-1", profile_of(LID))
+    live.feed(telemetry(0, 0, -190.0), 0)
+    live.lid(True, 1000)
+    assert live.tick(120_999) == []
+    (raised,) = live.tick(121_000)
+    assert (raised.state, raised.ts, raised.started_ts) == ("active", 121_000, 1000)
+    backlog = CrateMonitor("C-1", profile_of(LID))
+    backlog.feed(telemetry(0, 0, -190.0), 10 * HOUR)  # reading of t=0 arriving 10 h late
+    backlog.lid(True, 1000)
+    assert backlog.tick(10 * HOUR + 5000) == []
+
+
 def test_lid_opening_seen_only_in_a_backlog_is_raised_with_true_times() -> None:
     """A long opening whose open and close arrive together yields active at open+after_s and cleared at close."""
     monitor = CrateMonitor("C-1", profile_of(LID))
