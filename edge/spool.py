@@ -40,6 +40,8 @@ CREATE TABLE IF NOT EXISTS telemetry (
     seq INTEGER PRIMARY KEY, ts INTEGER NOT NULL, payload BLOB NOT NULL,
     held INTEGER NOT NULL DEFAULT 0, mono_ms INTEGER, boot TEXT
 );
+-- publishing stops before the first held row: keep finding it cheap with a big backlog
+CREATE INDEX IF NOT EXISTS telemetry_held ON telemetry (seq) WHERE held = 1;
 CREATE TABLE IF NOT EXISTS events (id INTEGER PRIMARY KEY AUTOINCREMENT, payload BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
