@@ -1,0 +1,48 @@
+"""The audit trail: every alarm change as a point of InfluxDB measurement ``alarm`` (who, what, when).
+
+Same tags and field types as the gateway's threshold alarm points (``state``,
+``seq``, ``started_ts``, ``value_c``, ``threshold_c``, ``id``), extended with the
+lifecycle: ``change``, who acknowledged with what note, ``late``, ``ended_ts``.
+Timestamped at the change (``AlarmEvent.ts``), so a replay rewrites the same point.
+"""
+
+from __future__ import annotations
+
+from coldchain.lifecycle import AlarmEvent
+from coldchain.lineprotocol import FieldValue, point
+
+__all__ = ["audit_point"]
+
+
+def audit_point(event: AlarmEvent) -> str:
+    """One line of line protocol for ``event``."""
+    alarm = event.alarm
+    fields: dict[str, FieldValue] = {
+        "state": alarm.state,
+        "change": event.change,
+        "started_ts": alarm.started_ts,
+        "id": alarm.alarm_id,
+        "kind": alarm.kind,
+        "late": alarm.late,
+        "pages": event.pages,
+    }
+    optional: dict[str, FieldValue | None] = {
+        "seq": alarm.seq,
+        "value_c": alarm.value_c,
+        "threshold_c": alarm.threshold_c,
+        "ended_ts": alarm.ended_ts,
+        "predicted_ts": alarm.predicted_ts,
+        "detail": alarm.detail or None,
+    }
+    if event.change == "acknowledged":
+        optional |= {"acknowledged_by": alarm.acknowledged_by, "note": alarm.note}
+    fields |= {key: value for key, value in optional.items() if value is not None}
+    tags = {
+        "crate": alarm.crate,
+        "rule": alarm.rule,
+        "sensor": alarm.sensor,
+        "severity": alarm.severity,
+        "profile": alarm.profile,
+        "shipment": alarm.shipment or "",
+    }
+    return point("alarm", tags, fields, event.ts)
