@@ -16,12 +16,14 @@ from influxdb_client.rest import ApiException
 from cli.influx_read import (
     TIMEOUT_S,
     AlarmRow,
+    FaultRow,
     GapRow,
     InfluxReadError,
     InfluxSettings,
     ReadingRow,
     alarm_row,
     gap_row,
+    reading_row,
 )
 
 __all__ = ["V2Reader"]
@@ -85,27 +87,16 @@ class V2Reader:
     def _tagged(self, tags: Mapping[str, str]) -> str:
         return "".join(f" and r.{k} == {_s(v)}" for k, v in tags.items())
 
-    def readings(self, tags: Mapping[str, str], start_ms: int, end_ms: int) -> list[ReadingRow]:
-        """Stored readings with the given tags in [start_ms, end_ms), in time order."""
+    def readings(self, tags: Mapping[str, str], start_ms: int, end_ms: int) -> list[ReadingRow | FaultRow]:
+        """Stored readings (and probe faults) with the given tags in [start_ms, end_ms), in time order."""
         flux = (
             self._from(_t(start_ms), _t(end_ms))
             + f'  |> filter(fn: (r) => r._measurement == "temperature"{self._tagged(tags)})\n'
-            + '  |> filter(fn: (r) => r._field == "value_c" or r._field == "seq")\n'
+            + '  |> filter(fn: (r) => r._field == "value_c" or r._field == "seq" or r._field == "fault")\n'
             + '  |> pivot(rowKey: ["_time"], columnKey: ["_field"], valueColumn: "_value")\n'
             + '  |> group()\n  |> sort(columns: ["_time"])\n'
         )
-        return [
-            ReadingRow(
-                _ms(r["_time"]),
-                str(r["crate"]),
-                str(r["sensor"]),
-                float(r["value_c"]),
-                None if r.get("seq") is None else int(r["seq"]),
-                r.get("profile"),
-            )
-            for r in self._records(flux)
-            if r.get("value_c") is not None
-        ]
+        return [reading_row(r, _ms(r["_time"])) for r in self._records(flux)]
 
     def extent(self, tags: Mapping[str, str]) -> tuple[int, int] | None:
         """Times of the first and last stored reading with these tags (None: there is none)."""

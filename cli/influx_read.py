@@ -25,6 +25,7 @@ from coldchain.settings import Table
 
 __all__ = [
     "AlarmRow",
+    "FaultRow",
     "GapRow",
     "InfluxReadError",
     "InfluxSettings",
@@ -82,6 +83,17 @@ class ReadingRow:
 
 
 @dataclass(frozen=True, slots=True)
+class FaultRow:
+    """A reading the probe could not take (``OPEN``, ``SHORT``, ``RANGE``): the temperature is unknown."""
+
+    ts_ms: int
+    crate: str
+    sensor: str
+    fault: str
+    seq: int | None
+
+
+@dataclass(frozen=True, slots=True)
 class AlarmRow:
     """One stored alarm transition (acknowledgements carry ``by`` and ``note``)."""
 
@@ -129,7 +141,7 @@ class Reader(Protocol):
 
     settings: InfluxSettings
 
-    def readings(self, tags: Mapping[str, str], start_ms: int, end_ms: int) -> list[ReadingRow]: ...
+    def readings(self, tags: Mapping[str, str], start_ms: int, end_ms: int) -> list[ReadingRow | FaultRow]: ...
 
     def extent(self, tags: Mapping[str, str]) -> tuple[int, int] | None: ...
 
@@ -176,6 +188,15 @@ def _optional(row: Mapping[str, Any], key: str, kind: type) -> Any:
     value = row.get(key)
     # Flux answers an absent field of a pivoted row with an empty string: the same as missing
     return None if value is None or value == "" else kind(value)
+
+
+def reading_row(row: Mapping[str, Any], ts_ms: int) -> ReadingRow | FaultRow:
+    """A reading, or a fault when the row has no value, from a flattened row (either API)."""
+    seq = _optional(row, "seq", int)
+    if row.get("value_c") is None:
+        return FaultRow(ts_ms, str(row.get("crate")), str(row.get("sensor")), str(row.get("fault") or "unknown"), seq)
+    profile = _optional(row, "profile", str)
+    return ReadingRow(ts_ms, str(row.get("crate")), str(row.get("sensor")), float(row["value_c"]), seq, profile)
 
 
 def alarm_row(row: Mapping[str, Any], ts_ms: int) -> AlarmRow:
@@ -271,13 +292,12 @@ class V1Reader:
                 row.update(tags)
                 yield row
 
-    def readings(self, tags: Mapping[str, str], start_ms: int, end_ms: int) -> list[ReadingRow]:
-        """Stored readings with the given tags in [start_ms, end_ms), in time order."""
-        q = _select('"value_c", "seq", "crate", "sensor", "profile"', "temperature", _where(tags, start_ms, end_ms))
+    def readings(self, tags: Mapping[str, str], start_ms: int, end_ms: int) -> list[ReadingRow | FaultRow]:
+        """Stored readings (and probe faults) with the given tags in [start_ms, end_ms), in time order."""
+        what = '"value_c", "fault", "seq", "crate", "sensor", "profile"'
         return [
-            ReadingRow(int(r["time"]), str(r["crate"]), str(r["sensor"]), float(r["value_c"]), r["seq"], r["profile"])
-            for r in self._rows(q)
-            if r.get("value_c") is not None
+            reading_row(r, int(r["time"]))
+            for r in self._rows(_select(what, "temperature", _where(tags, start_ms, end_ms)))
         ]
 
     def extent(self, tags: Mapping[str, str]) -> tuple[int, int] | None:
@@ -376,9 +396,9 @@ def open_reader(settings: InfluxSettings) -> Reader:
 
 def fetch_readings(
     reader: Reader, tags: Mapping[str, str], start_ms: int, end_ms: int, progress: Callable[[int, int], None]
-) -> list[ReadingRow]:
+) -> list[ReadingRow | FaultRow]:
     """All readings in the window, queried a few hours at a time; ``progress(done_ms, rows)`` after each."""
-    rows: list[ReadingRow] = []
+    rows: list[ReadingRow | FaultRow] = []
     cursor = start_ms
     while cursor < end_ms:
         stop = min(cursor + CHUNK_MS, end_ms)

@@ -19,7 +19,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from cli.influx_read import InfluxReadError, Reader, ReadingRow, add_influx_arguments, fetch_readings, open_reader
+from cli.influx_read import (
+    FaultRow,
+    InfluxReadError,
+    Reader,
+    ReadingRow,
+    add_influx_arguments,
+    fetch_readings,
+    open_reader,
+)
 from cli.influx_read import settings_from_args as influx_settings
 from cli.progress import Progress
 from cli.window import Window, add_window_arguments, format_duration, iso, window_from_args
@@ -46,6 +54,15 @@ class Record:
     readings: tuple[ReadingRow, ...]
     summaries: tuple[SensorSummary, ...]
     max_hold_ms: int
+    faults: tuple[FaultRow, ...] = ()
+
+    def label(self, row: ReadingRow | FaultRow) -> str:
+        """The probe's name in tables: ``sensor``, or ``crate/sensor`` when the record spans crates."""
+        return probe_label(self.crates, row)
+
+    def fault_counts(self) -> Counter[str]:
+        """Fault readings per probe label."""
+        return Counter(self.label(f) for f in self.faults)
 
     @property
     def rules(self) -> tuple[ThresholdRule, ...]:
@@ -58,6 +75,11 @@ class Record:
         if any(r.severity == "critical" for r in breached):
             return "!"
         return "*" if breached else ""
+
+
+def probe_label(crates: tuple[str, ...], row: ReadingRow | FaultRow) -> str:
+    """``sensor``; ``crate/sensor`` when a shipment spans crates, whose probes may share names."""
+    return f"{row.crate}/{row.sensor}" if len(crates) > 1 else row.sensor
 
 
 def load_profiles(path: Path | None) -> tuple[dict[str, Profile], Path]:
@@ -122,32 +144,30 @@ def read_record(
     def report(done_ms: int, rows: int) -> None:
         progress.update(f"reading {', '.join(crates)}: {100 * done_ms // span:3d}%  {rows} readings")
 
-    rows = fetch_readings(reader, tags, start, end, report)
-    progress.done(f"read {len(rows)} readings of {', '.join(crates)} from {reader.settings.where}")
+    fetched = fetch_readings(reader, tags, start, end, report)
+    progress.done(f"read {len(fetched)} readings of {', '.join(crates)} from {reader.settings.where}")
+    rows = [r for r in fetched if isinstance(r, ReadingRow)]
+    faults = tuple(r for r in fetched if isinstance(r, FaultRow))
     profile = _profile(rows, args.profile, profiles_file(args), err) if rows else None
     rules = profile.rules if profile else ()
-    # a shipment may span crates whose probes share names: label them crate/sensor then
-    several = len({row.crate for row in rows}) > 1
     by_sensor: dict[str, list[tuple[int, float]]] = defaultdict(list)
     for row in rows:
-        by_sensor[f"{row.crate}/{row.sensor}" if several else row.sensor].append((row.ts_ms, row.value_c))
+        by_sensor[probe_label(crates, row)].append((row.ts_ms, row.value_c))
     hold = args.max_hold or (default_max_hold_ms(max(by_sensor.values(), key=len)) if by_sensor else 0)
     summaries = tuple(summarise(sensor, by_sensor[sensor], rules, end, hold) for sensor in sorted(by_sensor))
-    return Record(crates, start, end, profile, tuple(rows), summaries, hold)
+    return Record(crates, start, end, profile, tuple(rows), summaries, hold, faults)
 
 
 def _readings_table(record: Record, out: TextIO) -> None:
-    sensors = [s.sensor for s in record.summaries]
-    by_time: dict[int, dict[str, float]] = defaultdict(dict)
+    sensors = sorted({s.sensor for s in record.summaries} | set(record.fault_counts()))
+    by_time: dict[int, dict[str, str]] = defaultdict(dict)
     for row in record.readings:
-        by_time[row.ts_ms][row.sensor] = row.value_c
+        by_time[row.ts_ms][record.label(row)] = f"{row.value_c:.2f}{record.marker(row.value_c) or ' '}"
+    for fault in record.faults:
+        by_time[fault.ts_ms][record.label(fault)] = f"{fault.fault} "
     print("time (UTC)                " + "".join(f"{s:>12}" for s in sensors), file=out)
     for ts in sorted(by_time):
-        values = by_time[ts]
-        cells = "".join(
-            f"{values[s]:.2f}{record.marker(values[s]) or ' '}".rjust(12) if s in values else "-".rjust(12)
-            for s in sensors
-        )
+        cells = "".join(by_time[ts].get(s, "- ").rjust(12) for s in sensors)
         print(f"{iso(ts)}  {cells}".rstrip(), file=out)
     if any(record.marker(r.value_c) for r in record.readings):
         print("! beyond a critical limit   * beyond a warning limit", file=out)
@@ -161,6 +181,8 @@ def _rule_label(rule: ThresholdRule) -> str:
 def _summary_table(record: Record, out: TextIO) -> None:
     header = ["sensor", "readings", "min °C", "max °C", "mean °C", "out of range"]
     header += [_rule_label(r) for r in record.rules]
+    header.append("faults")
+    faults = record.fault_counts()
     rows = [header]
     for s in record.summaries:
         row = [s.sensor, str(s.count), f"{s.min_c:.2f}", f"{s.max_c:.2f}", f"{s.mean_c:.2f}"]
@@ -168,6 +190,7 @@ def _summary_table(record: Record, out: TextIO) -> None:
         for exposure in s.rules:
             count = len(exposure.excursions)
             row.append(f"{format_duration(exposure.out_of_range_ms)} ({count} exc.)")
+        row.append(str(faults[s.sensor]))
         rows.append(row)
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     for row in rows:
@@ -186,13 +209,16 @@ def _summary_table(record: Record, out: TextIO) -> None:
 
 def _csv(record: Record, out: TextIO) -> None:
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["time_utc", "ts_ms", "crate", "sensor", "value_c", "seq", "profile", "beyond"])
-    for row in record.readings:
-        beyond = " ".join(r.name for r in record.rules if r.breached(row.value_c))
+    writer.writerow(["time_utc", "ts_ms", "crate", "sensor", "value_c", "seq", "profile", "beyond", "fault"])
+    rows: list[ReadingRow | FaultRow] = sorted([*record.readings, *record.faults], key=lambda r: (r.ts_ms, r.sensor))
+    for row in rows:
         seq = "" if row.seq is None else row.seq
-        writer.writerow(
-            [iso(row.ts_ms), row.ts_ms, row.crate, row.sensor, f"{row.value_c:.2f}", seq, row.profile or "", beyond]
-        )
+        if isinstance(row, FaultRow):
+            writer.writerow([iso(row.ts_ms), row.ts_ms, row.crate, row.sensor, "", seq, "", "", row.fault])
+            continue
+        beyond = " ".join(r.name for r in record.rules if r.breached(row.value_c))
+        value = f"{row.value_c:.2f}"
+        writer.writerow([iso(row.ts_ms), row.ts_ms, row.crate, row.sensor, value, seq, row.profile or "", beyond, ""])
 
 
 def add_record_arguments(parser: argparse.ArgumentParser) -> None:

@@ -121,3 +121,8 @@ def make_ca(directory: Path) -> Path:
     run("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
         "-out", "server.crt", "-days", "2", "-extfile", "san.ext")  # fmt: skip
     return directory / "ca.crt"
+
+
+def fault_line(crate: str, sensor: str, ts_ms: int, fault: str, seq: int, profile: str = "cryo") -> str:
+    """A reading the probe could not take, as gateway.points writes it: field ``fault``, no ``value_c``."""
+    return f'temperature,crate={crate},profile={profile},sensor={sensor} fault="{fault}",seq={seq}i {ts_ms}'

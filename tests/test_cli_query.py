@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from cli_helpers import alarm_line, gap_line, recording_v2_standin, temperature_line, write_lines
+from cli_helpers import alarm_line, fault_line, gap_line, recording_v2_standin, temperature_line, write_lines
 
 from cli.query import main
 from cli.services import InfluxDB, free_port
@@ -61,7 +61,7 @@ def test_summary_has_min_max_mean_and_time_out_of_range(
     assert f"crate {crate}  profile cryo" in out
     # mean = (162 x -165 + 12 x -155 + 6 x -148) / 180
     assert _summary_row(out, "probe1") == [
-        "probe1", "180", "-165.00", "-148.00", "-163.77", "1m00s", "3m00s", "(2", "exc.)", "1m00s", "(1", "exc.)",
+        "probe1", "180", "-165.00", "-148.00", "-163.77", "1m00s", "3m00s", "(2", "exc.)", "1m00s", "(1", "exc.)", "0",
     ]  # fmt: skip
     assert _summary_row(out, "probe2")[:6] == ["probe2", "180", "-170.00", "-170.00", "-170.00", "0s"]
 
@@ -249,3 +249,21 @@ def test_profiles_file_named_by_the_config_gives_the_limits(
     out = capsys.readouterr().out
     assert "profile cryo: critical_high >-156" in out
     assert _summary_row(out, "probe1")[5] == "3m00s"  # -155 and -148 are both beyond -156
+
+
+def test_probe_faults_are_shown_counted_and_exported(
+    influxdb: InfluxDB, database: str, crate_prefix: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A probe that read OPEN shows OPEN at that time, a fault count in the summary, and a CSV row with the fault."""
+    crate = f"{crate_prefix}-Z"
+    lines = [temperature_line(crate, "probe1", BASE_MS + i * STEP_MS, -170.0, i) for i in range(5)]
+    lines += [fault_line(crate, "probe1", BASE_MS + i * STEP_MS, "OPEN", i) for i in range(5, 8)]
+    write_lines(influxdb, database, lines)
+    assert main([crate, "--since", "1h", *_args(influxdb, database)]) == 0
+    out = capsys.readouterr().out
+    assert f"{iso(BASE_MS + 5 * STEP_MS)}         OPEN" in out
+    assert _summary_row(out, "probe1")[1] == "5"
+    assert _summary_row(out, "probe1")[-1] == "3"
+    assert main([crate, "--since", "1h", "--csv", *_args(influxdb, database)]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert [(r["value_c"], r["fault"]) for r in rows[4:]] == [("-170.00", ""), ("", "OPEN"), ("", "OPEN"), ("", "OPEN")]
