@@ -48,6 +48,7 @@ def _subscriber(broker: Mosquitto, topic: str) -> tuple[mqtt.Client, queue.Queue
     return client, received
 
 
+@pytest.mark.integration
 def test_ack_publishes_the_documented_payload(mosquitto: Mosquitto, crate_prefix: str) -> None:
     """The ack arrives once on coldchain/v1/acks/{crate}/{rule}/{sensor}, QoS 1, not retained, decodable."""
     crate = f"{crate_prefix}-C1"
@@ -69,6 +70,7 @@ def test_ack_publishes_the_documented_payload(mosquitto: Mosquitto, crate_prefix
     assert received.empty()
 
 
+@pytest.mark.integration
 def test_ack_sensor_defaults_to_crate_and_config_names_the_broker(
     mosquitto: Mosquitto, crate_prefix: str, tmp_path: Path
 ) -> None:
@@ -96,6 +98,7 @@ def test_unreachable_broker_names_the_address(capsys: pytest.CaptureFixture[str]
     assert "check that the broker runs and listens on" in err
 
 
+@pytest.mark.integration
 def test_broker_refusing_the_ack_says_to_check_the_acl(
     make_mosquitto: Callable[..., Mosquitto], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
