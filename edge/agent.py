@@ -267,6 +267,22 @@ class Agent:
         removed = self.spool.prune(stored_through)
         self._waiting_since = self.clock.mono_ms()
         log.debug("gateway stored through seq %d; pruned %d", stored_through, removed)
+        first = self.spool.first_seq()
+        oldest = first if first is not None else self.spool.next_seq
+        if stored_through < oldest - 1:
+            # The gateway waits for seqs this crate no longer has (dropped when the spool was
+            # full, or lost with a corrupt spool): say so, or its stored_through never moves on.
+            log.error("gateway waits for seq %d..%d, which are not in the spool", stored_through + 1, oldest - 1)
+            self.add_event(
+                "gap",
+                self.clock.wall_ms(),
+                {
+                    "reason": "not_in_spool",
+                    "first_seq": stored_through + 1,
+                    "last_seq": oldest - 1,
+                    "count": oldest - 1 - stored_through,
+                },
+            )
 
     def _check_ack_timeout(self) -> None:
         first = self.spool.first_seq()

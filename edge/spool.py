@@ -69,9 +69,11 @@ class Dropped:
 class Spool:
     """The agent's durable outbox. Used from one thread only."""
 
-    def __init__(self, path: Path, max_rows: int) -> None:
+    def __init__(self, path: Path, max_rows: int, max_events: int = 10_000) -> None:
         self.path = path
         self.max_rows = max_rows
+        self.max_events = max_events
+        self.events_dropped = 0
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = self._open_checked()
         self._reserved = self._read_reservation()
@@ -225,9 +227,18 @@ class Spool:
         return int(removed)
 
     def add_event(self, payload: bytes) -> int:
-        """Store an event message; return its id."""
+        """Store an event message; return its id. Beyond ``max_events`` the oldest event is dropped (logged)."""
         with self._db:
             cursor = self._db.execute("INSERT INTO events (payload) VALUES (?)", (payload,))
+            dropped = self._db.execute(
+                "DELETE FROM events WHERE id <= (SELECT MAX(id) FROM events) - ?", (self.max_events,)
+            ).rowcount
+        if dropped:
+            # a bouncing lid switch must not crowd readings out of the disk; the readings have their own bound
+            self.events_dropped += dropped
+            log.error(
+                "event spool full (%d): dropped the oldest event (%d so far)", self.max_events, self.events_dropped
+            )
         return int(cursor.lastrowid or 0)
 
     def events(self, after_id: int, limit: int) -> list[tuple[int, bytes]]:

@@ -157,3 +157,24 @@ def test_reconnect_delay_doubles_with_jitter_and_cap() -> None:
     assert len({round(d, 9) for d in delays[6:]}) > 1
     backoff.reset()
     assert backoff.next() <= 0.5
+
+
+def test_ack_below_the_oldest_spooled_seq_announces_the_missing_range(
+    tmp_path: Path, mosquitto: Mosquitto, crate_prefix: str
+) -> None:
+    """When the gateway still waits for seqs the spool dropped, a gap event tells it they are gone."""
+    crate = f"{crate_prefix}-N"
+    listener = Listener(mosquitto, [f"coldchain/v1/crates/{crate}/events"])
+    run = InProcessAgent(agent_config(tmp_path, crate, mosquitto, spool="max_rows = 10"))
+    try:
+        for i in range(20):
+            run.sample(TS + i * 1000, probe1=-170.0)
+        wait_until(lambda: run.agent.spool.first_seq() == 10, 10, "seq 0..9 dropped")
+        send_ack(mosquitto, crate, 3)
+        got = wait_until(
+            lambda: [e for e in listener.on("/events") if e.get("reason") == "not_in_spool"], 10, "gap announcement"
+        )
+        assert (got[0]["first_seq"], got[0]["last_seq"], got[0]["count"]) == (4, 9, 6)
+    finally:
+        run.stop()
+        listener.close()

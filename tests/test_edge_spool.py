@@ -94,3 +94,12 @@ def test_committed_rows_survive_an_unclosed_connection(tmp_path: Path) -> None:
     spool.append(1, _payload)
     other = sqlite3.connect(tmp_path / "s.sqlite")
     assert other.execute("SELECT COUNT(*) FROM telemetry").fetchone()[0] == 1
+
+
+def test_event_bound_drops_oldest_and_counts(tmp_path: Path) -> None:
+    """Beyond max_events the oldest event goes, counted."""
+    spool = Spool(tmp_path / "s.sqlite", 10, max_events=3)
+    for name in (b"a", b"b", b"c", b"d"):
+        spool.add_event(name)
+    assert [p for _, p in spool.events(0, 10)] == [b"b", b"c", b"d"]
+    assert spool.events_dropped == 1
