@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 __all__ = ["Credentials", "MqttPool", "PoolError"]
 
@@ -51,7 +52,7 @@ class MqttPool:
 
     def _client(self, client_id: str, credentials: Credentials | None) -> mqtt.Client:
         client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, userdata=client_id, protocol=mqtt.MQTTv311
+            CallbackAPIVersion.VERSION2, client_id=client_id, userdata=client_id, protocol=MQTTProtocolVersion.MQTTv311
         )
         client.max_inflight_messages_set(_INFLIGHT)
         client.max_queued_messages_set(0)
