@@ -24,7 +24,7 @@ from coldchain.wire import FUTURE_TOLERANCE_MS, AlarmMessage, Telemetry, decode_
 from gateway.config import GatewayConfig
 from gateway.mqtt_link import Delivery
 from gateway.points import alarm_point, fault_line, gap_point, rejected_point, temperature_series
-from gateway.sequence import DUPLICATE, LATE, SeqTracker
+from gateway.sequence import DUPLICATE, LATE, RESTART, SeqTracker
 
 __all__ = ["Batch", "CrateState", "Ingest"]
 
@@ -100,18 +100,21 @@ class Batch:
         return len(self.deliveries)
 
 
-def _salvage(payload: bytes) -> tuple[str | None, int | None]:
-    """Crate and seq of a rejected payload when they can be read, so its seq counts as handled."""
+def _salvage(payload: bytes) -> tuple[str | None, int | None, int | None]:
+    """Crate, seq and ts of a rejected payload when they can be read, so its seq counts as handled."""
     try:
         body: Any = json.loads(payload)
     except (ValueError, RecursionError):
-        return None, None
+        return None, None, None
     if not isinstance(body, dict):
-        return None, None
-    crate, seq = body.get("crate"), body.get("seq")
+        return None, None, None
+
+    def integer(value: Any, limit: int) -> int | None:
+        return value if isinstance(value, int) and not isinstance(value, bool) and 0 < value < limit else None
+
+    crate = body.get("crate")
     crate = crate if isinstance(crate, str) and valid_identifier(crate) else None
-    seq = seq if isinstance(seq, int) and not isinstance(seq, bool) and 0 <= seq < 2**63 else None
-    return crate, seq
+    return crate, integer(body.get("seq"), 2**63), integer(body.get("ts"), 2**53)
 
 
 class Ingest:
@@ -126,6 +129,7 @@ class Ingest:
         self.received = 0
         self.readings = 0
         self.duplicates = 0
+        self.restarts = 0
         self.late = 0
         self.alarms = 0
         # the decoder allows FUTURE_TOLERANCE_MS; shifting its 'now' applies the configured tolerance instead
@@ -173,7 +177,9 @@ class Ingest:
             if profile is not state.profile:
                 state.switch_profile(profile)
         verdict, gap = state.seqs.accept(telemetry.seq, telemetry.ts)
-        if verdict == DUPLICATE:
+        if verdict == RESTART:
+            self._restart(state, telemetry, batch)
+        elif verdict == DUPLICATE:
             # a crate re-sends when it missed our storage ack: make sure it hears it again
             self.duplicates += 1
             state.acked_through = None
@@ -197,6 +203,20 @@ class Ingest:
         elif ts >= state.last_ts:
             state.last_ts = ts
             self._judge(state, telemetry, lines)
+
+    def _restart(self, state: CrateState, telemetry: Telemetry, batch: Batch) -> None:
+        self.restarts += 1
+        log.warning(
+            "crate %s numbers from seq %d again (had reached %s, ts %d is newer): fresh sequence and alarm state",
+            state.crate,
+            telemetry.seq,
+            state.seqs.highest,
+            telemetry.ts,
+        )
+        for gap in state.seqs.restart(telemetry.seq, telemetry.ts):
+            batch.lines.append(gap_point(state.crate, gap))
+        state.trackers.clear()
+        state.last_ts = 0
 
     def _judge(self, state: CrateState, telemetry: Telemetry, lines: list[str]) -> None:
         for reading in telemetry.readings:
@@ -228,17 +248,20 @@ class Ingest:
     def _reject(self, exc: WireFormatError, topic: str, payload: bytes, batch: Batch, now_ms: int) -> None:
         reason, detail = exc.reason, exc.detail
         self.rejects[reason] += 1
-        crate, seq = _salvage(payload)
+        crate, seq, ts = _salvage(payload)
         topic_crate = crate_from_topic(topic)
         if crate is not None and topic_crate is not None and crate != topic_crate:
             crate, seq = None, None  # a payload naming another crate must not move that crate's accounting
         if crate is not None and seq is not None:
             # definitively rejected counts as handled: the crate may prune it and no gap is reported
             state = self.state_of(crate)
-            _, gap = state.seqs.accept(seq, now_ms)
+            if ts is None or reason == "future_ts":
+                ts = state.seqs.newest_ts  # a bad clock must not move the crate's notion of "newest"
+            verdict, gap = state.seqs.accept(seq, ts)
             if gap is not None:
                 batch.lines.append(gap_point(crate, gap))
-            batch.crates.add(crate)
+            if verdict != RESTART:
+                batch.crates.add(crate)
         crate = crate or (topic_crate if topic_crate and valid_identifier(topic_crate) else None)
         log.warning("rejected message #%d on %s (%s): %s", sum(self.rejects.values()), topic, reason, detail)
         batch.lines.append(rejected_point(reason, crate, detail=detail, topic=topic, payload=payload, now_ms=now_ms))

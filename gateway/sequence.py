@@ -2,8 +2,12 @@
 
 A crate numbers its messages 1, 2, 3...; the gateway stores each seq once. A jump
 opens a gap (first..last missing); late messages fill it, and it closes when
-none is missing any more. ``stored_through`` is the highest seq N such that every
-seq up to N has been seen: the crate may prune its spool up to there.
+none is missing any more. A seq already seen is a duplicate only if its
+timestamp is not newer than the newest the crate has sent (a retransmission
+repeats the original's ts); a lower seq with a newer ts means the crate started
+numbering again (replaced spool or device, a new shipment): a RESTART.
+``stored_through`` is the highest seq N such that every seq up to N has been
+seen: the crate may prune its spool up to there.
 """
 
 from __future__ import annotations
@@ -11,11 +15,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-__all__ = ["DUPLICATE", "LATE", "MAX_OPEN_GAPS", "NEW", "Gap", "SeqTracker"]
+__all__ = ["DUPLICATE", "LATE", "MAX_OPEN_GAPS", "NEW", "RESTART", "Gap", "SeqTracker"]
 
 NEW: Final = 0
 LATE: Final = 1
 DUPLICATE: Final = 2
+RESTART: Final = 3
 MAX_OPEN_GAPS: Final = 1000  # per crate; beyond this the oldest gap is abandoned (stays visible, stops blocking)
 
 
@@ -54,20 +59,26 @@ class Gap:
 class SeqTracker:
     """Sequence state of one crate."""
 
-    __slots__ = ("gaps", "highest")
+    __slots__ = ("gaps", "highest", "newest_ts")
 
     def __init__(self) -> None:
         self.highest: int | None = None
+        self.newest_ts = 0
         self.gaps: list[Gap] = []  # open gaps, oldest first
 
     def accept(self, seq: int, ts: int) -> tuple[int, Gap | None]:
-        """Classify ``seq`` as NEW, LATE or DUPLICATE; return with it the gap it opened, filled or abandoned."""
+        """Classify ``seq`` as NEW, LATE, DUPLICATE or RESTART; return with it the gap it opened or filled.
+
+        After RESTART the caller calls ``restart()``; nothing has been recorded yet.
+        """
         highest = self.highest
         if highest is None or seq == highest + 1:
             self.highest = seq
+            self.newest_ts = max(ts, self.newest_ts)
             return NEW, None
         if seq > highest:
             self.highest = seq
+            self.newest_ts = max(ts, self.newest_ts)
             gap = Gap(highest + 1, seq - 1, ts, [[highest + 1, seq - 1]])
             self.gaps.append(gap)
             if len(self.gaps) > MAX_OPEN_GAPS:
@@ -81,7 +92,19 @@ class SeqTracker:
                 if gap.state == "closed":
                     self.gaps.remove(gap)
                 return LATE, gap
+        if ts > self.newest_ts:
+            return RESTART, None
         return DUPLICATE, None
+
+    def restart(self, seq: int, ts: int) -> list[Gap]:
+        """Start counting again at ``seq``; the open gaps are abandoned and returned (write them once more)."""
+        abandoned = self.gaps
+        for gap in abandoned:
+            gap.state = "abandoned"
+        self.gaps = []
+        self.highest = seq
+        self.newest_ts = ts
+        return abandoned
 
     def abandoned(self) -> list[Gap]:
         """Remove and return gaps abandoned for exceeding ``MAX_OPEN_GAPS`` (write them once more)."""
@@ -101,6 +124,7 @@ class SeqTracker:
         """JSON-able state for the state file."""
         return {
             "highest": self.highest,
+            "newest_ts": self.newest_ts,
             "gaps": [[g.first, g.last, g.ts, g.missing] for g in self.gaps],
         }
 
@@ -108,6 +132,7 @@ class SeqTracker:
         """Resume from ``snapshot()``."""
         highest = snapshot.get("highest")
         self.highest = int(highest) if highest is not None else None
+        self.newest_ts = int(snapshot.get("newest_ts", 0))
         self.gaps = [
             Gap(int(f), int(la), int(ts), [[int(a), int(b)] for a, b in m]) for f, la, ts, m in snapshot["gaps"]
         ]

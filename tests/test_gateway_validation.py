@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from coldchain.lineprotocol import point, series_key
 from gateway.config import GatewayConfig, load_config
 from gateway.ingest import Batch, Ingest
-from gateway.sequence import DUPLICATE, LATE, NEW, SeqTracker
+from gateway.sequence import DUPLICATE, LATE, NEW, RESTART, SeqTracker
 
 TOPIC = "coldchain/v1/crates/C-1/telemetry"
 NOW = TS + 10_000_000
@@ -137,3 +137,27 @@ def test_config_example_path_is_absolute_free() -> None:
     text = (Path(__file__).resolve().parent.parent / "config" / "gateway.toml").read_text()
     assert "/work/" not in text
     assert "/tmp/" not in text
+
+
+def test_lower_seq_with_newer_ts_restarts_the_count() -> None:
+    """A crate numbering from 1 again (newer ts) is a RESTART, not a duplicate; a true duplicate repeats its ts."""
+    tracker = SeqTracker()
+    assert tracker.accept(1, TS)[0] == NEW
+    assert tracker.accept(5, TS + 5000)[0] == NEW
+    assert tracker.accept(1, TS)[0] == DUPLICATE
+    assert tracker.accept(1, TS + 9000)[0] == RESTART
+    abandoned = tracker.restart(1, TS + 9000)
+    assert [(g.first, g.last, g.state) for g in abandoned] == [(2, 4, "abandoned")]
+    assert tracker.stored_through == 1
+    assert tracker.accept(2, TS + 10_000)[0] == NEW
+
+
+def test_restarted_crate_is_stored_and_alarms_afresh(config: GatewayConfig) -> None:
+    """After a seq restart the readings are stored again and a new excursion raises a new alarm."""
+    ingest, batch = Ingest(config), Batch()
+    for seq, ts in ((1, TS), (2, TS + 1000), (1, TS + 5000)):
+        ingest.handle((TOPIC, telemetry("C-1", seq, value=-140.0, ts=ts), seq, 0), batch, NOW)
+    assert ingest.restarts == 1
+    assert sum(line.startswith("temperature,") for line in batch.lines) == 3
+    critical = [t for t, _, _ in ingest.outbox if t == "coldchain/v1/alarms/C-1/critical_high/probe1"]
+    assert len(critical) == 2
