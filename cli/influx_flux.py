@@ -102,7 +102,7 @@ class V2Reader:
         """Times of the first and last stored reading with these tags (None: there is none)."""
         base = (
             self._from(EPOCH)
-            + f'  |> filter(fn: (r) => r._measurement == "temperature" and r._field == "value_c"{self._tagged(tags)})\n'
+            + f'  |> filter(fn: (r) => r._measurement == "temperature" and r._field == "seq"{self._tagged(tags)})\n'
             + '  |> group()\n  |> keep(columns: ["_time"])\n'
         )
         first = list(self._records(base + '  |> sort(columns: ["_time"])\n  |> limit(n: 1)\n'))

@@ -303,8 +303,9 @@ class V1Reader:
     def extent(self, tags: Mapping[str, str]) -> tuple[int, int] | None:
         """Times of the first and last stored reading with these tags (None: there is none)."""
         where = _where(tags)
-        first = list(self._rows(_select('first("value_c")', "temperature", where)))
-        last = list(self._rows(_select('last("value_c")', "temperature", where)))
+        # seq, not value_c: a probe fault (no value) still belongs to the record
+        first = list(self._rows(_select('first("seq")', "temperature", where)))
+        last = list(self._rows(_select('last("seq")', "temperature", where)))
         if not first or not last:
             return None
         return int(first[0]["time"]), int(last[0]["time"])

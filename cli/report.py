@@ -84,6 +84,19 @@ def _critical_alarms(alarms: tuple[AlarmRow, ...]) -> list[str]:
     return list(seen.values())
 
 
+def _fault_reasons(record: Record) -> list[str]:
+    """A probe that could not read left the temperature unknown for a while: that needs a look too."""
+    reasons = []
+    for probe, count in sorted(record.fault_counts().items()):
+        mine = [f for f in record.faults if record.label(f) == probe]
+        kinds = ", ".join(sorted({f.fault for f in mine}))
+        first, last = min(f.ts_ms for f in mine), max(f.ts_ms for f in mine)
+        reasons.append(
+            f"{probe}: {count} fault readings ({kinds}) from {iso(first)} to {iso(last)}: temperature unknown"
+        )
+    return reasons
+
+
 def build_report(
     reader: Reader,
     identity: Identity,
@@ -110,6 +123,9 @@ def build_report(
                     series[row.sensor].append((row.ts_ms, row.value_c))
             budgets += budget_use(record.profile, series, record.start_ms, record.end_ms)
     judged = verdict(record.summaries, _critical_alarms(alarms), budgets)
+    blind = _fault_reasons(record)
+    if blind:
+        judged = Verdict(REVIEW_REQUIRED, (*judged.reasons, *blind))
     if record.profile is None and record.readings:
         unjudged = "no product profile (stored or --profile): the readings were not judged against limits"
         judged = Verdict(REVIEW_REQUIRED, (unjudged, *judged.reasons))
@@ -118,6 +134,7 @@ def build_report(
         record.start_ms,
         record.end_ms,
         [(r.crate, r.sensor, r.ts_ms, r.value_c, r.seq) for r in record.readings],
+        faults=[(f.crate, f.sensor, f.ts_ms, f.fault, f.seq) for f in record.faults],
         alarms=[
             (
                 a.ts_ms,
@@ -204,6 +221,9 @@ def report_json(report: Report) -> dict[str, Any]:
                 "missing": g.missing,
             }
             for g in report.gaps
+        ],
+        "faults": [
+            {"crate": f.crate, "sensor": f.sensor, "ts_ms": f.ts_ms, "fault": f.fault, "seq": f.seq} for f in r.faults
         ],
         "readings": [
             {"crate": x.crate, "sensor": x.sensor, "ts_ms": x.ts_ms, "value_c": x.value_c, "seq": x.seq}

@@ -233,6 +233,16 @@ def render_pdf(report: Report, path: Path, progress: Progress) -> None:
     else:
         story.append(_p("No limit was breached for its delay.", body))
 
+    if record.faults:
+        story.append(Paragraph("Probe faults", h2))
+        fault_rows: list[list[Any]] = [["probe", "fault", "readings", "first (UTC)", "last (UTC)"]]
+        groups: dict[tuple[str, str], list[int]] = {}
+        for f in record.faults:
+            groups.setdefault((record.label(f), f.fault), []).append(f.ts_ms)
+        for (probe, fault), times in sorted(groups.items()):
+            fault_rows.append([probe, fault, len(times), _utc(min(times)), _utc(max(times))])
+        story.append(_table(fault_rows))
+
     story.append(Paragraph("Cumulative time out of range", h2))
     if report.budgets:
         budget_rows: list[list[Any]] = [["rule", "severity", "range", "used", "budget", "state"]]
@@ -318,7 +328,8 @@ def render_pdf(report: Report, path: Path, progress: Progress) -> None:
     story.append(
         _p(
             f"Computed over canonical serialisation v{FORMAT_VERSION} (coldchain-report-data, docs/queries.md) of the "
-            f"{len(record.readings)} readings, {len(report.alarms)} alarm transitions and "
+            f"{len(record.readings)} readings, {len(record.faults)} probe faults, "
+            f"{len(report.alarms)} alarm transitions and "
             f"{len(report.gaps)} gap records above, from the record named under Identity. "
             "Recompute it from InfluxDB to check that neither this report nor the data was altered.",
             small,

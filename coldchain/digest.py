@@ -8,9 +8,11 @@ ended by ``\\n``, JSON written compactly (no spaces), non-ASCII escaped as ``\\u
 
 1. ``["coldchain-report-data",1,SUBJECT,START_MS,END_MS]`` — what the report covers;
 2. one ``["T",CRATE,SENSOR,TS_MS,VALUE,SEQ]`` per reading, sorted by crate, sensor, time;
-3. one ``["A",TS_MS,CRATE,RULE,SENSOR,SEVERITY,STATE,VALUE,THRESHOLD,SEQ,ALARM_ID,BY,NOTE]`` per
+3. one ``["F",CRATE,SENSOR,TS_MS,FAULT,SEQ]`` per probe fault (a reading the probe could not
+   take: ``OPEN``, ``SHORT``, ``RANGE``), sorted by crate, sensor, time;
+4. one ``["A",TS_MS,CRATE,RULE,SENSOR,SEVERITY,STATE,VALUE,THRESHOLD,SEQ,ALARM_ID,BY,NOTE]`` per
    alarm transition, sorted by time, crate, rule, sensor, state;
-4. one ``["G",TS_MS,CRATE,FIRST_SEQ,LAST_SEQ,STATE]`` per data gap, sorted by time, crate.
+5. one ``["G",TS_MS,CRATE,FIRST_SEQ,LAST_SEQ,STATE]`` per data gap, sorted by time, crate.
 
 Temperatures are strings with exactly four decimals (``"-162.3100"``: the same in
 every language, unlike float printing); seqs and times are integers; anything
@@ -24,11 +26,12 @@ import json
 from collections.abc import Iterable
 from typing import Final
 
-__all__ = ["FORMAT_VERSION", "AlarmFact", "GapFact", "ReadingFact", "canonical_lines", "data_digest"]
+__all__ = ["FORMAT_VERSION", "AlarmFact", "FaultFact", "GapFact", "ReadingFact", "canonical_lines", "data_digest"]
 
 FORMAT_VERSION: Final = 1
 
 ReadingFact = tuple[str, str, int, float, int | None]  # crate, sensor, ts_ms, value_c, seq
+FaultFact = tuple[str, str, int, str, int | None]  # crate, sensor, ts_ms, fault, seq
 AlarmFact = tuple[
     int, str, str, str, str, str, float | None, float | None, int | None, str | None, str | None, str | None
 ]  # ts_ms, crate, rule, sensor, severity, state, value_c, threshold_c, seq, alarm_id, by, note
@@ -49,6 +52,7 @@ def canonical_lines(
     end_ms: int,
     readings: Iterable[ReadingFact],
     *,
+    faults: Iterable[FaultFact] = (),
     alarms: Iterable[AlarmFact] = (),
     gaps: Iterable[GapFact] = (),
 ) -> Iterable[str]:
@@ -56,6 +60,8 @@ def canonical_lines(
     yield _line(["coldchain-report-data", FORMAT_VERSION, subject, start_ms, end_ms])
     for crate, sensor, ts, value, seq in sorted(readings, key=lambda r: (r[0], r[1], r[2])):
         yield _line(["T", crate, sensor, ts, _c(value), seq])
+    for crate, sensor, ts, fault, seq in sorted(faults, key=lambda f: (f[0], f[1], f[2])):
+        yield _line(["F", crate, sensor, ts, fault, seq])
     for a in sorted(alarms, key=lambda a: (a[0], a[1], a[2], a[3], a[5])):
         yield _line(["A", a[0], a[1], a[2], a[3], a[4], a[5], _c(a[6]), _c(a[7]), a[8], a[9], a[10], a[11]])
     for ts, crate, first, last, state in sorted(gaps, key=lambda g: (g[0], g[1])):
@@ -68,11 +74,12 @@ def data_digest(
     end_ms: int,
     readings: Iterable[ReadingFact],
     *,
+    faults: Iterable[FaultFact] = (),
     alarms: Iterable[AlarmFact] = (),
     gaps: Iterable[GapFact] = (),
 ) -> str:
     """Hex SHA-256 of the canonical serialisation."""
     digest = hashlib.sha256()
-    for line in canonical_lines(subject, start_ms, end_ms, readings, alarms=alarms, gaps=gaps):
+    for line in canonical_lines(subject, start_ms, end_ms, readings, faults=faults, alarms=alarms, gaps=gaps):
         digest.update(line.encode("ascii"))
     return digest.hexdigest()

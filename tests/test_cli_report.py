@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from cli_helpers import alarm_line, gap_line, recording_v2_standin, temperature_line, write_lines
+from cli_helpers import alarm_line, fault_line, gap_line, recording_v2_standin, temperature_line, write_lines
 
 from cli.report import main
 from cli.services import InfluxDB
@@ -55,6 +55,7 @@ def _excursion_crate(influxdb: InfluxDB, database: str, crate: str) -> None:
             )
         )
     lines.append(gap_line(crate, BASE_MS + 80 * STEP_MS, 80, 82))
+    lines.append(fault_line(crate, "probe2", BASE_MS + COUNT * STEP_MS, "OPEN", COUNT))
     write_lines(influxdb, database, lines)
 
 
@@ -69,9 +70,14 @@ def _independent_sha256(influxdb: InfluxDB, database: str, subject: str, start_m
         return None if value is None else f"{value:.4f}"
 
     lines = [["coldchain-report-data", 1, subject, start_ms, end_ms]]
-    temps = influxdb.rows(f"SELECT value_c, seq FROM temperature WHERE crate = '{crate}' GROUP BY sensor", database)
-    for r in sorted(temps, key=lambda r: (r["sensor"], r["time"])):
-        lines.append(["T", crate, r["sensor"], r["time"], c(r["value_c"]), r["seq"]])
+    q = f"SELECT value_c, fault, seq FROM temperature WHERE crate = '{crate}' GROUP BY sensor"
+    temps = sorted(influxdb.rows(q, database), key=lambda r: (r["sensor"], r["time"]))
+    for r in temps:
+        if r["value_c"] is not None:
+            lines.append(["T", crate, r["sensor"], r["time"], c(r["value_c"]), r["seq"]])
+    for r in temps:
+        if r["value_c"] is None:
+            lines.append(["F", crate, r["sensor"], r["time"], r["fault"], r["seq"]])
     alarms = influxdb.rows(f"SELECT * FROM alarm WHERE crate = '{crate}'", database)
     for r in sorted(alarms, key=lambda r: (r["time"], r["rule"], r["sensor"], r["state"])):
         lines.append(
@@ -106,7 +112,9 @@ def test_pdf_report_has_verdict_statistics_alarms_gaps_and_data_hash(
     assert "50s" in words
     assert "acknowledged -147.50 alice re-iced" in words
     assert "80 .. 82 open 3" in words
-    end_ms = BASE_MS + (COUNT - 1) * STEP_MS + 1
+    assert "probe2: 1 fault readings (OPEN)" in words
+    assert "probe2 OPEN 1" in words
+    end_ms = BASE_MS + COUNT * STEP_MS + 1  # the last record is the fault
     expected = _independent_sha256(influxdb, database, crate, BASE_MS, end_ms, crate)
     assert f"SHA-256 of the data: {expected}" in words
     page = tmp_path / "page"

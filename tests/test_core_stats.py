@@ -127,6 +127,7 @@ def test_data_hash_is_sha256_of_the_documented_lines() -> None:
         '["coldchain-report-data",1,"C-1",0,100]\n'
         '["T","C-1","p1",5,"-162.3100",17]\n'
         '["T","C-1","p2",5,"-150.0000",null]\n'
+        '["F","C-1","p2",6,"OPEN",18]\n'
         '["A",5,"C-1","critical_high","p2","critical","acknowledged","-150.0000","-150.0000",17,"C-1/x/p2/5",'
         '"Jos\\u00e9","ok"]\n'
         '["G",7,"C-1",18,19,"open"]\n'
@@ -136,6 +137,7 @@ def test_data_hash_is_sha256_of_the_documented_lines() -> None:
         0,
         100,
         [("C-1", "p2", 5, -150.0, None), ("C-1", "p1", 5, -162.31, 17)],
+        faults=[("C-1", "p2", 6, "OPEN", 18)],
         alarms=[
             (
                 5,
