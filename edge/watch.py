@@ -29,6 +29,7 @@ class LocalWatch:
         self._trackers: dict[str, list[ThresholdTracker]] = {}
         self._stuck: dict[str, StuckDetector] = {}
         self._peaks: dict[tuple[str, str], float] = {}
+        self._faults: dict[str, str] = {}  # sensor -> the fault it reports now
 
     @property
     def active(self) -> list[tuple[str, str]]:
@@ -39,11 +40,22 @@ class LocalWatch:
         """Account for one tick; return (event name, detail) for each change."""
         events: list[tuple[str, dict[str, Any]]] = []
         for reading in readings:
+            self._fault_change(reading)
             if reading.value_c is None:
                 continue
             events.extend(self._excursions(reading.sensor, reading.value_c, ts, seq))
             events.extend(self._stuck_value(reading.sensor, reading.value_c))
         return events
+
+    def _fault_change(self, reading: Reading) -> None:
+        # the fault reading itself is published; the log says it once per change, not per sample
+        before = self._faults.get(reading.sensor)
+        if reading.fault is not None and reading.fault != before:
+            self._faults[reading.sensor] = reading.fault
+            log.error("probe %s reports %s: check the probe and its wiring", reading.sensor, reading.fault)
+        elif reading.fault is None and before is not None:
+            del self._faults[reading.sensor]
+            log.info("probe %s reads again (%.2f °C) after %s", reading.sensor, reading.value_c or 0.0, before)
 
     def _excursions(self, sensor: str, value: float, ts: int, seq: int) -> list[tuple[str, dict[str, Any]]]:
         if self.profile is None:
