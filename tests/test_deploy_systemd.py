@@ -41,7 +41,13 @@ def test_unit_is_hardened(unit: Path) -> None:
         "PrivateTmp=yes",
         "RestrictAddressFamilies=",
         "CapabilityBoundingSet=\n",
-        "StateDirectory=",
         "/etc/coldchain/",
     ):
         assert setting in text, f"{unit.name} lacks {setting.strip()}"
+
+
+@pytest.mark.parametrize("name", ["coldchain-agent.service", "coldchain-gateway.service"])
+def test_stateful_units_keep_state_in_their_own_directory(name: str) -> None:
+    """The agent's spool and the gateway's state live in a StateDirectory= that survives restarts."""
+    text = next(u for u in UNITS if u.name == name).read_text()
+    assert "StateDirectory=" in text
