@@ -1,7 +1,7 @@
 """Fans board changes out to every open page as server-sent events.
 
 Alarm and online/offline changes go out at once; telemetry is coalesced per crate
-and flushed a few times a second, so a busy fleet cannot flood the browsers. A page
+and flushed once a second, so a busy fleet cannot flood the browsers. A page
 that cannot keep up is disconnected (its browser reconnects and gets a fresh snapshot)
 rather than silently missing an update.
 """
@@ -72,7 +72,7 @@ class PageStream:
 class Hub:
     """Owns the board state on the event loop; every change is applied here, then broadcast."""
 
-    def __init__(self, state: BoardState, flush_s: float = 0.5, page_queue: int = 1000) -> None:
+    def __init__(self, state: BoardState, flush_s: float = 1.0, page_queue: int = 1000) -> None:
         self.state = state
         self.flush_s = flush_s
         self.page_queue = page_queue
