@@ -19,12 +19,12 @@ from cli.influx_read import (
     FaultRow,
     GapRow,
     InfluxReadError,
-    InfluxSettings,
     ReadingRow,
     alarm_row,
     gap_row,
     reading_row,
 )
+from cli.influx_settings import InfluxSettings
 
 __all__ = ["V2Reader"]
 

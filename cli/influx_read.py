@@ -1,73 +1,41 @@
 """Reading the record back: InfluxQL over HTTP for 1.x servers, Flux through influxdb-client for v2.
 
-Settings are named as in the gateway's ``[influxdb]`` table (api, url, database,
-retention_policy, username, password_file, org, bucket, token_file), so
-``--config`` can point at the gateway's file. Both readers return the same rows;
-every failure becomes an ``InfluxReadError`` naming the server and what to check.
+Both readers return the same rows; every failure becomes an ``InfluxReadError``
+naming the server and what to check. Settings: ``cli.influx_settings``.
 """
 
 from __future__ import annotations
 
-import argparse
 import base64
 import json
-import tomllib
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from coldchain.errors import ConfigError
-from coldchain.settings import Table
+from cli.influx_settings import InfluxSettings
 
 __all__ = [
     "AlarmRow",
     "FaultRow",
     "GapRow",
     "InfluxReadError",
-    "InfluxSettings",
     "Reader",
     "ReadingRow",
     "V1Reader",
-    "add_influx_arguments",
     "fetch_readings",
     "open_reader",
-    "settings_from_args",
 ]
 
 CHUNK_MS = 6 * 3_600_000  # one query per six hours of data keeps each answer small and feeds the progress line
 TIMEOUT_S = 30
-DEFAULT_URL = "http://127.0.0.1:8086"
-DEFAULT_DATABASE = "coldchain"
 
 
 class InfluxReadError(Exception):
     """InfluxDB cannot be read: the message names the server and what to check."""
-
-
-@dataclass(frozen=True, slots=True)
-class InfluxSettings:
-    """Where the record lives."""
-
-    api: str = "v1"
-    url: str = DEFAULT_URL
-    database: str = DEFAULT_DATABASE
-    retention_policy: str | None = None
-    username: str | None = None
-    password_file: Path | None = None
-    org: str | None = None
-    bucket: str | None = None
-    token_file: Path | None = None
-
-    @property
-    def where(self) -> str:
-        """The server and database, for messages."""
-        if self.api == "v2":
-            return f"InfluxDB (v2 API) at {self.url}, org {self.org}, bucket {self.bucket}"
-        return f"InfluxDB at {self.url}, database {self.database}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -324,65 +292,6 @@ class V1Reader:
         """Crates whose readings carry ``tag = value`` (e.g. a shipment id)."""
         q = f'SHOW TAG VALUES FROM "temperature" WITH KEY = "crate" WHERE "{tag}" = {_q(value)}'
         return sorted({str(r["value"]) for r in self._rows(q)})
-
-
-def add_influx_arguments(parser: argparse.ArgumentParser) -> None:
-    """The InfluxDB options every command that reads the record shares."""
-    group = parser.add_argument_group("InfluxDB (command line overrides --config)")
-    group.add_argument("--config", type=Path, help="the gateway's TOML: its [influxdb] table is used")
-    group.add_argument("--api", choices=("v1", "v2"), help="v1: InfluxQL (InfluxDB 1.x, default); v2: Flux")
-    group.add_argument("--influx-url", dest="url", help="server URL (default http://127.0.0.1:8086)")
-    group.add_argument("--database", help="v1 database (default coldchain)")
-    group.add_argument("--retention-policy", help="v1 retention policy (default: the database's default)")
-    group.add_argument("--username", help="v1 user")
-    group.add_argument("--password-file", type=Path, help="v1 password, first line of this file")
-    group.add_argument("--org", help="v2 organisation")
-    group.add_argument("--bucket", help="v2 bucket")
-    group.add_argument("--token-file", type=Path, help="v2 API token, first line of this file")
-
-
-def _path(table: Table, name: str, base: Path) -> Path | None:
-    raw = table.text(name, None)
-    if raw is None:
-        return None
-    path = Path(raw)
-    return path if path.is_absolute() else base / path
-
-
-def _from_file(path: Path) -> InfluxSettings:
-    try:
-        data = tomllib.loads(path.read_text())
-    except OSError as exc:
-        raise ConfigError(str(path), "", f"cannot read: {exc.strerror}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(str(path), "", f"not valid TOML: {exc}") from None
-    table = Table(data, str(path)).table("influxdb", required=True)
-    # Only the connection keys are read: batching and retry settings belong to the gateway.
-    return InfluxSettings(
-        api=table.text("api", "v1", choices=("v1", "v2")),
-        url=table.text("url", DEFAULT_URL),
-        database=table.text("database", DEFAULT_DATABASE),
-        retention_policy=table.text("retention_policy", None),
-        username=table.text("username", None),
-        password_file=_path(table, "password_file", path.parent),
-        org=table.text("org", None),
-        bucket=table.text("bucket", None),
-        token_file=_path(table, "token_file", path.parent),
-    )
-
-
-def settings_from_args(args: argparse.Namespace) -> InfluxSettings:
-    """Settings from ``--config`` (if any), overridden by the command-line options given."""
-    settings = _from_file(args.config) if args.config else InfluxSettings()
-    names = ("api", "url", "database", "retention_policy", "username", "password_file", "org", "bucket", "token_file")
-    overrides = {n: getattr(args, n) for n in names if getattr(args, n) is not None}
-    settings = replace(settings, **overrides)
-    if settings.api == "v2":
-        for name in ("org", "bucket", "token_file"):
-            if getattr(settings, name) is None:
-                flag = "--" + name.replace("_", "-")
-                raise ConfigError("command line", flag, f"the v2 API needs {flag} (or [influxdb] {name} of --config)")
-    return settings
 
 
 def open_reader(settings: InfluxSettings) -> Reader:

@@ -24,11 +24,11 @@ from cli.influx_read import (
     InfluxReadError,
     Reader,
     ReadingRow,
-    add_influx_arguments,
     fetch_readings,
     open_reader,
 )
-from cli.influx_read import settings_from_args as influx_settings
+from cli.influx_settings import add_influx_arguments
+from cli.influx_settings import settings_from_args as influx_settings
 from cli.progress import Progress
 from cli.window import Window, add_window_arguments, format_duration, iso, window_from_args
 from coldchain.errors import ConfigError

@@ -23,8 +23,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from cli.influx_read import AlarmRow, GapRow, InfluxReadError, Reader, add_influx_arguments, open_reader
-from cli.influx_read import settings_from_args as influx_settings
+from cli.influx_read import AlarmRow, GapRow, InfluxReadError, Reader, open_reader
+from cli.influx_settings import add_influx_arguments
+from cli.influx_settings import settings_from_args as influx_settings
 from cli.progress import Progress
 from cli.query import Record, add_record_arguments, read_record
 from cli.window import Window, add_window_arguments, iso, window_from_args

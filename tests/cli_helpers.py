@@ -20,10 +20,10 @@ MINUTE_MS = 60_000
 def write_lines(influxdb: InfluxDB, database: str, lines: list[str]) -> None:
     """Create ``database`` and write line-protocol ``lines`` (ms precision) through ``/write``, as the gateway does."""
     create = urllib.parse.urlencode({"q": f'CREATE DATABASE "{database}"'}).encode()
-    urllib.request.urlopen(urllib.request.Request(f"{influxdb.url}/query", data=create), timeout=10).close()
+    urllib.request.urlopen(urllib.request.Request(f"{influxdb.url}/query", data=create), timeout=30).close()
     url = f"{influxdb.url}/write?db={database}&precision=ms"
     request = urllib.request.Request(url, data="\n".join(lines).encode(), method="POST")
-    with urllib.request.urlopen(request, timeout=10) as response:
+    with urllib.request.urlopen(request, timeout=30) as response:
         assert response.status == 204
 
 

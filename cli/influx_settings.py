@@ -1,0 +1,102 @@
+"""Where the record lives: InfluxDB settings from the gateway's ``[influxdb]`` table and the command line.
+
+Keys are named as in the gateway's table (api, url, database, retention_policy,
+username, password_file, org, bucket, token_file), so ``--config`` can point at the
+gateway's file; only those keys are read, the rest belongs to the gateway.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tomllib
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from coldchain.errors import ConfigError
+from coldchain.settings import Table
+
+__all__ = ["InfluxSettings", "add_influx_arguments", "settings_from_args"]
+
+DEFAULT_URL = "http://127.0.0.1:8086"
+DEFAULT_DATABASE = "coldchain"
+
+
+@dataclass(frozen=True, slots=True)
+class InfluxSettings:
+    """Where the record lives."""
+
+    api: str = "v1"
+    url: str = DEFAULT_URL
+    database: str = DEFAULT_DATABASE
+    retention_policy: str | None = None
+    username: str | None = None
+    password_file: Path | None = None
+    org: str | None = None
+    bucket: str | None = None
+    token_file: Path | None = None
+
+    @property
+    def where(self) -> str:
+        """The server and database, for messages."""
+        if self.api == "v2":
+            return f"InfluxDB (v2 API) at {self.url}, org {self.org}, bucket {self.bucket}"
+        return f"InfluxDB at {self.url}, database {self.database}"
+
+
+def add_influx_arguments(parser: argparse.ArgumentParser) -> None:
+    """The InfluxDB options every command that reads the record shares."""
+    group = parser.add_argument_group("InfluxDB (command line overrides --config)")
+    group.add_argument("--config", type=Path, help="the gateway's TOML: its [influxdb] table is used")
+    group.add_argument("--api", choices=("v1", "v2"), help="v1: InfluxQL (InfluxDB 1.x, default); v2: Flux")
+    group.add_argument("--influx-url", dest="url", help="server URL (default http://127.0.0.1:8086)")
+    group.add_argument("--database", help="v1 database (default coldchain)")
+    group.add_argument("--retention-policy", help="v1 retention policy (default: the database's default)")
+    group.add_argument("--username", help="v1 user")
+    group.add_argument("--password-file", type=Path, help="v1 password, first line of this file")
+    group.add_argument("--org", help="v2 organisation")
+    group.add_argument("--bucket", help="v2 bucket")
+    group.add_argument("--token-file", type=Path, help="v2 API token, first line of this file")
+
+
+def _path(table: Table, name: str, base: Path) -> Path | None:
+    raw = table.text(name, None)
+    if raw is None:
+        return None
+    path = Path(raw)
+    return path if path.is_absolute() else base / path
+
+
+def _from_file(path: Path) -> InfluxSettings:
+    try:
+        data = tomllib.loads(path.read_text())
+    except OSError as exc:
+        raise ConfigError(str(path), "", f"cannot read: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(str(path), "", f"not valid TOML: {exc}") from None
+    table = Table(data, str(path)).table("influxdb", required=True)
+    # Only the connection keys are read: batching and retry settings belong to the gateway.
+    return InfluxSettings(
+        api=table.text("api", "v1", choices=("v1", "v2")),
+        url=table.text("url", DEFAULT_URL),
+        database=table.text("database", DEFAULT_DATABASE),
+        retention_policy=table.text("retention_policy", None),
+        username=table.text("username", None),
+        password_file=_path(table, "password_file", path.parent),
+        org=table.text("org", None),
+        bucket=table.text("bucket", None),
+        token_file=_path(table, "token_file", path.parent),
+    )
+
+
+def settings_from_args(args: argparse.Namespace) -> InfluxSettings:
+    """Settings from ``--config`` (if any), overridden by the command-line options given."""
+    settings = _from_file(args.config) if args.config else InfluxSettings()
+    names = ("api", "url", "database", "retention_policy", "username", "password_file", "org", "bucket", "token_file")
+    overrides = {n: getattr(args, n) for n in names if getattr(args, n) is not None}
+    settings = replace(settings, **overrides)
+    if settings.api == "v2":
+        for name in ("org", "bucket", "token_file"):
+            if getattr(settings, name) is None:
+                flag = "--" + name.replace("_", "-")
+                raise ConfigError("command line", flag, f"the v2 API needs {flag} (or [influxdb] {name} of --config)")
+    return settings
