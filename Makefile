@@ -19,9 +19,9 @@ lint: $(STAMP)
 
 # Debian packages the demo and the tests use, as command:package. mosquitto and influxd are started
 # as private instances on free ports, never the system's; openssl makes test certificates;
-# systemd-analyze checks the units.
+# systemd-analyze checks the units; chromium runs the board's browser tests; poppler-utils reads reports.
 APT_NEEDS := mosquitto:mosquitto mosquitto_pub:mosquitto-clients influxd:influxdb openssl:openssl \
-	systemd-analyze:systemd
+	systemd-analyze:systemd chromium:chromium pdftotext:poppler-utils
 
 services:
 	@missing=""; for need in $(APT_NEEDS); do \
