@@ -6,7 +6,14 @@ import random
 
 import pytest
 
-from coldchain.sentences import AckSentence, ClockSentence, CommandSentence, HeartbeatSentence, parse_sentence
+from coldchain.sentences import (
+    AckSentence,
+    ClockSentence,
+    CommandSentence,
+    HeartbeatSentence,
+    TemperatureSentence,
+    parse_sentence,
+)
 from firmware_sim.board import Board, BoardSpec
 from firmware_sim.model import Ramp
 from firmware_sim.sensor import Probe
@@ -80,3 +87,30 @@ def test_unknown_command_is_answered_err_and_garbage_ignored() -> None:
     assert board.command(CommandSentence("REBOOT", "1").encode()) == AckSentence("REBOOT", "ERR").encode()
     assert board.command(b"$CCCMD,RATE,100*00\r\n") is None
     assert board.command(HeartbeatSentence(1, "x", 1).encode()) is None
+
+
+def test_probe_quantises_to_its_resolution() -> None:
+    """A DS18B20-like probe (0.0625 °C steps) only ever reports multiples of 0.0625."""
+    probe = Probe("p", noise_c=0.3, resolution_c=0.0625)
+    rng = random.Random(5)
+    values = {probe.read(4.0, rng).celsius for _ in range(200)}
+    assert len(values) > 5
+    assert all((v / 0.0625) == pytest.approx(round(v / 0.0625), abs=1e-9) for v in values)
+
+
+@pytest.mark.parametrize(("true_c", "expected"), [(-250.0, (-200.0, "RANGE")), (120.0, (80.0, "RANGE"))])
+def test_probe_outside_its_range_reports_range_at_the_limit(true_c: float, expected: tuple[float, str]) -> None:
+    """Beyond -200..80 °C the board reports RANGE with the value pinned at the limit."""
+    reading = Probe("p", noise_c=0.0).read(true_c, random.Random(1))
+    assert (reading.celsius, reading.status) == expected
+
+
+def test_ambient_probe_reads_the_ambient_source() -> None:
+    """A probe located outside the crate reads the ambient, the others the payload."""
+    spec = BoardSpec([Probe("inside", noise_c=0.0), Probe("outside", noise_c=0.0, location="ambient")], 1.0, 0)
+    board = Board(spec, lambda t: -80.0, random.Random(1), ambient=lambda t: 31.5)
+    _, lines = board.step()
+    assert [parse_sentence(line) for line in lines] == [
+        TemperatureSentence("inside", -80.0),
+        TemperatureSentence("outside", 31.5),
+    ]
