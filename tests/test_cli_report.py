@@ -17,6 +17,10 @@ from cli_helpers import alarm_line, fault_line, gap_line, recording_v2_standin, 
 from cli.report import main
 from cli.services import InfluxDB
 from cli.window import iso
+from coldchain.wire import AlarmMessage
+from gateway.points import alarm_point, gap_point, temperature_series
+from gateway.points import fault_line as gateway_fault_line
+from gateway.sequence import Gap
 
 pytestmark = pytest.mark.integration
 
@@ -303,3 +307,25 @@ def test_readings_without_a_profile_are_not_passed_as_within_profile(
     assert report["verdict"] == "excursion: review required"
     assert report["reasons"][0].startswith("no product profile")
     assert "no limits applied" in captured.err
+
+
+def test_reads_the_points_exactly_as_the_gateway_writes_them(
+    influxdb: InfluxDB, database: str, crate_prefix: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Points built by gateway.points (the real producer) are read back: readings, a fault, alarm ids, gap state."""
+    crate = f"{crate_prefix}-G"
+    series = temperature_series(crate, "cryo", "probe1")
+    lines = [f"{series} value_c=-170.5,seq={i}i {BASE_MS + i * STEP_MS}" for i in range(6)]
+    lines.append(gateway_fault_line(series, "SHORT", 6, BASE_MS + 6 * STEP_MS))
+    alarm = AlarmMessage(
+        crate, "critical_high", "probe1", "critical", "active", -149.0, -150.0, BASE_MS, 0, BASE_MS, "cryo"
+    )
+    lines.append(alarm_point(alarm))
+    lines.append(gap_point(crate, Gap(first=2, last=3, ts=BASE_MS + 4 * STEP_MS, missing=[[2, 3]])))
+    write_lines(influxdb, database, lines)
+    assert main([crate, "--format", "json", *_args(influxdb, database)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert [r["value_c"] for r in report["readings"]] == [-170.5] * 6
+    assert [(f["fault"], f["seq"]) for f in report["faults"]] == [("SHORT", 6)]
+    assert [(a["state"], a["alarm_id"], a["value_c"]) for a in report["alarms"]] == [("active", alarm.alarm_id, -149.0)]
+    assert [(g["first_seq"], g["last_seq"], g["state"], g["missing"]) for g in report["gaps"]] == [(2, 3, "open", 2)]
