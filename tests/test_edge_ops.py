@@ -171,7 +171,7 @@ def test_sd_notify_ready_watchdog_and_stopping(tmp_path: Path, mosquitto: Mosqui
         start = time.monotonic()
         pings = [sock.recv(64) for _ in range(4)]
         assert pings == [b"WATCHDOG=1"] * 4
-        assert time.monotonic() - start < 1.0  # every ~100 ms
+        assert time.monotonic() - start < 2.0  # every ~100 ms, with room for a loaded machine
         assert agent.terminate() == 0
         messages = []
         while (message := sock.recv(64)) != b"STOPPING=1":
