@@ -42,7 +42,7 @@ class Alarm:
     value_c: float | None
     threshold_c: float | None
     ts: int
-    seq: int
+    seq: int | None  # None for rules about no reading (offline, stale)
     started_ts: int
     profile: str
     body: dict[str, Any]  # the whole payload, extensions included (acknowledged_by, note...), for --json
@@ -98,7 +98,7 @@ def decode_alarm(topic: str, payload: bytes) -> Alarm:
         value_c=_number(body, "value_c", optional=True),
         threshold_c=_number(body, "threshold_c", optional=True),
         ts=_number(body, "ts", integer=True),
-        seq=_number(body, "seq", integer=True),
+        seq=_number(body, "seq", integer=True, optional=True),
         started_ts=_number(body, "started_ts", integer=True),
         profile=str(body.get("profile") or ""),
         body=body,
@@ -130,11 +130,13 @@ def _table(alarms: list[Alarm], offline: dict[str, int], now_ms: int) -> str:
     header = ("SEVERITY", "STATE", "CRATE", "RULE", "SENSOR", "VALUE °C", "LIMIT °C", "SINCE (UTC)", "AGE", "ACK BY")
     rows = [header]
     for a in alarms:
-        crate = f"{a.crate} (offline)" if a.crate in offline else a.crate
+        crate = a.crate + (f" [{a.body['shipment']}]" if a.body.get("shipment") else "")
+        crate += " (offline)" if a.crate in offline else ""
+        state = a.state + (" (late)" if a.body.get("late") else "")
         rows.append(
             (
                 a.severity,
-                a.state,
+                state,
                 crate,
                 a.rule,
                 a.sensor,

@@ -180,7 +180,7 @@ def alarm_row(row: Mapping[str, Any], ts_ms: int) -> AlarmRow:
         threshold_c=_optional(row, "threshold_c", float),
         seq=_optional(row, "seq", int),
         alarm_id=_optional(row, "alarm_id", str) or _optional(row, "id", str),
-        by=_optional(row, "by", str),
+        by=_optional(row, "by", str) or _optional(row, "acknowledged_by", str),
         note=_optional(row, "note", str),
     )
 

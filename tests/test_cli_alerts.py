@@ -335,3 +335,18 @@ def test_follow_prints_readable_transition_lines(
         process.wait(timeout=10)
     assert f"RAISED  critical {crate} critical_high probe1  -148.50 °C (limit -150.00)" in raised
     assert acked.rstrip().endswith("by carol (on it)")
+
+
+def test_alarm_engine_payload_extensions_are_shown(
+    mosquitto: Mosquitto, retain: Callable[..., None], crate_prefix: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Optional fields of the alarm engine's payload: no seq (offline rule), shipment, late, acknowledged_by."""
+    crate = f"{crate_prefix}-E"
+    topic, payload = _alarm(crate, "offline", "warning", "acknowledged", started_ago_s=50)
+    body = {**json.loads(payload), "sensor": "crate", "seq": None, "shipment": "S-17", "late": True}
+    body["acknowledged_by"] = "dave"
+    retain((alarm_topic(crate, "offline", "crate"), json.dumps(body).encode()))
+    assert main(_broker_args(mosquitto)) == 0
+    (line,) = [line for line in capsys.readouterr().out.splitlines() if f"{crate} [S-17]" in line]
+    assert line.split()[:5] == ["warning", "acknowledged", "(late)", crate, "[S-17]"]
+    assert line.rstrip().endswith("dave")
