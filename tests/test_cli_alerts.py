@@ -342,7 +342,7 @@ def test_alarm_engine_payload_extensions_are_shown(
 ) -> None:
     """Optional fields of the alarm engine's payload: no seq (offline rule), shipment, late, acknowledged_by."""
     crate = f"{crate_prefix}-E"
-    topic, payload = _alarm(crate, "offline", "warning", "acknowledged", started_ago_s=50)
+    _, payload = _alarm(crate, "offline", "warning", "acknowledged", started_ago_s=50)
     body = {**json.loads(payload), "sensor": "crate", "seq": None, "shipment": "S-17", "late": True}
     body["acknowledged_by"] = "dave"
     retain((alarm_topic(crate, "offline", "crate"), json.dumps(body).encode()))
