@@ -23,7 +23,7 @@ from coldchain.errors import ConfigError
 from firmware_sim.board import Board, BoardSpec
 from firmware_sim.link import PtyLink
 from firmware_sim.model import Ramp
-from firmware_sim.scenario import parse_scenario
+from firmware_sim.scenario import paced_heartbeat, parse_scenario
 from firmware_sim.sensor import Probe
 
 __all__ = ["main"]
@@ -107,7 +107,8 @@ def _scenario_board(args: argparse.Namespace, epoch_ms: int, clock: bool) -> tup
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(str(path), "", f"not valid TOML: {exc}") from None
     scenario = parse_scenario(data, str(path))
-    board = scenario.board(args.seed, epoch_ms, clock, args.period, args.heartbeat)
+    heartbeat = args.heartbeat if args.heartbeat is not None else paced_heartbeat(scenario.heartbeat_s, args.speed)
+    board = scenario.board(args.seed, epoch_ms, clock, args.period, heartbeat)
     log.info("scenario %s: %s", scenario.name, scenario.description)
     return board, scenario.duration_s if args.duration is None else args.duration
 

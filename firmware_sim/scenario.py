@@ -22,9 +22,10 @@ from firmware_sim.faults import FAULT_KINDS, PROBE_FAULTS, Fault
 from firmware_sim.model import EVENT_KINDS, SHIPPER_DEFAULTS, Event, ShipperModel, ShipperParams
 from firmware_sim.sensor import Probe
 
-__all__ = ["Scenario", "parse_scenario"]
+__all__ = ["REAL_HEARTBEAT_S", "Scenario", "paced_heartbeat", "parse_scenario"]
 
 LOCATIONS = ("payload", "ambient")
+REAL_HEARTBEAT_S = 5.0  # a scenario's board sends a heartbeat at least this often in real time
 _SHIPPER_NUMBERS = (
     "plateau_c",
     "plateau_empty_c",
@@ -73,6 +74,17 @@ class Scenario:
         spec = BoardSpec(self.probes, period_s or self.period_s, heartbeat, clock, epoch_ms, self.faults, lid or None)
         rng = random.Random(seed)  # noqa: S311 -- simulation, not secrets
         return Board(spec, model.temperature, rng, model.ambient.at)
+
+
+def paced_heartbeat(heartbeat_s: float, speed: float) -> float:
+    """The heartbeat interval (simulated s) to use at ``speed``: the scenario's, but at most 5 real seconds.
+
+    Scenarios use sparse heartbeats that suit accelerated runs; in real time an agent
+    (whose heartbeat timeout is real time) would think the board had hung.
+    """
+    if heartbeat_s <= 0:
+        return heartbeat_s
+    return min(heartbeat_s, REAL_HEARTBEAT_S * speed)
 
 
 def _shipper(table: Table) -> ShipperParams:

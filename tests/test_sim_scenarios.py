@@ -11,7 +11,7 @@ from sim_scenarios import CONFIG, EPOCH_MS, load, profiles, run
 
 from coldchain.errors import ConfigError
 from coldchain.excursions import ACTIVE
-from firmware_sim.scenario import parse_scenario
+from firmware_sim.scenario import paced_heartbeat, parse_scenario
 
 HOUR_MS = 3_600_000
 SCENARIOS = sorted(p.stem for p in (CONFIG / "scenarios").glob("*.toml"))
@@ -139,3 +139,12 @@ def test_bad_scenario_values_name_file_key_and_problem(change: dict[str, object]
     with pytest.raises(ConfigError, match=re.escape(message)) as caught:
         parse_scenario({**base, **change}, "my.toml", profiles())
     assert str(caught.value).startswith("my.toml: ")
+
+
+@pytest.mark.parametrize(
+    ("heartbeat_s", "speed", "paced"),
+    [(300.0, 1.0, 5.0), (300.0, 100_000.0, 300.0), (300.0, 20.0, 100.0), (0.0, 1.0, 0.0)],
+)
+def test_scenario_heartbeat_is_paced_to_at_most_5_real_seconds(heartbeat_s: float, speed: float, paced: float) -> None:
+    """A 5-min scenario heartbeat comes every 5 s in real time, unchanged when accelerated; 0 stays off."""
+    assert paced_heartbeat(heartbeat_s, speed) == paced
