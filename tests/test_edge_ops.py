@@ -35,12 +35,16 @@ def _certificates(directory: Path) -> None:
     (directory / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
     _openssl(directory, "x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
              "-out", "server.crt", "-days", "1", "-extfile", "san.ext")  # fmt: skip
+    _openssl(directory, "req", "-newkey", "rsa:2048", "-nodes", "-keyout", "crate.key", "-out", "crate.csr",
+             "-subj", "/CN=crate")  # fmt: skip
+    _openssl(directory, "x509", "-req", "-in", "crate.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+             "-out", "crate.crt", "-days", "1")  # fmt: skip
 
 
 class SecureBroker:
     """A broker with a plain listener for the test's anonymous reader and a TLS one for the crate."""
 
-    def __init__(self, directory: Path, crate: str, telemetry_allowed: bool) -> None:
+    def __init__(self, directory: Path, crate: str, telemetry_allowed: bool, require_certificate: bool = False) -> None:
         self.dir = directory
         self.crate = crate
         directory.mkdir(parents=True, exist_ok=True)
@@ -69,6 +73,7 @@ listener {self.tls_port} 127.0.0.1
 cafile {tls}/ca.crt
 certfile {tls}/server.crt
 keyfile {tls}/server.key
+require_certificate {"true" if require_certificate else "false"}
 """,
         ).start()
 
@@ -107,6 +112,7 @@ def secure(tmp_path: Path, crate_prefix: str) -> Iterator[SecureBroker]:
 
 
 def _tls_config(tmp_path: Path, secure: SecureBroker, password: str, extra: str = "") -> Path:
+    tmp_path.mkdir(parents=True, exist_ok=True)
     password_file = tmp_path / "mqtt.password"
     password_file.write_text(password + "\n")
     config = agent_config(
@@ -221,3 +227,25 @@ def test_sigterm_while_broker_unreachable_exits_promptly(tmp_path: Path, crate_p
     finally:
         agent.stop()
         board.close()
+
+
+def test_client_certificate_is_presented_when_the_broker_requires_one(tmp_path: Path, crate_prefix: str) -> None:
+    """With cert_file and key_file the crate passes a broker that requires client certificates; without, it cannot."""
+    secure = SecureBroker(tmp_path / "secure", f"{crate_prefix}-CRT", telemetry_allowed=True, require_certificate=True)
+    listener = Listener(secure.broker, [f"coldchain/v1/crates/{secure.crate}/#"])
+    tls = secure.dir / "tls"
+    with_cert = _tls_config(
+        tmp_path / "with", secure, PASSWORD, f'cert_file = "{tls}/crate.crt"\nkey_file = "{tls}/crate.key"'
+    )
+    without = InProcessAgent(_tls_config(tmp_path / "without", secure, PASSWORD))
+    run = InProcessAgent(with_cert)
+    try:
+        run.sample(TS, probe1=-170.0)
+        got = wait_until(listener.telemetry, 10, "telemetry over mutual TLS")
+        assert got[0]["seq"] == 0
+        assert not without.agent.link.connected
+    finally:
+        run.stop()
+        without.stop()
+        listener.close()
+        secure.broker.stop()
