@@ -229,7 +229,9 @@ def test_sigterm_while_broker_unreachable_exits_promptly(tmp_path: Path, crate_p
         board.close()
 
 
-def test_client_certificate_is_presented_when_the_broker_requires_one(tmp_path: Path, crate_prefix: str) -> None:
+def test_client_certificate_is_presented_when_the_broker_requires_one(
+    tmp_path: Path, crate_prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
     """With cert_file and key_file the crate passes a broker that requires client certificates; without, it cannot."""
     secure = SecureBroker(tmp_path / "secure", f"{crate_prefix}-CRT", telemetry_allowed=True, require_certificate=True)
     listener = Listener(secure.broker, [f"coldchain/v1/crates/{secure.crate}/#"])
@@ -243,6 +245,7 @@ def test_client_certificate_is_presented_when_the_broker_requires_one(tmp_path: 
         run.sample(TS, probe1=-170.0)
         got = wait_until(listener.telemetry, 10, "telemetry over mutual TLS")
         assert got[0]["seq"] == 0
+        wait_until(lambda: "cannot reach broker" in caplog.text, 10, "the agent without a certificate refused")
         assert not without.agent.link.connected
     finally:
         run.stop()
