@@ -130,8 +130,8 @@ class _Stop:
         self.requested = True
 
 
-def _follow_faults(board: Board, link: PtyLink, now: float) -> None:
-    """Take the device away during a ``disconnect`` fault and bring it back (a new pty) after."""
+def _follow_faults(board: Board, link: PtyLink, now: float) -> bool:
+    """Take the device away during a ``disconnect`` fault and bring it back (a new pty) after; True then."""
     up = board.link_up(now)
     if not up and link.is_open:
         log.warning("disconnect: device %s removed at t=%.1f s", link.device, now)
@@ -140,6 +140,8 @@ def _follow_faults(board: Board, link: PtyLink, now: float) -> None:
         link.open()
         log.warning("disconnect over: board back on %s at t=%.1f s", link.device, now)
         print(f"device {link.path}", flush=True)
+        return True
+    return False
 
 
 def _await_reader(link: PtyLink, stop: _Stop) -> None:
@@ -150,7 +152,8 @@ def _await_reader(link: PtyLink, stop: _Stop) -> None:
 def run(board: Board, link: PtyLink, speed: float, duration_s: float, stop: _Stop, *, wait: bool = False) -> None:
     """Pace the board's events to real time (divided by ``speed``) until the duration or a stop.
 
-    With ``wait`` the simulated clock starts only once a reader has opened the device.
+    With ``wait`` the simulated clock starts only once a reader has opened the device,
+    and stands still after a ``disconnect`` until a reader has opened the new one.
     """
     wait_s = _BACKPRESSURE_S if speed != 1.0 else 0.0
     end = duration_s or math.inf
@@ -164,7 +167,10 @@ def run(board: Board, link: PtyLink, speed: float, duration_s: float, stop: _Sto
             break
         if due <= now and due < end:  # behind schedule (a slow reader), catch up before ending
             at, lines = board.step()
-            _follow_faults(board, link, at)
+            if _follow_faults(board, link, at) and wait:  # the simulated clock waits for the reader to come back
+                paused = time.monotonic()
+                _await_reader(link, stop)
+                started += time.monotonic() - paused
             for line in lines:
                 link.write(line, wait_s)
             continue

@@ -183,6 +183,8 @@ class Board:
         ``RATE,<ms>`` sets the sample period from the last tick on; a command the
         board cannot carry out is answered with the argument ``ERR``.
         """
+        if self._in_reset:  # browned out: nobody home to answer
+            return None
         try:
             sentence = parse_sentence(line)
         except SentenceError:

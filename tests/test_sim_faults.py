@@ -8,7 +8,15 @@ import random
 import pytest
 
 from coldchain.errors import SentenceError
-from coldchain.sentences import HeartbeatSentence, LidSentence, Sentence, TemperatureSentence, parse_sentence
+from coldchain.sentences import (
+    AckSentence,
+    CommandSentence,
+    HeartbeatSentence,
+    LidSentence,
+    Sentence,
+    TemperatureSentence,
+    parse_sentence,
+)
 from firmware_sim.board import Board, BoardSpec, emit_until
 from firmware_sim.faults import Fault
 from firmware_sim.sensor import Probe
@@ -114,3 +122,14 @@ def test_fault_ending_before_it_starts_is_refused() -> None:
     """A fault whose end is not after its start is a ValueError that says so."""
     with pytest.raises(ValueError, match="ends"):
         Fault("open", 10.0, 5.0, "p1")
+
+
+def test_board_in_brownout_reset_ignores_commands() -> None:
+    """While held in reset by a brown-out the board answers no command; afterwards it does again."""
+    board = _board(Fault("brownout", 0.0, 10.0, supply_mv=4000, reset_mv=4700))  # in reset from t=3.1 s
+    while board.next_event_s() < 5:
+        board.step()
+    assert board.command(CommandSentence("RATE", "500").encode()) is None
+    while board.next_event_s() <= 10:
+        board.step()
+    assert board.command(CommandSentence("RATE", "500").encode()) == AckSentence("RATE", "500").encode()
