@@ -159,17 +159,20 @@ class MqttLink:
                 log.warning("cannot reach broker %s:%d (%s); retrying in %.1f s", config.host, config.port, exc, delay)
                 self._stop.wait(delay)
                 continue
+            rc = mqtt.MQTT_ERR_SUCCESS
             while not self._stop.is_set():
-                if self._client.loop(timeout=0.1) != mqtt.MQTT_ERR_SUCCESS:
+                rc = self._client.loop(timeout=0.1)
+                if rc != mqtt.MQTT_ERR_SUCCESS:
                     break
                 if self._connected:
                     backoff.reset()
             if self._stop.is_set():
                 self._close()
                 return
-            self._on_disconnect(self._client, None, None, "connection lost", None)
+            reason = mqtt.error_string(rc)
+            self._on_disconnect(self._client, None, None, reason, None)
             delay = backoff.next()
-            log.warning("lost broker %s:%d; reconnecting in %.1f s", config.host, config.port, delay)
+            log.warning("lost broker %s:%d (%s); reconnecting in %.1f s", config.host, config.port, reason, delay)
             self._stop.wait(delay)
 
     def _close(self) -> None:
