@@ -16,14 +16,13 @@ import select
 import signal
 import sys
 import time
-import tomllib
 from pathlib import Path
 
 from coldchain.errors import ConfigError
 from firmware_sim.board import Board, BoardSpec
 from firmware_sim.link import PtyLink
 from firmware_sim.model import Ramp
-from firmware_sim.scenario import paced_heartbeat, parse_scenario
+from firmware_sim.scenario import paced_heartbeat, read_scenario
 from firmware_sim.sensor import Probe
 
 __all__ = ["main"]
@@ -99,14 +98,7 @@ def _trace_board(args: argparse.Namespace, epoch_ms: int, clock: bool) -> tuple[
 
 
 def _scenario_board(args: argparse.Namespace, epoch_ms: int, clock: bool) -> tuple[Board, float]:
-    path: Path = args.scenario
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(str(path), "", f"cannot read the scenario: {exc.strerror}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(str(path), "", f"not valid TOML: {exc}") from None
-    scenario = parse_scenario(data, str(path))
+    scenario = read_scenario(args.scenario)
     heartbeat = args.heartbeat if args.heartbeat is not None else paced_heartbeat(scenario.heartbeat_s, args.speed)
     board = scenario.board(args.seed, epoch_ms, clock, args.period, heartbeat)
     log.info("scenario %s: %s", scenario.name, scenario.description)

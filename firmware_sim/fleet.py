@@ -14,14 +14,17 @@ import math
 import random
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from coldchain.errors import ConfigError
 from coldchain.topics import telemetry_topic, valid_identifier
 from coldchain.wire import Reading, Telemetry, encode
 from firmware_sim.fleet_mqtt import Credentials, MqttPool, PoolError
+from firmware_sim.scenario import Scenario, read_scenario
 
-__all__ = ["FleetPlan", "FleetReport", "main", "read_credentials", "run_fleet"]
+__all__ = ["FleetPlan", "FleetReport", "Replay", "Steady", "main", "read_credentials", "run_fleet"]
 
 _DRAIN_S = 10.0  # after the last publish, wait this long for outstanding PUBACKs
 
@@ -67,17 +70,57 @@ def read_credentials(path: Path) -> list[tuple[str, Credentials]]:
     return entries
 
 
+Sampler = Callable[[int, random.Random], tuple[int, tuple[Reading, ...]]]  # seq, rng -> (ts, readings)
+
+
+@dataclass(frozen=True, slots=True)
+class Steady:
+    """Every crate reports ``start_c`` plus noise on ``probe1``, stamped with the real time."""
+
+    start_c: float = -185.0
+    noise_c: float = 0.05
+
+    def __call__(self, seq: int, rng: random.Random) -> tuple[int, tuple[Reading, ...]]:
+        return time.time_ns() // 1_000_000, (Reading("probe1", round(self.start_c + rng.gauss(0.0, self.noise_c), 2)),)
+
+
+@dataclass
+class Replay:
+    """Every crate replays a scenario's shipment, one sample period per message, stamped in simulated time.
+
+    The probes' noise and range apply; the scenario's faults (a board matter) do not.
+    """
+
+    scenario: Scenario
+    epoch_ms: int
+    period_s: float
+
+    def __post_init__(self) -> None:
+        model = self.scenario.model()
+        self._sources = {"payload": model.temperature, "ambient": model.ambient.at}
+
+    def __call__(self, seq: int, rng: random.Random) -> tuple[int, tuple[Reading, ...]]:
+        t_s = seq * self.period_s
+        readings = []
+        for probe in self.scenario.probes:
+            sample = probe.read(self._sources[probe.location](t_s), rng)
+            ok = sample.status == "OK"
+            readings.append(
+                Reading(probe.name, round(sample.celsius, 2) if ok else None, None if ok else sample.status)
+            )
+        return self.epoch_ms + round(t_s * 1000), tuple(readings)
+
+
 @dataclass(frozen=True, slots=True)
 class FleetPlan:
-    """What to publish: crates (each through client ``client_of[i]``), how fast and for how long."""
+    """What to publish: crates (each through client ``client_of[i]``), what they report, how fast, how long."""
 
     crates: list[str]
     client_of: list[int]
     rate: float
     count: int
     duration_s: float
-    start_c: float = -185.0
-    noise_c: float = 0.05
+    sampler: Sampler
     first_seq: int = 0
 
 
@@ -98,8 +141,8 @@ def run_fleet(pool: MqttPool, plan: FleetPlan, rng: random.Random) -> FleetRepor
         due = min(count, math.floor(rate * (now - started)) + 1, pool.acked + pool.window)
         while sent < due:
             i = sent % len(crates)
-            value = round(plan.start_c + rng.gauss(0.0, plan.noise_c), 2)
-            message = Telemetry(crates[i], seqs[i], time.time_ns() // 1_000_000, (Reading("probe1", value),))
+            ts, readings = plan.sampler(seqs[i], rng)
+            message = Telemetry(crates[i], seqs[i], ts, readings)
             pool.publish(client_of[i], topics[i], encode(message), 1)
             seqs[i] += 1
             sent += 1
@@ -110,6 +153,16 @@ def run_fleet(pool: MqttPool, plan: FleetPlan, rng: random.Random) -> FleetRepor
         pool.service(0.01)
     finished = max(last, pool.last_ack)
     return FleetReport(len(crates), len(pool.clients), sent, pool.acked, finished - started, rate)
+
+
+def _sampler(args: argparse.Namespace) -> Sampler:
+    if args.scenario is None:
+        return Steady(args.start, args.noise)
+    scenario = read_scenario(args.scenario)
+    epoch_ms = args.epoch_ms
+    if epoch_ms is None:  # the shipment ends now: a gateway refuses telemetry from the future
+        epoch_ms = time.time_ns() // 1_000_000 - round(scenario.duration_s * 1000)
+    return Replay(scenario, epoch_ms, args.period or scenario.period_s)
 
 
 def _parser(prog: str) -> argparse.ArgumentParser:
@@ -124,6 +177,15 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     add("--rate", type=float, default=1000.0, metavar="MSG_PER_S", help="target aggregate rate (default 1000)")
     add("--count", type=int, default=100_000, metavar="N", help="stop after N messages (default 100000)")
     add("--duration", type=float, default=60.0, metavar="SECONDS", help="stop after this long (default 60)")
+    add("--scenario", type=Path, metavar="FILE", help="every crate replays this shipment, stamped in simulated time")
+    add("--period", type=float, default=None, metavar="SECONDS", help="with --scenario: simulated time per message")
+    add(
+        "--epoch-ms",
+        type=int,
+        default=None,
+        metavar="MS",
+        help="with --scenario: shipment start (default: so it ends now)",
+    )
     add("--start", type=float, default=-185.0, metavar="C", help="temperature the crates report (default -185)")
     add("--noise", type=float, default=0.05, metavar="C", help="noise on it, 1 sigma (default 0.05)")
     add("--first-seq", type=int, default=0, metavar="N", help="first seq of every crate (continue a soak run)")
@@ -158,6 +220,11 @@ def main(argv: list[str], prog: str = "coldchain sim fleet") -> int:
         if not valid_identifier(crates[-1]):
             parser.error(f"--prefix {args.prefix!r} does not make valid crate ids")
         logins = [None] * len(crates) if args.client_per_crate else [None]
+    try:
+        sampler = _sampler(args)
+    except ConfigError as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return 2
     per_crate = len(logins) == len(crates)
     client_ids = [f"sim-{c}" for c in crates] if per_crate else [f"sim-fleet-{args.prefix}"]
     pool = MqttPool(args.mqtt_host, args.mqtt_port, client_ids, logins)
@@ -165,9 +232,7 @@ def main(argv: list[str], prog: str = "coldchain sim fleet") -> int:
         pool.connect(timeout_s=30.0)
         rng = random.Random(args.seed)  # noqa: S311 -- simulation, not secrets
         client_of = list(range(len(crates))) if per_crate else [0] * len(crates)
-        plan = FleetPlan(
-            crates, client_of, args.rate, args.count, args.duration, args.start, args.noise, args.first_seq
-        )
+        plan = FleetPlan(crates, client_of, args.rate, args.count, args.duration, sampler, args.first_seq)
         report = run_fleet(pool, plan, rng)
     except PoolError as exc:
         print(f"{prog}: {exc}", file=sys.stderr)

@@ -1,8 +1,8 @@
 """Scenario files: a shipment to simulate (shipper, ambient lane, handling events, probes, faults).
 
-The program reads the TOML; this module checks what it holds with
-``coldchain.settings.Table`` (errors name the file, the key and the problem) and
-builds the pure model and board from it. ``config/scenarios/*.toml`` are the
+``parse_scenario`` checks a parsed file with ``coldchain.settings.Table`` (errors
+name the file, the key and the problem) and ``Scenario`` builds the pure model and
+board from it; ``read_scenario`` is the one place that reads a file. ``config/scenarios/*.toml`` are the
 shipped examples; every key is documented in ``config/scenarios/README.md``.
 """
 
@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import math
 import random
+import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
+from coldchain.errors import ConfigError
 from coldchain.profiles import Profile
 from coldchain.settings import Table
 from firmware_sim.ambient import PRESETS, Ambient
@@ -22,7 +25,7 @@ from firmware_sim.faults import FAULT_KINDS, PROBE_FAULTS, Fault
 from firmware_sim.model import EVENT_KINDS, SHIPPER_DEFAULTS, Event, ShipperModel, ShipperParams
 from firmware_sim.sensor import Probe
 
-__all__ = ["REAL_HEARTBEAT_S", "Scenario", "paced_heartbeat", "parse_scenario"]
+__all__ = ["REAL_HEARTBEAT_S", "Scenario", "paced_heartbeat", "parse_scenario", "read_scenario"]
 
 LOCATIONS = ("payload", "ambient")
 REAL_HEARTBEAT_S = 5.0  # a scenario's board sends a heartbeat at least this often in real time
@@ -213,3 +216,14 @@ def parse_scenario(data: Mapping[str, Any], source: str, profiles: Mapping[str, 
     faults = _faults(root.tables("faults"), probes)
     root.finish()
     return Scenario(name, description, profile, duration, period, heartbeat, shipper, ambient, events, probes, faults)
+
+
+def read_scenario(path: Path) -> Scenario:
+    """Read and check a scenario file; a ConfigError names the file (and key) when it cannot be used."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(str(path), "", f"cannot read the scenario: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(str(path), "", f"not valid TOML: {exc}") from None
+    return parse_scenario(data, str(path))

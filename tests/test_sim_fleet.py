@@ -132,3 +132,33 @@ def test_malformed_credentials_file_is_refused_with_its_line(tmp_path: Path) -> 
     )
     assert result.returncode == 2
     assert f"{credentials}:2: expected '<crate-id> <password>'" in result.stderr
+
+
+@pytest.mark.integration
+def test_fleet_replays_a_scenario_for_every_crate_in_simulated_time(mosquitto: Mosquitto, crate_prefix: str) -> None:
+    """--scenario: each crate's messages step 5 simulated minutes apart and follow the LN2 shipper running dry."""
+    listener = Client(mosquitto, ["coldchain/v1/crates/+/telemetry"])
+    scenario = Path(__file__).resolve().parent.parent / "config" / "scenarios" / "cryo-ln2-out-day3.toml"
+    epoch = 1_764_086_400_000
+    per_crate = 4 * 24 * 12  # the whole 4-day shipment at one message per 5 minutes
+    try:
+        args = ("--scenario", str(scenario), "--period", "300", "--epoch-ms", str(epoch), "--seed", "1")
+        more = ("--crates", "3", "--prefix", crate_prefix, "--count", str(3 * per_crate), "--rate", "5000")
+        result = _fleet(mosquitto, *args, *more)
+        assert result.returncode == 0, result.stderr
+        prefix = f"coldchain/v1/crates/{crate_prefix}"
+        wait_until(lambda: len(listener.received(prefix)) >= 3 * per_crate, timeout=20, what="every message")
+        by_crate: dict[str, list[tuple[int, float]]] = defaultdict(list)
+        for body in listener.received(prefix):
+            message = decode_telemetry(json.dumps(body).encode())
+            value = message.readings[0].value_c
+            assert value is not None
+            by_crate[message.crate].append((message.ts, value))
+        assert len(by_crate) == 3
+        for series in by_crate.values():
+            assert [ts for ts, _ in series] == [epoch + k * 300_000 for k in range(per_crate)]
+            day1, day4 = series[24 * 12][1], series[-1][1]
+            assert -183.0 < day1 < -181.0  # LN2 vapour while nitrogen remains
+            assert day4 > -150.0  # dry since day 3: past the cryo critical limit
+    finally:
+        listener.close()
