@@ -60,7 +60,7 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=prog,
         description="Simulate the crate's probe board on a pseudo-terminal (protocol: docs/firmware-protocol.md). "
-        "All durations are simulated seconds.",
+        "All durations are simulated seconds. 'coldchain sim fleet --help': many crates straight to MQTT.",
     )
     add = parser.add_argument
     add("--scenario", type=Path, metavar="FILE", help="simulate a shipment from a scenario file (config/scenarios/)")
