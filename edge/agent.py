@@ -12,6 +12,7 @@ import contextlib
 import json
 import logging
 import queue
+import sqlite3
 import threading
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -70,6 +71,7 @@ class Agent:
         self._retry_at: int | None = None  # mono ms when refused publishes are tried again
         self.published = 0
         self.refused = 0
+        self.lost = 0
         self._held = len(self.spool.held_rows())  # samples taken while the wall clock was unset
         self.watchdog = Watchdog()
 
@@ -78,7 +80,7 @@ class Agent:
     def run(self, stop: threading.Event) -> int:
         """Take samples and publish until ``stop`` is set; then flush and disconnect."""
         threads = [
-            threading.Thread(target=p.run, args=(self.inbox.put, stop), name=f"probe-{i}", daemon=True)
+            threading.Thread(target=self._supervise, args=(p, stop), name=f"probe-{i}", daemon=True)
             for i, p in enumerate(self.probes)
         ]
         for thread in threads:
@@ -100,6 +102,15 @@ class Agent:
             self.indicators.close()
         log.info("agent for crate %s stopped; %d message(s) left in the spool", self.crate, len(self.spool))
         return 0
+
+    def _supervise(self, probe: Probe, stop: threading.Event) -> None:
+        """Run a probe driver; if it fails unexpectedly, log it and start it again (never a silent dead thread)."""
+        while not stop.is_set():
+            try:
+                probe.run(self.inbox.put, stop)
+            except Exception:
+                log.exception("probe driver %s failed; restarting it in 1 s", type(probe).__name__)
+                stop.wait(1.0)
 
     def step(self, timeout: float) -> None:
         """Handle what arrived within ``timeout`` seconds, then publish what the window allows."""
@@ -129,7 +140,12 @@ class Agent:
     def handle(self, event: Event) -> None:
         """Act on one event from a probe or the MQTT link."""
         if isinstance(event, Sample):
-            self.take(event)
+            try:
+                self.take(event)
+            except sqlite3.Error as exc:
+                # disk full or failing: keep measuring and alarming locally rather than crash-looping
+                self.lost += 1
+                log.error("spool write failed (%s): reading at ts %d lost (%d so far)", exc, event.ts, self.lost)
         elif isinstance(event, Notice):
             self.add_event(event.event, event.ts, event.detail)
         elif isinstance(event, Connected):
@@ -261,6 +277,9 @@ class Agent:
             self.published += 1
 
     def _on_storage_ack(self, stored_through: int) -> None:
+        if stored_through >= self.spool.next_seq:
+            self._seq_went_back(stored_through)
+            return
         if stored_through <= self._acked_through:
             return
         self._acked_through = stored_through
@@ -283,6 +302,22 @@ class Agent:
                     "count": oldest - 1 - stored_through,
                 },
             )
+
+    def _seq_went_back(self, stored_through: int) -> None:
+        """The gateway has seqs this crate never issued: its seq was reset. Continue above them."""
+        shift = self.spool.renumber_from(stored_through + 1)
+        log.error(
+            "gateway already stored seq %d, beyond anything this crate sent: seq was reset (spool lost?); "
+            "renumbered %d spooled message(s) by +%d",
+            stored_through,
+            len(self.spool),
+            shift,
+        )
+        self._inflight = {mid: entry for mid, entry in self._inflight.items() if entry[0] != "t"}
+        first = self.spool.first_seq()
+        self._sent_through = (first if first is not None else self.spool.next_seq) - 1
+        self._acked_through = stored_through
+        self.add_event("seq_reset", self.clock.wall_ms(), {"stored_through": stored_through, "shift": shift})
 
     def _check_ack_timeout(self) -> None:
         first = self.spool.first_seq()

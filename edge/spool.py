@@ -21,6 +21,7 @@ Durability choices, for a Pi that loses power without warning:
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sqlite3
@@ -213,6 +214,30 @@ class Spool:
                 "UPDATE telemetry SET ts = ?, payload = ?, held = 0 WHERE seq = ?",
                 [(ts, payload, seq) for seq, ts, payload in corrected],
             )
+
+    def renumber_from(self, start: int) -> int:
+        """Move every spooled message (and the next seq) up so the oldest gets ``start``; return the shift.
+
+        For a crate whose seq went back to 0 (spool and reservation lost, SD card replaced)
+        while the gateway already holds higher seqs: unrenumbered, its readings would be
+        discarded as duplicates.
+        """
+        first = self.first_seq()
+        shift = start - (first if first is not None else self._next_seq)
+        if shift <= 0:
+            return 0
+        rows = self._db.execute("SELECT seq, payload FROM telemetry ORDER BY seq DESC").fetchall()
+        with self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            for seq, payload in rows:  # highest first, so no new seq collides with an old one
+                body = json.loads(payload)
+                body["seq"] = seq + shift
+                encoded = json.dumps(body, separators=(",", ":")).encode()
+                self._db.execute("UPDATE telemetry SET seq = ?, payload = ? WHERE seq = ?", (seq + shift, encoded, seq))
+            self._next_seq += shift
+            self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('next_seq', ?)", (self._next_seq,))
+        self._reserve(self._next_seq + SEQ_BLOCK)
+        return shift
 
     def first_seq(self) -> int | None:
         """The lowest seq still spooled (not yet acknowledged by the gateway)."""

@@ -133,11 +133,12 @@ class Listener:
 
 
 def send_ack(broker: Mosquitto, crate: str, stored_through: int) -> None:
-    """Publish the gateway's storage ack for ``crate``, as the gateway would."""
+    """Publish the gateway's storage ack for ``crate``, retained, as the gateway does."""
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
     client.connect(broker.host, broker.port)
     client.loop_start()
-    client.publish(storage_ack_topic(crate), encode(StorageAck(crate, stored_through)), qos=1).wait_for_publish(5)
+    payload = encode(StorageAck(crate, stored_through))
+    client.publish(storage_ack_topic(crate), payload, qos=1, retain=True).wait_for_publish(5)
     client.disconnect()
     client.loop_stop()
 
@@ -224,7 +225,12 @@ class InProcessAgent:
     """An Agent running in a thread of the test, fed Samples directly (no probe threads)."""
 
     def __init__(
-        self, config_path: Path, with_probes: bool = False, pin_factory: Any = None, clock: Any = None
+        self,
+        config_path: Path,
+        with_probes: bool = False,
+        pin_factory: Any = None,
+        clock: Any = None,
+        probes: list[Any] | None = None,
     ) -> None:
         from edge.__main__ import build_probes
         from edge.agent import Agent
@@ -233,7 +239,8 @@ class InProcessAgent:
 
         self.config = load_config(config_path)
         clock = clock or system_clock()
-        probes = build_probes(self.config, clock, pin_factory) if with_probes else []
+        if probes is None:
+            probes = build_probes(self.config, clock, pin_factory) if with_probes else []
         self.agent = Agent(self.config, probes, clock, pin_factory=pin_factory)
         self.stop_event = threading.Event()
         self.thread = threading.Thread(target=self.agent.run, args=(self.stop_event,), daemon=True)

@@ -178,3 +178,61 @@ def test_ack_below_the_oldest_spooled_seq_announces_the_missing_range(
     finally:
         run.stop()
         listener.close()
+
+
+def test_ack_beyond_any_sent_seq_renumbers_the_spool(tmp_path: Path, mosquitto: Mosquitto, crate_prefix: str) -> None:
+    """A crate whose seq restarted (spool lost) continues above what the gateway already stored."""
+    crate = f"{crate_prefix}-Z"
+    listener = Listener(mosquitto, [f"coldchain/v1/crates/{crate}/#"])
+    run = InProcessAgent(agent_config(tmp_path, crate, mosquitto))
+    try:
+        run.sample(TS, probe1=-170.0)
+        run.sample(TS + 1000, probe1=-170.5)
+        wait_until(lambda: run.agent.published == 2, 10, "2 PUBACKs")
+        send_ack(mosquitto, crate, 500)
+        wait_until(lambda: len(listener.telemetry()) >= 4, 10, "renumbered messages")
+        run.sample(TS + 2000, probe1=-171.0)
+        wait_until(lambda: len(listener.telemetry()) >= 5, 10, "a new message")
+        assert [(m["seq"], m["ts"]) for m in listener.telemetry()] == [
+            (0, TS),
+            (1, TS + 1000),
+            (501, TS),
+            (502, TS + 1000),
+            (503, TS + 2000),
+        ]
+        reset = [e for e in listener.on("/events") if e["event"] == "seq_reset"]
+        assert (reset[0]["stored_through"], reset[0]["shift"]) == (500, 501)
+    finally:
+        run.stop()
+        listener.close()
+
+
+def test_failing_probe_driver_is_restarted(tmp_path: Path, mosquitto: Mosquitto, crate_prefix: str) -> None:
+    """A driver that raises is logged and started again; its samples then flow."""
+    import threading
+
+    from coldchain.wire import Reading
+    from edge.events import Event, Sample
+
+    class Flaky:
+        def __init__(self) -> None:
+            self.runs = 0
+
+        def run(self, emit: Callable[[Event], None], stop: threading.Event) -> None:
+            self.runs += 1
+            if self.runs == 1:
+                raise RuntimeError("driver bug")
+            emit(Sample(TS, 0, (Reading("probe1", -170.0),)))
+            stop.wait()
+
+    crate = f"{crate_prefix}-F"
+    listener = Listener(mosquitto, [f"coldchain/v1/crates/{crate}/telemetry"])
+    flaky = Flaky()
+    run = InProcessAgent(agent_config(tmp_path, crate, mosquitto), probes=[flaky])
+    try:
+        got = wait_until(listener.telemetry, 10, "a sample after the restart")
+        assert got[0]["readings"] == [{"sensor": "probe1", "value_c": -170.0}]
+        assert flaky.runs == 2
+    finally:
+        run.stop()
+        listener.close()

@@ -103,3 +103,14 @@ def test_event_bound_drops_oldest_and_counts(tmp_path: Path) -> None:
         spool.add_event(name)
     assert [p for _, p in spool.events(0, 10)] == [b"b", b"c", b"d"]
     assert spool.events_dropped == 1
+
+
+def test_renumber_moves_rows_payloads_and_next_seq(tmp_path: Path) -> None:
+    """renumber_from shifts every spooled seq (in the row and in its JSON) and the next seq."""
+    spool = Spool(tmp_path / "s.sqlite", 10)
+    for i in range(3):
+        spool.append(i, _payload)
+    spool.prune(0)
+    assert spool.renumber_from(100) == 99
+    assert spool.pending(-1, 10) == [(100, b'{"seq":100}'), (101, b'{"seq":101}')]
+    assert spool.append(5, _payload)[0] == 102
