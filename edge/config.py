@@ -17,6 +17,7 @@ from coldchain.profiles import Profile, parse_profiles
 from coldchain.settings import Table
 from coldchain.thermistors import IEC_60751, CallendarVanDusen, SteinhartHart
 from coldchain.topics import valid_identifier
+from coldchain.wire import MAX_READINGS
 
 __all__ = [
     "AdcProbeConfig",
@@ -299,6 +300,11 @@ def parse_config(data: dict[str, object], source: str, base: Path) -> AgentConfi
     names = [s for p in probes for s in _sensor_names(p)]
     if len(set(names)) != len(names):
         raise root.error("probes", f"a sensor name is used by two probes: {names}")
+    # one message carries a serial board's sensors, or all polled sensors together
+    polled = [s for p in probes if not isinstance(p, SerialProbeConfig) for s in _sensor_names(p)]
+    largest = max([len(polled)] + [len(p.sensors) for p in probes if isinstance(p, SerialProbeConfig)])
+    if largest > MAX_READINGS:
+        raise root.error("probes", f"{largest} sensors in one message; the wire allows at most {MAX_READINGS}")
     alarm_table = root.table("alarm")
     alarm = AlarmConfig(
         buzzer_pin=alarm_table.text("buzzer_pin", None),

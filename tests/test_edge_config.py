@@ -10,6 +10,7 @@ from coldchain.errors import ConfigError
 from edge.__main__ import main
 from edge.config import load_config
 
+SERIAL = 'driver = "serial"\nport = "loop://"'
 EXAMPLE = Path(__file__).resolve().parent.parent / "config" / "agent.toml"
 
 MINIMAL = """[crate]
@@ -52,6 +53,17 @@ def test_minimal_config_takes_defaults(tmp_path: Path) -> None:
         (("[[probes]]", "[mqtt]\nprot = 1\n[[probes]]"), "mqtt.prot: is not a known setting"),
         (("[[probes]]", '[profiles]\nfile = "missing.toml"\n[[probes]]'), "profiles.file: cannot read"),
         (('port = "loop://"', 'port = "loop://"\nusb_serial = "X"'), "set exactly one of port"),
+        (('port = "loop://"', 'port = "loop://"\ntime_source = "gps"'), "probes[0].time_source"),
+        (("[[probes]]", '[alarm]\nwhen = "never"\n[[probes]]'), "alarm.when"),
+        (("[[probes]]", "[spool]\nmax_rows = 5\n[[probes]]"), "spool.max_rows: 5 is below the minimum 10"),
+        (("[[probes]]", '[mqtt]\npassword_file = "p"\n[[probes]]'), "mqtt.password_file: is set but username"),
+        ((SERIAL, 'driver = "ds18b20"\ndevices = ["28-1", "28-2"]'), "probes[0].devices: needs one 1-wire id"),
+        ((SERIAL, 'driver = "mcp3008"\nchannels = [9]'), "probes[0].channels: needs one channel 0-7"),
+        (
+            (SERIAL, 'driver = "mcp3008"\nchannels = [0]\nconversion = "steinhart_hart"\ncoefficients = [1.0]'),
+            "probes[0].coefficients: needs three numbers",
+        ),
+        (('sensors = ["probe1"]', "sensors = [" + ", ".join(f'"p{i}"' for i in range(65)) + "]"), "at most 64"),
     ],
 )
 def test_bad_value_names_key(tmp_path: Path, change: tuple[str, str], message: str) -> None:
