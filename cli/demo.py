@@ -229,24 +229,16 @@ def run(duration: float, keep: bool) -> int:
             stack.callback(watcher.loop_stop)
             stack.callback(watcher.disconnect)
             for crate in CRATES:
-                sim_argv = [
-                    python,
-                    "-m",
-                    "firmware_sim",
-                    "--sensor",
-                    "probe1",
-                    "--period",
-                    "1",
-                    "--start",
-                    str(crate.start_c),
-                ]
+                # a stable symlink, not the bare /dev/pts/N: freed pty numbers are reused
+                link = workdir / f"tty-{crate.crate}"
+                sim_argv = [python, "-m", "firmware_sim", "--sensor", "probe1", "--period", "1"]
+                sim_argv += ["--start", str(crate.start_c), "--link", str(link)]
                 if crate.warm_rate_c_per_min:
                     sim_argv += ["--warm-rate", str(crate.warm_rate_c_per_min), "--warm-after", str(crate.warm_after_s)]
-                line = stack.enter_context(
+                stack.enter_context(
                     _child(f"sim {crate.crate}", sim_argv, workdir / f"sim-{crate.crate}.log", "device")
                 )
-                device = line.split()[-1]
-                agent = _write_agent_config(workdir, crate.crate, device, broker)
+                agent = _write_agent_config(workdir, crate.crate, str(link), broker)
                 stack.enter_context(
                     _child(
                         f"agent {crate.crate}",
