@@ -55,3 +55,20 @@ def test_dropped_database_is_created_again(tmp_path: Path, mosquitto, influxdb, 
     assert [r["seq"] for r in rows] == [2]
     assert gateway.stop() == 0
     client.close()
+
+
+def test_retention_policy_is_written_to(tmp_path: Path, mosquitto, influxdb, database, crate_prefix) -> None:
+    """[influxdb] retention_policy sends points into that policy, not the database's default."""
+    crate = f"{crate_prefix}-P"
+    _post(influxdb, "/query", {"q": f'CREATE DATABASE "{database}"'})
+    _post(influxdb, "/query", {"q": f'CREATE RETENTION POLICY "keep" ON "{database}" DURATION 0s REPLICATION 1'})
+    config = gateway_config(tmp_path, mosquitto, influxdb, database, influx_extra='retention_policy = "keep"')
+    gateway = GatewayProcess(config, tmp_path / "gateway.log")
+    client = Client(mosquitto)
+    client.send(crate, [1])
+    query = f'SELECT seq FROM "{database}"."keep".temperature WHERE crate = \'{crate}\''
+    rows = wait_until(lambda: influxdb.rows(query, database), 10, "point in retention policy keep")
+    assert [r["seq"] for r in rows] == [1]
+    assert count(influxdb, database, crate) == 0  # nothing in the default policy
+    assert gateway.stop() == 0
+    client.close()
