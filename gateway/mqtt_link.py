@@ -45,7 +45,7 @@ Delivery = tuple[str, bytes, int, int]
 
 _PUBACK = 0x40
 _READ_CHUNK = 256 * 1024
-_DRAIN_PACKETS = 2000  # packets handled from the buffer before looking at writes and keep-alive again
+_DRAIN_PACKETS = 64  # packets handled from the buffer before looking at writes (an alarm waits at most this)
 
 
 class _IngestClient(mqtt.Client):
