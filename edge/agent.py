@@ -74,6 +74,9 @@ class Agent:
         self.lost = 0
         self._held = len(self.spool.held_rows())  # samples taken while the wall clock was unset
         self.watchdog = Watchdog()
+        # samples spooled per transaction at most: enough to keep up with a fast replay,
+        # small enough that a kill -9 mid-write loses little that had arrived
+        self._batch = min(100, config.spool.max_rows)
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -115,7 +118,7 @@ class Agent:
     def step(self, timeout: float) -> None:
         """Handle what arrived within ``timeout`` seconds, then publish what the window allows."""
         with contextlib.suppress(queue.Empty):
-            self.handle(self.inbox.get(timeout=timeout))
+            self._handle_all([self.inbox.get(timeout=timeout)])
         self._drain_inbox()
         if self._held and self.clock.plausible(self.clock.wall_ms()):
             self._correct_held()
@@ -124,10 +127,35 @@ class Agent:
 
     def _drain_inbox(self) -> None:
         while True:
-            try:
-                self.handle(self.inbox.get_nowait())
-            except queue.Empty:
+            events: list[Event] = []
+            with contextlib.suppress(queue.Empty):
+                while len(events) < self._batch:
+                    events.append(self.inbox.get_nowait())
+            if not events:
                 return
+            self._handle_all(events)
+
+    def _handle_all(self, events: list[Event]) -> None:
+        """Handle events in order; samples that arrived together are spooled in one transaction."""
+        samples: list[Sample] = []
+        for event in events:
+            if isinstance(event, Sample):
+                samples.append(event)
+                continue
+            if samples:
+                self._take_safely(samples)
+                samples = []
+            self.handle(event)
+        if samples:
+            self._take_safely(samples)
+
+    def _take_safely(self, samples: list[Sample]) -> None:
+        try:
+            self.take_all(samples)
+        except sqlite3.Error as exc:
+            # disk full or failing: keep measuring and alarming locally rather than crash-looping
+            self.lost += len(samples)
+            log.error("spool write failed (%s): %d reading(s) lost (%d so far)", exc, len(samples), self.lost)
 
     def _say_offline(self) -> None:
         # a clean disconnect suppresses the last will, so say it ourselves
@@ -140,12 +168,7 @@ class Agent:
     def handle(self, event: Event) -> None:
         """Act on one event from a probe or the MQTT link."""
         if isinstance(event, Sample):
-            try:
-                self.take(event)
-            except sqlite3.Error as exc:
-                # disk full or failing: keep measuring and alarming locally rather than crash-looping
-                self.lost += 1
-                log.error("spool write failed (%s): reading at ts %d lost (%d so far)", exc, event.ts, self.lost)
+            self._take_safely([event])
         elif isinstance(event, Notice):
             self.add_event(event.event, event.ts, event.detail)
         elif isinstance(event, Connected):
@@ -161,26 +184,32 @@ class Agent:
         elif isinstance(event, StorageAcked):
             self._on_storage_ack(event.stored_through)
 
-    def take(self, sample: Sample) -> int:
-        """Spool one tick as a telemetry message; return its seq."""
+    def take_all(self, samples: list[Sample]) -> list[int]:
+        """Spool ticks as telemetry messages (one transaction, one fsync); return their seqs."""
         profile = self.config.profile_name
+        items = []
+        for sample in samples:
+            held = None
+            if not self.clock.plausible(sample.ts):
+                held = Stamp(sample.mono_ms, self.clock.boot)
+                if not self._held:
+                    log.error("wall clock is unset (sample ts %d): holding readings until it is set (NTP?)", sample.ts)
+                self._held += 1
+            items.append((sample.ts, self._encoder(sample, profile), held))
+        seqs, dropped = self.spool.append_many(items)
+        if dropped is not None:
+            self._announce_gap(dropped)
+        for seq, sample in zip(seqs, samples, strict=True):
+            for name, detail in self.watch.feed(seq, sample.ts, sample.readings):
+                self.add_event(name, sample.ts, detail)
+        self._update_alarm()
+        return seqs
 
+    def _encoder(self, sample: Sample, profile: str) -> Callable[[int], bytes]:
         def make(seq: int) -> bytes:
             return encode(Telemetry(self.crate, seq, sample.ts, sample.readings, profile))
 
-        held = None
-        if not self.clock.plausible(sample.ts):
-            held = Stamp(sample.mono_ms, self.clock.boot)
-            if not self._held:
-                log.error("wall clock is unset (sample ts %d): holding readings until it is set (NTP?)", sample.ts)
-            self._held += 1
-        seq, dropped = self.spool.append(sample.ts, make, held)
-        if dropped is not None:
-            self._announce_gap(dropped)
-        for name, detail in self.watch.feed(seq, sample.ts, sample.readings):
-            self.add_event(name, sample.ts, detail)
-        self._update_alarm()
-        return seq
+        return make
 
     def _correct_held(self) -> None:
         """The wall clock is set now: restamp held samples from their monotonic time, flagged, and release them."""

@@ -157,27 +157,37 @@ class Spool:
         ``held``: the wall clock was unset; keep the row unpublished, with the monotonic
         time to correct its ``ts`` from once the clock is set (see ``held_rows``).
         """
-        dropped = self._make_room() if self._rows >= self.max_rows else None
-        seq = self._next_seq
-        if seq >= self._reserved:
-            self._reserve(seq + SEQ_BLOCK)
-        payload = make(seq)
+        seqs, dropped = self.append_many([(ts, make, held)])
+        return seqs[0], dropped
+
+    def append_many(
+        self, items: list[tuple[int, Callable[[int], bytes], Stamp | None]]
+    ) -> tuple[list[int], Dropped | None]:
+        """``append`` for several samples in one transaction: one fsync however many arrived together."""
+        needed = len(items)
+        dropped = self._make_room(needed) if self._rows + needed > self.max_rows else None
+        first = self._next_seq
+        if first + needed > self._reserved:
+            self._reserve(first + needed + SEQ_BLOCK)
+        rows = [
+            (first + i, ts, make(first + i), held is not None, held and held.mono_ms, held and held.boot)
+            for i, (ts, make, held) in enumerate(items)
+        ]
         with self._db:
             self._db.execute("BEGIN IMMEDIATE")
-            self._db.execute(
-                "INSERT INTO telemetry (seq, ts, payload, held, mono_ms, boot) VALUES (?, ?, ?, ?, ?, ?)",
-                (seq, ts, payload, held is not None, held and held.mono_ms, held and held.boot),
+            self._db.executemany(
+                "INSERT INTO telemetry (seq, ts, payload, held, mono_ms, boot) VALUES (?, ?, ?, ?, ?, ?)", rows
             )
-            self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('next_seq', ?)", (seq + 1,))
-        self._next_seq = seq + 1
-        self._rows += 1
-        return seq, dropped
+            self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('next_seq', ?)", (first + needed,))
+        self._next_seq = first + needed
+        self._rows += needed
+        return list(range(first, first + needed)), dropped
 
-    def _make_room(self) -> Dropped:
-        # Policy: drop the oldest 1 % (at least one row). The newest readings show the
+    def _make_room(self, needed: int) -> Dropped:
+        # Policy: drop the oldest 1 % (at least what is needed). The newest readings show the
         # crate's present state, which matters most to whoever receives them; dropping
         # a batch keeps the announcements (gap events) to one per 1 % instead of one per reading.
-        batch = max(1, self.max_rows // 100, self._rows - self.max_rows + 1)
+        batch = max(1, self.max_rows // 100, self._rows + needed - self.max_rows)
         with self._db:
             self._db.execute("BEGIN IMMEDIATE")
             first, last, count, from_ts, to_ts = self._db.execute(

@@ -114,3 +114,14 @@ def test_renumber_moves_rows_payloads_and_next_seq(tmp_path: Path) -> None:
     assert spool.renumber_from(100) == 99
     assert spool.pending(-1, 10) == [(100, b'{"seq":100}'), (101, b'{"seq":101}')]
     assert spool.append(5, _payload)[0] == 102
+
+
+def test_append_many_is_one_ordered_batch_that_respects_the_bound(tmp_path: Path) -> None:
+    """Samples that arrived together get consecutive seqs; the bound makes room for the whole batch."""
+    spool = Spool(tmp_path / "s.sqlite", 10)
+    spool.append_many([(i, _payload, None) for i in range(8)])
+    seqs, dropped = spool.append_many([(100 + i, _payload, None) for i in range(5)])
+    assert seqs == [8, 9, 10, 11, 12]
+    assert dropped is not None
+    assert (dropped.first_seq, dropped.last_seq) == (0, 2)
+    assert [seq for seq, _ in spool.pending(-1, 20)] == list(range(3, 13))
