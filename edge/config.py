@@ -36,6 +36,9 @@ TIME_SOURCES: Final = ("system", "board")
 # 14 days at one sample per 10 s: the longest transit the product is sold for, with room
 DEFAULT_SPOOL_ROWS: Final = 14 * 24 * 3600 // 10
 DS18B20_MIN_C: Final = -55.0
+# A live probe jitters in its last digit within a few samples; an hour of identical values at
+# the default 10 s period (or 6 min at 1 Hz) means a frozen ADC, board or firmware
+DEFAULT_STUCK_SAMPLES: Final = 360
 CONVERSIONS: Final = ("pt1000", "pt100", "steinhart_hart")
 
 
@@ -129,7 +132,7 @@ class AgentConfig:
     probes: tuple[ProbeConfig, ...]
     alarm: AlarmConfig
     sample_period_s: float = 10.0
-    stuck_samples: int = 0
+    stuck_samples: int = DEFAULT_STUCK_SAMPLES
 
 
 def _path(table: Table, name: str, base: Path, default: str | None = None) -> Path | None:
@@ -323,7 +326,7 @@ def parse_config(data: dict[str, object], source: str, base: Path) -> AgentConfi
         probes=probes,
         alarm=alarm,
         sample_period_s=agent_table.number("sample_period_s", 10.0, minimum=0.01),
-        stuck_samples=agent_table.integer("stuck_samples", 0, minimum=0),
+        stuck_samples=agent_table.integer("stuck_samples", DEFAULT_STUCK_SAMPLES, minimum=0),
     )
     root.finish()
     return config

@@ -41,6 +41,7 @@ def test_minimal_config_takes_defaults(tmp_path: Path) -> None:
     assert config.spool.path == tmp_path / "spool.sqlite"
     assert config.spool.max_rows == 120_960
     assert config.mqtt.client_id == "coldchain-agent-C-1"
+    assert config.stuck_samples == 360
 
 
 @pytest.mark.parametrize(
