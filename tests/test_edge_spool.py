@@ -125,3 +125,23 @@ def test_append_many_is_one_ordered_batch_that_respects_the_bound(tmp_path: Path
     assert dropped is not None
     assert (dropped.first_seq, dropped.last_seq) == (0, 2)
     assert [seq for seq, _ in spool.pending(-1, 20)] == list(range(3, 13))
+
+
+def test_spool_with_damaged_pages_is_quarantined(tmp_path: Path) -> None:
+    """Pages overwritten as a failing SD card would: quick_check fails at open and the file is set aside."""
+    path = tmp_path / "s.sqlite"
+    spool = Spool(path, 10_000)
+    spool.append_many([(i, lambda seq: b"x" * 200, None) for i in range(2000)])
+    spool.close()
+    db = sqlite3.connect(path)
+    page_size = db.execute("PRAGMA page_size").fetchone()[0]
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    db.close()
+    data = bytearray(path.read_bytes())
+    for page in (3, 4, 5):
+        data[page_size * (page - 1) : page_size * (page - 1) + 12] = b"\xab" * 12
+    path.write_bytes(bytes(data))
+    fresh = Spool(path, 10_000)
+    assert (tmp_path / "s.sqlite.corrupt-1").exists()
+    assert len(fresh) == 0
+    assert fresh.append(1, _payload)[0] >= 2000
