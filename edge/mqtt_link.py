@@ -70,7 +70,11 @@ class MqttLink:
                 tls_version=ssl.PROTOCOL_TLS_CLIENT,
             )
         if config.username is not None:
-            password = config.password_file.read_text().strip() if config.password_file else None
+            password = None
+            if config.password_file is not None:
+                if config.password_file.stat().st_mode & 0o077:
+                    log.warning("password file %s can be read by other users: chmod 600 it", config.password_file)
+                password = config.password_file.read_text().strip()
             client.username_pw_set(config.username, password)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
