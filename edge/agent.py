@@ -1,9 +1,9 @@
 """The agent loop: probe samples -> spool -> MQTT, in seq order, until stopped.
 
 One thread (this loop) owns the spool and every decision; probe threads and the
-MQTT network thread only enqueue ``edge.events``. Publishing always takes the
-lowest unsent seq from the spool, so a backlog drains in order while new samples
-keep being spooled behind it; at most ``mqtt.window`` messages wait for PUBACK.
+MQTT network thread only enqueue ``edge.events``. Each sample is spooled before
+anything else happens to it; ``edge.outbox`` then publishes the lowest unsent seq,
+so a backlog drains in order while new samples keep being spooled behind it.
 """
 
 from __future__ import annotations
@@ -17,14 +17,14 @@ import threading
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from coldchain.topics import events_topic, status_topic, telemetry_topic
-from coldchain.wire import CrateStatus, Telemetry, encode
+from coldchain.wire import Telemetry, encode
 from edge.clock import Clock, system_clock
 from edge.config import AgentConfig
 from edge.events import Connected, Disconnected, Event, Notice, Published, Sample, StorageAcked
 from edge.indicators import Indicators
 from edge.mqtt_link import MqttLink
-from edge.spool import Dropped, Spool, Stamp
+from edge.outbox import Outbox
+from edge.spool import Spool, Stamp
 from edge.watch import LocalWatch
 from edge.watchdog import Watchdog
 
@@ -59,18 +59,7 @@ class Agent:
         self.indicators = Indicators(alarm, self.inbox.put, clock, pin_factory) if fitted else None
         if config.profile is None:
             log.warning("no [profiles] file configured: no local excursion alarm")
-        self._topic = telemetry_topic(self.crate)
-        self._connected = False
-        # mid -> ("t", seq) for telemetry, ("e", event id) for events, ("s", 0) for status
-        self._inflight: dict[int, tuple[str, int]] = {}
-        first = self.spool.first_seq()
-        self._sent_through = (first if first is not None else self.spool.next_seq) - 1
-        self._events_sent_through = 0
-        self._acked_through = -1
-        self._waiting_since: int | None = None  # mono ms since unacknowledged messages exist
-        self._retry_at: int | None = None  # mono ms when refused publishes are tried again
-        self.published = 0
-        self.refused = 0
+        self.outbox = Outbox(config, self.spool, self.link, clock, self.add_event)
         self.lost = 0
         self._held = len(self.spool.held_rows())  # samples taken while the wall clock was unset
         self.watchdog = Watchdog()
@@ -98,7 +87,7 @@ class Agent:
         for thread in threads:
             thread.join(1.0)
         self._drain_inbox()
-        self._say_offline()
+        self.outbox.say_offline()
         self.link.stop()
         self.spool.close()
         if self.indicators is not None:
@@ -122,8 +111,8 @@ class Agent:
         self._drain_inbox()
         if self._held and self.clock.plausible(self.clock.wall_ms()):
             self._correct_held()
-        self._check_ack_timeout()
-        self.pump()
+        self.outbox.check_ack_timeout()
+        self.outbox.pump()
 
     def _drain_inbox(self) -> None:
         while True:
@@ -157,12 +146,6 @@ class Agent:
             self.lost += len(samples)
             log.error("spool write failed (%s): %d reading(s) lost (%d so far)", exc, len(samples), self.lost)
 
-    def _say_offline(self) -> None:
-        # a clean disconnect suppresses the last will, so say it ourselves
-        if self._connected:
-            payload = encode(CrateStatus(self.crate, "offline", self.clock.wall_ms()))
-            self.link.publish(status_topic(self.crate), payload, retain=True)
-
     # --- events -------------------------------------------------------------------------------
 
     def handle(self, event: Event) -> None:
@@ -172,17 +155,15 @@ class Agent:
         elif isinstance(event, Notice):
             self.add_event(event.event, event.ts, event.detail)
         elif isinstance(event, Connected):
-            self._on_connected()
+            self.outbox.on_connected()
             self._update_alarm()
         elif isinstance(event, Disconnected):
-            if self._connected:
-                log.warning("broker connection lost (%s); spooling", event.reason)
-            self._connected = False
+            self.outbox.on_disconnected(event.reason)
             self._update_alarm()
         elif isinstance(event, Published):
-            self._on_published(event)
+            self.outbox.on_published(event)
         elif isinstance(event, StorageAcked):
-            self._on_storage_ack(event.stored_through)
+            self.outbox.on_storage_ack(event.stored_through)
 
     def take_all(self, samples: list[Sample]) -> list[int]:
         """Spool ticks as telemetry messages (one transaction, one fsync); return their seqs."""
@@ -198,7 +179,7 @@ class Agent:
             items.append((sample.ts, self._encoder(sample, profile), held))
         seqs, dropped = self.spool.append_many(items)
         if dropped is not None:
-            self._announce_gap(dropped)
+            self.outbox.announce_gap(dropped)
         for seq, sample in zip(seqs, samples, strict=True):
             for name, detail in self.watch.feed(seq, sample.ts, sample.readings):
                 self.add_event(name, sample.ts, detail)
@@ -249,149 +230,11 @@ class Agent:
     def _update_alarm(self) -> None:
         if self.indicators is None:
             return
-        unheard = not self._connected or self.config.alarm.when == "always"
+        unheard = not self.outbox.connected or self.config.alarm.when == "always"
         self.indicators.alarm(bool(self.watch.active) and unheard)
-
-    def _announce_gap(self, dropped: Dropped) -> None:
-        log.error(
-            "spool full (%d rows): dropped the oldest %d reading(s), seq %d..%d",
-            self.spool.max_rows,
-            dropped.count,
-            dropped.first_seq,
-            dropped.last_seq,
-        )
-        self._sent_through = max(self._sent_through, dropped.last_seq)
-        self.add_event(
-            "gap",
-            self.clock.wall_ms(),
-            {
-                "reason": "spool_full",
-                "first_seq": dropped.first_seq,
-                "last_seq": dropped.last_seq,
-                "count": dropped.count,
-                "from_ts": dropped.from_ts,
-                "to_ts": dropped.to_ts,
-            },
-        )
 
     def add_event(self, name: str, ts: int, detail: dict[str, Any]) -> None:
         """Spool an event for ``coldchain/v1/crates/{crate}/events``."""
         body = {"v": 1, "crate": self.crate, "ts": ts, "event": name, **detail}
         log.info("event %s %s", name, detail or "")
         self.spool.add_event(json.dumps(body, separators=(",", ":")).encode())
-
-    def _on_connected(self) -> None:
-        self._connected = True
-        log.info("connected to broker %s:%d", self.config.mqtt.host, self.config.mqtt.port)
-        self.link.subscribe_acks()
-        online = encode(CrateStatus(self.crate, "online", self.clock.wall_ms()))
-        mid = self.link.publish(status_topic(self.crate), online, retain=True)
-        if mid is not None:
-            self._inflight[mid] = ("s", 0)
-
-    def _on_published(self, event: Published) -> None:
-        kind, key = self._inflight.pop(event.mid, ("?", 0))
-        if event.reason_code >= 0x80:
-            self.refused += 1
-            log.error("broker refused publish (%s, mid %d, %s %d); will retry", event.reason, event.mid, kind, key)
-            self._retry_at = self.clock.mono_ms() + int(self.config.mqtt.refused_retry_s * 1000)
-            if kind == "t":
-                self._sent_through = min(self._sent_through, key - 1)
-            elif kind == "e":
-                self._events_sent_through = min(self._events_sent_through, key - 1)
-            return
-        if kind == "e":
-            self.spool.remove_event(key)
-        elif kind == "t":
-            self.published += 1
-
-    def _on_storage_ack(self, stored_through: int) -> None:
-        if stored_through >= self.spool.next_seq:
-            self._seq_went_back(stored_through)
-            return
-        if stored_through <= self._acked_through:
-            return
-        self._acked_through = stored_through
-        removed = self.spool.prune(stored_through)
-        self._waiting_since = self.clock.mono_ms()
-        log.debug("gateway stored through seq %d; pruned %d", stored_through, removed)
-        first = self.spool.first_seq()
-        oldest = first if first is not None else self.spool.next_seq
-        if stored_through < oldest - 1:
-            # The gateway waits for seqs this crate no longer has (dropped when the spool was
-            # full, or lost with a corrupt spool): say so, or its stored_through never moves on.
-            log.error("gateway waits for seq %d..%d, which are not in the spool", stored_through + 1, oldest - 1)
-            self.add_event(
-                "gap",
-                self.clock.wall_ms(),
-                {
-                    "reason": "not_in_spool",
-                    "first_seq": stored_through + 1,
-                    "last_seq": oldest - 1,
-                    "count": oldest - 1 - stored_through,
-                },
-            )
-
-    def _seq_went_back(self, stored_through: int) -> None:
-        """The gateway has seqs this crate never issued: its seq was reset. Continue above them."""
-        shift = self.spool.renumber_from(stored_through + 1)
-        log.error(
-            "gateway already stored seq %d, beyond anything this crate sent: seq was reset (spool lost?); "
-            "renumbered %d spooled message(s) by +%d",
-            stored_through,
-            len(self.spool),
-            shift,
-        )
-        self._inflight = {mid: entry for mid, entry in self._inflight.items() if entry[0] != "t"}
-        first = self.spool.first_seq()
-        self._sent_through = (first if first is not None else self.spool.next_seq) - 1
-        self._acked_through = stored_through
-        self.add_event("seq_reset", self.clock.wall_ms(), {"stored_through": stored_through, "shift": shift})
-
-    def _check_ack_timeout(self) -> None:
-        first = self.spool.first_seq()
-        now = self.clock.mono_ms()
-        if first is None or first > self._sent_through:
-            self._waiting_since = None
-            return
-        if self._waiting_since is None:
-            self._waiting_since = now
-            return
-        if self._connected and now - self._waiting_since > self.config.spool.ack_timeout_s * 1000:
-            log.warning(
-                "gateway has not confirmed seq %d..%d within %.0f s; publishing them again",
-                first,
-                self._sent_through,
-                self.config.spool.ack_timeout_s,
-            )
-            self._sent_through = first - 1
-            self._waiting_since = now
-
-    # --- publishing ---------------------------------------------------------------------------
-
-    def pump(self) -> None:
-        """Hand the next spooled messages to the broker, oldest first, within the window."""
-        if not self._connected:
-            return
-        if self._retry_at is not None:
-            if self.clock.mono_ms() < self._retry_at:
-                return
-            self._retry_at = None
-        room = self.config.mqtt.window - len(self._inflight)
-        if room <= 0:
-            return
-        for event_id, payload in self.spool.events(self._events_sent_through, room):
-            mid = self.link.publish(events_topic(self.crate), payload)
-            if mid is None:
-                return
-            self._inflight[mid] = ("e", event_id)
-            self._events_sent_through = event_id
-            room -= 1
-        if room <= 0:
-            return
-        for seq, payload in self.spool.pending(self._sent_through, room):
-            mid = self.link.publish(self._topic, payload)
-            if mid is None:
-                return
-            self._inflight[mid] = ("t", seq)
-            self._sent_through = seq

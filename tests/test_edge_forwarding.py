@@ -24,7 +24,7 @@ def test_rows_leave_the_spool_only_on_storage_ack(tmp_path: Path, mosquitto: Mos
         for i in range(3):
             run.sample(TS + i * 1000, probe1=-170.0 + i)
         wait_until(lambda: len(listener.telemetry()) == 3, 10, "3 messages")
-        wait_until(lambda: run.agent.published == 3, 5, "3 PUBACKs")
+        wait_until(lambda: run.agent.outbox.published == 3, 5, "3 PUBACKs")
         assert len(run.agent.spool) == 3
         send_ack(mosquitto, crate, 1)
         wait_until(lambda: len(run.agent.spool) == 1, 5, "prune through seq 1")
@@ -40,7 +40,7 @@ def test_ack_for_another_crate_is_ignored(tmp_path: Path, mosquitto: Mosquitto, 
     run = InProcessAgent(agent_config(tmp_path, crate, mosquitto))
     try:
         run.sample(TS, probe1=-170.0)
-        wait_until(lambda: run.agent.published == 1, 10, "PUBACK")
+        wait_until(lambda: run.agent.outbox.published == 1, 10, "PUBACK")
         import paho.mqtt.client as mqtt
 
         client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
@@ -113,7 +113,7 @@ def test_restarted_agent_resends_unacknowledged_and_continues_seq(
     first = InProcessAgent(config)
     first.sample(TS, probe1=-170.0)
     first.sample(TS + 1000, probe1=-170.0)
-    wait_until(lambda: first.agent.published == 2, 10, "2 PUBACKs")
+    wait_until(lambda: first.agent.outbox.published == 2, 10, "2 PUBACKs")
     send_ack(mosquitto, crate, 0)
     wait_until(lambda: len(first.agent.spool) == 1, 5, "prune through 0")
     first.stop()
@@ -188,7 +188,7 @@ def test_ack_beyond_any_sent_seq_renumbers_the_spool(tmp_path: Path, mosquitto: 
     try:
         run.sample(TS, probe1=-170.0)
         run.sample(TS + 1000, probe1=-170.5)
-        wait_until(lambda: run.agent.published == 2, 10, "2 PUBACKs")
+        wait_until(lambda: run.agent.outbox.published == 2, 10, "2 PUBACKs")
         send_ack(mosquitto, crate, 500)
         wait_until(lambda: len(listener.telemetry()) >= 4, 10, "renumbered messages")
         run.sample(TS + 2000, probe1=-171.0)
