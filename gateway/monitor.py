@@ -21,6 +21,7 @@ from typing import Any
 from coldchain.errors import StoreError
 from coldchain.lineprotocol import FieldValue
 from gateway.points import monitor_point
+from gateway.store import Store
 from gateway.worker import Worker
 
 __all__ = ["Monitor", "read_health"]
@@ -31,8 +32,11 @@ log = logging.getLogger(__name__)
 class Monitor:
     """Called on every worker wake-up; reports once per interval."""
 
-    def __init__(self, worker: Worker, client_id: str, interval_s: float, health_file: Path | None) -> None:
+    def __init__(
+        self, worker: Worker, store: Store, client_id: str, interval_s: float, health_file: Path | None
+    ) -> None:
         self.worker = worker
+        self.store = store  # its own connection: the writer thread owns the worker's
         self.client_id = client_id
         self.interval_s = interval_s
         self.health_file = health_file
@@ -55,7 +59,7 @@ class Monitor:
             "alarms": ingest.alarms,
             "rejected": sum(ingest.rejects.values()),
             "readings_per_s": round(rate, 1),
-            "queue_depth": worker.queue.qsize(),
+            "queue_depth": worker.delivered - ingest.received,
             "batches": worker.batches,
             "write_failures": worker.write_failures,
             "quarantined": worker.quarantined,
@@ -79,7 +83,7 @@ class Monitor:
         if self.health_file is not None:
             self._write_health({"ts": now_ms, **fields})
         try:
-            self.worker.store.write(monitor_point(self.client_id, fields, now_ms).encode())
+            self.store.write(monitor_point(self.client_id, fields, now_ms).encode())
         except StoreError as exc:
             log.warning("could not write the gateway's own figures: %s", exc)
 

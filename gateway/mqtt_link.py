@@ -36,12 +36,15 @@ from paho.mqtt.properties import Properties
 
 from gateway.config import MqttConfig
 
-__all__ = ["Delivery", "MqttLink"]
+__all__ = ["Deliveries", "Delivery", "MqttLink"]
 
 log = logging.getLogger(__name__)
 
 # (topic, payload, packet id, connection generation)
 Delivery = tuple[str, bytes, int, int]
+# what one network read brought, handed over in one piece: a queue operation (and a thread wake-up)
+# per message would cost more than the message's own processing
+Deliveries = list[Delivery]
 
 _PUBACK = 0x40
 _READ_CHUNK = 256 * 1024
@@ -85,20 +88,24 @@ class _IngestClient(mqtt.Client):
         qos = (self._in_packet["command"] & 0x06) >> 1
         if qos == 2:  # never granted by our subscription; let paho run the full QoS 2 flow
             return super()._handle_publish()
-        end = 2 + ((packet[0] << 8) | packet[1])
-        topic = packet[2:end].decode("utf-8", "replace")
-        mid = 0
-        if qos:
-            mid = (packet[end] << 8) | packet[end + 1]
-            end += 2
-        length, shift = 0, 0
-        while True:  # MQTT 5 properties: a variable-length size, then the properties we do not need
-            byte = packet[end]
-            end += 1
-            length |= (byte & 0x7F) << shift
-            shift += 7
-            if not byte & 0x80:
-                break
+        try:
+            # no topic aliases: we announce no Topic Alias Maximum, so the broker always sends the topic
+            end = 2 + ((packet[0] << 8) | packet[1])
+            topic = packet[2:end].decode("utf-8", "replace")
+            mid = 0
+            if qos:
+                mid = (packet[end] << 8) | packet[end + 1]
+                end += 2
+            length, shift = 0, 0
+            while True:  # MQTT 5 properties: a variable-length size, then the properties we do not need
+                byte = packet[end]
+                end += 1
+                length |= (byte & 0x7F) << shift
+                shift += 7
+                if not byte & 0x80:
+                    break
+        except IndexError:
+            return mqtt.MQTTErrorCode.MQTT_ERR_PROTOCOL  # a truncated packet: paho drops the connection
         self._fast_deliver(topic, bytes(packet[end + length :]), mid)
         return mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS
 
@@ -112,7 +119,7 @@ class MqttLink:
     """One durable MQTT v5 session, reconnecting with capped exponential back-off until stopped."""
 
     def __init__(
-        self, config: MqttConfig, deliver: Callable[[Delivery], None], on_subscribed: Callable[[], None]
+        self, config: MqttConfig, deliver: Callable[[Deliveries], None], on_subscribed: Callable[[], None]
     ) -> None:
         self.config = config
         self._deliver = deliver
@@ -121,6 +128,7 @@ class MqttLink:
         self.connected = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="mqtt", daemon=True)
+        self._received: Deliveries = []
         client = _IngestClient(config, self._on_publish_received)
         if config.tls or config.ca_file is not None:
             client.tls_set(ca_certs=str(config.ca_file) if config.ca_file else None)
@@ -141,7 +149,7 @@ class MqttLink:
     # --- paho callbacks: convert and hand off only ------------------------------------------
 
     def _on_publish_received(self, topic: str, payload: bytes, mid: int) -> None:
-        self._deliver((topic, payload, mid, self.generation))
+        self._received.append((topic, payload, mid, self.generation))
 
     def _on_socket_open(self, client: mqtt.Client, userdata: Any, sock: Any) -> None:
         self._client.reset_buffer()
@@ -224,6 +232,9 @@ class MqttLink:
                     rc = client.loop_misc()
             else:
                 rc = client.loop(timeout=0.5)
+            if self._received:
+                self._deliver(self._received)
+                self._received = []
             if rc != mqtt.MQTT_ERR_SUCCESS:
                 return
 

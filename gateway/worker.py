@@ -1,9 +1,12 @@
-"""The worker thread: batches deliveries, writes them synchronously, then acknowledges.
+"""The worker and the writer: batch deliveries, write them synchronously, then acknowledge.
 
-Order of events for a batch: validate and account (``Ingest``), publish alarms at
-once, write the points to InfluxDB (retrying with capped exponential back-off,
-without limit, while the broker keeps the messages un-acknowledged), then PUBACK
-every message of the batch, then tell each crate how far it is stored.
+The worker thread validates and accounts for each delivery (``Ingest``) and
+publishes alarms at once, so an alarm never waits for a database write. When a
+batch is full (or its linger has passed) it is closed and handed to the writer
+thread, which writes it to InfluxDB (retrying with capped exponential back-off,
+without limit, while the broker keeps the messages un-acknowledged), saves the
+per-crate state, PUBACKs every message of the batch, and tells each crate how
+far it is stored. One batch is written while the next one fills.
 Memory is bounded by the broker: it sends at most Receive Maximum messages
 that we have not acknowledged.
 """
@@ -23,7 +26,7 @@ from coldchain.topics import rejected_topic, storage_ack_topic
 from coldchain.wire import StorageAck, encode
 from gateway.config import GatewayConfig
 from gateway.ingest import Batch, Ingest
-from gateway.mqtt_link import Delivery
+from gateway.mqtt_link import Deliveries, Delivery
 from gateway.points import EXCERPT_BYTES, rejected_point
 from gateway.statefile import StateFile
 from gateway.store import PointsRefusedError, Store
@@ -31,6 +34,8 @@ from gateway.store import PointsRefusedError, Store
 __all__ = ["Link", "Worker"]
 
 log = logging.getLogger(__name__)
+
+_TICK_S = 0.2
 
 
 class Link(Protocol):
@@ -44,7 +49,7 @@ class Link(Protocol):
 
 
 class Worker:
-    """Owns the batch, the store and the acknowledgements; runs until ``stop`` is set."""
+    """Owns the batches, the store and the acknowledgements; runs until ``stop`` is set."""
 
     def __init__(self, config: GatewayConfig, store: Store, ingest: Ingest, state: StateFile | None = None) -> None:
         self.config = config
@@ -52,75 +57,107 @@ class Worker:
         self.ingest = ingest
         self.state = state
         self.link: Link  # attached before run(): the link needs our deliver() first
-        self.queue: queue.SimpleQueue[Delivery] = queue.SimpleQueue()
+        self.queue: queue.SimpleQueue[Deliveries] = queue.SimpleQueue()
+        self.delivered = 0  # messages handed over by the network thread
         self.batches = 0
         self.write_failures = 0
         self.quarantined = 0
         self.last_write_ms = 0.0  # duration of the last successful write, for monitoring
-        self.last_write_at = 0.0  # wall time of the last successful write
         self.failing_since = 0.0  # wall time of the first failed attempt of the current write, 0 when fine
-        self._pending_acks: set[str] = set()
+        # one batch being written, one waiting: the worker blocks beyond that (the broker holds the rest)
+        self._closed: queue.Queue[Batch | None] = queue.Queue(maxsize=1)
+        self._pending_acks: dict[str, int] = {}
         self._on_tick: list[Callable[[float], None]] = []
+        self._writer = threading.Thread()
 
-    def deliver(self, delivery: Delivery) -> None:
-        """Called from paho's thread: hand over, nothing more."""
-        self.queue.put(delivery)
+    def deliver(self, deliveries: Deliveries) -> None:
+        """Called from the network thread: hand over, nothing more."""
+        self.delivered += len(deliveries)
+        self.queue.put(deliveries)
 
     def every_tick(self, callback: Callable[[float], None]) -> None:
-        """Run ``callback(monotonic_now)`` on each worker wake-up (monitoring, health)."""
+        """Run ``callback(monotonic_now)`` on the worker thread at least every 0.2 s (monitoring, health)."""
         self._on_tick.append(callback)
 
-    # --- the loop -------------------------------------------------------------------------------
+    # --- the worker thread ----------------------------------------------------------------------
 
     def run(self, stop: threading.Event) -> None:
-        """Process deliveries until ``stop``; then write what is pending once more."""
+        """Process deliveries until ``stop``; then have what is pending written once more."""
+        self._writer = threading.Thread(target=self._write_loop, args=(stop,), name="writer", daemon=True)
+        self._writer.start()
         size, linger = self.config.batch.size, self.config.batch.linger_s
         get, handle, ingest = self.queue.get, self.ingest.handle, self.ingest
         batch = Batch()
         while not stop.is_set():
             now = time.monotonic()
-            timeout = max(0.0, batch.started + linger - now) if batch else 0.2
+            timeout = max(0.0, batch.started + linger - now) if batch else _TICK_S
             try:
-                delivery = get(timeout=min(timeout, 0.2))
+                deliveries = get(timeout=min(timeout, _TICK_S))
             except queue.Empty:
-                delivery = None
-            if delivery is not None:
+                deliveries = None
+            while deliveries is not None:
                 now_ms = int(time.time() * 1000)
                 if not batch:
                     batch.started = time.monotonic()
-                handle(delivery, batch, now_ms)
-                if ingest.outbox:
-                    self._publish_outbox()
-                while len(batch) < size:
-                    try:
-                        delivery = get(block=False)
-                    except queue.Empty:
-                        break
+                for delivery in deliveries:
                     handle(delivery, batch, now_ms)
                     if ingest.outbox:
                         self._publish_outbox()
+                # the batch may end up a little over size: never beyond the broker's window
+                if len(batch) >= size:
+                    break
+                try:
+                    deliveries = get(block=False)
+                except queue.Empty:
+                    deliveries = None
             now = time.monotonic()
             if batch and (len(batch) >= size or now - batch.started >= linger):
-                if not self._flush(batch, stop):
-                    return
+                self._hand_over(batch, stop)
                 batch = Batch()
-            if self._pending_acks:
-                self._storage_acks(self._pending_acks, now)
             for callback in self._on_tick:
                 callback(now)
         if batch:
-            self._flush(batch, None)
-        self._storage_acks(self._pending_acks, float("inf"))
+            self._hand_over(batch, None)
+        self._hand_over(None, None)
+        self._writer.join()
 
     def _publish_outbox(self) -> None:
         for topic, payload, retain in self.ingest.outbox:
             self.link.publish(topic, payload, retain)
         self.ingest.outbox.clear()
 
-    # --- writing --------------------------------------------------------------------------------
+    def _hand_over(self, batch: Batch | None, stop: threading.Event | None) -> None:
+        """Give the writer a closed batch (None: no more), waiting while it is busy."""
+        if batch is not None:
+            self.ingest.close(batch, with_snapshots=self.state is not None)
+        while self._writer.is_alive():
+            try:
+                self._closed.put(batch, timeout=_TICK_S)
+                return
+            except queue.Full:
+                if stop is not None and stop.is_set():
+                    return  # not written, not acknowledged: the broker redelivers it after the restart
+                for callback in self._on_tick:
+                    callback(time.monotonic())
 
-    def _flush(self, batch: Batch, stop: threading.Event | None) -> bool:
-        """Write the batch (retrying until it is stored or ``stop``), then acknowledge it."""
+    # --- the writer thread ----------------------------------------------------------------------
+
+    def _write_loop(self, stop: threading.Event) -> None:
+        while True:
+            try:
+                batch = self._closed.get(timeout=_TICK_S)
+            except queue.Empty:
+                self._storage_acks(time.monotonic())
+                continue
+            if batch is None:
+                break
+            if not self._flush(batch, stop):
+                break
+            self._storage_acks(time.monotonic())
+        self._storage_acks(float("inf"))
+
+    def _flush(self, batch: Batch, stop: threading.Event) -> bool:
+        """Write the batch (retrying until it is stored or ``stop``), then save state and acknowledge."""
         delay = self.config.batch.retry_min_s
         started = time.monotonic()
         while batch.lines:
@@ -130,10 +167,8 @@ class Worker:
             except RetryableStoreError as exc:
                 self.write_failures += 1
                 self.failing_since = self.failing_since or time.time()
-                for callback in self._on_tick:
-                    callback(time.monotonic())
-                if stop is None:
-                    log.warning("final write failed (%s); the broker keeps the messages for the next start", exc)
+                if stop.is_set():
+                    log.warning("write failed while stopping (%s); the broker keeps the messages", exc)
                     return False
                 log.warning(
                     "write of %d points failed (%s); retrying in %.1f s (messages stay unacknowledged)",
@@ -141,18 +176,16 @@ class Worker:
                     exc,
                     delay,
                 )
-                if stop.wait(delay):
-                    return False
+                stop.wait(delay)
                 delay = min(delay * 2, self.config.batch.retry_max_s)
         self.last_write_ms = (time.monotonic() - started) * 1000
-        self.last_write_at = time.time()
         self.failing_since = 0.0
         self.batches += 1
         if self.state is not None:
             # saved before the acks: what the broker will not redeliver, the saved state has seen
-            self.state.save(self.ingest.snapshots(batch.crates))
+            self.state.save(batch.snapshots)
         self.link.ack(batch.deliveries)
-        self._pending_acks |= batch.crates
+        self._pending_acks.update(batch.through)
         return True
 
     def _write(self, lines: list[str]) -> None:
@@ -180,33 +213,24 @@ class Worker:
             self.store.write(record.encode())
         except PointsRefusedError:
             log.error("the quarantine record was refused too; the point is only in this log: %s", line)
-        body = {
-            "v": 1,
-            "reason": "store_refused",
-            "detail": problem[:500],
-            "ts": now_ms,
-            "excerpt": line[:EXCERPT_BYTES],
-        }
+        body = {"v": 1, "reason": "store_refused", "detail": problem[:500], "ts": now_ms}
+        body["excerpt"] = line[:EXCERPT_BYTES]
         if crate:
             body["crate"] = crate
         self.link.publish(rejected_topic(), json.dumps(body, separators=(",", ":")).encode(), False)
 
-    # --- storage acknowledgements ---------------------------------------------------------------
-
-    def _storage_acks(self, crates: set[str], now: float) -> None:
+    def _storage_acks(self, now: float) -> None:
         """Publish ``stored_through`` for crates whose value moved, at most once per ack interval each."""
         interval = self.config.batch.ack_interval_s
-        done = []
-        for crate in crates:
-            state = self.ingest.crates.get(crate)
-            through = state.seqs.stored_through if state is not None else None
-            if state is None or through is None or through == state.acked_through:
-                done.append(crate)
+        crates = self.ingest.crates
+        for crate, through in list(self._pending_acks.items()):
+            state = crates.get(crate)
+            if state is None or through == state.acked_through:
+                del self._pending_acks[crate]
                 continue
             if now - state.acked_at < interval:
                 continue
             if self.link.publish(storage_ack_topic(crate), encode(StorageAck(crate, through)), retain=True):
                 state.acked_through = through
                 state.acked_at = now
-                done.append(crate)
-        crates.difference_update(done)
+                del self._pending_acks[crate]

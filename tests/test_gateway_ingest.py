@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import paho.mqtt.client as mqtt
 import pytest
-from gateway_helpers import TS, Client, GatewayProcess, count, gateway_config, wait_until
+from gateway_helpers import TS, Client, GatewayProcess, count, gateway_config, telemetry, wait_until
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from cli.services import InfluxDB, Mosquitto
 
@@ -101,3 +104,25 @@ def test_invalid_message_is_rejected_and_valid_ones_behind_it_stored(
     assert "rejected message" in gateway.stderr()
     for c in (watcher, client):
         c.close()
+
+
+def test_message_with_mqtt5_properties_is_decoded(gateway, mosquitto, influxdb, database, crate_prefix) -> None:
+    """A publisher's MQTT 5 properties (user properties, content type, expiry) do not disturb the payload."""
+
+    crate = f"{crate_prefix}-5"
+    publisher = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    publisher.connect(mosquitto.host, mosquitto.port)
+    publisher.loop_start()
+    properties = Properties(PacketTypes.PUBLISH)
+    properties.UserProperty = [("origin", "x" * 300), ("k", "v")]
+    properties.ContentType = "application/json"
+    properties.MessageExpiryInterval = 3600
+    payload = telemetry(crate, 1, value=-165.5)
+    publisher.publish(f"coldchain/v1/crates/{crate}/telemetry", payload, qos=1, properties=properties).wait_for_publish(
+        5
+    )
+    wait_until(lambda: count(influxdb, database, crate) == 1, 10, "point")
+    rows = influxdb.rows(f"SELECT value_c FROM temperature WHERE crate = '{crate}'", database)
+    assert [r["value_c"] for r in rows] == [-165.5]
+    publisher.disconnect()
+    publisher.loop_stop()
