@@ -174,6 +174,10 @@ class Outbox:
         if self._waiting_since is None:
             self._waiting_since = now
             return
+        if 0 <= self._acked_through < first - 1:
+            # the gateway waits for seqs we do not have (announced by a gap event): sending
+            # the whole spool again cannot fill that hole, it would only flood the broker
+            return
         if self.connected and now - self._waiting_since > self.ack_timeout_s * 1000:
             log.warning(
                 "gateway has not confirmed seq %d..%d within %.0f s; publishing them again",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -233,6 +234,27 @@ def test_failing_probe_driver_is_restarted(tmp_path: Path, mosquitto: Mosquitto,
         got = wait_until(listener.telemetry, 10, "a sample after the restart")
         assert got[0]["readings"] == [{"sensor": "probe1", "value_c": -170.0}]
         assert flaky.runs == 2
+    finally:
+        run.stop()
+        listener.close()
+
+
+def test_no_republish_storm_while_the_gateway_waits_for_dropped_seqs(
+    tmp_path: Path, mosquitto: Mosquitto, crate_prefix: str
+) -> None:
+    """When stored_through is stuck below the spool's oldest seq, the ack timeout does not re-send the spool."""
+    crate = f"{crate_prefix}-M"
+    listener = Listener(mosquitto, [f"coldchain/v1/crates/{crate}/telemetry"])
+    run = InProcessAgent(agent_config(tmp_path, crate, mosquitto, spool="max_rows = 10\nack_timeout_s = 0.2"))
+    try:
+        for i in range(20):
+            run.sample(TS + i * 1000, probe1=-170.0)
+        wait_until(lambda: len(listener.telemetry()) >= 10, 10, "the spool's 10 messages")
+        send_ack(mosquitto, crate, 3)
+        wait_until(lambda: run.agent.outbox._acked_through == 3, 5, "ack seen")
+        settled = len(listener.telemetry())
+        time.sleep(0.8)  # four ack timeouts
+        assert len(listener.telemetry()) == settled
     finally:
         run.stop()
         listener.close()
