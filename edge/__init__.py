@@ -16,7 +16,8 @@ What it publishes (all QoS 1, crate ``{crate}``):
   ``last_seq``, ``count``; spool_full adds ``from_ts``/``to_ts``): these seqs are gone for good;
   ``stuck_value`` / ``stuck_value_cleared`` (``sensor``, ``value_c``); ``heartbeat_missing`` /
   ``heartbeat_restored`` (``probe``); ``clock_corrected`` (``first_seq``, ``last_seq``,
-  ``count``, ``uncertain``); ``seq_reset`` (``stored_through``, ``shift``).
+  ``count``, ``uncertain``); ``seq_reset`` (``stored_through``, ``shift``). Events stamped by
+  an unset clock are held and restamped like telemetry (``ts_corrected`` / ``ts_uncertain``).
 
 It listens on ``coldchain/v1/crates/{crate}/ack`` for the gateway's ``stored_through``.
 """

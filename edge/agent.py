@@ -61,7 +61,8 @@ class Agent:
             log.warning("no [profiles] file configured: no local excursion alarm")
         self.outbox = Outbox(config, self.spool, self.link, clock, self.add_event)
         self.lost = 0
-        self._held = len(self.spool.held_rows())  # samples taken while the wall clock was unset
+        # samples and events stamped while the wall clock was unset
+        self._held = len(self.spool.held_rows()) + len(self.spool.held_events())
         self.watchdog = Watchdog()
         # samples spooled per transaction at most: enough to keep up with a fast replay,
         # small enough that a kill -9 mid-write loses little that had arrived
@@ -153,7 +154,7 @@ class Agent:
         if isinstance(event, Sample):
             self._take_safely([event])
         elif isinstance(event, Notice):
-            self.add_event(event.event, event.ts, event.detail)
+            self.add_event(event.event, event.ts, event.detail, event.mono_ms)
         elif isinstance(event, Connected):
             self.outbox.on_connected()
             self._update_alarm()
@@ -170,19 +171,13 @@ class Agent:
         profile = self.config.profile_name
         items = []
         for sample in samples:
-            held = None
-            if not self.clock.plausible(sample.ts):
-                held = Stamp(sample.mono_ms, self.clock.boot)
-                if not self._held:
-                    log.error("wall clock is unset (sample ts %d): holding readings until it is set (NTP?)", sample.ts)
-                self._held += 1
-            items.append((sample.ts, self._encoder(sample, profile), held))
+            items.append((sample.ts, self._encoder(sample, profile), self._hold_if_unset(sample.ts, sample.mono_ms)))
         seqs, dropped = self.spool.append_many(items)
         if dropped is not None:
             self.outbox.announce_gap(dropped)
         for seq, sample in zip(seqs, samples, strict=True):
             for name, detail in self.watch.feed(seq, sample.ts, sample.readings):
-                self.add_event(name, sample.ts, detail)
+                self.add_event(name, sample.ts, detail, sample.mono_ms)
         self._update_alarm()
         return seqs
 
@@ -193,39 +188,48 @@ class Agent:
         return make
 
     def _correct_held(self) -> None:
-        """The wall clock is set now: restamp held samples from their monotonic time, flagged, and release them."""
+        """The wall clock is set now: restamp held samples and events from monotonic time, flagged, release them."""
         offset = self.clock.wall_ms() - self.clock.mono_ms()
         corrected = []
         uncertain = 0
         for seq, _, stamp, payload in self.spool.held_rows():
-            body = json.loads(payload)
-            if stamp.boot == self.clock.boot and stamp.boot != "unknown":
-                body["ts"] = stamp.mono_ms + offset
-                body["ts_corrected"] = True
-            else:
-                # taken in an earlier boot: its monotonic time has no known relation to now
-                body["ts_uncertain"] = True
-                uncertain += 1
+            body, known = self._restamp(payload, stamp, offset)
+            uncertain += not known
             corrected.append((seq, int(body["ts"]), json.dumps(body, separators=(",", ":")).encode()))
         self.spool.release(corrected)
+        events = []
+        for event_id, stamp, payload in self.spool.held_events():
+            body, _ = self._restamp(payload, stamp, offset)
+            events.append((event_id, json.dumps(body, separators=(",", ":")).encode()))
+        self.spool.release_events(events)
         self._held = 0
-        if not corrected:
-            return
         log.warning(
-            "wall clock is set: %d held reading(s) restamped from monotonic time (%d could not be)",
+            "wall clock is set: %d held reading(s) and %d event(s) restamped from monotonic time (%d could not be)",
             len(corrected),
+            len(events),
             uncertain,
         )
-        self.add_event(
-            "clock_corrected",
-            self.clock.wall_ms(),
-            {
-                "first_seq": corrected[0][0],
-                "last_seq": corrected[-1][0],
-                "count": len(corrected),
-                "uncertain": uncertain,
-            },
-        )
+        if corrected:
+            self.add_event(
+                "clock_corrected",
+                self.clock.wall_ms(),
+                {
+                    "first_seq": corrected[0][0],
+                    "last_seq": corrected[-1][0],
+                    "count": len(corrected),
+                    "uncertain": uncertain,
+                },
+            )
+
+    def _restamp(self, payload: bytes, stamp: Stamp, offset: int) -> tuple[dict[str, Any], bool]:
+        body: dict[str, Any] = json.loads(payload)
+        if stamp.boot == self.clock.boot and stamp.boot != "unknown":
+            body["ts"] = stamp.mono_ms + offset
+            body["ts_corrected"] = True
+            return body, True
+        # taken in an earlier boot: its monotonic time has no known relation to now
+        body["ts_uncertain"] = True
+        return body, False
 
     def _update_alarm(self) -> None:
         if self.indicators is None:
@@ -233,8 +237,18 @@ class Agent:
         unheard = not self.outbox.connected or self.config.alarm.when == "always"
         self.indicators.alarm(bool(self.watch.active) and unheard)
 
-    def add_event(self, name: str, ts: int, detail: dict[str, Any]) -> None:
-        """Spool an event for ``coldchain/v1/crates/{crate}/events``."""
+    def add_event(self, name: str, ts: int, detail: dict[str, Any], mono_ms: int | None = None) -> None:
+        """Spool an event for ``coldchain/v1/crates/{crate}/events`` (held like a sample if ``ts`` is unset)."""
         body = {"v": 1, "crate": self.crate, "ts": ts, "event": name, **detail}
         log.info("event %s %s", name, detail or "")
-        self.spool.add_event(json.dumps(body, separators=(",", ":")).encode())
+        held = self._hold_if_unset(ts, self.clock.mono_ms() if mono_ms is None else mono_ms)
+        self.spool.add_event(json.dumps(body, separators=(",", ":")).encode(), held)
+
+    def _hold_if_unset(self, ts: int, mono_ms: int) -> Stamp | None:
+        """A stamp to correct ``ts`` from later when it comes from an unset clock, else None."""
+        if self.clock.plausible(ts):
+            return None
+        if not self._held:
+            log.error("wall clock is unset (ts %d): holding readings and events until it is set (NTP?)", ts)
+        self._held += 1
+        return Stamp(mono_ms, self.clock.boot)

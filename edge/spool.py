@@ -43,7 +43,11 @@ CREATE TABLE IF NOT EXISTS telemetry (
 );
 -- publishing stops before the first held row: keep finding it cheap with a big backlog
 CREATE INDEX IF NOT EXISTS telemetry_held ON telemetry (seq) WHERE held = 1;
-CREATE TABLE IF NOT EXISTS events (id INTEGER PRIMARY KEY AUTOINCREMENT, payload BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, payload BLOB NOT NULL,
+    held INTEGER NOT NULL DEFAULT 0, mono_ms INTEGER, boot TEXT
+);
+CREATE INDEX IF NOT EXISTS events_held ON events (id) WHERE held = 1;
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
 
@@ -261,10 +265,16 @@ class Spool:
         self._rows -= removed
         return int(removed)
 
-    def add_event(self, payload: bytes) -> int:
-        """Store an event message; return its id. Beyond ``max_events`` the oldest event is dropped (logged)."""
+    def add_event(self, payload: bytes, held: Stamp | None = None) -> int:
+        """Store an event message; return its id. Beyond ``max_events`` the oldest event is dropped (logged).
+
+        ``held``: stamped by an unset clock; kept back like a held telemetry row.
+        """
         with self._db:
-            cursor = self._db.execute("INSERT INTO events (payload) VALUES (?)", (payload,))
+            cursor = self._db.execute(
+                "INSERT INTO events (payload, held, mono_ms, boot) VALUES (?, ?, ?, ?)",
+                (payload, held is not None, held and held.mono_ms, held and held.boot),
+            )
             dropped = self._db.execute(
                 "DELETE FROM events WHERE id <= (SELECT MAX(id) FROM events) - ?", (self.max_events,)
             ).rowcount
@@ -277,11 +287,27 @@ class Spool:
         return int(cursor.lastrowid or 0)
 
     def events(self, after_id: int, limit: int) -> list[tuple[int, bytes]]:
-        """Up to ``limit`` stored events with id > ``after_id``, oldest first."""
+        """Up to ``limit`` stored events with id > ``after_id``, oldest first, stopping before a held one."""
         rows = self._db.execute(
-            "SELECT id, payload FROM events WHERE id > ? ORDER BY id LIMIT ?", (after_id, limit)
+            "SELECT id, payload FROM events WHERE id > ? "
+            "AND id < COALESCE((SELECT MIN(id) FROM events WHERE held = 1), 9223372036854775807) "
+            "ORDER BY id LIMIT ?",
+            (after_id, limit),
         ).fetchall()
         return [(int(i), bytes(p)) for i, p in rows]
+
+    def held_events(self) -> list[tuple[int, Stamp, bytes]]:
+        """Events held for an unset clock: (id, monotonic stamp, payload), oldest first."""
+        rows = self._db.execute("SELECT id, mono_ms, boot, payload FROM events WHERE held = 1 ORDER BY id").fetchall()
+        return [(int(i), Stamp(int(mono), str(boot)), bytes(p)) for i, mono, boot, p in rows]
+
+    def release_events(self, corrected: list[tuple[int, bytes]]) -> None:
+        """Give held events their corrected payloads and let them be published."""
+        with self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.executemany(
+                "UPDATE events SET payload = ?, held = 0 WHERE id = ?", [(payload, i) for i, payload in corrected]
+            )
 
     def remove_event(self, event_id: int) -> None:
         """Forget an event the broker has accepted."""

@@ -88,3 +88,27 @@ def _sample(ts: int, mono: int, value: float) -> object:
     from edge.events import Sample
 
     return Sample(ts, mono, (Reading("probe1", value),))
+
+
+def test_events_from_an_unset_clock_are_held_and_restamped(
+    tmp_path: Path, mosquitto: Mosquitto, crate_prefix: str
+) -> None:
+    """A lid event stamped in 1970 waits, then goes out with ts from monotonic time, flagged."""
+    from edge.events import Notice
+
+    crate = f"{crate_prefix}-V"
+    wall = Wall()
+    listener = Listener(mosquitto, [f"coldchain/v1/crates/{crate}/events"])
+    run = InProcessAgent(agent_config(tmp_path, crate, mosquitto), clock=Clock(wall, _mono, "boot-A"))
+    try:
+        wait_until(lambda: run.agent.link.connected, 10, "connected")
+        mono = _mono()
+        run.agent.inbox.put(Notice("lid_open", wall(), mono))
+        time.sleep(0.2)
+        assert listener.on("/events") == []
+        wall.set = True
+        got = wait_until(lambda: listener.on("/events"), 10, "released")
+        assert (got[0]["event"], got[0]["ts"], got[0]["ts_corrected"]) == ("lid_open", mono + OFFSET, True)
+    finally:
+        run.stop()
+        listener.close()
