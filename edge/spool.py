@@ -35,6 +35,7 @@ __all__ = ["Dropped", "Spool", "Stamp"]
 log = logging.getLogger(__name__)
 
 SEQ_BLOCK: Final = 10_000
+SCHEMA_VERSION: Final = 1  # PRAGMA user_version; a spool of another layout is set aside, never misread
 
 _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS telemetry (
@@ -99,17 +100,20 @@ class Spool:
         try:
             db = self._connect()
             verdict = db.execute("PRAGMA quick_check").fetchone()[0]
-            if verdict == "ok":
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            empty = db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()[0] == 0
+            if verdict == "ok" and (version == SCHEMA_VERSION or empty):
                 db.executescript(_SCHEMA)
+                db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
                 return db
             db.close()
-            problem = str(verdict)
+            problem = (
+                str(verdict) if verdict != "ok" else f"schema version {version}, this agent writes {SCHEMA_VERSION}"
+            )
         except sqlite3.DatabaseError as exc:
             problem = str(exc)
         aside = self._quarantine()
-        log.error(
-            "spool %s failed its integrity check (%s); moved it to %s and started a new one", self.path, problem, aside
-        )
+        log.error("spool %s cannot be used (%s); moved it to %s and started a new one", self.path, problem, aside)
         db = self._connect()
         db.executescript(_SCHEMA)
         return db

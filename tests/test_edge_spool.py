@@ -145,3 +145,14 @@ def test_spool_with_damaged_pages_is_quarantined(tmp_path: Path) -> None:
     assert (tmp_path / "s.sqlite.corrupt-1").exists()
     assert len(fresh) == 0
     assert fresh.append(1, _payload)[0] >= 2000
+
+
+def test_spool_of_another_schema_version_is_set_aside(tmp_path: Path) -> None:
+    """A spool written by another layout (user_version) is quarantined rather than misread."""
+    path = tmp_path / "s.sqlite"
+    Spool(path, 10).close()
+    db = sqlite3.connect(path)
+    db.execute("PRAGMA user_version = 99")
+    db.close()
+    Spool(path, 10).close()
+    assert (tmp_path / "s.sqlite.corrupt-1").exists()
