@@ -18,8 +18,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "agent": ("edge.__main__", "run the crate's edge agent (probes -> spool -> MQTT)"),
     "gateway": ("gateway.__main__", "run the gateway (MQTT -> validation -> InfluxDB, alarms)"),
     "demo": ("cli.demo", "run the whole system on private services, with simulated crates"),
-    "board": ("board.__main__", "serve the live alert board for staff in the browser"),
     "provision": ("cli.provision", "make credentials for a crate, a staff member or the gateway"),
+    "board": ("board.__main__", "serve the live alert board for staff in the browser"),
     "alerts": ("cli.alerts", "list active alarms from the broker; --follow streams transitions"),
     "query": ("cli.query", "a crate's readings, min/max/mean and time out of range from InfluxDB"),
     "report": ("cli.report", "a shipment's or crate's QA release report (PDF, CSV or JSON)"),
@@ -30,7 +30,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 
 def _usage() -> str:
     lines = ["usage: coldchain <command> [options]", "", "commands:"]
-    lines += [f"  {name:<10} {help_}" for name, (_, help_) in SUBCOMMANDS.items()]
+    lines += [f"  {name:<15} {help_}" for name, (_, help_) in SUBCOMMANDS.items()]
     lines += ["", "'coldchain <command> --help' for a command's options."]
     return "\n".join(lines)
 
