@@ -89,13 +89,16 @@ def provision_crate(args: argparse.Namespace) -> Path:
     _write_secret(Path(args.keys_dir) / f"{crate}.key", key + "\n")
     _write_secret(out / "mqtt-password", password + "\n")
     _write_secret(out / "signing.key", key + "\n")
-    shipment = f'shipment = "{args.shipment}"\n' if args.shipment else ""
     agent = f"""# Agent configuration for crate {crate}, made by 'coldchain provision crate'.
-# Copy this directory to the Pi as /etc/coldchain/ (agent.toml, mqtt-password, signing.key; mode 0600).
+# Copy this directory to the Pi as /etc/coldchain/ (agent.toml, mqtt-password, signing.key; mode 0600),
+# with the broker's CA certificate as ca.crt and the gateway's profiles.toml beside it.
 [crate]
 id = "{crate}"
 profile = "{args.profile}"
-{shipment}
+
+[profiles]
+file = "profiles.toml"
+
 [mqtt]
 host = "{args.broker_host}"
 port = {args.broker_port}
@@ -111,7 +114,7 @@ path = "/var/lib/coldchain-agent/spool.sqlite"
 
 [[probes]]
 driver = "serial"
-port = "/dev/serial/by-id/*"
+port = "/dev/serial/by-id/usb-*"
 sensors = ["probe1"]
 """
     _write_secret(out / "agent.toml", agent)
@@ -162,7 +165,7 @@ def main(argv: list[str], prog: str = "coldchain provision") -> int:
     parser.add_argument("--profile", default="cryo", help="product profile of the crate")
     parser.add_argument("--broker-host", default="mqtt.example.org", help="the broker as the crate reaches it")
     parser.add_argument("--broker-port", type=int, default=8883)
-    parser.add_argument("--ca-file", default="/etc/coldchain/ca.crt", help="CA certificate the crate trusts")
+    parser.add_argument("--ca-file", default="ca.crt", help="CA certificate the crate trusts (relative: beside agent.toml)")
     args = parser.parse_args(argv)
     handlers = {"crate": provision_crate, "staff": provision_staff, "gateway": provision_gateway}
     try:

@@ -133,6 +133,24 @@ class AgentConfig:
     alarm: AlarmConfig
     sample_period_s: float = 10.0
     stuck_samples: int = DEFAULT_STUCK_SAMPLES
+    signing_key: bytes | None = None  # HMAC key provisioned with the crate; None: telemetry unsigned
+
+
+def _signing_key(table: Table, base: Path) -> bytes | None:
+    path = _path(table, "key_file", base)
+    if path is None:
+        return None
+    try:
+        text = path.read_text().strip()
+    except OSError as exc:
+        raise table.error("key_file", f"cannot read {path}: {exc.strerror}") from None
+    try:
+        key = bytes.fromhex(text)
+    except ValueError:
+        raise table.error("key_file", f"{path} must hold the key as hex (as 'coldchain provision' writes it)") from None
+    if len(key) < 16:
+        raise table.error("key_file", f"{path} holds a {len(key)}-byte key; at least 16 bytes are needed")
+    return key
 
 
 def _path(table: Table, name: str, base: Path, default: str | None = None) -> Path | None:
@@ -327,6 +345,7 @@ def parse_config(data: dict[str, object], source: str, base: Path) -> AgentConfi
         alarm=alarm,
         sample_period_s=agent_table.number("sample_period_s", 10.0, minimum=0.01),
         stuck_samples=agent_table.integer("stuck_samples", DEFAULT_STUCK_SAMPLES, minimum=0),
+        signing_key=_signing_key(root.table("signing"), base),
     )
     root.finish()
     return config

@@ -9,10 +9,12 @@ Events leave on PUBACK (the gateway acknowledges no event seq).
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from typing import Any
 
+from coldchain.signing import SIGNATURE_FIELD, sign
 from coldchain.topics import events_topic, status_topic, telemetry_topic
 from coldchain.wire import CrateStatus, encode
 from edge.clock import Clock
@@ -45,6 +47,7 @@ class Outbox:
         self.clock = clock
         self._add_event = add_event
         self._topic = telemetry_topic(self.crate)
+        self.signing_key = config.signing_key
         self.connected = False
         self.published = 0
         self.refused = 0
@@ -188,6 +191,15 @@ class Outbox:
             self._sent_through = first - 1
             self._waiting_since = now
 
+    def _signed(self, payload: bytes) -> bytes:
+        """The payload with the crate's signature, made as it leaves: restamping or renumbering
+        in the spool can never leave a stale signature behind."""
+        if self.signing_key is None:
+            return payload
+        body = json.loads(payload)
+        body[SIGNATURE_FIELD] = sign(body, self.signing_key)
+        return json.dumps(body, separators=(",", ":")).encode()
+
     def pump(self) -> None:
         """Hand the next spooled messages to the broker, oldest first, within the window."""
         if not self.connected:
@@ -209,7 +221,7 @@ class Outbox:
         if room <= 0:
             return
         for seq, payload in self.spool.pending(self._sent_through, room):
-            mid = self.link.publish(self._topic, payload)
+            mid = self.link.publish(self._topic, self._signed(payload))
             if mid is None:
                 return
             self._inflight[mid] = ("t", seq)

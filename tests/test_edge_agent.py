@@ -145,3 +145,23 @@ def test_status_online_then_last_will_offline(
     finally:
         agent.stop()
         listener.close()
+
+
+def test_telemetry_is_signed_with_the_provisioned_key(
+    tmp_path: Path, mosquitto: Mosquitto, crate_prefix: str, board: PtyBoard
+) -> None:
+    """With [signing] key_file, every telemetry message carries a sig that verifies under the crate's key."""
+    from coldchain.signing import verify
+
+    key = bytes(range(32))
+    (tmp_path / "signing.key").write_text(key.hex())
+    crate = f"{crate_prefix}-S"
+    agent, listener = _start(tmp_path, crate, mosquitto, board, '[signing]\nkey_file = "signing.key"\n')
+    try:
+        board.tick({"probe1": -181.25, "probe2": -180.5})
+        got = wait_until(listener.telemetry, 10, "a message")
+        assert verify(got[0], key)
+        assert not verify({**got[0], "seq": got[0]["seq"] + 1}, key)
+    finally:
+        agent.stop()
+        listener.close()

@@ -244,3 +244,20 @@ def test_provisioning_refuses_unsafe_or_reserved_crate_ids(tmp_path: Path, crate
         == 2
     )
     assert not (tmp_path / "passwd").exists()
+
+
+def test_provisioned_agent_config_loads_in_the_agent(locked_broker: Broker, tmp_path: Path) -> None:
+    """The agent.toml provisioning writes is accepted by the agent as it is, key and login included."""
+    import shutil
+
+    from edge.config import load_config
+
+    crate_dir = tmp_path / "C-A"
+    shutil.copytree(locked_broker.creds / "C-A", crate_dir)
+    shutil.copy(locked_broker.ca, crate_dir / "ca.crt")
+    shutil.copy(SHIPPED.parent / "profiles.toml", crate_dir / "profiles.toml")
+    config = load_config(crate_dir / "agent.toml")
+    assert (config.crate, config.mqtt.username, config.profile_name) == ("C-A", "C-A", "cryo")
+    assert config.signing_key == bytes.fromhex((crate_dir / "signing.key").read_text())
+    assert config.mqtt.password_file is not None
+    assert config.mqtt.password_file.read_text().strip() == _password(locked_broker.creds, "C-A")
