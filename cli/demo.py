@@ -142,6 +142,9 @@ def _write_agent_config(workdir: Path, crate: str, device: str, broker: Mosquitt
 id = "{crate}"
 profile = "cryo"
 
+[profiles]
+file = {json.dumps(str(PROFILES))}
+
 [mqtt]
 host = "{broker.host}"
 port = {broker.port}
