@@ -48,6 +48,7 @@ Deliveries = list[Delivery]
 
 _PUBACK = 0x40
 _READ_CHUNK = 256 * 1024
+_QUICKACK = getattr(socket, "TCP_QUICKACK", None)  # Linux only
 _DRAIN_PACKETS = 64  # packets handled from the buffer before looking at writes (an alarm waits at most this)
 
 
@@ -77,6 +78,11 @@ class _IngestClient(mqtt.Client):
             buf = super()._sock_recv(_READ_CHUNK)  # raises BlockingIOError when nothing is there
             if not buf:
                 return buf
+            if _QUICKACK is not None and self._sock is not None:
+                # we PUBACK only after the write, so no reply carries our TCP ACK: without this the
+                # kernel delays it, and a broker without TCP_NODELAY holds the next message (an alarm's
+                # reading too) until it comes. Linux resets quick-ack mode, hence after every read.
+                self._sock.setsockopt(socket.IPPROTO_TCP, _QUICKACK, 1)
             pos = 0
             self._rbuf = buf
         out = buf[pos : pos + bufsize]
