@@ -27,6 +27,7 @@ import logging
 import random
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -49,6 +50,9 @@ Deliveries = list[Delivery]
 _PUBACK = 0x40
 _READ_CHUNK = 256 * 1024
 _QUICKACK = getattr(socket, "TCP_QUICKACK", None)  # Linux only
+# at live rates messages arrive one by one: gathering them for up to 1 ms saves a hand-over (and a
+# thread wake-up) per message, at the price of at most 1 ms on an alarm
+_COALESCE_S = 0.001
 _DRAIN_PACKETS = 64  # packets handled from the buffer before looking at writes (an alarm waits at most this)
 
 
@@ -226,6 +230,7 @@ class MqttLink:
     def _serve(self) -> None:
         """Pump the connection until it fails or we stop."""
         client = self._client
+        first = 0.0  # when the oldest message not yet handed over arrived
         while not self._stop.is_set():
             if client.buffered:
                 for _ in range(_DRAIN_PACKETS):
@@ -237,10 +242,14 @@ class MqttLink:
                 if rc == mqtt.MQTT_ERR_SUCCESS:
                     rc = client.loop_misc()
             else:
-                rc = client.loop(timeout=0.5)
+                rc = client.loop(timeout=max(0.0, first + _COALESCE_S - time.monotonic()) if first else 0.5)
             if self._received:
-                self._deliver(self._received)
-                self._received = []
+                now = time.monotonic()
+                first = first or now
+                if now - first >= _COALESCE_S or len(self._received) >= _DRAIN_PACKETS or rc:
+                    self._deliver(self._received)
+                    self._received = []
+                    first = 0.0
             if rc != mqtt.MQTT_ERR_SUCCESS:
                 return
 
