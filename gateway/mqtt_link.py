@@ -242,16 +242,22 @@ class MqttLink:
                 if rc == mqtt.MQTT_ERR_SUCCESS:
                     rc = client.loop_misc()
             else:
-                rc = client.loop(timeout=max(0.0, first + _COALESCE_S - time.monotonic()) if first else 0.5)
+                rc = client.loop(timeout=0.0 if first else 0.5)
+            if rc != mqtt.MQTT_ERR_SUCCESS:
+                if self._received:
+                    self._deliver(self._received)
+                    self._received = []
+                return
             if self._received:
                 now = time.monotonic()
                 first = first or now
-                if now - first >= _COALESCE_S or len(self._received) >= _DRAIN_PACKETS or rc:
-                    self._deliver(self._received)
-                    self._received = []
-                    first = 0.0
-            if rc != mqtt.MQTT_ERR_SUCCESS:
-                return
+                if now - first < _COALESCE_S and len(self._received) < _DRAIN_PACKETS and not client.buffered:
+                    # let the next messages arrive and read them together: one wake-up, one recv
+                    time.sleep(first + _COALESCE_S - now)
+                    continue
+                self._deliver(self._received)
+                self._received = []
+                first = 0.0
 
     def _run(self) -> None:
         config = self.config

@@ -24,6 +24,13 @@ def test_shipped_example_loads() -> None:
     assert config.mqtt.telemetry_filter == "coldchain/v1/crates/+/telemetry"
 
 
+def test_bench_config_loads() -> None:
+    """bench/gateway.toml (the peer-bench run) is valid and uses the bench's one-rule profile."""
+    config = load_config(ROOT / "bench" / "gateway.toml")
+    assert config.mqtt.port == 18831
+    assert [r.threshold_c for r in config.profiles["cryo"].rules] == [-150.0]
+
+
 def _write(tmp_path: Path, text: str) -> Path:
     path = tmp_path / "gw.toml"
     path.write_text(f'[profiles]\nfile = {json.dumps(str(PROFILES))}\ndefault = "cryo"\n{text}')
