@@ -139,6 +139,7 @@ class MqttLink:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="mqtt", daemon=True)
         self._received: Deliveries = []
+        self._wake = threading.Event()
         client = _IngestClient(config, self._on_publish_received)
         if config.tls or config.ca_file is not None:
             client.tls_set(ca_certs=str(config.ca_file) if config.ca_file else None)
@@ -203,12 +204,14 @@ class MqttLink:
         mids = [d[2] for d in deliveries if d[3] == generation]
         if mids and self.connected.is_set():
             self._client.ack_many(mids)
+            self._wake.set()
             return len(mids)
         return 0
 
     def publish(self, topic: str, payload: bytes, retain: bool = False) -> bool:
         """Hand a QoS 1 message to paho; False when not connected (paho sends it after reconnecting)."""
         info = self._client.publish(topic, payload, qos=1, retain=retain)
+        self._wake.set()
         return info.rc == mqtt.MQTT_ERR_SUCCESS
 
     def stop(self, timeout: float = 5.0) -> None:
@@ -253,7 +256,9 @@ class MqttLink:
                 first = first or now
                 if now - first < _COALESCE_S and len(self._received) < _DRAIN_PACKETS and not client.buffered:
                     # let the next messages arrive and read them together: one wake-up, one recv
-                    time.sleep(first + _COALESCE_S - now)
+                    # (cut short when the worker publishes or acknowledges: an alarm must not wait)
+                    self._wake.wait(first + _COALESCE_S - now)
+                    self._wake.clear()
                     continue
                 self._deliver(self._received)
                 self._received = []
