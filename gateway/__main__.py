@@ -7,14 +7,19 @@ import logging
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
 from types import FrameType
 
 from coldchain.errors import ConfigError, StoreError
+from gateway.alarming import BOOK_KEY
+from gateway.archive import EvidenceArchive
+from gateway.authenticity import Authenticity
 from gateway.config import GatewayConfig, load_config
 from gateway.ingest import Ingest
 from gateway.monitor import Monitor, read_health
 from gateway.mqtt_link import MqttLink
+from gateway.notify import Notifier
 from gateway.statefile import StateFile
 from gateway.store import open_store
 from gateway.worker import Worker
@@ -51,11 +56,21 @@ def _run(config: GatewayConfig, prog: str) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     ingest = Ingest(config)
+    alarming = ingest.alarming
     state = StateFile(config.state_file) if config.state_file is not None else None
     if state is not None:
-        ingest.restore(state.load())
+        saved = state.load()
+        alarming.restore(saved, int(time.time() * 1000))
+        saved.pop(BOOK_KEY, None)
+        ingest.restore(saved)
         log.info("resumed %d crates from %s", len(ingest.crates), config.state_file)
+    security = config.security
+    if security.keys_dir is not None:
+        ingest.authenticity = Authenticity(security)
     worker = Worker(config, store, ingest, state)
+    if security.archive is not None:
+        worker.archive = EvidenceArchive(security.archive)
+        ingest.archiving = True
     subscribed = threading.Event()
 
     def on_subscribed() -> None:
@@ -65,6 +80,12 @@ def _run(config: GatewayConfig, prog: str) -> int:
 
     link = MqttLink(config.mqtt, worker.deliver, on_subscribed)
     worker.link = link
+    # alarms raised by the clock (stale, offline, escalation) are published and written on their own
+    alarm_store = open_store(config.influxdb)
+    alarming.publish = link.publish
+    alarming.write = lambda lines: alarm_store.write("\n".join(lines).encode())
+    worker.every_tick(lambda now: alarming.tick(now, int(time.time() * 1000)))
+    alarming.notifier = Notifier(config.notify).start()
     monitor_store = open_store(config.influxdb)
     monitor = Monitor(worker, monitor_store, config.mqtt.client_id, config.monitor_interval_s, config.health_file)
     monitor.connected = link.connected.is_set
@@ -75,8 +96,12 @@ def _run(config: GatewayConfig, prog: str) -> int:
         worker.run(stop)
     finally:
         link.stop()
+        alarming.notifier.stop()
         store.close()
         monitor_store.close()
+        alarm_store.close()
+        if worker.archive is not None:
+            worker.archive.close()
         if state is not None:
             state.close()
     return 0

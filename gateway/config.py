@@ -7,11 +7,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from coldchain.errors import ConfigError
+from coldchain.lifecycle import LifecyclePolicy, parse_lifecycle_policy
 from coldchain.profiles import Profile, parse_profiles
 from coldchain.settings import Table
-from coldchain.topics import TELEMETRY_FILTER, valid_identifier
+from coldchain.topics import ACKS_FILTER, ROOT, TELEMETRY_FILTER, valid_identifier
+from gateway.notify import ChannelConfig, parse_notify
 
-__all__ = ["BatchConfig", "GatewayConfig", "InfluxConfig", "MqttConfig", "load_config"]
+__all__ = ["BatchConfig", "GatewayConfig", "InfluxConfig", "MqttConfig", "SecurityConfig", "load_config"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +40,14 @@ class MqttConfig:
         if self.shared_group:
             return f"$share/{self.shared_group}/{TELEMETRY_FILTER}"
         return TELEMETRY_FILTER
+
+    @property
+    def filters(self) -> tuple[str, ...]:
+        """Every subscription: telemetry, then crate status and events and staff acks (the alarm inputs)."""
+        others = (f"{ROOT}/crates/+/status", f"{ROOT}/crates/+/events", ACKS_FILTER)
+        if self.shared_group:
+            others = tuple(f"$share/{self.shared_group}/{f}" for f in others)
+        return (self.telemetry_filter, *others)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +79,15 @@ class BatchConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class SecurityConfig:
+    """Message authenticity (per-crate signing keys) and the evidence archive."""
+
+    keys_dir: Path | None = None  # <crate>.key files (hex), as `coldchain provision crate` writes them
+    require_signatures: bool = False
+    archive: Path | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class GatewayConfig:
     """Everything the gateway needs, validated."""
 
@@ -83,6 +102,10 @@ class GatewayConfig:
     monitor_interval_s: float = 10.0
     health_file: Path | None = None
     future_tolerance_s: float = 300.0
+    alarm_policy: LifecyclePolicy = field(default_factory=LifecyclePolicy)
+    notify: tuple[ChannelConfig, ...] = ()
+    shipments: dict[str, str] = field(default_factory=dict)  # crate -> shipment id its alarms carry
+    security: SecurityConfig = field(default_factory=SecurityConfig)
 
 
 def _path(table: Table, name: str, base: Path) -> Path | None:
@@ -169,6 +192,18 @@ def _batch(t: Table, receive_maximum: int, source: str) -> BatchConfig:
     return config
 
 
+def _security(t: Table, base: Path) -> SecurityConfig:
+    keys_dir = _path(t, "keys_dir", base)
+    if keys_dir is not None and not keys_dir.is_dir():
+        raise t.error("keys_dir", f"directory {keys_dir} does not exist")
+    config = SecurityConfig(
+        keys_dir=keys_dir, require_signatures=t.flag("require_signatures", False), archive=_path(t, "archive", base)
+    )
+    if config.require_signatures and keys_dir is None:
+        raise t.error("require_signatures", "is true but keys_dir is not set: no key to check signatures with")
+    return config
+
+
 def load_config(path: Path) -> GatewayConfig:
     """Read and validate a gateway TOML file; raises ConfigError naming file, key and problem."""
     source = str(path)
@@ -197,14 +232,19 @@ def load_config(path: Path) -> GatewayConfig:
         raise profiles_table.error("default", f"{default_profile!r} is not in {profiles_path} ({sorted(profiles)})")
     crates_table = root.table("crates")
     crate_profiles: dict[str, str] = {}
+    shipments: dict[str, str] = {}
     for crate in list(crates_table.keys()):
         entry = crates_table.table(crate, required=True)
         if not valid_identifier(crate):
             raise crates_table.error(crate, "crate ids must be 1-64 of [A-Za-z0-9_.-]")
-        profile = entry.identifier("profile")
-        if profile not in profiles:
-            raise entry.error("profile", f"{profile!r} is not in {profiles_path} ({sorted(profiles)})")
-        crate_profiles[crate] = profile
+        profile = entry.identifier("profile", None)
+        if profile is not None:
+            if profile not in profiles:
+                raise entry.error("profile", f"{profile!r} is not in {profiles_path} ({sorted(profiles)})")
+            crate_profiles[crate] = profile
+        shipment = entry.identifier("shipment", None)
+        if shipment is not None:
+            shipments[crate] = shipment
     state = root.table("state")
     monitoring = root.table("monitoring")
     validation = root.table("validation")
@@ -220,6 +260,10 @@ def load_config(path: Path) -> GatewayConfig:
         monitor_interval_s=monitoring.duration("interval", 10.0, minimum=0.0),
         health_file=_path(monitoring, "health_file", base),
         future_tolerance_s=validation.duration("future_tolerance", 300.0, minimum=0.0),
+        alarm_policy=parse_lifecycle_policy(root.table("alarms")),
+        notify=parse_notify(root.table("notify"), base),
+        shipments=shipments,
+        security=_security(root.table("security"), base),
     )
     root.finish()
     return config

@@ -1,4 +1,4 @@
-"""From one MQTT delivery to points, alarms and rejects: validation, de-duplication, gaps, thresholds.
+"""From one MQTT delivery to points, alarms and rejects: validation, de-duplication, gaps, alarm inputs.
 
 No I/O here: ``Ingest.handle`` appends line protocol to the open batch and
 messages to publish to the outbox; the worker writes, publishes and acknowledges.
@@ -11,19 +11,19 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from coldchain.errors import WireFormatError
-from coldchain.excursions import ThresholdTracker
 from coldchain.lineprotocol import reading_line
 from coldchain.profiles import Profile
-from coldchain.topics import alarm_topic, crate_from_topic, rejected_topic, valid_identifier
-from coldchain.wire import FUTURE_TOLERANCE_MS, AlarmMessage, Telemetry, decode_telemetry, encode
+from coldchain.topics import crate_from_topic, rejected_topic, valid_identifier
+from coldchain.wire import FUTURE_TOLERANCE_MS, Telemetry, decode_telemetry
+from gateway.alarming import BOOK_KEY, Alarming
+from gateway.authenticity import Authenticity
 from gateway.config import GatewayConfig
 from gateway.mqtt_link import Delivery
-from gateway.points import alarm_point, fault_line, gap_point, rejected_point, temperature_series
+from gateway.points import fault_line, gap_point, rejected_point, temperature_series
 from gateway.sequence import DUPLICATE, LATE, RESTART, SeqTracker
 
 __all__ = ["Batch", "CrateState", "Ingest"]
@@ -34,15 +34,14 @@ log = logging.getLogger(__name__)
 class CrateState:
     """Everything the gateway remembers about one crate."""
 
-    __slots__ = ("acked_at", "acked_through", "crate", "last_ts", "profile", "seqs", "series", "trackers")
+    __slots__ = ("acked_at", "acked_through", "crate", "last_ts", "profile", "seqs", "series")
 
     def __init__(self, crate: str, profile: Profile) -> None:
         self.crate = crate
         self.profile = profile
         self.seqs = SeqTracker()
         self.series: dict[str, str] = {}
-        self.trackers: dict[str, tuple[ThresholdTracker, ...]] = {}
-        self.last_ts = 0  # newest reading fed to the trackers: late ones are stored, not re-judged
+        self.last_ts = 0  # newest reading fed to the alarm engine: late ones are stored, not re-judged
         self.acked_through: int | None = None  # last stored_through published
         self.acked_at = 0.0
 
@@ -53,38 +52,23 @@ class CrateState:
             series = self.series[sensor] = temperature_series(self.crate, self.profile.name, sensor)
         return series
 
-    def trackers_of(self, sensor: str) -> tuple[ThresholdTracker, ...]:
-        """One tracker per threshold rule of the profile, for ``sensor``."""
-        trackers = self.trackers.get(sensor)
-        if trackers is None:
-            trackers = self.trackers[sensor] = tuple(ThresholdTracker(r, sensor) for r in self.profile.rules)
-        return trackers
-
     def snapshot(self) -> dict[str, Any]:
         """JSON-able state for the state file."""
         return {
             "profile": self.profile.name,
             "seqs": self.seqs.snapshot(),
             "last_ts": self.last_ts,
-            "trackers": {s: {t.rule.name: t.snapshot() for t in ts} for s, ts in self.trackers.items()},
         }
 
     def restore(self, snapshot: dict[str, Any]) -> None:
-        """Resume from ``snapshot()`` (tracker state only for rules the profile still has)."""
+        """Resume from ``snapshot()`` (the alarm engine restores its own part, ``alarms``)."""
         self.seqs.restore(snapshot["seqs"])
         self.last_ts = int(snapshot["last_ts"])
-        if snapshot["profile"] != self.profile.name:
-            return
-        for sensor, saved in snapshot["trackers"].items():
-            for tracker in self.trackers_of(sensor):
-                if tracker.rule.name in saved:
-                    tracker.restore(saved[tracker.rule.name])
 
     def switch_profile(self, profile: Profile) -> None:
-        """A crate now carries another product: new series tags, fresh thresholds."""
+        """A crate now carries another product: new series tags."""
         self.profile = profile
         self.series.clear()
-        self.trackers.clear()
 
 
 @dataclass(slots=True)
@@ -95,6 +79,10 @@ class Batch:
     deliveries: list[Delivery] = field(default_factory=list)
     crates: set[str] = field(default_factory=set)  # whose stored_through may move after the write
     started: float = 0.0  # monotonic time of the first delivery
+    archived: list[tuple[str, str, int]] = field(default_factory=list)  # (topic, payload, arrival ms) accepted
+    # taken when the batch is closed, so they describe exactly the messages up to this batch
+    snapshots: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    through: dict[str, int] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.deliveries)
@@ -131,9 +119,16 @@ class Ingest:
         self.duplicates = 0
         self.restarts = 0
         self.late = 0
-        self.alarms = 0
+        self.alarming = Alarming(config, self.outbox, self.rejects)  # the alarm engine: every rule, the lifecycle
+        self.authenticity: Authenticity | None = None  # set when [security] keys_dir is: signatures checked
+        self.archiving = False  # keep accepted raw messages in the batch, for the evidence archive
         # the decoder allows FUTURE_TOLERANCE_MS; shifting its 'now' applies the configured tolerance instead
         self._clock_shift = int(config.future_tolerance_s * 1000) - FUTURE_TOLERANCE_MS
+
+    @property
+    def alarms(self) -> int:
+        """Alarm events raised: every change (active, acknowledged, cleared, escalated)."""
+        return self.alarming.events
 
     def _profile_for(self, crate: str, claimed: str | None) -> Profile:
         name = self.config.crate_profiles.get(crate)
@@ -153,18 +148,34 @@ class Ingest:
         for crate, snapshot in snapshots.items():
             self.state_of(crate, snapshot.get("profile")).restore(snapshot)
 
-    def snapshots(self, crates: Iterable[str]) -> list[tuple[str, dict[str, Any]]]:
-        """Snapshots of the given crates, for the state file."""
-        return [(crate, self.crates[crate].snapshot()) for crate in crates if crate in self.crates]
+    def close(self, batch: Batch, with_snapshots: bool) -> None:
+        """Record in ``batch`` what its crates' state is once it is stored: stored_through and snapshots."""
+        for crate in batch.crates:
+            state = self.crates[crate]
+            through = state.seqs.stored_through
+            if through is not None:
+                batch.through[crate] = through
+            if with_snapshots:
+                snapshot = state.snapshot()
+                snapshot["alarms"] = self.alarming.monitor_snapshot(crate)
+                batch.snapshots.append((crate, snapshot))
+        book = self.alarming.book_snapshot() if with_snapshots else None
+        if book is not None:
+            batch.snapshots.append((BOOK_KEY, book))
 
     def handle(self, delivery: Delivery, batch: Batch, now_ms: int) -> None:
         """Validate one delivery and account for it in ``batch`` (never raises for bad input)."""
         self.received += 1
         batch.deliveries.append(delivery)
         topic, payload = delivery[0], delivery[1]
+        if not topic.endswith("/telemetry"):
+            self._other(topic, payload, batch, now_ms)
+            return
         topic_crate = crate_from_topic(topic)
         try:
             telemetry = decode_telemetry(payload, topic_crate, now_ms + self._clock_shift)
+            if self.authenticity is not None:
+                self.authenticity.check(telemetry.crate, payload)
         except WireFormatError as exc:
             self._reject(exc, topic, payload, batch, now_ms)
             return
@@ -186,6 +197,8 @@ class Ingest:
             batch.crates.add(crate)
             return
         batch.crates.add(crate)
+        if self.archiving:
+            batch.archived.append((topic, payload.decode(), now_ms))
         lines = batch.lines
         if gap is not None:
             lines.append(gap_point(crate, gap))
@@ -202,7 +215,31 @@ class Ingest:
             self.late += 1
         elif ts >= state.last_ts:
             state.last_ts = ts
-            self._judge(state, telemetry, lines)
+            self.alarming.telemetry(telemetry, now_ms, lines)
+
+    def _other(self, topic: str, payload: bytes, batch: Batch, now_ms: int) -> None:
+        """Crate status and events, staff acks: alarm inputs. A crate's gap event settles the seqs it lost."""
+        try:
+            lost = self.alarming.route(topic, payload, batch.lines, now_ms)
+        except WireFormatError as exc:
+            self.rejects[exc.reason] += 1
+            log.warning("rejected message on %s (%s): %s", topic, exc.reason, exc.detail)
+            crate = crate_from_topic(topic)
+            crate = crate if crate is not None and valid_identifier(crate) else None
+            self.alarming.reject(
+                exc.reason, crate, exc.detail, topic=topic, payload=payload, lines=batch.lines, now_ms=now_ms
+            )
+            return
+        if lost is not None:
+            crate, first, last, ts = lost
+            for gap in self.state_of(crate).seqs.lose(first, last, ts):
+                batch.lines.append(gap_point(crate, gap))
+            batch.crates.add(crate)  # stored_through may move past what the crate dropped
+            return
+        crate = crate_from_topic(topic)
+        if crate is not None and crate in self.alarming.engine.monitors:
+            self.state_of(crate)
+            batch.crates.add(crate)  # its rule state is saved with the batch
 
     def _restart(self, state: CrateState, telemetry: Telemetry, batch: Batch) -> None:
         self.restarts += 1
@@ -215,35 +252,8 @@ class Ingest:
         )
         for gap in state.seqs.restart(telemetry.seq, telemetry.ts):
             batch.lines.append(gap_point(state.crate, gap))
-        state.trackers.clear()
+        self.alarming.restart(state.crate)
         state.last_ts = 0
-
-    def _judge(self, state: CrateState, telemetry: Telemetry, lines: list[str]) -> None:
-        for reading in telemetry.readings:
-            value = reading.value_c
-            if value is None:
-                continue
-            for tracker in state.trackers_of(reading.sensor):
-                transition = tracker.feed(value, telemetry.ts, telemetry.seq)
-                if transition is None:
-                    continue
-                rule = transition.rule
-                alarm = AlarmMessage(
-                    crate=state.crate,
-                    rule=rule.name,
-                    sensor=transition.sensor,
-                    severity=rule.severity,
-                    state=transition.state,
-                    value_c=transition.value_c,
-                    threshold_c=rule.threshold_c,
-                    ts=transition.ts,
-                    seq=transition.seq,
-                    started_ts=transition.started_ts,
-                    profile=state.profile.name,
-                )
-                self.alarms += 1
-                self.outbox.append((alarm_topic(alarm.crate, alarm.rule, alarm.sensor), encode(alarm), True))
-                lines.append(alarm_point(alarm))
 
     def _reject(self, exc: WireFormatError, topic: str, payload: bytes, batch: Batch, now_ms: int) -> None:
         reason, detail = exc.reason, exc.detail
@@ -252,8 +262,10 @@ class Ingest:
         topic_crate = crate_from_topic(topic)
         if crate is not None and topic_crate is not None and crate != topic_crate:
             crate, seq = None, None  # a payload naming another crate must not move that crate's accounting
-        if crate is not None and seq is not None:
+        trusted = self.authenticity is None or (crate is not None and self.authenticity.vouches(crate, payload))
+        if crate is not None and seq is not None and trusted:
             # definitively rejected counts as handled: the crate may prune it and no gap is reported
+            # (where signatures are checked, only if the crate signed it: a forgery must not settle a seq)
             state = self.state_of(crate)
             if ts is None or reason == "future_ts":
                 ts = state.seqs.newest_ts  # a bad clock must not move the crate's notion of "newest"

@@ -177,13 +177,15 @@ class MqttLink:
         self.generation += 1
         log.info("connected to %s:%d (session present: %s)", self.config.host, self.config.port, flags.session_present)
         self.connected.set()
-        # subscribing again on a present session is harmless and covers a broker that lost it
-        client.subscribe(self.config.telemetry_filter, qos=1)
+        # subscribing again on a present session is harmless and covers a broker that lost it; retained
+        # crate status only when the subscription is new (a present session has seen it already)
+        options = mqtt.SubscribeOptions(qos=1, retainHandling=1)
+        client.subscribe([(topic_filter, options) for topic_filter in self.config.filters])
 
     def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, reasons: Any, props: Any) -> None:
         failed = [r for r in reasons if r.is_failure]
         if failed:
-            log.error("broker refused the subscription to %s: %s", self.config.telemetry_filter, failed[0])
+            log.error("broker refused a subscription of %s: %s", self.config.filters, failed[0])
             return
         self._on_subscribed()
 

@@ -57,8 +57,9 @@ def alarm_point(alarm: AlarmMessage) -> str:
 def gap_point(crate: str, gap: Gap) -> str:
     """``gap``: seqs first_missing..last_missing never arrived; rewritten (same time) as late ones fill it.
 
-    ``missing`` counts those still missing; ``state`` is open, closed (all arrived) or
-    abandoned (too many open gaps on this crate to track). Time: the message that revealed it.
+    ``missing`` counts those still awaited; ``state`` is open, closed (all arrived), lost (the crate
+    said the rest are gone for good; ``lost`` counts them) or abandoned (too many open gaps on this
+    crate to track). Time: the message that revealed it.
     """
     fields: dict[str, FieldValue] = {
         "first_missing": gap.first,
@@ -66,6 +67,8 @@ def gap_point(crate: str, gap: Gap) -> str:
         "missing": gap.remaining,
         "state": gap.state,
     }
+    if gap.lost:
+        fields["lost"] = gap.lost
     return point("gap", {"crate": crate}, fields, gap.ts)
 
 

@@ -36,6 +36,7 @@ class Gap:
     ts: int
     missing: list[list[int]] = field(default_factory=list)
     state: str = "open"
+    lost: int = 0  # seqs the crate said it dropped (its spool overflowed or lost them): never coming
 
     @property
     def remaining(self) -> int:
@@ -106,6 +107,39 @@ class SeqTracker:
         self.newest_ts = ts
         return abandoned
 
+    def lose(self, first: int, last: int, ts: int) -> list[Gap]:
+        """The crate says seqs ``first``..``last`` are gone for good: stop waiting for them.
+
+        Returns the gaps that changed (write them again). A gap left with nothing to wait for
+        is ``lost`` when some of it never came; seqs beyond ``highest`` become such a gap at once.
+        """
+        if last < first:
+            return []
+        if self.highest is None or last > self.highest:
+            start = first if self.highest is None else self.highest + 1
+            self.gaps.append(Gap(start, last, ts, [[start, last]]))
+            self.highest = last
+        changed = []
+        for gap in list(self.gaps):
+            if gap.last < first or gap.first > last:
+                continue
+            runs = []
+            for a, b in gap.missing:
+                if a < first:
+                    runs.append([a, min(b, first - 1)])
+                if b > last:
+                    runs.append([max(a, last + 1), b])
+            dropped = gap.remaining - sum(b - a + 1 for a, b in runs)
+            if not dropped:
+                continue
+            gap.missing = runs
+            gap.lost += dropped
+            if not runs:
+                gap.state = "lost"
+                self.gaps.remove(gap)
+            changed.append(gap)
+        return changed
+
     def abandoned(self) -> list[Gap]:
         """Remove and return gaps abandoned for exceeding ``MAX_OPEN_GAPS`` (write them once more)."""
         out = [g for g in self.gaps if g.state == "abandoned"]
@@ -125,7 +159,7 @@ class SeqTracker:
         return {
             "highest": self.highest,
             "newest_ts": self.newest_ts,
-            "gaps": [[g.first, g.last, g.ts, g.missing] for g in self.gaps],
+            "gaps": [[g.first, g.last, g.ts, g.missing, g.lost] for g in self.gaps],
         }
 
     def restore(self, snapshot: dict[str, Any]) -> None:
@@ -134,5 +168,6 @@ class SeqTracker:
         self.highest = int(highest) if highest is not None else None
         self.newest_ts = int(snapshot.get("newest_ts", 0))
         self.gaps = [
-            Gap(int(f), int(la), int(ts), [[int(a), int(b)] for a, b in m]) for f, la, ts, m in snapshot["gaps"]
+            Gap(int(f), int(la), int(ts), [[int(a), int(b)] for a, b in m], lost=int(rest[0]) if rest else 0)
+            for f, la, ts, m, *rest in snapshot["gaps"]
         ]

@@ -24,6 +24,7 @@ from typing import Protocol
 from coldchain.errors import RetryableStoreError
 from coldchain.topics import rejected_topic, storage_ack_topic
 from coldchain.wire import StorageAck, encode
+from gateway.archive import EvidenceArchive
 from gateway.config import GatewayConfig
 from gateway.ingest import Batch, Ingest
 from gateway.mqtt_link import Deliveries, Delivery
@@ -69,6 +70,7 @@ class Worker:
         self._pending_acks: dict[str, int] = {}
         self._on_tick: list[Callable[[float], None]] = []
         self._writer = threading.Thread()
+        self.archive: EvidenceArchive | None = None  # [security] archive: accepted raw messages, hash-chained
 
     def deliver(self, deliveries: Deliveries) -> None:
         """Called from the network thread: hand over, nothing more."""
@@ -181,6 +183,8 @@ class Worker:
         self.last_write_ms = (time.monotonic() - started) * 1000
         self.failing_since = 0.0
         self.batches += 1
+        if self.archive is not None:
+            self.archive.append(batch.archived)  # synced before the acks, like the write
         if self.state is not None:
             # saved before the acks: what the broker will not redeliver, the saved state has seen
             self.state.save(batch.snapshots)

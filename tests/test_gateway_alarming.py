@@ -1,0 +1,156 @@
+"""The alarm engine inside a real gateway: restarts, staff acks, lid events and a crate's lost seqs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from gateway_helpers import ROOT, Client, GatewayProcess, gateway_config, telemetry, wait_until
+
+from cli.services import InfluxDB, Mosquitto
+
+pytestmark = pytest.mark.integration
+
+
+def _now() -> int:
+    return int(time.time() * 1000)
+
+
+def _audit(influxdb: InfluxDB, database: str, crate: str) -> list[dict[str, Any]]:
+    return influxdb.rows(f"SELECT * FROM alarm WHERE crate = '{crate}'", database)
+
+
+def _states(watcher: Client, topic: str) -> list[dict[str, Any]]:
+    return [json.loads(p) for t, p, _ in list(watcher.messages) if t == topic and p]
+
+
+def test_active_alarm_survives_a_restart_without_being_raised_twice(
+    tmp_path: Path, mosquitto: Mosquitto, influxdb: InfluxDB, database: str, crate_prefix: str
+) -> None:
+    """An alarm active when the gateway restarts is neither raised again nor lost: it clears under the same id."""
+    crate = f"{crate_prefix}-r"
+    topic = f"coldchain/v1/alarms/{crate}/critical_high/probe1"
+    config = gateway_config(tmp_path, mosquitto, influxdb, database, f'[state]\nfile = "{tmp_path / "state.db"}"\n')
+    watcher = Client(mosquitto, [f"coldchain/v1/alarms/{crate}/#"])
+    start = _now() - 60_000
+    gateway = GatewayProcess(config, tmp_path / "gw1.log")
+    try:
+        watcher.send(crate, [1], value=-170.0, ts=start)
+        watcher.send(crate, [2], value=-145.0, ts=start + 1000)
+        first = wait_until(lambda: _states(watcher, topic), 5, "active alarm")
+    finally:
+        assert gateway.stop() == 0
+    gateway = GatewayProcess(config, tmp_path / "gw2.log")
+    try:
+        watcher.send(crate, [3], value=-146.0, ts=start + 2000)
+        watcher.send(crate, [4], value=-160.0, ts=start + 3000)
+        states = wait_until(lambda: [s for s in _states(watcher, topic) if s["state"] == "cleared"], 5, "clear")
+    finally:
+        assert gateway.stop() == 0
+    assert [s["state"] for s in _states(watcher, topic)] == ["active", "cleared"]
+    assert states[0]["id"] == first[0]["id"] == f"{crate}/critical_high/probe1/{start + 1000}"
+    changes = [(r["rule"], r["change"]) for r in _audit(influxdb, database, crate) if r["rule"] == "critical_high"]
+    assert changes == [("critical_high", "active"), ("critical_high", "cleared")]
+
+
+def _ack(mosquitto: Mosquitto, crate: str, rule: str, sensor: str, by: str, note: str) -> None:
+    args = [crate, rule, sensor, "--by", by, "--note", note, "--host", mosquitto.host, "--port", str(mosquitto.port)]
+    done = subprocess.run(
+        [sys.executable, "-m", "cli.main", "ack", *args, "--timeout", "5"],
+        cwd=ROOT, capture_output=True, text=True, timeout=20, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+
+
+def test_staff_ack_marks_the_alarm_acknowledged_and_records_who(
+    tmp_path: Path, mosquitto: Mosquitto, influxdb: InfluxDB, database: str, crate_prefix: str
+) -> None:
+    """``coldchain ack`` turns the retained alarm to acknowledged with by and note, and an alarm point says so."""
+    crate = f"{crate_prefix}-a"
+    topic = f"coldchain/v1/alarms/{crate}/critical_high/probe1"
+    watcher = Client(mosquitto, [f"coldchain/v1/alarms/{crate}/#"])
+    gateway = GatewayProcess(gateway_config(tmp_path, mosquitto, influxdb, database), tmp_path / "gw.log")
+    try:
+        watcher.send(crate, [1], value=-145.0, ts=_now())
+        wait_until(lambda: _states(watcher, topic), 5, "active alarm")
+        _ack(mosquitto, crate, "critical_high", "probe1", "Dana Ops", "re-iced the shipper")
+        acked = wait_until(
+            lambda: [s for s in _states(watcher, topic) if s["state"] == "acknowledged"], 5, "acknowledged alarm"
+        )
+        query = f"SELECT acknowledged_by, note FROM alarm WHERE crate = '{crate}' AND change = 'acknowledged'"
+        rows = wait_until(lambda: influxdb.rows(query, database), 5, "acknowledged alarm point")
+    finally:
+        gateway.stop()
+    assert (acked[0]["acknowledged_by"], acked[0]["note"]) == ("Dana Ops", "re-iced the shipper")
+    assert (rows[0]["acknowledged_by"], rows[0]["note"]) == ("Dana Ops", "re-iced the shipper")
+
+
+def test_ack_of_an_alarm_that_is_not_active_is_rejected_and_recorded(
+    tmp_path: Path, mosquitto: Mosquitto, influxdb: InfluxDB, database: str, crate_prefix: str
+) -> None:
+    """An ack naming no active alarm goes to coldchain/v1/rejected and measurement rejected, reason ack_rejected."""
+    crate = f"{crate_prefix}-n"
+    watcher = Client(mosquitto, ["coldchain/v1/rejected"])
+    gateway = GatewayProcess(gateway_config(tmp_path, mosquitto, influxdb, database), tmp_path / "gw.log")
+    try:
+        _ack(mosquitto, crate, "critical_high", "probe1", "Dana Ops", "false alarm?")
+        rejected = wait_until(
+            lambda: [r for r in watcher.received() if r.get("crate") == crate], 5, "rejection on MQTT"
+        )
+        query = f"SELECT detail FROM rejected WHERE crate = '{crate}' AND reason = 'ack_rejected'"
+        rows = wait_until(lambda: influxdb.rows(query, database), 5, "rejected point")
+    finally:
+        gateway.stop()
+    assert rejected[0]["reason"] == "ack_rejected"
+    assert "no alarm" in rows[0]["detail"]
+
+
+def test_lid_left_open_raises_the_lid_alarm_in_event_time(
+    tmp_path: Path, mosquitto: Mosquitto, influxdb: InfluxDB, database: str, crate_prefix: str
+) -> None:
+    """A lid_open event followed by readings 121 s later (cryo: lid_open after 120 s) raises lid_open on the crate."""
+    crate = f"{crate_prefix}-l"
+    topic = f"coldchain/v1/alarms/{crate}/lid_open/crate"
+    watcher = Client(mosquitto, [f"coldchain/v1/alarms/{crate}/#"])
+    gateway = GatewayProcess(gateway_config(tmp_path, mosquitto, influxdb, database), tmp_path / "gw.log")
+    try:
+        start = _now() - 60_000
+        watcher.send(crate, [1], value=-170.0, ts=start)
+        event = {"v": 1, "crate": crate, "ts": start + 500, "event": "lid_open"}
+        watcher.publish(f"coldchain/v1/crates/{crate}/events", json.dumps(event).encode())
+        watcher.send(crate, [2], value=-170.0, ts=start + 121_500)
+        alarm = wait_until(lambda: _states(watcher, topic), 5, "lid alarm")
+    finally:
+        gateway.stop()
+    assert (alarm[0]["state"], alarm[0]["started_ts"]) == ("active", start + 500)
+
+
+def test_gap_event_lets_stored_through_move_past_seqs_the_crate_lost(
+    tmp_path: Path, mosquitto: Mosquitto, influxdb: InfluxDB, database: str, crate_prefix: str
+) -> None:
+    """Seqs 3..5 never come; the crate's gap event (spool_full) settles them: stored_through 6, gap point 'lost'."""
+    crate = f"{crate_prefix}-g"
+    watcher = Client(mosquitto, [f"coldchain/v1/crates/{crate}/ack"])
+    gateway = GatewayProcess(gateway_config(tmp_path, mosquitto, influxdb, database), tmp_path / "gw.log")
+    try:
+        watcher.send(crate, [1, 2, 6])
+        wait_until(lambda: any(a["stored_through"] == 2 for a in watcher.received()), 5, "stored_through 2")
+        event = {"v": 1, "crate": crate, "ts": telemetry_ts(7), "event": "gap", "reason": "spool_full",
+                 "first_seq": 3, "last_seq": 5, "count": 3}  # fmt: skip
+        watcher.publish(f"coldchain/v1/crates/{crate}/events", json.dumps(event).encode())
+        wait_until(lambda: any(a["stored_through"] == 6 for a in watcher.received()), 5, "stored_through 6")
+        query = f"SELECT first_missing, last_missing, missing, lost, state FROM gap WHERE crate = '{crate}'"
+        rows = wait_until(lambda: [r for r in influxdb.rows(query, database) if r["state"] == "lost"], 5, "lost gap")
+    finally:
+        gateway.stop()
+    assert [(r["first_missing"], r["last_missing"], r["missing"], r["lost"]) for r in rows] == [(3, 5, 0, 3)]
+
+
+def telemetry_ts(seq: int) -> int:
+    """The ts ``telemetry()`` gives ``seq``."""
+    return int(json.loads(telemetry("x", seq))["ts"])
