@@ -34,11 +34,12 @@ log = logging.getLogger(__name__)
 class CrateState:
     """Everything the gateway remembers about one crate."""
 
-    __slots__ = ("acked_at", "acked_through", "crate", "last_ts", "profile", "seqs", "series")
+    __slots__ = ("acked_at", "acked_through", "crate", "last_ts", "profile", "seqs", "series", "shipment")
 
-    def __init__(self, crate: str, profile: Profile) -> None:
+    def __init__(self, crate: str, profile: Profile, shipment: str | None = None) -> None:
         self.crate = crate
         self.profile = profile
+        self.shipment = shipment  # [crates] shipment: a tag of its readings (release reports select by it)
         self.seqs = SeqTracker()
         self.series: dict[str, str] = {}
         self.last_ts = 0  # newest reading fed to the alarm engine: late ones are stored, not re-judged
@@ -49,7 +50,7 @@ class CrateState:
         """The cached ``temperature`` series key of ``sensor``."""
         series = self.series.get(sensor)
         if series is None:
-            series = self.series[sensor] = temperature_series(self.crate, self.profile.name, sensor)
+            series = self.series[sensor] = temperature_series(self.crate, self.profile.name, sensor, self.shipment)
         return series
 
     def snapshot(self) -> dict[str, Any]:
@@ -140,7 +141,8 @@ class Ingest:
         """The crate's state, created on first sight."""
         state = self.crates.get(crate)
         if state is None:
-            state = self.crates[crate] = CrateState(crate, self._profile_for(crate, claimed_profile))
+            profile = self._profile_for(crate, claimed_profile)
+            state = self.crates[crate] = CrateState(crate, profile, self.config.shipments.get(crate))
         return state
 
     def restore(self, snapshots: dict[str, dict[str, Any]]) -> None:

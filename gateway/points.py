@@ -1,7 +1,8 @@
 """The gateway's InfluxDB measurements (the contract in docs/gateway.md), as line protocol.
 
-``temperature``: tags crate, profile, sensor; fields value_c (float) and seq (integer),
-or fault (string, e.g. "OPEN") and seq for a probe fault; time = the reading's ts.
+``temperature``: tags crate, profile, sensor (and shipment, when the crate is assigned one);
+fields value_c (float) and seq (integer), or fault (string, e.g. "OPEN") and seq for a probe
+fault; time = the reading's ts.
 ``alarm``, ``gap``, ``rejected`` and ``gateway`` are described at their builders.
 """
 
@@ -26,9 +27,10 @@ __all__ = [
 EXCERPT_BYTES: Final = 256
 
 
-def temperature_series(crate: str, profile: str, sensor: str) -> str:
+def temperature_series(crate: str, profile: str, sensor: str, shipment: str | None = None) -> str:
     """The series key of a probe's readings (cached per crate and sensor by the caller)."""
-    return series_key("temperature", {"crate": crate, "profile": profile, "sensor": sensor})
+    tags = {"crate": crate, "profile": profile, "sensor": sensor, "shipment": shipment or ""}
+    return series_key("temperature", tags)
 
 
 def fault_line(series: str, fault: str, seq: int, ts_ms: int) -> str:

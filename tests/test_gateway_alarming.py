@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from gateway_helpers import ROOT, Client, GatewayProcess, gateway_config, telemetry, wait_until
+from notify_helpers import Receiver, start_receiver
 
 from cli.services import InfluxDB, Mosquitto
 
@@ -154,3 +155,46 @@ def test_gap_event_lets_stored_through_move_past_seqs_the_crate_lost(
 def telemetry_ts(seq: int) -> int:
     """The ts ``telemetry()`` gives ``seq``."""
     return int(json.loads(telemetry("x", seq))["ts"])
+
+
+def test_webhook_hears_each_change_once_across_a_killed_gateway(
+    tmp_path: Path, mosquitto: Mosquitto, influxdb: InfluxDB, database: str, crate_prefix: str
+) -> None:
+    """A webhook failing at first gets the raise once; after SIGKILL and restart, the clear once, nothing twice."""
+    crate = f"{crate_prefix}-w"
+    receiver = Receiver(fail_first=1)
+    server = start_receiver(receiver)
+    (tmp_path / "hook.secret").write_text("s3cret\n")
+    extra = (
+        f'[state]\nfile = "{tmp_path / "state.db"}"\n'
+        f'[[notify.webhook]]\nname = "ops"\nurl = "http://127.0.0.1:{server.server_port}/hook"\n'
+        f'secret_file = "{tmp_path / "hook.secret"}"\nretry_min_s = 0.1\nretry_max_s = 0.2\n'
+        f'outbox = "{tmp_path / "outbox.sqlite"}"\nchanges = ["active", "cleared"]\n'
+    )
+    config = gateway_config(tmp_path, mosquitto, influxdb, database, extra)
+    client = Client(mosquitto)
+    start = _now() - 60_000
+
+    def keys() -> list[str]:
+        return [json.loads(body)["key"] for _, body, _ in receiver.accepted()]
+
+    gateway = GatewayProcess(config, tmp_path / "gw1.log")
+    try:
+        client.send(crate, [1], value=-145.0, ts=start)
+        wait_until(lambda: any(k.endswith("critical_high/probe1/" + str(start) + "/active") for k in keys()), 10)
+        client.send(crate, [2], value=-146.0, ts=start + 1000)
+        wait_until(lambda: influxdb.rows(f"SELECT seq FROM temperature WHERE crate = '{crate}' AND seq = 2", database))
+        time.sleep(0.3)  # the batch's state is saved before its acknowledgement, just after the write
+    finally:
+        gateway.stop(kill=True)
+    gateway = GatewayProcess(config, tmp_path / "gw2.log")
+    try:
+        client.send(crate, [3], value=-160.0, ts=start + 2000)
+        wait_until(lambda: any(k.endswith("/cleared") for k in keys() if "critical_high" in k), 10, "clear")
+        time.sleep(0.3)
+    finally:
+        gateway.stop()
+        server.shutdown()
+    critical = [k for k in keys() if "/critical_high/" in k]
+    assert critical == [f"{crate}/critical_high/probe1/{start}/active", f"{crate}/critical_high/probe1/{start}/cleared"]
+    assert receiver.requests[0][2] == 503

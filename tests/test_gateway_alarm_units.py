@@ -1,0 +1,106 @@
+"""The gateway's alarm, shipment and security wiring without a broker: config, lost seqs, routing, signatures."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from gateway_helpers import PROFILES, TS, telemetry
+
+from coldchain.errors import ConfigError
+from coldchain.signing import sign
+from gateway.authenticity import Authenticity
+from gateway.config import GatewayConfig, SecurityConfig, load_config
+from gateway.ingest import Batch, Ingest
+from gateway.sequence import SeqTracker
+
+NOW = TS + 10_000
+
+
+def _config(tmp_path: Path, extra: str = "") -> GatewayConfig:
+    path = tmp_path / "gw.toml"
+    path.write_text(f'[profiles]\nfile = {json.dumps(str(PROFILES))}\ndefault = "cryo"\n{extra}')
+    return load_config(path)
+
+
+@pytest.mark.parametrize(
+    ("extra", "key"),
+    [
+        ("[security]\nrequire_signatures = true\n", "security.require_signatures"),
+        ('[security]\nkeys_dir = "no-such-dir"\n', "security.keys_dir"),
+        ("[alarms]\nescalate_after_s = { urgent = 60 }\n", "alarms.escalate_after_s.urgent"),
+        ('[crates."C-1"]\nshipment = "SHP 7"\n', "crates.C-1.shipment"),
+    ],
+)
+def test_bad_alarm_and_security_settings_name_their_key(tmp_path: Path, extra: str, key: str) -> None:
+    """Each bad setting is refused at start-up with an error naming the key."""
+    with pytest.raises(ConfigError) as info:
+        _config(tmp_path, extra)
+    assert info.value.key == key
+
+
+def test_shipment_of_a_crate_tags_its_readings_and_alarms(tmp_path: Path) -> None:
+    """``[crates."C-1"] shipment`` puts shipment=SHP-7 on its temperature points and its alarm points."""
+    ingest, batch = Ingest(_config(tmp_path, '[crates."C-1"]\nshipment = "SHP-7"\n')), Batch()
+    payload = telemetry("C-1", 1, value=-140.0, ts=NOW)
+    ingest.handle(("coldchain/v1/crates/C-1/telemetry", payload, 1, 0), batch, NOW)
+    assert batch.lines[0].startswith("temperature,crate=C-1,profile=cryo,sensor=probe1,shipment=SHP-7 ")
+    alarms = [line for line in batch.lines if line.startswith("alarm,")]
+    assert alarms
+    assert all(",shipment=SHP-7" in line for line in alarms)
+
+
+@pytest.mark.parametrize(
+    ("seen", "lost", "stored_through", "gaps"),
+    [
+        ([1, 2], (3, 5), 5, [(3, 5, 0, 3, "lost")]),  # dropped before sending: settled at once
+        ([1, 2, 6], (3, 5), 6, [(3, 5, 0, 3, "lost")]),  # the gap the jump opened is settled
+        ([1, 2, 8], (3, 5), 5, [(3, 7, 2, 3, "open")]),  # 6..7 are still awaited
+        ([1, 2], (5, 6), 2, [(3, 6, 2, 2, "open")]),  # 3..4 may still come
+    ],
+)
+def test_seqs_a_crate_declares_lost_stop_holding_back_stored_through(
+    seen: list[int], lost: tuple[int, int], stored_through: int, gaps: list[tuple[int, int, int, int, str]]
+) -> None:
+    """SeqTracker.lose settles what the crate dropped and keeps waiting for the rest."""
+    tracker = SeqTracker()
+    for seq in seen:
+        tracker.accept(seq, TS + seq)
+    changed = tracker.lose(*lost, TS + 100)
+    assert [(g.first, g.last, g.remaining, g.lost, g.state) for g in changed] == gaps
+    assert tracker.stored_through == stored_through
+
+
+def test_unreadable_status_is_rejected_and_acked(tmp_path: Path) -> None:
+    """A status payload that is not JSON is rejected with reason json; the delivery is still in the batch."""
+    ingest, batch = Ingest(_config(tmp_path)), Batch()
+    ingest.handle(("coldchain/v1/crates/C-1/status", b"online!", 1, 0), batch, NOW)
+    assert ingest.rejects["json"] == 1
+    assert len(batch.deliveries) == 1
+    assert any(line.startswith("rejected,crate=C-1,reason=json ") for line in batch.lines)
+
+
+def test_status_before_telemetry_does_not_fix_the_profile_the_crate_reports(tmp_path: Path) -> None:
+    """A crate's online status arrives first; its telemetry naming dry_ice still gets the dry_ice rules."""
+    ingest, batch = Ingest(_config(tmp_path)), Batch()
+    status = json.dumps({"v": 1, "crate": "C-1", "state": "online", "ts": NOW}).encode()
+    ingest.handle(("coldchain/v1/crates/C-1/status", status, 1, 0), batch, NOW)
+    payload = telemetry("C-1", 1, value=-59.0, ts=NOW, profile="dry_ice")
+    ingest.handle(("coldchain/v1/crates/C-1/telemetry", payload, 2, 0), batch, NOW)
+    assert ingest.alarming.engine.monitors["C-1"].profile.name == "dry_ice"
+    assert [t for t, _, _ in ingest.outbox] == ["coldchain/v1/alarms/C-1/critical_high/probe1"]
+
+
+def test_forged_message_does_not_settle_its_seq(tmp_path: Path) -> None:
+    """A message signed with the wrong key is refused and its seq stays open for the genuine one."""
+    (tmp_path / "C-1.key").write_text(("11" * 32) + "\n")
+    ingest, batch = Ingest(_config(tmp_path)), Batch()
+    ingest.authenticity = Authenticity(SecurityConfig(keys_dir=tmp_path, require_signatures=True))
+    body = json.loads(telemetry("C-1", 1, ts=NOW))
+    body["sig"] = sign(body, b"\x22" * 32)
+    ingest.handle(("coldchain/v1/crates/C-1/telemetry", json.dumps(body).encode(), 1, 0), batch, NOW)
+    assert ingest.rejects["signature"] == 1
+    body["sig"] = sign(body, b"\x11" * 32)
+    ingest.handle(("coldchain/v1/crates/C-1/telemetry", json.dumps(body).encode(), 2, 0), batch, NOW)
+    assert sum(line.startswith("temperature,") for line in batch.lines) == 1
