@@ -165,7 +165,9 @@ def main(argv: list[str], prog: str = "coldchain provision") -> int:
     parser.add_argument("--profile", default="cryo", help="product profile of the crate")
     parser.add_argument("--broker-host", default="mqtt.example.org", help="the broker as the crate reaches it")
     parser.add_argument("--broker-port", type=int, default=8883)
-    parser.add_argument("--ca-file", default="ca.crt", help="CA certificate the crate trusts (relative: beside agent.toml)")
+    parser.add_argument(
+        "--ca-file", default="ca.crt", help="CA certificate the crate trusts (relative: beside agent.toml)"
+    )
     args = parser.parse_args(argv)
     handlers = {"crate": provision_crate, "staff": provision_staff, "gateway": provision_gateway}
     try:
