@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from gateway_helpers import ROOT, Client, GatewayProcess, gateway_config, telemetry, wait_until
+from gateway_helpers import PROFILES, ROOT, Client, GatewayProcess, gateway_config, telemetry, wait_until
 from notify_helpers import Receiver, start_receiver
 
 from cli.services import InfluxDB, Mosquitto
@@ -198,3 +198,46 @@ def test_webhook_hears_each_change_once_across_a_killed_gateway(
     critical = [k for k in keys() if "/critical_high/" in k]
     assert critical == [f"{crate}/critical_high/probe1/{start}/active", f"{crate}/critical_high/probe1/{start}/cleared"]
     assert receiver.requests[0][2] == 503
+
+
+QUICK_PROFILES = """
+[quick]
+description = "a crate whose offline alarm comes after one second (tests)"
+[[quick.rules]]
+name = "critical_high"
+kind = "high"
+threshold_c = -150.0
+severity = "critical"
+[[quick.rules]]
+name = "offline"
+kind = "offline"
+severity = "warning"
+after_s = 1
+"""
+
+
+def test_offline_crate_raises_its_alarm_from_the_clock_and_clears_when_back(
+    tmp_path: Path, mosquitto: Mosquitto, influxdb: InfluxDB, database: str, crate_prefix: str
+) -> None:
+    """The crate's last will (offline) raises 'offline' after after_s with no message behind it; online clears it."""
+    crate = f"{crate_prefix}-o"
+    topic = f"coldchain/v1/alarms/{crate}/offline/crate"
+    profiles = tmp_path / "profiles.toml"
+    profiles.write_text(QUICK_PROFILES)
+    config = gateway_config(tmp_path, mosquitto, influxdb, database)
+    config.write_text(config.read_text().replace(json.dumps(str(PROFILES)), json.dumps(str(profiles))).replace(
+        'default = "cryo"', 'default = "quick"'))  # fmt: skip
+    watcher = Client(mosquitto, [f"coldchain/v1/alarms/{crate}/#"])
+    gateway = GatewayProcess(config, tmp_path / "gw.log")
+    status = f"coldchain/v1/crates/{crate}/status"
+    try:
+        watcher.publish(status, json.dumps({"v": 1, "crate": crate, "state": "offline", "ts": _now()}).encode())
+        active = wait_until(lambda: _states(watcher, topic), 5, "offline alarm")
+        query = f"SELECT change FROM alarm WHERE crate = '{crate}' AND rule = 'offline'"
+        wait_until(lambda: influxdb.rows(query, database), 5, "offline alarm point (written by the tick)")
+        watcher.publish(status, json.dumps({"v": 1, "crate": crate, "state": "online", "ts": _now()}).encode())
+        wait_until(lambda: [s for s in _states(watcher, topic) if s["state"] == "cleared"], 5, "cleared")
+        wait_until(lambda: len(influxdb.rows(query, database)) == 2, 5, "cleared point")
+    finally:
+        gateway.stop()
+    assert (active[0]["state"], active[0]["kind"], active[0]["severity"]) == ("active", "offline", "warning")
