@@ -2,6 +2,8 @@
 
 No I/O here: ``Ingest.handle`` appends line protocol to the open batch and
 messages to publish to the outbox; the worker writes, publishes and acknowledges.
+(Two exceptions, injected at start-up: alarm notifications are queued in their durable
+outboxes at once, and crate signing keys are read from their files once.)
 All per-crate state is keyed by crate, so gateways sharing a fleet by crate
 (``$share`` with sticky dispatch) never need each other's state.
 """
@@ -17,7 +19,7 @@ from typing import Any
 from coldchain.errors import WireFormatError
 from coldchain.lineprotocol import reading_line
 from coldchain.profiles import Profile
-from coldchain.topics import crate_from_topic, rejected_topic, valid_identifier
+from coldchain.topics import ROOT, crate_from_topic, rejected_topic, valid_identifier
 from coldchain.wire import FUTURE_TOLERANCE_MS, Telemetry, decode_telemetry
 from gateway.alarming import BOOK_KEY, Alarming
 from gateway.authenticity import Authenticity
@@ -29,6 +31,8 @@ from gateway.sequence import DUPLICATE, LATE, RESTART, SeqTracker
 __all__ = ["Batch", "CrateState", "Ingest"]
 
 log = logging.getLogger(__name__)
+
+_CRATES = f"{ROOT}/crates/"
 
 
 class CrateState:
@@ -170,7 +174,7 @@ class Ingest:
         self.received += 1
         batch.deliveries.append(delivery)
         topic, payload = delivery[0], delivery[1]
-        if not topic.endswith("/telemetry"):
+        if not (topic.endswith("/telemetry") and topic.startswith(_CRATES)):
             self._other(topic, payload, batch, now_ms)
             return
         topic_crate = crate_from_topic(topic)
