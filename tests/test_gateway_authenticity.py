@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from edge_helpers import InProcessAgent, agent_config
 from gateway_helpers import ROOT, Client, GatewayProcess, count, gateway_config, seqs_stored, wait_until
 
 from cli.services import InfluxDB, Mosquitto
@@ -131,3 +132,42 @@ def test_archive_holds_every_accepted_message_and_verifies_intact(
         3,
         4,
     ]
+
+
+def test_signing_agent_whose_spool_overflowed_offline_is_stored_and_its_spool_empties(
+    tmp_path: Path, make_mosquitto: Any, influxdb: InfluxDB, database: str, crate_prefix: str
+) -> None:
+    """A real agent signs; offline, its full spool drops seqs 3..12 and says so; the gateway (signatures required)
+    stores the rest, settles the lost seqs, and its stored_through lets the agent empty its spool."""
+    broker = make_mosquitto()
+    crate = f"{crate_prefix}-e"
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    key = secrets.token_hex(32)
+    (keys / f"{crate}.key").write_text(key + "\n")
+    (tmp_path / "agent").mkdir()
+    (tmp_path / "agent" / "signing.key").write_text(key + "\n")
+    extra = f'[security]\nkeys_dir = "{keys}"\nrequire_signatures = true\n'
+    gateway = GatewayProcess(gateway_config(tmp_path, broker, influxdb, database, extra), tmp_path / "gw.log")
+    agent_toml = agent_config(
+        tmp_path / "agent", crate, broker, spool="max_rows = 10", extra='[signing]\nkey_file = "signing.key"\n'
+    )
+    run = InProcessAgent(agent_toml)
+    start = int(time.time() * 1000) - 120_000
+    try:
+        for i in range(3):
+            run.sample(start + i * 1000, probe1=-170.0)
+        wait_until(lambda: len(run.agent.spool) == 0, 10, "seqs 0..2 stored and pruned")
+        broker.stop()
+        for i in range(3, 23):
+            run.sample(start + i * 1000, probe1=-170.0)
+        wait_until(lambda: run.agent.spool.first_seq() == 13, 10, "seqs 3..12 dropped by the full spool")
+        broker.start()
+        wait_until(lambda: count(influxdb, database, crate) == 13, 20, "13 readings stored")
+        wait_until(lambda: len(run.agent.spool) == 0, 10, "spool emptied past the lost seqs")
+    finally:
+        run.stop()
+        gateway.stop()
+    assert seqs_stored(influxdb, database, crate) == [0, 1, 2, *range(13, 23)]
+    lost = influxdb.rows(f"SELECT SUM(lost) FROM gap WHERE crate = '{crate}'", database)
+    assert lost[0]["sum"] == 10
