@@ -157,7 +157,8 @@ def test_signing_agent_whose_spool_overflowed_offline_is_stored_and_its_spool_em
     try:
         for i in range(3):
             run.sample(start + i * 1000, probe1=-170.0)
-        wait_until(lambda: len(run.agent.spool) == 0, 10, "seqs 0..2 stored and pruned")
+        wait_until(lambda: count(influxdb, database, crate) == 3, 10, "seqs 0..2 stored")
+        wait_until(lambda: run.agent.spool.next_seq == 3 and len(run.agent.spool) == 0, 10, "seqs 0..2 pruned")
         broker.stop()
         for i in range(3, 23):
             run.sample(start + i * 1000, probe1=-170.0)
