@@ -6,6 +6,9 @@ none is missing any more. A seq already seen is a duplicate only if its
 timestamp is not newer than the newest the crate has sent (a retransmission
 repeats the original's ts); a lower seq with a newer ts means the crate started
 numbering again (replaced spool or device, a new shipment): a RESTART.
+Known limit: a crate whose clock ran ahead (within the future tolerance) and
+that then starts numbering again is taken for a retransmission until real time
+passes its newest ts; its new messages in that window are dropped as duplicates.
 ``stored_through`` is the highest seq N such that every seq up to N has been
 seen: the crate may prune its spool up to there.
 """
