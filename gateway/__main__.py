@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import signal
+import sqlite3
 import sys
 import threading
 import time
@@ -57,7 +58,11 @@ def _run(config: GatewayConfig, prog: str) -> int:
     signal.signal(signal.SIGINT, on_signal)
     ingest = Ingest(config)
     alarming = ingest.alarming
-    state = StateFile(config.state_file) if config.state_file is not None else None
+    try:
+        state = StateFile(config.state_file) if config.state_file is not None else None
+    except (OSError, sqlite3.Error) as exc:
+        print(f"{prog}: cannot open the state file {config.state_file}: {exc} (check [state] file)", file=sys.stderr)
+        return 1
     if state is not None:
         saved = state.load()
         alarming.restore(saved, int(time.time() * 1000))

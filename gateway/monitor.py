@@ -90,8 +90,11 @@ class Monitor:
     def _write_health(self, body: dict[str, Any]) -> None:
         assert self.health_file is not None
         temporary = self.health_file.with_name(self.health_file.name + ".tmp")
-        temporary.write_text(json.dumps(body, indent=1))
-        os.replace(temporary, self.health_file)
+        try:
+            temporary.write_text(json.dumps(body, indent=1))
+            os.replace(temporary, self.health_file)
+        except OSError as exc:  # monitoring must never stop the ingest
+            log.warning("cannot write the health file %s: %s", self.health_file, exc)
 
 
 def read_health(path: Path, interval_s: float) -> tuple[bool, str]:

@@ -94,3 +94,13 @@ def test_wrong_credentials_exit_1_naming_the_user(
     assert result.returncode == 1
     assert f"InfluxDB at {server.url} refused user 'admin'" in result.stderr
     assert "check [influxdb] username and password_file" in result.stderr
+
+
+def test_unusable_state_file_exits_1_naming_it(tmp_path: Path, mosquitto: Mosquitto, influxdb: InfluxDB) -> None:
+    """A state file that cannot be opened (its directory is a file) stops the start-up with one clear line."""
+    (tmp_path / "blocker").write_text("")
+    path = gateway_config(tmp_path, mosquitto, influxdb, "coldchain", '[state]\nfile = "blocker/state.sqlite"\n')
+    result = run_gateway(path)
+    assert result.returncode == 1
+    assert f"cannot open the state file {tmp_path / 'blocker' / 'state.sqlite'}" in result.stderr
+    assert "check [state] file" in result.stderr
