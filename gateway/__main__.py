@@ -109,7 +109,7 @@ def _run(config: GatewayConfig, prog: str) -> int:
             worker.archive.close()
         if state is not None:
             state.close()
-    return 0
+    return 1 if worker.failed else 0
 
 
 def main(argv: list[str], prog: str = "coldchain gateway") -> int:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import queue
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -61,6 +62,7 @@ class Worker:
         self.queue: queue.SimpleQueue[Deliveries] = queue.SimpleQueue()
         self.delivered = 0  # messages handed over by the network thread
         self.batches = 0
+        self.failed = False  # the writer thread died of an unexpected error
         self.write_failures = 0
         self.quarantined = 0
         self.last_write_ms = 0.0  # duration of the last successful write, for monitoring
@@ -145,6 +147,16 @@ class Worker:
     # --- the writer thread ----------------------------------------------------------------------
 
     def _write_loop(self, stop: threading.Event) -> None:
+        try:
+            self._write_batches(stop)
+        except Exception:
+            # a writer that died would leave the gateway running without storing anything: stop it
+            # instead (nothing is acknowledged that is not stored; the service manager restarts it)
+            log.exception("the writer thread failed; stopping the gateway")
+            self.failed = True
+            stop.set()
+
+    def _write_batches(self, stop: threading.Event) -> None:
         while True:
             try:
                 batch = self._closed.get(timeout=_TICK_S)
@@ -185,9 +197,17 @@ class Worker:
         self.batches += 1
         if self.archive is not None:
             self.archive.append(batch.archived)  # synced before the acks, like the write
-        if self.state is not None:
+        while self.state is not None:
             # saved before the acks: what the broker will not redeliver, the saved state has seen
-            self.state.save(batch.snapshots)
+            try:
+                self.state.save(batch.snapshots)
+                break
+            except (OSError, sqlite3.Error) as exc:
+                self.write_failures += 1
+                log.error("cannot save the state file (%s); retrying, the messages stay unacknowledged", exc)
+                if stop.wait(delay):
+                    return False
+                delay = min(delay * 2, self.config.batch.retry_max_s)
         self.link.ack(batch.deliveries)
         self._pending_acks.update(batch.through)
         return True
