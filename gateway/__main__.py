@@ -84,6 +84,7 @@ def _run(config: GatewayConfig, prog: str) -> int:
             print(f"gateway subscribed to {config.mqtt.telemetry_filter} as {config.mqtt.client_id}", flush=True)
 
     link = MqttLink(config.mqtt, worker.deliver, on_subscribed)
+    worker.every_tick(lambda now: stop.set() if link.failed.is_set() else None)
     worker.link = link
     # alarms raised by the clock (stale, offline, escalation) are published and written on their own
     alarm_store = open_store(config.influxdb)
@@ -109,7 +110,7 @@ def _run(config: GatewayConfig, prog: str) -> int:
             worker.archive.close()
         if state is not None:
             state.close()
-    return 1 if worker.failed else 0
+    return 1 if worker.failed or link.failed.is_set() else 0
 
 
 def main(argv: list[str], prog: str = "coldchain gateway") -> int:

@@ -137,7 +137,8 @@ class MqttLink:
         self.generation = 0
         self.connected = threading.Event()
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="mqtt", daemon=True)
+        self._thread = threading.Thread(target=self._guarded_run, name="mqtt", daemon=True)
+        self.failed = threading.Event()  # the network thread died of an unexpected error
         self._received: Deliveries = []
         self._wake = threading.Event()
         client = _IngestClient(config, self._on_publish_received)
@@ -265,6 +266,14 @@ class MqttLink:
                 self._deliver(self._received)
                 self._received = []
                 first = 0.0
+
+    def _guarded_run(self) -> None:
+        try:
+            self._run()
+        except Exception:
+            # a silent dead network thread would look like an idle fleet: make it loud instead
+            log.exception("the MQTT network thread failed; stopping the gateway")
+            self.failed.set()
 
     def _run(self) -> None:
         config = self.config

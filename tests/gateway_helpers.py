@@ -54,6 +54,8 @@ port = {broker.port}
 client_id = "{client_id or f"gw-{database}"}"
 reconnect_min_s = 0.2
 reconnect_max_s = 1
+# a test's session must not keep queueing the shared broker's telemetry for long after the test
+session_expiry = "60s"
 
 [influxdb]
 url = "{url}"
@@ -124,7 +126,14 @@ class GatewayProcess:
                 self.process.kill()
             else:
                 self.process.terminate()
-        return self.process.wait(timeout=15)
+        try:
+            return self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            import signal as _s
+
+            self.process.send_signal(_s.SIGABRT)
+            self.process.wait(5)
+            raise
 
 
 def run_gateway(config: Path, timeout: float = 20.0) -> subprocess.CompletedProcess[str]:

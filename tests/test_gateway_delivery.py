@@ -140,3 +140,24 @@ def test_shared_subscription_splits_the_stream_without_loss(
     for gateway in gateways:
         assert gateway.stop() == 0
     client.close()
+
+
+def test_network_thread_failure_is_reported(mosquitto, crate_prefix) -> None:
+    """An unexpected error on the network thread sets link.failed, which stops the gateway (exit 1)."""
+    from gateway.config import MqttConfig
+    from gateway.mqtt_link import MqttLink
+
+    def broken(deliveries: object) -> None:
+        raise RuntimeError("a bug in the hand-over")
+
+    crate = f"{crate_prefix}-N"
+    subscribed = []
+    config = MqttConfig(host=mosquitto.host, port=mosquitto.port, client_id=f"fail-{crate}", session_expiry_s=60)
+    link = MqttLink(config, broken, lambda: subscribed.append(True))
+    link.start()
+    wait_until(lambda: subscribed, 10, "subscription")
+    client = Client(mosquitto)
+    client.send(crate, [1])
+    wait_until(link.failed.is_set, 10, "link.failed")
+    link.stop()
+    client.close()
