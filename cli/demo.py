@@ -130,6 +130,9 @@ database = "coldchain"
 [profiles]
 file = {json.dumps(str(PROFILES))}
 default = "cryo"
+
+[state]
+file = "gateway-state.sqlite"
 """
     )
     return config
