@@ -4,8 +4,8 @@ Publishes the acknowledgement (QoS 1, not retained) to
 ``coldchain/v1/acks/{crate}/{rule}/{sensor}``; the gateway records who and when,
 and rejects an ack for an alarm that is not active. SENSOR is ``crate`` for
 alarms about the whole crate (offline, stale, lid, budget). The broker is given
-by ``--host``/``--port`` or by ``--config`` (a TOML file with an ``[mqtt]`` table:
-host, port, username, password_file, tls, ca_file). Exit status 0 when the
+by the broker options (``--host``, ``--port``, ``--username``, ``--password-file``,
+TLS) or by ``--config``: an agent's or gateway's TOML, whose ``[mqtt]`` table is used. Exit status 0 when the
 broker accepted the ack, 1 when it could not be delivered, 2 on bad use.
 """
 
@@ -16,87 +16,49 @@ import ssl
 import sys
 import threading
 import time
-import tomllib
 import uuid
-from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
 
+from cli.mqtt_read import BrokerError, BrokerSettings, add_broker_arguments, broker_settings, read_password
 from coldchain.errors import ConfigError
 from coldchain.rules import CRATE_SENSOR
-from coldchain.settings import Table
 from coldchain.topics import staff_ack_topic, valid_identifier
 from coldchain.wire import MAX_ACK_BY, MAX_ACK_NOTE, StaffAck, encode
 
-__all__ = ["AckError", "BrokerConfig", "main", "publish_ack"]
+__all__ = ["AckError", "main", "publish_ack"]
 
 
 class AckError(Exception):
     """The acknowledgement could not be delivered; the message says what to check."""
 
 
-@dataclass(frozen=True, slots=True)
-class BrokerConfig:
-    """Where and how to reach the broker."""
-
-    host: str = "127.0.0.1"
-    port: int = 1883
-    username: str | None = None
-    password: str | None = None
-    tls: bool = False
-    ca_file: Path | None = None
-    timeout_s: float = 10.0
-
-
-def load_broker_config(path: Path) -> BrokerConfig:
-    """The ``[mqtt]`` table of a TOML file (other tables are ignored: it may be a shared config)."""
-    try:
-        data = tomllib.loads(path.read_text())
-    except OSError as exc:
-        raise ConfigError(str(path), "", f"cannot read: {exc.strerror}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(str(path), "", f"not valid TOML: {exc}") from None
-    table = Table(data, str(path)).table("mqtt", required=True)
-    password_file = table.text("password_file", None)
-    password = None
-    if password_file is not None:
-        password_path = Path(password_file) if Path(password_file).is_absolute() else path.parent / password_file
-        try:
-            password = password_path.read_text().strip()
-        except OSError as exc:
-            raise table.error("password_file", f"cannot read {password_path}: {exc.strerror}") from None
-    ca_file = table.text("ca_file", None)
-    config = BrokerConfig(
-        host=table.text("host", "127.0.0.1"),
-        port=table.integer("port", 1883, minimum=1, maximum=65535),
-        username=table.text("username", None),
-        password=password,
-        tls=table.flag("tls", False),
-        ca_file=None if ca_file is None else (Path(ca_file) if Path(ca_file).is_absolute() else path.parent / ca_file),
-    )
-    table.finish()
-    return config
-
-
-def _connect_hint(config: BrokerConfig) -> str:
+def _connect_hint(settings: BrokerSettings) -> str:
     return (
-        f"check that the broker runs and listens on {config.host}:{config.port}"
+        f"check that the broker runs and listens on {settings.host}:{settings.port}"
         " (--host/--port or [mqtt] host/port in --config), and that TLS is on if the port is a TLS listener"
     )
 
 
-def publish_ack(config: BrokerConfig, ack: StaffAck) -> str:
+def publish_ack(config: BrokerSettings, ack: StaffAck, timeout_s: float = 10.0) -> str:
     """Publish ``ack`` with QoS 1, not retained, and wait for the broker's PUBACK; returns the topic."""
     topic = staff_ack_topic(ack.crate, ack.rule, ack.sensor)
     client = mqtt.Client(
         mqtt.CallbackAPIVersion.VERSION2, client_id=f"coldchain-ack-{uuid.uuid4().hex[:12]}", protocol=mqtt.MQTTv5
     )
-    if config.tls or config.ca_file is not None:
-        client.tls_set(ca_certs=str(config.ca_file) if config.ca_file else None, tls_version=ssl.PROTOCOL_TLS_CLIENT)
+    if config.uses_tls:
+        client.tls_set(
+            ca_certs=str(config.ca_file) if config.ca_file else None,
+            certfile=str(config.cert_file) if config.cert_file else None,
+            keyfile=str(config.key_file) if config.key_file else None,
+            tls_version=ssl.PROTOCOL_TLS_CLIENT,
+        )
     if config.username is not None:
-        client.username_pw_set(config.username, config.password)
+        try:
+            client.username_pw_set(config.username, read_password(config))
+        except BrokerError as exc:
+            raise AckError(str(exc)) from None
     connected = threading.Event()
     acked = threading.Event()
     outcome: dict[str, Any] = {}
@@ -118,10 +80,8 @@ def publish_ack(config: BrokerConfig, ack: StaffAck) -> str:
         raise AckError(f"cannot reach the broker at {where}: {exc}; {_connect_hint(config)}") from None
     client.loop_start()
     try:
-        if not connected.wait(config.timeout_s):
-            raise AckError(
-                f"the broker at {where} did not answer within {config.timeout_s:g} s; {_connect_hint(config)}"
-            )
+        if not connected.wait(timeout_s):
+            raise AckError(f"the broker at {where} did not answer within {timeout_s:g} s; {_connect_hint(config)}")
         reason = outcome["connect"]
         if reason.is_failure:
             raise AckError(
@@ -129,8 +89,8 @@ def publish_ack(config: BrokerConfig, ack: StaffAck) -> str:
                 " (a staff login from 'coldchain provision staff NAME')"
             )
         client.publish(topic, encode(ack), qos=1, retain=False)
-        if not acked.wait(config.timeout_s):
-            raise AckError(f"the broker at {where} did not confirm the acknowledgement within {config.timeout_s:g} s")
+        if not acked.wait(timeout_s):
+            raise AckError(f"the broker at {where} did not confirm the acknowledgement within {timeout_s:g} s")
         reason = outcome["publish"]
         if reason.is_failure:
             raise AckError(
@@ -153,9 +113,7 @@ def main(argv: list[str], prog: str = "coldchain ack") -> int:
     parser.add_argument("sensor", nargs="?", default=CRATE_SENSOR, help=f"probe id (default: {CRATE_SENSOR})")
     parser.add_argument("--by", required=True, help="your name: who takes responsibility")
     parser.add_argument("--note", required=True, help="what you did or will do, e.g. 're-iced at the hub'")
-    parser.add_argument("--config", type=Path, help="TOML file with an [mqtt] table (host, port, credentials, TLS)")
-    parser.add_argument("--host", help="broker host (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, help="broker port (default 1883)")
+    add_broker_arguments(parser)
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the broker (default 10)")
     args = parser.parse_args(argv)
     for what in ("crate", "rule", "sensor"):
@@ -169,19 +127,13 @@ def main(argv: list[str], prog: str = "coldchain ack") -> int:
     if len(args.note) > MAX_ACK_NOTE:
         parser.error(f"--note is {len(args.note)} characters, at most {MAX_ACK_NOTE}")
     try:
-        config = load_broker_config(args.config) if args.config else BrokerConfig()
+        config = broker_settings(args)
     except ConfigError as exc:
         print(f"{prog}: {exc}", file=sys.stderr)
         return 2
-    overrides: dict[str, Any] = {"timeout_s": args.timeout}
-    if args.host:
-        overrides["host"] = args.host
-    if args.port:
-        overrides["port"] = args.port
-    config = replace(config, **overrides)
     ack = StaffAck(args.crate, args.rule, args.sensor, by, args.note, int(time.time() * 1000))
     try:
-        topic = publish_ack(config, ack)
+        topic = publish_ack(config, ack, args.timeout)
     except AckError as exc:
         print(f"{prog}: {exc}", file=sys.stderr)
         return 1

@@ -8,12 +8,11 @@ gateway's file; only those keys are read, the rest belongs to the gateway.
 from __future__ import annotations
 
 import argparse
-import tomllib
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from coldchain.errors import ConfigError
-from coldchain.settings import Table
+from coldchain.settings import load_toml
 
 __all__ = ["InfluxSettings", "add_influx_arguments", "settings_from_args"]
 
@@ -58,22 +57,8 @@ def add_influx_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--token-file", type=Path, help="v2 API token, first line of this file")
 
 
-def _path(table: Table, name: str, base: Path) -> Path | None:
-    raw = table.text(name, None)
-    if raw is None:
-        return None
-    path = Path(raw)
-    return path if path.is_absolute() else base / path
-
-
 def _from_file(path: Path) -> InfluxSettings:
-    try:
-        data = tomllib.loads(path.read_text())
-    except OSError as exc:
-        raise ConfigError(str(path), "", f"cannot read: {exc.strerror}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(str(path), "", f"not valid TOML: {exc}") from None
-    table = Table(data, str(path)).table("influxdb", required=True)
+    table = load_toml(path).table("influxdb", required=True)
     # Only the connection keys are read: batching and retry settings belong to the gateway.
     return InfluxSettings(
         api=table.text("api", "v1", choices=("v1", "v2")),
@@ -81,10 +66,10 @@ def _from_file(path: Path) -> InfluxSettings:
         database=table.text("database", DEFAULT_DATABASE),
         retention_policy=table.text("retention_policy", None),
         username=table.text("username", None),
-        password_file=_path(table, "password_file", path.parent),
+        password_file=table.file_path("password_file", path.parent),
         org=table.text("org", None),
         bucket=table.text("bucket", None),
-        token_file=_path(table, "token_file", path.parent),
+        token_file=table.file_path("token_file", path.parent),
     )
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import queue
 import ssl
-import tomllib
 import uuid
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -20,9 +19,17 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from coldchain.errors import ConfigError
-from coldchain.settings import Table
+from coldchain.settings import load_toml
 
-__all__ = ["BrokerError", "BrokerSettings", "Inbound", "Subscription", "add_broker_arguments", "broker_settings"]
+__all__ = [
+    "BrokerError",
+    "BrokerSettings",
+    "Inbound",
+    "Subscription",
+    "add_broker_arguments",
+    "broker_settings",
+    "read_password",
+]
 
 CONNECT_TIMEOUT_S = 5.0
 
@@ -78,33 +85,19 @@ def add_broker_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--key-file", type=Path, help="client certificate's key")
 
 
-def _path(table: Table, name: str, base: Path) -> Path | None:
-    raw = table.text(name, None)
-    if raw is None:
-        return None
-    path = Path(raw)
-    return path if path.is_absolute() else base / path
-
-
 def _from_file(path: Path) -> BrokerSettings:
-    try:
-        data = tomllib.loads(path.read_text())
-    except OSError as exc:
-        raise ConfigError(str(path), "", f"cannot read: {exc.strerror}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(str(path), "", f"not valid TOML: {exc}") from None
-    table = Table(data, str(path)).table("mqtt", required=True)
+    table = load_toml(path).table("mqtt", required=True)
     base = path.parent
     # Only the connection keys are read: the rest of the table belongs to the program the file configures.
     return BrokerSettings(
         host=table.text("host", "127.0.0.1"),
         port=table.integer("port", 1883, minimum=1, maximum=65535),
         username=table.text("username", None),
-        password_file=_path(table, "password_file", base),
+        password_file=table.file_path("password_file", base),
         tls=table.flag("tls", False),
-        ca_file=_path(table, "ca_file", base),
-        cert_file=_path(table, "cert_file", base),
-        key_file=_path(table, "key_file", base),
+        ca_file=table.file_path("ca_file", base),
+        cert_file=table.file_path("cert_file", base),
+        key_file=table.file_path("key_file", base),
     )
 
 
@@ -124,7 +117,8 @@ def broker_settings(args: argparse.Namespace) -> BrokerSettings:
     return settings
 
 
-def _password(settings: BrokerSettings) -> str | None:
+def read_password(settings: BrokerSettings) -> str | None:
+    """The broker password from ``password_file`` (first line), or None without a login."""
     if settings.password_file is None:
         return None
     try:
@@ -183,7 +177,7 @@ class Subscription:
         """Connect and subscribe; raise BrokerError saying what to check when that fails."""
         s = self.settings
         if s.username is not None:
-            self._client.username_pw_set(s.username, _password(s))
+            self._client.username_pw_set(s.username, read_password(s))
         try:
             if s.uses_tls:
                 self._client.tls_set(

@@ -12,7 +12,6 @@ import argparse
 import csv
 import sys
 import time
-import tomllib
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -31,9 +30,10 @@ from cli.influx_settings import add_influx_arguments
 from cli.influx_settings import settings_from_args as influx_settings
 from cli.progress import Progress
 from cli.window import Window, add_window_arguments, format_duration, iso, window_from_args
+from coldchain import profiles
 from coldchain.errors import ConfigError
-from coldchain.profiles import Profile, ThresholdRule, parse_profiles
-from coldchain.settings import Table
+from coldchain.profiles import Profile, ThresholdRule
+from coldchain.settings import load_toml
 from coldchain.stats import SensorSummary, default_max_hold_ms, summarise
 from coldchain.topics import valid_identifier
 
@@ -85,13 +85,7 @@ def probe_label(crates: tuple[str, ...], row: ReadingRow | FaultRow) -> str:
 def load_profiles(path: Path | None) -> tuple[dict[str, Profile], Path]:
     """The profiles of ``path``, else of the installed file, else of the one shipped with the code."""
     chosen = path or (INSTALLED_PROFILES if INSTALLED_PROFILES.is_file() else SHIPPED_PROFILES)
-    try:
-        data = tomllib.loads(chosen.read_text())
-    except OSError as exc:
-        raise ConfigError(str(chosen), "", f"cannot read the profiles file: {exc.strerror}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(str(chosen), "", f"not valid TOML: {exc}") from None
-    return parse_profiles(Table(data, str(chosen))), chosen
+    return profiles.load_profiles(chosen), chosen
 
 
 def profiles_file(args: argparse.Namespace) -> Path | None:
@@ -99,14 +93,10 @@ def profiles_file(args: argparse.Namespace) -> Path | None:
     if args.profiles is not None or args.config is None:
         return args.profiles  # type: ignore[no-any-return]
     try:
-        data = tomllib.loads(args.config.read_text())
-    except (OSError, tomllib.TOMLDecodeError):
+        config = load_toml(args.config)
+    except ConfigError:
         return None  # reading the [influxdb] table already reported what is wrong with the file
-    named = Table(data, str(args.config)).table("profiles").text("file", None)
-    if named is None:
-        return None
-    path = Path(named)
-    return path if path.is_absolute() else args.config.parent / path
+    return config.table("profiles").file_path("file", args.config.parent)
 
 
 def _profile(rows: Sequence[ReadingRow], wanted: str | None, profiles_path: Path | None, err: TextIO) -> Profile | None:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Final
 
 from coldchain.rules import EXTRA_KINDS, ExtraRule, parse_extra_rule
-from coldchain.settings import Table
+from coldchain.settings import Table, load_toml
 from coldchain.topics import valid_identifier
 
-__all__ = ["SEVERITIES", "Profile", "ThresholdRule", "parse_profiles"]
+__all__ = ["SEVERITIES", "Profile", "ThresholdRule", "load_profiles", "parse_profiles"]
 
 SEVERITIES: Final = ("info", "warning", "critical")
 THRESHOLD_KINDS: Final = ("high", "low")
@@ -96,3 +97,8 @@ def parse_profiles(root: Table) -> dict[str, Profile]:
         )
     root.finish()
     return profiles
+
+
+def load_profiles(path: Path) -> dict[str, Profile]:
+    """Read and check a profiles file (ConfigError naming file, key and problem)."""
+    return parse_profiles(load_toml(path))

@@ -1,13 +1,16 @@
 """Typed access to parsed TOML, with errors that name the file, the key and the problem.
 
-The program reads the file (``tomllib``); this module only checks what it holds.
 Every key a program reads is remembered, so ``Table.finish()`` can refuse typos.
+``load_toml`` is the core's one file read: configuration at start-up, so every
+program reports an unreadable or malformed file in the same words.
 """
 
 from __future__ import annotations
 
 import math
+import tomllib
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any, TypeVar
 
 from coldchain.errors import ConfigError
@@ -36,6 +39,11 @@ class Table:
         self.path = path
         self._read: set[str] = set()
         self._children: list[Table] = []
+
+    @property
+    def data(self) -> Mapping[str, Any]:
+        """The parsed table as it is."""
+        return self._data
 
     def key(self, name: str) -> str:
         """Dotted name of ``name`` within the file, for error messages."""
@@ -144,6 +152,16 @@ class Table:
             raise self.error(name, f"must be a list of numbers, got {value!r}")
         return [float(v) for v in value]
 
+    def file_path(self, name: str, base: Path, default: str | None = None) -> Path | None:
+        """A path; a relative one is taken relative to ``base`` (the config file's directory)."""
+        raw = self.text(name, default)
+        if raw is None:
+            return None
+        if not raw:
+            raise self.error(name, "must not be empty")
+        path = Path(raw)
+        return path if path.is_absolute() else base / path
+
     def table(self, name: str, required: bool = False) -> Table:
         """A sub-table (empty when absent and not required)."""
         raw = self._get(name, REQUIRED if required else {}, (dict,), "a table")
@@ -178,3 +196,17 @@ class Table:
             raise self.error(name, f"{value} is below the minimum {minimum}")
         if maximum is not None and value > maximum:
             raise self.error(name, f"{value} is above the maximum {maximum}")
+
+
+def load_toml(path: Path) -> Table:
+    """Read and parse the TOML file at ``path`` into a Table named after it (ConfigError if it cannot)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(str(path), "", f"cannot read: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(str(path), "", "not UTF-8 text") from None
+    try:
+        return Table(tomllib.loads(text), str(path))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(str(path), "", f"not valid TOML: {exc}") from None

@@ -7,14 +7,13 @@ config and its spool can move together.
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
 from coldchain.errors import ConfigError
-from coldchain.profiles import Profile, parse_profiles
-from coldchain.settings import Table
+from coldchain.profiles import Profile, load_profiles
+from coldchain.settings import Table, load_toml
 from coldchain.thermistors import IEC_60751, CallendarVanDusen, SteinhartHart
 from coldchain.topics import valid_identifier
 from coldchain.wire import MAX_READINGS
@@ -137,7 +136,7 @@ class AgentConfig:
 
 
 def _signing_key(table: Table, base: Path) -> bytes | None:
-    path = _path(table, "key_file", base)
+    path = table.file_path("key_file", base)
     if path is None:
         return None
     try:
@@ -153,16 +152,6 @@ def _signing_key(table: Table, base: Path) -> bytes | None:
     return key
 
 
-def _path(table: Table, name: str, base: Path, default: str | None = None) -> Path | None:
-    raw = table.text(name, default)
-    if raw is None:
-        return None
-    if not raw:
-        raise table.error(name, "must not be empty")
-    path = Path(raw)
-    return path if path.is_absolute() else base / path
-
-
 def _mqtt(table: Table, crate: str, base: Path) -> MqttConfig:
     config = MqttConfig(
         host=table.text("host", "127.0.0.1"),
@@ -170,11 +159,11 @@ def _mqtt(table: Table, crate: str, base: Path) -> MqttConfig:
         client_id=table.text("client_id", f"coldchain-agent-{crate}"),
         keepalive_s=table.integer("keepalive_s", 30, minimum=5, maximum=3600),
         tls=table.flag("tls", False),
-        ca_file=_path(table, "ca_file", base),
-        cert_file=_path(table, "cert_file", base),
-        key_file=_path(table, "key_file", base),
+        ca_file=table.file_path("ca_file", base),
+        cert_file=table.file_path("cert_file", base),
+        key_file=table.file_path("key_file", base),
         username=table.text("username", None),
-        password_file=_path(table, "password_file", base),
+        password_file=table.file_path("password_file", base),
         reconnect_min_s=table.number("reconnect_min_s", 0.5, minimum=0.01),
         reconnect_max_s=table.number("reconnect_max_s", 60.0, minimum=0.01),
         window=table.integer("window", 200, minimum=1, maximum=10_000),
@@ -239,7 +228,7 @@ def _ds18b20(table: Table, sensors: tuple[str, ...], profile: Profile | None, ba
             )
     return W1ProbeConfig(
         dict(zip(sensors, devices, strict=True)),
-        _path(table, "devices_dir", base, "/sys/bus/w1/devices") or Path("/sys/bus/w1/devices"),
+        table.file_path("devices_dir", base, "/sys/bus/w1/devices") or Path("/sys/bus/w1/devices"),
     )
 
 
@@ -278,17 +267,12 @@ def _probe(table: Table, profile: Profile | None, base: Path) -> ProbeConfig:
 
 def _profile(root: Table, base: Path, name: str) -> Profile | None:
     table = root.table("profiles")
-    path = _path(table, "file", base)
+    path = table.file_path("file", base)
     if path is None:
         return None
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise table.error("file", f"cannot read {path}: {exc.strerror}") from None
-    try:
-        profiles = parse_profiles(Table(tomllib.loads(text), str(path)))
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(str(path), "", f"not valid TOML: {exc}") from None
+    if not path.is_file():
+        raise table.error("file", f"cannot read {path}: no such file")
+    profiles = load_profiles(path)
     if name not in profiles:
         raise ConfigError(root.source, "crate.profile", f"{name!r} is not a profile in {path} ({sorted(profiles)})")
     return profiles[name]
@@ -311,7 +295,7 @@ def parse_config(data: dict[str, object], source: str, base: Path) -> AgentConfi
     profile = _profile(root, base, profile_name)
     spool_table = root.table("spool")
     spool = SpoolConfig(
-        path=_path(spool_table, "path", base, "spool.sqlite") or base / "spool.sqlite",
+        path=spool_table.file_path("path", base, "spool.sqlite") or base / "spool.sqlite",
         max_rows=spool_table.integer("max_rows", DEFAULT_SPOOL_ROWS, minimum=10),
         ack_timeout_s=spool_table.number("ack_timeout_s", 60.0, minimum=0.1),
     )
@@ -353,12 +337,5 @@ def parse_config(data: dict[str, object], source: str, base: Path) -> AgentConfi
 
 def load_config(path: Path) -> AgentConfig:
     """Read and validate the agent config file at ``path``."""
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise ConfigError(str(path), "", f"cannot read: {exc.strerror}") from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(str(path), "", f"not valid TOML: {exc}") from None
-    return parse_config(data, str(path), path.resolve().parent)
+    root = load_toml(path)
+    return parse_config(dict(root.data), root.source, path.resolve().parent)

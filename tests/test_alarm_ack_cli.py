@@ -114,14 +114,14 @@ def test_broker_refusing_the_ack_says_to_check_the_acl(
 
 
 def test_bad_arguments_are_refused_before_connecting(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """A bad crate id, an empty name or a bad config key exits 2 with the problem named."""
+    """A bad crate id, an empty name or a bad config value exits 2 with the problem named."""
     assert _ack_here(capsys, "C/1", "r", "--by", "Ana", "--note", "x")[1].endswith(
         "crate 'C/1' must be 1-64 of [A-Za-z0-9_.-], starting with a letter or digit\n"
     )
     status, err = _ack_here(capsys, "C-1", "r", "--by", " ", "--note", "x")
     assert (status, "--by must name you" in err) == (2, True)
     config = tmp_path / "bad.toml"
-    config.write_text('[mqtt]\nhost = "127.0.0.1"\nprot = 1883\n')
+    config.write_text('[mqtt]\nhost = "127.0.0.1"\nport = "1883"\n')
     status, err = _ack_here(capsys, "C-1", "r", "--by", "Ana", "--note", "x", "--config", str(config))
     assert status == 2
-    assert "bad.toml: mqtt.prot: is not a known setting" in err
+    assert "bad.toml: mqtt.port: must be an integer" in err
