@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import ipaddress
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
 from board.auth import parse_password_hash
 from coldchain.errors import ConfigError
-from coldchain.profiles import Profile, parse_profiles
-from coldchain.settings import Table
+from coldchain.profiles import Profile, load_profiles
+from coldchain.settings import Table, load_toml
 
 __all__ = ["BoardConfig", "CrateInfo", "HttpSettings", "InfluxSettings", "MqttSettings", "User", "load_config"]
 
@@ -196,29 +195,13 @@ def _crates(root: Table) -> dict[str, CrateInfo]:
     return crates
 
 
-def _load_profiles(path: Path) -> dict[str, Profile]:
-    try:
-        data = tomllib.loads(path.read_text())
-    except OSError as exc:
-        raise ConfigError(str(path), "", f"cannot read: {exc.strerror}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(str(path), "", f"not valid TOML: {exc}") from None
-    return parse_profiles(Table(data, str(path)))
-
-
 def load_config(path: Path) -> BoardConfig:
     """Read and validate the board's TOML file; relative paths in it are relative to the file."""
-    try:
-        data = tomllib.loads(path.read_text())
-    except OSError as exc:
-        raise ConfigError(str(path), "", f"cannot read: {exc.strerror}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(str(path), "", f"not valid TOML: {exc}") from None
-    root = Table(data, str(path))
+    root = load_toml(path)
     base = path.parent
     board = root.table("board")
     profiles_file = board.text("profiles_file", "profiles.toml")
-    profiles = _load_profiles(base / profiles_file)
+    profiles = load_profiles(base / profiles_file)
     default_profile = board.identifier("default_profile", "cryo")
     if default_profile not in profiles:
         raise board.error("default_profile", f"{default_profile!r} is not in {profiles_file} ({sorted(profiles)})")
