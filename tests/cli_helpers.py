@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import http.server
-import subprocess
 import threading
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from cli.services import InfluxDB
 
@@ -93,34 +91,6 @@ def recording_v2_standin(answers: list[str]) -> Iterator[RecordingV2]:
     finally:
         server.shutdown()
         server.server_close()
-
-
-def make_ca(directory: Path) -> Path:
-    """A throwaway CA and a server certificate for 127.0.0.1 (server.crt/.key), made with openssl; returns ca.crt."""
-
-    def run(*argv: str) -> None:
-        subprocess.run(["openssl", *argv], cwd=directory, check=True, capture_output=True)
-
-    run(
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.crt",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=coldchain cli test CA",
-    )
-    run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1")
-    (directory / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
-    run("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
-        "-out", "server.crt", "-days", "2", "-extfile", "san.ext")  # fmt: skip
-    return directory / "ca.crt"
 
 
 def fault_line(crate: str, sensor: str, ts_ms: int, fault: str, seq: int, profile: str = "cryo") -> str:

@@ -14,19 +14,17 @@ from pathlib import Path
 
 import paho.mqtt.publish as publish
 import pytest
-from cli_helpers import make_ca
+from locked_broker import start_locked_broker
 
 from cli.alerts import main
-from cli.provision import main as provision
 from cli.provision import mosquitto_password_hash
-from cli.services import _RUN_AS, Mosquitto, free_port
+from cli.services import Mosquitto, free_port
 from coldchain.topics import alarm_topic, status_topic
 from coldchain.wire import AlarmMessage, CrateStatus, encode
 
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parent.parent
-SHIPPED_BROKER = REPO / "config" / "mosquitto"
 NOW_MS = int(time.time() * 1000)
 
 
@@ -270,24 +268,9 @@ def test_staff_login_over_tls_on_the_shipped_broker_config_via_config_file(
 ) -> None:
     """On the shipped locked-down broker (TLS, passwords, ACL), a staff login made by 'coldchain provision'
     and named in a TOML [mqtt] table with relative paths lists the alarm the gateway retained."""
-    etc = tmp_path / "etc"
-    etc.mkdir()
-    ca = make_ca(etc)
-    (etc / "acl").write_text((SHIPPED_BROKER / "acl").read_text())
-    creds = tmp_path / "creds"
-    common = ["--broker-dir", str(etc), "--keys-dir", str(tmp_path / "keys"), "--out", str(creds)]
-    assert provision(["staff", "alice", *common]) == 0
-    assert provision(["gateway", *common]) == 0
-    port, tls_port = free_port(), free_port()
-    config = (
-        (SHIPPED_BROKER / "coldchain.conf").read_text()
-        .replace("/etc/mosquitto/coldchain/", f"{etc}/")
-        .replace("/var/lib/mosquitto/", f"{tmp_path}/")
-        .replace("listener 1883 127.0.0.1", f"listener {port} 127.0.0.1")
-        .replace("listener 8883", f"listener {tls_port} 127.0.0.1")
-        .replace("log_dest syslog", "log_dest stderr")
-    ) + f"\n{_RUN_AS}\n"  # fmt: skip
-    broker = Mosquitto(tmp_path / "run", port=port, config=config).start()
+    locked = start_locked_broker(tmp_path, staff=("alice",))
+    broker, creds, ca = locked.broker, locked.creds, locked.ca
+    port, tls_port = broker.port, locked.tls_port
     try:
         crate = f"{crate_prefix}-T"
         topic, payload = _alarm(crate, "critical_high", "critical", "active", started_ago_s=60)

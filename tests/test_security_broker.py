@@ -5,105 +5,27 @@ from __future__ import annotations
 import queue
 import ssl
 import stat
-import subprocess
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
+from locked_broker import SHIPPED, LockedBroker, start_locked_broker
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.properties import Properties
 
 from cli.provision import main as provision
-from cli.services import _RUN_AS, Mosquitto, free_port
 
 pytestmark = pytest.mark.integration
 
-SHIPPED = Path(__file__).resolve().parent.parent / "config" / "mosquitto"
-
-
-@dataclass
-class Broker:
-    """The locked-down broker and where its credentials were written."""
-
-    broker: Mosquitto
-    tls_port: int
-    creds: Path
-    ca: Path
-
-
-def _make_ca(directory: Path) -> Path:
-    """A throwaway CA and a server certificate for 127.0.0.1, made with openssl."""
-
-    def run(*argv: str) -> None:
-        subprocess.run(["openssl", *argv], cwd=directory, check=True, capture_output=True)
-
-    run(
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.crt",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=coldchain test CA",
-    )
-    run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1")
-    (directory / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
-    run(
-        "x509",
-        "-req",
-        "-in",
-        "server.csr",
-        "-CA",
-        "ca.crt",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-out",
-        "server.crt",
-        "-days",
-        "2",
-        "-extfile",
-        "san.ext",
-    )
-    return directory / "ca.crt"
-
 
 @pytest.fixture(scope="module")
-def locked_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
-    """config/mosquitto/coldchain.conf and acl, with paths and ports moved into a temp dir."""
-    root = tmp_path_factory.mktemp("locked-broker")
-    etc = root / "etc"
-    etc.mkdir()
-    ca = _make_ca(etc)
-    (etc / "acl").write_text((SHIPPED / "acl").read_text())
-    creds = root / "creds"
-    common = ["--broker-dir", str(etc), "--keys-dir", str(root / "keys"), "--out", str(creds)]
-    for crate in ("C-A", "C-B"):
-        assert provision(["crate", crate, *common]) == 0
-    assert provision(["staff", "alice", *common]) == 0
-    assert provision(["gateway", *common]) == 0
-    port, tls_port = free_port(), free_port()
-    config = (
-        (SHIPPED / "coldchain.conf")
-        .read_text()
-        .replace("/etc/mosquitto/coldchain/", f"{etc}/")
-        .replace("/var/lib/mosquitto/", f"{root}/")
-        .replace("listener 1883 127.0.0.1", f"listener {port} 127.0.0.1")
-        .replace("listener 8883", f"listener {tls_port} 127.0.0.1")
-        .replace("log_dest syslog", "log_dest stderr")
-    ) + f"\n{_RUN_AS}\n"
-    broker = Mosquitto(root / "run", port=port, config=config).start()
-    yield Broker(broker, tls_port, creds, ca)
-    broker.stop()
+def locked_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LockedBroker]:
+    """The shipped broker configuration with crates C-A and C-B, staff alice and the gateway."""
+    locked = start_locked_broker(tmp_path_factory.mktemp("locked-broker"), ("C-A", "C-B"), ("alice",))
+    yield locked
+    locked.broker.stop()
 
 
 def _password(creds: Path, user: str) -> str:
@@ -114,7 +36,7 @@ def _password(creds: Path, user: str) -> str:
 class Client:
     """A paho MQTT v5 client that records what it receives and how its connect went."""
 
-    def __init__(self, b: Broker, user: str | None, tls: bool = False) -> None:
+    def __init__(self, b: LockedBroker, user: str | None, tls: bool = False) -> None:
         self.messages: queue.Queue[mqtt.MQTTMessage] = queue.Queue()
         self.connack: queue.Queue[int] = queue.Queue()
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=user or "", protocol=mqtt.MQTTv5)
@@ -157,7 +79,7 @@ class Client:
 
 
 @pytest.fixture
-def gateway(locked_broker: Broker) -> Iterator[Client]:
+def gateway(locked_broker: LockedBroker) -> Iterator[Client]:
     """The gateway's login, subscribed to all telemetry."""
     client = Client(locked_broker, "coldchain-gateway")
     assert client.connected() == 0
@@ -166,14 +88,14 @@ def gateway(locked_broker: Broker) -> Iterator[Client]:
     client.close()
 
 
-def test_anonymous_client_is_refused(locked_broker: Broker) -> None:
+def test_anonymous_client_is_refused(locked_broker: LockedBroker) -> None:
     """A client without credentials is refused at CONNECT."""
     client = Client(locked_broker, None)
     assert client.connected() != 0
     client.close()
 
 
-def test_crate_cannot_publish_as_another_crate(locked_broker: Broker, gateway: Client) -> None:
+def test_crate_cannot_publish_as_another_crate(locked_broker: LockedBroker, gateway: Client) -> None:
     """Crate A's telemetry on its own topic arrives; on crate B's topic it never reaches the gateway."""
     crate_a = Client(locked_broker, "C-A")
     assert crate_a.connected() == 0
@@ -183,7 +105,7 @@ def test_crate_cannot_publish_as_another_crate(locked_broker: Broker, gateway: C
     crate_a.close()
 
 
-def test_crate_reads_only_its_own_storage_ack(locked_broker: Broker) -> None:
+def test_crate_reads_only_its_own_storage_ack(locked_broker: LockedBroker) -> None:
     """A crate receives its own storage acknowledgements and not another crate's."""
     crate_a = Client(locked_broker, "C-A")
     assert crate_a.connected() == 0
@@ -197,7 +119,7 @@ def test_crate_reads_only_its_own_storage_ack(locked_broker: Broker) -> None:
     publisher.close()
 
 
-def test_staff_can_acknowledge_but_not_publish_telemetry(locked_broker: Broker, gateway: Client) -> None:
+def test_staff_can_acknowledge_but_not_publish_telemetry(locked_broker: LockedBroker, gateway: Client) -> None:
     """A staff login reaches the acks topic and no crate's telemetry."""
     gateway.subscribe("coldchain/v1/acks/#")
     staff = Client(locked_broker, "staff.alice")
@@ -208,7 +130,7 @@ def test_staff_can_acknowledge_but_not_publish_telemetry(locked_broker: Broker, 
     staff.close()
 
 
-def test_tls_listener_accepts_a_crate(locked_broker: Broker, gateway: Client) -> None:
+def test_tls_listener_accepts_a_crate(locked_broker: LockedBroker, gateway: Client) -> None:
     """A crate connects over TLS, verifying the broker against the CA, and its telemetry arrives."""
     crate_b = Client(locked_broker, "C-B", tls=True)
     assert crate_b.connected() == 0
@@ -217,7 +139,7 @@ def test_tls_listener_accepts_a_crate(locked_broker: Broker, gateway: Client) ->
     crate_b.close()
 
 
-def test_oversized_message_is_dropped_by_the_broker(locked_broker: Broker, gateway: Client) -> None:
+def test_oversized_message_is_dropped_by_the_broker(locked_broker: LockedBroker, gateway: Client) -> None:
     """A payload over message_size_limit never reaches the gateway; normal traffic still does."""
     crate_a, crate_b = Client(locked_broker, "C-A"), Client(locked_broker, "C-B")
     assert crate_a.connected() == crate_b.connected() == 0
@@ -228,7 +150,7 @@ def test_oversized_message_is_dropped_by_the_broker(locked_broker: Broker, gatew
     crate_b.close()
 
 
-def test_provisioned_secrets_are_private(locked_broker: Broker) -> None:
+def test_provisioned_secrets_are_private(locked_broker: LockedBroker) -> None:
     """Every secret provisioning wrote is readable by its owner only."""
     secrets = [*locked_broker.creds.rglob("*password*"), *locked_broker.creds.rglob("signing.key")]
     assert secrets
@@ -246,7 +168,7 @@ def test_provisioning_refuses_unsafe_or_reserved_crate_ids(tmp_path: Path, crate
     assert not (tmp_path / "passwd").exists()
 
 
-def test_provisioned_agent_config_loads_in_the_agent(locked_broker: Broker, tmp_path: Path) -> None:
+def test_provisioned_agent_config_loads_in_the_agent(locked_broker: LockedBroker, tmp_path: Path) -> None:
     """The agent.toml provisioning writes is accepted by the agent as it is, key and login included."""
     import shutil
 
