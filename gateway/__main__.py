@@ -10,7 +10,6 @@ import sys
 import threading
 import time
 from pathlib import Path
-from types import FrameType
 
 from coldchain.errors import ConfigError, StoreError
 from gateway.alarming import BOOK_KEY
@@ -39,7 +38,27 @@ def _health(config: GatewayConfig) -> int:
     return 0 if healthy else 1
 
 
+def _stop_on_signals(stop: threading.Event) -> None:
+    """SIGTERM and SIGINT set ``stop``, whichever thread the kernel hands them to.
+
+    A Python handler runs only on the main thread, which can miss a signal the kernel gave
+    another thread (seen here: a SIGTERM ignored for good while the worker waited). So every
+    thread blocks them (threads inherit the mask: call this before starting any) and one
+    thread waits for them.
+    """
+    signals = {signal.SIGTERM, signal.SIGINT}
+    signal.pthread_sigmask(signal.SIG_BLOCK, signals)
+
+    def wait() -> None:
+        signal.sigwait(signals)
+        stop.set()
+
+    threading.Thread(target=wait, name="signals", daemon=True).start()
+
+
 def _run(config: GatewayConfig, prog: str) -> int:
+    stop = threading.Event()
+    _stop_on_signals(stop)
     store = open_store(config.influxdb)
     try:
         store.check()
@@ -49,13 +68,6 @@ def _run(config: GatewayConfig, prog: str) -> int:
     # three busy threads share the GIL: hand it over within 1 ms instead of 5, so an alarm the worker
     # publishes is not kept waiting behind the network thread (costs a little throughput)
     sys.setswitchinterval(0.001)
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
     ingest = Ingest(config)
     alarming = ingest.alarming
     try:

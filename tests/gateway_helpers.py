@@ -126,14 +126,7 @@ class GatewayProcess:
                 self.process.kill()
             else:
                 self.process.terminate()
-        try:
-            return self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            import signal as _s
-
-            self.process.send_signal(_s.SIGABRT)
-            self.process.wait(5)
-            raise
+        return self.process.wait(timeout=15)
 
 
 def run_gateway(config: Path, timeout: float = 20.0) -> subprocess.CompletedProcess[str]:
