@@ -29,6 +29,7 @@ from coldchain.wire import MAX_PAYLOAD_BYTES, WIRE_VERSION, Telemetry, decode_st
 from gateway.config import GatewayConfig
 from gateway.notify import Notifier, audit_point
 from gateway.points import rejected_point
+from gateway.store import PointsRefusedError
 
 __all__ = ["BOOK_KEY", "Alarming", "Lost"]
 
@@ -36,6 +37,7 @@ log = logging.getLogger(__name__)
 
 BOOK_KEY: Final = "#alarm-book"  # the state file's key of the alarm book ('#' is never in a crate id)
 _TICK_S: Final = 0.25
+_WRITE_RETRY_S: Final = 5.0  # the worker must not block on an absent InfluxDB every tick
 
 # (crate, first_seq, last_seq, ts): seqs a crate says it dropped for good (an edge ``gap`` event)
 Lost = tuple[str, int, int, int]
@@ -88,6 +90,7 @@ class Alarming:
         self.write: Callable[[list[str]], None] | None = None
         self._tick_lines: list[str] = []
         self._next_tick = 0.0
+        self._next_write = 0.0
 
     # --- inputs ---------------------------------------------------------------------------------
 
@@ -121,6 +124,8 @@ class Alarming:
         if len(parts) != 5 or parts[2] != "crates" or not valid_identifier(parts[3]):
             raise WireFormatError("topic", f"no crate message is expected on {topic[:200]!r}")
         crate, kind = parts[3], parts[4]
+        if not payload and kind == "status":
+            return None  # someone deleted the retained status: nothing was said
         body = _body(payload, crate)
         if kind == "status":
             state = body.get("state")
@@ -197,12 +202,16 @@ class Alarming:
             for topic, payload, retain in outbox:
                 if self.publish is not None:
                     self.publish(topic, payload, retain)
-        if self._tick_lines and self.write is not None:
+        if self._tick_lines and self.write is not None and now >= self._next_write:
             try:
                 self.write(self._tick_lines)
-                self._tick_lines = []
+            except PointsRefusedError as exc:
+                log.error("InfluxDB refused alarm points for good (%s): %s", exc, self._tick_lines)
             except StoreError as exc:
-                log.warning("alarm points of a tick not written yet (%s); retrying", exc)
+                self._next_write = now + _WRITE_RETRY_S
+                log.warning("alarm points of a tick not written yet (%s); retrying in %.0f s", exc, _WRITE_RETRY_S)
+                return
+            self._tick_lines = []
 
     # --- state ----------------------------------------------------------------------------------
 

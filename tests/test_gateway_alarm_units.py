@@ -104,3 +104,11 @@ def test_forged_message_does_not_settle_its_seq(tmp_path: Path) -> None:
     body["sig"] = sign(body, b"\x11" * 32)
     ingest.handle(("coldchain/v1/crates/C-1/telemetry", json.dumps(body).encode(), 2, 0), batch, NOW)
     assert sum(line.startswith("temperature,") for line in batch.lines) == 1
+
+
+def test_deleted_retained_status_is_no_message(tmp_path: Path) -> None:
+    """An empty status payload (a retained status deleted) is acknowledged without a rejection."""
+    ingest, batch = Ingest(_config(tmp_path)), Batch()
+    ingest.handle(("coldchain/v1/crates/C-1/status", b"", 1, 0), batch, NOW)
+    assert not ingest.rejects
+    assert (len(batch.deliveries), batch.lines) == (1, [])
