@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import http.server
 import threading
+import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
@@ -18,11 +20,19 @@ MINUTE_MS = 60_000
 def write_lines(influxdb: InfluxDB, database: str, lines: list[str]) -> None:
     """Create ``database`` and write line-protocol ``lines`` (ms precision) through ``/write``, as the gateway does."""
     create = urllib.parse.urlencode({"q": f'CREATE DATABASE "{database}"'}).encode()
-    urllib.request.urlopen(urllib.request.Request(f"{influxdb.url}/query", data=create), timeout=30).close()
     url = f"{influxdb.url}/write?db={database}&precision=ms"
-    request = urllib.request.Request(url, data="\n".join(lines).encode(), method="POST")
-    with urllib.request.urlopen(request, timeout=30) as response:
-        assert response.status == 204
+    for attempt in range(5):
+        urllib.request.urlopen(urllib.request.Request(f"{influxdb.url}/query", data=create), timeout=30).close()
+        request = urllib.request.Request(url, data="\n".join(lines).encode(), method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                assert response.status == 204
+                return
+        except urllib.error.HTTPError as exc:
+            # influxd 1.6 under load has answered "database not found" right after CREATE DATABASE
+            if exc.code != 404 or attempt == 4:
+                raise
+            time.sleep(0.2)
 
 
 def temperature_line(crate: str, sensor: str, ts_ms: int, value_c: float, seq: int, profile: str = "cryo") -> str:
