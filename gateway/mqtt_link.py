@@ -179,8 +179,9 @@ class MqttLink:
         log.info("connected to %s:%d (session present: %s)", self.config.host, self.config.port, flags.session_present)
         self.connected.set()
         # subscribing again on a present session is harmless and covers a broker that lost it; retained
-        # crate status only when the subscription is new (a present session has seen it already)
-        options = mqtt.SubscribeOptions(qos=1, retainHandling=1)
+        # crate status only when the subscription is new (a present session has seen it already), and
+        # never to a shared group (MQTT 5 sends none there; Mosquitto would give every member all of them)
+        options = mqtt.SubscribeOptions(qos=1, retainHandling=2 if self.config.shared_group else 1)
         client.subscribe([(topic_filter, options) for topic_filter in self.config.filters])
 
     def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, reasons: Any, props: Any) -> None:
