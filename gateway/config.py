@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from coldchain.errors import ConfigError
 from coldchain.lifecycle import LifecyclePolicy, parse_lifecycle_policy
-from coldchain.profiles import Profile, parse_profiles
-from coldchain.settings import Table
+from coldchain.profiles import Profile, load_profiles
+from coldchain.settings import Table, load_toml
 from coldchain.topics import ACKS_FILTER, ROOT, TELEMETRY_FILTER, valid_identifier
 from gateway.notify import ChannelConfig, parse_notify
 
@@ -108,16 +107,8 @@ class GatewayConfig:
     security: SecurityConfig = field(default_factory=SecurityConfig)
 
 
-def _path(table: Table, name: str, base: Path) -> Path | None:
-    value = table.text(name, None)
-    if value is None:
-        return None
-    path = Path(value)
-    return path if path.is_absolute() else base / path
-
-
 def _existing(table: Table, name: str, base: Path) -> Path | None:
-    path = _path(table, name, base)
+    path = table.file_path(name, base)
     if path is not None and not path.is_file():
         raise table.error(name, f"file {path} does not exist")
     return path
@@ -193,11 +184,11 @@ def _batch(t: Table, receive_maximum: int, source: str) -> BatchConfig:
 
 
 def _security(t: Table, base: Path) -> SecurityConfig:
-    keys_dir = _path(t, "keys_dir", base)
+    keys_dir = t.file_path("keys_dir", base)
     if keys_dir is not None and not keys_dir.is_dir():
         raise t.error("keys_dir", f"directory {keys_dir} does not exist")
     config = SecurityConfig(
-        keys_dir=keys_dir, require_signatures=t.flag("require_signatures", False), archive=_path(t, "archive", base)
+        keys_dir=keys_dir, require_signatures=t.flag("require_signatures", False), archive=t.file_path("archive", base)
     )
     if config.require_signatures and keys_dir is None:
         raise t.error("require_signatures", "is true but keys_dir is not set: no key to check signatures with")
@@ -206,15 +197,9 @@ def _security(t: Table, base: Path) -> SecurityConfig:
 
 def load_config(path: Path) -> GatewayConfig:
     """Read and validate a gateway TOML file; raises ConfigError naming file, key and problem."""
-    source = str(path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(source, "", f"cannot read: {exc.strerror or exc}") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(source, "", f"not valid TOML: {exc}") from None
+    root = load_toml(path)
+    source = root.source
     base = path.resolve().parent
-    root = Table(data, source)
     mqtt = _mqtt(root.table("mqtt"), base)
     influxdb = _influx(root.table("influxdb"), base)
     batch = _batch(root.table("batch"), mqtt.receive_maximum, source)
@@ -222,11 +207,7 @@ def load_config(path: Path) -> GatewayConfig:
     profiles_path = _existing(profiles_table, "file", base)
     if profiles_path is None:
         raise profiles_table.error("file", "is required but missing")
-    try:
-        profiles_data = tomllib.loads(profiles_path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(str(profiles_path), "", f"not valid TOML: {exc}") from None
-    profiles = parse_profiles(Table(profiles_data, str(profiles_path)))
+    profiles = load_profiles(profiles_path)
     default_profile = profiles_table.identifier("default")
     if default_profile not in profiles:
         raise profiles_table.error("default", f"{default_profile!r} is not in {profiles_path} ({sorted(profiles)})")
@@ -256,9 +237,9 @@ def load_config(path: Path) -> GatewayConfig:
         profiles=profiles,
         default_profile=default_profile,
         crate_profiles=crate_profiles,
-        state_file=_path(state, "file", base),
+        state_file=state.file_path("file", base),
         monitor_interval_s=monitoring.duration("interval", 10.0, minimum=0.0),
-        health_file=_path(monitoring, "health_file", base),
+        health_file=monitoring.file_path("health_file", base),
         future_tolerance_s=validation.duration("future_tolerance", 300.0, minimum=0.0),
         alarm_policy=parse_lifecycle_policy(root.table("alarms")),
         notify=parse_notify(root.table("notify"), base),
