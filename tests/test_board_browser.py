@@ -241,3 +241,37 @@ def test_excursion_raised_by_the_real_gateway_appears_within_two_seconds(
             for rule in ("critical_high", "warning_high"):
                 publish(client, f"coldchain/v1/alarms/{crate}/{rule}/probe1", b"")
     assert elapsed < 2.0
+
+
+def test_ack_from_the_page_reaches_the_gateway(
+    page: Page, mosquitto: Mosquitto, influxdb: InfluxDB, tmp_path: Path
+) -> None:
+    """An ack typed on the page is recorded by the real gateway: the alarm turns acknowledged, by that name."""
+    crate = f"{CRATE}-a"
+    database = f"boardack{os.getpid()}"
+    gateway = GatewayProcess(
+        gateway_config(tmp_path, mosquitto, influxdb, database, client_id=f"gw-{crate}"), tmp_path / "gateway.log"
+    )
+    topic = f"coldchain/v1/alarms/{crate}/critical_high/probe1"
+    try:
+        now = int(time.time() * 1000)
+        with mqtt_client(mosquitto.port, subscribe=topic) as (client, received):
+            publish(client, f"coldchain/v1/crates/{crate}/telemetry", telemetry(crate, 1, -145.0, ts=now), False)
+            row = page.locator(f'.alarm[data-alarm="{crate}/critical_high/probe1"]')
+            row.wait_for(state="visible", timeout=5000)
+            row.locator(".ack-button").click()
+            row.locator("input[name=by]").fill("Ana Souza")
+            row.locator("input[name=note]").fill("re-iced at the hub")
+            row.locator("button[type=submit]").click()
+            deadline = time.monotonic() + 10
+            state: dict[str, object] = {}
+            while state.get("state") != "acknowledged" and time.monotonic() < deadline:
+                message = received.get(timeout=max(0.1, deadline - time.monotonic()))
+                state = json.loads(message.payload) if message.payload else {}
+            assert (state.get("state"), state.get("acknowledged_by")) == ("acknowledged", "Ana Souza")
+            expect(row.locator(".acked")).to_contain_text("acknowledged by Ana Souza", timeout=3000)
+    finally:
+        gateway.stop()
+        with mqtt_client(mosquitto.port) as (client, _):  # leave the shared broker as we found it
+            for rule in ("critical_high", "warning_high"):
+                publish(client, f"coldchain/v1/alarms/{crate}/{rule}/probe1", b"")
