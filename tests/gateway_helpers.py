@@ -8,11 +8,12 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import paho.mqtt.client as mqtt
+import pytest
 
 from cli.services import InfluxDB, Mosquitto
 
@@ -78,7 +79,14 @@ default = "cryo"
 
 
 class GatewayProcess:
-    """``python -m gateway`` as a child process; waits for its ``subscribed`` line."""
+    """``python -m gateway`` as a child process; waits for its ``subscribed`` line.
+
+    Every instance is registered until stopped: the ``gateway_cleanup`` fixture (or ``with``) stops
+    whatever a failing test left running, so one failure never leaves a gateway on the
+    session broker for the tests after it.
+    """
+
+    running: ClassVar[list[GatewayProcess]] = []
 
     def __init__(self, config: Path, log: Path, wait: bool = True) -> None:
         self.log = log
@@ -91,9 +99,20 @@ class GatewayProcess:
                 cwd=ROOT,
                 text=True,
             )
+        GatewayProcess.running.append(self)
         threading.Thread(target=self._pump, daemon=True).start()
         if wait:
-            self.wait_for("subscribed")
+            try:
+                self.wait_for("subscribed")
+            except BaseException:
+                self.stop(kill=True)  # the caller never gets hold of it: nobody else could stop it
+                raise
+
+    def __enter__(self) -> GatewayProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
     def _pump(self) -> None:
         assert self.process.stdout is not None
@@ -119,14 +138,29 @@ class GatewayProcess:
         """What the gateway logged so far."""
         return self.log.read_text(errors="replace")[-4000:]
 
-    def stop(self, kill: bool = False) -> int:
-        """SIGTERM (or SIGKILL) and wait; the exit code."""
+    def stop(self, kill: bool = False, timeout: float = 15.0) -> int:
+        """SIGTERM (or SIGKILL) and wait; the exit code. A gateway deaf to SIGTERM is killed, and the test fails."""
+        if self in GatewayProcess.running:
+            GatewayProcess.running.remove(self)
         if self.process.poll() is None:
             if kill:
                 self.process.kill()
             else:
                 self.process.terminate()
-        return self.process.wait(timeout=15)
+        try:
+            return self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=10)
+            raise AssertionError(f"gateway ignored SIGTERM for {timeout:.0f} s; log:\n{self.stderr()}") from None
+
+
+@pytest.fixture(autouse=True)
+def gateway_cleanup() -> Iterator[list[GatewayProcess]]:
+    """Stops (SIGKILL) every gateway a test started and did not stop, whatever the test's outcome."""
+    yield GatewayProcess.running
+    while GatewayProcess.running:
+        GatewayProcess.running[-1].stop(kill=True)
 
 
 def run_gateway(config: Path, timeout: float = 20.0) -> subprocess.CompletedProcess[str]:

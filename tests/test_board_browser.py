@@ -21,7 +21,12 @@ from board_helpers import (
     write_config,
     write_points,
 )
-from gateway_helpers import GatewayProcess, gateway_config, telemetry
+from gateway_helpers import (
+    GatewayProcess,
+    gateway_cleanup,  # noqa: F401  (autouse: stops a gateway a failed test left running)
+    gateway_config,
+    telemetry,
+)
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from cli.services import InfluxDB, Mosquitto

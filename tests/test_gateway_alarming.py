@@ -10,7 +10,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from gateway_helpers import PROFILES, ROOT, Client, GatewayProcess, gateway_config, telemetry, wait_until
+from gateway_helpers import (
+    PROFILES,
+    ROOT,
+    Client,
+    GatewayProcess,
+    gateway_cleanup,  # noqa: F401  (autouse: stops a gateway a failed test left running)
+    gateway_config,
+    telemetry,
+    wait_until,
+)
 from notify_helpers import Receiver, start_receiver
 
 from cli.services import InfluxDB, Mosquitto

@@ -12,7 +12,16 @@ from typing import Any
 
 import pytest
 from edge_helpers import InProcessAgent, agent_config
-from gateway_helpers import ROOT, Client, GatewayProcess, count, gateway_config, seqs_stored, wait_until
+from gateway_helpers import (
+    ROOT,
+    Client,
+    GatewayProcess,
+    count,
+    gateway_cleanup,  # noqa: F401  (autouse: stops a gateway a failed test left running)
+    gateway_config,
+    seqs_stored,
+    wait_until,
+)
 
 from cli.services import InfluxDB, Mosquitto
 from coldchain.signing import sign

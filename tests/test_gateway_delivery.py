@@ -6,7 +6,15 @@ import json
 from pathlib import Path
 
 import pytest
-from gateway_helpers import TS, Client, GatewayProcess, count, gateway_config, wait_until
+from gateway_helpers import (
+    TS,
+    Client,
+    GatewayProcess,
+    count,
+    gateway_cleanup,  # noqa: F401  (autouse: stops a gateway a failed test left running)
+    gateway_config,
+    wait_until,
+)
 
 from cli.services import InfluxDB, Mosquitto
 

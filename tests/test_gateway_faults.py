@@ -6,7 +6,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from gateway_helpers import Feeder, GatewayProcess, gaps_stored, gateway_config, seqs_stored, wait_until
+from gateway_helpers import (
+    Feeder,
+    GatewayProcess,
+    gaps_stored,
+    gateway_cleanup,  # noqa: F401  (autouse: stops a gateway a failed test left running)
+    gateway_config,
+    seqs_stored,
+    wait_until,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.fault]
 

@@ -6,7 +6,16 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
-from gateway_helpers import TS, Client, GatewayProcess, count, gateway_config, telemetry, wait_until
+from gateway_helpers import (
+    TS,
+    Client,
+    GatewayProcess,
+    count,
+    gateway_cleanup,  # noqa: F401  (autouse: stops a gateway a failed test left running)
+    gateway_config,
+    telemetry,
+    wait_until,
+)
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 

@@ -9,7 +9,14 @@ import time
 from pathlib import Path
 
 import pytest
-from gateway_helpers import ROOT, Client, GatewayProcess, gateway_config, wait_until
+from gateway_helpers import (
+    ROOT,
+    Client,
+    GatewayProcess,
+    gateway_cleanup,  # noqa: F401  (autouse: stops a gateway a failed test left running)
+    gateway_config,
+    wait_until,
+)
 
 pytestmark = pytest.mark.integration
 

@@ -16,7 +16,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from gateway_helpers import TS, Client, GatewayProcess, gateway_config, run_gateway, wait_until
+from gateway_helpers import (
+    TS,
+    Client,
+    GatewayProcess,
+    gateway_cleanup,  # noqa: F401  (autouse: stops a gateway a failed test left running)
+    gateway_config,
+    run_gateway,
+    wait_until,
+)
 
 from cli.services import Mosquitto
 
