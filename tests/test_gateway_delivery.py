@@ -121,9 +121,12 @@ def test_messages_sent_while_gateway_is_down_arrive_after_restart(
 
 
 def test_shared_subscription_splits_the_stream_without_loss(
-    tmp_path, mosquitto, influxdb, database, crate_prefix
+    tmp_path, make_mosquitto, influxdb, database, crate_prefix
 ) -> None:
     """Two gateways in one $share group each take part of the stream; together they store every reading once."""
+    # a broker of its own: the health files count every message the group receives, and on the session
+    # broker status and events of other tests' crates (agents still stopping, wills) would be counted too
+    mosquitto = make_mosquitto()
     group = f'shared_group = "g{crate_prefix.replace("-", "")}"'
     monitoring = '[monitoring]\ninterval = "0.2s"\nhealth_file = "health.json"\n'
     gateways = []
