@@ -12,7 +12,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from gateway_helpers import Client, GatewayProcess, count, gateway_config, wait_until
+from gateway_helpers import (
+    Client,
+    GatewayProcess,
+    count,
+    gateway_cleanup,  # noqa: F401  (autouse: stops a gateway a failed test left running)
+    gateway_config,
+    wait_until,
+)
 from sim_helpers import running_sim
 from sim_scenarios import EPOCH_MS, load, run
 
@@ -145,12 +152,15 @@ def test_every_other_scenario_end_to_end_raises_exactly_the_predicted_threshold_
         with contextlib.ExitStack() as stack:
             sims = []
             for name, scenario in scenarios.items():
+                directory = tmp_path / name
+                directory.mkdir()
                 args = ("--scenario", str(SCENARIOS / f"{name}.toml"), "--period", str(PARALLEL[name]))
+                # a sim that finishes early frees its /dev/pts number, which the next sim may get: an agent
+                # reopening the bare path would then read another crate's board beside that crate's agent
+                args += ("--link", str(directory / "tty"))
                 sim = stack.enter_context(
                     running_sim(*args, "--speed", "100000", "--epoch-ms", str(epoch), "--seed", "1")
                 )
-                directory = tmp_path / name
-                directory.mkdir()
                 sensors = [probe.name for probe in scenario.probes]
                 config = _agent_config(directory, crates[name], mosquitto, sim.device, sensors)
                 log = stack.enter_context((directory / "agent.log").open("wb"))
