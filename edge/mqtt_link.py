@@ -80,6 +80,11 @@ class MqttLink:
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
         client.on_message = self._on_message
+        # Without a paho loop thread of its own, publish() writes to the socket from the calling
+        # (agent) thread while our network thread writes too: both pop paho's packet queue, so
+        # telemetry left out of seq order (seen: seq 298 before 297). A write hook, even one that
+        # does nothing, makes publish() only queue the packet and wake loop(), the one writer.
+        client.on_socket_register_write = lambda client, userdata, sock: None
         self._client = client
         self._connected = False
 
