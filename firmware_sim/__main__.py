@@ -31,6 +31,7 @@ log = logging.getLogger("coldchain.sim")
 
 _IDLE_POLL_S = 0.05  # how often to look for a listener while nobody has the port open
 _BACKPRESSURE_S = 1.0  # faster than real time, wait this long for a slow reader before dropping
+_OPENING_S = 0.5  # how long a reader that just opened the port may take to finish opening it
 _DRAIN_S = 2.0  # at the end of a run, wait this long for the reader to take what was sent
 _TRACE_OPTIONS = ("sensors", "start", "warm_rate", "warm_after", "noise", "resolution")
 
@@ -139,6 +140,11 @@ def _follow_faults(board: Board, link: PtyLink, now: float) -> bool:
 def _await_reader(link: PtyLink, stop: _Stop) -> None:
     while not stop.requested and not link.listening():
         select.select([stop.read_fd], [], [], _IDLE_POLL_S)
+    if not stop.requested:
+        # the device counts as open from the reader's open() on, but pyserial's last step of
+        # opening is to flush the input: sentences sent in between are lost (a loaded e2e run
+        # stored 718 of 720 readings), so let the reader finish opening first
+        select.select([stop.read_fd], [], [], _OPENING_S)
 
 
 def run(board: Board, link: PtyLink, speed: float, duration_s: float, stop: _Stop, *, wait: bool = False) -> None:
