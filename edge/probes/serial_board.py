@@ -71,6 +71,7 @@ class SerialBoard:
         self._last_heartbeat_ms: int | None = None
         self._heartbeat_missing = False
         self._warned_no_board_clock = False
+        self._board_clock_ms: int | None = None  # the latest CCTIM: it also stamps a CCLID that follows it
         self._rate_tries = 0
         self._rate_sent_ms = 0
 
@@ -107,6 +108,7 @@ class SerialBoard:
         self.rate_acked = None
         self._rate_tries = 0
         self._rate_sent_ms = 0
+        self._board_clock_ms = None  # a reopened (maybe rebooted) board stamps its lid afresh
         self._last_heartbeat_ms = self.clock.mono_ms()
         buffer = b""
         while not stop.is_set():
@@ -167,6 +169,7 @@ class SerialBoard:
             for tick in self._assembler.feed(sentence, now_wall, now_mono):
                 self._emit_tick(tick, emit)
         elif isinstance(sentence, ClockSentence):
+            self._board_clock_ms = sentence.epoch_ms
             self._emit_tick(self._assembler.clock(sentence.epoch_ms), emit)
         elif isinstance(sentence, HeartbeatSentence):
             if self._heartbeat_missing:
@@ -182,7 +185,10 @@ class SerialBoard:
                 self._bad(f"acknowledgement of a command we did not send: {sentence!r}")
         elif isinstance(sentence, LidSentence):
             event = "lid_open" if sentence.state == "OPEN" else "lid_closed"
-            emit(Notice(event, now_wall, now_mono, {}))
+            ts = now_wall
+            if self.config.time_source == "board" and self._board_clock_ms is not None:
+                ts = self._board_clock_ms  # event time like the readings': the gateway's lid rule compares them
+            emit(Notice(event, ts, now_mono, {}))
         else:
             self._bad(f"unexpected sentence from the board: {sentence!r}")
 
