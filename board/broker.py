@@ -17,7 +17,8 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from board.config import MqttSettings
-from board.messages import ALARM_FILTER, STATUS_FILTER, AlarmView, StatusView, decode_alarm, decode_status
+from board.messages import ALARM_FILTER, STATUS_FILTER, StatusView, decode_status
+from coldchain.alarm_view import AlarmView, decode_alarm
 from coldchain.errors import WireFormatError
 from coldchain.topics import TELEMETRY_FILTER, crate_from_topic
 from coldchain.wire import Telemetry, decode_telemetry

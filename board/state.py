@@ -6,7 +6,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from board.config import CrateInfo
-from board.messages import AlarmView, StatusView
+from board.messages import StatusView, alarm_json
+from coldchain.alarm_view import AlarmView
 from coldchain.wire import Telemetry
 
 __all__ = ["BoardState", "CrateView", "alarm_order"]
@@ -118,7 +119,7 @@ class BoardState:
 
     def alarms_json(self) -> list[dict[str, Any]]:
         """Open alarms in the order people should look at them."""
-        return [a.to_json() for a in sorted(self.alarms.values(), key=alarm_order)]
+        return [alarm_json(a) for a in sorted(self.alarms.values(), key=alarm_order)]
 
     def crate_json(self, crate: str) -> dict[str, Any]:
         """One crate's card, with the worst severity of its open alarms."""

@@ -13,97 +13,29 @@ import json
 import queue
 import sys
 import time
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from cli.mqtt_read import BrokerError, Inbound, Subscription, add_broker_arguments, broker_settings
-from coldchain.errors import ConfigError
-from coldchain.topics import ROOT, valid_identifier
+from coldchain.alarm_view import AlarmView, decode_alarm
+from coldchain.errors import ConfigError, WireFormatError
+from coldchain.topics import ROOT
 
-__all__ = ["Alarm", "decode_alarm", "main"]
+__all__ = ["main"]
 
 ALARM_FILTER = f"{ROOT}/alarms/#"
 STATUS_FILTER = f"{ROOT}/crates/+/status"
 SEVERITY_RANK = {"critical": 0, "warning": 1, "info": 2}
-OPEN_STATES = ("active", "acknowledged")
 
 
-@dataclass(frozen=True, slots=True)
-class Alarm:
-    """The current state of one alarm as its retained message tells it."""
-
-    topic: str
-    crate: str
-    rule: str
-    sensor: str
-    severity: str
-    state: str
-    value_c: float | None
-    threshold_c: float | None
-    ts: int
-    seq: int | None  # None for rules about no reading (offline, stale)
-    started_ts: int
-    profile: str
-    body: dict[str, Any]  # the whole payload, extensions included (acknowledged_by, note...), for --json
-
-    @property
-    def is_open(self) -> bool:
-        """Active or acknowledged: somebody still has to care."""
-        return self.state in OPEN_STATES
-
-    @property
-    def acknowledged_by(self) -> str:
-        """Who acknowledged it, when the message says so."""
-        return str(self.body.get("by") or self.body.get("acknowledged_by") or "")
-
-    def sort_key(self) -> tuple[int, int, str]:
-        """Most severe first, then oldest first."""
-        return (SEVERITY_RANK.get(self.severity, len(SEVERITY_RANK)), self.started_ts, self.topic)
+def _acknowledged_by(alarm: AlarmView) -> str:
+    """Who acknowledged it, when the message says so."""
+    return str(alarm.body.get("by") or alarm.body.get("acknowledged_by") or "")
 
 
-def _number(body: dict[str, Any], key: str, integer: bool = False, optional: bool = False) -> Any:
-    value = body.get(key)
-    if value is None and optional:
-        return None
-    if not isinstance(value, int if integer else (int, float)) or isinstance(value, bool):
-        raise ValueError(f"'{key}' must be {'an integer' if integer else 'a number'}, got {value!r}")
-    return value
-
-
-def decode_alarm(topic: str, payload: bytes) -> Alarm:
-    """An alarm from its retained message; ValueError says what is wrong with it."""
-    parts = topic.split("/")
-    if len(parts) != 6 or "/".join(parts[:3]) != f"{ROOT}/alarms":
-        raise ValueError("not an alarm topic (coldchain/v1/alarms/{crate}/{rule}/{sensor})")
-    try:
-        body = json.loads(payload)
-    except ValueError as exc:
-        raise ValueError(f"payload is not JSON ({exc})") from None
-    if not isinstance(body, dict):
-        raise ValueError("payload is not a JSON object")
-    names = {}
-    for key, level in zip(("crate", "rule", "sensor"), parts[3:], strict=True):
-        value = body.get(key)
-        if not isinstance(value, str) or not valid_identifier(value) or value != level:
-            raise ValueError(f"'{key}' is {value!r}, the topic says {level!r}")
-        names[key] = value
-    for key in ("severity", "state"):
-        if not isinstance(body.get(key), str):
-            raise ValueError(f"'{key}' is missing or not a string")
-    return Alarm(
-        topic=topic,
-        severity=body["severity"],
-        state=body["state"],
-        value_c=_number(body, "value_c", optional=True),
-        threshold_c=_number(body, "threshold_c", optional=True),
-        ts=_number(body, "ts", integer=True),
-        seq=_number(body, "seq", integer=True, optional=True),
-        started_ts=_number(body, "started_ts", integer=True),
-        profile=str(body.get("profile") or ""),
-        body=body,
-        **names,
-    )
+def _sort_key(alarm: AlarmView) -> tuple[int, int, str]:
+    """Most severe first, then oldest first."""
+    return (SEVERITY_RANK[alarm.severity], alarm.started_ts, alarm.topic)
 
 
 def _utc(ms: int) -> str:
@@ -126,7 +58,7 @@ def _celsius(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}"
 
 
-def _table(alarms: list[Alarm], offline: dict[str, int], now_ms: int) -> str:
+def _table(alarms: list[AlarmView], offline: dict[str, int], now_ms: int) -> str:
     header = ("SEVERITY", "STATE", "CRATE", "RULE", "SENSOR", "VALUE °C", "LIMIT °C", "SINCE (UTC)", "AGE", "ACK BY")
     rows = [header]
     for a in alarms:
@@ -144,16 +76,16 @@ def _table(alarms: list[Alarm], offline: dict[str, int], now_ms: int) -> str:
                 _celsius(a.threshold_c),
                 _utc(a.started_ts),
                 _age((now_ms - a.started_ts) / 1000),
-                a.acknowledged_by or "-",
+                _acknowledged_by(a) or "-",
             )
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows)
 
 
-def _transition(alarm: Alarm) -> str:
+def _transition(alarm: AlarmView) -> str:
     verb = {"active": "RAISED", "acknowledged": "ACKED", "cleared": "CLEARED"}.get(alarm.state, alarm.state.upper())
-    by = f" by {alarm.acknowledged_by}" if alarm.acknowledged_by else ""
+    by = f" by {who}" if (who := _acknowledged_by(alarm)) else ""
     note = f" ({alarm.body['note']})" if alarm.body.get("note") else ""
     return (
         f"{_utc(alarm.ts)}  {verb:<7} {alarm.severity:<8} {alarm.crate} {alarm.rule} {alarm.sensor}  "
@@ -165,24 +97,26 @@ class Board:
     """What the retained topics say right now: alarms by topic, and which crates are offline."""
 
     def __init__(self, err: TextIO) -> None:
-        self.alarms: dict[str, Alarm] = {}
+        self.alarms: dict[str, AlarmView] = {}
         self.offline: dict[str, int] = {}
         self.unreadable = 0
         self._err = err
 
     def take(self, message: Inbound) -> tuple[str, Any] | None:
-        """Apply one message; return ("alarm", Alarm) or ("status", text) when something changed."""
+        """Apply one message; return ("alarm", AlarmView) or ("status", text) when something changed."""
         if message.topic.startswith(f"{ROOT}/crates/"):
             return self._status(message)
-        if not message.payload:  # a retained alarm was deleted
+        alarm = None
+        if message.payload:
+            try:
+                alarm = decode_alarm(message.topic, message.payload)
+            except WireFormatError as exc:
+                self.unreadable += 1
+                print(f"alerts: ignored unreadable alarm message on {message.topic}: {exc}", file=self._err)
+                return None
+        if alarm is None:  # an empty payload: the retained alarm was deleted
             gone = self.alarms.pop(message.topic, None)
             return None if gone is None else ("deleted", gone)
-        try:
-            alarm = decode_alarm(message.topic, message.payload)
-        except ValueError as exc:
-            self.unreadable += 1
-            print(f"alerts: ignored unreadable alarm message on {message.topic}: {exc}", file=self._err)
-            return None
         previous = self.alarms.get(message.topic)
         self.alarms[message.topic] = alarm
         if previous is not None and previous.body == alarm.body:
@@ -206,10 +140,10 @@ class Board:
             return None
         return ("status", f"crate {crate} is {'offline' if crate in self.offline else 'online'}")
 
-    def listing(self, include_cleared: bool) -> list[Alarm]:
+    def listing(self, include_cleared: bool) -> list[AlarmView]:
         """The alarms to show, most urgent first."""
         shown = [a for a in self.alarms.values() if include_cleared or a.is_open]
-        return sorted(shown, key=Alarm.sort_key)
+        return sorted(shown, key=_sort_key)
 
 
 def _collect(subscription: Subscription, board: Board, quiet_s: float, limit_s: float) -> None:

@@ -1,4 +1,4 @@
-"""The board's pure parts: passwords, sessions, alarm decoding and order, chart spans, configuration."""
+"""The board's pure parts: passwords, sessions, alarm order, chart spans, configuration."""
 
 from __future__ import annotations
 
@@ -18,8 +18,9 @@ from board.chart import Bucket, chart_data, excursions
 from board.config import load_config
 from board.hub import Hub, Inbox
 from board.influx import bucket_ms_for
-from board.messages import StatusView, decode_alarm, decode_status
+from board.messages import StatusView, decode_status
 from board.state import BoardState
+from coldchain.alarm_view import decode_alarm
 from coldchain.errors import ConfigError, WireFormatError
 from coldchain.profiles import parse_profiles
 from coldchain.settings import Table
@@ -91,45 +92,6 @@ def test_login_brake_blocks_a_name_after_repeated_failures() -> None:
     assert brake.blocked("ops", 1010)
     assert not brake.blocked("qa", 1010)
     assert not brake.blocked("ops", 1310)
-
-
-def test_alarm_decodes_with_topic_identity_and_extra_fields() -> None:
-    """A retained alarm becomes an AlarmView carrying optional fields such as who acknowledged it."""
-    alarm = decode_alarm(
-        "coldchain/v1/alarms/C-1/critical_high/probe1",
-        alarm_payload("C-1", state="acknowledged", acknowledged_by="Ana", note="re-iced", shipment="SH-9", raised_at=5),
-    )
-    assert alarm is not None
-    assert (alarm.key, alarm.severity, alarm.state, alarm.value_c) == (
-        ("C-1", "critical_high", "probe1"),
-        "critical",
-        "acknowledged",
-        -148.2,
-    )
-    assert dict(alarm.extra) == {"acknowledged_by": "Ana", "note": "re-iced", "shipment": "SH-9"}
-
-
-@pytest.mark.parametrize(
-    ("topic", "payload", "reason"),
-    [
-        ("coldchain/v1/alarms/C-2/critical_high/probe1", alarm_payload("C-1"), "topic_mismatch"),
-        ("coldchain/v1/alarms/C-1/critical_high/probe1", alarm_payload("C-1", severity="fatal"), "schema"),
-        ("coldchain/v1/alarms/C-1/critical_high/probe1", alarm_payload("C-1", state="open"), "schema"),
-        ("coldchain/v1/alarms/C-1/critical_high/probe1", alarm_payload("C-1", ts="now"), "type"),
-        ("coldchain/v1/alarms/C-1/critical_high/probe1", b"[1]", "schema"),
-        ("coldchain/v1/alarms/C-1/critical_high", alarm_payload("C-1"), "topic"),
-    ],
-)
-def test_alarm_breaking_the_contract_is_rejected_with_a_reason(topic: str, payload: bytes, reason: str) -> None:
-    """Wrong topic, severity, state, types or shape: a WireFormatError with a stable reason."""
-    with pytest.raises(WireFormatError) as caught:
-        decode_alarm(topic, payload)
-    assert caught.value.reason == reason
-
-
-def test_empty_retained_alarm_means_removed() -> None:
-    """An empty payload on an alarm topic decodes to None (the alarm left the broker)."""
-    assert decode_alarm("coldchain/v1/alarms/C-1/critical_high/probe1", b"") is None
 
 
 def test_status_decodes_and_rejects_a_foreign_crate() -> None:
