@@ -10,7 +10,7 @@ import pytest
 from sim_scenarios import CONFIG, EPOCH_MS, load, profiles, run
 
 from coldchain.errors import ConfigError
-from coldchain.excursions import ACTIVE
+from coldchain.excursions import ACTIVE, CLEARED
 from firmware_sim.scenario import paced_heartbeat, parse_scenario
 
 HOUR_MS = 3_600_000
@@ -101,6 +101,39 @@ def test_probe_failing_open_raises_a_sensor_fault_and_no_temperature_alarm() -> 
     assert outcome.statuses["probe1", "OPEN"] == 24 * 60
     assert outcome.statuses["probe2", "OK"] == 72 * 60
     assert "probe2" not in outcome.first_fault_ts
+
+
+def test_probe_shorting_sticking_and_out_of_range_each_raise_a_sensor_fault() -> None:
+    """SHORT (cleared once the lead recovers), a stuck value and RANGE: sensor_fault on each probe, nothing else."""
+    outcome = run(load("cryo-probe-faults"))
+    assert outcome.raised() == [
+        ("sensor_fault", "probe3", ACTIVE),
+        ("sensor_fault", "probe1", ACTIVE),
+        ("sensor_fault", "probe1", CLEARED),
+        ("sensor_fault", "probe2", ACTIVE),
+    ]
+    assert [t.detail.split(" at ")[0] for t in outcome.transitions if t.state == ACTIVE] == [
+        "probe reports RANGE",
+        "probe reports SHORT",
+        "probe stuck",
+    ]
+    shorted = [t for t in outcome.transitions if t.sensor == "probe1"]
+    assert 12 < _hours(shorted[0].ts) < 12.1  # after the 30 s delay
+    assert 14 < _hours(shorted[1].ts) < 14.1  # after 120 s of good readings
+    assert 36.9 < _hours(outcome.transitions[-1].ts) < 37.1  # stuck from 36 h, for the rule's stuck_s of 1 h
+    assert outcome.statuses["probe3", "RANGE"] == 72 * 60
+
+
+def test_winter_pack_out_with_frozen_packs_raises_critical_low_and_spends_the_budget() -> None:
+    """Fully frozen packs cannot take up cold: both probes fall below 2 °C on the nights, never above 8 °C."""
+    outcome = run(load("fresh-2-8-winter-freeze"))
+    assert outcome.active_rules() == {"critical_low", "budget_half_used", "budget_spent"}
+    assert {sensor for rule, sensor, state in outcome.raised("critical_low") if state == ACTIVE} == {
+        "probe1",
+        "wall_side",
+    }
+    assert outcome.raised("critical_low")[-1][2] == CLEARED  # warm enough again by day
+    assert max(outcome.maximum_c.values()) < 8.0
 
 
 def test_board_faults_scenario_garbles_lines_only_while_corrupting() -> None:
