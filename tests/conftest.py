@@ -1,4 +1,5 @@
-"""Fixtures that start real services: a private mosquitto and a private influxd on free ports."""
+"""Shared fixtures: real services (a private mosquitto and a private influxd on free ports), the stop of
+any gateway a failing test left running, and the edge tests' probe board on a pty and mock pins."""
 
 from __future__ import annotations
 
@@ -8,10 +9,21 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from edge_helpers import PtyBoard
+from gateway_helpers import GatewayProcess
+from gpiozero import Device
+from gpiozero.pins.mock import MockFactory
 
 from cli.services import InfluxDB, Mosquitto
 
 _names = itertools.count(1)
+
+
+@pytest.fixture(autouse=True)
+def gateway_cleanup() -> Iterator[list[GatewayProcess]]:
+    """Stops (SIGKILL) every gateway a test started and did not stop, whatever the test's outcome."""
+    yield GatewayProcess.running
+    GatewayProcess.stop_leftovers()
 
 
 @pytest.fixture(scope="session")
@@ -70,3 +82,20 @@ def database(influxdb: InfluxDB) -> str:
 def crate_prefix() -> str:
     """A prefix for crate ids that no other test uses, so tests sharing a broker never mix."""
     return f"T{os.getpid()}-{next(_names)}"
+
+
+@pytest.fixture
+def board() -> Iterator[PtyBoard]:
+    """A probe board on a real pseudo-terminal (the edge agent's tests; the alert board's tests have their own)."""
+    pty = PtyBoard()
+    yield pty
+    pty.close()
+
+
+@pytest.fixture
+def factory(monkeypatch: pytest.MonkeyPatch) -> Iterator[MockFactory]:
+    """gpiozero's MockFactory for a crate's pins; also the default, because its software SPI bus ignores pin_factory."""
+    mock = MockFactory()
+    monkeypatch.setattr(Device, "pin_factory", mock)
+    yield mock
+    mock.reset()

@@ -11,12 +11,12 @@ import sys
 import threading
 import time
 import tty
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
 from gpiozero.pins.mock import MockSPIDevice
+from wait_helpers import wait_until
 
 from cli.services import Mosquitto
 from coldchain.sentences import ClockSentence, HeartbeatSentence, TemperatureSentence
@@ -25,17 +25,6 @@ from coldchain.wire import StorageAck, encode
 
 ROOT = Path(__file__).resolve().parent.parent
 PROFILES = ROOT / "config" / "profiles.toml"
-
-
-def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
-    """Poll ``predicate`` until it returns something truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 class PtyBoard:
@@ -144,36 +133,15 @@ def send_ack(broker: Mosquitto, crate: str, stored_through: int) -> None:
 
 
 def write_config(directory: Path, crate: str, broker: Mosquitto, device: str, extra: str = "", probe: str = "") -> Path:
-    """An agent config for ``crate`` reading the pty ``device``, with fast test timings."""
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / "agent.toml"
-    path.write_text(
-        f"""[crate]
-id = "{crate}"
-profile = "cryo"
-
-[profiles]
-file = {json.dumps(str(PROFILES))}
-
-[mqtt]
-host = "{broker.host}"
-port = {broker.port}
-reconnect_min_s = 0.05
-reconnect_max_s = 0.3
-
-[spool]
-path = "spool.sqlite"
-
-[[probes]]
+    """An agent config for ``crate`` reading the pty ``device``, with fast test timings; ``extra`` appends tables."""
+    probes = f"""[[probes]]
 driver = "serial"
 port = "{device}"
 sensors = ["probe1", "probe2"]
 tick_timeout_s = 0.2
 {probe}
-{extra}
 """
-    )
-    return path
+    return agent_config(directory, crate, broker, extra=extra, probes=probes)
 
 
 class AgentProcess:

@@ -8,29 +8,18 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, ClassVar
 
 import paho.mqtt.client as mqtt
-import pytest
+from wait_helpers import wait_until
 
 from cli.services import InfluxDB, Mosquitto
 
 ROOT = Path(__file__).resolve().parent.parent
 PROFILES = ROOT / "config" / "profiles.toml"
 TS = 1_764_086_400_000
-
-
-def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
-    """Poll ``predicate`` until it returns something truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def gateway_config(
@@ -81,7 +70,7 @@ default = "cryo"
 class GatewayProcess:
     """``python -m gateway`` as a child process; waits for its ``subscribed`` line.
 
-    Every instance is registered until stopped: the ``gateway_cleanup`` fixture (or ``with``) stops
+    Every instance is registered until stopped: the ``gateway_cleanup`` fixture of conftest.py (or ``with``) stops
     whatever a failing test left running, so one failure never leaves a gateway on the
     session broker for the tests after it.
     """
@@ -138,6 +127,12 @@ class GatewayProcess:
         """What the gateway logged so far."""
         return self.log.read_text(errors="replace")[-4000:]
 
+    @classmethod
+    def stop_leftovers(cls) -> None:
+        """Stops (SIGKILL) every gateway a test started and did not stop."""
+        while cls.running:
+            cls.running[-1].stop(kill=True)
+
     def stop(self, kill: bool = False, timeout: float = 15.0) -> int:
         """SIGTERM (or SIGKILL) and wait; the exit code. A gateway deaf to SIGTERM is killed, and the test fails."""
         if self in GatewayProcess.running:
@@ -155,12 +150,9 @@ class GatewayProcess:
             raise AssertionError(f"gateway ignored SIGTERM for {timeout:.0f} s; log:\n{self.stderr()}") from None
 
 
-@pytest.fixture(autouse=True)
-def gateway_cleanup() -> Iterator[list[GatewayProcess]]:
-    """Stops (SIGKILL) every gateway a test started and did not stop, whatever the test's outcome."""
-    yield GatewayProcess.running
-    while GatewayProcess.running:
-        GatewayProcess.running[-1].stop(kill=True)
+# The autouse fixture ``gateway_cleanup`` lives in conftest.py; this name is kept only for the modules
+# that still import it (test_sim_e2e.py, test_alarm_liveness_e2e.py): drop it together with those imports.
+gateway_cleanup = GatewayProcess.stop_leftovers
 
 
 def run_gateway(config: Path, timeout: float = 20.0) -> subprocess.CompletedProcess[str]:

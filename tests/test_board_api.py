@@ -22,6 +22,7 @@ from board_helpers import (
     write_config,
     write_points,
 )
+from wait_helpers import wait_until
 
 from board.auth import SessionSigner
 from cli.services import InfluxDB, Mosquitto, free_port
@@ -42,15 +43,6 @@ def run_board() -> Iterator[Callable[[Path], RunningBoard]]:
     yield run
     for board in started:
         board.stop()
-
-
-def _wait(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def _alarm_crates(board: RunningBoard, cookie: str) -> list[str]:
@@ -87,7 +79,7 @@ def test_ack_without_csrf_token_is_refused_and_not_published(
     crate = f"{crate_prefix}-x"
     with mqtt_client(mosquitto.port, subscribe=f"coldchain/v1/acks/{crate}/#") as (client, received):
         publish(client, f"coldchain/v1/alarms/{crate}/critical_high/probe1", alarm_payload(crate))
-        assert _wait(lambda: crate in _alarm_crates(board, cookie))
+        wait_until(lambda: crate in _alarm_crates(board, cookie), what="the alarm on the board")
         body = {"crate": crate, "rule": "critical_high", "sensor": "probe1", "by": "Eve", "note": "x"}
         status, answer = api(board, cookie, "/api/ack", body, csrf="wrong")
         publish(client, f"coldchain/v1/alarms/{crate}/critical_high/probe1", b"")
@@ -133,7 +125,7 @@ def test_broker_loss_is_shown_and_acks_are_refused_until_it_returns(
     cookie, csrf = _signed_in(board)
     with mqtt_client(broker.port) as (client, _):
         publish(client, "coldchain/v1/alarms/C-9/critical_high/probe1", alarm_payload("C-9"))
-    assert _wait(lambda: api(board, cookie, "/api/state")[1]["alarms"] != [])
+    wait_until(lambda: api(board, cookie, "/api/state")[1]["alarms"] != [], what="the alarm on the board")
     request = urllib.request.Request(f"{board.url}/api/events", headers={"Cookie": cookie})
     with urllib.request.urlopen(request, timeout=10) as stream:
         assert stream.readline() == b"event: snapshot\n"
@@ -148,7 +140,7 @@ def test_broker_loss_is_shown_and_acks_are_refused_until_it_returns(
     assert status == 503
     assert f"not connected to the broker at 127.0.0.1:{broker.port}" in answer["error"]
     broker.start()
-    assert _wait(lambda: json.loads(http(f"{board.url}/healthz")[2])["broker"], timeout=10)
+    wait_until(lambda: json.loads(http(f"{board.url}/healthz")[2])["broker"], what="the board back on the broker")
     assert api(board, cookie, "/api/ack", body, csrf=csrf)[0] == 202
 
 
@@ -211,7 +203,7 @@ def test_invalid_alarm_is_ignored_and_the_board_keeps_going(
     with mqtt_client(mosquitto.port) as (client, _):
         publish(client, f"coldchain/v1/alarms/{crate}/bad/probe1", b"{not json", retain=False)
         publish(client, f"coldchain/v1/alarms/{crate}/critical_high/probe1", alarm_payload(crate), retain=False)
-    assert _wait(lambda: crate in _alarm_crates(board, cookie))
+    wait_until(lambda: crate in _alarm_crates(board, cookie), what="the alarm on the board")
     assert f"{crate}/bad/probe1" not in json.dumps(api(board, cookie, "/api/state")[1])
     assert "ignored a message on coldchain/v1/alarms/" in board.log.read_text()
 

@@ -23,7 +23,6 @@ from board_helpers import (
 )
 from gateway_helpers import (
     GatewayProcess,
-    gateway_cleanup,  # noqa: F401  (autouse: stops a gateway a failed test left running)
     gateway_config,
     telemetry,
 )

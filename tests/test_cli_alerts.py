@@ -181,7 +181,15 @@ def test_wrong_password_error_says_the_login_was_refused(
     assert "--password-file" in err
 
 
-def _lines(process: subprocess.Popen[str]) -> queue.Queue[str]:
+def _follow(*args: str, stderr: int = subprocess.PIPE) -> tuple[subprocess.Popen[str], queue.Queue[str]]:
+    """``coldchain alerts --follow ARGS`` as a child process, and a queue its output lines arrive in."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cli.main", "alerts", "--follow", *args],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=stderr,
+        text=True,
+    )
     lines: queue.Queue[str] = queue.Queue()
 
     def pump() -> None:
@@ -190,7 +198,7 @@ def _lines(process: subprocess.Popen[str]) -> queue.Queue[str]:
             lines.put(line)
 
     threading.Thread(target=pump, daemon=True).start()
-    return lines
+    return process, lines
 
 
 def _next_line_with(lines: queue.Queue[str], text: str, timeout: float = 5.0) -> str:
@@ -208,15 +216,8 @@ def test_follow_streams_each_transition_within_a_second(
     """--follow --json prints the current alarm, then raise, acknowledge and clear as they are published."""
     crate = f"{crate_prefix}-F"
     retain(_alarm(crate, "warning_high", "warning", "active", started_ago_s=100))
-    process = subprocess.Popen(
-        [sys.executable, "-m", "cli.main", "alerts", "--follow", "--json", *_broker_args(mosquitto)],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    process, lines = _follow("--json", *_broker_args(mosquitto))
     try:
-        lines = _lines(process)
         assert json.loads(_next_line_with(lines, crate))["rule"] == "warning_high"
         seen = []
         for state, extra in (("active", {}), ("acknowledged", {"by": "bob"}), ("cleared", {})):
@@ -241,15 +242,8 @@ def test_follow_survives_a_broker_restart(make_mosquitto: Callable[..., Mosquitt
         publish.single(topic, payload, qos=1, retain=True, hostname=broker.host, port=broker.port)
 
     send(*_alarm(crate, "warning_high", "warning", "active", started_ago_s=100))
-    process = subprocess.Popen(
-        [sys.executable, "-m", "cli.main", "alerts", "--follow", "--json", *_broker_args(broker)],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    process, lines = _follow("--json", *_broker_args(broker))
     try:
-        lines = _lines(process)
         assert json.loads(_next_line_with(lines, crate))["rule"] == "warning_high"
         broker.stop()
         broker.start()
@@ -299,15 +293,8 @@ def test_follow_prints_readable_transition_lines(
 ) -> None:
     """Without --json, each transition is one line: time, RAISED/ACKED/CLEARED, what, value, limit, who."""
     crate = f"{crate_prefix}-H"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "cli.main", "alerts", "--follow", *_broker_args(mosquitto)],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    process, lines = _follow(*_broker_args(mosquitto), stderr=subprocess.STDOUT)
     try:
-        lines = _lines(process)
         _next_line_with(lines, "following alarm transitions")  # the listing is printed: subscribed
         retain(_alarm(crate, "critical_high", "critical", "active", started_ago_s=5))
         raised = _next_line_with(lines, crate)

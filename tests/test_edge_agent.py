@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,14 +10,6 @@ from edge_helpers import AgentProcess, Listener, PtyBoard, wait_until, write_con
 from cli.services import Mosquitto
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def board() -> Iterator[PtyBoard]:
-    """A probe board on a real pseudo-terminal."""
-    pty = PtyBoard()
-    yield pty
-    pty.close()
 
 
 def _start(

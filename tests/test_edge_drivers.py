@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from edge_helpers import PROFILES, InProcessAgent, Listener, MockMCP3008, agent_config, wait_until
-from gpiozero import Device
 from gpiozero.pins.mock import MockFactory
 
 from cli.services import Mosquitto
@@ -22,15 +20,6 @@ GOOD = "72 01 4b 46 7f ff 0e 10 57 : crc=57 YES\n72 01 4b 46 7f ff 0e 10 57 t=-2
 BAD_CRC = "72 01 4b 46 7f ff 0e 10 57 : crc=58 NO\n72 01 4b 46 7f ff 0e 10 57 t=-23125\n"
 POWER_ON = "50 05 4b 46 7f ff 0c 10 1c : crc=1c YES\n50 05 4b 46 7f ff 0c 10 1c t=85000\n"
 NTC_10K = SteinhartHart(1.009249522e-03, 2.378405444e-04, 2.019202697e-07)
-
-
-@pytest.fixture
-def factory(monkeypatch: pytest.MonkeyPatch) -> Iterator[MockFactory]:
-    """gpiozero's MockFactory; also the default, because its software SPI bus ignores pin_factory."""
-    mock = MockFactory()
-    monkeypatch.setattr(Device, "pin_factory", mock)
-    yield mock
-    mock.reset()
 
 
 def _w1(tmp_path: Path, files: dict[str, str]) -> Path:

@@ -6,7 +6,7 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -15,14 +15,6 @@ from edge_helpers import AgentProcess, Listener, PtyBoard, prefill_spool, wait_u
 from cli.services import Mosquitto
 
 pytestmark = [pytest.mark.integration, pytest.mark.fault]
-
-
-@pytest.fixture
-def board() -> Iterator[PtyBoard]:
-    """A probe board on a real pseudo-terminal."""
-    pty = PtyBoard()
-    yield pty
-    pty.close()
 
 
 def _seqs(listener: Listener) -> list[int]:

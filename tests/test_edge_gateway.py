@@ -9,7 +9,6 @@ from edge_helpers import InProcessAgent, agent_config, wait_until
 from gateway_helpers import (
     GatewayProcess,
     count,
-    gateway_cleanup,  # noqa: F401  (autouse: stops a gateway a failed test left running)
     gateway_config,
 )
 

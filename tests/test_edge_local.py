@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from edge_helpers import InProcessAgent, Listener, agent_config, wait_until
-from gpiozero import Device
 from gpiozero.pins.mock import MockFactory
 
 from cli.services import Mosquitto
@@ -17,15 +16,6 @@ pytestmark = pytest.mark.integration
 
 TS = 1_795_000_000_000
 ALARM = '[alarm]\nbuzzer_pin = "GPIO17"\nled_pin = "GPIO27"\nlid_pin = "GPIO5"'
-
-
-@pytest.fixture
-def factory(monkeypatch: pytest.MonkeyPatch) -> Iterator[MockFactory]:
-    """gpiozero's MockFactory for the crate's pins."""
-    mock = MockFactory()
-    monkeypatch.setattr(Device, "pin_factory", mock)
-    yield mock
-    mock.reset()
 
 
 def _events(listener: Listener, name: str) -> list[dict[str, object]]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,14 +14,6 @@ from coldchain.sentences import AckSentence, CommandSentence, LidSentence
 from edge.probes.serial_board import SerialBoard
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def board() -> Iterator[PtyBoard]:
-    """A probe board on a real pseudo-terminal."""
-    pty = PtyBoard()
-    yield pty
-    pty.close()
 
 
 def _serial(port: str, more: str = "") -> str:

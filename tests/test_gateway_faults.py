@@ -10,7 +10,6 @@ from gateway_helpers import (
     Feeder,
     GatewayProcess,
     gaps_stored,
-    gateway_cleanup,  # noqa: F401  (autouse: stops a gateway a failed test left running)
     gateway_config,
     seqs_stored,
     wait_until,

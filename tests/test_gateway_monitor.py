@@ -13,7 +13,6 @@ from gateway_helpers import (
     ROOT,
     Client,
     GatewayProcess,
-    gateway_cleanup,  # noqa: F401  (autouse: stops a gateway a failed test left running)
     gateway_config,
     wait_until,
 )

@@ -20,7 +20,6 @@ from gateway_helpers import (
     TS,
     Client,
     GatewayProcess,
-    gateway_cleanup,  # noqa: F401  (autouse: stops a gateway a failed test left running)
     gateway_config,
     run_gateway,
     wait_until,
