@@ -65,6 +65,9 @@ class Telemetry:
     ts: int  # UTC epoch milliseconds of the sample
     readings: tuple[Reading, ...]
     profile: str | None = None  # optional extension: the crate's own idea of its product profile
+    # optional extension: UTC epoch ms the crate's probe board was switched on (never after ``ts``),
+    # so the gateway gives the probes the profile's start delay to settle
+    powered_on: int | None = None
 
     def to_wire(self) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -76,6 +79,8 @@ class Telemetry:
         }
         if self.profile is not None:
             body["profile"] = self.profile
+        if self.powered_on is not None:
+            body["powered_on"] = self.powered_on
         return body
 
 
@@ -225,6 +230,7 @@ def decode_telemetry(payload: bytes, topic_crate: str | None = None, now_ms: int
 
     ``topic_crate`` is the crate named by the topic (must equal the payload's);
     ``now_ms`` enables the check that ``ts`` is not in the future beyond a tolerance.
+    The optional ``powered_on`` must be an epoch millisecond no later than ``ts``.
     """
     body = _object(payload)
     crate = _crate(body, topic_crate)
@@ -245,7 +251,13 @@ def decode_telemetry(payload: bytes, topic_crate: str | None = None, now_ms: int
     profile = body.get("profile")
     if profile is not None and (not isinstance(profile, str) or not valid_identifier(profile)):
         raise WireFormatError("schema", f"profile {profile!r} is not a valid profile name")
-    return Telemetry(crate, seq, ts, readings, profile)
+    powered_on = body.get("powered_on")
+    if powered_on is not None:
+        if not isinstance(powered_on, int) or isinstance(powered_on, bool):
+            raise WireFormatError("type", f"'powered_on' must be int, got {type(powered_on).__name__}")
+        if not 0 < powered_on <= ts:
+            raise WireFormatError("range", f"powered_on {powered_on} is not an epoch millisecond at or before ts {ts}")
+    return Telemetry(crate, seq, ts, readings, profile, powered_on)
 
 
 def decode_storage_ack(payload: bytes, topic_crate: str | None = None) -> StorageAck:

@@ -82,6 +82,39 @@ def test_future_timestamp_is_rejected_beyond_tolerance() -> None:
     assert caught.value.reason == "future_ts"
 
 
+def test_powered_on_round_trips_and_is_optional() -> None:
+    """The crate's switch-on time travels as "powered_on" when known; without it the payload is as before."""
+    ts = 1764086400123  # GOOD["ts"]
+    message = decode_telemetry(_payload(powered_on=ts - 600_000), topic_crate="C-0042")
+    assert message.powered_on == ts - 600_000
+    assert json.loads(encode(message))["powered_on"] == ts - 600_000
+    assert decode_telemetry(encode(message)) == message
+    assert decode_telemetry(_payload(powered_on=ts)).powered_on == ts  # switched on with this very sample
+    plain = decode_telemetry(_payload())
+    assert plain.powered_on is None
+    assert "powered_on" not in json.loads(encode(plain))
+    assert decode_telemetry(_payload(powered_on=None)).powered_on is None
+
+
+@pytest.mark.parametrize(
+    ("powered_on", "reason"),
+    [
+        ("1764086400000", "type"),
+        (1764086400000.5, "type"),
+        (True, "type"),
+        (0, "range"),
+        (-5, "range"),
+        (1764086400124, "range"),  # 1 ms after the sample it comes with
+    ],
+)
+def test_bad_powered_on_is_rejected(powered_on: object, reason: str) -> None:
+    """A switch-on time that is not an integer epoch millisecond at or before the sample's ts is refused."""
+    with pytest.raises(WireFormatError) as caught:
+        decode_telemetry(_payload(powered_on=powered_on), topic_crate="C-0042")
+    assert caught.value.reason == reason
+    assert "powered_on" in caught.value.detail
+
+
 def test_storage_ack_round_trips() -> None:
     """The gateway's stored_through acknowledgement encodes and decodes."""
     ack = StorageAck("C-0042", 99)
