@@ -12,7 +12,7 @@ dict, so a restarted gateway neither loses an alarm nor raises one twice.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, Final
 
 from coldchain.alarm_rules import AlarmTransition
@@ -85,7 +85,8 @@ class Alarm:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form (for the book's persisted state)."""
-        return asdict(self)
+        # every field is a scalar: asdict()'s recursive deep copy would cost a published alarm ~30 µs
+        return {name: getattr(self, name) for name in _ALARM_FIELDS}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Alarm:
@@ -94,10 +95,13 @@ class Alarm:
 
     def to_wire(self) -> dict[str, Any]:
         """The retained alarm payload: ``ts``, ``seq`` and ``value_c`` of the transition's reading, and more."""
-        body = {"v": WIRE_VERSION, "id": self.alarm_id, **asdict(self)}
+        body = {"v": WIRE_VERSION, "id": self.alarm_id, **self.to_dict()}
         body["ts"] = self.ended_ts if self.state == CLEARED and self.ended_ts is not None else self.raised_ts
         del body["raised_at"]
         return body
+
+
+_ALARM_FIELDS = tuple(f.name for f in fields(Alarm))
 
 
 @dataclass(frozen=True, slots=True)

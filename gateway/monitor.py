@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 
 
 class Monitor:
-    """Called on every worker wake-up; reports once per interval."""
+    """Called on every tick of the worker's clock; reports once per interval."""
 
     def __init__(
         self, worker: Worker, store: Store, client_id: str, interval_s: float, health_file: Path | None
@@ -59,7 +59,7 @@ class Monitor:
             "alarms": ingest.alarms,
             "rejected": sum(ingest.rejects.values()),
             "readings_per_s": round(rate, 1),
-            "queue_depth": worker.delivered - ingest.received,
+            "queue_depth": worker.held,
             "batches": worker.batches,
             "write_failures": worker.write_failures,
             "quarantined": worker.quarantined,

@@ -27,7 +27,6 @@ import logging
 import random
 import socket
 import threading
-import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -43,16 +42,12 @@ log = logging.getLogger(__name__)
 
 # (topic, payload, packet id, connection generation)
 Delivery = tuple[str, bytes, int, int]
-# what one network read brought, handed over in one piece: a queue operation (and a thread wake-up)
-# per message would cost more than the message's own processing
+# what one network read brought, handed to the worker in one call on the network thread
 Deliveries = list[Delivery]
 
 _PUBACK = 0x40
 _READ_CHUNK = 256 * 1024
 _QUICKACK = getattr(socket, "TCP_QUICKACK", None)  # Linux only
-# at live rates messages arrive one by one: gathering them for up to 1 ms saves a hand-over (and a
-# thread wake-up) per message, at the price of at most 1 ms on an alarm
-_COALESCE_S = 0.001
 _DRAIN_PACKETS = 64  # packets handled from the buffer before looking at writes (an alarm waits at most this)
 
 
@@ -140,7 +135,6 @@ class MqttLink:
         self._thread = threading.Thread(target=self._guarded_run, name="mqtt", daemon=True)
         self.failed = threading.Event()  # the network thread died of an unexpected error
         self._received: Deliveries = []
-        self._wake = threading.Event()
         client = _IngestClient(config, self._on_publish_received)
         if config.tls or config.ca_file is not None:
             client.tls_set(ca_certs=str(config.ca_file) if config.ca_file else None)
@@ -151,7 +145,7 @@ class MqttLink:
         client.max_inflight_messages_set(1000)
         client.max_queued_messages_set(0)
         client.on_socket_open = self._on_socket_open
-        # an external loop: publish() from the worker only queues and wakes our select(), never writes itself
+        # an external loop: paho never writes on its own; publish() from another thread queues and wakes our select()
         client.on_socket_register_write = self._on_register_write
         client.on_connect = self._on_connect
         client.on_subscribe = self._on_subscribe
@@ -208,14 +202,15 @@ class MqttLink:
         mids = [d[2] for d in deliveries if d[3] == generation]
         if mids and self.connected.is_set():
             self._client.ack_many(mids)
-            self._wake.set()
             return len(mids)
         return 0
 
     def publish(self, topic: str, payload: bytes, retain: bool = False) -> bool:
         """Hand a QoS 1 message to paho; False when not connected (paho sends it after reconnecting)."""
         info = self._client.publish(topic, payload, qos=1, retain=retain)
-        self._wake.set()
+        if threading.current_thread() is self._thread and self.connected.is_set():
+            # judged from the read being handled: send it now, not after the read's remaining messages
+            self._client.loop_write()
         return info.rc == mqtt.MQTT_ERR_SUCCESS
 
     def stop(self, timeout: float = 5.0) -> None:
@@ -235,9 +230,8 @@ class MqttLink:
         )
 
     def _serve(self) -> None:
-        """Pump the connection until it fails or we stop."""
+        """Pump the connection until it fails or we stop; each read's messages go to the worker at once."""
         client = self._client
-        first = 0.0  # when the oldest message not yet handed over arrived
         while not self._stop.is_set():
             if client.buffered:
                 for _ in range(_DRAIN_PACKETS):
@@ -249,24 +243,13 @@ class MqttLink:
                 if rc == mqtt.MQTT_ERR_SUCCESS:
                     rc = client.loop_misc()
             else:
-                rc = client.loop(timeout=0.0 if first else 0.5)
-            if rc != mqtt.MQTT_ERR_SUCCESS:
-                if self._received:
-                    self._deliver(self._received)
-                    self._received = []
-                return
+                # publish() and ack() from other threads wake this select through paho's socket pair
+                rc = client.loop(timeout=0.5)
             if self._received:
-                now = time.monotonic()
-                first = first or now
-                if now - first < _COALESCE_S and len(self._received) < _DRAIN_PACKETS and not client.buffered:
-                    # let the next messages arrive and read them together: one wake-up, one recv
-                    # (cut short when the worker publishes or acknowledges: an alarm must not wait)
-                    self._wake.wait(first + _COALESCE_S - now)
-                    self._wake.clear()
-                    continue
-                self._deliver(self._received)
-                self._received = []
-                first = 0.0
+                received, self._received = self._received, []
+                self._deliver(received)
+            if rc != mqtt.MQTT_ERR_SUCCESS:
+                return
 
     def _guarded_run(self) -> None:
         try:

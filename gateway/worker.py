@@ -1,14 +1,19 @@
-"""The worker and the writer: batch deliveries, write them synchronously, then acknowledge.
+"""The worker and the writer: judge deliveries as they arrive, write batches synchronously, then acknowledge.
 
-The worker thread validates and accounts for each delivery (``Ingest``) and
-publishes alarms at once, so an alarm never waits for a database write. When a
-batch is full (or its linger has passed) it is closed and handed to the writer
-thread, which writes it to InfluxDB (retrying with capped exponential back-off,
-without limit, while the broker keeps the messages un-acknowledged), saves the
-per-crate state, PUBACKs every message of the batch, and tells each crate how
-far it is stored. One batch is written while the next one fills.
-Memory is bounded by the broker: it sends at most Receive Maximum messages
-that we have not acknowledged.
+Deliveries are validated, accounted for (``Ingest``) and judged by the alarm
+engine on the network thread, as soon as a read brings them: an alarm is
+published before the next read, never after a database write or a hand-over to
+another thread (a thread wake-up per message would cost more than the message).
+A full batch (or one whose linger has passed) is closed and queued for the
+writer thread, which writes it to InfluxDB (retrying with capped exponential
+back-off, without limit, while the broker keeps the messages un-acknowledged),
+saves the per-crate state, PUBACKs every message of the batch, and tells each
+crate how far it is stored. Batches are written while the next ones fill.
+Memory is bounded by the broker: it sends at most Receive Maximum messages that
+we have not acknowledged, so the closed batches waiting for the writer never hold
+more than that. The clock (``run``, on the caller's thread) closes lingering
+batches and runs the periodic duties; it takes turns with the network thread on
+the ingest through ``lock``.
 """
 
 from __future__ import annotations
@@ -59,90 +64,94 @@ class Worker:
         self.ingest = ingest
         self.state = state
         self.link: Link  # attached before run(): the link needs our deliver() first
-        self.queue: queue.SimpleQueue[Deliveries] = queue.SimpleQueue()
+        # the ingest is touched by the network thread (deliveries) and the clock (linger, alarm ticks)
+        self.lock = threading.Lock()
         self.delivered = 0  # messages handed over by the network thread
+        self.acknowledged = 0  # of those, acknowledged to the broker after their batch was stored
         self.batches = 0
         self.failed = False  # the writer thread died of an unexpected error
         self.write_failures = 0
         self.quarantined = 0
         self.last_write_ms = 0.0  # duration of the last successful write, for monitoring
         self.failing_since = 0.0  # wall time of the first failed attempt of the current write, 0 when fine
-        # one batch being written, one waiting: the worker blocks beyond that (the broker holds the rest)
-        self._closed: queue.Queue[Batch | None] = queue.Queue(maxsize=1)
+        self._batch = Batch()
+        self._closing = False  # set once the last batch is closed: later deliveries stay un-acknowledged
+        # closed batches waiting for the writer: never more than the broker's window of messages
+        self._closed: queue.SimpleQueue[Batch | None] = queue.SimpleQueue()
         self._pending_acks: dict[str, int] = {}
         self._on_tick: list[Callable[[float], None]] = []
+        self._on_exclusive_tick: list[Callable[[float], None]] = []
         self._writer = threading.Thread()
         self.archive: EvidenceArchive | None = None  # [security] archive: accepted raw messages, hash-chained
 
+    @property
+    def held(self) -> int:
+        """Messages received and not yet acknowledged (waiting in a batch or for the writer)."""
+        return self.delivered - self.acknowledged
+
     def deliver(self, deliveries: Deliveries) -> None:
-        """Called from the network thread: hand over, nothing more."""
-        self.delivered += len(deliveries)
-        self.queue.put(deliveries)
+        """Called from the network thread with what one read brought: judge, publish alarms, batch."""
+        handle, ingest, size = self.ingest.handle, self.ingest, self.config.batch.size
+        with self.lock:
+            self.delivered += len(deliveries)
+            if self._closing:
+                return  # after the last batch: the broker redelivers these after the restart
+            batch = self._batch
+            if not batch:
+                batch.started = time.monotonic()
+            now_ms = int(time.time() * 1000)
+            for delivery in deliveries:
+                handle(delivery, batch, now_ms)
+                if ingest.outbox:
+                    self._publish_outbox()
+            # the batch may end up a little over size: never beyond the broker's window
+            if len(batch) >= size:
+                self._close_batch()
 
-    def every_tick(self, callback: Callable[[float], None]) -> None:
-        """Run ``callback(monotonic_now)`` on the worker thread at least every 0.2 s (monitoring, health)."""
-        self._on_tick.append(callback)
+    def every_tick(self, callback: Callable[[float], None], exclusive: bool = False) -> None:
+        """Run ``callback(monotonic_now)`` at least every 0.2 s (monitoring, health, wall-clock alarm rules).
 
-    # --- the worker thread ----------------------------------------------------------------------
+        ``exclusive``: it touches the ingest, so it runs while deliveries wait.
+        """
+        (self._on_exclusive_tick if exclusive else self._on_tick).append(callback)
+
+    # --- the clock --------------------------------------------------------------------------------
 
     def run(self, stop: threading.Event) -> None:
-        """Process deliveries until ``stop``; then have what is pending written once more."""
+        """Close lingering batches and run the ticks until ``stop``; then have what is pending written."""
         self._writer = threading.Thread(target=self._write_loop, args=(stop,), name="writer", daemon=True)
         self._writer.start()
-        size, linger = self.config.batch.size, self.config.batch.linger_s
-        get, handle, ingest = self.queue.get, self.ingest.handle, self.ingest
-        batch = Batch()
-        while not stop.is_set():
+        linger = self.config.batch.linger_s
+        while True:
+            batch = self._batch
+            timeout = max(0.0, batch.started + linger - time.monotonic()) if batch else _TICK_S
+            if stop.wait(min(timeout, _TICK_S)):
+                break
             now = time.monotonic()
-            timeout = max(0.0, batch.started + linger - now) if batch else _TICK_S
-            try:
-                deliveries = get(timeout=min(timeout, _TICK_S))
-            except queue.Empty:
-                deliveries = None
-            while deliveries is not None:
-                now_ms = int(time.time() * 1000)
-                if not batch:
-                    batch.started = time.monotonic()
-                for delivery in deliveries:
-                    handle(delivery, batch, now_ms)
-                    if ingest.outbox:
-                        self._publish_outbox()
-                # the batch may end up a little over size: never beyond the broker's window
-                if len(batch) >= size:
-                    break
-                try:
-                    deliveries = get(block=False)
-                except queue.Empty:
-                    deliveries = None
-            now = time.monotonic()
-            if batch and (len(batch) >= size or now - batch.started >= linger):
-                self._hand_over(batch, stop)
-                batch = Batch()
+            with self.lock:
+                if self._batch and now - self._batch.started >= linger:
+                    self._close_batch()
+                for callback in self._on_exclusive_tick:
+                    callback(now)
             for callback in self._on_tick:
                 callback(now)
-        if batch:
-            self._hand_over(batch, None)
-        self._hand_over(None, None)
+        with self.lock:
+            if self._batch:
+                self._close_batch()
+            self._closing = True
+        self._closed.put(None)
         self._writer.join()
+
+    def _close_batch(self) -> None:
+        """Queue the open batch for the writer (lock held): its state snapshots are taken now."""
+        batch, self._batch = self._batch, Batch()
+        self.ingest.close(batch, with_snapshots=self.state is not None)
+        self._closed.put(batch)
 
     def _publish_outbox(self) -> None:
         for topic, payload, retain in self.ingest.outbox:
             self.link.publish(topic, payload, retain)
         self.ingest.outbox.clear()
-
-    def _hand_over(self, batch: Batch | None, stop: threading.Event | None) -> None:
-        """Give the writer a closed batch (None: no more), waiting while it is busy."""
-        if batch is not None:
-            self.ingest.close(batch, with_snapshots=self.state is not None)
-        while self._writer.is_alive():
-            try:
-                self._closed.put(batch, timeout=_TICK_S)
-                return
-            except queue.Full:
-                if stop is not None and stop.is_set():
-                    return  # not written, not acknowledged: the broker redelivers it after the restart
-                for callback in self._on_tick:
-                    callback(time.monotonic())
 
     # --- the writer thread ----------------------------------------------------------------------
 
@@ -209,6 +218,8 @@ class Worker:
                     return False
                 delay = min(delay * 2, self.config.batch.retry_max_s)
         self.link.ack(batch.deliveries)
+        # a delivery of an earlier connection is not acknowledged but redelivered: held no more either way
+        self.acknowledged += len(batch.deliveries)
         self._pending_acks.update(batch.through)
         return True
 

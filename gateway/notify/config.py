@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from coldchain.lifecycle import ACKNOWLEDGED, ESCALATED, AlarmEvent
 from coldchain.settings import Table
@@ -150,10 +150,11 @@ class Notifier:
 
     def publish(self, event: AlarmEvent) -> list[str]:
         """Queue ``event`` for every channel that hears it (durably, before returning); their names."""
-        body = notification_body(event)
+        body: dict[str, Any] | None = None  # built only when a channel hears it
         names = []
         for config, dispatcher in self.channels:
             if config.hears(event):
+                body = body or notification_body(event)
                 dispatcher.notify(event.idempotency_key, body)
                 names.append(config.name)
         return names
