@@ -20,7 +20,7 @@ from typing import Any, Protocol
 from coldchain.wire import Telemetry, encode
 from edge.clock import Clock, system_clock
 from edge.config import AgentConfig
-from edge.events import Connected, Disconnected, Event, Notice, Published, Sample, StorageAcked
+from edge.events import Connected, Disconnected, Event, Notice, PowerOn, Published, Sample, StorageAcked
 from edge.indicators import Indicators
 from edge.mqtt_link import MqttLink
 from edge.outbox import Outbox
@@ -67,6 +67,8 @@ class Agent:
         # samples spooled per transaction at most: enough to keep up with a fast replay,
         # small enough that a kill -9 mid-write loses little that had arrived
         self._batch = min(100, config.spool.max_rows)
+        # (seq, sample) spooled before its board's first heartbeat: published once that dates the switch-on
+        self._awaiting: list[tuple[int, Sample]] = []
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -112,6 +114,8 @@ class Agent:
         self._drain_inbox()
         if self._held and self.clock.plausible(self.clock.wall_ms()):
             self._correct_held()
+        if self._awaiting:
+            self._stop_awaiting(lambda sample: self.clock.mono_ms() >= (sample.power_on_by or 0))
         self.outbox.check_ack_timeout()
         self.outbox.pump()
 
@@ -155,6 +159,8 @@ class Agent:
             self._take_safely([event])
         elif isinstance(event, Notice):
             self.add_event(event.event, event.ts, event.detail, event.mono_ms)
+        elif isinstance(event, PowerOn):
+            self._powered_on(event)
         elif isinstance(event, Connected):
             self.outbox.on_connected()
             self._update_alarm()
@@ -175,6 +181,8 @@ class Agent:
         seqs, dropped = self.spool.append_many(items)
         if dropped is not None:
             self.outbox.announce_gap(dropped)
+        self._awaiting += [(seq, s) for seq, s in zip(seqs, samples, strict=True) if s.power_on_by is not None]
+        self.outbox.hold_from = self._awaiting[0][0] if self._awaiting else None
         for seq, sample in zip(seqs, samples, strict=True):
             for name, detail in self.watch.feed(seq, sample.ts, sample.readings):
                 self.add_event(name, sample.ts, detail, sample.mono_ms)
@@ -183,9 +191,32 @@ class Agent:
 
     def _encoder(self, sample: Sample, profile: str) -> Callable[[int], bytes]:
         def make(seq: int) -> bytes:
-            return encode(Telemetry(self.crate, seq, sample.ts, sample.readings, profile))
+            return encode(Telemetry(self.crate, seq, sample.ts, sample.readings, profile, sample.powered_on))
 
         return make
+
+    def _powered_on(self, power_on: PowerOn) -> None:
+        """A probe board dated its switch-on: its spooled samples that waited for it carry it, and may leave."""
+        patched = []
+        for seq, sample in self._awaiting:
+            if sample.probe != power_on.probe:
+                continue
+            powered_on = power_on.stamp(sample.ts, sample.mono_ms, sample.board_clock)
+            payload = self.spool.payload(seq)
+            if powered_on is None or payload is None:
+                continue
+            body = json.loads(payload)
+            if body.get("ts") != sample.ts:
+                continue  # restamped or renumbered meanwhile: not the row this sample was spooled as
+            body["powered_on"] = powered_on
+            patched.append((seq, json.dumps(body, separators=(",", ":")).encode()))
+        self.spool.replace_payloads(patched)
+        self._stop_awaiting(lambda sample: sample.probe == power_on.probe)
+
+    def _stop_awaiting(self, done: Callable[[Sample], bool]) -> None:
+        """Samples no longer waiting for a switch-on time (told, or waited long enough) may be published."""
+        self._awaiting = [(seq, sample) for seq, sample in self._awaiting if not done(sample)]
+        self.outbox.hold_from = self._awaiting[0][0] if self._awaiting else None
 
     def _correct_held(self) -> None:
         """The wall clock is set now: restamp held samples and events from monotonic time, flagged, release them."""
@@ -224,7 +255,10 @@ class Agent:
     def _restamp(self, payload: bytes, stamp: Stamp, offset: int) -> tuple[dict[str, Any], bool]:
         body: dict[str, Any] = json.loads(payload)
         if stamp.boot == self.clock.boot and stamp.boot != "unknown":
-            body["ts"] = stamp.mono_ms + offset
+            ts = stamp.mono_ms + offset
+            if "powered_on" in body:  # stamped by the same unset clock: it moves with ts
+                body["powered_on"] = min(ts, body["powered_on"] + ts - body["ts"])
+            body["ts"] = ts
             body["ts_corrected"] = True
             return body, True
         # taken in an earlier boot: its monotonic time has no known relation to now

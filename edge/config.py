@@ -82,6 +82,7 @@ class SerialProbeConfig:
     rate_ms: int | None = None
     tick_timeout_s: float = 0.5
     heartbeat_timeout_s: float = 15.0
+    power_on_wait_s: float = 0.5  # a session's first samples wait this long for the heartbeat's uptime
     driver: str = "serial"
 
 
@@ -208,6 +209,7 @@ def _serial(table: Table, sensors: tuple[str, ...]) -> SerialProbeConfig:
         rate_ms=table.integer("rate_ms", None, minimum=100, maximum=3_600_000),
         tick_timeout_s=table.number("tick_timeout_s", 0.5, minimum=0.01, maximum=60.0),
         heartbeat_timeout_s=table.number("heartbeat_timeout_s", 15.0, minimum=0.1),
+        power_on_wait_s=table.number("power_on_wait_s", 0.5, minimum=0.0, maximum=60.0),
     )
 
 

@@ -59,6 +59,7 @@ class Outbox:
         self._acked_through = -1
         self._waiting_since: int | None = None  # mono ms since unacknowledged messages exist
         self._retry_at: int | None = None  # mono ms when refused publishes are tried again
+        self.hold_from: int | None = None  # telemetry from this seq on waits (for its board's switch-on time)
 
     def on_connected(self) -> None:
         """The broker accepted us: listen for acks, say online, publish again."""
@@ -221,6 +222,8 @@ class Outbox:
         if room <= 0:
             return
         for seq, payload in self.spool.pending(self._sent_through, room):
+            if self.hold_from is not None and seq >= self.hold_from:
+                return
             mid = self.link.publish(self._topic, self._signed(payload))
             if mid is None:
                 return

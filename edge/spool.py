@@ -233,6 +233,19 @@ class Spool:
                 [(ts, payload, seq) for seq, ts, payload in corrected],
             )
 
+    def payload(self, seq: int) -> bytes | None:
+        """The stored message of ``seq`` (None when it is not in the spool)."""
+        row = self._db.execute("SELECT payload FROM telemetry WHERE seq = ?", (seq,)).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def replace_payloads(self, rows: list[tuple[int, bytes]]) -> None:
+        """Give stored messages (seq, payload) new payloads, in one transaction; held rows stay held."""
+        if not rows:
+            return
+        with self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.executemany("UPDATE telemetry SET payload = ? WHERE seq = ?", [(p, seq) for seq, p in rows])
+
     def renumber_from(self, start: int) -> int:
         """Move every spooled message (and the next seq) up so the oldest gets ``start``; return the shift.
 

@@ -29,7 +29,7 @@ from coldchain.sentences import (
 )
 from edge.clock import Clock
 from edge.config import SerialProbeConfig
-from edge.events import Event, Notice, Sample
+from edge.events import Event, Notice, PowerOn, Sample
 from edge.probes.ticks import Tick, TickAssembler
 
 __all__ = ["SerialBoard"]
@@ -72,6 +72,9 @@ class SerialBoard:
         self._heartbeat_missing = False
         self._warned_no_board_clock = False
         self._board_clock_ms: int | None = None  # the latest CCTIM: it also stamps a CCLID that follows it
+        self._power_on: PowerOn | None = None  # when the board was switched on, from its heartbeat's uptime
+        self._power_on_by: int | None = None  # monotonic ms until which samples wait for the first heartbeat
+        self._uptime_s = 0
         self._rate_tries = 0
         self._rate_sent_ms = 0
 
@@ -110,6 +113,7 @@ class SerialBoard:
         self._rate_sent_ms = 0
         self._board_clock_ms = None  # a reopened (maybe rebooted) board stamps its lid afresh
         self._last_heartbeat_ms = self.clock.mono_ms()
+        self._power_on = self._power_on_by = None  # ...and tells its switch-on time afresh
         buffer = b""
         while not stop.is_set():
             chunk = link.read(max(1, link.in_waiting))
@@ -177,6 +181,7 @@ class SerialBoard:
                 emit(Notice("heartbeat_restored", now_wall, now_mono, {"probe": self.name}))
                 self._heartbeat_missing = False
             self._last_heartbeat_ms = now_mono
+            self._heard_uptime(sentence.uptime_s, now_mono, emit)
         elif isinstance(sentence, AckSentence):
             if sentence.name == "RATE" and sentence.argument.isdigit():
                 self.rate_acked = int(sentence.argument)
@@ -191,6 +196,19 @@ class SerialBoard:
             emit(Notice(event, ts, now_mono, {}))
         else:
             self._bad(f"unexpected sentence from the board: {sentence!r}")
+
+    def _heard_uptime(self, uptime_s: int, now_mono: int, emit: Callable[[Event], None]) -> None:
+        """The first heartbeat of a session, or one whose uptime went back (the board rebooted), dates its switch-on."""
+        rebooted = uptime_s < self._uptime_s
+        self._uptime_s = uptime_s
+        if self._power_on is not None and not rebooted:
+            return
+        uptime_ms = uptime_s * 1000
+        # the board's clock of a heartbeat is its last CCTIM's (a heartbeat follows its tick's burst)
+        board_ms = self._board_clock_ms - uptime_ms if self._board_clock_ms is not None else None
+        self._power_on = PowerOn(self.name, now_mono - uptime_ms, board_ms)
+        log.info("probe board %s: switched on %d s ago%s", self.name, uptime_s, " (rebooted)" if rebooted else "")
+        emit(self._power_on)
 
     def _check_heartbeat(self, emit: Callable[[Event], None]) -> None:
         if self._heartbeat_missing or self._last_heartbeat_ms is None:
@@ -215,4 +233,13 @@ class SerialBoard:
         board = use_board and tick.board_ts is not None
         ts = tick.board_ts if board and tick.board_ts is not None else tick.wall_ms
         readings = tuple(sorted(tick.readings.values(), key=lambda r: r.sensor))
-        emit(Sample(ts, tick.mono_ms, readings, board_clock=board))
+        powered_on, power_on_by = None, None
+        if self._power_on is not None:
+            powered_on = self._power_on.stamp(ts, tick.mono_ms, board)
+        elif self.config.power_on_wait_s > 0:
+            # a board's first heartbeat follows its first burst: the samples before it wait for it, briefly
+            if self._power_on_by is None:
+                self._power_on_by = tick.mono_ms + round(self.config.power_on_wait_s * 1000)
+            if tick.mono_ms < self._power_on_by:
+                power_on_by = self._power_on_by
+        emit(Sample(ts, tick.mono_ms, readings, board, self.name, powered_on, power_on_by))
