@@ -95,8 +95,13 @@ class Alarming:
     # --- inputs ---------------------------------------------------------------------------------
 
     def telemetry(self, telemetry: Telemetry, arrival_ms: int, lines: list[str]) -> None:
-        """Judge a new (neither duplicate nor late gap-filling) telemetry message."""
-        monitor = self.engine.monitors.get(telemetry.crate)
+        """Judge a new (neither duplicate nor late gap-filling) telemetry message.
+
+        A new or changed ``powered_on`` (the crate's probe board was switched on) starts the
+        profile's start delay: readings within it raise no value alarm while the probes settle.
+        """
+        crate = telemetry.crate
+        monitor = self.engine.monitors.get(crate)
         if monitor is not None and monitor.last_ts is None and telemetry.profile is not None:
             # a status or lid event made the monitor before the crate said what it carries
             profile = self.engine.profile_for(telemetry.crate, telemetry.profile)
@@ -104,6 +109,10 @@ class Alarming:
                 fresh = CrateMonitor(telemetry.crate, profile)
                 fresh.restore(monitor.snapshot())
                 self.engine.monitors[telemetry.crate] = fresh
+        powered_on = telemetry.powered_on
+        # the monitor is made with the profile the crate reports, before its start delay begins
+        if powered_on is not None and self.engine.monitor(crate, telemetry.profile).switched_on_ts != powered_on:
+            self.engine.switched_on(crate, powered_on)
         events = self.engine.telemetry(telemetry, arrival_ms)
         if events:
             self._emit(events, lines)
