@@ -16,7 +16,6 @@ from gateway_helpers import (
     Client,
     GatewayProcess,
     count,
-    gateway_cleanup,  # noqa: F401  (autouse: stops a gateway a failed test left running)
     gateway_config,
     wait_until,
 )
