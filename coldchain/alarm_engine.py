@@ -87,6 +87,13 @@ class AlarmEngine:
         """The crate powered on at event time ``ts``: its profile's start delay begins."""
         self.monitor(crate).switched_on(ts)
 
+    def forget(self, crate: str) -> bool:
+        """Forget an idle crate's rule state and cleared alarms; False (nothing forgotten) while an alarm is open."""
+        if not self.book.forget(crate):
+            return False
+        self.monitors.pop(crate, None)
+        return True
+
     def acknowledge(self, ack: StaffAck) -> AlarmEvent:
         """Record a staff acknowledgement; ``AckRejectedError`` (with the reason) when the alarm is not active."""
         return self.book.acknowledge(ack)

@@ -254,6 +254,18 @@ class AlarmBook:
         self._alarms[key] = acknowledged
         return AlarmEvent(ACKNOWLEDGED, acknowledged, ack.ts)
 
+    def forget(self, crate: str) -> bool:
+        """Drop ``crate``'s cleared alarms (their audit trail stays in InfluxDB); False, keeping all, if one is open."""
+        prefix = f"{crate}/"  # crate ids never contain '/'
+        keys = [k for k in self._alarms if k.startswith(prefix)]
+        if any(self._alarms[k].state != CLEARED for k in keys):
+            return False
+        for key in keys:
+            del self._alarms[key]
+            self._recent.pop(key, None)
+            self._held.pop(key, None)
+        return True
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-able state; persist it after every change that produced events."""
         return {

@@ -98,6 +98,7 @@ class GatewayConfig:
     default_profile: str
     crate_profiles: dict[str, str] = field(default_factory=dict)
     state_file: Path | None = None
+    forget_after_s: float = 30 * 86400.0  # a crate silent this long, with no open alarm, is forgotten (0: never)
     monitor_interval_s: float = 10.0
     health_file: Path | None = None
     future_tolerance_s: float = 300.0
@@ -238,6 +239,7 @@ def load_config(path: Path) -> GatewayConfig:
         default_profile=default_profile,
         crate_profiles=crate_profiles,
         state_file=state.file_path("file", base),
+        forget_after_s=state.duration("forget_after", 30 * 86400.0, minimum=0.0),
         monitor_interval_s=monitoring.duration("interval", 10.0, minimum=0.0),
         health_file=monitoring.file_path("health_file", base),
         future_tolerance_s=validation.duration("future_tolerance", 300.0, minimum=0.0),

@@ -131,3 +131,23 @@ def test_restart_does_not_blame_crates_for_the_gateways_own_downtime() -> None:
     restarted.restore(json.loads(json.dumps(engine.snapshot())), now_ms=HOUR)
     assert restarted.tick(HOUR + 119_000) == []
     assert [(e.alarm.rule, e.alarm.started_ts) for e in restarted.tick(HOUR + 120_000)] == [("stale", HOUR)]
+
+
+def test_forget_drops_the_crates_rule_state_only_when_no_alarm_is_open() -> None:
+    """An engine forgets a crate (monitor and cleared alarms) only when none of its alarms is open."""
+    engine = _engine()
+    for i in range(20):  # warm: warning_high and critical_high raised
+        engine.telemetry(telemetry(i, i * MIN, _jitter(i, -140.0)), i * MIN)
+    assert engine.forget("C-1") is False
+    assert "C-1" in engine.monitors
+    assert len(engine.book.open_alarms()) == 2
+    events = []
+    for i in range(20, 40):  # back below the hysteresis bands: both clear
+        events += engine.telemetry(telemetry(i, i * MIN, _jitter(i, -190.0)), i * MIN)
+    assert sorted((e.alarm.rule, e.change) for e in events) == [
+        ("critical_high", "cleared"),
+        ("warning_high", "cleared"),
+    ]
+    assert engine.forget("C-1") is True
+    assert "C-1" not in engine.monitors
+    assert engine.book.get("C-1", "critical_high", "probe1") is None

@@ -216,3 +216,29 @@ def test_bad_lifecycle_policy_names_file_and_key(alarms: dict[str, object], mess
     """A bad [alarms] value raises a ConfigError naming the file and the key."""
     with pytest.raises(ConfigError, match=message):
         parse_lifecycle_policy(Table({"alarms": alarms}, "gateway.toml").table("alarms"))
+
+
+def test_forget_keeps_a_crate_with_an_open_alarm_and_drops_one_whose_alarms_cleared() -> None:
+    """An idle crate is forgotten only once its alarms cleared; afterwards the same excursion can be raised anew."""
+    book = AlarmBook(POLICY)
+    book.apply("C-1", _t("active", 1000, 1000), arrival_ms=1100)
+    book.apply("C-10", _t("active", 1000, 1000), arrival_ms=1100)  # a crate whose id extends C-1's
+    assert book.forget("C-1") is False  # active: still someone's business
+    book.acknowledge(_ack())
+    assert book.forget("C-1") is False  # acknowledged is open too
+    book.apply("C-1", _t("cleared", 9000, 1000), arrival_ms=9100)
+    assert book.forget("C-1") is True
+    assert book.get("C-1", "critical_high", "probe1") is None
+    assert [a.crate for a in book.open_alarms()] == ["C-10"]
+    assert [a["crate"] for a in book.to_dict()["alarms"]] == ["C-10"]
+    # the id is no longer remembered as raised: the crate starts afresh
+    assert _changes(book.apply("C-1", _t("active", 1000, 1000), arrival_ms=20_000)) == [("active", "active", False)]
+
+
+def test_alarm_to_dict_round_trips_every_field() -> None:
+    """The book's persisted form of an alarm holds every field and restores to an equal alarm."""
+    book = AlarmBook(POLICY)
+    (event,) = book.apply("C-1", _t("active", 1000, 900), arrival_ms=1000, profile="cryo", shipment="SH-7")
+    data = event.alarm.to_dict()
+    assert (data["shipment"], data["raised_at"], data["started_ts"]) == ("SH-7", 1000, 900)
+    assert type(event.alarm).from_dict(json.loads(json.dumps(data))) == event.alarm
