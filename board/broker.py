@@ -20,7 +20,7 @@ from board.config import MqttSettings
 from board.messages import ALARM_FILTER, STATUS_FILTER, StatusView, decode_status
 from coldchain.alarm_view import AlarmView, decode_alarm
 from coldchain.errors import WireFormatError
-from coldchain.topics import TELEMETRY_FILTER, crate_from_topic
+from coldchain.topics import TELEMETRY_FILTER, crate_from_topic, refuse_reserved_crate
 from coldchain.wire import Telemetry, decode_telemetry
 
 __all__ = ["AckNotSentError", "BoardEvent", "BrokerLink"]
@@ -133,8 +133,11 @@ class BrokerLink:
 
     @staticmethod
     def _convert(topic: str, payload: bytes) -> BoardEvent:
+        crate = crate_from_topic(topic)
+        if crate is not None:
+            refuse_reserved_crate(crate)  # the broker lets every login, staff too, write its own crate topics
         if topic.endswith("/telemetry"):
-            return BoardEvent("telemetry", telemetry=decode_telemetry(payload, crate_from_topic(topic)))
+            return BoardEvent("telemetry", telemetry=decode_telemetry(payload, crate))
         if topic.endswith("/status"):
             return BoardEvent("status", status=decode_status(topic, payload))
         alarm = decode_alarm(topic, payload)

@@ -19,7 +19,7 @@ from typing import Any, TextIO
 from cli.mqtt_read import BrokerError, Inbound, Subscription, add_broker_arguments, broker_settings
 from coldchain.alarm_view import AlarmView, decode_alarm
 from coldchain.errors import ConfigError, WireFormatError
-from coldchain.topics import ROOT
+from coldchain.topics import ROOT, reserved_login
 
 __all__ = ["main"]
 
@@ -125,6 +125,8 @@ class Board:
 
     def _status(self, message: Inbound) -> tuple[str, Any] | None:
         crate = message.topic.split("/")[3]
+        if reserved_login(crate):
+            return None  # a staff or service login's own status topic: never a crate
         try:
             body = json.loads(message.payload) if message.payload else {}
         except ValueError:

@@ -3,7 +3,9 @@
 ``provision crate C-0042`` makes the crate's broker password and message-signing
 key, adds the login to mosquitto's password file, gives the gateway the key, and
 writes the agent's TOML ready to copy to the Pi. ``provision staff NAME`` makes a
-staff login that may read alarms and publish acknowledgements only. Secrets are
+staff login ``staff.NAME`` that may read alarms and publish acknowledgements only.
+A crate id is never a staff or service login's name (``staff.*``, ``coldchain-*``):
+the broker lets every login write its own crate topics. Secrets are
 written with mode 0600 and never printed or logged; mosquitto picks up the new
 files on SIGHUP (``systemctl reload mosquitto``).
 """
@@ -19,14 +21,12 @@ import secrets
 import sys
 from pathlib import Path
 
-from coldchain.topics import valid_identifier
+from coldchain.topics import SERVICE_LOGIN_PREFIX, STAFF_LOGIN_PREFIX, reserved_login, valid_identifier
 
-__all__ = ["GATEWAY_USER", "STAFF_PREFIX", "main", "mosquitto_password_hash"]
+__all__ = ["GATEWAY_USER", "main", "mosquitto_password_hash"]
 
-GATEWAY_USER = "coldchain-gateway"
+GATEWAY_USER = "coldchain-gateway"  # a reserved login (coldchain.topics.reserved_login), like every staff login
 BROKER_USER = "mosquitto"  # Debian's mosquitto package runs as this user
-# Staff logins live in their own namespace so no crate id can ever collide with one.
-STAFF_PREFIX = "staff."
 # mosquitto 2.0's own format ("$7$" = PBKDF2-SHA512, 101 iterations, 12-byte salt).
 _PBKDF2_ITERATIONS = 101
 
@@ -80,8 +80,11 @@ def provision_crate(args: argparse.Namespace) -> Path:
     """Credentials, signing key and agent config for one crate; returns the agent TOML's path."""
     crate: str = args.name
     _check_name(crate, "crate id")
-    if crate == GATEWAY_USER or crate.startswith(STAFF_PREFIX):
-        raise ProvisionError(f"crate id {crate!r} is reserved (gateway or staff namespace)")
+    if reserved_login(crate):
+        raise ProvisionError(
+            f"crate id {crate!r} is reserved: {STAFF_LOGIN_PREFIX}* and {SERVICE_LOGIN_PREFIX}* are the broker logins"
+            " of people and services, and the gateway refuses them as crates"
+        )
     password = secrets.token_urlsafe(24)
     key = secrets.token_hex(32)
     out = Path(args.out) / crate
@@ -124,7 +127,7 @@ sensors = ["probe1"]
 def provision_staff(args: argparse.Namespace) -> Path:
     """A staff login: read alarms and crate status, publish acknowledgements; returns its password file."""
     _check_name(args.name, "staff name")
-    username = STAFF_PREFIX + args.name
+    username = STAFF_LOGIN_PREFIX + args.name
     password = secrets.token_urlsafe(18)
     broker = Path(args.broker_dir)
     _set_password(broker / "passwd", username, password)
@@ -134,6 +137,8 @@ def provision_staff(args: argparse.Namespace) -> Path:
         "topic read coldchain/v1/alarms/#\n"
         "topic read coldchain/v1/crates/+/status\n"
         "topic write coldchain/v1/acks/#\n"
+        # the crate patterns apply to every login: a deny is checked before them
+        f"topic deny coldchain/v1/crates/{username}/#\n"
     )
     existing = acl.read_text() if acl.exists() else ""
     if f"\nuser {username}\n" not in existing:

@@ -5,15 +5,21 @@ from __future__ import annotations
 import re
 from typing import Final
 
+from coldchain.errors import WireFormatError
+
 __all__ = [
     "ACKS_FILTER",
     "ROOT",
+    "SERVICE_LOGIN_PREFIX",
+    "STAFF_LOGIN_PREFIX",
     "TELEMETRY_FILTER",
     "acks_from_topic",
     "alarm_topic",
     "crate_from_topic",
     "events_topic",
+    "refuse_reserved_crate",
     "rejected_topic",
+    "reserved_login",
     "staff_ack_topic",
     "status_topic",
     "storage_ack_topic",
@@ -31,9 +37,27 @@ ACKS_FILTER: Final = f"{ROOT}/acks/+/+/+"
 _IDENTIFIER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
 
+# Broker logins that are not crates: people (``staff.alice``) and services (``coldchain-gateway``,
+# ``coldchain-board``). The broker's ACL lets every login write coldchain/v1/crates/{its name}/...,
+# and mosquitto's ACL cannot exclude a login from a pattern: so these names are never crate ids.
+STAFF_LOGIN_PREFIX: Final = "staff."
+SERVICE_LOGIN_PREFIX: Final = "coldchain-"
+
+
 def valid_identifier(name: str) -> bool:
     """True when ``name`` may be used as a crate, sensor or rule id (1-64 of [A-Za-z0-9_.-])."""
     return _IDENTIFIER.fullmatch(name) is not None
+
+
+def reserved_login(name: str) -> bool:
+    """True when ``name`` is a staff or service login (``staff.*``, ``coldchain-*``): never a crate id."""
+    return name.startswith((STAFF_LOGIN_PREFIX, SERVICE_LOGIN_PREFIX))
+
+
+def refuse_reserved_crate(topic_crate: str) -> None:
+    """WireFormatError ``reserved_crate`` when a crate topic names a staff or service login."""
+    if reserved_login(topic_crate):
+        raise WireFormatError("reserved_crate", f"{topic_crate[:70]!r} is a staff or service login, never a crate")
 
 
 def telemetry_topic(crate: str) -> str:

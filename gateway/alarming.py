@@ -24,7 +24,13 @@ from coldchain.alarm_engine import AlarmEngine
 from coldchain.errors import StoreError, WireFormatError
 from coldchain.lifecycle import AckRejectedError, AlarmBook, AlarmEvent
 from coldchain.monitor import CrateMonitor
-from coldchain.topics import acks_from_topic, alarm_topic, rejected_topic, valid_identifier
+from coldchain.topics import (
+    acks_from_topic,
+    alarm_topic,
+    refuse_reserved_crate,
+    rejected_topic,
+    valid_identifier,
+)
 from coldchain.wire import MAX_PAYLOAD_BYTES, WIRE_VERSION, Telemetry, decode_staff_ack
 from gateway.config import GatewayConfig
 from gateway.notify import Notifier, audit_point
@@ -124,7 +130,8 @@ class Alarming:
     def route(self, topic: str, payload: bytes, lines: list[str], now_ms: int) -> Lost | None:
         """A status, event or staff ack delivery; the seqs a crate declares lost, if it did.
 
-        Raises WireFormatError for a payload that cannot be read (the caller rejects it).
+        Raises WireFormatError for a payload that cannot be read, or any message on the crate
+        topics of a reserved login (``reserved_crate``; the caller rejects it).
         """
         parts = topic.split("/")
         if len(parts) == 6 and parts[2] == "acks":
@@ -133,6 +140,7 @@ class Alarming:
         if len(parts) != 5 or parts[2] != "crates" or not valid_identifier(parts[3]):
             raise WireFormatError("topic", f"no crate message is expected on {topic[:200]!r}")
         crate, kind = parts[3], parts[4]
+        refuse_reserved_crate(crate)  # the broker lets every login, staff too, write its own crate topics
         if not payload and kind == "status":
             return None  # someone deleted the retained status: nothing was said
         body = _body(payload, crate)

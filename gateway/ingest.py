@@ -19,7 +19,7 @@ from typing import Any
 from coldchain.errors import WireFormatError
 from coldchain.lineprotocol import reading_line
 from coldchain.profiles import Profile
-from coldchain.topics import ROOT, crate_from_topic, rejected_topic, valid_identifier
+from coldchain.topics import ROOT, crate_from_topic, rejected_topic, reserved_login, valid_identifier
 from coldchain.wire import FUTURE_TOLERANCE_MS, Telemetry, decode_telemetry
 from gateway.alarming import BOOK_KEY, Alarming
 from gateway.authenticity import Authenticity
@@ -174,10 +174,10 @@ class Ingest:
         self.received += 1
         batch.deliveries.append(delivery)
         topic, payload = delivery[0], delivery[1]
-        if not (topic.endswith("/telemetry") and topic.startswith(_CRATES)):
-            self._other(topic, payload, batch, now_ms)
-            return
         topic_crate = crate_from_topic(topic)
+        if not (topic.endswith("/telemetry") and topic.startswith(_CRATES)) or reserved_login(topic_crate or ""):
+            self._other(topic, payload, batch, now_ms)  # which refuses a reserved login's telemetry too
+            return
         try:
             telemetry = decode_telemetry(payload, topic_crate, now_ms + self._clock_shift)
             if self.authenticity is not None:

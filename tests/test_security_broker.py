@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import queue
 import ssl
 import stat
@@ -11,25 +12,31 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
+from gateway_helpers import Client as Watcher
+from gateway_helpers import GatewayProcess, count, gateway_config, telemetry
 from locked_broker import SHIPPED, LockedBroker, start_locked_broker
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.properties import Properties
+from wait_helpers import wait_until
 
 from cli.provision import main as provision
+from cli.services import InfluxDB, Mosquitto
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
 def locked_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LockedBroker]:
-    """The shipped broker configuration with crates C-A and C-B, staff alice and the gateway."""
-    locked = start_locked_broker(tmp_path_factory.mktemp("locked-broker"), ("C-A", "C-B"), ("alice",))
+    """The shipped broker configuration with crates C-A and C-B, staff alice and bob, and the gateway."""
+    locked = start_locked_broker(tmp_path_factory.mktemp("locked-broker"), ("C-A", "C-B"), ("alice", "bob"))
     yield locked
     locked.broker.stop()
 
 
 def _password(creds: Path, user: str) -> str:
-    names = {"C-A": "C-A/mqtt-password", "C-B": "C-B/mqtt-password", "staff.alice": "staff.alice.password"}
+    if user.startswith("staff."):
+        return (creds / f"{user}.password").read_text().strip()
+    names = {"C-A": "C-A/mqtt-password", "C-B": "C-B/mqtt-password"}
     return (creds / names.get(user, "gateway-mqtt-password")).read_text().strip()
 
 
@@ -130,6 +137,65 @@ def test_staff_can_acknowledge_but_not_publish_telemetry(locked_broker: LockedBr
     staff.close()
 
 
+def test_staff_login_cannot_publish_under_its_own_crate_topics(locked_broker: LockedBroker, gateway: Client) -> None:
+    """The crate patterns match every login: the deny a staff login gets stops staff.alice/telemetry at the broker."""
+    gateway.subscribe("coldchain/v1/crates/+/status")
+    gateway.subscribe("coldchain/v1/crates/+/events")
+    staff, crate_a = Client(locked_broker, "staff.alice"), Client(locked_broker, "C-A")
+    assert staff.connected() == crate_a.connected() == 0
+    for kind in ("telemetry", "status", "events"):
+        staff.publish(f"coldchain/v1/crates/staff.alice/{kind}", b"posing as a crate")
+    crate_a.publish("coldchain/v1/crates/C-A/status", b"genuine")
+    assert gateway.received() == [("coldchain/v1/crates/C-A/status", b"genuine")]
+    staff.close()
+    crate_a.close()
+
+
+def test_gateway_login_cannot_publish_under_its_own_crate_topics(locked_broker: LockedBroker) -> None:
+    """The gateway's login has the same deny: its status under crates/coldchain-gateway/ reaches no reader."""
+    reader, service = Client(locked_broker, "staff.bob"), Client(locked_broker, "coldchain-gateway")
+    crate_a = Client(locked_broker, "C-A")
+    assert reader.connected() == service.connected() == crate_a.connected() == 0
+    reader.subscribe("coldchain/v1/crates/+/status")
+    service.publish("coldchain/v1/crates/coldchain-gateway/status", b"posing as a crate")
+    crate_a.publish("coldchain/v1/crates/C-A/status", b"genuine")
+    assert reader.received() == [("coldchain/v1/crates/C-A/status", b"genuine")]
+    for client in (reader, service, crate_a):
+        client.close()
+
+
+def test_gateway_rejects_a_staff_login_posing_as_a_crate(
+    tmp_path: Path, mosquitto: Mosquitto, influxdb: InfluxDB, database: str, crate_prefix: str
+) -> None:
+    """Where a broker lets them through (an ACL without the deny), a real gateway refuses staff.* and coldchain-*."""
+    staff, service, crate = f"staff.{crate_prefix}", f"coldchain-{crate_prefix}", f"{crate_prefix}-ok"
+    posing = [
+        (f"coldchain/v1/crates/{staff}/telemetry", telemetry(staff, 1)),
+        (f"coldchain/v1/crates/{staff}/status", json.dumps({"v": 1, "crate": staff, "state": "online"})),
+        (f"coldchain/v1/crates/{staff}/events", json.dumps({"v": 1, "crate": staff, "ts": 1, "event": "lid_open"})),
+        (f"coldchain/v1/crates/{service}/telemetry", telemetry(service, 1)),
+    ]
+    query = f"SELECT crate, topic FROM rejected WHERE reason = 'reserved_crate' AND crate =~ /{crate_prefix}$/"
+    watcher = Watcher(mosquitto, ["coldchain/v1/rejected", f"coldchain/v1/crates/{staff}/ack"])
+    with GatewayProcess(gateway_config(tmp_path, mosquitto, influxdb, database), tmp_path / "gateway.log"):
+        publisher = Watcher(mosquitto)
+        for topic, payload in posing:
+            publisher.publish(topic, payload if isinstance(payload, bytes) else payload.encode())
+            # one at a time: two rejects of one crate and reason in the same millisecond are one point
+            wait_until(lambda t=topic: [m for m in watcher.received("coldchain/v1/rejected") if m["topic"] == t])
+        publisher.publish(f"coldchain/v1/crates/{crate}/telemetry", telemetry(crate, 1))
+        wait_until(lambda: len(influxdb.rows(query, database)) == 4, 20, "four reserved_crate rejects stored")
+        wait_until(lambda: count(influxdb, database, crate) == 1, 10, "the genuine crate's reading")
+        publisher.close()
+    stored = sorted((str(r["crate"]), str(r["topic"])) for r in influxdb.rows(query, database))
+    assert stored == sorted((topic.split("/")[3], topic) for topic, _ in posing)
+    refused = [(m["crate"], m["reason"], m["topic"]) for m in watcher.received("coldchain/v1/rejected")]
+    assert sorted(refused) == sorted((topic.split("/")[3], "reserved_crate", topic) for topic, _ in posing)
+    assert not watcher.received(f"coldchain/v1/crates/{staff}/ack")  # no crate state: nothing acknowledged
+    assert count(influxdb, database, staff) == count(influxdb, database, service) == 0
+    watcher.close()
+
+
 def test_tls_listener_accepts_a_crate(locked_broker: LockedBroker, gateway: Client) -> None:
     """A crate connects over TLS, verifying the broker against the CA, and its telemetry arrives."""
     crate_b = Client(locked_broker, "C-B", tls=True)
@@ -158,7 +224,7 @@ def test_provisioned_secrets_are_private(locked_broker: LockedBroker) -> None:
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
 
 
-@pytest.mark.parametrize("crate", ["C+1", "C#", "a/b", "staff.mallory", "coldchain-gateway", ""])
+@pytest.mark.parametrize("crate", ["C+1", "C#", "a/b", "staff.mallory", "coldchain-gateway", "coldchain-board", ""])
 def test_provisioning_refuses_unsafe_or_reserved_crate_ids(tmp_path: Path, crate: str) -> None:
     """Wildcards, separators and reserved names can never become a crate login."""
     assert (
