@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import paho.mqtt.client as mqtt
 import pytest
 from gateway_helpers import (
     PROFILES,
@@ -137,6 +138,22 @@ class Agents:
             agent.wait(10)
 
 
+def _forget(broker: Mosquitto, listener: Client, crates: list[str]) -> None:
+    """Delete the retained alarms ``listener`` saw and the crates' statuses: the session broker's later users
+    (the board's tests show every retained alarm) must not inherit this test's crates."""
+    topics = {topic for topic, _, _ in list(listener.messages) if topic.startswith("coldchain/v1/alarms/")}
+    topics |= {f"coldchain/v1/crates/{crate}/status" for crate in crates}
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    client.connect(broker.host, broker.port)
+    client.loop_start()
+    try:
+        for info in [client.publish(topic, b"", qos=1, retain=True) for topic in sorted(topics)]:
+            info.wait_for_publish(5)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
 def _alarms(listener: Client, crate: str, rule: str) -> list[dict[str, Any]]:
     """The retained-state messages of ``crate``'s ``rule`` alarm received so far."""
     return listener.received(f"coldchain/v1/alarms/{crate}/{rule}/")
@@ -188,6 +205,7 @@ def test_a_hung_board_raises_stale_data_after_its_time_and_clears_when_readings_
     finally:
         agents.stop()
         listener.close()
+        _forget(mosquitto, listener, [crate])
     alarms = _alarms(listener, crate, "stale")
     assert [(a["state"], a["started_ts"] >= resumed_ms) for a in alarms] == [("active", True), ("cleared", True)]
     assert (alarms[0]["kind"], alarms[0]["sensor"]) == ("stale", "crate")
@@ -228,6 +246,7 @@ def test_a_killed_agent_is_offline_after_its_time_but_a_quick_restart_raises_not
     finally:
         agents.stop()
         listener.close()
+        _forget(mosquitto, listener, [gone, back])
     assert (raised[0]["state"], raised[0]["kind"], raised[0]["sensor"]) == ("active", "offline", "crate")
     assert raised[0]["raised_ts"] - raised[0]["started_ts"] >= OFFLINE_S * 1000
     assert _stored(influxdb, database, gone) == [("offline", "active")]
