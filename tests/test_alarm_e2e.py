@@ -19,12 +19,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from edge_helpers import AgentProcess, Listener, PtyBoard, write_config
+from edge_helpers import AgentProcess, InProcessAgent, Listener, PtyBoard, agent_config, write_config
 from gateway_helpers import PROFILES, ROOT, Client, GatewayProcess, count, gateway_config, wait_until
 from notify_helpers import Receiver, start_receiver
 from sim_helpers import running_sim
 
 from cli.services import InfluxDB, Mosquitto
+from coldchain.wire import Reading
+from edge.clock import EARLIEST_PLAUSIBLE_MS, Clock
+from edge.events import PowerOn, Sample
 
 pytestmark = pytest.mark.integration
 
@@ -120,11 +123,50 @@ def test_agent_dates_the_switch_on_from_the_board_heartbeat(
     ]
 
 
+def test_switch_on_time_of_a_reading_held_for_an_unset_clock_moves_with_its_correction(
+    tmp_path: Path, mosquitto: Mosquitto, crate_prefix: str
+) -> None:
+    """A Pi booted without the time: the reading waits for its board's heartbeat and for the clock; once
+    NTP answers, ts and powered_on are both restamped from the monotonic clock, 20 s apart as measured."""
+    crate = f"{crate_prefix}-unset"
+    offset = EARLIEST_PLAUSIBLE_MS + HOUR_MS  # wall = monotonic + offset once the clock is set
+    clock_set = False
+
+    def mono() -> int:
+        return time.monotonic_ns() // 1_000_000
+
+    def wall() -> int:
+        return mono() + offset if clock_set else 1_000_000 + mono() % 100_000  # 1970
+
+    listener = Listener(mosquitto, [f"coldchain/v1/crates/{crate}/telemetry"])
+    run = InProcessAgent(agent_config(tmp_path, crate, mosquitto), clock=Clock(wall, mono, "boot-A"))
+    try:
+        wait_until(lambda: run.agent.link.connected, 10, "connected")
+        taken = mono()
+        readings = (Reading("probe1", -170.0),)
+        run.agent.inbox.put(Sample(wall(), taken, readings, probe="board", power_on_by=taken + 10_000))
+        run.agent.inbox.put(PowerOn("board", taken - 20_000))
+        wait_until(lambda: b"powered_on" in (run.agent.spool.payload(0) or b""), 5, "the switch-on time spooled")
+        time.sleep(0.2)
+        assert listener.telemetry() == []  # still held for the clock
+        clock_set = True
+        got = wait_until(listener.telemetry, 10, "released")
+    finally:
+        run.stop()
+        listener.close()
+    assert (got[0]["ts"], got[0]["powered_on"], got[0]["ts_corrected"]) == (
+        taken + offset,
+        taken - 20_000 + offset,
+        True,
+    )
+
+
 def test_start_delay_keeps_a_warm_switch_on_quiet_and_alarms_after_it(
-    tmp_path: Path, mosquitto: Mosquitto, influxdb: InfluxDB, database: str, crate_prefix: str
+    tmp_path: Path, make_mosquitto: Callable[..., Mosquitto], influxdb: InfluxDB, database: str, crate_prefix: str
 ) -> None:
     """Two crates switched on at 12 °C (limit 8 °C, 5-min start delay): one cools into range within the delay and
     raises nothing; the other stays warm and raises at its first reading after the delay, started there."""
+    mosquitto = make_mosquitto()  # of its own: the alarm it raises stays retained on it
     crates = {"cools": f"{crate_prefix}-cools", "warm": f"{crate_prefix}-warm"}
     traces = {"cools": ("--warm-rate", "-2"), "warm": ()}  # °C per minute from the switch-on
     profiles = tmp_path / "profiles.toml"
