@@ -4,9 +4,11 @@ What it publishes (all QoS 1, crate ``{crate}``):
 
 - ``coldchain/v1/crates/{crate}/telemetry``: one ``coldchain.wire.Telemetry`` per sampling
   tick, ``seq`` +1 per message and never reused. Optional extra fields: ``profile`` (the
-  crate's profile name); ``ts_corrected: true`` (taken while the wall clock was unset,
-  restamped from the monotonic clock); ``ts_uncertain: true`` (taken with an unset clock in
-  an earlier boot: ``ts`` is the wrong clock's).
+  crate's profile name); ``powered_on`` (when the serial probe board was switched on, from
+  its heartbeat's uptime, in the clock of ``ts``: the gateway's start delay counts from it);
+  ``ts_corrected: true`` (taken while the wall clock was unset, restamped from the monotonic
+  clock, ``powered_on`` with it); ``ts_uncertain: true`` (taken with an unset clock in an
+  earlier boot: ``ts`` is the wrong clock's).
 - ``coldchain/v1/crates/{crate}/status`` (retained): ``online`` on connect, ``offline`` as
   the last will and on a clean stop.
 - ``coldchain/v1/crates/{crate}/events``: ``{"v":1,"crate":…,"ts":…,"event":NAME,…}`` with
