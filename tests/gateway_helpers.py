@@ -150,11 +150,6 @@ class GatewayProcess:
             raise AssertionError(f"gateway ignored SIGTERM for {timeout:.0f} s; log:\n{self.stderr()}") from None
 
 
-# The autouse fixture ``gateway_cleanup`` lives in conftest.py; this name is kept only for the modules
-# that still import it (test_sim_e2e.py, test_alarm_liveness_e2e.py): drop it together with those imports.
-gateway_cleanup = GatewayProcess.stop_leftovers
-
-
 def run_gateway(config: Path, timeout: float = 20.0) -> subprocess.CompletedProcess[str]:
     """Run the gateway to completion (for start-up errors)."""
     return subprocess.run(
