@@ -103,8 +103,10 @@ class Alarming:
     def telemetry(self, telemetry: Telemetry, arrival_ms: int, lines: list[str]) -> None:
         """Judge a new (neither duplicate nor late gap-filling) telemetry message.
 
-        A new or changed ``powered_on`` (the crate's probe board was switched on) starts the
-        profile's start delay: readings within it raise no value alarm while the probes settle.
+        The first ``powered_on`` of a shipment (the crate's probe board was switched on) starts the
+        profile's start delay: readings within it raise no value alarm while the probes settle. A later
+        one (the board rebooted mid-shipment, e.g. a brown-out) does not: its probes are in place, and
+        silencing them for the delay could hide an excursion under way.
         """
         crate = telemetry.crate
         monitor = self.engine.monitors.get(crate)
@@ -117,7 +119,7 @@ class Alarming:
                 self.engine.monitors[telemetry.crate] = fresh
         powered_on = telemetry.powered_on
         # the monitor is made with the profile the crate reports, before its start delay begins
-        if powered_on is not None and self.engine.monitor(crate, telemetry.profile).switched_on_ts != powered_on:
+        if powered_on is not None and self.engine.monitor(crate, telemetry.profile).switched_on_ts is None:
             self.engine.switched_on(crate, powered_on)
         events = self.engine.telemetry(telemetry, arrival_ms)
         if events:

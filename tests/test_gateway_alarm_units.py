@@ -112,3 +112,22 @@ def test_deleted_retained_status_is_no_message(tmp_path: Path) -> None:
     ingest.handle(("coldchain/v1/crates/C-1/status", b"", 1, 0), batch, NOW)
     assert not ingest.rejects
     assert (len(batch.deliveries), batch.lines) == (1, [])
+
+
+def test_start_delay_is_dated_by_a_shipments_first_switch_on_only(tmp_path: Path) -> None:
+    """The first powered_on starts the start delay; a reboot mid-shipment does not silence the probes again;
+    a new shipment (seq numbered afresh) is dated by its own switch-on."""
+    ingest, batch = Ingest(_config(tmp_path, '[crates."C-1"]\nprofile = "refrigerated"\n')), Batch()
+
+    def send(seq: int, ts: int, powered_on: int) -> None:
+        payload = telemetry("C-1", seq, value=5.0, ts=ts, powered_on=powered_on)
+        ingest.handle(("coldchain/v1/crates/C-1/telemetry", payload, seq, 0), batch, ts + 100)
+
+    send(10, TS, powered_on=TS - 1000)
+    monitor = ingest.alarming.engine.monitors["C-1"]
+    assert monitor.switched_on_ts == TS - 1000
+    send(11, TS + 3_600_000, powered_on=TS + 3_599_000)  # brown-out an hour in
+    assert monitor.switched_on_ts == TS - 1000
+    assert not monitor.settling(TS + 3_600_000)
+    send(1, TS + 7_200_000, powered_on=TS + 7_190_000)  # a new shipment
+    assert ingest.alarming.engine.monitors["C-1"].switched_on_ts == TS + 7_190_000
