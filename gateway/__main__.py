@@ -79,7 +79,7 @@ def _run(config: GatewayConfig, prog: str) -> int:
         saved = state.load()
         alarming.restore(saved, int(time.time() * 1000))
         saved.pop(BOOK_KEY, None)
-        ingest.restore(saved)
+        ingest.restore(saved, int(time.time() * 1000))
         log.info("resumed %d crates from %s", len(ingest.crates), config.state_file)
     security = config.security
     if security.keys_dir is not None:

@@ -38,7 +38,7 @@ _CRATES = f"{ROOT}/crates/"
 class CrateState:
     """Everything the gateway remembers about one crate."""
 
-    __slots__ = ("acked_at", "acked_through", "crate", "last_ts", "profile", "seqs", "series", "shipment")
+    __slots__ = ("acked_at", "acked_through", "crate", "last_ts", "profile", "seen_ms", "seqs", "series", "shipment")
 
     def __init__(self, crate: str, profile: Profile, shipment: str | None = None) -> None:
         self.crate = crate
@@ -49,6 +49,7 @@ class CrateState:
         self.last_ts = 0  # newest reading fed to the alarm engine: late ones are stored, not re-judged
         self.acked_through: int | None = None  # last stored_through published
         self.acked_at = 0.0
+        self.seen_ms = 0  # arrival time of its latest message: a crate long silent is forgotten
 
     def series_of(self, sensor: str) -> str:
         """The cached ``temperature`` series key of ``sensor``."""
@@ -63,12 +64,14 @@ class CrateState:
             "profile": self.profile.name,
             "seqs": self.seqs.snapshot(),
             "last_ts": self.last_ts,
+            "seen": self.seen_ms,
         }
 
     def restore(self, snapshot: dict[str, Any]) -> None:
         """Resume from ``snapshot()`` (the alarm engine restores its own part, ``alarms``)."""
         self.seqs.restore(snapshot["seqs"])
         self.last_ts = int(snapshot["last_ts"])
+        self.seen_ms = int(snapshot.get("seen", self.seen_ms))  # state files of before 'seen': from now
 
     def switch_profile(self, profile: Profile) -> None:
         """A crate now carries another product: new series tags."""
@@ -149,10 +152,27 @@ class Ingest:
             state = self.crates[crate] = CrateState(crate, profile, self.config.shipments.get(crate))
         return state
 
-    def restore(self, snapshots: dict[str, dict[str, Any]]) -> None:
+    def restore(self, snapshots: dict[str, dict[str, Any]], now_ms: int) -> None:
         """Resume every crate of a state file (profiles re-resolved from the current configuration)."""
         for crate, snapshot in snapshots.items():
-            self.state_of(crate, snapshot.get("profile")).restore(snapshot)
+            state = self.state_of(crate, snapshot.get("profile"))
+            state.seen_ms = now_ms
+            state.restore(snapshot)
+
+    def forget_idle(self, now_ms: int, silent_ms: int) -> list[str]:
+        """Forget the crates silent for ``silent_ms`` that have no open alarm; their ids.
+
+        Memory then follows the fleet in service, not every crate ever seen. A forgotten crate that
+        speaks again starts afresh, as a new shipment would.
+        """
+        cutoff = now_ms - silent_ms
+        engine = self.alarming.engine
+        gone = [c for c, state in self.crates.items() if state.seen_ms < cutoff and engine.forget(c)]
+        for crate in gone:
+            del self.crates[crate]
+        if gone:
+            self.alarming.book_changed = True  # the book without their cleared alarms is saved next
+        return gone
 
     def close(self, batch: Batch, with_snapshots: bool) -> None:
         """Record in ``batch`` what its crates' state is once it is stored: stored_through and snapshots."""
@@ -193,6 +213,7 @@ class Ingest:
             profile = self._profile_for(crate, telemetry.profile)
             if profile is not state.profile:
                 state.switch_profile(profile)
+        state.seen_ms = now_ms
         verdict, gap = state.seqs.accept(telemetry.seq, telemetry.ts)
         if verdict == RESTART:
             self._restart(state, telemetry, batch)
@@ -238,13 +259,15 @@ class Ingest:
             return
         if lost is not None:
             crate, first, last, ts = lost
-            for gap in self.state_of(crate).seqs.lose(first, last, ts):
+            state = self.state_of(crate)
+            state.seen_ms = now_ms
+            for gap in state.seqs.lose(first, last, ts):
                 batch.lines.append(gap_point(crate, gap))
             batch.crates.add(crate)  # stored_through may move past what the crate dropped
             return
         crate = crate_from_topic(topic)
         if crate is not None and crate in self.alarming.engine.monitors:
-            self.state_of(crate)
+            self.state_of(crate).seen_ms = now_ms
             batch.crates.add(crate)  # its rule state is saved with the batch
 
     def _restart(self, state: CrateState, telemetry: Telemetry, batch: Batch) -> None:

@@ -43,6 +43,7 @@ __all__ = ["Link", "Worker"]
 log = logging.getLogger(__name__)
 
 _TICK_S = 0.2
+_FORGET_EVERY_S = 60.0
 
 
 class Link(Protocol):
@@ -81,6 +82,9 @@ class Worker:
         self._pending_acks: dict[str, int] = {}
         self._on_tick: list[Callable[[float], None]] = []
         self._on_exclusive_tick: list[Callable[[float], None]] = []
+        if config.forget_after_s > 0:
+            self._on_exclusive_tick.append(self._forget_idle)
+        self._next_forget = 0.0
         self._writer = threading.Thread()
         self.archive: EvidenceArchive | None = None  # [security] archive: accepted raw messages, hash-chained
 
@@ -141,6 +145,21 @@ class Worker:
             self._closing = True
         self._closed.put(None)
         self._writer.join()
+
+    def _forget_idle(self, now: float) -> None:
+        """Every minute (or quarter of ``[state] forget_after``): forget the crates silent that long."""
+        if now < self._next_forget:
+            return
+        self._next_forget = now + min(_FORGET_EVERY_S, self.config.forget_after_s / 4)
+        gone = self.ingest.forget_idle(int(time.time() * 1000), int(self.config.forget_after_s * 1000))
+        if not gone:
+            return
+        log.info("forgot %d crates silent for %.0f s: %s", len(gone), self.config.forget_after_s, ", ".join(gone[:20]))
+        if self.state is not None:
+            try:
+                self.state.forget(gone)
+            except (OSError, sqlite3.Error) as exc:  # a restart resumes them, to be forgotten again
+                log.error("cannot delete forgotten crates from the state file (%s)", exc)
 
     def _close_batch(self) -> None:
         """Queue the open batch for the writer (lock held): its state snapshots are taken now."""
