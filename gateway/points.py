@@ -74,8 +74,26 @@ def gap_point(crate: str, gap: Gap) -> str:
     return point("gap", {"crate": crate}, fields, gap.ts)
 
 
+# InfluxDB keeps one point per series and time: two rejects of one crate for one reason in the same
+# millisecond would overwrite each other, so each series' reject times are made to increase
+_last_reject_ms: dict[tuple[str, str], int] = {}
+
+
+def _reject_time(reason: str, crate: str, now_ms: int) -> int:
+    if len(_last_reject_ms) > 4096:  # a flood of crate names: keep only what can still collide
+        for key in [k for k, ms in _last_reject_ms.items() if ms < now_ms]:
+            del _last_reject_ms[key]
+    ms = max(now_ms, _last_reject_ms.get((reason, crate), 0) + 1)
+    _last_reject_ms[(reason, crate)] = ms
+    return ms
+
+
 def rejected_point(reason: str, crate: str | None, *, detail: str, topic: str, payload: bytes, now_ms: int) -> str:
-    """``rejected``: a message refused for good, with a bounded excerpt of what it held."""
+    """``rejected``: a message refused for good, with a bounded excerpt of what it held.
+
+    Its time is ``now_ms``, or a millisecond after the previous reject of the same crate and reason
+    when that is later (a burst of rejects must not overwrite one another).
+    """
     excerpt = payload[:EXCERPT_BYTES].decode("utf-8", "replace")
     fields: dict[str, FieldValue] = {
         "detail": detail[:500],
@@ -83,7 +101,8 @@ def rejected_point(reason: str, crate: str | None, *, detail: str, topic: str, p
         "excerpt": excerpt,
         "bytes": len(payload),
     }
-    return point("rejected", {"reason": reason, "crate": crate or ""}, fields, now_ms)
+    crate = crate or ""
+    return point("rejected", {"reason": reason, "crate": crate}, fields, _reject_time(reason, crate, now_ms))
 
 
 def monitor_point(client_id: str, fields: dict[str, FieldValue], now_ms: int) -> str:

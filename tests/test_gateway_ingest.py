@@ -114,6 +114,21 @@ def test_invalid_message_is_rejected_and_valid_ones_behind_it_stored(
         c.close()
 
 
+def test_a_burst_of_rejects_keeps_one_rejected_point_each(gateway, influxdb, mosquitto, database, crate_prefix) -> None:
+    """Fifty implausible readings of one crate in a burst (many in the same millisecond): fifty rejected points."""
+    crate = f"{crate_prefix}-B"
+    client = Client(mosquitto)
+    client.send(crate, range(1, 51), value=500.0)
+    query = f"SELECT count(bytes) FROM rejected WHERE crate = '{crate}' AND reason = 'range'"
+
+    def stored() -> int:
+        rows = influxdb.rows(query, database)
+        return rows[0]["count"] if rows else 0
+
+    wait_until(lambda: stored() == 50, 10, "fifty rejected points")
+    client.close()
+
+
 def test_message_with_mqtt5_properties_is_decoded(gateway, mosquitto, influxdb, database, crate_prefix) -> None:
     """A publisher's MQTT 5 properties (user properties, content type, expiry) do not disturb the payload."""
 
