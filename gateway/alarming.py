@@ -86,6 +86,12 @@ class Alarming:
             config.profiles, config.default_profile, config.crate_profiles, config.alarm_policy, config.shipments
         )
         self.notifier = Notifier(())  # the real channels are attached at start-up (they open outbox files)
+        # crate -> its shipment's record as notifications carry it: built once, an alarm only looks it up
+        self.shipments: dict[str, dict[str, str]] = {}
+        for crate in config.shipments:
+            record = config.shipment_of(crate)
+            if record is not None and record.details:
+                self.shipments[crate] = {"id": record.id, **record.details}
         self.outbox = outbox  # the ingest's: the worker publishes it after each delivery
         self.rejects = rejects
         self.events = 0
@@ -201,7 +207,7 @@ class Alarming:
             self.outbox.append((alarm_topic(alarm.crate, alarm.rule, alarm.sensor), payload, True))
             lines.append(audit_point(event))
             # durable before the message behind it is acknowledged: a crash re-raises it, the outbox de-duplicates
-            self.notifier.publish(event)
+            self.notifier.publish(event, self.shipments.get(alarm.crate))
             self.events += 1
             self.book_changed = True
 

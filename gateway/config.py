@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Final
 
 from coldchain.errors import ConfigError
 from coldchain.lifecycle import LifecyclePolicy, parse_lifecycle_policy
@@ -12,7 +13,17 @@ from coldchain.settings import Table, load_toml
 from coldchain.topics import ACKS_FILTER, ROOT, TELEMETRY_FILTER, valid_identifier
 from gateway.notify import ChannelConfig, parse_notify
 
-__all__ = ["BatchConfig", "GatewayConfig", "InfluxConfig", "MqttConfig", "SecurityConfig", "load_config"]
+__all__ = [
+    "BatchConfig",
+    "GatewayConfig",
+    "InfluxConfig",
+    "MqttConfig",
+    "SecurityConfig",
+    "Shipment",
+    "load_config",
+]
+
+SHIPMENT_TEXT_CHARS: Final = 200  # origin, destination, product: a line on a label, not a document
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +98,22 @@ class SecurityConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class Shipment:
+    """A ``[shipments."…"]`` record: what the shipment's crates carry, from where to where."""
+
+    id: str
+    origin: str | None = None
+    destination: str | None = None
+    product: str | None = None
+
+    @property
+    def details(self) -> dict[str, str]:
+        """origin, destination and product, those that are set (the ``shipment`` point's fields)."""
+        values = {"origin": self.origin, "destination": self.destination, "product": self.product}
+        return {key: value for key, value in values.items() if value is not None}
+
+
+@dataclass(frozen=True, slots=True)
 class GatewayConfig:
     """Everything the gateway needs, validated."""
 
@@ -105,7 +132,13 @@ class GatewayConfig:
     alarm_policy: LifecyclePolicy = field(default_factory=LifecyclePolicy)
     notify: tuple[ChannelConfig, ...] = ()
     shipments: dict[str, str] = field(default_factory=dict)  # crate -> shipment id its alarms carry
+    shipment_records: dict[str, Shipment] = field(default_factory=dict)  # shipment id -> its [shipments] record
     security: SecurityConfig = field(default_factory=SecurityConfig)
+
+    def shipment_of(self, crate: str) -> Shipment | None:
+        """The record of the shipment ``crate`` is assigned to (None: no shipment, or an id without a record)."""
+        shipment = self.shipments.get(crate)
+        return None if shipment is None else self.shipment_records.get(shipment)
 
 
 def _existing(table: Table, name: str, base: Path) -> Path | None:
@@ -196,6 +229,57 @@ def _security(t: Table, base: Path) -> SecurityConfig:
     return config
 
 
+def _shipment_text(t: Table, name: str) -> str | None:
+    value: str | None = t.text(name, None)
+    if value is None:
+        return None
+    if not value.strip():
+        raise t.error(name, "must not be empty (leave the key out when it is not known)")
+    if len(value) > SHIPMENT_TEXT_CHARS:
+        raise t.error(name, f"is {len(value)} characters long, at most {SHIPMENT_TEXT_CHARS}")
+    if not value.isprintable():
+        # it is shown on one line of an e-mail, a report and a webhook receiver's screen
+        raise t.error(name, f"{value!r} contains a line break or another control character")
+    return value
+
+
+def _shipments(root: Table, assigned: dict[str, str]) -> dict[str, Shipment]:
+    """The ``[shipments]`` records; their ``crates`` lists are added to ``assigned`` (crate -> shipment id).
+
+    A crate is on one shipment at a time: listed by two shipments, or listed by one while its
+    ``[crates] shipment`` names another, is refused. A ``[crates] shipment`` naming no record stays
+    valid (the id alone is carried, as before records existed).
+    """
+    table = root.table("shipments")
+    records: dict[str, Shipment] = {}
+    listed_by: dict[str, str] = {}  # crate -> the shipment whose crates list names it
+    for shipment in list(table.keys()):
+        entry = table.table(shipment, required=True)
+        if not valid_identifier(shipment):
+            raise table.error(shipment, "shipment ids must be 1-64 of [A-Za-z0-9_.-], starting with a letter or digit")
+        records[shipment] = Shipment(
+            shipment,
+            _shipment_text(entry, "origin"),
+            _shipment_text(entry, "destination"),
+            _shipment_text(entry, "product"),
+        )
+        for crate in entry.text_list("crates", []):
+            if not valid_identifier(crate):
+                raise entry.error("crates", f"{crate!r} is not a crate id (1-64 of [A-Za-z0-9_.-])")
+            if crate in listed_by:
+                first = listed_by[crate]
+                where = "listed twice" if first == shipment else f"already in shipments.{first}.crates"
+                raise entry.error("crates", f"crate {crate!r} is {where}: a crate is on one shipment at a time")
+            listed_by[crate] = shipment
+    for crate, shipment in listed_by.items():
+        named = assigned.get(crate)
+        if named is not None and named != shipment:
+            problem = f"{named!r} contradicts shipments.{shipment}.crates, which lists {crate!r}"
+            raise ConfigError(root.source, f"crates.{crate}.shipment", problem)
+        assigned[crate] = shipment
+    return records
+
+
 def load_config(path: Path) -> GatewayConfig:
     """Read and validate a gateway TOML file; raises ConfigError naming file, key and problem."""
     root = load_toml(path)
@@ -227,6 +311,7 @@ def load_config(path: Path) -> GatewayConfig:
         shipment = entry.identifier("shipment", None)
         if shipment is not None:
             shipments[crate] = shipment
+    shipment_records = _shipments(root, shipments)
     state = root.table("state")
     monitoring = root.table("monitoring")
     validation = root.table("validation")
@@ -246,6 +331,7 @@ def load_config(path: Path) -> GatewayConfig:
         alarm_policy=parse_lifecycle_policy(root.table("alarms")),
         notify=parse_notify(root.table("notify"), base),
         shipments=shipments,
+        shipment_records=shipment_records,
         security=_security(root.table("security"), base),
     )
     root.finish()

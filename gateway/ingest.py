@@ -25,7 +25,7 @@ from gateway.alarming import BOOK_KEY, Alarming
 from gateway.authenticity import Authenticity
 from gateway.config import GatewayConfig
 from gateway.mqtt_link import Delivery
-from gateway.points import fault_line, gap_point, rejected_point, temperature_series
+from gateway.points import fault_line, gap_point, rejected_point, shipment_point, temperature_series
 from gateway.sequence import DUPLICATE, LATE, RESTART, SeqTracker
 
 __all__ = ["Batch", "CrateState", "Ingest"]
@@ -121,6 +121,7 @@ class Ingest:
         self.profiles = config.profiles
         self.crates: dict[str, CrateState] = {}
         self.outbox: list[tuple[str, bytes, bool]] = []  # (topic, payload, retain) to publish
+        self.records: list[str] = []  # shipment points of crates first seen since the last batch closed
         self.rejects: Counter[str] = Counter()
         self.received = 0
         self.readings = 0
@@ -144,18 +145,21 @@ class Ingest:
             name = claimed if claimed in self.profiles else self.config.default_profile
         return self.profiles[name]
 
-    def state_of(self, crate: str, claimed_profile: str | None = None) -> CrateState:
-        """The crate's state, created on first sight."""
+    def state_of(self, crate: str, claimed_profile: str | None = None, *, now_ms: int) -> CrateState:
+        """The crate's state, created on first sight (when its shipment's record is written, dated ``now_ms``)."""
         state = self.crates.get(crate)
         if state is None:
             profile = self._profile_for(crate, claimed_profile)
             state = self.crates[crate] = CrateState(crate, profile, self.config.shipments.get(crate))
+            record = self.config.shipment_of(crate)
+            if record is not None and record.details:
+                self.records.append(shipment_point(record.id, crate, record.details, now_ms))
         return state
 
     def restore(self, snapshots: dict[str, dict[str, Any]], now_ms: int) -> None:
         """Resume every crate of a state file (profiles re-resolved from the current configuration)."""
         for crate, snapshot in snapshots.items():
-            state = self.state_of(crate, snapshot.get("profile"))
+            state = self.state_of(crate, snapshot.get("profile"), now_ms=now_ms)
             state.seen_ms = now_ms
             state.restore(snapshot)
 
@@ -175,7 +179,13 @@ class Ingest:
         return gone
 
     def close(self, batch: Batch, with_snapshots: bool) -> None:
-        """Record in ``batch`` what its crates' state is once it is stored: stored_through and snapshots."""
+        """Record in ``batch`` what its crates' state is once it is stored: stored_through and snapshots.
+
+        The shipment records of crates first seen since the last batch go with it.
+        """
+        if self.records:
+            batch.lines += self.records
+            self.records = []
         for crate in batch.crates:
             state = self.crates[crate]
             through = state.seqs.stored_through
@@ -208,7 +218,7 @@ class Ingest:
         crate = telemetry.crate
         state = self.crates.get(crate)
         if state is None:
-            state = self.state_of(crate, telemetry.profile)
+            state = self.state_of(crate, telemetry.profile, now_ms=now_ms)
         elif telemetry.profile is not None and crate not in self.config.crate_profiles:
             profile = self._profile_for(crate, telemetry.profile)
             if profile is not state.profile:
@@ -259,7 +269,7 @@ class Ingest:
             return
         if lost is not None:
             crate, first, last, ts = lost
-            state = self.state_of(crate)
+            state = self.state_of(crate, now_ms=now_ms)
             state.seen_ms = now_ms
             for gap in state.seqs.lose(first, last, ts):
                 batch.lines.append(gap_point(crate, gap))
@@ -267,7 +277,7 @@ class Ingest:
             return
         crate = crate_from_topic(topic)
         if crate is not None and crate in self.alarming.engine.monitors:
-            self.state_of(crate).seen_ms = now_ms
+            self.state_of(crate, now_ms=now_ms).seen_ms = now_ms
             batch.crates.add(crate)  # its rule state is saved with the batch
 
     def _restart(self, state: CrateState, telemetry: Telemetry, batch: Batch) -> None:
@@ -295,7 +305,7 @@ class Ingest:
         if crate is not None and seq is not None and trusted:
             # definitively rejected counts as handled: the crate may prune it and no gap is reported
             # (where signatures are checked, only if the crate signed it: a forgery must not settle a seq)
-            state = self.state_of(crate)
+            state = self.state_of(crate, now_ms=now_ms)
             if ts is None or reason == "future_ts":
                 ts = state.seqs.newest_ts  # a bad clock must not move the crate's notion of "newest"
             verdict, gap = state.seqs.accept(seq, ts)

@@ -3,11 +3,12 @@
 ``temperature``: tags crate, profile, sensor (and shipment, when the crate is assigned one);
 fields value_c (float) and seq (integer), or fault (string, e.g. "OPEN") and seq for a probe
 fault; time = the reading's ts.
-``alarm``, ``gap``, ``rejected`` and ``gateway`` are described at their builders.
+``alarm``, ``gap``, ``rejected``, ``shipment`` and ``gateway`` are described at their builders.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Final
 
 from coldchain.lineprotocol import FieldValue, point, series_key, string_field
@@ -21,6 +22,7 @@ __all__ = [
     "gap_point",
     "monitor_point",
     "rejected_point",
+    "shipment_point",
     "temperature_series",
 ]
 
@@ -108,3 +110,13 @@ def rejected_point(reason: str, crate: str | None, *, detail: str, topic: str, p
 def monitor_point(client_id: str, fields: dict[str, FieldValue], now_ms: int) -> str:
     """``gateway``: the gateway's own health, every monitoring interval."""
     return point("gateway", {"gateway": client_id}, fields, now_ms)
+
+
+def shipment_point(shipment: str, crate: str, details: Mapping[str, str], ts_ms: int) -> str:
+    """``shipment``: the record of the shipment ``crate`` is assigned to (``[shipments]`` of the config).
+
+    Fields origin, destination, product, those known (``details`` must hold one); time: when the
+    gateway first saw the crate in this run. Written once per crate per run: the newest point
+    of a shipment is its current record, and rewriting an unchanged record costs a point a run.
+    """
+    return point("shipment", {"shipment": shipment, "crate": crate}, details, ts_ms)

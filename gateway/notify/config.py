@@ -8,7 +8,7 @@ alarms (over before their data arrived) reach only channels with ``late = true``
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -148,13 +148,16 @@ class Notifier:
             dispatcher = Dispatcher(channel, Outbox(config.outbox), config.retry_min_s, config.retry_max_s)
             self.channels.append((config, dispatcher))
 
-    def publish(self, event: AlarmEvent) -> list[str]:
-        """Queue ``event`` for every channel that hears it (durably, before returning); their names."""
+    def publish(self, event: AlarmEvent, shipment: Mapping[str, str] | None = None) -> list[str]:
+        """Queue ``event`` for every channel that hears it (durably, before returning); their names.
+
+        ``shipment``: the record of the crate's shipment, when it has one (``notification_body``).
+        """
         body: dict[str, Any] | None = None  # built only when a channel hears it
         names = []
         for config, dispatcher in self.channels:
             if config.hears(event):
-                body = body or notification_body(event)
+                body = body or notification_body(event, shipment)
                 dispatcher.notify(event.idempotency_key, body)
                 names.append(config.name)
         return names

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -10,9 +11,13 @@ from coldchain.lifecycle import AlarmEvent
 __all__ = ["describe", "notification_body"]
 
 
-def notification_body(event: AlarmEvent) -> dict[str, Any]:
-    """The JSON a channel delivers for ``event``: the change and when, whether it pages, and the alarm as on MQTT."""
-    return {
+def notification_body(event: AlarmEvent, shipment: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The JSON a channel delivers for ``event``: the change and when, whether it pages, and the alarm as on MQTT.
+
+    ``shipment``: the record of the shipment the alarm's crate is assigned to (``id`` and those of
+    ``origin``, ``destination``, ``product`` that are known), carried as ``shipment`` when given.
+    """
+    body = {
         "v": 1,
         "key": event.idempotency_key,
         "change": event.change,
@@ -20,6 +25,9 @@ def notification_body(event: AlarmEvent) -> dict[str, Any]:
         "pages": event.pages,
         "alarm": event.alarm.to_wire(),
     }
+    if shipment:
+        body["shipment"] = dict(shipment)
+    return body
 
 
 def _when(ms: int | None) -> str:
@@ -41,6 +49,10 @@ def describe(body: dict[str, Any]) -> tuple[str, str]:
         f"Rule: {alarm['rule']} ({alarm['kind']}, {alarm['severity']})    Sensor: {alarm['sensor']}",
         f"Started: {_when(alarm['started_ts'])}    Ended: {_when(alarm.get('ended_ts'))}",
     ]
+    shipment = body.get("shipment") or {}
+    if shipment:
+        lines.append(f"Product: {shipment.get('product') or '-'}")
+        lines.append(f"From: {shipment.get('origin') or '-'}    To: {shipment.get('destination') or '-'}")
     if alarm.get("value_c") is not None:
         lines.append(f"Value: {alarm['value_c']} °C    Limit: {alarm.get('threshold_c')} °C")
     if alarm.get("detail"):
