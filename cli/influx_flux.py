@@ -23,6 +23,7 @@ from cli.influx_read import (
     alarm_row,
     gap_row,
     reading_row,
+    shipment_details,
 )
 from cli.influx_settings import InfluxSettings
 
@@ -136,3 +137,14 @@ class V2Reader:
             + '  |> keep(columns: ["crate"])\n  |> group()\n  |> distinct(column: "crate")\n'
         )
         return sorted({str(r["_value"]) for r in self._records(flux)})
+
+    def shipment(self, shipment: str) -> dict[str, str]:
+        """The shipment's record as the gateway last wrote it (measurement ``shipment``); empty when none."""
+        flux = (
+            self._from(EPOCH)
+            + f'  |> filter(fn: (r) => r._measurement == "shipment" and r.shipment == {_s(shipment)})\n'
+            + '  |> pivot(rowKey: ["_time"], columnKey: ["_field"], valueColumn: "_value")\n'
+            + '  |> group()\n  |> sort(columns: ["_time"], desc: true)\n  |> limit(n: 1)\n'
+        )
+        rows = list(self._records(flux))
+        return shipment_details(rows[0]) if rows else {}

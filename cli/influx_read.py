@@ -28,6 +28,7 @@ __all__ = [
     "V1Reader",
     "fetch_readings",
     "open_reader",
+    "shipment_details",
 ]
 
 CHUNK_MS = 6 * 3_600_000  # one query per six hours of data keeps each answer small and feeds the progress line
@@ -119,6 +120,8 @@ class Reader(Protocol):
 
     def crates_where(self, tag: str, value: str) -> list[str]: ...
 
+    def shipment(self, shipment: str) -> dict[str, str]: ...
+
 
 def _secret(path: Path | None, what: str) -> str | None:
     if path is None:
@@ -197,6 +200,14 @@ def gap_row(row: Mapping[str, Any], ts_ms: int) -> GapRow:
         _optional(row, "state", str),
         _optional(row, "missing", int),
     )
+
+
+SHIPMENT_DETAILS = ("origin", "destination", "product")
+
+
+def shipment_details(row: Mapping[str, Any]) -> dict[str, str]:
+    """origin, destination and product of a ``shipment`` row (either API), those it holds."""
+    return {key: str(row[key]) for key in SHIPMENT_DETAILS if _optional(row, key, str) is not None}
 
 
 class V1Reader:
@@ -292,6 +303,12 @@ class V1Reader:
         """Crates whose readings carry ``tag = value`` (e.g. a shipment id)."""
         q = f'SHOW TAG VALUES FROM "temperature" WITH KEY = "crate" WHERE "{tag}" = {_q(value)}'
         return sorted({str(r["value"]) for r in self._rows(q)})
+
+    def shipment(self, shipment: str) -> dict[str, str]:
+        """The shipment's record as the gateway last wrote it (measurement ``shipment``); empty when none."""
+        q = f'SELECT * FROM "shipment" WHERE "shipment" = {_q(shipment)} ORDER BY time DESC LIMIT 1'  # noqa: S608
+        rows = list(self._rows(q))
+        return shipment_details(rows[0]) if rows else {}
 
 
 def open_reader(settings: InfluxSettings) -> Reader:

@@ -1,11 +1,14 @@
 """``coldchain report SHIPMENT_OR_CRATE``: the document a receiving site's QA needs to release the product.
 
 The subject is looked up as a shipment first (readings tagged ``shipment``), then
-as a crate id. The report holds the identity and times, a chart of every probe
-with its limits and excursions, min/max/mean/MKT, cumulative time out of range
-against the profile's budget, every alarm transition with who acknowledged it,
-the data gaps, a verdict line ("within profile" / "excursion: review required")
-and the SHA-256 of the data it rests on (canonical serialisation: docs/queries.md).
+as a crate id. A shipment's origin, destination and product come from its record as the
+gateway stored it (measurement ``shipment``, from ``[shipments]`` of its config), unless
+``--origin``, ``--destination`` or ``--product`` give them. The report holds the
+identity and times, a chart of every probe with its limits and excursions,
+min/max/mean/MKT, cumulative time out of range against the profile's budget, every
+alarm transition with who acknowledged it, the data gaps, a verdict line ("within
+profile" / "excursion: review required") and the SHA-256 of the data it rests on
+(canonical serialisation: docs/queries.md).
 
 ``--format pdf`` (default, needs ``--out``), ``csv`` (one row per probe) or ``json``
 (everything, readings included, so the hash can be recomputed from it).
@@ -65,9 +68,13 @@ class Report:
 
 
 def _identity(reader: Reader, args: argparse.Namespace) -> tuple[Identity, dict[str, str]]:
+    """A shipment (its crates, and its record as the gateway wrote it, the options overriding) or a crate."""
     crates = reader.crates_where("shipment", args.subject)
     extra = {"product": args.product, "origin": args.origin, "destination": args.destination}
     if crates:
+        if None in extra.values():
+            stored = reader.shipment(args.subject)
+            extra = {key: value if value is not None else stored.get(key) for key, value in extra.items()}
         return Identity(args.subject, "shipment", tuple(crates), **extra), {"shipment": args.subject}
     if not valid_identifier(args.subject):
         raise ConfigError("command line", "SHIPMENT_OR_CRATE", f"{args.subject!r} is not a valid crate id")
@@ -287,9 +294,10 @@ def main(argv: list[str], prog: str = "coldchain report") -> int:
         "--out", "-o", type=Path, help="where to write the report (PDF: required; csv/json: default stdout)"
     )
     parser.add_argument("--format", choices=("pdf", "csv", "json"), default="pdf")
-    parser.add_argument("--product", help="product shipped, as on the paperwork")
-    parser.add_argument("--origin", help="where the shipment started")
-    parser.add_argument("--destination", help="where it is delivered")
+    stored = " (default: the shipment's record, measurement shipment)"
+    parser.add_argument("--product", help="product shipped, as on the paperwork" + stored)
+    parser.add_argument("--origin", help="where the shipment started" + stored)
+    parser.add_argument("--destination", help="where it is delivered" + stored)
     add_record_arguments(parser)
     add_window_arguments(parser, default_since=None)
     add_influx_arguments(parser)

@@ -18,7 +18,7 @@ from cli.report import main
 from cli.services import InfluxDB
 from cli.window import iso
 from coldchain.wire import AlarmMessage
-from gateway.points import alarm_point, gap_point, temperature_series
+from gateway.points import alarm_point, gap_point, shipment_point, temperature_series
 from gateway.points import fault_line as gateway_fault_line
 from gateway.sequence import Gap
 
@@ -329,3 +329,59 @@ def test_reads_the_points_exactly_as_the_gateway_writes_them(
     assert [(f["fault"], f["seq"]) for f in report["faults"]] == [("SHORT", 6)]
     assert [(a["state"], a["alarm_id"], a["value_c"]) for a in report["alarms"]] == [("active", alarm.alarm_id, -149.0)]
     assert [(g["first_seq"], g["last_seq"], g["state"], g["missing"]) for g in report["gaps"]] == [(2, 3, "open", 2)]
+
+
+def test_shipment_record_stored_by_the_gateway_fills_the_report_options_override(
+    influxdb: InfluxDB, database: str, crate_prefix: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A shipment's newest ``shipment`` point (built by gateway.points) gives origin, destination and product;
+    a record left without product shows none; an option overrides its field only."""
+    shipment, crate = f"S-{crate_prefix}-R", f"{crate_prefix}-R"
+    series = temperature_series(crate, "cryo", "probe1", shipment)
+    lines = [f"{series} value_c=-170.5,seq={i}i {BASE_MS + i * STEP_MS}" for i in range(3)]
+    lines.append(shipment_point(shipment, crate, {"origin": "Kobe", "product": "old"}, BASE_MS - 60_000))
+    lines.append(shipment_point(shipment, crate, {"origin": "Kyoto", "destination": "Leiden"}, BASE_MS))
+    write_lines(influxdb, database, lines)
+    args = [shipment, "--format", "json", *_args(influxdb, database)]
+    assert main(args) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert (report["origin"], report["destination"], report["product"]) == ("Kyoto", "Leiden", None)
+    assert main([*args, "--origin", "Kyoto CiRA", "--product", "iPSC neurons"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert (report["origin"], report["destination"], report["product"]) == ("Kyoto CiRA", "Leiden", "iPSC neurons")
+
+
+def test_v2_shipment_report_reads_the_record_through_recording_standin(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Against the recording v2 stand-in, a shipment's report asks for its newest ``shipment`` point (Flux,
+    pivoted) and shows its origin and destination; given all three options, it does not ask."""
+    t = [iso(BASE_MS + i * STEP_MS) for i in range(2)]
+    time_col = [("_time", "dateTime:RFC3339")]
+    crates = _annotated([("_value", "string")], [["C-V2"]])
+    record = _annotated(
+        [*time_col, ("crate", "string"), ("shipment", "string"), ("destination", "string"), ("origin", "string")],
+        [[t[1], "C-V2", "SHP-V2", "Leiden", "Kyoto"]],
+    )
+    readings = _annotated(
+        [*time_col, ("crate", "string"), ("profile", "string"), ("sensor", "string"), ("value_c", "double"),
+         ("seq", "long")],
+        [[t[i], "C-V2", "cryo", "probe1", "-170", str(i)] for i in range(2)],
+    )  # fmt: skip
+    answers = [crates, record, _annotated(time_col, [[t[0]]]), _annotated(time_col, [[t[1]]]), readings, "", ""]
+    token = tmp_path / "token"
+    token.write_text("tok\n")
+    argv = ["SHP-V2", "--format", "json", "--api", "v2", "--org", "qa", "--bucket", "cold", "--token-file", str(token)]
+    with recording_v2_standin(answers) as standin:
+        assert main([*argv, "--influx-url", standin.url]) == 0
+    fluxes = [json.loads(r["body"])["query"] for r in standin.requests]
+    assert 'r._measurement == "shipment" and r.shipment == "SHP-V2"' in fluxes[1]
+    assert "desc: true" in fluxes[1]
+    report = json.loads(capsys.readouterr().out)
+    assert (report["origin"], report["destination"], report["product"]) == ("Kyoto", "Leiden", None)
+    options = ["--origin", "A", "--destination", "B", "--product", "P"]
+    with recording_v2_standin([crates, *answers[2:]]) as standin:
+        assert main([*argv, *options, "--influx-url", standin.url]) == 0
+    assert not any('r._measurement == "shipment"' in json.loads(r["body"])["query"] for r in standin.requests)
+    report = json.loads(capsys.readouterr().out)
+    assert (report["origin"], report["destination"], report["product"]) == ("A", "B", "P")
