@@ -86,12 +86,12 @@ class Alarming:
             config.profiles, config.default_profile, config.crate_profiles, config.alarm_policy, config.shipments
         )
         self.notifier = Notifier(())  # the real channels are attached at start-up (they open outbox files)
-        # crate -> its shipment's record as notifications carry it: built once, an alarm only looks it up
+        # crate -> origin, destination, product of its shipment's record: built once, an alarm only looks it up
         self.shipments: dict[str, dict[str, str]] = {}
         for crate in config.shipments:
             record = config.shipment_of(crate)
             if record is not None and record.details:
-                self.shipments[crate] = {"id": record.id, **record.details}
+                self.shipments[crate] = record.details
         self.outbox = outbox  # the ingest's: the worker publishes it after each delivery
         self.rejects = rejects
         self.events = 0
@@ -203,11 +203,15 @@ class Alarming:
     def _emit(self, events: list[AlarmEvent], lines: list[str]) -> None:
         for event in events:
             alarm = event.alarm
-            payload = json.dumps(alarm.to_wire(), separators=(",", ":")).encode()
+            wire = alarm.to_wire()
+            details = self.shipments.get(alarm.crate)
+            if details is not None:
+                wire.update(details)
+            payload = json.dumps(wire, separators=(",", ":")).encode()
             self.outbox.append((alarm_topic(alarm.crate, alarm.rule, alarm.sensor), payload, True))
             lines.append(audit_point(event))
             # durable before the message behind it is acknowledged: a crash re-raises it, the outbox de-duplicates
-            self.notifier.publish(event, self.shipments.get(alarm.crate))
+            self.notifier.publish(event, details)
             self.events += 1
             self.book_changed = True
 

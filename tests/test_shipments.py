@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -97,15 +98,17 @@ def test_email_text_names_the_route_and_the_product() -> None:
 @pytest.mark.integration
 def test_gateway_writes_the_record_once_and_notifications_and_reports_carry_it(
     tmp_path: Path,
-    mosquitto: Mosquitto,
+    make_mosquitto: Callable[..., Mosquitto],
     influxdb: InfluxDB,
     database: str,
     crate_prefix: str,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    """A crate of a [shipments] record: one ``shipment`` point for the run, the webhook carries origin and
-    destination, and ``coldchain report SHIPMENT`` shows them without options (an option overrides)."""
+    """A crate of a [shipments] record: one ``shipment`` point for the run, its retained alarm and the webhook
+    carry origin and destination, and ``coldchain report SHIPMENT`` shows them without options (an option
+    overrides). A broker of its own: its retained alarm must not reach the session broker's later users."""
     crate, shipment = f"{crate_prefix}-s", f"SHP-{crate_prefix}"
+    mosquitto = make_mosquitto()
     receiver = Receiver()
     server = start_receiver(receiver)
     (tmp_path / "hook.secret").write_text("s3cret\n")
@@ -117,7 +120,7 @@ def test_gateway_writes_the_record_once_and_notifications_and_reports_carry_it(
         f'outbox = "{tmp_path / "outbox.sqlite"}"\nchanges = ["active"]\n'
     )
     config = gateway_config(tmp_path, mosquitto, influxdb, database, extra)
-    client = Client(mosquitto)
+    client = Client(mosquitto, [f"coldchain/v1/alarms/{crate}/#"])
     start = int(time.time() * 1000) - 60_000
     try:
         with GatewayProcess(config, tmp_path / "gw.log"):
@@ -128,6 +131,7 @@ def test_gateway_writes_the_record_once_and_notifications_and_reports_carry_it(
             bodies = wait_until(lambda: [json.loads(b) for _, b, _ in receiver.accepted()], 10, "the webhook")
             seq2 = f"SELECT seq FROM temperature WHERE crate = '{crate}' AND seq = 2"
             wait_until(lambda: influxdb.rows(seq2, database), 10, "the second reading")
+            wait_until(lambda: len(client.received("coldchain/v1/alarms/")) >= 2, 10, "both retained alarms")
     finally:
         server.shutdown()
         client.close()
@@ -135,7 +139,13 @@ def test_gateway_writes_the_record_once_and_notifications_and_reports_carry_it(
     assert [(r["crate"], r["origin"], r["destination"], r["product"]) for r in rows] == [
         (crate, "Kyoto CiRA", "Leiden LUMC", "iPSC cardiomyocytes")
     ]
+    retained = client.received("coldchain/v1/alarms/")
+    assert sorted((a["rule"], a["shipment"], a["origin"], a["destination"]) for a in retained) == [
+        ("critical_high", shipment, "Kyoto CiRA", "Leiden LUMC"),
+        ("warning_high", shipment, "Kyoto CiRA", "Leiden LUMC"),
+    ]
     assert bodies[0]["alarm"]["shipment"] == shipment
+    assert bodies[0]["alarm"]["product"] == "iPSC cardiomyocytes"
     assert bodies[0]["shipment"] == {
         "id": shipment,
         "origin": "Kyoto CiRA",

@@ -151,7 +151,7 @@ class Notifier:
     def publish(self, event: AlarmEvent, shipment: Mapping[str, str] | None = None) -> list[str]:
         """Queue ``event`` for every channel that hears it (durably, before returning); their names.
 
-        ``shipment``: the record of the crate's shipment, when it has one (``notification_body``).
+        ``shipment``: origin, destination, product of the crate's shipment record (``notification_body``).
         """
         body: dict[str, Any] | None = None  # built only when a channel hears it
         names = []

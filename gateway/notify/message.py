@@ -14,19 +14,15 @@ __all__ = ["describe", "notification_body"]
 def notification_body(event: AlarmEvent, shipment: Mapping[str, str] | None = None) -> dict[str, Any]:
     """The JSON a channel delivers for ``event``: the change and when, whether it pages, and the alarm as on MQTT.
 
-    ``shipment``: the record of the shipment the alarm's crate is assigned to (``id`` and those of
-    ``origin``, ``destination``, ``product`` that are known), carried as ``shipment`` when given.
+    ``shipment``: origin, destination and product (those known) of the record of the shipment the
+    alarm's crate is on. The alarm carries them as on MQTT, and ``shipment`` gathers them with the id.
     """
-    body = {
-        "v": 1,
-        "key": event.idempotency_key,
-        "change": event.change,
-        "ts": event.ts,
-        "pages": event.pages,
-        "alarm": event.alarm.to_wire(),
-    }
+    alarm = event.alarm.to_wire()
+    body = {"v": 1, "key": event.idempotency_key, "change": event.change, "ts": event.ts, "pages": event.pages}
     if shipment:
-        body["shipment"] = dict(shipment)
+        alarm.update(shipment)
+        body["shipment"] = {"id": event.alarm.shipment, **shipment}
+    body["alarm"] = alarm
     return body
 
 
