@@ -95,13 +95,14 @@ def _run(config: GatewayConfig, prog: str) -> int:
             subscribed.set()
             print(f"gateway subscribed to {config.mqtt.telemetry_filter} as {config.mqtt.client_id}", flush=True)
 
-    link = MqttLink(config.mqtt, worker.deliver, on_subscribed)
+    link = MqttLink(config.mqtt, worker.deliver, on_subscribed, worker.may_read)
     worker.every_tick(lambda now: stop.set() if link.failed.is_set() else None)
     worker.link = link
     # alarms raised by the clock (stale, offline, escalation) are published and written on their own
     alarm_store = open_store(config.influxdb)
     alarming.publish = link.publish
     alarming.write = lambda lines: alarm_store.write("\n".join(lines).encode())
+    alarming.deaf = lambda: worker.deaf
     worker.every_tick(lambda now: alarming.tick(now, int(time.time() * 1000)), exclusive=True)
     alarming.notifier = Notifier(config.notify).start()
     monitor_store = open_store(config.influxdb)

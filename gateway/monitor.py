@@ -2,7 +2,8 @@
 
 ``gateway`` (tag gateway = client id), every ``[monitoring] interval``: fields
 received, readings, duplicates, late, alarms, rejected (total) and
-rejected_<reason>, readings_per_s (since the last point), queue_depth, batches,
+rejected_<reason>, readings_per_s (since the last point), queue_depth (messages held
+un-acknowledged), held_max (the most held at once since the start), batches,
 write_failures, quarantined, write_ms (last write), open_gaps, crates, connected,
 write_failing_s (how long the current write has been failing, 0 when fine).
 The health file holds the same figures as JSON plus ``ts`` (epoch ms);
@@ -60,6 +61,7 @@ class Monitor:
             "rejected": sum(ingest.rejects.values()),
             "readings_per_s": round(rate, 1),
             "queue_depth": worker.held,
+            "held_max": worker.held_max,
             "batches": worker.batches,
             "write_failures": worker.write_failures,
             "quarantined": worker.quarantined,

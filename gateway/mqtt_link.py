@@ -27,6 +27,7 @@ import logging
 import random
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -48,7 +49,13 @@ Deliveries = list[Delivery]
 _PUBACK = 0x40
 _READ_CHUNK = 256 * 1024
 _QUICKACK = getattr(socket, "TCP_QUICKACK", None)  # Linux only
-_DRAIN_PACKETS = 64  # packets handled from the buffer before looking at writes (an alarm waits at most this)
+_DRAIN_PACKETS = 64  # packets taken from the buffer before they are judged and writes looked at
+_PAUSE_S = 0.002  # how often a paused reader looks again
+# at live rates messages come one per read: a short pause after a small read lets the next few arrive
+# and be read together (one select and recv for several, ~10 % less CPU at 10,000/s); what was read
+# is judged, and an alarm sent, before the pause
+_FEW = 8
+_GATHER_S = 0.0005
 
 
 class _IngestClient(mqtt.Client):
@@ -124,10 +131,15 @@ class MqttLink:
     """One durable MQTT v5 session, reconnecting with capped exponential back-off until stopped."""
 
     def __init__(
-        self, config: MqttConfig, deliver: Callable[[Deliveries], None], on_subscribed: Callable[[], None]
+        self,
+        config: MqttConfig,
+        deliver: Callable[[Deliveries], None],
+        on_subscribed: Callable[[], None],
+        may_read: Callable[[], bool] = lambda: True,
     ) -> None:
         self.config = config
         self._deliver = deliver
+        self._may_read = may_read  # False: hold off reading until the writer has caught up
         self._on_subscribed = on_subscribed
         self.generation = 0
         self.connected = threading.Event()
@@ -233,6 +245,17 @@ class MqttLink:
         """Pump the connection until it fails or we stop; each read's messages go to the worker at once."""
         client = self._client
         while not self._stop.is_set():
+            if not self._may_read():
+                # mosquitto 2.0.11 may send far more than Receive Maximum once we acknowledge
+                # (eclipse/mosquitto#2301): the excess waits in its queue and our socket buffer, not in
+                # our memory, while PUBACKs and pings still go out
+                rc = client.loop_write() if client.want_write() else mqtt.MQTT_ERR_SUCCESS
+                if rc == mqtt.MQTT_ERR_SUCCESS:
+                    rc = client.loop_misc()
+                if rc != mqtt.MQTT_ERR_SUCCESS:
+                    return
+                self._stop.wait(_PAUSE_S)
+                continue
             if client.buffered:
                 for _ in range(_DRAIN_PACKETS):
                     rc = client.loop_read()
@@ -248,6 +271,8 @@ class MqttLink:
             if self._received:
                 received, self._received = self._received, []
                 self._deliver(received)
+                if len(received) < _FEW and not client.buffered and rc == mqtt.MQTT_ERR_SUCCESS:
+                    time.sleep(_GATHER_S)
             if rc != mqtt.MQTT_ERR_SUCCESS:
                 return
 

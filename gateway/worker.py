@@ -69,6 +69,7 @@ class Worker:
         self.lock = threading.Lock()
         self.delivered = 0  # messages handed over by the network thread
         self.acknowledged = 0  # of those, acknowledged to the broker after their batch was stored
+        self.held_max = 0  # the most messages held un-acknowledged at once (memory, for monitoring)
         self.batches = 0
         self.failed = False  # the writer thread died of an unexpected error
         self.write_failures = 0
@@ -93,11 +94,26 @@ class Worker:
         """Messages received and not yet acknowledged (waiting in a batch or for the writer)."""
         return self.delivered - self.acknowledged
 
+    def may_read(self) -> bool:
+        """False while twice Receive Maximum is held: the network thread then reads nothing more.
+
+        The broker should never send more than Receive Maximum un-acknowledged messages, but
+        mosquitto 2.0.11 does after an acknowledgement (eclipse/mosquitto#2301); without this a
+        backlog after an outage would be read into memory whole.
+        """
+        return self.delivered - self.acknowledged < 2 * self.config.mqtt.receive_maximum
+
+    @property
+    def deaf(self) -> bool:
+        """True while the broker sends nothing because we hold its window (writes failing or slow)."""
+        return self.failing_since > 0 or self.held >= self.config.mqtt.receive_maximum
+
     def deliver(self, deliveries: Deliveries) -> None:
         """Called from the network thread with what one read brought: judge, publish alarms, batch."""
         handle, ingest, size = self.ingest.handle, self.ingest, self.config.batch.size
         with self.lock:
             self.delivered += len(deliveries)
+            self.held_max = max(self.held_max, self.delivered - self.acknowledged)
             if self._closing:
                 return  # after the last batch: the broker redelivers these after the restart
             batch = self._batch

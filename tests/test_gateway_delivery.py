@@ -171,3 +171,29 @@ def test_network_thread_failure_is_reported(mosquitto, crate_prefix) -> None:
     wait_until(link.failed.is_set, 10, "link.failed")
     link.stop()
     client.close()
+
+
+def test_a_backlog_is_read_no_faster_than_it_is_stored(tmp_path, mosquitto, influxdb, database, crate_prefix) -> None:
+    """After an outage mosquitto 2.0.11 sends far beyond Receive Maximum once the gateway acknowledges
+    (eclipse/mosquitto#2301); the gateway still never holds more than twice its window plus one read."""
+    extra = '[state]\nfile = "state.sqlite"\n[monitoring]\ninterval = "0.1s"\nhealth_file = "health.json"\n'
+    config = gateway_config(tmp_path, mosquitto, influxdb, database, extra)
+    text = config.read_text().replace("[mqtt]\n", "[mqtt]\nreceive_maximum = 10\n")
+    config.write_text(text.replace("[batch]\n", "[batch]\nsize = 5\n"))
+    crate = f"{crate_prefix}-F"
+    first = GatewayProcess(config, tmp_path / "gateway-1.log")  # makes the durable session
+    assert first.stop() == 0
+    client = Client(mosquitto)
+    client.send(crate, range(1, 2001))
+    second = GatewayProcess(config, tmp_path / "gateway-2.log")
+    wait_until(lambda: count(influxdb, database, crate) == 2000, 60, "the backlog stored")
+    health = tmp_path / "health.json"
+
+    def figures() -> dict[str, int] | None:
+        body = json.loads(health.read_text()) if health.exists() else {}
+        return body if body.get("received", 0) >= 2000 else None
+
+    held_max = wait_until(figures, 5, "health after the backlog")["held_max"]
+    assert held_max <= 2 * 10 + 64  # twice Receive Maximum, plus one read's packets
+    assert second.stop() == 0
+    client.close()
