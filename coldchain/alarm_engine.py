@@ -87,6 +87,12 @@ class AlarmEngine:
         """The crate powered on at event time ``ts``: its profile's start delay begins."""
         self.monitor(crate).switched_on(ts)
 
+    def excuse_silence(self, now_ms: int) -> None:
+        """Nothing could arrive until ``now_ms`` (the gateway held its window): stale-data rules count from then."""
+        for monitor in self.monitors.values():
+            for stale in monitor.stale:
+                stale.excuse(now_ms)
+
     def forget(self, crate: str) -> bool:
         """Forget an idle crate's rule state and cleared alarms; False (nothing forgotten) while an alarm is open."""
         if not self.book.forget(crate):

@@ -277,6 +277,11 @@ class StaleEvaluator(Evaluator):
             return []
         return self._change(CLEARED, at_ms) if self.active else []
 
+    def excuse(self, now_ms: int) -> None:
+        """The gateway itself could not hear the crate until ``now_ms``: that silence is not the crate's."""
+        if self.reference is not None:
+            self.reference = max(self.reference, now_ms)
+
     def tick(self, now_ms: int) -> list[AlarmTransition]:
         """Raise once nothing arrived for ``after_s``."""
         if self.active or not self.online or self.reference is None:

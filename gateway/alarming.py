@@ -103,6 +103,8 @@ class Alarming:
         self._tick_lines: list[str] = []
         self._next_tick = 0.0
         self._next_write = 0.0
+        # True while the broker sends us nothing because we hold its window (InfluxDB away or slow)
+        self.deaf: Callable[[], bool] = lambda: False
 
     # --- inputs ---------------------------------------------------------------------------------
 
@@ -220,6 +222,9 @@ class Alarming:
         if now < self._next_tick:
             return
         self._next_tick = now + _TICK_S
+        if self.deaf():
+            # no reading can reach us: that silence must not raise stale data on every crate
+            self.engine.excuse_silence(wall_ms)
         events = self.engine.tick(wall_ms)
         if events:
             outbox: Outbox = []

@@ -131,3 +131,32 @@ def test_start_delay_is_dated_by_a_shipments_first_switch_on_only(tmp_path: Path
     assert not monitor.settling(TS + 3_600_000)
     send(1, TS + 7_200_000, powered_on=TS + 7_190_000)  # a new shipment
     assert ingest.alarming.engine.monitors["C-1"].switched_on_ts == TS + 7_190_000
+
+
+def test_stale_data_does_not_count_while_the_gateway_cannot_hear(tmp_path: Path) -> None:
+    """While the gateway holds the broker's window (InfluxDB away) no reading can arrive: stale data counts
+    only from when it can hear again, so a database outage does not raise stale on every crate."""
+    profiles = tmp_path / "profiles.toml"
+    profiles.write_text('[p]\ndescription = "t"\n[[p.rules]]\nname = "stale"\nkind = "stale"\nseverity = "warning"\n'
+                        "after_s = 60\n")  # fmt: skip
+    (tmp_path / "gw.toml").write_text(f'[profiles]\nfile = {json.dumps(str(profiles))}\ndefault = "p"\n')
+    ingest, batch = Ingest(load_config(tmp_path / "gw.toml")), Batch()
+    alarming, deaf = ingest.alarming, [False]
+    alarming.deaf = lambda: deaf[0]
+    published: list[str] = []
+    alarming.publish = lambda topic, payload, retain: published.append(topic)
+    status = json.dumps({"v": 1, "crate": "C-1", "state": "online", "ts": NOW}).encode()
+    ingest.handle(("coldchain/v1/crates/C-1/status", status, 1, 0), batch, NOW)
+    ingest.handle(("coldchain/v1/crates/C-1/telemetry", telemetry("C-1", 1, ts=NOW), 2, 0), batch, NOW)
+
+    def tick(at_s: float) -> None:
+        alarming.tick(at_s, NOW + int(at_s * 1000))
+
+    deaf[0] = True
+    for second in range(1, 600, 10):  # ten minutes of a database outage
+        tick(second)
+    deaf[0] = False
+    tick(630)  # 40 s after it ended: not yet
+    assert published == []
+    tick(700)  # 60 s and more of silence the gateway could have heard
+    assert published == ["coldchain/v1/alarms/C-1/stale/crate"]
