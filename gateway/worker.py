@@ -9,9 +9,10 @@ writer thread, which writes it to InfluxDB (retrying with capped exponential
 back-off, without limit, while the broker keeps the messages un-acknowledged),
 saves the per-crate state, PUBACKs every message of the batch, and tells each
 crate how far it is stored. Batches are written while the next ones fill.
-Memory is bounded by the broker: it sends at most Receive Maximum messages that
-we have not acknowledged, so the closed batches waiting for the writer never hold
-more than that. The clock (``run``, on the caller's thread) closes lingering
+Memory is bounded: the broker should send at most Receive Maximum messages we
+have not acknowledged, and since mosquitto 2.0.11 sends more after an
+acknowledgement, the network thread reads nothing while twice that is held
+(``may_read``), so the closed batches waiting for the writer stay small. The clock (``run``, on the caller's thread) closes lingering
 batches and runs the periodic duties; it takes turns with the network thread on
 the ingest through ``lock``.
 """
