@@ -37,6 +37,8 @@ class CrateView:
     telemetry_profile: str | None = None
     alarm_profile: str | None = None
     shipment: str | None = None
+    # the shipment record its alarms carry (origin, destination, product), when the board has none
+    record: dict[str, str] = field(default_factory=dict)
 
     def profile(self, default: str) -> str:
         """Configured profile first, then what the crate or its alarms say, then the default."""
@@ -55,9 +57,9 @@ class CrateView:
             "readings": [self.readings[s] for s in sorted(self.readings)],
             "profile": self.profile(default_profile),
             "shipment": (info.shipment if info else None) or self.shipment,
-            "origin": info.origin if info else None,
-            "destination": info.destination if info else None,
-            "product": info.product if info else None,
+            "origin": (info.origin if info else None) or self.record.get("origin"),
+            "destination": (info.destination if info else None) or self.record.get("destination"),
+            "product": (info.product if info else None) or self.record.get("product"),
         }
 
 
@@ -108,9 +110,13 @@ class BoardState:
             self.alarms[key] = alarm
         if alarm is not None:
             view.alarm_profile = alarm.profile or view.alarm_profile
-            shipment = dict(alarm.extra).get("shipment")
+            extra = dict(alarm.extra)
+            shipment = extra.get("shipment")
             if isinstance(shipment, str):
                 view.shipment = shipment
+            for name in ("origin", "destination", "product"):
+                if isinstance(extra.get(name), str):
+                    view.record[name] = extra[name]
         return key[0]
 
     def open_alarm(self, crate: str, rule: str, sensor: str) -> AlarmView | None:

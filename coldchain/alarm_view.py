@@ -36,6 +36,9 @@ OPTIONAL_FIELDS: Final = (
     "acknowledged_ts",
     "note",
     "shipment",
+    "origin",
+    "destination",
+    "product",
 )
 MAX_OPTIONAL_CHARS: Final = 1000  # one optional field longer than this is left out, not the alarm
 

@@ -131,6 +131,17 @@ def test_cleared_alarm_leaves_the_board() -> None:
     assert state.crate_json("C-1")["alarm_count"] == 0
 
 
+def test_a_crate_shows_the_shipment_record_its_alarms_carry() -> None:
+    """Without board configuration for the crate, its alarm's shipment, origin, destination and product show."""
+    state = BoardState({}, "cryo")
+    record = {"shipment": "SHP-7", "origin": "Kyoto CPC", "destination": "Leiden LUMC", "product": "iPSC-CM"}
+    alarm = decode_alarm("coldchain/v1/alarms/C-1/r/s", alarm_payload("C-1", "r", "s", **record))
+    assert alarm is not None
+    state.apply_alarm(alarm.key, alarm)
+    crate = state.crate_json("C-1")
+    assert {key: crate[key] for key in record} == record
+
+
 def test_excursion_spans_per_rule_from_buckets() -> None:
     """Buckets above a limit make one span per rule, ending where the next bucket is back inside."""
     values = [-170.0, -155.0, -145.0, -158.0, -170.0]
