@@ -12,9 +12,10 @@ crate how far it is stored. Batches are written while the next ones fill.
 Memory is bounded: the broker should send at most Receive Maximum messages we
 have not acknowledged, and since mosquitto 2.0.11 sends more after an
 acknowledgement, the network thread reads nothing while twice that is held
-(``may_read``), so the closed batches waiting for the writer stay small. The clock (``run``, on the caller's thread) closes lingering
-batches and runs the periodic duties; it takes turns with the network thread on
-the ingest through ``lock``.
+(``may_read``), so the closed batches waiting for the writer stay small. The
+clock (``run``, on the caller's thread) closes lingering batches and runs the
+periodic duties; it takes turns with the network thread on the ingest through
+``lock``.
 """
 
 from __future__ import annotations
