@@ -73,10 +73,11 @@ def test_health_command_says_healthy_then_stale(tmp_path, mosquitto, influxdb, d
 
 
 def test_a_silent_crate_is_forgotten_unless_an_alarm_of_it_is_open(
-    tmp_path, mosquitto, influxdb, database, crate_prefix
+    tmp_path, make_mosquitto, influxdb, database, crate_prefix
 ) -> None:
     """After [state] forget_after of silence a crate leaves memory and the state file; one with an active
     alarm stays; a forgotten crate that speaks again is taken as a new shipment, not as a duplicate."""
+    mosquitto = make_mosquitto()  # its own: on the session broker other tests' crates come and go
     extra = MONITORING + '[state]\nfile = "state.sqlite"\nforget_after = "2s"\n'
     config = gateway_config(tmp_path, mosquitto, influxdb, database, extra)
     gateway = GatewayProcess(config, tmp_path / "gateway.log")
