@@ -7,13 +7,54 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import serial
 
+from cli.services import Mosquitto
 from coldchain.errors import SentenceError
 from coldchain.sentences import Sentence, parse_sentence
+
+BOARD_CLOCK = 'time_source = "board"\ntick_timeout_s = 0.2\n'
+
+
+def sim_agent_config(
+    directory: Path,
+    crate: str,
+    broker: Mosquitto,
+    device: str,
+    sensors: Iterable[str] = ("probe1",),
+    profile: str = "cryo",
+    probe_extra: str = BOARD_CLOCK,
+) -> Path:
+    """``directory``/agent.toml: an agent reading a simulated board on ``device`` (on the board's clock unless
+    ``probe_extra`` says otherwise), reconnecting quickly to ``broker``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "agent.toml"
+    names = ", ".join(f'"{sensor}"' for sensor in sensors)
+    path.write_text(
+        f"""[crate]
+id = "{crate}"
+profile = "{profile}"
+
+[mqtt]
+host = "{broker.host}"
+port = {broker.port}
+reconnect_min_s = 0.05
+reconnect_max_s = 0.3
+
+[spool]
+path = "spool.sqlite"
+
+[[probes]]
+driver = "serial"
+port = "{device}"
+sensors = [{names}]
+{probe_extra}"""
+    )
+    return path
 
 
 @dataclass

@@ -22,7 +22,7 @@ import pytest
 from edge_helpers import AgentProcess, InProcessAgent, Listener, PtyBoard, agent_config, write_config
 from gateway_helpers import PROFILES, ROOT, Client, GatewayProcess, count, gateway_config, wait_until
 from notify_helpers import Receiver, start_receiver
-from sim_helpers import running_sim
+from sim_helpers import BOARD_CLOCK, running_sim, sim_agent_config
 
 from cli.services import InfluxDB, Mosquitto
 from coldchain.wire import Reading
@@ -57,32 +57,9 @@ def _alarms(influxdb: InfluxDB, database: str, crate: str, rule: str = "critical
 
 def _sim_agent_config(directory: Path, crate: str, broker: Mosquitto, device: str) -> Path:
     """An agent reading a simulated board on its clock, waiting generously for the board's first heartbeat."""
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / "agent.toml"
-    path.write_text(
-        f"""[crate]
-id = "{crate}"
-profile = "settling"
-
-[mqtt]
-host = "{broker.host}"
-port = {broker.port}
-reconnect_min_s = 0.05
-reconnect_max_s = 0.3
-
-[spool]
-path = "spool.sqlite"
-
-[[probes]]
-driver = "serial"
-port = "{device}"
-sensors = ["probe1"]
-time_source = "board"
-tick_timeout_s = 0.2
-power_on_wait_s = 5
-"""
+    return sim_agent_config(
+        directory, crate, broker, device, profile="settling", probe_extra=f"{BOARD_CLOCK}power_on_wait_s = 5\n"
     )
-    return path
 
 
 @pytest.fixture

@@ -30,7 +30,7 @@ from gateway_helpers import (
     gateway_config,
     wait_until,
 )
-from sim_helpers import SimProcess, running_sim
+from sim_helpers import SimProcess, running_sim, sim_agent_config
 
 from cli.services import InfluxDB, Mosquitto
 
@@ -85,28 +85,7 @@ def _crate(directory: Path, crate: str, broker: Mosquitto) -> Iterator[tuple[Sim
     """A simulated board at real speed (a reading every 0.25 s) and the agent config that reads it."""
     directory.mkdir()
     link = directory / "tty"
-    config = directory / "agent.toml"
-    config.write_text(
-        f"""[crate]
-id = "{crate}"
-profile = "cryo"
-
-[mqtt]
-host = "{broker.host}"
-port = {broker.port}
-reconnect_min_s = 0.05
-reconnect_max_s = 0.3
-
-[spool]
-path = "spool.sqlite"
-
-[[probes]]
-driver = "serial"
-port = "{link}"
-sensors = ["probe1"]
-tick_timeout_s = 0.1
-"""
-    )
+    config = sim_agent_config(directory, crate, broker, str(link), probe_extra="tick_timeout_s = 0.1\n")
     with running_sim("--period", "0.25", "--start", "-185", "--duration", "0", "--link", str(link)) as sim:
         try:
             yield sim, config

@@ -19,7 +19,7 @@ from gateway_helpers import (
     gateway_config,
     wait_until,
 )
-from sim_helpers import running_sim
+from sim_helpers import running_sim, sim_agent_config
 from sim_scenarios import EPOCH_MS, Outcome, load, run
 
 from cli.services import InfluxDB, Mosquitto
@@ -93,33 +93,6 @@ class Shipment:
     alarms: Client  # subscribed to the crate's alarm topics throughout
 
 
-def _agent_config(directory: Path, crate: str, broker: Mosquitto, device: str, sensors: list[str]) -> Path:
-    path = directory / "agent.toml"
-    path.write_text(
-        f"""[crate]
-id = "{crate}"
-profile = "cryo"
-
-[mqtt]
-host = "{broker.host}"
-port = {broker.port}
-reconnect_min_s = 0.05
-reconnect_max_s = 0.3
-
-[spool]
-path = "spool.sqlite"
-
-[[probes]]
-driver = "serial"
-port = "{device}"
-sensors = {sensors!r}
-time_source = "board"
-tick_timeout_s = 0.2
-""".replace("'", '"')
-    )
-    return path
-
-
 @contextlib.contextmanager
 def _shipped(
     tmp_path: Path, broker: Mosquitto, influx: InfluxDB, database: str, crate: str, scenario: str, *sim_args: str
@@ -134,7 +107,7 @@ def _shipped(
         args += ("--link", str(tmp_path / "tty"))  # a freed /dev/pts number may soon belong to another test's pty
         with running_sim(*args, "--seed", "3") as sim, (tmp_path / "agent.log").open("wb") as agent_log:
             sensors = [probe.name for probe in load(Path(scenario).stem).probes]
-            config = _agent_config(tmp_path, crate, broker, sim.device, sensors)
+            config = sim_agent_config(tmp_path, crate, broker, sim.device, sensors)
             agent = subprocess.Popen(
                 [sys.executable, "-m", "edge", "--config", str(config)], stdout=agent_log, stderr=agent_log, cwd=ROOT
             )
@@ -232,7 +205,7 @@ def test_every_other_scenario_end_to_end_raises_exactly_the_predicted_alarms(
                     running_sim(*args, "--speed", "100000", "--epoch-ms", str(epoch), "--seed", "1")
                 )
                 sensors = [probe.name for probe in scenario.probes]
-                config = _agent_config(directory, crates[name], mosquitto, sim.device, sensors)
+                config = sim_agent_config(directory, crates[name], mosquitto, sim.device, sensors)
                 log = stack.enter_context((directory / "agent.log").open("wb"))
                 agents.append(
                     subprocess.Popen([sys.executable, "-m", "edge", "--config", str(config)], stdout=log, stderr=log)
