@@ -16,8 +16,8 @@ health file and the count in InfluxDB (every 0.2 s after influxd's return, for t
 At the end it checks: count == PUBACKed, per crate count == max seq == distinct seqs ==
 published, no gap, every crate's retained storage ack at its last seq, gateway RSS during the
 outage and while the backlog drains within ``--rss-slack`` MB of before, and never more
-un-handled deliveries in the gateway (health ``queue_depth``, sampled once a second: a lower
-bound) than its Receive Maximum: the backlog must wait on the broker, not in the gateway.
+messages held in the gateway (health ``held_max``) than twice its Receive Maximum:
+the backlog must wait on the broker, not in the gateway.
 Prints one JSON line and a markdown table row; exit 1 when a check failed.
 Loopback only; kills only the processes it started (bench/outage_rig.py); removes its temp dir.
 """
@@ -28,6 +28,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import threading
@@ -248,8 +249,9 @@ class Outage:
             "gw_rss_outage_max_mb": max(during, default=0.0),
             "gw_rss_after_max_mb": max(after, default=0.0),
             "gw_rss_end_mb": after[-1] if after else None,
-            # deliveries handed to the worker and not yet handled: all un-acknowledged, so at most the window
+            # messages held un-acknowledged, sampled once a second, and the gateway's own maximum (held_max)
             "gw_queue_depth_max": max((x["queue_depth"] for x in s if x["queue_depth"] is not None), default=None),
+            "gw_held_max": self.health().get("held_max"),
             "gw_cpu_outage_pct": round(sum(phase("outage", "gw_cpu_pct")) / max(len(during), 1), 1),
             "broker_rss_before_mb": phase("lead-in", "broker_rss_mb")[-1] if before else None,
             "broker_rss_max_mb": max(broker_rss, default=0.0),
@@ -282,10 +284,12 @@ class Outage:
             )
         if drain_s is None:
             failures.append("the backlog did not drain")
-        if (result["gw_queue_depth_max"] or 0) > RECEIVE_MAXIMUM:
+        # the gateway reads no more while twice its window is held (mosquitto 2.0.11 overruns the window
+        # after an acknowledgement)
+        if (result["gw_held_max"] or 0) > 2 * RECEIVE_MAXIMUM:
             failures.append(
-                f"the gateway held {result['gw_queue_depth_max']} un-handled deliveries at once (Receive Maximum "
-                f"{RECEIVE_MAXIMUM}): the broker overran the window, so memory grows with the backlog while it drains"
+                f"the gateway held {result['gw_held_max']} messages at once (Receive Maximum {RECEIVE_MAXIMUM}): "
+                "memory grows with the backlog while it drains"
             )
         result["ok"], result["failures"] = not failures, failures
         return result
@@ -326,6 +330,7 @@ def main() -> int:
     a = p.parse_args()
     if a.rate <= 0 or a.crates <= 0 or min(a.lead_in, a.outage, a.lead_out) < 5:
         p.error("rate and crates must be positive, lead-in, outage and lead-out at least 5 s")
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop what we started (finally) on kill too
     workdir = Path(tempfile.mkdtemp(prefix="coldchain-outage-"))
     run = Outage(a, workdir)
     queue_limit = int(run.broker_settings.get("max_queued_messages", "1000"))

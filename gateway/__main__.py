@@ -95,7 +95,7 @@ def _run(config: GatewayConfig, prog: str) -> int:
             subscribed.set()
             print(f"gateway subscribed to {config.mqtt.telemetry_filter} as {config.mqtt.client_id}", flush=True)
 
-    link = MqttLink(config.mqtt, worker.deliver, on_subscribed, worker.may_read)
+    link = MqttLink(config.mqtt, worker.deliver, on_subscribed, worker.read_budget)
     worker.every_tick(lambda now: stop.set() if link.failed.is_set() else None)
     worker.link = link
     # alarms raised by the clock (stale, offline, escalation) are published and written on their own

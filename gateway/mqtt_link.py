@@ -68,6 +68,9 @@ class _IngestClient(mqtt.Client):
         self._fast_deliver = deliver
         self._rbuf = b""
         self._rpos = 0
+        # PUBLISH packets we may still take in this pass: paho's loop_read reads as many packets as we have
+        # messages in flight (hundreds), so only a stop inside the read bounds what one pass brings
+        self.read_budget = 1 << 30
 
     def reset_buffer(self) -> None:
         """Forget unread bytes of a previous connection."""
@@ -79,6 +82,8 @@ class _IngestClient(mqtt.Client):
         return self._rpos < len(self._rbuf)
 
     def _sock_recv(self, bufsize: int) -> bytes:
+        if self.read_budget <= 0:
+            raise BlockingIOError  # paho keeps a partly read packet and goes on with it next time
         buf, pos = self._rbuf, self._rpos
         if pos >= len(buf):
             buf = super()._sock_recv(_READ_CHUNK)  # raises BlockingIOError when nothing is there
@@ -118,6 +123,7 @@ class _IngestClient(mqtt.Client):
                     break
         except IndexError:
             return mqtt.MQTTErrorCode.MQTT_ERR_PROTOCOL  # a truncated packet: paho drops the connection
+        self.read_budget -= 1
         self._fast_deliver(topic, bytes(packet[end + length :]), mid)
         return mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS
 
@@ -135,11 +141,11 @@ class MqttLink:
         config: MqttConfig,
         deliver: Callable[[Deliveries], None],
         on_subscribed: Callable[[], None],
-        may_read: Callable[[], bool] = lambda: True,
+        read_budget: Callable[[], int] = lambda: 1 << 30,
     ) -> None:
         self.config = config
         self._deliver = deliver
-        self._may_read = may_read  # False: hold off reading until the writer has caught up
+        self._read_budget = read_budget  # how many more messages we may take in now
         self._on_subscribed = on_subscribed
         self.generation = 0
         self.connected = threading.Event()
@@ -245,7 +251,8 @@ class MqttLink:
         """Pump the connection until it fails or we stop; each read's messages go to the worker at once."""
         client = self._client
         while not self._stop.is_set():
-            if not self._may_read():
+            client.read_budget = self._read_budget()
+            if client.read_budget <= 0:
                 # mosquitto 2.0.11 may send far more than Receive Maximum once we acknowledge
                 # (eclipse/mosquitto#2301): the excess waits in its queue and our socket buffer, not in
                 # our memory, while PUBACKs and pings still go out

@@ -12,7 +12,7 @@ crate how far it is stored. Batches are written while the next ones fill.
 Memory is bounded: the broker should send at most Receive Maximum messages we
 have not acknowledged, and since mosquitto 2.0.11 sends more after an
 acknowledgement, the network thread reads nothing while twice that is held
-(``may_read``), so the closed batches waiting for the writer stay small. The
+(``read_budget``), so the closed batches waiting for the writer stay small. The
 clock (``run``, on the caller's thread) closes lingering batches and runs the
 periodic duties; it takes turns with the network thread on the ingest through
 ``lock``.
@@ -96,14 +96,14 @@ class Worker:
         """Messages received and not yet acknowledged (waiting in a batch or for the writer)."""
         return self.delivered - self.acknowledged
 
-    def may_read(self) -> bool:
-        """False while twice Receive Maximum is held: the network thread then reads nothing more.
+    def read_budget(self) -> int:
+        """How many more messages the network thread may take in: up to twice Receive Maximum held.
 
         The broker should never send more than Receive Maximum un-acknowledged messages, but
         mosquitto 2.0.11 does after an acknowledgement (eclipse/mosquitto#2301); without this a
         backlog after an outage would be read into memory whole.
         """
-        return self.delivered - self.acknowledged < 2 * self.config.mqtt.receive_maximum
+        return 2 * self.config.mqtt.receive_maximum - (self.delivered - self.acknowledged)
 
     @property
     def deaf(self) -> bool:
