@@ -7,7 +7,7 @@ import dataclasses
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -123,10 +123,11 @@ def _shipped(
 
 @pytest.mark.integration
 def test_ln2_running_out_on_day_3_reaches_influxdb_and_raises_the_cryo_alarms(
-    tmp_path: Path, mosquitto: Mosquitto, influxdb: InfluxDB, database: str, crate_prefix: str
+    tmp_path: Path, make_mosquitto: Callable[..., Mosquitto], influxdb: InfluxDB, database: str, crate_prefix: str
 ) -> None:
     """Four simulated days in seconds: every 5-min sample stored at board time, and exactly the predicted alarms:
     rate of rise and predicted excursion, then warning and critical, all from day 3."""
+    mosquitto = make_mosquitto()  # its own: the retained alarms it leaves must not reach later tests' pages
     crate = f"{crate_prefix}-ln2"
     with _shipped(tmp_path, mosquitto, influxdb, database, crate, "cryo-ln2-out-day3.toml", "--period", "300") as ship:
         ticks = 4 * 24 * 12
@@ -179,11 +180,12 @@ MUST_RAISE = {
 
 @pytest.mark.integration
 def test_every_other_scenario_end_to_end_raises_exactly_the_predicted_alarms(
-    tmp_path: Path, mosquitto: Mosquitto, influxdb: InfluxDB, database: str, crate_prefix: str
+    tmp_path: Path, make_mosquitto: Callable[..., Mosquitto], influxdb: InfluxDB, database: str, crate_prefix: str
 ) -> None:
     """Seven scenarios at once through agents and one gateway: InfluxDB holds every reading and exactly the
     alarm transitions of every event-time rule kind that the pure board and CrateMonitor predict for the same
     seed, at the same times; none of stale or offline."""
+    mosquitto = make_mosquitto()  # its own: the retained alarms it leaves must not reach later tests' pages
     crates = {name: f"{crate_prefix}-{i}" for i, name in enumerate(PARALLEL)}
     scenarios = {name: dataclasses.replace(load(name), period_s=period) for name, period in PARALLEL.items()}
     profiles = "".join(f'[crates."{crates[n]}"]\nprofile = "{s.profile}"\n' for n, s in scenarios.items())
