@@ -15,7 +15,7 @@ from coldchain.errors import ConfigError
 from coldchain.profiles import Profile, load_profiles
 from coldchain.settings import Table, load_toml
 from coldchain.thermistors import IEC_60751, CallendarVanDusen, SteinhartHart
-from coldchain.topics import valid_identifier
+from coldchain.topics import reserved_login, valid_identifier
 from coldchain.wire import MAX_READINGS
 
 __all__ = [
@@ -293,6 +293,9 @@ def parse_config(data: dict[str, object], source: str, base: Path) -> AgentConfi
     root = Table(data, source)
     crate_table = root.table("crate", required=True)
     crate = crate_table.identifier("id")
+    if reserved_login(crate):
+        # the gateway refuses everything such a crate sends: say so now, not after a shipment
+        raise crate_table.error("id", f"{crate!r} is a staff or service login (staff.*, coldchain-*), never a crate")
     profile_name = crate_table.identifier("profile")
     profile = _profile(root, base, profile_name)
     spool_table = root.table("spool")

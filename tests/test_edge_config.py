@@ -48,6 +48,7 @@ def test_minimal_config_takes_defaults(tmp_path: Path) -> None:
     ("change", "message"),
     [
         (('id = "C-1"', 'id = "C/1"'), "crate.id"),
+        (('id = "C-1"', 'id = "staff.alice"'), "crate.id: 'staff.alice' is a staff or service login"),
         (('port = "loop://"', "port = 7"), "probes[0].port: must be a string"),
         (('sensors = ["probe1"]', "sensors = []"), "probes[0].sensors"),
         (('driver = "serial"', 'driver = "usb"'), "probes[0].driver"),
