@@ -63,7 +63,8 @@ def gap_point(crate: str, gap: Gap) -> str:
 
     ``missing`` counts those still awaited; ``state`` is open, closed (all arrived), lost (the crate
     said the rest are gone for good; ``lost`` counts them) or abandoned (too many open gaps on this
-    crate to track). Time: the message that revealed it.
+    crate to track). Time: the message that revealed it (or 1 ms after the crate's previous gap, so two
+    gaps never share a point).
     """
     fields: dict[str, FieldValue] = {
         "first_missing": gap.first,

@@ -63,12 +63,20 @@ class Gap:
 class SeqTracker:
     """Sequence state of one crate."""
 
-    __slots__ = ("gaps", "highest", "newest_ts")
+    __slots__ = ("gap_ts", "gaps", "highest", "newest_ts")
 
     def __init__(self) -> None:
         self.highest: int | None = None
         self.newest_ts = 0
         self.gaps: list[Gap] = []  # open gaps, oldest first
+        self.gap_ts = 0  # the time of the newest gap: every gap's time is later (see _gap)
+
+    def _gap(self, first: int, last: int, ts: int) -> Gap:
+        """A new gap at ``ts``, or 1 ms after the crate's previous gap: a gap point's identity is its crate
+        and time, so two gaps revealed in the same millisecond (a crate that drops seqs twice in a row)
+        would overwrite each other."""
+        self.gap_ts = max(ts, self.gap_ts + 1)
+        return Gap(first, last, self.gap_ts, [[first, last]])
 
     def accept(self, seq: int, ts: int) -> tuple[int, Gap | None]:
         """Classify ``seq`` as NEW, LATE, DUPLICATE or RESTART; return with it the gap it opened or filled.
@@ -83,7 +91,7 @@ class SeqTracker:
         if seq > highest:
             self.highest = seq
             self.newest_ts = max(ts, self.newest_ts)
-            gap = Gap(highest + 1, seq - 1, ts, [[highest + 1, seq - 1]])
+            gap = self._gap(highest + 1, seq - 1, ts)
             self.gaps.append(gap)
             if len(self.gaps) > MAX_OPEN_GAPS:
                 # the caller writes the newest gap; the abandoned one is reported by ``abandoned()``
@@ -120,7 +128,7 @@ class SeqTracker:
             return []
         if self.highest is None or last > self.highest:
             start = first if self.highest is None else self.highest + 1
-            self.gaps.append(Gap(start, last, ts, [[start, last]]))
+            self.gaps.append(self._gap(start, last, ts))
             self.highest = last
         changed = []
         for gap in list(self.gaps):
@@ -162,6 +170,7 @@ class SeqTracker:
         return {
             "highest": self.highest,
             "newest_ts": self.newest_ts,
+            "gap_ts": self.gap_ts,
             "gaps": [[g.first, g.last, g.ts, g.missing, g.lost] for g in self.gaps],
         }
 
@@ -174,3 +183,4 @@ class SeqTracker:
             Gap(int(f), int(la), int(ts), [[int(a), int(b)] for a, b in m], lost=int(rest[0]) if rest else 0)
             for f, la, ts, m, *rest in snapshot["gaps"]
         ]
+        self.gap_ts = int(snapshot.get("gap_ts", max((g.ts for g in self.gaps), default=0)))

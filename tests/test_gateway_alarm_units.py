@@ -160,3 +160,19 @@ def test_stale_data_does_not_count_while_the_gateway_cannot_hear(tmp_path: Path)
     assert published == []
     tick(700)  # 60 s and more of silence the gateway could have heard
     assert published == ["coldchain/v1/alarms/C-1/stale/crate"]
+
+
+def test_two_gaps_revealed_in_the_same_millisecond_keep_a_point_each() -> None:
+    """A crate that drops seqs twice in a row says so in two events of one millisecond: two gaps, two times
+    (a gap point's identity is crate + time), also after a restore."""
+    tracker = SeqTracker()
+    for seq in (0, 1, 2):
+        tracker.accept(seq, TS + seq)
+    (first,) = tracker.lose(3, 3, TS + 100)
+    (second,) = tracker.lose(4, 12, TS + 100)
+    assert (first.ts, first.lost, second.ts, second.lost) == (TS + 100, 1, TS + 101, 9)
+    restored = SeqTracker()
+    restored.restore(json.loads(json.dumps(tracker.snapshot())))
+    _, gap = restored.accept(20, TS + 101)
+    assert gap is not None
+    assert gap.ts == TS + 102
