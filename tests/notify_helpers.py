@@ -66,6 +66,16 @@ def start_receiver(receiver: Receiver, port: int = 0, tls: ssl.SSLContext | None
     return server
 
 
+def webhook_channel(directory: Path, server: ThreadingHTTPServer, extra: str = "") -> str:
+    """A gateway ``[[notify.webhook]]`` table "ops" posting to ``server`` (secret and outbox in ``directory``)."""
+    (directory / "hook.secret").write_text("s3cret\n")
+    return (
+        f'[[notify.webhook]]\nname = "ops"\nurl = "http://127.0.0.1:{server.server_port}/hook"\n'
+        f'secret_file = "{directory / "hook.secret"}"\nretry_min_s = 0.1\nretry_max_s = 0.2\n'
+        f'outbox = "{directory / "outbox.sqlite"}"\n{extra}'
+    )
+
+
 def wait_for(condition: Callable[[], bool], timeout: float = 5.0) -> bool:
     """Poll ``condition`` until true or ``timeout`` seconds passed."""
     deadline = time.monotonic() + timeout

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from edge_helpers import AgentProcess, InProcessAgent, Listener, PtyBoard, agent_config, write_config
 from gateway_helpers import PROFILES, ROOT, Client, GatewayProcess, count, gateway_config, wait_until
-from notify_helpers import Receiver, start_receiver
+from notify_helpers import Receiver, start_receiver, webhook_channel
 from sim_helpers import BOARD_CLOCK, running_sim, sim_agent_config
 
 from cli.services import InfluxDB, Mosquitto
@@ -213,13 +213,8 @@ def test_excursion_in_a_late_backlog_is_reported_with_its_true_times_and_pages_n
     broker = make_mosquitto()
     receiver = Receiver()
     server = start_receiver(receiver)
-    (tmp_path / "hook.secret").write_text("s3cret\n")
-    extra = (
-        f'[[notify.webhook]]\nname = "ops"\nurl = "http://127.0.0.1:{server.server_port}/hook"\n'
-        f'secret_file = "{tmp_path / "hook.secret"}"\nretry_min_s = 0.1\nretry_max_s = 0.2\n'
-        f'outbox = "{tmp_path / "outbox.sqlite"}"\n'
-        "[alarms]\nhold_s = 60\n"  # the default: a backlog's alarm waits for its end, not announced mid-replay
-    )
+    # hold_s = 60, the default: a backlog's alarm waits for its end, not announced mid-replay
+    extra = webhook_channel(tmp_path, server) + "[alarms]\nhold_s = 60\n"
     config = write_config(tmp_path / "agent", crate, broker, board.device, probe='time_source = "board"')
     config.write_text(config.read_text().replace('path = "spool.sqlite"', 'path = "spool.sqlite"\nack_timeout_s = 2'))
     t0 = _now_ms() - 3 * HOUR_MS  # a flight ago

@@ -19,7 +19,7 @@ from gateway_helpers import (
     telemetry,
     wait_until,
 )
-from notify_helpers import Receiver, start_receiver
+from notify_helpers import Receiver, start_receiver, webhook_channel
 
 from cli.services import InfluxDB, Mosquitto
 
@@ -172,12 +172,8 @@ def test_webhook_hears_each_change_once_across_a_killed_gateway(
     crate = f"{crate_prefix}-w"
     receiver = Receiver(fail_first=1)
     server = start_receiver(receiver)
-    (tmp_path / "hook.secret").write_text("s3cret\n")
-    extra = (
-        f'[state]\nfile = "{tmp_path / "state.db"}"\n'
-        f'[[notify.webhook]]\nname = "ops"\nurl = "http://127.0.0.1:{server.server_port}/hook"\n'
-        f'secret_file = "{tmp_path / "hook.secret"}"\nretry_min_s = 0.1\nretry_max_s = 0.2\n'
-        f'outbox = "{tmp_path / "outbox.sqlite"}"\nchanges = ["active", "cleared"]\n'
+    extra = f'[state]\nfile = "{tmp_path / "state.db"}"\n' + webhook_channel(
+        tmp_path, server, 'changes = ["active", "cleared"]\n'
     )
     config = gateway_config(tmp_path, mosquitto, influxdb, database, extra)
     client = Client(mosquitto)

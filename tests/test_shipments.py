@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from gateway_helpers import PROFILES, ROOT, Client, GatewayProcess, gateway_config
-from notify_helpers import Receiver, alarm_events, start_receiver
+from notify_helpers import Receiver, alarm_events, start_receiver, webhook_channel
 from wait_helpers import wait_until
 
 from cli.report import main as report_main
@@ -111,14 +111,10 @@ def test_gateway_writes_the_record_once_and_notifications_and_reports_carry_it(
     mosquitto = make_mosquitto()
     receiver = Receiver()
     server = start_receiver(receiver)
-    (tmp_path / "hook.secret").write_text("s3cret\n")
     extra = (
         f'[shipments."{shipment}"]\ncrates = ["{crate}"]\norigin = "Kyoto CiRA"\ndestination = "Leiden LUMC"\n'
         'product = "iPSC cardiomyocytes"\n'
-        f'[[notify.webhook]]\nname = "ops"\nurl = "http://127.0.0.1:{server.server_port}/hook"\n'
-        f'secret_file = "{tmp_path / "hook.secret"}"\nretry_min_s = 0.1\nretry_max_s = 0.2\n'
-        f'outbox = "{tmp_path / "outbox.sqlite"}"\nchanges = ["active"]\n'
-    )
+    ) + webhook_channel(tmp_path, server, 'changes = ["active"]\n')
     config = gateway_config(tmp_path, mosquitto, influxdb, database, extra)
     client = Client(mosquitto, [f"coldchain/v1/alarms/{crate}/#"])
     start = int(time.time() * 1000) - 60_000
