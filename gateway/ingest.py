@@ -151,9 +151,9 @@ class Ingest:
         if state is None:
             profile = self._profile_for(crate, claimed_profile)
             state = self.crates[crate] = CrateState(crate, profile, self.config.shipments.get(crate))
-            record = self.config.shipment_of(crate)
-            if record is not None and record.details:
-                self.records.append(shipment_point(record.id, crate, record.details, now_ms))
+            details = self.alarming.shipments.get(crate)  # the record's fields, looked up once at start-up
+            if details is not None:
+                self.records.append(shipment_point(self.config.shipments[crate], crate, details, now_ms))
         return state
 
     def restore(self, snapshots: dict[str, dict[str, Any]], now_ms: int) -> None:

@@ -103,7 +103,7 @@ class Worker:
         mosquitto 2.0.11 does after an acknowledgement (eclipse/mosquitto#2301); without this a
         backlog after an outage would be read into memory whole.
         """
-        return 2 * self.config.mqtt.receive_maximum - (self.delivered - self.acknowledged)
+        return 2 * self.config.mqtt.receive_maximum - self.held
 
     @property
     def deaf(self) -> bool:
@@ -115,7 +115,7 @@ class Worker:
         handle, ingest, size = self.ingest.handle, self.ingest, self.config.batch.size
         with self.lock:
             self.delivered += len(deliveries)
-            self.held_max = max(self.held_max, self.delivered - self.acknowledged)
+            self.held_max = max(self.held_max, self.held)
             if self._closing:
                 return  # after the last batch: the broker redelivers these after the restart
             batch = self._batch
