@@ -68,6 +68,10 @@ class Telemetry:
     # optional extension: UTC epoch ms the crate's probe board was switched on (never after ``ts``),
     # so the gateway gives the probes the profile's start delay to settle
     powered_on: int | None = None
+    # optional extension: the crate's spool low-water mark, the lowest seq it still holds unconfirmed. Every
+    # seq below it the crate sent was confirmed stored by a storage ack or declared lost in a gap event;
+    # every seq from it up to ``seq`` not yet confirmed, it still holds (and will send again)
+    held_from: int | None = None
 
     def to_wire(self) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -81,6 +85,8 @@ class Telemetry:
             body["profile"] = self.profile
         if self.powered_on is not None:
             body["powered_on"] = self.powered_on
+        if self.held_from is not None:
+            body["held_from"] = self.held_from
         return body
 
 
@@ -230,7 +236,8 @@ def decode_telemetry(payload: bytes, topic_crate: str | None = None, now_ms: int
 
     ``topic_crate`` is the crate named by the topic (must equal the payload's);
     ``now_ms`` enables the check that ``ts`` is not in the future beyond a tolerance.
-    The optional ``powered_on`` must be an epoch millisecond no later than ``ts``.
+    The optional ``powered_on`` must be an epoch millisecond no later than ``ts``,
+    the optional ``held_from`` a seq no higher than ``seq``.
     """
     body = _object(payload)
     crate = _crate(body, topic_crate)
@@ -257,7 +264,13 @@ def decode_telemetry(payload: bytes, topic_crate: str | None = None, now_ms: int
             raise WireFormatError("type", f"'powered_on' must be int, got {type(powered_on).__name__}")
         if not 0 < powered_on <= ts:
             raise WireFormatError("range", f"powered_on {powered_on} is not an epoch millisecond at or before ts {ts}")
-    return Telemetry(crate, seq, ts, readings, profile, powered_on)
+    held_from = body.get("held_from")
+    if held_from is not None:
+        if not isinstance(held_from, int) or isinstance(held_from, bool):
+            raise WireFormatError("type", f"'held_from' must be int, got {type(held_from).__name__}")
+        if not 0 <= held_from <= seq:
+            raise WireFormatError("range", f"held_from {held_from} is outside 0..seq {seq}")
+    return Telemetry(crate, seq, ts, readings, profile, powered_on, held_from)
 
 
 def decode_storage_ack(payload: bytes, topic_crate: str | None = None) -> StorageAck:

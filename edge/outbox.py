@@ -28,6 +28,17 @@ __all__ = ["Outbox"]
 log = logging.getLogger(__name__)
 
 
+def _with_held_from(payload: bytes, held_from: int) -> bytes:
+    """The spooled payload with the spool's low-water mark as it leaves (wire field ``held_from``).
+
+    Stamped at publish time, not when spooled: by then acks have pruned the spool further, and a
+    stale, lower mark would have a gateway without state wait for seqs the crate no longer holds.
+    A spooled payload is a compact JSON object without the field, so it goes in before the closing
+    brace: no parsing per reading on the Pi.
+    """
+    return b'%s,"held_from":%d}' % (payload[:-1], held_from)
+
+
 class Outbox:
     """Publishing state of one crate; driven by the agent loop only."""
 
@@ -53,8 +64,7 @@ class Outbox:
         self.refused = 0
         # mid -> ("t", seq) for telemetry, ("e", event id) for events, ("s", 0) for status
         self._inflight: dict[int, tuple[str, int]] = {}
-        first = spool.first_seq()
-        self._sent_through = (first if first is not None else spool.next_seq) - 1
+        self._sent_through = spool.low_water - 1
         self._events_sent_through = 0
         self._acked_through = -1
         self._waiting_since: int | None = None  # mono ms since unacknowledged messages exist
@@ -112,8 +122,7 @@ class Outbox:
         removed = self.spool.prune(stored_through)
         self._waiting_since = self.clock.mono_ms()
         log.debug("gateway stored through seq %d; pruned %d", stored_through, removed)
-        first = self.spool.first_seq()
-        oldest = first if first is not None else self.spool.next_seq
+        oldest = self.spool.low_water
         if stored_through < oldest - 1:
             # The gateway waits for seqs this crate no longer has (dropped when the spool was
             # full, or lost with a corrupt spool): say so, or its stored_through never moves on.
@@ -140,8 +149,7 @@ class Outbox:
             shift,
         )
         self._inflight = {mid: entry for mid, entry in self._inflight.items() if entry[0] != "t"}
-        first = self.spool.first_seq()
-        self._sent_through = (first if first is not None else self.spool.next_seq) - 1
+        self._sent_through = self.spool.low_water - 1
         self._acked_through = stored_through
         self._add_event("seq_reset", self.clock.wall_ms(), {"stored_through": stored_through, "shift": shift})
 
@@ -221,10 +229,11 @@ class Outbox:
             room -= 1
         if room <= 0:
             return
+        held_from = self.spool.low_water
         for seq, payload in self.spool.pending(self._sent_through, room):
             if self.hold_from is not None and seq >= self.hold_from:
                 return
-            mid = self.link.publish(self._topic, self._signed(payload))
+            mid = self.link.publish(self._topic, self._signed(_with_held_from(payload, held_from)))
             if mid is None:
                 return
             self._inflight[mid] = ("t", seq)
