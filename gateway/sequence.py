@@ -145,13 +145,13 @@ class SeqTracker:
     def settle(self, held_from: int | None) -> Gap | None:
         """The crate holds nothing below ``held_from`` any more: the assumed gap stops waiting for those seqs.
 
-        Returns the gap when it changed (write it again). A ``held_from`` stamped before the crate heard
-        an earlier gateway's last ack is older than the truth, so the assumed gap may start too low; the
-        seqs a later, higher ``held_from`` gives up were settled before this gateway knew the crate
-        (stored, or declared lost, to it before its state was lost), never sent to it since. The gap
-        closes once what the crate held has arrived. A gap of seqs seen skipped is left alone: the crate
-        announces in a gap event what it lost. A ``held_from`` below ``stored_through`` is the crate not
-        having heard the latest ack yet: nothing to do.
+        Returns the gap when it changed (write it again). A message that waited on the broker carries the
+        ``held_from`` of when it was sent, before the crate heard the last acks of a gateway whose state
+        was then lost: the assumed gap may start too low. The seqs a later, higher ``held_from`` gives up
+        were settled before this gateway met the crate (stored, or declared lost by the crate) and will
+        not come again. The gap closes once what the crate held has arrived. A gap of seqs seen skipped
+        is left alone: the crate announces in a gap event what it lost. A ``held_from`` below
+        ``stored_through`` is the crate not having heard the latest ack yet: nothing to do.
         """
         if held_from is None or not self.gaps:
             return None
