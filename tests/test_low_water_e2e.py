@@ -46,7 +46,8 @@ def test_readings_taken_before_any_gateway_existed_are_all_stored(
     with running_sim("--period", "0.1", "--start", "-185", "--duration", "0", "--link", str(link)) as sim:
         agent = AgentProcess(config)
         try:
-            wait_until(lambda: spool.exists() and _spool(spool)[0] >= 20, 20, "20 readings spooled")
+            agent.wait_log(f"agent for crate {crate} started")  # its spool is made
+            wait_until(lambda: _spool(spool)[0] >= 20, 20, "20 readings spooled")
             rows, lowest, next_seq = _spool(spool)
             assert (lowest, rows) == (0, next_seq)  # published into the void, nothing pruned
             gateway = GatewayProcess(gateway_config(tmp_path, mosquitto, influxdb, database), tmp_path / "gateway.log")
