@@ -17,6 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from coldchain.errors import WireFormatError
+from coldchain.lineprotocol import encode_lines
 from coldchain.wire import (
     Reading,
     StaffAck,
@@ -274,3 +275,9 @@ def test_an_unforeseen_failure_rejects_that_message_only(config: GatewayConfig, 
     batch.crates.add("C-1")
     ingest.close(batch, with_snapshots=False)
     assert batch.through == {"C-1": 2}  # the failed message counts as handled: no gap, nothing held back
+
+
+def test_a_write_body_is_always_utf8() -> None:
+    """A string UTF-8 cannot carry is written as its escape: the writer never dies of one line."""
+    body = encode_lines(['rejected,reason=x detail="a\ud800b" 1', "m f=1i 2"])
+    assert body == b'rejected,reason=x detail="a\\ud800b" 1\nm f=1i 2'
