@@ -21,8 +21,9 @@ from typing import Any
 
 import pytest
 from cli_helpers import recording_v2_standin
-from gateway_helpers import PROFILES, ROOT, Client, GatewayProcess, gateway_config, telemetry, wait_until
+from gateway_helpers import PROFILES, ROOT, Client, GatewayProcess, gateway_config, telemetry
 from influxdb_client import InfluxDBClient
+from wait_helpers import wait_until
 
 from cli.services import InfluxDB, Mosquitto
 from coldchain.wire import StaffAck, encode
@@ -84,7 +85,7 @@ def _retained(client: Client, crate: str, rule: str) -> dict[str, Any]:
     return bodies[-1] if bodies else {}
 
 
-def _stored(influxdb: InfluxDB, database: str, query: str) -> int:
+def _count(influxdb: InfluxDB, database: str, query: str) -> int:
     return len(influxdb.rows(query, database))
 
 
@@ -130,8 +131,7 @@ def _make_record(tmp: Path, mosquitto: Mosquitto, influxdb: InfluxDB) -> Record:
                 "SELECT * FROM gap": 1,
                 "SELECT * FROM shipment": 1,
             }
-            for query, expected in everything.items():
-                wait_until(lambda q=query, n=expected: _stored(influxdb, database, q) >= n, 15, query)  # type: ignore[misc]
+            wait_until(lambda: all(_count(influxdb, database, q) >= n for q, n in everything.items()), 15, "record")
     finally:
         client.close()
     start = min(ts for crate in readings.values() for ts, _ in crate.values())
