@@ -4,6 +4,7 @@ a value that can be shown, or the contract's WireFormatError; never another exce
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import json
 import time
@@ -198,3 +199,16 @@ def test_board_hub_keeps_a_parsable_snapshot_whatever_alarm_arrives(field: str, 
     snapshot = json.loads(json.dumps(hub.snapshot(), allow_nan=False))
     assert "C-2" in [a["crate"] for a in snapshot["alarms"]]
     assert hub.dropped_events == 0
+
+
+def test_board_hub_leaves_out_an_alarm_no_page_could_parse() -> None:
+    """An alarm that reached the hub with NaN (no decoder of ours makes one) is dropped and counted, not shown."""
+    hub = Hub(BoardState({}, "cryo"))
+    good = decode_alarm(TOPIC, _encoded(RAISED))
+    assert good is not None
+    bad = dataclasses.replace(good, rule="warning_high", value_c=float("nan"))
+    hub.apply(BoardEvent("alarm", key=good.key, alarm=good))
+    hub.apply(BoardEvent("alarm", key=bad.key, alarm=bad))
+    snapshot = json.loads(json.dumps(hub.snapshot(), allow_nan=False))
+    assert [a["rule"] for a in snapshot["alarms"]] == ["critical_high"]
+    assert hub.dropped_events == 1
