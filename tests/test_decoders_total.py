@@ -10,11 +10,14 @@ import json
 import time
 from typing import Any
 
+import paho.mqtt.client as mqtt
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from pytest_mock import MockerFixture
 
-from board.broker import BoardEvent
+from board.broker import BoardEvent, BrokerLink
+from board.config import MqttSettings
 from board.hub import Hub
 from board.messages import alarm_json
 from board.state import BoardState
@@ -212,3 +215,23 @@ def test_board_hub_leaves_out_an_alarm_no_page_could_parse() -> None:
     snapshot = json.loads(json.dumps(hub.snapshot(), allow_nan=False))
     assert [a["rule"] for a in snapshot["alarms"]] == ["critical_high"]
     assert hub.dropped_events == 1
+
+
+def _message(topic: bytes, payload: bytes) -> mqtt.MQTTMessage:
+    message = mqtt.MQTTMessage(topic=topic)
+    message.payload = payload
+    return message
+
+
+def test_board_link_survives_a_decoder_failing_unexpectedly(mocker: MockerFixture) -> None:
+    """A decoder fault (any exception) on one message is counted and logged; the next message goes through."""
+    settings_ = MqttSettings("127.0.0.1", 1, None, None, None, "board-test", 5, 1.0)
+    delivered: list[BoardEvent] = []
+    link = BrokerLink(settings_, delivered.append)
+    fault = mocker.patch("board.broker.decode_alarm", side_effect=TypeError("unhashable type: 'dict'"))
+    link._on_message(link._client, None, _message(TOPIC.encode(), _encoded(RAISED)))
+    link._on_message(link._client, None, _message(b"coldchain/v1/alarms/\xff/r/s", _encoded(RAISED)))
+    assert (link.rejected, delivered) == (2, [])
+    mocker.stop(fault)
+    link._on_message(link._client, None, _message(TOPIC.encode(), _encoded(RAISED)))
+    assert [e.kind for e in delivered] == ["alarm"]

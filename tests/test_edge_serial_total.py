@@ -11,6 +11,7 @@ import pytest
 from edge_helpers import InProcessAgent, Listener, PtyBoard, agent_config, wait_until
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from pytest_mock import MockerFixture
 
 from cli.services import Mosquitto
 from coldchain.errors import SentenceError
@@ -110,6 +111,15 @@ def test_simulated_board_handles_or_refuses_any_command_line(line: bytes) -> Non
     if reply is not None:
         assert isinstance(parse_sentence(reply), AckSentence)
     assert 0.01 <= board.period_s <= 86_400
+
+
+def test_agent_reader_survives_a_line_handler_failing_unexpectedly(mocker: MockerFixture) -> None:
+    """A fault while handling one serial line is counted as a bad line; the next line is read."""
+    board, events = _reader()
+    mocker.patch.object(board, "_line", side_effect=[RuntimeError("fault"), None])
+    board._line_isolated(b"$CCTMP,probe1,1.00,OK*00", events.append)
+    board._line_isolated(b"$CCTMP,probe1,1.00,OK*00", events.append)
+    assert board.bad_lines == 1
 
 
 @pytest.mark.integration
