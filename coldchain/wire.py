@@ -289,8 +289,9 @@ def decode_storage_ack(payload: bytes, topic_crate: str | None = None) -> Storag
     body = _object(payload)
     crate = _crate(body, topic_crate)
     stored_through = _field(body, "stored_through", int)
-    if not 0 <= stored_through < 2**63:
-        raise WireFormatError("range", f"stored_through {describe(stored_through)} is outside 0..2^63-1")
+    # -1: nothing is stored yet (a crate that numbers from 0 and announced seq 0 lost before anything came)
+    if not -1 <= stored_through < 2**63:
+        raise WireFormatError("range", f"stored_through {describe(stored_through)} is outside -1..2^63-1")
     return StorageAck(crate, stored_through)
 
 
