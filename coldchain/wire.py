@@ -14,7 +14,7 @@ from typing import Any, Final
 
 from coldchain.errors import WireFormatError
 from coldchain.sentences import PROBE_STATUSES
-from coldchain.topics import valid_identifier
+from coldchain.topics import IDENTIFIER_RULE, valid_identifier
 
 __all__ = [
     "MAX_PAYLOAD_BYTES",
@@ -30,6 +30,7 @@ __all__ = [
     "decode_staff_ack",
     "decode_storage_ack",
     "decode_telemetry",
+    "describe",
     "encode",
 ]
 
@@ -161,6 +162,27 @@ def encode(message: Telemetry | CrateStatus | StorageAck | AlarmMessage | StaffA
     return json.dumps(message.to_wire(), separators=(",", ":"), allow_nan=False).encode()
 
 
+def describe(value: Any) -> str:
+    """A short, safe description of any decoded JSON value for an error's detail.
+
+    ``repr`` of a deeply nested value can itself exceed the recursion limit, and of a huge one
+    fill the log: containers are named by type, scalars are cut to 70 characters.
+    """
+    if value is None or isinstance(value, (bool, int, float, str)):
+        text = repr(value[:70] if isinstance(value, str) else value)
+        return text if len(text) <= 72 else text[:69] + "..."
+    return "a JSON object" if isinstance(value, dict) else f"a JSON {'array' if isinstance(value, list) else 'value'}"
+
+
+def _is_text(text: str) -> bool:
+    """True when ``text`` is valid Unicode (JSON escapes can make strings UTF-8 cannot encode)."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _object(payload: bytes) -> dict[str, Any]:
     if len(payload) > MAX_PAYLOAD_BYTES:
         raise WireFormatError("size", f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD_BYTES}")
@@ -178,7 +200,7 @@ def _object(payload: bytes) -> dict[str, Any]:
         raise WireFormatError("schema", f"payload is a JSON {type(body).__name__}, not an object")
     version = body.get("v")
     if version != WIRE_VERSION or isinstance(version, bool):
-        raise WireFormatError("version", f"'v' is {version!r}, this gateway speaks {WIRE_VERSION}")
+        raise WireFormatError("version", f"'v' is {describe(version)}, this gateway speaks {WIRE_VERSION}")
     return body
 
 
@@ -195,7 +217,7 @@ def _field(body: dict[str, Any], key: str, kind: type, reason: str = "schema") -
 def _crate(body: dict[str, Any], topic_crate: str | None) -> str:
     crate: str = _field(body, "crate", str)
     if not valid_identifier(crate):
-        raise WireFormatError("crate", f"crate id {crate[:70]!r} is not 1-64 of [A-Za-z0-9_.-]")
+        raise WireFormatError("crate", f"crate id {crate[:70]!r} is not {IDENTIFIER_RULE}")
     if topic_crate is not None and crate != topic_crate:
         raise WireFormatError("crate_mismatch", f"payload crate {crate!r} != topic crate {topic_crate!r}")
     return crate
@@ -206,29 +228,31 @@ def _reading(raw: Any, index: int) -> Reading:
         raise WireFormatError("schema", f"readings[{index}] is not an object")
     sensor = raw.get("sensor")
     if not isinstance(sensor, str) or not valid_identifier(sensor):
-        raise WireFormatError("schema", f"readings[{index}].sensor {sensor!r} is not a valid sensor id")
+        raise WireFormatError("schema", f"readings[{index}].sensor {describe(sensor)} is not a valid sensor id")
     value = raw.get("value_c", ...)
     fault = raw.get("fault")
     if value is ...:
         raise WireFormatError("schema", f"readings[{index}].value_c is missing")
     if value is None:
-        if fault not in FAULTS:
+        # any JSON type may stand here: only a string can be one of the faults
+        if not isinstance(fault, str) or fault not in FAULTS:
             raise WireFormatError(
-                "schema", f"readings[{index}] has value_c null but fault {fault!r} is not one of {sorted(FAULTS)}"
+                "schema",
+                f"readings[{index}] has value_c null but fault {describe(fault)} is not one of {sorted(FAULTS)}",
             )
         return Reading(sensor, None, fault)
     if not isinstance(value, (int, float)) or isinstance(value, bool):
         raise WireFormatError("type", f"readings[{index}].value_c must be a number, got {type(value).__name__}")
-    value = float(value)
-    if not math.isfinite(value):
+    if isinstance(value, float) and not math.isfinite(value):
         raise WireFormatError("range", f"readings[{index}].value_c is not finite")
+    # compared before float(): an integer beyond a float's range would raise OverflowError there
     if not PLAUSIBLE_MIN_C <= value <= PLAUSIBLE_MAX_C:
         raise WireFormatError(
-            "range", f"readings[{index}].value_c {value} is outside {PLAUSIBLE_MIN_C}..{PLAUSIBLE_MAX_C} °C"
+            "range", f"readings[{index}].value_c {describe(value)} is outside {PLAUSIBLE_MIN_C}..{PLAUSIBLE_MAX_C} °C"
         )
     if fault is not None:
-        raise WireFormatError("schema", f"readings[{index}] has both a value and fault {fault!r}")
-    return Reading(sensor, value)
+        raise WireFormatError("schema", f"readings[{index}] has both a value and fault {describe(fault)}")
+    return Reading(sensor, float(value))
 
 
 def decode_telemetry(payload: bytes, topic_crate: str | None = None, now_ms: int | None = None) -> Telemetry:
@@ -257,7 +281,7 @@ def decode_telemetry(payload: bytes, topic_crate: str | None = None, now_ms: int
         raise WireFormatError("schema", "readings name the same sensor twice")
     profile = body.get("profile")
     if profile is not None and (not isinstance(profile, str) or not valid_identifier(profile)):
-        raise WireFormatError("schema", f"profile {profile!r} is not a valid profile name")
+        raise WireFormatError("schema", f"profile {describe(profile)} is not a valid profile name")
     powered_on = body.get("powered_on")
     if powered_on is not None:
         if not isinstance(powered_on, int) or isinstance(powered_on, bool):
@@ -278,6 +302,9 @@ def decode_storage_ack(payload: bytes, topic_crate: str | None = None) -> Storag
     body = _object(payload)
     crate = _crate(body, topic_crate)
     stored_through = _field(body, "stored_through", int)
+    # -1: nothing is stored yet (a crate that numbers from 0 and announced seq 0 lost before anything came)
+    if not -1 <= stored_through < 2**63:
+        raise WireFormatError("range", f"stored_through {describe(stored_through)} is outside -1..2^63-1")
     return StorageAck(crate, stored_through)
 
 
@@ -293,7 +320,7 @@ def decode_staff_ack(payload: bytes, topic_levels: tuple[str, str, str] | None =
     for key in ("rule", "sensor"):
         value = _field(body, key, str)
         if not valid_identifier(value):
-            raise WireFormatError("schema", f"{key} {value[:70]!r} is not 1-64 of [A-Za-z0-9_.-]")
+            raise WireFormatError("schema", f"{key} {value[:70]!r} is not {IDENTIFIER_RULE}")
         ids.append(value)
     if topic_levels is not None and tuple(ids) != topic_levels:
         raise WireFormatError("topic_mismatch", f"payload names {'/'.join(ids)}, topic {'/'.join(topic_levels)}")
@@ -303,6 +330,9 @@ def decode_staff_ack(payload: bytes, topic_levels: tuple[str, str, str] | None =
     note = _field(body, "note", str)
     if len(note) > MAX_ACK_NOTE:
         raise WireFormatError("size", f"'note' is {len(note)} characters, at most {MAX_ACK_NOTE}")
+    if not note.isprintable() and not _is_text(note):
+        # JSON may spell a lone surrogate ("\ud800"): no UTF-8 text, it could be neither stored nor sent on
+        raise WireFormatError("encoding", "'note' holds a lone surrogate, not text")
     ts = _field(body, "ts", int)
     if not 0 < ts < 2**53:
         raise WireFormatError("range", f"ts {ts} is not a plausible epoch millisecond")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
 from coldchain.signing import SIGNATURE_FIELD, sign
 from coldchain.topics import events_topic, status_topic, telemetry_topic
@@ -26,6 +26,11 @@ from edge.spool import Dropped, Spool
 __all__ = ["Outbox"]
 
 log = logging.getLogger(__name__)
+
+SEQ_LIMIT: Final = 2**63  # seqs are below it (the wire contract; SQLite's INTEGER ends there too)
+# Seqs a crate must still have above a stored_through it continues from (a renumbering): 2^40 is
+# 35,000 years of one message a second. A stored_through closer to the limit is no gateway's.
+SEQ_ROOM: Final = 2**40
 
 
 def _with_held_from(payload: bytes, held_from: int) -> bytes:
@@ -62,6 +67,7 @@ class Outbox:
         self.connected = False
         self.published = 0
         self.refused = 0
+        self.absurd_acks = 0  # stored_through values outside any seq: ignored, logged
         # mid -> ("t", seq) for telemetry, ("e", event id) for events, ("s", 0) for status
         self._inflight: dict[int, tuple[str, int]] = {}
         self._sent_through = spool.low_water - 1
@@ -112,7 +118,19 @@ class Outbox:
             self.published += 1
 
     def on_storage_ack(self, stored_through: int) -> None:
-        """The gateway stored every seq up to ``stored_through``: prune, and notice seqs nobody has."""
+        """The gateway stored every seq up to ``stored_through``: prune, and notice seqs nobody has.
+
+        -1 says nothing is stored yet (seq 0 missing); a value below that, or so high that no seq
+        could follow it, is no promise about anything this crate holds: logged, nothing pruned.
+        """
+        if not -1 <= stored_through < SEQ_LIMIT - SEQ_ROOM:
+            self.absurd_acks += 1
+            log.error(
+                "ignored storage ack #%d: stored_through %s is outside every seq (-1..2^63-2^40); nothing pruned",
+                self.absurd_acks,
+                stored_through if abs(stored_through) < 10**30 else f"of {len(str(stored_through))} digits",
+            )
+            return
         if stored_through >= self.spool.next_seq:
             self._seq_went_back(stored_through)
             return
