@@ -167,6 +167,8 @@ class Message:
     crate: str = ""  # the crate whose seq it stores or settles
     seq: int = 0
     ts: int = 0
+    qos: int = 1  # a crate may publish at QoS 0 too: the gateway gets it at QoS 0 (packet id 0)
+    properties: bool = False  # published with MQTT 5 properties the gateway must skip (large user properties...)
 
     def reject_key(self) -> tuple[str, str]:
         """(topic, excerpt) as a reject reports them (docs/gateway.md: topic, the first 256 bytes)."""
@@ -369,9 +371,11 @@ def hostile_stream(seed: int, count: int, now_ms: int) -> list[Message]:
         settles = readable_seq(topic, payload)
         if settles is not None and (topic.split("/")[3] not in HOSTILE_CRATES or settles != seq):
             continue  # it would settle a valid crate's seq (as the docs say it must): not on these topics
-        message = Message(topic, payload, label, hostile=True)
+        # QoS 0 only where order cannot matter (the broker may send it ahead of queued QoS 1 messages)
+        qos = 0 if settles is None and rng.random() < 0.03 else 1
+        message = Message(topic, payload, label, hostile=True, qos=qos, properties=rng.random() < 0.1)
         if settles is not None:
-            message = Message(topic, payload, label, hostile=True, crate=topic.split("/")[3], seq=settles)
+            message = replace(message, crate=topic.split("/")[3], seq=settles)
             next_seq[message.crate] += 1
         out.append(message)
     return out
@@ -389,6 +393,7 @@ def valid_stream(seqs: int) -> dict[str, list[Message]]:
                 crate=crate,
                 seq=seq,
                 ts=TS + seq * 1000,
+                properties=seq % 10 == 3,
             )
             for seq in range(1, seqs + 1)
         ]
