@@ -217,7 +217,9 @@ class MqttLink:
     def ack(self, deliveries: Iterable[Delivery]) -> int:
         """Acknowledge stored messages of the current connection; return how many acks were sent."""
         generation = self.generation
-        mids = [d[2] for d in deliveries if d[3] == generation]
+        # packet id 0: a message some crate sent at QoS 0, delivered so; a PUBACK for it is a protocol
+        # error to the broker, which would drop us (and redeliver the whole window)
+        mids = [d[2] for d in deliveries if d[3] == generation and d[2]]
         if mids and self.connected.is_set():
             self._client.ack_many(mids)
             return len(mids)
