@@ -8,6 +8,7 @@ and says, from the contract, which messages must be refused.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -16,6 +17,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import fuzz_corpus as fc
@@ -126,17 +128,32 @@ def _last_seqs(stream: list[fc.Message]) -> dict[str, int]:
     return last
 
 
-@pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory, influxdb: InfluxDB) -> Iterator[Run]:
-    """The stream, once, against a gateway on a broker of its own (thousands of rejects and retained acks)."""
-    tmp = tmp_path_factory.mktemp("fuzz")
+def _keys(directory: Path) -> dict[str, bytes]:
+    """A signing key per valid and hostile crate, as ``coldchain provision crate`` writes them (hex files)."""
+    directory.mkdir()
+    keys = {crate: hashlib.sha256(crate.encode()).digest() for crate in (*fc.VALID_CRATES, *fc.HOSTILE_CRATES)}
+    for crate, key in keys.items():
+        (directory / f"{crate}.key").write_text(key.hex())
+    return keys
+
+
+@pytest.fixture(scope="module", params=["unsigned", "signed"])
+def run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, influxdb: InfluxDB) -> Iterator[Run]:
+    """The stream, once per mode, against a gateway on a broker of its own (thousands of rejects, retained acks).
+
+    ``signed``: the gateway requires signatures ([security] keys_dir, require_signatures), the crates sign.
+    """
+    tmp = tmp_path_factory.mktemp(f"fuzz-{request.param}")
+    keys = _keys(tmp / "keys") if request.param == "signed" else None
+    extra = f"[security]\nkeys_dir = {json.dumps(str(tmp / 'keys'))}\nrequire_signatures = true\n" if keys else ""
     broker = Mosquitto(tmp / "mosquitto").start()
-    database = f"fuzz{SEED}_{int(time.time())}"
+    database = f"fuzz{SEED}_{request.param}_{int(time.time())}"
     listener = Client(broker, ["coldchain/v1/rejected", "coldchain/v1/crates/+/ack", "coldchain/v1/alarms/#"])
-    gateway = GatewayProcess(gateway_config(tmp, broker, influxdb, database, client_id="gw-fuzz"), tmp / "gw.log")
+    config = gateway_config(tmp, broker, influxdb, database, extra, client_id=f"gw-fuzz-{request.param}")
+    gateway = GatewayProcess(config, tmp / "gw.log")
     try:
-        hostile = fc.hostile_stream(SEED, HOSTILE, int(time.time() * 1000))
-        stream = fc.interleave(SEED, hostile, fc.valid_stream(VALID_SEQS))
+        hostile = fc.hostile_stream(SEED, HOSTILE, int(time.time() * 1000), keys)
+        stream = fc.interleave(SEED, hostile, fc.valid_stream(VALID_SEQS, keys))
         _publish_all(broker, stream)
         last = _last_seqs(stream)
         _wait_settled(listener, gateway, last, HOSTILE)
