@@ -17,6 +17,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from adapters.sd_notify import Watchdog
 from coldchain.wire import Telemetry, encode
 from edge.clock import Clock, system_clock
 from edge.config import AgentConfig
@@ -26,7 +27,6 @@ from edge.mqtt_link import MqttLink
 from edge.outbox import Outbox
 from edge.spool import Spool, Stamp
 from edge.watch import LocalWatch
-from edge.watchdog import Watchdog
 
 __all__ = ["Agent", "Probe"]
 
