@@ -43,30 +43,26 @@ class Heartbeat:
 
 
 class Liveness:
-    """Pings ``watchdog`` while every heartbeat is on time, within ``grace_s``; says which loop is not."""
+    """Pings ``watchdog`` while every heartbeat is on time (grace: ``WatchdogSec=``); says which loop is not."""
 
-    def __init__(self, watchdog: Watchdog, heartbeats: Sequence[Heartbeat], grace_s: float | None = None) -> None:
+    def __init__(self, watchdog: Watchdog, heartbeats: Sequence[Heartbeat]) -> None:
         self.watchdog = watchdog
         self.heartbeats = tuple(heartbeats)
-        self.grace_s = grace_s if grace_s is not None else (watchdog.period_s or _DEFAULT_GRACE_S)
+        self.grace_s = watchdog.period_s or _DEFAULT_GRACE_S
         self.wedged: tuple[str, ...] = ()
 
-    def check(self) -> bool:
-        """Call from the pinging loop (one thread) as often as you like: ping if all loops are alive; True if so."""
+    def check(self) -> None:
+        """Call from the pinging loop (one thread) as often as you like: ping if every watched loop is alive."""
         now = time.monotonic()
         wedged = tuple(h.name for h in self.heartbeats if h.overdue_s(now) > self.grace_s)
         if wedged != self.wedged:
             if wedged:
-                log.error(
-                    "%s stopped going round (over %.0f s late): no more watchdog pings, so systemd "
-                    "restarts the service",
-                    " and ".join(wedged),
-                    self.grace_s,
-                )
+                then = "no more watchdog pings: systemd restarts the service"
+                if self.watchdog.period_s is None:
+                    then = "no systemd watchdog is armed: nothing restarts it"
+                log.error("%s stopped going round (over %.0f s late); %s", " and ".join(wedged), self.grace_s, then)
             else:
-                log.warning("%s going round again: watchdog pings resume", " and ".join(self.wedged))
+                log.warning("%s going round again", " and ".join(self.wedged))
             self.wedged = wedged
-        if wedged:
-            return False
-        self.watchdog.ping(int(now * 1000))
-        return True
+        if not wedged:
+            self.watchdog.ping(int(now * 1000))
