@@ -28,6 +28,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from cli.services import InfluxDB, Mosquitto
+from cli.verify_archive import main as verify_archive
 
 pytestmark = pytest.mark.integration
 
@@ -49,6 +50,8 @@ class Run:
     influx_rejects: list[dict[str, Any]]
     temperatures: list[dict[str, Any]]
     measurements: set[str]
+    archive: Path  # the evidence archive ([security] archive)
+    keys_dir: Path | None  # signing keys, in the signed pass
     alive_after: bool  # the gateway still ran when the stream was settled
     exit_code: int
     log: str
@@ -145,7 +148,9 @@ def run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
     """
     tmp = tmp_path_factory.mktemp(f"fuzz-{request.param}")
     keys = _keys(tmp / "keys") if request.param == "signed" else None
-    extra = f"[security]\nkeys_dir = {json.dumps(str(tmp / 'keys'))}\nrequire_signatures = true\n" if keys else ""
+    extra = f"[security]\narchive = {json.dumps(str(tmp / 'archive.jsonl'))}\n"
+    if keys is not None:
+        extra += f"keys_dir = {json.dumps(str(tmp / 'keys'))}\nrequire_signatures = true\n"
     broker = Mosquitto(tmp / "mosquitto").start()
     database = f"fuzz{SEED}_{request.param}_{int(time.time())}"
     listener = Client(broker, ["coldchain/v1/rejected", "coldchain/v1/crates/+/ack", "coldchain/v1/alarms/#"])
@@ -168,6 +173,8 @@ def run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
             influx_rejects=influxdb.rows("SELECT * FROM rejected", database),
             temperatures=influxdb.rows("SELECT * FROM temperature", database),
             measurements={str(r["name"]) for r in influxdb.rows("SHOW MEASUREMENTS", database)},
+            archive=tmp / "archive.jsonl",
+            keys_dir=tmp / "keys" if keys is not None else None,
             alive_after=alive,
             exit_code=exit_code,
             log=gateway.log.read_text(errors="replace"),
@@ -268,3 +275,16 @@ def test_every_crate_storage_ack_reaches_its_last_seq(run: Run) -> None:
     last = _last_seqs(run.stream)
     reached = {crate: values[-1] for crate, values in run.acks.items()}
     assert reached == last, f"last stored_through per crate {reached}, expected {last}"
+
+
+def test_the_evidence_archive_holds_each_valid_message_once_and_verifies(run: Run) -> None:
+    """The archive holds every stored telemetry message once, as sent, and verify-archive finds it intact."""
+    records = [json.loads(line) for line in run.archive.read_bytes().splitlines()]
+    archived = Counter((r["topic"], r["payload"]) for r in records)
+    expected = Counter((m.topic, m.payload.decode()) for m in run.stream if m.readings)
+    missing = [f"{t}: {p[:100]!r}" for (t, p), n in (expected - archived).items()]
+    extra = [f"{n} x {t}: {p[:100]!r}" for (t, p), n in (archived - expected).items()]
+    assert not missing, f"{len(missing)} stored messages not archived:{_listing(missing)}"
+    assert not extra, f"{len(extra)} archive records no stored message explains:{_listing(extra)}"
+    keys = ["--keys-dir", str(run.keys_dir)] if run.keys_dir else []
+    assert verify_archive([str(run.archive), *keys]) == 0
