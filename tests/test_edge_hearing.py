@@ -47,7 +47,8 @@ def test_silent_gateway_sounds_the_local_alarm_until_its_acks_flow(
             assert run.agent.link.connected  # the broker took everything all along
             gateway = GatewayProcess(gateway_config(tmp_path, mosquitto, influxdb, database), tmp_path / "gw.log")
             heard = wait_until(lambda: _events(listener, "gateway_heard"), 15, "gateway_heard on the broker")
-            assert int(heard[0]["stored_through"]) >= 0  # type: ignore[call-overload]
+            # -1 when the gateway meets the crate first and awaits its backlog from held_from: still an answer
+            assert int(heard[0]["stored_through"]) >= -1  # type: ignore[call-overload]
             wait_until(lambda: not buzzer.state, 5, "the buzzer quiet")
             assert run.agent.watch.active  # still in excursion: quiet because the gateway hears it now
         finally:
