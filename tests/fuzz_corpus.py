@@ -20,6 +20,7 @@ import json
 import math
 import random
 import re
+from collections.abc import Collection
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -30,6 +31,14 @@ FAULTS = ("OPEN", "SHORT", "RANGE")
 VALID_CRATES = ("FZ-V1", "FZ-V2", "FZ-V3", "FZ-V4")
 HOSTILE_CRATES = ("FZ-H1", "FZ-H2", "FZ-H3")
 EVENT_CRATES = ("FZ-E1", "FZ-E2")  # status, lid and gap events that must all be refused: no telemetry there
+# One reading of its three probes at -100 °C raises warning_high and critical_high on each: six alarms that staff
+# acks (hostile ones, and valid ones with odd names and notes) may take on; the first valid ack of each does.
+ALARM_CRATE = "FZ-A1"
+ALARMS = tuple(
+    (rule, sensor) for rule in ("warning_high", "critical_high") for sensor in ("probe1", "probe2", "probe3")
+)
+BYS = ('a"b', "a\\b", "a,b=c d", "é🙂", "x" * 100, " Zoë ", "Robert'); DROP TABLE alarm;--")
+NOTES = ("", "a\nb\r\nc", 'q"uote\\', "\x00\x01\x1f\x7f", "x" * 1000, "é🙂\u2028", 'a,b=c d\n"\\', "\t tab ")
 SENSORS = ("probe1", "probe2")
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _SLOT = "\x00slot\x00"  # stands for the hostile JSON text until the payload is serialized
@@ -80,17 +89,57 @@ def _int(value: Any, low: int, high: int) -> bool:
     return type(value) is int and low <= value < high
 
 
-def _body(payload: bytes, crate: str) -> dict[str, Any] | None:
-    """The payload as a v1 JSON object naming ``crate``, or None when the contract refuses it as such."""
-    if len(payload) > MAX_PAYLOAD or not is_id(crate) or reserved(crate):
+def _object(payload: bytes) -> dict[str, Any] | None:
+    """The payload as a v1 JSON object (UTF-8, at most 16 KiB), or None."""
+    if len(payload) > MAX_PAYLOAD:
         return None
     try:
         body = json.loads(payload.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError):
         return None
-    if not isinstance(body, dict) or type(body.get("v")) is not int or body["v"] != 1 or body.get("crate") != crate:
+    if not isinstance(body, dict) or type(body.get("v")) is not int or body["v"] != 1:
         return None
     return body
+
+
+def _body(payload: bytes, crate: str) -> dict[str, Any] | None:
+    """The payload as a v1 JSON object naming ``crate``, or None when the contract refuses it as such."""
+    body = _object(payload) if is_id(crate) and not reserved(crate) else None
+    return body if body is not None and body.get("crate") == crate else None
+
+
+def valid_ack(topic: str, payload: bytes, now_ms: int) -> tuple[str, str, str, str, str, int] | None:
+    """(crate, rule, sensor, by, note, ts) of a well-formed staff ack its topic names; None when it is not one."""
+    body = _object(payload)
+    if body is None:
+        return None
+    ids, by, note, ts = (
+        (body.get("crate"), body.get("rule"), body.get("sensor")),
+        body.get("by"),
+        body.get("note"),
+        body.get("ts"),
+    )
+    if not all(is_id(i) for i in ids) or "/".join(ids) != topic.removeprefix("coldchain/v1/acks/"):
+        return None
+    if (
+        not isinstance(by, str)
+        or not isinstance(note, str)
+        or not _int(ts, 1, 2**53)
+        or ts > now_ms + FUTURE_TOLERANCE_MS
+    ):
+        return None
+    by = by.strip()
+    if not by or len(by) > 100 or not by.isprintable() or len(note) > 1000 or not _text(note):
+        return None
+    return (*ids, by, note, ts)
+
+
+def _text(value: str) -> bool:
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return False  # a lone surrogate
+    return True
 
 
 def _value_ok(value: Any) -> bool:
@@ -131,11 +180,17 @@ def _verifies(body: dict[str, Any], keys: dict[str, bytes] | None) -> bool:
         return False  # NaN or a lone surrogate: no crate could have signed it
 
 
-def accepted(topic: str, payload: bytes, now_ms: int, keys: dict[str, bytes] | None = None) -> bool:
-    """True when the contract accepts this message (stored or taken as an alarm input, no reject)."""
+def accepted(
+    topic: str, payload: bytes, now_ms: int, keys: dict[str, bytes] | None = None, active: Collection[str] = ()
+) -> bool:
+    """True when the contract accepts this message (stored or taken as an alarm input, no reject).
+
+    ``active``: crate/rule/sensor of the alarms that are active and not acknowledged (any other ack is refused).
+    """
     parts = topic.split("/")
     if parts[2] == "acks":
-        return False  # no alarm is active: every staff ack is refused (ack_rejected when it reads well)
+        ack = valid_ack(topic, payload, now_ms)
+        return ack is not None and "/".join(ack[:3]) in active
     crate, kind = parts[3], parts[4]
     body = _body(payload, crate)
     if body is None:
@@ -191,6 +246,7 @@ class Message:
     crate: str = ""  # the crate whose seq it stores or settles
     seq: int = 0
     ts: int = 0
+    ack: tuple[str, str, str, str, int] | None = None  # rule, sensor, by, note, ts of an accepted staff ack
     qos: int = 1  # a crate may publish at QoS 0 too: the gateway gets it at QoS 0 (packet id 0)
     properties: bool = False  # published with MQTT 5 properties the gateway must skip (large user properties...)
 
@@ -258,7 +314,7 @@ _ID_PATHS = ("crate", "readings.0.sensor", "readings.1.sensor", "profile", "rule
 _BAD_BYTES = (b"\xff", b"\xc3\x28", b"\xed\xa0\x80", b"\xc0\xaf", b"\x80", b"\xf8\x88\x80\x80\x80", b"\x00", b"\x1b")
 
 
-def _base(kind: str, crate: str, marker: str, seq: int) -> dict[str, Any]:
+def _base(kind: str, crate: str, marker: str, seq: int, target: tuple[str, str]) -> dict[str, Any]:
     ts = TS + seq * 1000
     if kind == "telemetry":
         body = telemetry_body(crate, seq, {"probe1": -170.0, "probe2": "OPEN"}, marker)
@@ -271,7 +327,7 @@ def _base(kind: str, crate: str, marker: str, seq: int) -> dict[str, Any]:
         return {**head, "ts": ts, "event": "lid_open"}
     if kind == "gap":
         return {**head, "ts": ts, "event": "gap", "reason": "spool_full", "first_seq": 5, "last_seq": 7}
-    return {**head, "rule": "warning_high", "sensor": "probe1", "by": "Alice", "note": "re-iced", "ts": ts}
+    return {**head, "rule": target[0], "sensor": target[1], "by": "Alice", "note": "re-iced", "ts": ts}
 
 
 def _damage(rng: random.Random, payload: bytes, keep: int) -> tuple[bytes, str]:
@@ -293,9 +349,11 @@ def _damage(rng: random.Random, payload: bytes, keep: int) -> tuple[bytes, str]:
     return payload[:-1] + b',"pad":"' + pad + b'"}', "beyond 16 KiB"
 
 
-def _hostile(rng: random.Random, kind: str, topic: str, crate: str, marker: str, seq: int) -> tuple[bytes, str]:
+def _hostile(
+    rng: random.Random, kind: str, topic: str, crate: str, marker: str, seq: int, target: tuple[str, str]
+) -> tuple[bytes, str]:
     """One mutation of a valid ``kind`` payload for ``crate`` (which the topic may not name)."""
-    body = _base(kind, crate, marker, seq)
+    body = _base(kind, crate, marker, seq, target)
     op = rng.randrange(10)
     if op <= 4:
         path = rng.choice(_PATHS[kind])
@@ -315,6 +373,9 @@ def _hostile(rng: random.Random, kind: str, topic: str, crate: str, marker: str,
         readings = [{"sensor": f"p{i % rng.choice((64, 65, 70))}", "value_c": -170.0} for i in range(65)]
         body["readings"] = readings[: rng.choice((65, 64))] if rng.random() < 0.5 else readings[:2] * 2
         return _dump(body), "readings too many or repeated"
+    if op == 7 and kind == "ack":
+        body.update(by=rng.choice(BYS), note=rng.choice(NOTES))
+        return _dump(body), "ack with odd text"
     if op == 8:
         other = rng.choice((*VALID_CRATES, *HOSTILE_CRATES, "FZ-X9"))
         body["crate"] = other
@@ -377,8 +438,18 @@ def topic_of(crate: str, kind: str) -> str:
     return f"coldchain/v1/crates/{crate}/{kind}"
 
 
-def _ack_topic(rng: random.Random, crate: str) -> str:
-    levels = [crate, "warning_high", "probe1"]
+def alarm_telemetry(now_ms: int, keys: dict[str, bytes] | None) -> Message:
+    """The alarm crate's one reading, live (so its alarms are announced at once): six alarms."""
+    readings: dict[str, float | str] = {sensor: -100.0 for _, sensor in ALARMS}
+    body = {**telemetry_body(ALARM_CRATE, 1, readings), "ts": now_ms - 1000}
+    if keys is not None:
+        body["sig"] = signature(body, keys[ALARM_CRATE])
+    topic = topic_of(ALARM_CRATE, "telemetry")
+    return Message(topic, _dump(body), "excursion", readings=readings, crate=ALARM_CRATE, seq=1, ts=now_ms - 1000)
+
+
+def _ack_topic(rng: random.Random, crate: str, target: tuple[str, str]) -> str:
+    levels = [crate, *target]
     if rng.random() < 0.4:  # levels that differ from the payload's, or are odd
         levels[rng.randrange(3)] = rng.choice((*TOPIC_LEVELS, "critical_high", "probe2", "FZ-V2"))
     return "coldchain/v1/acks/" + "/".join(levels)
@@ -391,17 +462,18 @@ def hostile_stream(seed: int, count: int, now_ms: int, keys: dict[str, bytes] | 
     """
     rng = random.Random(seed)
     next_seq = dict.fromkeys(HOSTILE_CRATES, 1)
-    out: list[Message] = []
+    out = [alarm_telemetry(now_ms, keys)]
+    active = {f"{ALARM_CRATE}/{rule}/{sensor}" for rule, sensor in ALARMS}
     n = 0
     while sum(m.hostile for m in out) < count:
         n += 1
         marker = f"h{n:05d}"
         kind = rng.choices(("telemetry", "status", "lid", "gap", "ack"), weights=(50, 12, 9, 9, 20))[0]
         where = rng.random()
-        seq = 10**6  # never one of the valid crates' seqs
+        seq, target = 10**6, rng.choice(ALARMS)  # 10**6: never one of the valid crates' seqs
         if kind == "ack":
-            crate = rng.choice((*VALID_CRATES, *EVENT_CRATES))
-            topic = _ack_topic(rng, crate)
+            crate = rng.choice((ALARM_CRATE, ALARM_CRATE, *VALID_CRATES, *EVENT_CRATES))
+            topic = _ack_topic(rng, crate, target)
         elif where < 0.15:  # an odd crate level; the payload names it, or a real crate
             level = rng.choice(TOPIC_LEVELS)
             kind_topic = "events" if kind in ("lid", "gap") else kind
@@ -419,18 +491,23 @@ def hostile_stream(seed: int, count: int, now_ms: int, keys: dict[str, bytes] | 
         else:
             crate = rng.choice((*EVENT_CRATES, *VALID_CRATES) if kind == "status" else EVENT_CRATES)
             topic = topic_of(crate, "events" if kind in ("lid", "gap") else kind)
-        payload, label = _hostile(rng, kind, topic, crate, marker, seq)
+        payload, label = _hostile(rng, kind, topic, crate, marker, seq, target)
         if keys is not None and kind == "telemetry":
             bad = rng.choice(_BAD_SIGS) if rng.random() < 0.2 else None
             payload, signed = _sign(payload, marker, keys, bad)
             label += signed
+        ack = valid_ack(topic, payload, now_ms) if kind == "ack" else None
+        if ack is not None and "/".join(ack[:3]) in active:
+            active.discard("/".join(ack[:3]))  # it takes the alarm on; the next valid ack of it is refused
+            out.append(Message(topic, payload, label, ack=(ack[1], ack[2], ack[3], ack[4], ack[5])))
+            continue
         if accepted(topic, payload, now_ms, keys):
             continue  # the mutation left it valid: not a hostile message
         settles = readable_seq(topic, payload, keys)
         if settles is not None and (topic.split("/")[3] not in HOSTILE_CRATES or settles != seq):
             continue  # it would settle a valid crate's seq (as the docs say it must): not on these topics
         # QoS 0 only where order cannot matter (the broker may send it ahead of queued QoS 1 messages)
-        qos = 0 if settles is None and rng.random() < 0.03 else 1
+        qos = 0 if settles is None and ack is None and rng.random() < 0.03 else 1
         message = Message(topic, payload, label, hostile=True, qos=qos, properties=rng.random() < 0.1)
         if settles is not None:
             message = replace(message, crate=topic.split("/")[3], seq=settles)

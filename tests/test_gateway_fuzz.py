@@ -46,8 +46,9 @@ class Run:
     stream: list[fc.Message]
     rejects: list[dict[str, Any]]  # bodies received on coldchain/v1/rejected
     acks: dict[str, list[int]]  # crate -> stored_through values received, in order
-    alarms: list[str]  # topics of alarms received
+    alarms: list[tuple[str, dict[str, Any]]]  # alarms received: topic, body
     influx_rejects: list[dict[str, Any]]
+    alarm_points: list[dict[str, Any]]
     temperatures: list[dict[str, Any]]
     measurements: set[str]
     archive: Path  # the evidence archive ([security] archive)
@@ -134,7 +135,10 @@ def _last_seqs(stream: list[fc.Message]) -> dict[str, int]:
 def _keys(directory: Path) -> dict[str, bytes]:
     """A signing key per valid and hostile crate, as ``coldchain provision crate`` writes them (hex files)."""
     directory.mkdir()
-    keys = {crate: hashlib.sha256(crate.encode()).digest() for crate in (*fc.VALID_CRATES, *fc.HOSTILE_CRATES)}
+    keys = {
+        crate: hashlib.sha256(crate.encode()).digest()
+        for crate in (*fc.VALID_CRATES, *fc.HOSTILE_CRATES, fc.ALARM_CRATE)
+    }
     for crate, key in keys.items():
         (directory / f"{crate}.key").write_text(key.hex())
     return keys
@@ -169,7 +173,8 @@ def run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
             stream=stream,
             rejects=listener.received("coldchain/v1/rejected"),
             acks=_acks(listener),
-            alarms=[t for t, _, _ in listener.messages if t.startswith("coldchain/v1/alarms/")],
+            alarms=[(t, json.loads(p)) for t, p, _ in listener.messages if t.startswith("coldchain/v1/alarms/")],
+            alarm_points=influxdb.rows("SELECT * FROM alarm", database),
             influx_rejects=influxdb.rows("SELECT * FROM rejected", database),
             temperatures=influxdb.rows("SELECT * FROM temperature", database),
             measurements={str(r["name"]) for r in influxdb.rows("SHOW MEASUREMENTS", database)},
@@ -264,10 +269,27 @@ def test_every_valid_reading_is_stored_exactly_once(run: Run) -> None:
     assert {r.get("profile") for r in run.temperatures} == {"cryo"}
 
 
-def test_nothing_else_appears_in_influxdb_or_on_alarm_topics(run: Run) -> None:
-    """The stream raises no alarm and opens no gap: InfluxDB holds temperature, rejected and gateway figures only."""
-    assert run.measurements <= {"temperature", "rejected", "gateway"}, f"measurements {sorted(run.measurements)}"
-    assert not run.alarms, f"alarms published: {run.alarms[:10]}"
+def test_nothing_else_appears_in_influxdb(run: Run) -> None:
+    """No gap opens, no shipment is written: InfluxDB holds temperature, alarm, rejected and gateway figures only."""
+    expected = {"temperature", "alarm", "rejected", "gateway"}
+    assert run.measurements <= expected, f"measurements {sorted(run.measurements)}"
+
+
+def test_alarms_are_the_excursion_and_the_acks_that_took_them_on(run: Run) -> None:
+    """Only the alarm crate's six alarms are raised; each is acknowledged by the first valid ack naming it, with its
+    person and note as sent (line-protocol characters, control characters and all); every other ack is refused."""
+    acks = {(m.ack[0], m.ack[1]): m.ack for m in run.stream if m.ack}
+    expected = {(rule, sensor, "active", None, None) for rule, sensor in fc.ALARMS}
+    expected |= {(rule, sensor, "acknowledged", by, note) for rule, sensor, by, note, _ in acks.values()}
+    stored = {(r["rule"], r["sensor"], r["state"], r.get("by"), r.get("note")) for r in run.alarm_points}
+    assert {r["crate"] for r in run.alarm_points} == {fc.ALARM_CRATE}
+    assert stored == expected, f"alarm points missing: {expected - stored}; not expected: {stored - expected}"
+    last = dict(run.alarms)  # the latest state of each alarm topic
+    shown = {(b["rule"], b["sensor"], b["state"], b.get("acknowledged_by"), b.get("note")) for b in last.values()}
+    final = {(r, s, "active", None, None) for r, s in fc.ALARMS if (r, s) not in acks}
+    final |= {(r, s, "acknowledged", by, note) for r, s, by, note, _ in acks.values()}
+    assert len(last) == len(fc.ALARMS), f"alarm topics {sorted(last)}"
+    assert shown == final, f"retained alarms missing: {final - shown}; not expected: {shown - final}"
 
 
 def test_every_crate_storage_ack_reaches_its_last_seq(run: Run) -> None:
