@@ -254,6 +254,9 @@ def _extras_telemetry(crate: str, seq: int, marker: str, keys: dict[str, bytes] 
     body.update(x_str='a,b=c d\n"\\\x00\x1f', x_ids=ids, x_null=None, x_neg=-1e308, x_big=_SLOT)
     text = _dump(body, str(10**400)).decode()
     payload = (text[:-1] + ',"x_deep":' + _deep(50, "list") + ',"x_obj":' + _deep(50, "dict") + "}").encode()
+    if seq % 3 == 0:  # exactly the largest payload the contract allows (a signature takes 73 bytes)
+        room = MAX_PAYLOAD - len(payload) - 9 - (73 if keys is not None else 0)
+        payload = payload[:-1] + b',"pad":"' + b"p" * room + b'"}'
     if keys is not None:
         payload = _sign(payload, marker, keys)[0]
     return Message(
@@ -265,6 +268,10 @@ def _extras_telemetry(crate: str, seq: int, marker: str, keys: dict[str, bytes] 
         seq=seq,
         ts=TS + seq * 1000,
     )
+
+
+def _event(payload: bytes) -> object:
+    return json.loads(payload).get("event")
 
 
 def topic_of(crate: str, kind: str) -> str:
@@ -336,7 +343,9 @@ def hostile_stream(seed: int, count: int, now_ms: int, keys: dict[str, bytes] | 
             out.append(Message(topic, payload, label, ack=(ack[1], ack[2], ack[3], ack[4], ack[5])))
             continue
         if accepted(topic, payload, now_ms, keys):
-            continue  # the mutation left it valid: not a hostile message
+            if kind in ("lid", "gap") and _event(payload) not in ("lid_open", "lid_closed", "gap"):
+                out.append(Message(topic, payload, f"{label}: an event the gateway stores nowhere"))
+            continue  # otherwise the mutation left it valid: it would feed the alarms or the seqs, not sent
         settles = readable_seq(topic, payload, keys)
         if settles is not None and (topic.split("/")[3] not in HOSTILE_CRATES or settles != seq):
             continue  # it would settle a valid crate's seq (as the docs say it must): not on these topics
