@@ -179,6 +179,7 @@ def _damage(rng: random.Random, payload: bytes, keep: int) -> tuple[bytes, str]:
         return payload[:keep] + b"\x00" * 3 + payload[keep:], "NULs"
     if how == 4:
         return payload.replace(b"}", b"]", 1), "bracket swapped"
+    # the test broker sets no message_size_limit (mosquitto's default): a payload beyond 16 KiB reaches the gateway
     pad = b" " * (MAX_PAYLOAD + rng.randrange(1, 4000) - len(payload))
     return payload[:-1] + b',"pad":"' + pad + b'"}', "beyond 16 KiB"
 

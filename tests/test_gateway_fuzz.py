@@ -2,8 +2,9 @@
 mosquitto and InfluxDB. The gateway stays up, refuses each hostile message exactly once with a documented reason,
 stores every valid reading exactly once and nothing else, and acknowledges every crate up to its last seq.
 
-The stream runs once (module fixture ``run``); each test checks one outcome of it. fuzz_corpus.py builds the stream
-and says, from the contract, which messages must be refused.
+The stream runs once per pass (module fixture ``run``: unsigned, and with signatures required); each test checks
+one outcome of it. fuzz_corpus.py builds the stream; fuzz_contract.py says, from the README and docs/gateway.md,
+which messages must be refused and which seqs a refused one still settles.
 """
 
 from __future__ import annotations
