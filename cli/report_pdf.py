@@ -71,7 +71,7 @@ def _holes_table(report: Report, cell: ParagraphStyle, body: ParagraphStyle) -> 
              format_duration(h.duration_ms), _p(h.detail, cell)]
         )  # fmt: skip
     title = _p("The record is incomplete here: nothing shows what the product went through.", body)
-    table = _table(rows, [1.1 * cm, 2.0 * cm, 3.5 * cm, 3.5 * cm, 1.3 * cm, 5.6 * cm])
+    table = _table(rows, [1.1 * cm, 2.6 * cm, 3.5 * cm, 3.5 * cm, 1.3 * cm, 5.0 * cm])
     return [title, Spacer(1, 3), table, Spacer(1, 8)]
 
 
@@ -103,9 +103,12 @@ def render_pdf(report: Report, path: Path, progress: Progress) -> None:
         "verdict", parent=body, fontSize=14, leading=18, textColor=colors.white, fontName="Helvetica-Bold"
     )
     verdict_rows: list[list[Any]] = [[_p(f"Verdict: {report.verdict.line}", verdict_style)]]
-    reasons = list(report.verdict.reasons)
+    holes = len(report.verdict.holes)
+    reasons = list(report.verdict.reasons[: len(report.verdict.reasons) - holes])  # the holes have their own table
     if len(reasons) > MAX_REASONS:  # the tables below list every excursion and alarm
         reasons = [*reasons[:MAX_REASONS], f"... and {len(reasons) - MAX_REASONS} more (see below)"]
+    if holes:
+        reasons.append(f"the record has {holes} hole(s) where it says nothing about the product: listed below")
     white = ParagraphStyle("reason", parent=cell, textColor=colors.white)
     verdict_rows += [[_p(reason, white)] for reason in reasons]
 

@@ -116,7 +116,9 @@ def test_pdf_report_has_verdict_statistics_alarms_gaps_and_data_hash(
     assert "50s" in words
     assert "acknowledged -147.50 alice re-iced" in words
     assert "80 .. 82 open 3" in words
-    assert "probe2: 1 fault reading(s) (OPEN): temperature unknown" in words
+    assert "the record has 2 hole(s)" in words
+    assert "fault probe2" in words
+    assert "1 fault reading(s) (OPEN):" in words
     assert "probe2 OPEN 1" in words
     end_ms = BASE_MS + COUNT * STEP_MS + 1  # the last record is the fault
     expected = _independent_sha256(influxdb, database, crate, BASE_MS, end_ms, crate)
