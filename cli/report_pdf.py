@@ -83,7 +83,8 @@ def _releases_table(report: Report, cell: ParagraphStyle) -> list[Any]:
     for x in report.releases:
         same = "this data" if x.sha256 == report.sha256 else f"other data: {x.sha256[:16]}..."
         rows.append([_p(_utc(x.ts_ms), cell), x.decision.upper(), _p(x.by, cell), _p(x.note, cell), _p(same, cell)])
-    return [_table(rows, [3.0 * cm, 2.0 * cm, 2.4 * cm, 5.8 * cm, 3.8 * cm]), Spacer(1, 8)]
+    title = _p("Release decisions recorded for this subject (coldchain release):", cell)
+    return [title, Spacer(1, 3), _table(rows, [3.0 * cm, 2.0 * cm, 2.4 * cm, 5.8 * cm, 3.8 * cm]), Spacer(1, 8)]
 
 
 def render_pdf(report: Report, path: Path, progress: Progress) -> None:
