@@ -24,6 +24,12 @@ from cli.window import iso
 SHA = "ab" * 32
 
 
+def _documented_release_query() -> str:
+    """The InfluxQL query for release decisions as docs/queries.md prints it."""
+    docs = (ROOT / "docs" / "queries.md").read_text()
+    return next(part for part in docs.split("`") if part.startswith("SELECT") and 'FROM "release"' in part)
+
+
 def _report(args: list[str], capsys: pytest.CaptureFixture[str]) -> dict:
     assert report_main([*args, "--format", "json"]) == 0
     return json.loads(capsys.readouterr().out)
@@ -54,9 +60,10 @@ def test_release_is_recorded_shown_by_the_report_and_refused_once_the_data_chang
         decision = ["--by", "qa.carol", "--decision", "released", "--note", "record complete, within profile"]
         assert release_main([*args, *decision, "--sha256", read["sha256"].upper()]) == 0
         assert f"shipment {shipment} released by qa.carol" in capsys.readouterr().out
-        rows = influxdb.rows("SELECT * FROM release", database)
-        assert [(r["shipment"], r["by"], r["decision"], r["sha256"], r["verdict"]) for r in rows] == [
-            (shipment, "qa.carol", "released", read["sha256"], "within profile")
+        documented = _documented_release_query().replace("S-2026-0117", shipment)
+        rows = influxdb.rows(documented, database)
+        assert [(r["by"], r["decision"], r["note"], r["sha256"], r["verdict"]) for r in rows] == [
+            ("qa.carol", "released", "record complete, within profile", read["sha256"], "within profile")
         ]
         shown = _report(args, capsys)
         assert [(x["decision"], x["by"], x["note"], x["on_this_data"]) for x in shown["releases"]] == [
