@@ -253,9 +253,10 @@ def shipment_details(row: Mapping[str, Any]) -> dict[str, str]:
 class V1Reader:
     """InfluxQL over ``/query`` of an InfluxDB 1.x server (stdlib HTTP, no client library needed)."""
 
-    def __init__(self, settings: InfluxSettings) -> None:
+    def __init__(self, settings: InfluxSettings, password: str | None = None) -> None:
+        """``password``: given by a caller that read it already (the board), else read from ``password_file``."""
         self.settings = settings
-        self._password = _secret(settings.password_file, "password")
+        self._password = password if password is not None else _secret(settings.password_file, "password")
 
     def _request(self, q: str) -> dict[str, Any]:
         s = self.settings

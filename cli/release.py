@@ -37,7 +37,7 @@ from coldchain.wire import MAX_ACK_BY, MAX_ACK_NOTE
 from gateway.config import InfluxConfig
 from gateway.store import open_store
 
-__all__ = ["DECISIONS", "main", "release_point"]
+__all__ = ["DECISIONS", "main", "refusal", "release_point"]
 
 DECISIONS = ("released", "rejected")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -81,7 +81,8 @@ def _text(parser: argparse.ArgumentParser, value: str, flag: str, limit: int) ->
     return text
 
 
-def _changed(report: Report, read: str) -> str:
+def refusal(report: Report, read: str) -> str:
+    """Why a decision on the data hashed ``read`` is refused: the record now hashes otherwise."""
     record = report.record
     return (
         f"the record changed since the report you read: that report's data SHA-256 is {read}, the record's is now "
@@ -132,7 +133,7 @@ def main(argv: list[str], prog: str = "coldchain release") -> int:
         )
         return 1
     if report.sha256 != read:
-        print(f"{prog}: refused: {_changed(report, read)}", file=err)
+        print(f"{prog}: refused: {refusal(report, read)}", file=err)
         return 1
     now = int(time.time() * 1000)
     try:
