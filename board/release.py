@@ -26,14 +26,14 @@ from board.state import BoardState
 from cli.influx_read import InfluxReadError, V1Reader
 from cli.influx_settings import InfluxSettings
 from cli.progress import Progress
-from cli.release import DECISIONS, refusal, release_point
+from cli.release import DECISIONS, SHA256, refusal, release_point
 from cli.report import Report, build_report, identify
 from cli.window import Window, iso
 from coldchain.errors import ConfigError
 from coldchain.topics import valid_identifier
 from coldchain.wire import MAX_ACK_BY, MAX_ACK_NOTE
 
-__all__ = ["build_for_crate", "record_release", "release_view"]
+__all__ = ["build_for_crate", "problem", "record_release", "release_view"]
 
 log = logging.getLogger("coldchain.board")
 
@@ -94,7 +94,7 @@ async def release_view(config: BoardConfig, state: BoardState, crate: str) -> we
     return web.json_response(_view(report))
 
 
-def _problem(body: Any, user: str) -> str | None:
+def problem(body: Any, user: str) -> str | None:
     """What is wrong with a release request, if anything."""
     if not isinstance(body, dict):
         return "the request body is not a JSON object"
@@ -105,7 +105,7 @@ def _problem(body: Any, user: str) -> str | None:
         return f"decision must be one of {list(DECISIONS)}"
     if not isinstance(note, str) or not note.strip() or len(note) > MAX_ACK_NOTE or not note.strip().isprintable():
         return f"'note' is required: 1-{MAX_ACK_NOTE} printable characters"
-    if not isinstance(sha, str) or len(sha) != 64:
+    if not isinstance(sha, str) or not SHA256.fullmatch(sha.lower()):
         return "'sha256' must be the 64 hexadecimal digits the page showed"
     if len(user) > MAX_ACK_BY or not user.isprintable():
         return f"the signed-in name must be 1-{MAX_ACK_BY} printable characters to sign a release"
@@ -121,9 +121,9 @@ async def record_release(
         body = await request.json()
     except ValueError:
         return _error(400, "the request body is not JSON")
-    problem = _problem(body, user)
-    if problem is not None:
-        return _error(400, problem)
+    wrong = problem(body, user)
+    if wrong is not None:
+        return _error(400, wrong)
     crate, decision, note, sha = body["crate"], body["decision"], body["note"].strip(), body["sha256"].lower()
     try:
         report = await _report(config, state, crate)

@@ -37,10 +37,10 @@ from coldchain.wire import MAX_ACK_BY, MAX_ACK_NOTE
 from gateway.config import InfluxConfig
 from gateway.store import open_store
 
-__all__ = ["DECISIONS", "main", "refusal", "release_point"]
+__all__ = ["DECISIONS", "SHA256", "main", "refusal", "release_point"]
 
 DECISIONS = ("released", "rejected")
-_SHA256 = re.compile(r"[0-9a-f]{64}")
+SHA256 = re.compile(r"[0-9a-f]{64}")  # a report's data hash, lower-case hex
 
 
 class _Parser(argparse.ArgumentParser):
@@ -109,7 +109,7 @@ def main(argv: list[str], prog: str = "coldchain release") -> int:
     by = _text(parser, args.by, "--by", MAX_ACK_BY)
     note = _text(parser, args.note, "--note", MAX_ACK_NOTE)
     read = args.sha256.strip().lower()
-    if not _SHA256.fullmatch(read):
+    if not SHA256.fullmatch(read):
         parser.error(f"--sha256 must be the report's 64 hexadecimal digits, got {args.sha256[:70]!r}")
     try:
         window = window_from_args(args, int(time.time() * 1000))

@@ -5,7 +5,7 @@ as good. Three kinds are found in what InfluxDB holds:
 
 - ``gap``: messages of a crate the gateway never stored (a ``gap`` point with seqs still
   ``missing`` or ``lost``; a gap that late messages filled completely is no hole);
-  it spans from the crate's last stored message before the missing seqs to its first after;
+  it spans from the crate's stored message just before the missing seqs to the one just after;
 - ``stale``: two consecutive messages of a crate further apart than the profile's stale limit
   (its ``stale`` rule's ``after_s``), with no gap to explain it (a crate that stopped sampling);
 - ``fault``: a run of a probe's fault readings (``OPEN``, ``SHORT``, ``RANGE``), from the first
@@ -18,6 +18,7 @@ so the record cannot show them (docs/queries.md).
 
 from __future__ import annotations
 
+import bisect
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -87,16 +88,18 @@ def _unstored(first: int, last: int, state: str | None, missing: int | None, los
 
 
 def gap_holes(crate: str, gaps: Sequence[GapFact], messages: Sequence[Message]) -> list[Hole]:
-    """The gaps of ``crate`` with messages never stored, timed by its stored messages around them."""
+    """The gaps of ``crate`` with messages never stored, timed by the stored messages next to them in seq order."""
+    by_seq = sorted((seq, ts) for ts, seq in messages if seq is not None)
+    seqs = [seq for seq, _ in by_seq]
     holes = []
     for ts, first, last, state, missing, lost in gaps:
         detail = None if first is None or last is None else _unstored(first, last, state, missing, lost)
         if detail is None or first is None or last is None:
             continue
-        before = [t for t, seq in messages if seq is not None and seq < first]
-        after = [t for t, seq in messages if seq is not None and seq > last]
-        end = min(after) if after else ts
-        start = max(before) if before else min(ts, end)  # nothing stored before: it began at the record's edge
+        before, after = bisect.bisect_left(seqs, first), bisect.bisect_right(seqs, last)
+        end = by_seq[after][1] if after < len(by_seq) else ts
+        # nothing stored before it: the hole began at the record's edge
+        start = by_seq[before - 1][1] if before > 0 else min(ts, end)
         holes.append(Hole(GAP, crate, start, end, detail))
     return holes
 

@@ -10,11 +10,28 @@ from pathlib import Path
 
 import pytest
 from board_helpers import RunningBoard, api, sign_in, start_board, write_config, write_points
+from hypothesis import given
+from hypothesis import strategies as st
 
+from board.release import problem
 from cli.services import InfluxDB, Mosquitto
 from gateway.points import temperature_series
 
-pytestmark = pytest.mark.integration
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=6),
+    max_leaves=20,
+)
+FIELDS = st.fixed_dictionaries(
+    {},
+    optional={key: JSON | st.text() for key in ("crate", "decision", "note", "sha256")},
+)
+
+
+@given(body=JSON | FIELDS, user=st.text(max_size=120))
+def test_release_request_check_is_total(body: object, user: str) -> None:
+    """Any JSON body and signed-in name: the check answers None or the problem, never raises."""
+    assert problem(body, user) is None or isinstance(problem(body, user), str)
 
 
 @pytest.fixture
@@ -30,6 +47,7 @@ def board(tmp_path: Path, mosquitto: Mosquitto, influxdb: InfluxDB, database: st
     running.stop()
 
 
+@pytest.mark.integration
 def test_release_from_the_crate_page_is_recorded_for_the_signed_in_login_and_refused_after_a_change(
     board: RunningBoard, influxdb: InfluxDB, database: str
 ) -> None:
@@ -65,6 +83,7 @@ def test_release_from_the_crate_page_is_recorded_for_the_signed_in_login_and_ref
     assert len(influxdb.rows("SELECT * FROM release", database)) == 1
 
 
+@pytest.mark.integration
 def test_release_without_a_note_is_refused(board: RunningBoard) -> None:
     """A decision needs a note: 400 naming it, nothing recorded."""
     status, cookie = sign_in(board)
