@@ -25,7 +25,7 @@ from board.config import BoardConfig, load_config
 from board.hub import Hub, Inbox
 from board.state import BoardState
 from coldchain.errors import ConfigError
-from coldchain.topics import valid_identifier
+from coldchain.topics import IDENTIFIER_RULE, valid_identifier
 
 __all__ = ["main"]
 
@@ -61,7 +61,7 @@ async def serve(config: BoardConfig) -> None:
 
 def _hash_password(args: argparse.Namespace, prog: str) -> int:
     if not valid_identifier(args.user):
-        print(f"{prog}: user name {args.user!r} must be 1-64 of [A-Za-z0-9_.-]", file=sys.stderr)
+        print(f"{prog}: user name {args.user!r} must be {IDENTIFIER_RULE}", file=sys.stderr)
         return 2
     if sys.stdin.isatty():
         password = getpass.getpass("password: ")

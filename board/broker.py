@@ -17,9 +17,10 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from board.config import MqttSettings
-from board.messages import ALARM_FILTER, STATUS_FILTER, StatusView, decode_status
+from board.messages import ALARM_FILTER, STATUS_FILTER
 from coldchain.alarm_view import AlarmView, decode_alarm
 from coldchain.errors import WireFormatError
+from coldchain.status_view import StatusView, decode_status
 from coldchain.topics import TELEMETRY_FILTER, crate_from_topic, refuse_reserved_crate
 from coldchain.wire import Telemetry, decode_telemetry
 
@@ -43,6 +44,19 @@ class BoardEvent:
     telemetry: Telemetry | None = None
     connected: bool = False
     reason: str = ""
+
+
+def _topic(message: mqtt.MQTTMessage) -> str:
+    """The message's topic; one that is not UTF-8 (a broker should never pass it on) breaks the contract."""
+    try:
+        return message.topic
+    except UnicodeDecodeError:
+        raise WireFormatError("topic", "the topic is not UTF-8") from None
+
+
+def _shown_topic(message: mqtt.MQTTMessage) -> str:
+    """The topic for a log line, whatever its bytes (paho keeps them in ``_topic``)."""
+    return bytes(message._topic).decode("utf-8", "replace")[:200]
 
 
 class AckNotSentError(Exception):
@@ -125,11 +139,20 @@ class BrokerLink:
         self._deliver(BoardEvent("connection", connected=False, reason=str(reason)))
 
     def _on_message(self, _client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
+        # An exception leaving this callback would end paho's network thread: the board would go
+        # on showing what it had, silently. One message is judged alone; whatever it does, the next comes.
+        topic = _shown_topic(message)
         try:
-            self._deliver(self._convert(message.topic, bytes(message.payload)))
+            event = self._convert(_topic(message), bytes(message.payload))
         except WireFormatError as exc:
             self.rejected += 1
-            log.warning("ignored a message on %s: %s (%d ignored so far)", message.topic, exc, self.rejected)
+            log.warning("ignored a message on %s: %s (%d ignored so far)", topic, exc, self.rejected)
+            return
+        except Exception:
+            self.rejected += 1
+            log.exception("ignored a message on %s: unexpected error (%d ignored so far)", topic, self.rejected)
+            return
+        self._deliver(event)
 
     @staticmethod
     def _convert(topic: str, payload: bytes) -> BoardEvent:

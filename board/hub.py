@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from board.broker import BoardEvent
+from board.messages import alarm_json
 from board.state import BoardState
 
 __all__ = ["Hub", "Inbox", "PageStream"]
@@ -24,8 +25,8 @@ log = logging.getLogger("coldchain.board.hub")
 
 
 def sse(kind: str, data: Any) -> str:
-    """One server-sent event."""
-    return f"event: {kind}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
+    """One server-sent event (strict JSON: a NaN would make the page's JSON.parse fail)."""
+    return f"event: {kind}\ndata: {json.dumps(data, separators=(',', ':'), allow_nan=False)}\n\n"
 
 
 class Inbox:
@@ -79,10 +80,31 @@ class Hub:
         self.pages: set[PageStream] = set()
         self.broker = {"connected": False, "reason": "connecting"}
         self.dropped_pages = 0
+        self.dropped_events = 0  # decoded messages the board could not show: left out, logged
         self._dirty: set[str] = set()
 
     def apply(self, event: BoardEvent) -> None:
-        """Apply one broker event (on the event loop) and tell the pages."""
+        """Apply one broker event (on the event loop) and tell the pages.
+
+        Every page is drawn from one shared state: an event that cannot be shown is left out of
+        it (logged, counted) before it gets there, and one that fails on the way stops nothing.
+        """
+        try:
+            self._check_showable(event)
+            self._apply(event)
+        except Exception:
+            self.dropped_events += 1
+            log.exception("left out a %s event the board cannot show (%d so far)", event.kind, self.dropped_events)
+
+    @staticmethod
+    def _check_showable(event: BoardEvent) -> None:
+        """Raise (ValueError) for what would make the pages' JSON invalid, before it enters the state."""
+        if event.alarm is not None:
+            json.dumps(alarm_json(event.alarm), allow_nan=False)
+        if event.telemetry is not None:
+            json.dumps([r.to_wire() for r in event.telemetry.readings], allow_nan=False)
+
+    def _apply(self, event: BoardEvent) -> None:
         if event.kind == "alarm" and event.key is not None:
             crate = self.state.apply_alarm(event.key, event.alarm)
             self._broadcast(sse("alarms", self.state.alarms_json()))

@@ -6,8 +6,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from board.config import CrateInfo
-from board.messages import StatusView, alarm_json
+from board.messages import alarm_json
 from coldchain.alarm_view import AlarmView
+from coldchain.status_view import StatusView
 from coldchain.wire import Telemetry
 
 __all__ = ["BoardState", "CrateView", "alarm_order"]

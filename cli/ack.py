@@ -24,7 +24,7 @@ import paho.mqtt.client as mqtt
 from cli.mqtt_read import BrokerError, BrokerSettings, add_broker_arguments, broker_settings, read_password
 from coldchain.errors import ConfigError
 from coldchain.rules import CRATE_SENSOR
-from coldchain.topics import staff_ack_topic, valid_identifier
+from coldchain.topics import IDENTIFIER_RULE, staff_ack_topic, valid_identifier
 from coldchain.wire import MAX_ACK_BY, MAX_ACK_NOTE, StaffAck, encode
 
 __all__ = ["AckError", "main", "publish_ack"]
@@ -119,7 +119,7 @@ def main(argv: list[str], prog: str = "coldchain ack") -> int:
     for what in ("crate", "rule", "sensor"):
         if not valid_identifier(getattr(args, what)):
             parser.error(
-                f"{what} {getattr(args, what)!r} must be 1-64 of [A-Za-z0-9_.-], starting with a letter or digit"
+                f"{what} {getattr(args, what)!r} must be {IDENTIFIER_RULE}"
             )
     by = args.by.strip()
     if not by or len(by) > MAX_ACK_BY or not by.isprintable():

@@ -13,12 +13,14 @@ import json
 import queue
 import sys
 import time
+import traceback
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from cli.mqtt_read import BrokerError, Inbound, Subscription, add_broker_arguments, broker_settings
 from coldchain.alarm_view import AlarmView, decode_alarm
 from coldchain.errors import ConfigError, WireFormatError
+from coldchain.status_view import decode_status
 from coldchain.topics import ROOT, reserved_login
 
 __all__ = ["main"]
@@ -28,9 +30,24 @@ STATUS_FILTER = f"{ROOT}/crates/+/status"
 SEVERITY_RANK = {"critical": 0, "warning": 1, "info": 2}
 
 
+def _text(value: object) -> str:
+    """A payload's text as one terminal-safe line: control characters shown escaped, never obeyed."""
+    text = str(value)
+    return text if text.isprintable() else text.encode("unicode_escape").decode("ascii")
+
+
+def _optional_text(alarm: AlarmView, name: str) -> str:
+    """An optional text field of the alarm, or '' when it carries none (or something that is no text)."""
+    value = alarm.optional(name)
+    return _text(value) if isinstance(value, str) else ""
+
+
 def _acknowledged_by(alarm: AlarmView) -> str:
     """Who acknowledged it, when the message says so."""
-    return str(alarm.body.get("by") or alarm.body.get("acknowledged_by") or "")
+    by = alarm.body.get("by")  # an older engine's name for it
+    if isinstance(by, str) and by:
+        return _text(by)
+    return _optional_text(alarm, "acknowledged_by")
 
 
 def _sort_key(alarm: AlarmView) -> tuple[int, int, str]:
@@ -39,7 +56,10 @@ def _sort_key(alarm: AlarmView) -> tuple[int, int, str]:
 
 
 def _utc(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")
+    try:
+        return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")
+    except (OverflowError, OSError, ValueError):  # a valid epoch ms (below 2^53) past the year 9999
+        return f"epoch ms {ms}"
 
 
 def _age(seconds: float) -> str:
@@ -62,9 +82,9 @@ def _table(alarms: list[AlarmView], offline: dict[str, int], now_ms: int) -> str
     header = ("SEVERITY", "STATE", "CRATE", "RULE", "SENSOR", "VALUE °C", "LIMIT °C", "SINCE (UTC)", "AGE", "ACK BY")
     rows = [header]
     for a in alarms:
-        crate = a.crate + (f" [{a.body['shipment']}]" if a.body.get("shipment") else "")
+        crate = a.crate + (f" [{shipment}]" if (shipment := _optional_text(a, "shipment")) else "")
         crate += " (offline)" if a.crate in offline else ""
-        state = a.state + (" (late)" if a.body.get("late") else "")
+        state = a.state + (" (late)" if a.optional("late") else "")
         rows.append(
             (
                 a.severity,
@@ -86,7 +106,7 @@ def _table(alarms: list[AlarmView], offline: dict[str, int], now_ms: int) -> str
 def _transition(alarm: AlarmView) -> str:
     verb = {"active": "RAISED", "acknowledged": "ACKED", "cleared": "CLEARED"}.get(alarm.state, alarm.state.upper())
     by = f" by {who}" if (who := _acknowledged_by(alarm)) else ""
-    note = f" ({alarm.body['note']})" if alarm.body.get("note") else ""
+    note = f" ({text})" if (text := _optional_text(alarm, "note")) else ""
     return (
         f"{_utc(alarm.ts)}  {verb:<7} {alarm.severity:<8} {alarm.crate} {alarm.rule} {alarm.sensor}  "
         f"{_celsius(alarm.value_c)} °C (limit {_celsius(alarm.threshold_c)}){by}{note}"
@@ -104,16 +124,24 @@ class Board:
 
     def take(self, message: Inbound) -> tuple[str, Any] | None:
         """Apply one message; return ("alarm", AlarmView) or ("status", text) when something changed."""
-        if message.topic.startswith(f"{ROOT}/crates/"):
-            return self._status(message)
-        alarm = None
-        if message.payload:
-            try:
-                alarm = decode_alarm(message.topic, message.payload)
-            except WireFormatError as exc:
-                self.unreadable += 1
-                print(f"alerts: ignored unreadable alarm message on {message.topic}: {exc}", file=self._err)
-                return None
+        try:
+            if message.topic.startswith(f"{ROOT}/crates/"):
+                return self._status(message)
+            return self._alarm(message)
+        except WireFormatError as exc:
+            self._ignored(message, str(exc))
+        except Exception as exc:  # one message never stops the listing: say what happened, go on
+            self._ignored(message, f"internal error {type(exc).__name__}: {_text(exc)[:200]}")
+            traceback.print_exc(file=self._err)
+        return None
+
+    def _ignored(self, message: Inbound, problem: str) -> None:
+        self.unreadable += 1
+        kind = "status" if message.topic.startswith(f"{ROOT}/crates/") else "alarm"
+        print(f"alerts: ignored unreadable {kind} message on {_text(message.topic)[:200]}: {problem}", file=self._err)
+
+    def _alarm(self, message: Inbound) -> tuple[str, Any] | None:
+        alarm = decode_alarm(message.topic, message.payload) if message.payload else None
         if alarm is None:  # an empty payload: the retained alarm was deleted
             gone = self.alarms.pop(message.topic, None)
             return None if gone is None else ("deleted", gone)
@@ -127,15 +155,11 @@ class Board:
         crate = message.topic.split("/")[3]
         if reserved_login(crate):
             return None  # a staff or service login's own status topic: never a crate
-        try:
-            body = json.loads(message.payload) if message.payload else {}
-        except ValueError:
-            body = {}
-        state = body.get("state") if isinstance(body, dict) else None
         was_offline = crate in self.offline
-        if state == "offline":
-            ts = body.get("ts")
-            self.offline[crate] = ts if isinstance(ts, int) else 0
+        if not message.payload:  # the retained status was deleted: nothing says offline any more
+            self.offline.pop(crate, None)
+        elif (status := decode_status(message.topic, message.payload)).state == "offline":
+            self.offline[crate] = status.ts
         else:
             self.offline.pop(crate, None)
         if was_offline == (crate in self.offline):

@@ -167,7 +167,12 @@ class Subscription:
         self.inbox.put(("refused", f"subscription refused ({', '.join(failed)})") if failed else ("subscribed", ""))
 
     def _on_message(self, _c: mqtt.Client, _ud: Any, message: mqtt.MQTTMessage) -> None:
-        self.inbox.put(Inbound(message.topic, bytes(message.payload), bool(message.retain)))
+        try:
+            topic = message.topic
+        except UnicodeDecodeError:
+            # raised here it would end paho's thread; with U+FFFD in it, the command's decoder refuses it, naming it
+            topic = bytes(message._topic).decode("utf-8", "replace")
+        self.inbox.put(Inbound(topic, bytes(message.payload), bool(message.retain)))
 
     def _on_disconnect(self, _c: mqtt.Client, _ud: Any, _flags: Any, reason: Any, _props: Any) -> None:
         self.inbox.put(("disconnected", str(reason)))

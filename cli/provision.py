@@ -21,7 +21,7 @@ import secrets
 import sys
 from pathlib import Path
 
-from coldchain.topics import SERVICE_LOGIN_PREFIX, STAFF_LOGIN_PREFIX, reserved_login, valid_identifier
+from coldchain.topics import IDENTIFIER_RULE, SERVICE_LOGIN_PREFIX, STAFF_LOGIN_PREFIX, reserved_login, valid_identifier
 
 __all__ = ["GATEWAY_USER", "main", "mosquitto_password_hash"]
 
@@ -73,7 +73,7 @@ def _give_to_broker(path: Path) -> None:
 
 def _check_name(name: str, what: str) -> None:
     if not valid_identifier(name):
-        raise ProvisionError(f"{what} {name!r} must be 1-64 of [A-Za-z0-9_.-], starting with a letter or digit")
+        raise ProvisionError(f"{what} {name!r} must be {IDENTIFIER_RULE}")
 
 
 def provision_crate(args: argparse.Namespace) -> Path:

@@ -35,7 +35,7 @@ from coldchain.errors import ConfigError
 from coldchain.profiles import Profile, ThresholdRule
 from coldchain.settings import load_toml
 from coldchain.stats import SensorSummary, default_max_hold_ms, summarise
-from coldchain.topics import valid_identifier
+from coldchain.topics import IDENTIFIER_RULE, valid_identifier
 
 __all__ = ["Record", "load_profiles", "main", "read_record"]
 
@@ -247,7 +247,7 @@ def main(argv: list[str], prog: str = "coldchain query") -> int:
     args = parser.parse_args(argv)
     out, err = sys.stdout, sys.stderr
     if not valid_identifier(args.crate):
-        parser.error(f"crate id {args.crate!r} must be 1-64 of [A-Za-z0-9_.-]")
+        parser.error(f"crate id {args.crate!r} must be {IDENTIFIER_RULE}")
     try:
         window = window_from_args(args, int(time.time() * 1000))
     except argparse.ArgumentTypeError as exc:

@@ -11,7 +11,7 @@ import math
 from collections.abc import Mapping
 from typing import Final
 
-__all__ = ["field_value", "point", "reading_line", "series_key", "string_field"]
+__all__ = ["encode_lines", "field_value", "point", "reading_line", "series_key", "string_field"]
 
 _MEASUREMENT_ESCAPES: Final = str.maketrans({",": r"\,", " ": r"\ ", "\n": r"\n"})
 _KEY_ESCAPES: Final = str.maketrans({",": r"\,", "=": r"\=", " ": r"\ ", "\n": r"\n"})
@@ -61,3 +61,12 @@ def point(measurement: str, tags: Mapping[str, str], fields: Mapping[str, FieldV
 def reading_line(series: str, value_c: float, seq: int, ts_ms: int) -> str:
     """The hot path's ``temperature`` point; ``series`` from ``series_key``, ``value_c`` finite."""
     return f"{series} value_c={value_c!r},seq={seq}i {ts_ms}"
+
+
+def encode_lines(lines: list[str]) -> bytes:
+    """The body of a write: ``lines`` joined, as UTF-8.
+
+    Never raises: a string UTF-8 cannot carry (a lone surrogate that slipped past a decoder) is written as
+    its escape rather than stopping the writer, and with it every crate's storage.
+    """
+    return "\n".join(lines).encode("utf-8", "backslashreplace")

@@ -8,7 +8,7 @@ from typing import Final
 
 from coldchain.rules import EXTRA_KINDS, ExtraRule, parse_extra_rule
 from coldchain.settings import Table, load_toml
-from coldchain.topics import valid_identifier
+from coldchain.topics import IDENTIFIER_RULE, valid_identifier
 
 __all__ = ["SEVERITIES", "Profile", "ThresholdRule", "load_profiles", "parse_profiles"]
 
@@ -81,7 +81,7 @@ def parse_profiles(root: Table) -> dict[str, Profile]:
     for name in list(root.keys()):
         table = root.table(name, required=True)
         if not valid_identifier(name):
-            raise root.error(name, "profile names must be 1-64 of [A-Za-z0-9_.-]")
+            raise root.error(name, f"profile names must be {IDENTIFIER_RULE}")
         parsed = [_rule(t) for t in table.tables("rules")]
         names = [r.name for r in parsed]
         if len(set(names)) != len(names):

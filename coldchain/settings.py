@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from coldchain.errors import ConfigError
-from coldchain.topics import valid_identifier
+from coldchain.topics import IDENTIFIER_RULE, valid_identifier
 
 __all__ = ["REQUIRED", "Table"]
 
@@ -81,10 +81,10 @@ class Table:
         return value
 
     def identifier(self, name: str, default: Any = REQUIRED) -> Any:
-        """A crate/sensor/rule id: 1-64 characters of [A-Za-z0-9_.-]."""
+        """A crate/sensor/rule id (``IDENTIFIER_RULE``)."""
         value = self.text(name, default)
         if value is not None and not valid_identifier(value):
-            raise self.error(name, f"{value!r} must be 1-64 of [A-Za-z0-9_.-], starting with a letter or digit")
+            raise self.error(name, f"{value!r} must be {IDENTIFIER_RULE}")
         return value
 
     def integer(

@@ -9,6 +9,7 @@ from coldchain.errors import WireFormatError
 
 __all__ = [
     "ACKS_FILTER",
+    "IDENTIFIER_RULE",
     "ROOT",
     "SERVICE_LOGIN_PREFIX",
     "STAFF_LOGIN_PREFIX",
@@ -35,6 +36,8 @@ ACKS_FILTER: Final = f"{ROOT}/acks/+/+/+"
 # Crate, sensor and rule ids become topic levels and MQTT usernames: keep them to a
 # safe alphabet so a name can never be a wildcard ('+', '#') or a level separator ('/').
 _IDENTIFIER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+# what ``valid_identifier`` requires, in the words every error about an id uses
+IDENTIFIER_RULE: Final = "1-64 of [A-Za-z0-9_.-], starting with a letter or digit"
 
 
 # Broker logins that are not crates: people (``staff.alice``) and services (``coldchain-gateway``,
@@ -45,7 +48,7 @@ SERVICE_LOGIN_PREFIX: Final = "coldchain-"
 
 
 def valid_identifier(name: str) -> bool:
-    """True when ``name`` may be used as a crate, sensor or rule id (1-64 of [A-Za-z0-9_.-])."""
+    """True when ``name`` may be used as a crate, sensor or rule id (``IDENTIFIER_RULE``)."""
     return _IDENTIFIER.fullmatch(name) is not None
 
 

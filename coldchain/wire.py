@@ -14,7 +14,7 @@ from typing import Any, Final
 
 from coldchain.errors import WireFormatError
 from coldchain.sentences import PROBE_STATUSES
-from coldchain.topics import valid_identifier
+from coldchain.topics import IDENTIFIER_RULE, valid_identifier
 
 __all__ = [
     "MAX_PAYLOAD_BYTES",
@@ -30,7 +30,10 @@ __all__ = [
     "decode_staff_ack",
     "decode_storage_ack",
     "decode_telemetry",
+    "describe",
     "encode",
+    "json_object",
+    "versioned_object",
 ]
 
 WIRE_VERSION: Final = 1
@@ -68,6 +71,10 @@ class Telemetry:
     # optional extension: UTC epoch ms the crate's probe board was switched on (never after ``ts``),
     # so the gateway gives the probes the profile's start delay to settle
     powered_on: int | None = None
+    # optional extension: the crate's spool low-water mark, the lowest seq it still holds unconfirmed. Every
+    # seq below it the crate sent was confirmed stored by a storage ack or declared lost in a gap event;
+    # every seq from it up to ``seq`` not yet confirmed, it still holds (and will send again)
+    held_from: int | None = None
 
     def to_wire(self) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -81,6 +88,8 @@ class Telemetry:
             body["profile"] = self.profile
         if self.powered_on is not None:
             body["powered_on"] = self.powered_on
+        if self.held_from is not None:
+            body["held_from"] = self.held_from
         return body
 
 
@@ -155,24 +164,64 @@ def encode(message: Telemetry | CrateStatus | StorageAck | AlarmMessage | StaffA
     return json.dumps(message.to_wire(), separators=(",", ":"), allow_nan=False).encode()
 
 
-def _object(payload: bytes) -> dict[str, Any]:
-    if len(payload) > MAX_PAYLOAD_BYTES:
-        raise WireFormatError("size", f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD_BYTES}")
+def describe(value: Any) -> str:
+    """A short, safe description of any decoded JSON value for an error's detail.
+
+    ``repr`` of a deeply nested value can itself exceed the recursion limit, and of a huge one
+    fill the log: containers are named by type, scalars are cut to 70 characters.
+    """
+    if value is None or isinstance(value, (bool, int, float, str)):
+        text = repr(value[:70] if isinstance(value, str) else value)
+        return text if len(text) <= 72 else text[:69] + "..."
+    return "a JSON object" if isinstance(value, dict) else f"a JSON {'array' if isinstance(value, list) else 'value'}"
+
+
+def _is_text(text: str) -> bool:
+    """True when ``text`` is valid Unicode (JSON escapes can make strings UTF-8 cannot encode)."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def json_object(payload: bytes, max_bytes: int = MAX_PAYLOAD_BYTES, *, constants: bool = True) -> dict[str, Any]:
+    """The JSON object ``payload`` holds, as every reader of the wire takes it; WireFormatError otherwise.
+
+    UTF-8 only (RFC 8259): ``json.loads`` given bytes would also take UTF-16, UTF-32, a byte-order
+    mark and UTF-8 that encodes lone surrogates, so the bytes are decoded strictly first. Reasons:
+    ``size`` (over ``max_bytes``), ``encoding``, ``json`` (not JSON, nested too deeply, or, unless
+    ``constants``, holding NaN or Infinity) and ``schema`` (not an object).
+    """
+    if len(payload) > max_bytes:
+        raise WireFormatError("size", f"payload of {len(payload)} bytes exceeds {max_bytes}")
     try:
         text = payload.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise WireFormatError("encoding", f"payload is not valid UTF-8 (byte {exc.start})") from None
+    if text.startswith("\ufeff"):
+        raise WireFormatError("encoding", "payload starts with a byte-order mark (RFC 8259 forbids it)")
     try:
-        body = json.loads(text)
+        body = json.loads(text) if constants else json.loads(text, parse_constant=_no_constant)
     except RecursionError:
         raise WireFormatError("json", "payload is nested too deeply") from None
-    except ValueError as exc:
+    except ValueError as exc:  # integers of too many digits, and refused constants, included
         raise WireFormatError("json", f"payload is not JSON ({exc})") from None
     if not isinstance(body, dict):
         raise WireFormatError("schema", f"payload is a JSON {type(body).__name__}, not an object")
+    return body
+
+
+def versioned_object(payload: bytes) -> dict[str, Any]:
+    """``json_object`` of a message crates or people send: it must say ``"v": 1`` (reason ``version``)."""
+    body = json_object(payload)
     version = body.get("v")
     if version != WIRE_VERSION or isinstance(version, bool):
-        raise WireFormatError("version", f"'v' is {version!r}, this gateway speaks {WIRE_VERSION}")
+        raise WireFormatError("version", f"'v' is {describe(version)}, this gateway speaks {WIRE_VERSION}")
     return body
 
 
@@ -189,7 +238,7 @@ def _field(body: dict[str, Any], key: str, kind: type, reason: str = "schema") -
 def _crate(body: dict[str, Any], topic_crate: str | None) -> str:
     crate: str = _field(body, "crate", str)
     if not valid_identifier(crate):
-        raise WireFormatError("crate", f"crate id {crate[:70]!r} is not 1-64 of [A-Za-z0-9_.-]")
+        raise WireFormatError("crate", f"crate id {crate[:70]!r} is not {IDENTIFIER_RULE}")
     if topic_crate is not None and crate != topic_crate:
         raise WireFormatError("crate_mismatch", f"payload crate {crate!r} != topic crate {topic_crate!r}")
     return crate
@@ -200,29 +249,31 @@ def _reading(raw: Any, index: int) -> Reading:
         raise WireFormatError("schema", f"readings[{index}] is not an object")
     sensor = raw.get("sensor")
     if not isinstance(sensor, str) or not valid_identifier(sensor):
-        raise WireFormatError("schema", f"readings[{index}].sensor {sensor!r} is not a valid sensor id")
+        raise WireFormatError("schema", f"readings[{index}].sensor {describe(sensor)} is not a valid sensor id")
     value = raw.get("value_c", ...)
     fault = raw.get("fault")
     if value is ...:
         raise WireFormatError("schema", f"readings[{index}].value_c is missing")
     if value is None:
-        if fault not in FAULTS:
+        # any JSON type may stand here: only a string can be one of the faults
+        if not isinstance(fault, str) or fault not in FAULTS:
             raise WireFormatError(
-                "schema", f"readings[{index}] has value_c null but fault {fault!r} is not one of {sorted(FAULTS)}"
+                "schema",
+                f"readings[{index}] has value_c null but fault {describe(fault)} is not one of {sorted(FAULTS)}",
             )
         return Reading(sensor, None, fault)
     if not isinstance(value, (int, float)) or isinstance(value, bool):
         raise WireFormatError("type", f"readings[{index}].value_c must be a number, got {type(value).__name__}")
-    value = float(value)
-    if not math.isfinite(value):
+    if isinstance(value, float) and not math.isfinite(value):
         raise WireFormatError("range", f"readings[{index}].value_c is not finite")
+    # compared before float(): an integer beyond a float's range would raise OverflowError there
     if not PLAUSIBLE_MIN_C <= value <= PLAUSIBLE_MAX_C:
         raise WireFormatError(
-            "range", f"readings[{index}].value_c {value} is outside {PLAUSIBLE_MIN_C}..{PLAUSIBLE_MAX_C} °C"
+            "range", f"readings[{index}].value_c {describe(value)} is outside {PLAUSIBLE_MIN_C}..{PLAUSIBLE_MAX_C} °C"
         )
     if fault is not None:
-        raise WireFormatError("schema", f"readings[{index}] has both a value and fault {fault!r}")
-    return Reading(sensor, value)
+        raise WireFormatError("schema", f"readings[{index}] has both a value and fault {describe(fault)}")
+    return Reading(sensor, float(value))
 
 
 def decode_telemetry(payload: bytes, topic_crate: str | None = None, now_ms: int | None = None) -> Telemetry:
@@ -230,9 +281,10 @@ def decode_telemetry(payload: bytes, topic_crate: str | None = None, now_ms: int
 
     ``topic_crate`` is the crate named by the topic (must equal the payload's);
     ``now_ms`` enables the check that ``ts`` is not in the future beyond a tolerance.
-    The optional ``powered_on`` must be an epoch millisecond no later than ``ts``.
+    The optional ``powered_on`` must be an epoch millisecond no later than ``ts``,
+    the optional ``held_from`` a seq no higher than ``seq``.
     """
-    body = _object(payload)
+    body = versioned_object(payload)
     crate = _crate(body, topic_crate)
     seq = _field(body, "seq", int)
     if not 0 <= seq < 2**63:
@@ -250,21 +302,30 @@ def decode_telemetry(payload: bytes, topic_crate: str | None = None, now_ms: int
         raise WireFormatError("schema", "readings name the same sensor twice")
     profile = body.get("profile")
     if profile is not None and (not isinstance(profile, str) or not valid_identifier(profile)):
-        raise WireFormatError("schema", f"profile {profile!r} is not a valid profile name")
+        raise WireFormatError("schema", f"profile {describe(profile)} is not a valid profile name")
     powered_on = body.get("powered_on")
     if powered_on is not None:
         if not isinstance(powered_on, int) or isinstance(powered_on, bool):
             raise WireFormatError("type", f"'powered_on' must be int, got {type(powered_on).__name__}")
         if not 0 < powered_on <= ts:
             raise WireFormatError("range", f"powered_on {powered_on} is not an epoch millisecond at or before ts {ts}")
-    return Telemetry(crate, seq, ts, readings, profile, powered_on)
+    held_from = body.get("held_from")
+    if held_from is not None:
+        if not isinstance(held_from, int) or isinstance(held_from, bool):
+            raise WireFormatError("type", f"'held_from' must be int, got {type(held_from).__name__}")
+        if not 0 <= held_from <= seq:
+            raise WireFormatError("range", f"held_from {held_from} is outside 0..seq {seq}")
+    return Telemetry(crate, seq, ts, readings, profile, powered_on, held_from)
 
 
 def decode_storage_ack(payload: bytes, topic_crate: str | None = None) -> StorageAck:
     """Validate and decode the gateway's ``stored_through`` acknowledgement."""
-    body = _object(payload)
+    body = versioned_object(payload)
     crate = _crate(body, topic_crate)
     stored_through = _field(body, "stored_through", int)
+    # -1: nothing is stored yet (a crate that numbers from 0 and announced seq 0 lost before anything came)
+    if not -1 <= stored_through < 2**63:
+        raise WireFormatError("range", f"stored_through {describe(stored_through)} is outside -1..2^63-1")
     return StorageAck(crate, stored_through)
 
 
@@ -274,13 +335,13 @@ MAX_ACK_NOTE: Final = 1000
 
 def decode_staff_ack(payload: bytes, topic_levels: tuple[str, str, str] | None = None) -> StaffAck:
     """Validate and decode a staff acknowledgement; ``topic_levels`` (crate, rule, sensor) must match it."""
-    body = _object(payload)
+    body = versioned_object(payload)
     crate = _crate(body, None)
     ids = [crate]
     for key in ("rule", "sensor"):
         value = _field(body, key, str)
         if not valid_identifier(value):
-            raise WireFormatError("schema", f"{key} {value[:70]!r} is not 1-64 of [A-Za-z0-9_.-]")
+            raise WireFormatError("schema", f"{key} {value[:70]!r} is not {IDENTIFIER_RULE}")
         ids.append(value)
     if topic_levels is not None and tuple(ids) != topic_levels:
         raise WireFormatError("topic_mismatch", f"payload names {'/'.join(ids)}, topic {'/'.join(topic_levels)}")
@@ -290,6 +351,9 @@ def decode_staff_ack(payload: bytes, topic_levels: tuple[str, str, str] | None =
     note = _field(body, "note", str)
     if len(note) > MAX_ACK_NOTE:
         raise WireFormatError("size", f"'note' is {len(note)} characters, at most {MAX_ACK_NOTE}")
+    if not note.isprintable() and not _is_text(note):
+        # JSON may spell a lone surrogate ("\ud800"): no UTF-8 text, it could be neither stored nor sent on
+        raise WireFormatError("encoding", "'note' holds a lone surrogate, not text")
     ts = _field(body, "ts", int)
     if not 0 < ts < 2**53:
         raise WireFormatError("range", f"ts {ts} is not a plausible epoch millisecond")

@@ -15,7 +15,7 @@ from coldchain.errors import ConfigError
 from coldchain.profiles import Profile, load_profiles
 from coldchain.settings import Table, load_toml
 from coldchain.thermistors import IEC_60751, CallendarVanDusen, SteinhartHart
-from coldchain.topics import reserved_login, valid_identifier
+from coldchain.topics import IDENTIFIER_RULE, reserved_login, valid_identifier
 from coldchain.wire import MAX_READINGS
 
 __all__ = [
@@ -189,7 +189,7 @@ def _sensors(table: Table) -> tuple[str, ...]:
         raise table.error("sensors", "must name at least one sensor")
     for sensor in sensors:
         if not valid_identifier(sensor):
-            raise table.error("sensors", f"{sensor!r} is not a valid sensor id (1-64 of [A-Za-z0-9_.-])")
+            raise table.error("sensors", f"{sensor!r} is not a valid sensor id ({IDENTIFIER_RULE})")
     if len(set(sensors)) != len(sensors):
         raise table.error("sensors", f"sensor names repeat: {list(sensors)}")
     return sensors

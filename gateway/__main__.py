@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from coldchain.errors import ConfigError, StoreError
+from coldchain.lineprotocol import encode_lines
 from gateway.alarming import BOOK_KEY
 from gateway.archive import EvidenceArchive
 from gateway.authenticity import Authenticity
@@ -101,7 +102,7 @@ def _run(config: GatewayConfig, prog: str) -> int:
     # alarms raised by the clock (stale, offline, escalation) are published and written on their own
     alarm_store = open_store(config.influxdb)
     alarming.publish = link.publish
-    alarming.write = lambda lines: alarm_store.write("\n".join(lines).encode())
+    alarming.write = lambda lines: alarm_store.write(encode_lines(lines))
     alarming.deaf = lambda: worker.deaf
     worker.every_tick(lambda now: alarming.tick(now, int(time.time() * 1000)), exclusive=True)
     alarming.notifier = Notifier(config.notify).start()

@@ -31,7 +31,7 @@ from coldchain.topics import (
     rejected_topic,
     valid_identifier,
 )
-from coldchain.wire import MAX_PAYLOAD_BYTES, WIRE_VERSION, Telemetry, decode_staff_ack
+from coldchain.wire import Telemetry, decode_staff_ack, describe, versioned_object
 from gateway.config import GatewayConfig
 from gateway.notify import Notifier, audit_point
 from gateway.points import rejected_point
@@ -52,29 +52,17 @@ Outbox = list[tuple[str, bytes, bool]]
 
 def _body(payload: bytes, topic_crate: str) -> dict[str, Any]:
     """A crate's status or event payload as a dict naming ``topic_crate``; WireFormatError otherwise."""
-    if len(payload) > MAX_PAYLOAD_BYTES:
-        raise WireFormatError("size", f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD_BYTES}")
-    try:
-        body = json.loads(payload)
-    except UnicodeDecodeError:
-        raise WireFormatError("encoding", "payload is not valid UTF-8") from None
-    except RecursionError:
-        raise WireFormatError("json", "payload is nested too deeply") from None
-    except ValueError as exc:
-        raise WireFormatError("json", f"payload is not JSON ({exc})") from None
-    if not isinstance(body, dict):
-        raise WireFormatError("schema", f"payload is a JSON {type(body).__name__}, not an object")
-    if body.get("v") != WIRE_VERSION or isinstance(body.get("v"), bool):
-        raise WireFormatError("version", f"'v' is {body.get('v')!r}, this gateway speaks {WIRE_VERSION}")
+    body = versioned_object(payload)
     if body.get("crate") != topic_crate:
-        raise WireFormatError("crate_mismatch", f"payload crate {body.get('crate')!r} != topic crate {topic_crate!r}")
+        claimed = describe(body.get("crate"))
+        raise WireFormatError("crate_mismatch", f"payload crate {claimed} != topic crate {topic_crate!r}")
     return body
 
 
 def _integer(body: dict[str, Any], key: str, minimum: int = 0) -> int:
     value = body.get(key)
     if not isinstance(value, int) or isinstance(value, bool) or not minimum <= value < 2**63:
-        raise WireFormatError("schema", f"'{key}' must be an integer >= {minimum}, got {value!r}")
+        raise WireFormatError("schema", f"'{key}' must be an integer >= {minimum}, got {describe(value)}")
     return value
 
 
@@ -92,6 +80,7 @@ class Alarming:
             record = config.shipment_of(crate)
             if record is not None and record.details:
                 self.shipments[crate] = record.details
+        self._future_ms = int(config.future_tolerance_s * 1000)
         self.outbox = outbox  # the ingest's: the worker publishes it after each delivery
         self.rejects = rejects
         self.events = 0
@@ -157,26 +146,35 @@ class Alarming:
         if kind == "status":
             state = body.get("state")
             if state not in ("online", "offline"):
-                raise WireFormatError("schema", f"status 'state' must be online or offline, got {state!r}")
+                raise WireFormatError("schema", f"status 'state' must be online or offline, got {describe(state)}")
             # arrival time: a last will's own ts is when it was registered, not when the crate vanished
             self._emit(self.engine.status(crate, state == "online", now_ms), lines)
             return None
         event = body.get("event")
-        ts = _integer(body, "ts", 1)
+        ts = self._when(body, now_ms)
         if event in ("lid_open", "lid_closed"):
             self._emit(self.engine.lid(crate, event == "lid_open", ts, now_ms), lines)
         elif event == "gap":
             first, last = _integer(body, "first_seq"), _integer(body, "last_seq")
             if last < first:
                 raise WireFormatError("schema", f"gap event with last_seq {last} < first_seq {first}")
-            log.warning("crate %s says seqs %d..%d are lost (%s)", crate, first, last, body.get("reason"))
+            log.warning("crate %s says seqs %d..%d are lost (%s)", crate, first, last, describe(body.get("reason")))
             return crate, first, last, ts
         elif not isinstance(event, str):
-            raise WireFormatError("schema", f"'event' must be a string, got {event!r}")
+            raise WireFormatError("schema", f"'event' must be a string, got {describe(event)}")
         return None  # the crate's own excursion, stuck-value, clock events: its local view, stored nowhere
+
+    def _when(self, body: dict[str, Any], now_ms: int) -> int:
+        """An event's ``ts``: an epoch millisecond not beyond the future tolerance (it dates stored points)."""
+        ts = _integer(body, "ts", 1)
+        if ts > now_ms + self._future_ms:
+            raise WireFormatError("future_ts", f"ts {ts} is {(ts - now_ms) / 1000:.0f} s in the future")
+        return ts
 
     def _staff_ack(self, topic: str, payload: bytes, lines: list[str], now_ms: int) -> None:
         ack = decode_staff_ack(payload, acks_from_topic(topic))
+        if ack.ts > now_ms + self._future_ms:  # the person's clock dates the acknowledged point
+            raise WireFormatError("future_ts", f"ts {ack.ts} is {(ack.ts - now_ms) / 1000:.0f} s in the future")
         try:
             event = self.engine.acknowledge(ack)
         except AckRejectedError as exc:

@@ -10,7 +10,7 @@ from coldchain.errors import ConfigError
 from coldchain.lifecycle import LifecyclePolicy, parse_lifecycle_policy
 from coldchain.profiles import Profile, load_profiles
 from coldchain.settings import Table, load_toml
-from coldchain.topics import ACKS_FILTER, ROOT, TELEMETRY_FILTER, valid_identifier
+from coldchain.topics import ACKS_FILTER, IDENTIFIER_RULE, ROOT, TELEMETRY_FILTER, valid_identifier
 from gateway.notify import ChannelConfig, parse_notify
 
 __all__ = [
@@ -256,7 +256,7 @@ def _shipments(root: Table, assigned: dict[str, str]) -> dict[str, Shipment]:
     for shipment in list(table.keys()):
         entry = table.table(shipment, required=True)
         if not valid_identifier(shipment):
-            raise table.error(shipment, "shipment ids must be 1-64 of [A-Za-z0-9_.-], starting with a letter or digit")
+            raise table.error(shipment, f"shipment ids must be {IDENTIFIER_RULE}")
         records[shipment] = Shipment(
             shipment,
             _shipment_text(entry, "origin"),
@@ -265,7 +265,7 @@ def _shipments(root: Table, assigned: dict[str, str]) -> dict[str, Shipment]:
         )
         for crate in entry.text_list("crates", []):
             if not valid_identifier(crate):
-                raise entry.error("crates", f"{crate!r} is not a crate id (1-64 of [A-Za-z0-9_.-])")
+                raise entry.error("crates", f"{crate!r} is not a crate id ({IDENTIFIER_RULE})")
             if crate in listed_by:
                 first = listed_by[crate]
                 where = "listed twice" if first == shipment else f"already in shipments.{first}.crates"
@@ -302,7 +302,7 @@ def load_config(path: Path) -> GatewayConfig:
     for crate in list(crates_table.keys()):
         entry = crates_table.table(crate, required=True)
         if not valid_identifier(crate):
-            raise crates_table.error(crate, "crate ids must be 1-64 of [A-Za-z0-9_.-]")
+            raise crates_table.error(crate, f"crate ids must be {IDENTIFIER_RULE}")
         profile = entry.identifier("profile", None)
         if profile is not None:
             if profile not in profiles:

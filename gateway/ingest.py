@@ -19,13 +19,13 @@ from typing import Any
 from coldchain.errors import WireFormatError
 from coldchain.lineprotocol import reading_line
 from coldchain.profiles import Profile
-from coldchain.topics import ROOT, crate_from_topic, rejected_topic, reserved_login, valid_identifier
+from coldchain.topics import ROOT, crate_from_topic, reserved_login, valid_identifier
 from coldchain.wire import FUTURE_TOLERANCE_MS, Telemetry, decode_telemetry
 from gateway.alarming import BOOK_KEY, Alarming
 from gateway.authenticity import Authenticity
 from gateway.config import GatewayConfig
 from gateway.mqtt_link import Delivery
-from gateway.points import fault_line, gap_point, rejected_point, shipment_point, temperature_series
+from gateway.points import fault_line, gap_point, shipment_point, temperature_series
 from gateway.sequence import DUPLICATE, LATE, RESTART, SeqTracker
 
 __all__ = ["Batch", "CrateState", "Ingest"]
@@ -96,21 +96,35 @@ class Batch:
         return len(self.deliveries)
 
 
-def _salvage(payload: bytes) -> tuple[str | None, int | None, int | None]:
-    """Crate, seq and ts of a rejected payload when they can be read, so its seq counts as handled."""
+def _failure_site(exc: BaseException) -> tuple[str, str, int]:
+    """Exception type, file and line where ``exc`` was raised: one cause, however many messages meet it."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    if tb is None:
+        return type(exc).__name__, "", 0
+    return type(exc).__name__, tb.tb_frame.f_code.co_filename, tb.tb_lineno
+
+
+def _salvage(payload: bytes) -> tuple[str | None, int | None, int | None, int | None]:
+    """Crate, seq, ts and held_from of a rejected payload when they can be read, so its seq counts as handled
+    (and, for a crate met for the first time, what it still holds below it is waited for)."""
     try:
         body: Any = json.loads(payload)
     except (ValueError, RecursionError):
-        return None, None, None
+        return None, None, None, None
     if not isinstance(body, dict):
-        return None, None, None
+        return None, None, None, None
 
     def integer(value: Any, limit: int) -> int | None:
         return value if isinstance(value, int) and not isinstance(value, bool) and 0 < value < limit else None
 
     crate = body.get("crate")
     crate = crate if isinstance(crate, str) and valid_identifier(crate) else None
-    return crate, integer(body.get("seq"), 2**63), integer(body.get("ts"), 2**53)
+    seq = integer(body.get("seq"), 2**63)
+    held_from = body.get("held_from")
+    valid = seq is not None and isinstance(held_from, int) and not isinstance(held_from, bool) and 0 <= held_from <= seq
+    return crate, seq, integer(body.get("ts"), 2**53), held_from if valid else None
 
 
 class Ingest:
@@ -132,7 +146,9 @@ class Ingest:
         self.authenticity: Authenticity | None = None  # set when [security] keys_dir is: signatures checked
         self.archiving = False  # keep accepted raw messages in the batch, for the evidence archive
         # the decoder allows FUTURE_TOLERANCE_MS; shifting its 'now' applies the configured tolerance instead
-        self._clock_shift = int(config.future_tolerance_s * 1000) - FUTURE_TOLERANCE_MS
+        self._future_ms = int(config.future_tolerance_s * 1000)
+        self._clock_shift = self._future_ms - FUTURE_TOLERANCE_MS
+        self._failures: set[tuple[str, str, int]] = set()  # causes of internal rejects whose traceback is logged
 
     @property
     def alarms(self) -> int:
@@ -200,10 +216,24 @@ class Ingest:
             batch.snapshots.append((BOOK_KEY, book))
 
     def handle(self, delivery: Delivery, batch: Batch, now_ms: int) -> None:
-        """Validate one delivery and account for it in ``batch`` (never raises for bad input)."""
+        """Validate one delivery and account for it in ``batch``; never raises.
+
+        Each message is judged in isolation: should judging it fail in a way nobody foresaw, what it
+        had added to the batch and the outbox is taken back and it is rejected as ``internal``
+        (recorded and acknowledged like any reject), so one message can never stop the gateway nor,
+        redelivered after a restart, stop it again.
+        """
         self.received += 1
         batch.deliveries.append(delivery)
         topic, payload = delivery[0], delivery[1]
+        lines, published, archived = len(batch.lines), len(self.outbox), len(batch.archived)
+        try:
+            self._judge(topic, payload, batch, now_ms)
+        except Exception as exc:  # the isolation itself: any failure becomes this message's reject
+            del batch.lines[lines:], self.outbox[published:], batch.archived[archived:]
+            self._internal(exc, topic, payload, batch, now_ms)
+
+    def _judge(self, topic: str, payload: bytes, batch: Batch, now_ms: int) -> None:
         topic_crate = crate_from_topic(topic)
         if not (topic.endswith("/telemetry") and topic.startswith(_CRATES)) or reserved_login(topic_crate or ""):
             self._other(topic, payload, batch, now_ms)  # which refuses a reserved login's telemetry too
@@ -224,10 +254,12 @@ class Ingest:
             if profile is not state.profile:
                 state.switch_profile(profile)
         state.seen_ms = now_ms
-        verdict, gap = state.seqs.accept(telemetry.seq, telemetry.ts)
+        verdict, gap = state.seqs.accept(telemetry.seq, telemetry.ts, telemetry.held_from)
         if verdict == RESTART:
             self._restart(state, telemetry, batch)
-        elif verdict == DUPLICATE:
+        elif (settled := state.seqs.settle(telemetry.held_from)) is not None and settled is not gap:
+            batch.lines.append(gap_point(crate, settled))
+        if verdict == DUPLICATE:
             # a crate re-sends when it missed our storage ack: make sure it hears it again
             self.duplicates += 1
             state.acked_through = None
@@ -259,13 +291,7 @@ class Ingest:
         try:
             lost = self.alarming.route(topic, payload, batch.lines, now_ms)
         except WireFormatError as exc:
-            self.rejects[exc.reason] += 1
-            log.warning("rejected message on %s (%s): %s", topic, exc.reason, exc.detail)
-            crate = crate_from_topic(topic)
-            crate = crate if crate is not None and valid_identifier(crate) else None
-            self.alarming.reject(
-                exc.reason, crate, exc.detail, topic=topic, payload=payload, lines=batch.lines, now_ms=now_ms
-            )
+            self._reject(exc, topic, payload, batch, now_ms)
             return
         if lost is not None:
             crate, first, last, ts = lost
@@ -289,35 +315,53 @@ class Ingest:
             state.seqs.highest,
             telemetry.ts,
         )
-        for gap in state.seqs.restart(telemetry.seq, telemetry.ts):
+        for gap in state.seqs.restart(telemetry.seq, telemetry.ts, telemetry.held_from):
             batch.lines.append(gap_point(state.crate, gap))
         self.alarming.restart(state.crate)
         state.last_ts = 0
 
     def _reject(self, exc: WireFormatError, topic: str, payload: bytes, batch: Batch, now_ms: int) -> None:
+        """Count, log and record a refused message; a refused reading whose crate and seq can be read is handled."""
         reason, detail = exc.reason, exc.detail
         self.rejects[reason] += 1
-        crate, seq, ts = _salvage(payload)
         topic_crate = crate_from_topic(topic)
-        if crate is not None and topic_crate is not None and crate != topic_crate:
+        crate, seq, ts, held_from = None, None, None, None
+        if topic_crate is not None and topic.endswith("/telemetry") and not reserved_login(topic_crate):
+            crate, seq, ts, held_from = _salvage(payload)  # only telemetry carries a crate's seqs
+        if crate is not None and crate != topic_crate:
             crate, seq = None, None  # a payload naming another crate must not move that crate's accounting
         trusted = self.authenticity is None or (crate is not None and self.authenticity.vouches(crate, payload))
         if crate is not None and seq is not None and trusted:
             # definitively rejected counts as handled: the crate may prune it and no gap is reported
             # (where signatures are checked, only if the crate signed it: a forgery must not settle a seq)
             state = self.state_of(crate, now_ms=now_ms)
-            if ts is None or reason == "future_ts":
-                ts = state.seqs.newest_ts  # a bad clock must not move the crate's notion of "newest"
-            verdict, gap = state.seqs.accept(seq, ts)
+            if ts is None or ts > now_ms + self._future_ms:
+                # a bad clock must not move the crate's notion of "newest", nor date a gap point
+                ts = state.seqs.newest_ts
+            verdict, gap = state.seqs.accept(seq, ts, held_from)
             if gap is not None:
                 batch.lines.append(gap_point(crate, gap))
             if verdict != RESTART:
                 batch.crates.add(crate)
         crate = crate or (topic_crate if topic_crate and valid_identifier(topic_crate) else None)
-        log.warning("rejected message #%d on %s (%s): %s", sum(self.rejects.values()), topic, reason, detail)
-        batch.lines.append(rejected_point(reason, crate, detail=detail, topic=topic, payload=payload, now_ms=now_ms))
-        body = {"v": 1, "reason": reason, "detail": detail[:500], "topic": topic[:200], "ts": now_ms}
-        if crate is not None:
-            body["crate"] = crate
-        body["excerpt"] = payload[:256].decode("utf-8", "replace")
-        self.outbox.append((rejected_topic(), json.dumps(body, separators=(",", ":")).encode(), False))
+        count = sum(self.rejects.values())
+        log.warning("rejected message #%d on %r (%s): %s", count, topic[:200], reason, detail[:500])
+        self.alarming.reject(reason, crate, detail, topic=topic, payload=payload, lines=batch.lines, now_ms=now_ms)
+
+    def _internal(self, exc: Exception, topic: str, payload: bytes, batch: Batch, now_ms: int) -> None:
+        """Reject a message whose judging failed unexpectedly: reason ``internal``, the exception's type in the detail.
+
+        The traceback is logged the first time a cause (exception type and place) is met, a line after that:
+        a flood of one hostile message must not flood the log.
+        """
+        site = _failure_site(exc)
+        if site in self._failures:
+            log.error("judging a message on %r failed again at %s (%s): rejected", topic[:200], site, exc)
+        else:
+            self._failures.add(site)
+            log.error("judging a message on %r failed unexpectedly: rejected as internal", topic[:200], exc_info=exc)
+        detail = f"{type(exc).__name__} while judging the message: {exc}"
+        try:
+            self._reject(WireFormatError("internal", detail[:500]), topic, payload, batch, now_ms)
+        except Exception:  # recording the failure failed too: the log is all that is left
+            log.exception("cannot record the internal reject of a message on %r", topic[:200])

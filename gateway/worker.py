@@ -30,6 +30,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from coldchain.errors import RetryableStoreError
+from coldchain.lineprotocol import encode_lines
 from coldchain.topics import rejected_topic, storage_ack_topic
 from coldchain.wire import StorageAck, encode
 from gateway.archive import EvidenceArchive
@@ -263,7 +264,7 @@ class Worker:
     def _write(self, lines: list[str]) -> None:
         """Write ``lines``; when the server refuses some, split to store the rest and quarantine the bad."""
         try:
-            self.store.write("\n".join(lines).encode())
+            self.store.write(encode_lines(lines))
         except PointsRefusedError as exc:
             if len(lines) == 1:
                 self._quarantine(lines[0], str(exc))
@@ -280,9 +281,10 @@ class Worker:
         crate = None
         if ",crate=" in line:
             crate = line.split(",crate=", 1)[1].split(",", 1)[0].split(" ", 1)[0]
-        record = rejected_point("store_refused", crate, detail=problem, topic="", payload=line.encode(), now_ms=now_ms)
+        excerpt = encode_lines([line])
+        record = rejected_point("store_refused", crate, detail=problem, topic="", payload=excerpt, now_ms=now_ms)
         try:
-            self.store.write(record.encode())
+            self.store.write(encode_lines([record]))
         except PointsRefusedError:
             log.error("the quarantine record was refused too; the point is only in this log: %s", line)
         body = {"v": 1, "reason": "store_refused", "detail": problem[:500], "ts": now_ms}

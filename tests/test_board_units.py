@@ -18,12 +18,12 @@ from board.chart import Bucket, chart_data, excursions
 from board.config import load_config
 from board.hub import Hub, Inbox
 from board.influx import bucket_ms_for
-from board.messages import StatusView, decode_status
 from board.state import BoardState
 from coldchain.alarm_view import decode_alarm
 from coldchain.errors import ConfigError, WireFormatError
 from coldchain.profiles import parse_profiles
 from coldchain.settings import Table
+from coldchain.status_view import StatusView, decode_status
 
 PROFILES = parse_profiles(Table(tomllib.loads((REPO / "config" / "profiles.toml").read_text()), "profiles.toml"))
 

@@ -149,3 +149,29 @@ def test_message_with_mqtt5_properties_is_decoded(gateway, mosquitto, influxdb, 
     assert [r["value_c"] for r in rows] == [-165.5]
     publisher.disconnect()
     publisher.loop_stop()
+
+
+def test_readings_that_once_stopped_the_gateway_are_rejected_and_it_carries_on(
+    gateway, mosquitto, influxdb, database, crate_prefix
+) -> None:
+    """A fault that is an object and a value_c beyond a float: two rejects, the gateway up, the next reading stored."""
+    crate = f"{crate_prefix}-H"
+    topic = f"coldchain/v1/crates/{crate}/telemetry"
+    watcher = Client(mosquitto, ["coldchain/v1/rejected", f"coldchain/v1/crates/{crate}/ack"])
+    client = Client(mosquitto)
+    fault = b'{"sensor":"probe1","value_c":null,"fault":{"OPEN":1}}'
+    huge = b'{"sensor":"probe1","value_c":' + b"9" * 400 + b"}"
+    for seq, reading in ((1, fault), (2, huge)):
+        client.publish(topic, b'{"v":1,"crate":"%s","seq":%d,"ts":%d,"readings":[%s]}' % (
+            crate.encode(), seq, TS + seq * 1000, reading))  # fmt: skip
+    client.send(crate, [3])
+    wait_until(lambda: count(influxdb, database, crate) == 1, 10, "the valid reading behind them")
+    rows = influxdb.rows(f"SELECT reason, detail FROM rejected WHERE crate = '{crate}'", database)
+    assert sorted(r["reason"] for r in rows) == ["range", "schema"]
+    acks = wait_until(lambda: [a for a in watcher.received(f"coldchain/v1/crates/{crate}/ack")
+                               if a["stored_through"] == 3], 10, "storage ack through seq 3")  # fmt: skip
+    assert acks
+    assert gateway.process.poll() is None
+    assert "stopping the gateway" not in gateway.stderr()
+    for c in (watcher, client):
+        c.close()

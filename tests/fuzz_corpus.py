@@ -1,0 +1,412 @@
+"""A seeded stream of hostile MQTT messages for the gateway, interleaved with valid telemetry (test_gateway_fuzz).
+
+Structure-aware: each hostile message is a valid payload (telemetry, status, lid or gap event, staff ack) with one
+field given a hostile JSON value or removed, its bytes damaged, or put on an odd topic under the gateway's
+subscriptions. Each carries a marker (``"fz":"h00042"``, its first key) so a missing reject names it. Whether the
+contract refuses a message is decided by the small model of the README and docs/gateway.md below, never by the
+gateway's code; a mutation that happens to be valid (``value_c`` = -1, an unknown event name) is not sent.
+
+Accounting the docs prescribe: a refused telemetry whose crate and seq can still be read counts as handled for that
+crate. Such messages only go to the hostile crates (``FZ-H*``), each taking that crate's next seq, so no gap opens
+and the crate's storage ack must reach its last seq; on the valid crates' topics only messages that cannot settle
+one of their seqs are sent.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import re
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+TS = 1_764_086_400_000  # the valid stream's first sample (as gateway_helpers.TS)
+MAX_PAYLOAD = 16_384
+FUTURE_TOLERANCE_MS = 300_000  # [validation] future_tolerance, default
+FAULTS = ("OPEN", "SHORT", "RANGE")
+VALID_CRATES = ("FZ-V1", "FZ-V2", "FZ-V3", "FZ-V4")
+HOSTILE_CRATES = ("FZ-H1", "FZ-H2", "FZ-H3")
+EVENT_CRATES = ("FZ-E1", "FZ-E2")  # status, lid and gap events that must all be refused: no telemetry there
+SENSORS = ("probe1", "probe2")
+_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+_SLOT = "\x00slot\x00"  # stands for the hostile JSON text until the payload is serialized
+
+
+def _deep(n: int, kind: str) -> str:
+    return "[" * n + "]" * n if kind == "list" else '{"a":' * n + "1" + "}" * n
+
+
+# Hostile JSON values, as raw JSON text: NaN, Infinity and 1e309 are tokens Python's json reads (as non-finite
+# floats); 1 followed by 5000 zeros exceeds Python's 4300-digit limit (the whole payload is then unreadable); depths of
+# 3000 and 5000 are beyond any recursion limit (depths near 1000 are avoided: whether they parse depends on the stack).
+# fmt: off
+VALUES = (
+    "{}", '{"a":1}', '{"OPEN":1}', "[]", "[1,2]", '["probe1"]', '[{"sensor":"probe1","value_c":-170}]',
+    "true", "false", "null", '""', '"x"', '"1"', '"-170.5"', '"NaN"', "0", "-1", "1.5", "-0.0", "1e-400",
+    str(10**400), str(-(10**400)), "1" + "0" * 5000, str(2**63), str(2**53), str(2**52), str(-(2**63) - 1),
+    "1e309", "-1e309", "1E400", "NaN", "Infinity", "-Infinity", "-170.25", "81", "-200.0001",
+    _deep(50, "list"), _deep(50, "dict"), _deep(5000, "list"), _deep(3000, "dict"),
+    json.dumps("x" * 5000), json.dumps("x" * 20_000), json.dumps("é" * 9000),
+)
+# Strings for id fields: line-protocol and topic syntax, control characters, a lone surrogate, lengths.
+IDS = (
+    "a,b", "a=b", "a b", "a\nb", 'a"b', "a\\b", "a\x00b", "\x1b[31m", "", " ", "-lead", ".dot", "_u",
+    "x" * 65, "é", "probe1 ", "\ud800", "a/b", "+", "#", "crate=x,profile=y value_c=1", "staff.alice",
+)
+# Topic levels the broker delivers. Not here: a level with a wildcard (no client may publish it), invalid UTF-8,
+# a control character (C0, DEL, C1) or a non-character (U+FFFE, U+FDD0...): mosquitto refuses such a topic as a
+# malformed packet and disconnects the publisher, so no gateway ever sees it.
+TOPIC_LEVELS = (
+    "", "a b", "x=y,z", 'q"uote', "back\\slash", "é🙂", "$x", "-lead", ".dot", "x" * 65, "y" * 300,
+    "staff.alice", "staff.", "coldchain-gateway", "coldchain-", "FZ-V1 ", "\u2028",
+)
+# fmt: on
+
+
+def is_id(value: Any) -> bool:
+    """A crate, sensor, rule or profile id of the README: 1-64 of [A-Za-z0-9_.-], starting with a letter or digit."""
+    return isinstance(value, str) and _ID.fullmatch(value) is not None
+
+
+def reserved(crate: str) -> bool:
+    """A staff or service login (never a crate)."""
+    return crate.startswith(("staff.", "coldchain-"))
+
+
+def _int(value: Any, low: int, high: int) -> bool:
+    return type(value) is int and low <= value < high
+
+
+def _body(payload: bytes, crate: str) -> dict[str, Any] | None:
+    """The payload as a v1 JSON object naming ``crate``, or None when the contract refuses it as such."""
+    if len(payload) > MAX_PAYLOAD or not is_id(crate) or reserved(crate):
+        return None
+    try:
+        body = json.loads(payload.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return None
+    if not isinstance(body, dict) or type(body.get("v")) is not int or body["v"] != 1 or body.get("crate") != crate:
+        return None
+    return body
+
+
+def _value_ok(value: Any) -> bool:
+    if type(value) not in (int, float):
+        return False
+    try:
+        number = float(value)
+    except OverflowError:
+        return False
+    return math.isfinite(number) and -200.0 <= number <= 80.0
+
+
+def _reading_ok(raw: Any) -> bool:
+    if not isinstance(raw, dict) or not is_id(raw.get("sensor")) or "value_c" not in raw:
+        return False
+    value, fault = raw["value_c"], raw.get("fault")
+    if value is None:
+        return isinstance(fault, str) and fault in FAULTS
+    return _value_ok(value) and fault is None
+
+
+def accepted(topic: str, payload: bytes, now_ms: int) -> bool:
+    """True when the contract accepts this message (stored or taken as an alarm input, no reject)."""
+    parts = topic.split("/")
+    if parts[2] == "acks":
+        return False  # no alarm is active: every staff ack is refused (ack_rejected when it reads well)
+    crate, kind = parts[3], parts[4]
+    body = _body(payload, crate)
+    if body is None:
+        return False
+    if kind == "status":
+        return body.get("state") in ("online", "offline")
+    if kind == "events":
+        event = body.get("event")
+        ts = body.get("ts")
+        if not _int(ts, 1, 2**63) or ts > now_ms + FUTURE_TOLERANCE_MS or not isinstance(event, str):
+            return False
+        first, last = body.get("first_seq"), body.get("last_seq")
+        return event != "gap" or (_int(first, 0, 2**63) and _int(last, 0, 2**63) and last >= first)
+    seq, ts, readings = body.get("seq"), body.get("ts"), body.get("readings")
+    if not (_int(seq, 0, 2**63) and _int(ts, 1, 2**53) and isinstance(readings, list)):
+        return False
+    if ts > now_ms + FUTURE_TOLERANCE_MS:
+        return False
+    if not 1 <= len(readings) <= 64 or not all(_reading_ok(r) for r in readings):
+        return False
+    if len({r["sensor"] for r in readings}) != len(readings):
+        return False
+    profile, powered_on = body.get("profile"), body.get("powered_on")
+    return (profile is None or is_id(profile)) and (powered_on is None or _int(powered_on, 1, ts + 1))
+
+
+def readable_seq(topic: str, payload: bytes) -> int | None:
+    """The seq a refused telemetry settles for its topic's crate: its crate and seq can still be read."""
+    parts = topic.split("/")
+    if parts[2] != "crates" or parts[4] != "telemetry" or not is_id(parts[3]) or reserved(parts[3]):
+        return None
+    try:
+        body = json.loads(payload)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(body, dict) or body.get("crate") != parts[3] or not _int(body.get("seq"), 1, 2**63):
+        return None
+    return int(body["seq"])
+
+
+@dataclass(frozen=True)
+class Message:
+    """One publication of the stream: what the gateway must do with it."""
+
+    topic: str
+    payload: bytes
+    label: str  # how it was made, for failure messages
+    hostile: bool = False  # exactly one reject expected
+    readings: dict[str, float | str] = field(default_factory=dict)  # sensor -> value or fault, when it is stored
+    crate: str = ""  # the crate whose seq it stores or settles
+    seq: int = 0
+    ts: int = 0
+
+    def reject_key(self) -> tuple[str, str]:
+        """(topic, excerpt) as a reject reports them (docs/gateway.md: topic, the first 256 bytes)."""
+        return self.topic[:200], self.payload[:256].decode("utf-8", "replace")
+
+    def describe(self) -> str:
+        """Index-free description for a failure message."""
+        return f"{self.label} on {self.topic[:80]!r}: {self.payload[:120]!r}{'...' if len(self.payload) > 120 else ''}"
+
+
+def valid_reading(crate: str, seq: int) -> dict[str, float | str]:
+    """The valid stream's values: a few hundredths around -175 °C (no alarm rule is near), one probe fault."""
+    if seq % 50 == 7:
+        return {"probe1": round(-175.0 + (seq % 13) / 100, 2), "probe2": "OPEN"}
+    return {s: round(-175.0 + ((seq * 37 + i * 11 + len(crate)) % 17) / 100, 2) for i, s in enumerate(SENSORS)}
+
+
+def telemetry_body(crate: str, seq: int, readings: dict[str, float | str], marker: str | None = None) -> dict[str, Any]:
+    """A v1 telemetry object (the marker first, when given)."""
+    body: dict[str, Any] = {"fz": marker} if marker else {}
+    wire = [
+        {"sensor": s, "value_c": None, "fault": v} if isinstance(v, str) else {"sensor": s, "value_c": v}
+        for s, v in readings.items()
+    ]
+    body.update({"v": 1, "crate": crate, "seq": seq, "ts": TS + seq * 1000, "readings": wire})
+    return body
+
+
+def _dump(body: Any, value: str | None = None) -> bytes:
+    text = json.dumps(body, separators=(",", ":"))
+    if value is not None:
+        text = text.replace(json.dumps(_SLOT), value)
+    return text.encode("utf-8", "surrogatepass")
+
+
+def _set(body: dict[str, Any], path: str, value: Any) -> None:
+    *parents, last = path.split(".")
+    node: Any = body
+    for key in parents:
+        node = node[int(key)] if key.isdigit() else node[key]
+    if value is _REMOVE and isinstance(node, dict):
+        node.pop(last, None)
+    elif value is _REMOVE:
+        node.pop(int(last))
+    else:
+        node[int(last) if last.isdigit() else last] = value
+
+
+_REMOVE = object()
+# fmt: off
+_PATHS = {
+    "telemetry": (
+        "v", "crate", "seq", "ts", "readings", "readings.0", "readings.0.sensor", "readings.0.value_c",
+        "readings.0.fault", "readings.1.fault", "readings.1.value_c", "readings.1.sensor", "profile", "powered_on",
+    ),
+    "status": ("v", "crate", "state"),
+    "lid": ("v", "crate", "ts", "event"),
+    "gap": ("v", "crate", "ts", "event", "first_seq", "last_seq"),
+    "ack": ("v", "crate", "rule", "sensor", "by", "note", "ts"),
+}
+# fmt: on
+_ID_PATHS = ("crate", "readings.0.sensor", "readings.1.sensor", "profile", "rule", "sensor", "by")
+_BAD_BYTES = (b"\xff", b"\xc3\x28", b"\xed\xa0\x80", b"\xc0\xaf", b"\x80", b"\xf8\x88\x80\x80\x80", b"\x00", b"\x1b")
+
+
+def _base(kind: str, crate: str, marker: str, seq: int) -> dict[str, Any]:
+    ts = TS + seq * 1000
+    if kind == "telemetry":
+        body = telemetry_body(crate, seq, {"probe1": -170.0, "probe2": "OPEN"}, marker)
+        body.update(profile="cryo", powered_on=TS)
+        return body
+    head: dict[str, Any] = {"fz": marker, "v": 1, "crate": crate}
+    if kind == "status":
+        return {**head, "state": "online", "ts": ts}
+    if kind == "lid":
+        return {**head, "ts": ts, "event": "lid_open"}
+    if kind == "gap":
+        return {**head, "ts": ts, "event": "gap", "reason": "spool_full", "first_seq": 5, "last_seq": 7}
+    return {**head, "rule": "warning_high", "sensor": "probe1", "by": "Alice", "note": "re-iced", "ts": ts}
+
+
+def _damage(rng: random.Random, payload: bytes, keep: int) -> tuple[bytes, str]:
+    """Byte-level damage after the first ``keep`` bytes (the marker survives)."""
+    how = rng.randrange(6)
+    cut = rng.randint(keep, max(keep, len(payload) - 1))
+    if how == 0:
+        return payload[:cut], "truncated"
+    if how == 1:
+        bad = rng.choice(_BAD_BYTES)
+        return payload[:cut] + bad + payload[cut:], f"byte {bad!r} inserted"
+    if how == 2:
+        return payload + rng.choice((b"}", b",", b"x", b"\x00")), "trailing garbage"
+    if how == 3:
+        return payload[:keep] + b"\x00" * 3 + payload[keep:], "NULs"
+    if how == 4:
+        return payload.replace(b"}", b"]", 1), "bracket swapped"
+    pad = b" " * (MAX_PAYLOAD + rng.randrange(1, 4000) - len(payload))
+    return payload[:-1] + b',"pad":"' + pad + b'"}', "beyond 16 KiB"
+
+
+def _hostile(rng: random.Random, kind: str, topic: str, crate: str, marker: str, seq: int) -> tuple[bytes, str]:
+    """One mutation of a valid ``kind`` payload for ``crate`` (which the topic may not name)."""
+    body = _base(kind, crate, marker, seq)
+    op = rng.randrange(10)
+    if op <= 4:
+        path = rng.choice(_PATHS[kind])
+        value = json.dumps(rng.choice(IDS)) if path in _ID_PATHS and rng.random() < 0.5 else rng.choice(VALUES)
+        _set(body, path, _SLOT)
+        return _dump(body, value), f"{kind} {path}={value[:40]}"
+    if op == 5:
+        path = rng.choice(_PATHS[kind])
+        _set(body, path, _REMOVE)
+        return _dump(body), f"{kind} without {path}"
+    if op == 6:
+        value = rng.choice(VALUES)
+        if rng.random() < 0.5:
+            return f'["{marker}",{value}]'.encode(), f"{kind} as an array"
+        return value.encode(), "a bare JSON value"
+    if op == 7 and kind == "telemetry":
+        readings = [{"sensor": f"p{i % rng.choice((64, 65, 70))}", "value_c": -170.0} for i in range(65)]
+        body["readings"] = readings[: rng.choice((65, 64))] if rng.random() < 0.5 else readings[:2] * 2
+        return _dump(body), "readings too many or repeated"
+    if op == 8:
+        other = rng.choice((*VALID_CRATES, *HOSTILE_CRATES, "FZ-X9"))
+        body["crate"] = other
+        return _dump(body), f"{kind} naming crate {other}"
+    raw = _dump(body)
+    if rng.random() < 0.15:
+        encoded = rng.choice((b"\xef\xbb\xbf" + raw, raw.decode().encode("utf-16"), raw.decode().encode("utf-32-le")))
+        return encoded, f"{kind} in another encoding"
+    damaged, how = _damage(rng, raw, len(marker) + 9)
+    return damaged, f"{kind} {how}"
+
+
+def _extras_telemetry(crate: str, seq: int, marker: str) -> Message:
+    """Valid telemetry carrying unknown fields with hostile values: the decoder must ignore them and store it."""
+    readings = valid_reading(crate, seq)
+    body = telemetry_body(crate, seq, readings, marker)
+    body.update(x_str='a,b=c d\n"\\\x00\x1f', x_ids=list(IDS), x_null=None, x_neg=-1e308, x_big=_SLOT)
+    text = _dump(body, str(10**400)).decode()
+    payload = (text[:-1] + ',"x_deep":' + _deep(50, "list") + ',"x_obj":' + _deep(50, "dict") + "}").encode()
+    return Message(
+        topic_of(crate, "telemetry"),
+        payload,
+        "valid telemetry with hostile extra fields",
+        readings=readings,
+        crate=crate,
+        seq=seq,
+        ts=TS + seq * 1000,
+    )
+
+
+def topic_of(crate: str, kind: str) -> str:
+    """``coldchain/v1/crates/{crate}/{kind}``."""
+    return f"coldchain/v1/crates/{crate}/{kind}"
+
+
+def _ack_topic(rng: random.Random, crate: str) -> str:
+    levels = [crate, "warning_high", "probe1"]
+    if rng.random() < 0.4:  # levels that differ from the payload's, or are odd
+        levels[rng.randrange(3)] = rng.choice((*TOPIC_LEVELS, "critical_high", "probe2", "FZ-V2"))
+    return "coldchain/v1/acks/" + "/".join(levels)
+
+
+def hostile_stream(seed: int, count: int, now_ms: int) -> list[Message]:
+    """``count`` hostile messages (and some valid ones with hostile extras on the hostile crates), in order."""
+    rng = random.Random(seed)
+    next_seq = dict.fromkeys(HOSTILE_CRATES, 1)
+    out: list[Message] = []
+    n = 0
+    while sum(m.hostile for m in out) < count:
+        n += 1
+        marker = f"h{n:05d}"
+        kind = rng.choices(("telemetry", "status", "lid", "gap", "ack"), weights=(50, 12, 9, 9, 20))[0]
+        where = rng.random()
+        seq = 10**6  # never one of the valid crates' seqs
+        if kind == "ack":
+            crate = rng.choice((*VALID_CRATES, *EVENT_CRATES))
+            topic = _ack_topic(rng, crate)
+        elif where < 0.15:  # an odd crate level; the payload names it, or a real crate
+            level = rng.choice(TOPIC_LEVELS)
+            kind_topic = "events" if kind in ("lid", "gap") else kind
+            topic, crate = topic_of(level, kind_topic), rng.choice((level, level, "FZ-H1"))
+        elif kind == "telemetry" and where < 0.45:
+            crate = rng.choice(VALID_CRATES)
+            topic = topic_of(crate, "telemetry")
+        elif kind == "telemetry":
+            crate = rng.choice(HOSTILE_CRATES)
+            topic, seq = topic_of(crate, "telemetry"), next_seq[crate]
+            if rng.random() < 0.04:
+                out.append(_extras_telemetry(crate, seq, marker))
+                next_seq[crate] += 1
+                continue
+        else:
+            crate = rng.choice((*EVENT_CRATES, *VALID_CRATES) if kind == "status" else EVENT_CRATES)
+            topic = topic_of(crate, "events" if kind in ("lid", "gap") else kind)
+        payload, label = _hostile(rng, kind, topic, crate, marker, seq)
+        if accepted(topic, payload, now_ms):
+            continue  # the mutation left it valid: not a hostile message
+        settles = readable_seq(topic, payload)
+        if settles is not None and (topic.split("/")[3] not in HOSTILE_CRATES or settles != seq):
+            continue  # it would settle a valid crate's seq (as the docs say it must): not on these topics
+        message = Message(topic, payload, label, hostile=True)
+        if settles is not None:
+            message = Message(topic, payload, label, hostile=True, crate=topic.split("/")[3], seq=settles)
+            next_seq[message.crate] += 1
+        out.append(message)
+    return out
+
+
+def valid_stream(seqs: int) -> dict[str, list[Message]]:
+    """Each valid crate's telemetry, seqs 1..``seqs`` in order."""
+    return {
+        crate: [
+            Message(
+                topic_of(crate, "telemetry"),
+                _dump(telemetry_body(crate, seq, valid_reading(crate, seq))),
+                f"valid {crate} seq {seq}",
+                readings=valid_reading(crate, seq),
+                crate=crate,
+                seq=seq,
+                ts=TS + seq * 1000,
+            )
+            for seq in range(1, seqs + 1)
+        ]
+        for crate in VALID_CRATES
+    }
+
+
+def interleave(seed: int, hostile: list[Message], valid: dict[str, list[Message]]) -> list[Message]:
+    """One stream: every source's order kept, mixed at random; each valid crate's last message at the very end,
+    so its storage ack reaching that seq means everything before it was written."""
+    rng = random.Random(seed + 1)
+    queues = [list(reversed(hostile))] + [list(reversed(msgs[:-1])) for msgs in valid.values()]
+    out: list[Message] = []
+    while any(queues):
+        queue = rng.choices(queues, weights=[len(q) for q in queues])[0]
+        out.append(queue.pop())
+    # a crate that missed its storage ack sends again: some valid messages a second time, later on (stored once)
+    for index in sorted(rng.sample([i for i, m in enumerate(out) if m.readings], 20), reverse=True):
+        again = replace(out[index], label=f"{out[index].label} again", readings={})
+        out.insert(rng.randint(index + 1, len(out)), again)
+    return out + [msgs[-1] for msgs in valid.values()]
