@@ -66,8 +66,9 @@ class FaultRow:
 
 @dataclass(frozen=True, slots=True)
 class AlarmRow:
-    """One stored alarm transition (acknowledgements carry ``by`` and ``note``; ``change`` says what happened,
-    ``escalated`` included, where the gateway wrote it)."""
+    """One stored alarm transition (acknowledgements carry ``by`` and ``note``, or ``acknowledged_by`` in older
+    records; a raising point carries ``escalated_ts`` once escalated; older gateways wrote an escalation as a
+    point of its own, ``change`` ``escalated`` with state ``active``)."""
 
     ts_ms: int
     crate: str
@@ -82,10 +83,11 @@ class AlarmRow:
     by: str | None
     note: str | None
     change: str | None = None
+    escalated_ts: int | None = None  # when the gateway escalated the alarm this point raised
 
     @property
     def transition(self) -> str:
-        """``escalated`` for an escalation (whatever state the gateway wrote it with), else the state."""
+        """The state; ``escalated`` for an escalation an older gateway wrote as a point of its own."""
         return "escalated" if "escalated" in (self.change, self.state) else self.state
 
 
@@ -212,6 +214,7 @@ def alarm_row(row: Mapping[str, Any], ts_ms: int) -> AlarmRow:
         by=_optional(row, "by", str) or _optional(row, "acknowledged_by", str),
         note=_optional(row, "note", str),
         change=_optional(row, "change", str),
+        escalated_ts=_optional(row, "escalated_ts", int),
     )
 
 

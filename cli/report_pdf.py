@@ -18,6 +18,7 @@ from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
 from reportlab.lib.units import cm
 from reportlab.platypus import Image, KeepTogether, LongTable, Paragraph, SimpleDocTemplate, Spacer, TableStyle
 
+from cli.influx_read import AlarmRow
 from cli.progress import Progress
 from cli.report import Report
 from cli.report_chart import chart_png
@@ -57,6 +58,14 @@ def _table(rows: list[list[Any]], widths: list[float] | None = None) -> LongTabl
 
 def _p(text: str, style: ParagraphStyle) -> Paragraph:
     return Paragraph(escape(text), style)
+
+
+def _state(alarm: AlarmRow, style: ParagraphStyle) -> Paragraph:
+    """The transition, and when the alarm it raised was escalated (the same row: it is one excursion)."""
+    text = escape(alarm.transition)
+    if alarm.escalated_ts:
+        text += f"<br/>escalated {escape(_utc(alarm.escalated_ts))}"
+    return Paragraph(text, style)
 
 
 def _holes_table(report: Report, cell: ParagraphStyle, body: ParagraphStyle) -> list[Any]:
@@ -264,14 +273,14 @@ def render_pdf(report: Report, path: Path, progress: Progress) -> None:
                     _p(a.crate, cell),
                     _p(f"{a.rule} / {a.sensor}", cell),
                     a.severity,
-                    a.transition,
+                    _state(a, cell),
                     value,
                     _p(a.by or "", cell),
                     _p(a.note or "", cell),
                 ]
             )
         story.append(
-            _table(alarm_rows, [3.0 * cm, 2.2 * cm, 2.8 * cm, 1.4 * cm, 2.2 * cm, 1.4 * cm, 1.6 * cm, 2.4 * cm])
+            _table(alarm_rows, [2.6 * cm, 2.0 * cm, 2.6 * cm, 1.4 * cm, 2.9 * cm, 1.3 * cm, 1.6 * cm, 2.6 * cm])
         )
     else:
         story.append(_p("No alarm was recorded in this window.", body))
