@@ -4,8 +4,9 @@ QA's decision on a shipment (or crate) becomes part of the record: a point of In
 ``release`` that later reports show on their first page. A decision is taken on a report someone
 read, so it names that report's data SHA-256 (``--sha256``, printed on the PDF under "Data integrity",
 ``sha256`` in the JSON and CSV). The command recomputes the hash from the record now, exactly as
-``coldchain report`` does with the same subject and window options (give the report's
-``--from``/``--to``/``--since`` again, if it had any), and records the decision only when they are
+``coldchain report`` does with the same subject and window (give the report's ``--from``/``--to``
+again, if it had any; a ``--since`` window moves with the clock: give its Window line as ``--from``/
+``--to``), and records the decision only when they are
 equal. If the record changed since (a backlog's late readings, a gap filled, an alarm acknowledged),
 nothing is written: the command says what the report rested on and what the record holds now, and
 the person makes and reads a new report. A release is allowed whatever the verdict: "review
@@ -108,6 +109,11 @@ def main(argv: list[str], prog: str = "coldchain release") -> int:
     args = parser.parse_args(argv)
     by = _text(parser, args.by, "--by", MAX_ACK_BY)
     note = _text(parser, args.note, "--note", MAX_ACK_NOTE)
+    if args.since is not None:
+        parser.error(
+            "--since moves with the clock, so no later run can recompute a report's hash: give the report's window "
+            "as --from START --to END (its Window line)"
+        )
     read = args.sha256.strip().lower()
     if not SHA256.fullmatch(read):
         parser.error(f"--sha256 must be the report's 64 hexadecimal digits, got {args.sha256[:70]!r}")

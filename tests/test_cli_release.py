@@ -99,8 +99,9 @@ def test_release_is_recorded_shown_by_the_report_and_refused_once_the_data_chang
         (["SHP-1", "--by", " ", "--decision", "released", "--note", "ok", "--sha256", SHA], "--by must be"),
         (["SHP-1", "--by", "qa", "--decision", "rejected", "--note", "", "--sha256", SHA], "--note must be"),
         (["S/1", "--by", "qa", "--decision", "rejected", "--note", "x", "--sha256", SHA, "--from", "x"], "ISO 8601"),
+        (["SHP-1", "--by", "qa", "--decision", "released", "--note", "x", "--sha256", SHA, "--since", "6h"], "--from"),
     ],
-    ids=["no-sha256", "bad-decision", "bad-sha256", "blank-by", "empty-note", "bad-time"],
+    ids=["no-sha256", "bad-decision", "bad-sha256", "blank-by", "empty-note", "bad-time", "since"],
 )
 def test_bad_use_is_one_line_and_exit_status_2(
     argv: list[str], problem: str, capsys: pytest.CaptureFixture[str]
