@@ -102,6 +102,8 @@ class Table:
         value = self._get(name, default, (int, float), "a number")
         if value is None:
             return None
+        if not math.isfinite(value):  # TOML has nan and inf; no bound check would catch nan
+            raise self.error(name, f"must be a finite number, got {value}")
         self._bounds(name, value, minimum, maximum)
         return float(value)
 

@@ -14,6 +14,8 @@ one of their seqs are sent.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import math
 import random
@@ -110,7 +112,26 @@ def _reading_ok(raw: Any) -> bool:
     return _value_ok(value) and fault is None
 
 
-def accepted(topic: str, payload: bytes, now_ms: int) -> bool:
+def signature(body: dict[str, Any], key: bytes) -> str:
+    """The README's HMAC-SHA256 over the payload without ``sig``, keys sorted, compact JSON (ValueError: none)."""
+    unsigned = {k: v for k, v in body.items() if k != "sig"}
+    text = json.dumps(unsigned, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return hmac.new(key, text.encode(), hashlib.sha256).hexdigest()
+
+
+def _verifies(body: dict[str, Any], keys: dict[str, bytes] | None) -> bool:
+    """No keys: nothing is checked. Keys (signatures required): the crate has one and ``sig`` matches."""
+    if keys is None:
+        return True
+    crate, sig = body.get("crate"), body.get("sig")
+    key = keys.get(crate) if isinstance(crate, str) else None
+    try:
+        return key is not None and isinstance(sig, str) and sig == signature(body, key)
+    except ValueError:
+        return False  # NaN or a lone surrogate: no crate could have signed it
+
+
+def accepted(topic: str, payload: bytes, now_ms: int, keys: dict[str, bytes] | None = None) -> bool:
     """True when the contract accepts this message (stored or taken as an alarm input, no reject)."""
     parts = topic.split("/")
     if parts[2] == "acks":
@@ -138,11 +159,14 @@ def accepted(topic: str, payload: bytes, now_ms: int) -> bool:
     if len({r["sensor"] for r in readings}) != len(readings):
         return False
     profile, powered_on = body.get("profile"), body.get("powered_on")
-    return (profile is None or is_id(profile)) and (powered_on is None or _int(powered_on, 1, ts + 1))
+    if not (profile is None or is_id(profile)) or not (powered_on is None or _int(powered_on, 1, ts + 1)):
+        return False
+    return _verifies(body, keys)
 
 
-def readable_seq(topic: str, payload: bytes) -> int | None:
-    """The seq a refused telemetry settles for its topic's crate: its crate and seq can still be read."""
+def readable_seq(topic: str, payload: bytes, keys: dict[str, bytes] | None = None) -> int | None:
+    """The seq a refused telemetry settles for its topic's crate: its crate and seq can still be read (and,
+    where signatures are checked, its crate's signature on it verifies)."""
     parts = topic.split("/")
     if parts[2] != "crates" or parts[4] != "telemetry" or not is_id(parts[3]) or reserved(parts[3]):
         return None
@@ -152,7 +176,7 @@ def readable_seq(topic: str, payload: bytes) -> int | None:
         return None
     if not isinstance(body, dict) or body.get("crate") != parts[3] or not _int(body.get("seq"), 1, 2**63):
         return None
-    return int(body["seq"])
+    return int(body["seq"]) if _verifies(body, keys) else None
 
 
 @dataclass(frozen=True)
@@ -167,6 +191,8 @@ class Message:
     crate: str = ""  # the crate whose seq it stores or settles
     seq: int = 0
     ts: int = 0
+    qos: int = 1  # a crate may publish at QoS 0 too: the gateway gets it at QoS 0 (packet id 0)
+    properties: bool = False  # published with MQTT 5 properties the gateway must skip (large user properties...)
 
     def reject_key(self) -> tuple[str, str]:
         """(topic, excerpt) as a reject reports them (docs/gateway.md: topic, the first 256 bytes)."""
@@ -301,13 +327,40 @@ def _hostile(rng: random.Random, kind: str, topic: str, crate: str, marker: str,
     return damaged, f"{kind} {how}"
 
 
-def _extras_telemetry(crate: str, seq: int, marker: str) -> Message:
+_BAD_SIGS = (*VALUES, json.dumps("é" * 64), json.dumps("0" * 64), json.dumps("\ud800"))
+
+
+def _sign(payload: bytes, marker: str, keys: dict[str, bytes], bad: str | None = None) -> tuple[bytes, str]:
+    """The payload with a ``sig`` after its marker: its crate's signature, or the JSON text ``bad``."""
+    head = f'{{"fz":"{marker}",'.encode()
+    try:
+        body = json.loads(payload.decode("utf-8")) if payload.startswith(head) else None
+    except (ValueError, RecursionError):
+        body = None
+    crate = body.get("crate") if isinstance(body, dict) else None
+    key = keys.get(crate) if isinstance(crate, str) else None
+    if body is None:
+        return payload, ""
+    if bad is not None or key is None:
+        sig, label = bad or _BAD_SIGS[-2], " sig"
+    else:
+        try:
+            sig, label = json.dumps(signature(body, key)), " signed"
+        except ValueError:
+            return payload, " unsigned"  # its crate could not sign it either
+    return head + b'"sig":' + sig.encode() + b"," + payload[len(head) :], f"{label}={sig[:20]}"
+
+
+def _extras_telemetry(crate: str, seq: int, marker: str, keys: dict[str, bytes] | None) -> Message:
     """Valid telemetry carrying unknown fields with hostile values: the decoder must ignore them and store it."""
     readings = valid_reading(crate, seq)
     body = telemetry_body(crate, seq, readings, marker)
-    body.update(x_str='a,b=c d\n"\\\x00\x1f', x_ids=list(IDS), x_null=None, x_neg=-1e308, x_big=_SLOT)
+    ids = [i for i in IDS if keys is None or i != "\ud800"]  # a lone surrogate cannot be signed
+    body.update(x_str='a,b=c d\n"\\\x00\x1f', x_ids=ids, x_null=None, x_neg=-1e308, x_big=_SLOT)
     text = _dump(body, str(10**400)).decode()
     payload = (text[:-1] + ',"x_deep":' + _deep(50, "list") + ',"x_obj":' + _deep(50, "dict") + "}").encode()
+    if keys is not None:
+        payload = _sign(payload, marker, keys)[0]
     return Message(
         topic_of(crate, "telemetry"),
         payload,
@@ -331,8 +384,11 @@ def _ack_topic(rng: random.Random, crate: str) -> str:
     return "coldchain/v1/acks/" + "/".join(levels)
 
 
-def hostile_stream(seed: int, count: int, now_ms: int) -> list[Message]:
-    """``count`` hostile messages (and some valid ones with hostile extras on the hostile crates), in order."""
+def hostile_stream(seed: int, count: int, now_ms: int, keys: dict[str, bytes] | None = None) -> list[Message]:
+    """``count`` hostile messages (and some valid ones with hostile extras on the hostile crates), in order.
+
+    With ``keys`` (the gateway requires signatures) telemetry carries its crate's signature, or a hostile one.
+    """
     rng = random.Random(seed)
     next_seq = dict.fromkeys(HOSTILE_CRATES, 1)
     out: list[Message] = []
@@ -357,38 +413,50 @@ def hostile_stream(seed: int, count: int, now_ms: int) -> list[Message]:
             crate = rng.choice(HOSTILE_CRATES)
             topic, seq = topic_of(crate, "telemetry"), next_seq[crate]
             if rng.random() < 0.04:
-                out.append(_extras_telemetry(crate, seq, marker))
+                out.append(_extras_telemetry(crate, seq, marker, keys))
                 next_seq[crate] += 1
                 continue
         else:
             crate = rng.choice((*EVENT_CRATES, *VALID_CRATES) if kind == "status" else EVENT_CRATES)
             topic = topic_of(crate, "events" if kind in ("lid", "gap") else kind)
         payload, label = _hostile(rng, kind, topic, crate, marker, seq)
-        if accepted(topic, payload, now_ms):
+        if keys is not None and kind == "telemetry":
+            bad = rng.choice(_BAD_SIGS) if rng.random() < 0.2 else None
+            payload, signed = _sign(payload, marker, keys, bad)
+            label += signed
+        if accepted(topic, payload, now_ms, keys):
             continue  # the mutation left it valid: not a hostile message
-        settles = readable_seq(topic, payload)
+        settles = readable_seq(topic, payload, keys)
         if settles is not None and (topic.split("/")[3] not in HOSTILE_CRATES or settles != seq):
             continue  # it would settle a valid crate's seq (as the docs say it must): not on these topics
-        message = Message(topic, payload, label, hostile=True)
+        # QoS 0 only where order cannot matter (the broker may send it ahead of queued QoS 1 messages)
+        qos = 0 if settles is None and rng.random() < 0.03 else 1
+        message = Message(topic, payload, label, hostile=True, qos=qos, properties=rng.random() < 0.1)
         if settles is not None:
-            message = Message(topic, payload, label, hostile=True, crate=topic.split("/")[3], seq=settles)
+            message = replace(message, crate=topic.split("/")[3], seq=settles)
             next_seq[message.crate] += 1
         out.append(message)
     return out
 
 
-def valid_stream(seqs: int) -> dict[str, list[Message]]:
-    """Each valid crate's telemetry, seqs 1..``seqs`` in order."""
+def valid_stream(seqs: int, keys: dict[str, bytes] | None = None) -> dict[str, list[Message]]:
+    """Each valid crate's telemetry, seqs 1..``seqs`` in order (signed, with ``keys``)."""
+
+    def body(crate: str, seq: int) -> dict[str, Any]:
+        out = telemetry_body(crate, seq, valid_reading(crate, seq))
+        return out if keys is None else {**out, "sig": signature(out, keys[crate])}
+
     return {
         crate: [
             Message(
                 topic_of(crate, "telemetry"),
-                _dump(telemetry_body(crate, seq, valid_reading(crate, seq))),
+                _dump(body(crate, seq)),
                 f"valid {crate} seq {seq}",
                 readings=valid_reading(crate, seq),
                 crate=crate,
                 seq=seq,
                 ts=TS + seq * 1000,
+                properties=seq % 10 == 3,
             )
             for seq in range(1, seqs + 1)
         ]

@@ -8,6 +8,7 @@ and says, from the contract, which messages must be refused.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -16,12 +17,15 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import fuzz_corpus as fc
 import paho.mqtt.client as mqtt
 import pytest
 from gateway_helpers import ROOT, Client, GatewayProcess, gateway_config
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from cli.services import InfluxDB, Mosquitto
 
@@ -57,16 +61,31 @@ def _documented_reasons() -> set[str]:
     return set(re.findall(r"`([a-z_]+)`", paragraph))
 
 
+def _properties() -> Properties:
+    """MQTT 5 properties a publisher may attach; the broker forwards them, the gateway's reader must skip them."""
+    properties = Properties(PacketTypes.PUBLISH)
+    properties.UserProperty = [("a,b=c d", "x" * 10_000), ("ünï", "\u2028\"'\\")]
+    properties.ContentType = "application/json; charset=utf-16"
+    properties.CorrelationData = bytes(range(256))
+    properties.ResponseTopic = "coldchain/v1/crates/FZ-V1/ack"
+    properties.PayloadFormatIndicator = 0
+    return properties
+
+
 def _publish_all(broker: Mosquitto, stream: list[fc.Message]) -> None:
-    """Publish the stream in order at QoS 1 from one client (the broker keeps that order), pipelined."""
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="fuzz-publisher")
+    """Publish the stream in order from one client (the broker keeps the order of its QoS 1 messages), pipelined."""
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="fuzz-publisher", protocol=mqtt.MQTTv5)
     client.max_inflight_messages_set(100)
     dropped = threading.Event()
     client.on_disconnect = lambda *a: dropped.set()
     client.connect(broker.host, broker.port)
     client.loop_start()
+    extra = _properties()
     try:
-        infos = [(m, client.publish(m.topic, m.payload, qos=1)) for m in stream]
+        infos = [
+            (m, client.publish(m.topic, m.payload, qos=m.qos, properties=extra if m.properties else None))
+            for m in stream
+        ]
         for message, info in infos:
             info.wait_for_publish(30)
             taken = info.is_published()
@@ -109,17 +128,32 @@ def _last_seqs(stream: list[fc.Message]) -> dict[str, int]:
     return last
 
 
-@pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory, influxdb: InfluxDB) -> Iterator[Run]:
-    """The stream, once, against a gateway on a broker of its own (thousands of rejects and retained acks)."""
-    tmp = tmp_path_factory.mktemp("fuzz")
+def _keys(directory: Path) -> dict[str, bytes]:
+    """A signing key per valid and hostile crate, as ``coldchain provision crate`` writes them (hex files)."""
+    directory.mkdir()
+    keys = {crate: hashlib.sha256(crate.encode()).digest() for crate in (*fc.VALID_CRATES, *fc.HOSTILE_CRATES)}
+    for crate, key in keys.items():
+        (directory / f"{crate}.key").write_text(key.hex())
+    return keys
+
+
+@pytest.fixture(scope="module", params=["unsigned", "signed"])
+def run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, influxdb: InfluxDB) -> Iterator[Run]:
+    """The stream, once per mode, against a gateway on a broker of its own (thousands of rejects, retained acks).
+
+    ``signed``: the gateway requires signatures ([security] keys_dir, require_signatures), the crates sign.
+    """
+    tmp = tmp_path_factory.mktemp(f"fuzz-{request.param}")
+    keys = _keys(tmp / "keys") if request.param == "signed" else None
+    extra = f"[security]\nkeys_dir = {json.dumps(str(tmp / 'keys'))}\nrequire_signatures = true\n" if keys else ""
     broker = Mosquitto(tmp / "mosquitto").start()
-    database = f"fuzz{SEED}_{int(time.time())}"
+    database = f"fuzz{SEED}_{request.param}_{int(time.time())}"
     listener = Client(broker, ["coldchain/v1/rejected", "coldchain/v1/crates/+/ack", "coldchain/v1/alarms/#"])
-    gateway = GatewayProcess(gateway_config(tmp, broker, influxdb, database, client_id="gw-fuzz"), tmp / "gw.log")
+    config = gateway_config(tmp, broker, influxdb, database, extra, client_id=f"gw-fuzz-{request.param}")
+    gateway = GatewayProcess(config, tmp / "gw.log")
     try:
-        hostile = fc.hostile_stream(SEED, HOSTILE, int(time.time() * 1000))
-        stream = fc.interleave(SEED, hostile, fc.valid_stream(VALID_SEQS))
+        hostile = fc.hostile_stream(SEED, HOSTILE, int(time.time() * 1000), keys)
+        stream = fc.interleave(SEED, hostile, fc.valid_stream(VALID_SEQS, keys))
         _publish_all(broker, stream)
         last = _last_seqs(stream)
         _wait_settled(listener, gateway, last, HOSTILE)
@@ -169,10 +203,12 @@ def _reject_diff(stream: list[fc.Message], received: list[tuple[str, str]]) -> s
 
 
 def test_gateway_survives_the_hostile_stream(run: Run) -> None:
-    """The gateway is still running after the stream, never decided to stop, and exits 0 on SIGTERM."""
+    """The gateway is still running after the stream, kept its broker connection, and exits 0 on SIGTERM."""
     stopping = [line for line in run.log.splitlines() if "stopping the gateway" in line]
+    lost = [line for line in run.log.splitlines() if "lost broker" in line]
     assert run.alive_after, f"the gateway exited during the stream; log tail:\n{run.log[-3000:]}"
     assert not stopping, f"the gateway decided to stop: {stopping[:3]}"
+    assert not lost, f"the broker dropped the gateway {len(lost)} times (a protocol error?): {lost[:3]}"
     assert run.exit_code == 0, f"exit code {run.exit_code}; log tail:\n{run.log[-3000:]}"
 
 
