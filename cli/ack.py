@@ -23,6 +23,7 @@ import paho.mqtt.client as mqtt
 
 from cli.mqtt_read import BrokerError, BrokerSettings, add_broker_arguments, broker_settings, read_password
 from coldchain.errors import ConfigError
+from coldchain.helptext import help_text
 from coldchain.rules import CRATE_SENSOR
 from coldchain.topics import IDENTIFIER_RULE, staff_ack_topic, valid_identifier
 from coldchain.wire import MAX_ACK_BY, MAX_ACK_NOTE, StaffAck, encode
@@ -106,7 +107,7 @@ def publish_ack(config: BrokerSettings, ack: StaffAck, timeout_s: float = 10.0) 
 def main(argv: list[str], prog: str = "coldchain ack") -> int:
     """Parse the command line and publish one acknowledgement."""
     parser = argparse.ArgumentParser(
-        prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog=prog, description=help_text(__doc__), formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("crate", help="crate id, e.g. C-0042")
     parser.add_argument("rule", help="rule name, e.g. critical_high")

@@ -20,6 +20,7 @@ from typing import Any, TextIO
 from cli.mqtt_read import BrokerError, Inbound, Subscription, add_broker_arguments, broker_settings
 from coldchain.alarm_view import AlarmView, decode_alarm
 from coldchain.errors import ConfigError, WireFormatError
+from coldchain.helptext import help_text
 from coldchain.status_view import decode_status
 from coldchain.topics import ROOT, reserved_login
 
@@ -214,7 +215,7 @@ def _follow(subscription: Subscription, board: Board, as_json: bool, out: TextIO
 def main(argv: list[str], prog: str = "coldchain alerts") -> int:
     """List active alarms (and with --follow, stream transitions)."""
     parser = argparse.ArgumentParser(
-        prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog=prog, description=help_text(__doc__), formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--follow", "-f", action="store_true", help="then print transitions live until Ctrl-C")
     parser.add_argument("--json", action="store_true", help="alarm payloads as JSON, for scripts")

@@ -29,6 +29,7 @@ from typing import BinaryIO
 import paho.mqtt.client as mqtt
 
 from cli.services import InfluxDB, Mosquitto, ServiceError
+from coldchain.helptext import help_text
 
 __all__ = ["main"]
 
@@ -276,7 +277,7 @@ def run(duration: float, keep: bool) -> int:
 def main(argv: list[str], prog: str = "coldchain demo") -> int:
     """Parse the demo's options and run it."""
     parser = argparse.ArgumentParser(
-        prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog=prog, description=help_text(__doc__), formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--duration", type=float, default=0.0, help="stop after this many seconds (0: at Ctrl-C)")
     parser.add_argument("--keep", action="store_true", help="keep the temp directory (logs, data) afterwards")

@@ -9,8 +9,13 @@ from __future__ import annotations
 
 import importlib
 import sys
+import tomllib
+from importlib import metadata
+from pathlib import Path
 
-__all__ = ["main"]
+__all__ = ["main", "version"]
+
+PYPROJECT = Path(__file__).resolve().parent.parent / "pyproject.toml"
 
 # subcommand -> (module with main(argv) -> int, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
@@ -28,8 +33,21 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+def version() -> str:
+    """The installed package's version; from a source tree that is not installed, its pyproject.toml's."""
+    try:
+        return metadata.version("coldchain")
+    except metadata.PackageNotFoundError:
+        pass
+    try:
+        project = tomllib.loads(PYPROJECT.read_text(encoding="utf-8"))["project"]
+        return f"{project['version']} (not installed)"
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, KeyError, TypeError):
+        return "unknown (not installed)"
+
+
 def _usage() -> str:
-    lines = ["usage: coldchain <command> [options]", "", "commands:"]
+    lines = ["usage: coldchain <command> [options]", "       coldchain --version", "", "commands:"]
     lines += [f"  {name:<15} {help_}" for name, (_, help_) in SUBCOMMANDS.items()]
     lines += ["", "'coldchain <command> --help' for a command's options."]
     return "\n".join(lines)
@@ -38,9 +56,15 @@ def _usage() -> str:
 def main(argv: list[str] | None = None) -> int:
     """Dispatch ``coldchain <command> ...`` to the program's own ``main``."""
     args = sys.argv[1:] if argv is None else argv
-    if not args or args[0] in ("-h", "--help"):
+    if not args:
+        print(f"coldchain: a command is needed\n\n{_usage()}", file=sys.stderr)
+        return 2
+    if args[0] in ("-h", "--help"):
         print(_usage())
-        return 0 if args else 2
+        return 0
+    if args[0] in ("-V", "--version"):
+        print(f"coldchain {version()}")
+        return 0
     command, rest = args[0], args[1:]
     if command not in SUBCOMMANDS:
         print(f"coldchain: unknown command {command!r}\n\n{_usage()}", file=sys.stderr)

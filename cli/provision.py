@@ -29,6 +29,7 @@ import secrets
 import sys
 from pathlib import Path
 
+from coldchain.helptext import help_text
 from coldchain.topics import IDENTIFIER_RULE, SERVICE_LOGIN_PREFIX, STAFF_LOGIN_PREFIX, reserved_login, valid_identifier
 
 __all__ = ["GATEWAY_USER", "main", "mosquitto_password_hash", "placeholder_host"]
@@ -269,7 +270,7 @@ def _port(text: str) -> int:
 
 def _parser(prog: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog=prog, description=help_text(__doc__), formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("kind", choices=("crate", "staff", "gateway"))
     parser.add_argument("name", nargs="?", help="crate id or staff name (the gateway's login is coldchain-gateway)")

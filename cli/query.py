@@ -32,6 +32,7 @@ from cli.progress import Progress
 from cli.window import Window, add_window_arguments, format_duration, iso, window_from_args
 from coldchain import profiles
 from coldchain.errors import ConfigError
+from coldchain.helptext import help_text
 from coldchain.profiles import Profile, ThresholdRule
 from coldchain.settings import load_toml
 from coldchain.stats import SensorSummary, default_max_hold_ms, summarise
@@ -236,7 +237,7 @@ def add_record_arguments(parser: argparse.ArgumentParser) -> None:
 def main(argv: list[str], prog: str = "coldchain query") -> int:
     """Print (or export) a crate's readings and their statistics."""
     parser = argparse.ArgumentParser(
-        prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog=prog, description=help_text(__doc__), formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("crate", help="crate id, e.g. C-0042")
     parser.add_argument("--csv", action="store_true", help="write the readings as CSV to stdout")

@@ -34,6 +34,7 @@ from cli.query import Record, add_record_arguments, read_record
 from cli.window import Window, add_window_arguments, iso, window_from_args
 from coldchain.digest import FORMAT_VERSION, data_digest
 from coldchain.errors import ConfigError
+from coldchain.helptext import help_text
 from coldchain.stats import REVIEW_REQUIRED, BudgetUse, Verdict, budget_use, verdict
 from coldchain.topics import valid_identifier
 
@@ -285,7 +286,7 @@ def _write_text(report: Report, form: str, out: TextIO) -> None:
 def main(argv: list[str], prog: str = "coldchain report") -> int:
     """Build the release report of a shipment or crate."""
     parser = argparse.ArgumentParser(
-        prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog=prog, description=help_text(__doc__), formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
         "subject", metavar="SHIPMENT_OR_CRATE", help="shipment id (readings tagged shipment=...) or crate id"

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from coldchain.evidence import verify_chain
+from coldchain.helptext import help_text
 from coldchain.topics import valid_identifier
 
 __all__ = ["main"]
@@ -25,7 +26,7 @@ def _lines(path: Path) -> Iterator[bytes]:
 def main(argv: list[str], prog: str = "coldchain verify-archive") -> int:
     """Verify an archive file; with ``--keys-dir`` also every message's signature."""
     parser = argparse.ArgumentParser(
-        prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog=prog, description=help_text(__doc__), formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("archive", type=Path, help="the gateway's archive file (JSON lines)")
     parser.add_argument("--keys-dir", type=Path, help="crate signing keys (<crate>.key, hex), as provisioned")
