@@ -22,6 +22,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 
 from cli.mqtt_read import BrokerError, BrokerSettings, add_broker_arguments, broker_settings, read_password
+from coldchain.argtypes import positive
 from coldchain.errors import ConfigError
 from coldchain.helptext import help_text
 from coldchain.rules import CRATE_SENSOR
@@ -115,7 +116,9 @@ def main(argv: list[str], prog: str = "coldchain ack") -> int:
     parser.add_argument("--by", required=True, help="your name: who takes responsibility")
     parser.add_argument("--note", required=True, help="what you did or will do, e.g. 're-iced at the hub'")
     add_broker_arguments(parser)
-    parser.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the broker (default 10)")
+    parser.add_argument(
+        "--timeout", type=positive, default=10.0, help="seconds to wait for the broker (default 10)"
+    )
     args = parser.parse_args(argv)
     for what in ("crate", "rule", "sensor"):
         if not valid_identifier(getattr(args, what)):

@@ -19,6 +19,7 @@ from typing import Any, TextIO
 
 from cli.mqtt_read import BrokerError, Inbound, Subscription, add_broker_arguments, broker_settings
 from coldchain.alarm_view import AlarmView, decode_alarm
+from coldchain.argtypes import positive
 from coldchain.errors import ConfigError, WireFormatError
 from coldchain.helptext import help_text
 from coldchain.status_view import decode_status
@@ -221,15 +222,23 @@ def main(argv: list[str], prog: str = "coldchain alerts") -> int:
     parser.add_argument("--json", action="store_true", help="alarm payloads as JSON, for scripts")
     parser.add_argument("--all", action="store_true", help="include cleared alarms still retained")
     parser.add_argument(
-        "--quiet-period", type=float, default=0.3, metavar="S", help="retained state is complete after S s of silence"
+        "--quiet-period",
+        type=positive,
+        default=0.3,
+        metavar="S",
+        help="retained state is complete after S s of silence",
     )
     add_broker_arguments(parser)
     args = parser.parse_args(argv)
     out, err = sys.stdout, sys.stderr
     try:
         subscription = Subscription(broker_settings(args), [ALARM_FILTER, STATUS_FILTER])
+    except ConfigError as exc:
+        print(f"{prog}: {exc}", file=err)
+        return 2
+    try:
         subscription.open()
-    except (BrokerError, ConfigError) as exc:
+    except BrokerError as exc:
         print(f"{prog}: {exc}", file=err)
         return 1
     board = Board(err)

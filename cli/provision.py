@@ -29,6 +29,7 @@ import secrets
 import sys
 from pathlib import Path
 
+from coldchain.argtypes import port_number
 from coldchain.helptext import help_text
 from coldchain.topics import IDENTIFIER_RULE, SERVICE_LOGIN_PREFIX, STAFF_LOGIN_PREFIX, reserved_login, valid_identifier
 
@@ -258,16 +259,6 @@ def provision_gateway(args: argparse.Namespace) -> Path:
     return written
 
 
-def _port(text: str) -> int:
-    try:
-        port = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
-    if not 1 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"{port} is not a port number (1-65535)")
-    return port
-
-
 def _parser(prog: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=prog, description=help_text(__doc__), formatter_class=argparse.RawDescriptionHelpFormatter
@@ -284,7 +275,7 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     )
     crate = parser.add_argument_group("crates only")
     crate.add_argument("--broker-host", help="the broker as the crate reaches it (required; not example.org)")
-    crate.add_argument("--broker-port", type=_port, help="(default 8883, the TLS listener)")
+    crate.add_argument("--broker-port", type=port_number, help="(default 8883, the TLS listener)")
     crate.add_argument(
         "--shipment", help="shipment id: prints the lines that assign the crate to it in the gateway's config"
     )

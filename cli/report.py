@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import sys
 import time
 from collections import defaultdict
@@ -28,9 +29,8 @@ from typing import Any, TextIO
 
 from cli.influx_read import AlarmRow, GapRow, InfluxReadError, Reader, open_reader
 from cli.influx_settings import add_influx_arguments
-from cli.influx_settings import settings_from_args as influx_settings
 from cli.progress import Progress
-from cli.query import Record, add_record_arguments, read_record
+from cli.query import Record, add_record_arguments, check_record_arguments, read_record
 from cli.window import Window, add_window_arguments, iso, window_from_args
 from coldchain.digest import FORMAT_VERSION, data_digest
 from coldchain.errors import ConfigError
@@ -283,6 +283,17 @@ def _write_text(report: Report, form: str, out: TextIO) -> None:
         write_csv(report, out)
 
 
+def _check_writable(path: Path) -> None:
+    """Refuse an output path the report could not be written to (ConfigError naming it)."""
+    folder = path.parent
+    if path.is_dir():
+        raise ConfigError("command line", "--out", f"{path} is a directory; name the report file")
+    if not folder.is_dir():
+        raise ConfigError("command line", "--out", f"{folder} is not an existing directory")
+    if not os.access(folder, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise ConfigError("command line", "--out", f"{path} cannot be written (permission denied)")
+
+
 def main(argv: list[str], prog: str = "coldchain report") -> int:
     """Build the release report of a shipment or crate."""
     parser = argparse.ArgumentParser(
@@ -312,7 +323,14 @@ def main(argv: list[str], prog: str = "coldchain report") -> int:
     except argparse.ArgumentTypeError as exc:
         parser.error(str(exc))
     try:
-        reader = open_reader(influx_settings(args))
+        settings = check_record_arguments(args)
+        if args.out is not None:
+            _check_writable(args.out)  # before the querying, which can take minutes
+    except ConfigError as exc:
+        print(f"{prog}: {exc}", file=err)
+        return 2
+    try:
+        reader = open_reader(settings)
         identity, tags = _identity(reader, args)
         report = build_report(reader, identity, tags, window, args=args, progress=progress, err=err)
     except (InfluxReadError, ConfigError) as exc:
