@@ -53,12 +53,17 @@ def _usage() -> str:
     return "\n".join(lines)
 
 
+def _bad_use(problem: str) -> int:
+    """Say what is wrong as argparse does (usage line, then one error line); the status for bad use."""
+    print(f"usage: coldchain <command> [options]\ncoldchain: error: {problem}", file=sys.stderr)
+    return 2
+
+
 def main(argv: list[str] | None = None) -> int:
     """Dispatch ``coldchain <command> ...`` to the program's own ``main``."""
     args = sys.argv[1:] if argv is None else argv
     if not args:
-        print(f"coldchain: a command is needed\n\n{_usage()}", file=sys.stderr)
-        return 2
+        return _bad_use("a command is needed; 'coldchain --help' lists them")
     if args[0] in ("-h", "--help"):
         print(_usage())
         return 0
@@ -67,8 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     command, rest = args[0], args[1:]
     if command not in SUBCOMMANDS:
-        print(f"coldchain: unknown command {command!r}\n\n{_usage()}", file=sys.stderr)
-        return 2
+        return _bad_use(f"unknown command {command!r} (one of: {', '.join(SUBCOMMANDS)})")
     module = importlib.import_module(SUBCOMMANDS[command][0])
     return int(module.main(rest, prog=f"coldchain {command}"))
 
