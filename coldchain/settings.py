@@ -102,6 +102,8 @@ class Table:
         value = self._get(name, default, (int, float), "a number")
         if value is None:
             return None
+        if isinstance(value, float) and not math.isfinite(value):  # TOML has nan and inf: no setting means them
+            raise self.error(name, f"must be a finite number, got {value}")
         self._bounds(name, value, minimum, maximum)
         return float(value)
 
@@ -148,8 +150,8 @@ class Table:
         value = self._get(name, default, (list,), "a list of numbers")
         if value is None:
             return None
-        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
-            raise self.error(name, f"must be a list of numbers, got {value!r}")
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value):
+            raise self.error(name, f"must be a list of finite numbers, got {value!r}")
         return [float(v) for v in value]
 
     def file_path(self, name: str, base: Path, default: str | None = None) -> Path | None:
@@ -159,6 +161,8 @@ class Table:
             return None
         if not raw:
             raise self.error(name, "must not be empty")
+        if "\0" in raw:  # no file system takes it: refused here rather than by the first call that opens it
+            raise self.error(name, "must not contain a NUL character")
         path = Path(raw)
         return path if path.is_absolute() else base / path
 
@@ -206,6 +210,8 @@ def load_toml(path: Path) -> Table:
         raise ConfigError(str(path), "", f"cannot read: {exc.strerror}") from None
     except UnicodeDecodeError:
         raise ConfigError(str(path), "", "not UTF-8 text") from None
+    except ValueError:  # a NUL in the name (from a config value): no file system has such a file
+        raise ConfigError(repr(str(path)), "", "cannot read: a file name never contains a NUL character") from None
     try:
         return Table(tomllib.loads(text), str(path))
     except tomllib.TOMLDecodeError as exc:
