@@ -22,7 +22,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 
 from cli.mqtt_read import BrokerError, BrokerSettings, add_broker_arguments, broker_settings, read_password
-from coldchain.argtypes import positive
+from coldchain.argtypes import positive, utf8_text
 from coldchain.errors import ConfigError
 from coldchain.helptext import help_text
 from coldchain.rules import CRATE_SENSOR
@@ -114,7 +114,9 @@ def main(argv: list[str], prog: str = "coldchain ack") -> int:
     parser.add_argument("rule", help="rule name, e.g. critical_high")
     parser.add_argument("sensor", nargs="?", default=CRATE_SENSOR, help=f"probe id (default: {CRATE_SENSOR})")
     parser.add_argument("--by", required=True, help="your name: who takes responsibility")
-    parser.add_argument("--note", required=True, help="what you did or will do, e.g. 're-iced at the hub'")
+    parser.add_argument(
+        "--note", required=True, type=utf8_text, help="what you did or will do, e.g. 're-iced at the hub'"
+    )
     add_broker_arguments(parser)
     parser.add_argument(
         "--timeout", type=positive, default=10.0, help="seconds to wait for the broker (default 10)"

@@ -13,6 +13,7 @@ import urllib.parse
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from coldchain.argtypes import text
 from coldchain.errors import ConfigError
 from coldchain.settings import load_toml
 
@@ -55,13 +56,13 @@ def add_influx_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("InfluxDB (command line overrides --config)")
     group.add_argument("--config", type=Path, help="the gateway's TOML: its [influxdb] table is used")
     group.add_argument("--api", choices=("v1", "v2"), help="v1: InfluxQL (InfluxDB 1.x, default); v2: Flux")
-    group.add_argument("--influx-url", dest="url", help="server URL (default http://127.0.0.1:8086)")
-    group.add_argument("--database", help="v1 database (default coldchain)")
-    group.add_argument("--retention-policy", help="v1 retention policy (default: the database's default)")
-    group.add_argument("--username", help="v1 user")
+    group.add_argument("--influx-url", dest="url", type=text, help="server URL (default http://127.0.0.1:8086)")
+    group.add_argument("--database", type=text, help="v1 database (default coldchain)")
+    group.add_argument("--retention-policy", type=text, help="v1 retention policy (default: the database's default)")
+    group.add_argument("--username", type=text, help="v1 user")
     group.add_argument("--password-file", type=Path, help="v1 password, first line of this file")
-    group.add_argument("--org", help="v2 organisation")
-    group.add_argument("--bucket", help="v2 bucket")
+    group.add_argument("--org", type=text, help="v2 organisation")
+    group.add_argument("--bucket", type=text, help="v2 bucket")
     group.add_argument("--token-file", type=Path, help="v2 API token, first line of this file")
 
 

@@ -19,7 +19,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from coldchain.argtypes import port_number
+from coldchain.argtypes import port_number, text
 from coldchain.errors import ConfigError
 from coldchain.settings import load_toml
 
@@ -95,9 +95,9 @@ def add_broker_arguments(parser: argparse.ArgumentParser) -> None:
     """The broker options every command that reads MQTT shares."""
     group = parser.add_argument_group("broker (command line overrides --config)")
     group.add_argument("--config", type=Path, help="an agent or gateway TOML file: its [mqtt] table is used")
-    group.add_argument("--host", help="broker host (default 127.0.0.1)")
+    group.add_argument("--host", type=text, help="broker host (default 127.0.0.1)")
     group.add_argument("--port", type=port_number, help="broker port (default 1883, 8883 with TLS)")
-    group.add_argument("--username", help="broker login, e.g. staff.alice from 'coldchain provision staff'")
+    group.add_argument("--username", type=text, help="broker login, e.g. staff.alice from 'coldchain provision staff'")
     group.add_argument("--password-file", type=Path, help="file holding the password (first line)")
     group.add_argument("--tls", action="store_true", default=None, help="connect with TLS")
     group.add_argument("--ca-file", type=Path, help="CA certificate to trust (implies --tls)")

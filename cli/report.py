@@ -32,6 +32,7 @@ from cli.influx_settings import add_influx_arguments
 from cli.progress import Progress
 from cli.query import Record, add_record_arguments, check_record_arguments, read_record
 from cli.window import Window, add_window_arguments, iso, window_from_args
+from coldchain.argtypes import text
 from coldchain.digest import FORMAT_VERSION, data_digest
 from coldchain.errors import ConfigError
 from coldchain.helptext import help_text
@@ -307,9 +308,9 @@ def main(argv: list[str], prog: str = "coldchain report") -> int:
     )
     parser.add_argument("--format", choices=("pdf", "csv", "json"), default="pdf")
     stored = " (default: the shipment's record, measurement shipment)"
-    parser.add_argument("--product", help="product shipped, as on the paperwork" + stored)
-    parser.add_argument("--origin", help="where the shipment started" + stored)
-    parser.add_argument("--destination", help="where it is delivered" + stored)
+    parser.add_argument("--product", type=text, help="product shipped, as on the paperwork" + stored)
+    parser.add_argument("--origin", type=text, help="where the shipment started" + stored)
+    parser.add_argument("--destination", type=text, help="where it is delivered" + stored)
     add_record_arguments(parser)
     add_window_arguments(parser, default_since=None)
     add_influx_arguments(parser)

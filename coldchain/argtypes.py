@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import math
 
-__all__ = ["finite", "non_negative", "port_number", "positive", "positive_int"]
+__all__ = ["finite", "non_negative", "port_number", "positive", "positive_int", "text", "utf8_text"]
 
 
 def finite(text: str) -> float:
@@ -55,3 +55,19 @@ def port_number(text: str) -> int:
     if not 1 <= port <= 65535:
         raise argparse.ArgumentTypeError(f"{port} is not a port number (1-65535)")
     return port
+
+
+def text(value: str) -> str:
+    """Non-empty printable text: no control characters, nothing the command line could not decode as UTF-8."""
+    if not value or not value.isprintable():
+        raise argparse.ArgumentTypeError(f"{value!r} must be non-empty printable text")
+    return value
+
+
+def utf8_text(value: str) -> str:
+    """Any text the command line decoded as UTF-8 (a byte that was not UTF-8 arrives as a lone surrogate)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not UTF-8 text") from None
+    return value

@@ -204,6 +204,8 @@ class Table:
 
 def load_toml(path: Path) -> Table:
     """Read and parse the TOML file at ``path`` into a Table named after it (ConfigError if it cannot)."""
+    if path.exists() and not path.is_dir() and not path.is_file():  # a FIFO or a device would block or never end
+        raise ConfigError(str(path), "", "cannot read: not a regular file")
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from coldchain.argtypes import finite, non_negative, positive
 from coldchain.errors import ConfigError
+from coldchain.topics import IDENTIFIER_RULE, valid_identifier
 from firmware_sim.board import Board, BoardSpec
 from firmware_sim.link import PtyLink
 from firmware_sim.model import Ramp
@@ -47,6 +48,12 @@ def _epoch_ms(text: str) -> int:
     return value
 
 
+def _sensor(text: str) -> str:
+    if not valid_identifier(text):
+        raise argparse.ArgumentTypeError(f"{text!r} must be {IDENTIFIER_RULE}")
+    return text
+
+
 def _parser(prog: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=prog,
@@ -55,7 +62,14 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     )
     add = parser.add_argument
     add("--scenario", type=Path, metavar="FILE", help="simulate a shipment from a scenario file (config/scenarios/)")
-    add("--sensor", action="append", dest="sensors", metavar="NAME", help="probe name (repeatable; default probe1)")
+    add(
+        "--sensor",
+        action="append",
+        dest="sensors",
+        type=_sensor,
+        metavar="NAME",
+        help="probe name (repeatable; default probe1)",
+    )
     add("--period", type=positive, metavar="SECONDS", help="sample period (default 1.0, or the scenario's)")
     add("--start", type=finite, metavar="C", help="start temperature in °C (default -185.0)")
     add("--warm-rate", type=finite, metavar="C_PER_MIN", help="warming rate in °C per minute (default 0: steady)")
@@ -191,6 +205,8 @@ def main(argv: list[str], prog: str = "coldchain sim") -> int:
         if clashing:
             options = ", ".join("--" + name.rstrip("s").replace("_", "-") for name in clashing)
             parser.error(f"{options} cannot be combined with --scenario (the scenario file sets them)")
+    if args.link is not None and not args.link.parent.is_dir():
+        parser.error(f"--link {args.link}: {args.link.parent} is not an existing directory")
     logging.basicConfig(level=logging.INFO, format=f"{prog}: %(message)s", stream=sys.stderr)
     epoch_ms = args.epoch_ms if args.epoch_ms is not None else time.time_ns() // 1_000_000
     clock = args.clock or args.speed != 1.0

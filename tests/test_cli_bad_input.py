@@ -40,6 +40,7 @@ CONFIG_ARGS = {
     "query": ["C-1"],
     "report": ["C-1", "--format", "json"],
 }
+UNDECODABLE = "\udcff"  # how Python hands over a command-line byte that is not UTF-8 (0xff here)
 PROGRAM_CONFIG = {"agent": "agent.toml", "board": "board.toml"}  # the rest read the gateway's file
 
 
@@ -125,6 +126,7 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (root / "archive.jsonl").write_bytes(line)
     (root / "bad.toml").write_text("not = [toml")
     (root / "a-directory").mkdir()
+    os.mkfifo(root / "fifo")
     return root
 
 
@@ -186,10 +188,13 @@ def _bad_arguments(root: Path) -> list[Case]:
         ("sim", ["--scenario", str(root / "bad.toml")], "not valid TOML"),
         ("sim", ["--scenario", scenario, "--start", "-100"], "cannot be combined"),
         ("sim", ["--bogus"], "unrecognized arguments"),
+        ("sim", ["--sensor", "a b"], "--sensor"),
+        ("sim", ["--link", "/nonexistent/dir/x"], "--link"),
         ("sim", ["fleet", "--mqtt-port", "99999"], "--mqtt-port"),
         ("sim", ["fleet", "--rate", "0"], "--rate"),
         ("sim", ["fleet", "--credentials", str(root / "no-such.txt")], "cannot read"),
         ("agent", [], "--config"),
+        ("agent", ["--config", str(root / "fifo")], "not a regular file"),
         ("agent", ["--config", str(root / "agent.toml"), "--log-level", "LOUD"], "--log-level"),
         ("gateway", [], "--config"),
         ("gateway", ["--config", str(root / "gateway.toml"), "--health", "now"], "unrecognized arguments"),
@@ -212,12 +217,15 @@ def _bad_arguments(root: Path) -> list[Case]:
         ("alerts", ["--username", "x", "--password-file", str(root / "no-such")], "no such file"),
         ("alerts", ["--cert-file", str(root / "agent.toml")], "--key-file"),
         ("alerts", ["--bogus"], "unrecognized arguments"),
+        ("alerts", ["--host", ""], "--host"),
+        ("alerts", ["--username", UNDECODABLE], "--username"),
         ("ack", ["C-1", "critical_high"], "--by"),
         ("ack", ["C+1", "critical_high", "--by", "alice", "--note", "n"], "must be"),
         ("ack", ["C-1", "critical_high", "--by", " ", "--note", "n"], "--by"),
         ("ack", [*ack, "--timeout", "nan"], "--timeout"),
         ("ack", ["C-1", "critical_high", "--by", "alice", "--note", "n" * 5000], "--note"),
         ("ack", [*ack, "--ca-file", str(root / "no-such.crt")], "no such file"),
+        ("ack", ["C-1", "critical_high", "--by", "alice", "--note", UNDECODABLE], "--note"),
         ("query", [], "crate"),
         ("query", ["C+1"], "crate id"),
         ("query", ["C-1", "--influx-url", "notaurl"], "--influx-url"),
@@ -228,6 +236,7 @@ def _bad_arguments(root: Path) -> list[Case]:
         ("query", ["C-1", "--max-hold", "-5"], "--max-hold"),
         ("query", ["C-1", "--profiles", str(root / "no-such.toml")], "cannot read"),
         ("query", ["C-1", "--profile", "lukewarm"], "not a profile"),
+        ("query", ["C-1", "--database", UNDECODABLE], "--database"),
         ("query", ["C-1", "--api", "v2"], "--org"),
         ("query", ["C-1", "--api", "v2", "--org", "o", "--bucket", "b", "--token-file", str(root / "no")], "no such"),
         ("report", ["C-1"], "--out"),
@@ -236,6 +245,7 @@ def _bad_arguments(root: Path) -> list[Case]:
         ("report", ["C-1", "--format", "xml"], "--format"),
         ("report", ["C-1", "--format", "json", "--influx-url", "ftp://127.0.0.1/"], "--influx-url"),
         ("report", ["C-1", "--format", "json", "--max-hold", "0"], "--max-hold"),
+        ("report", ["C-1", "--format", "json", "--product", UNDECODABLE], "--product"),
         ("verify-archive", [], "archive"),
         ("verify-archive", [str(root / "no-such.jsonl")], "no such archive file"),
         ("verify-archive", [str(root / "a-directory")], "not a file"),
