@@ -16,6 +16,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from adapters.liveness import Heartbeat
 from board.config import MqttSettings
 from board.messages import ALARM_FILTER, STATUS_FILTER
 from coldchain.alarm_view import AlarmView, decode_alarm
@@ -27,6 +28,12 @@ from coldchain.wire import Telemetry, decode_telemetry
 __all__ = ["AckNotSentError", "BoardEvent", "BrokerLink"]
 
 log = logging.getLogger("coldchain.board.broker")
+
+_PASS_S = 1.0  # paho's network loop (loop_start) waits for the socket this long at most per pass
+_RECONNECT_MAX_S = 30
+_CONNECT_TIMEOUT_S = 5.0
+# the longest paho's thread is away between passes: its back-off, then a connect (TCP, then TLS)
+_AWAY_S = _RECONNECT_MAX_S + 2 * _CONNECT_TIMEOUT_S
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +66,18 @@ def _shown_topic(message: mqtt.MQTTMessage) -> str:
     return bytes(message._topic).decode("utf-8", "replace")[:200]
 
 
+class _WatchedClient(mqtt.Client):
+    """paho's client whose network thread stamps ``heartbeat`` on every pass of its loop (systemd's watchdog)."""
+
+    def __init__(self, heartbeat: Heartbeat, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.heartbeat = heartbeat
+
+    def loop_misc(self) -> mqtt.MQTTErrorCode:
+        self.heartbeat.beat(_PASS_S)
+        return super().loop_misc()
+
+
 class AckNotSentError(Exception):
     """The acknowledgement did not reach the broker; ``sent_maybe`` when it may still arrive."""
 
@@ -75,7 +94,10 @@ class BrokerLink:
         self._deliver = deliver
         self._connected = threading.Event()
         self.rejected = 0  # messages that broke the contract, counted and logged
-        client = mqtt.Client(
+        # paho's network thread: every pass while connected, or its reconnect wait and attempt
+        self.heartbeat = Heartbeat("the broker subscription thread", _AWAY_S)
+        client = _WatchedClient(
+            self.heartbeat,
             CallbackAPIVersion.VERSION2,
             client_id=settings.client_id,
             clean_session=True,  # every (re)connect replays the retained alarms and status in full
@@ -85,8 +107,10 @@ class BrokerLink:
             client.username_pw_set(settings.username, settings.password)
         if settings.ca_file:
             client.tls_set(ca_certs=settings.ca_file, tls_version=ssl.PROTOCOL_TLS_CLIENT)
-        client.reconnect_delay_set(min_delay=1, max_delay=30)
+        client.reconnect_delay_set(min_delay=1, max_delay=_RECONNECT_MAX_S)
+        client.connect_timeout = _CONNECT_TIMEOUT_S
         client.on_connect = self._on_connect
+        client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
         self._client = client
@@ -133,7 +157,11 @@ class BrokerLink:
         log.info("connected to %s:%s, subscribed", self._settings.host, self._settings.port)
         self._deliver(BoardEvent("connection", connected=True))
 
+    def _on_connect_fail(self, _client: mqtt.Client, _userdata: Any) -> None:
+        self.heartbeat.beat(_AWAY_S)  # waiting on purpose, then trying again
+
     def _on_disconnect(self, _client: mqtt.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any) -> None:
+        self.heartbeat.beat(_AWAY_S)
         self._connected.clear()
         log.warning("lost the broker at %s:%s: %s", self._settings.host, self._settings.port, reason)
         self._deliver(BoardEvent("connection", connected=False, reason=str(reason)))

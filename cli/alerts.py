@@ -133,7 +133,7 @@ class Board:
         except WireFormatError as exc:
             self._ignored(message, str(exc))
         except Exception as exc:  # one message never stops the listing: say what happened, go on
-            self._ignored(message, f"unexpected {type(exc).__name__}: {_text(exc)[:200]}")
+            self._ignored(message, f"internal error {type(exc).__name__}: {_text(exc)[:200]}")
             traceback.print_exc(file=self._err)
         return None
 

@@ -14,7 +14,6 @@ most MAX_DEPTH levels, so printing it or passing it on never fails.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from typing import Any, Final, TypeGuard
@@ -24,6 +23,7 @@ from coldchain.excursions import ACTIVE, CLEARED
 from coldchain.lifecycle import ACKNOWLEDGED
 from coldchain.profiles import SEVERITIES
 from coldchain.topics import ROOT, alarm_topic, valid_identifier
+from coldchain.wire import json_object
 
 __all__ = ["ALARM_STATES", "MAX_OPTIONAL_CHARS", "OPTIONAL_FIELDS", "AlarmView", "decode_alarm"]
 
@@ -105,11 +105,6 @@ def _levels(topic: str) -> tuple[str, str, str]:
     return levels[0], levels[1], levels[2]
 
 
-def _no_constant(name: str) -> Any:
-    # NaN and Infinity are not JSON (RFC 8259); accepted, they would make the board's page unparsable
-    raise ValueError(f"{name} is not a JSON value")
-
-
 def _depth(value: Any) -> int:
     """How deeply lists and objects nest in ``value`` (iteratively: no recursion to exhaust)."""
     deepest, stack = 0, [(value, 1)]
@@ -122,16 +117,8 @@ def _depth(value: Any) -> int:
 
 
 def _object(payload: bytes) -> dict[str, Any]:
-    if len(payload) > MAX_ALARM_BYTES:
-        raise WireFormatError("size", f"payload of {len(payload)} bytes exceeds {MAX_ALARM_BYTES}")
-    try:
-        body = json.loads(payload, parse_constant=_no_constant)
-    except RecursionError:
-        raise WireFormatError("json", "payload is nested too deeply") from None
-    except ValueError as exc:  # UnicodeDecodeError and integers of too many digits included
-        raise WireFormatError("json", f"payload is not JSON ({exc})") from None
-    if not isinstance(body, dict):
-        raise WireFormatError("schema", f"payload is a JSON {type(body).__name__}, not an object")
+    # NaN and Infinity are not JSON (RFC 8259); accepted, they would make the board's page unparsable
+    body = json_object(payload, MAX_ALARM_BYTES, constants=False)
     if _depth(body) > MAX_DEPTH:
         raise WireFormatError("json", f"payload nests more than {MAX_DEPTH} levels deep")
     return body

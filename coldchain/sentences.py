@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from coldchain.errors import SentenceError
+from coldchain.topics import valid_identifier
 
 __all__ = [
     "LID_STATES",
@@ -120,22 +121,32 @@ Sentence = TemperatureSentence | HeartbeatSentence | CommandSentence | AckSenten
 
 
 def _sensor_name(raw: str) -> str:
-    if not raw or not all(c.isalnum() or c in "_-." for c in raw):
-        raise SentenceError(f"sensor name {raw!r} is empty or has characters outside [A-Za-z0-9_.-]")
+    # the sensor becomes a telemetry field and a topic level: the same rule as every other id
+    if not valid_identifier(raw):
+        raise SentenceError(f"sensor name {raw!r} is not 1-64 of [A-Za-z0-9_.-] starting with a letter or digit")
     return raw
 
 
 def _integer(raw: str, what: str) -> int:
-    try:
-        return int(raw)
-    except ValueError:
-        raise SentenceError(f"{what} {raw!r} is not an integer") from None
+    # decimal digits with an optional '-': int() would also take ' 5', '+5' and '1_000', which no board sends
+    digits = raw.removeprefix("-")
+    if not (digits.isascii() and digits.isdigit()):
+        raise SentenceError(f"{what} {raw!r} is not an integer")
+    return int(raw)
+
+
+def _count(raw: str, what: str) -> int:
+    value = _integer(raw, what)
+    if value < 0:
+        raise SentenceError(f"{what} {raw!r} is negative")
+    return value
 
 
 def parse_sentence(line: bytes) -> Sentence:
     """Decode one line (with or without its ``\\r\\n``) into a sentence.
 
-    Raises SentenceError naming what is wrong: framing, checksum, type or field.
+    Total: any bytes give a sentence or a SentenceError naming what is wrong (framing,
+    checksum, type or field).
     """
     if len(line) > MAX_SENTENCE_BYTES + 2:
         raise SentenceError(f"line of {len(line)} bytes is longer than {MAX_SENTENCE_BYTES}")
@@ -169,7 +180,7 @@ def parse_sentence(line: bytes) -> Sentence:
         if len(fields) != 3:
             raise SentenceError(f"CCHBT needs 3 fields, got {len(fields)}")
         uptime, version, supply = fields
-        return HeartbeatSentence(_integer(uptime, "uptime"), version, _integer(supply, "supply mV"))
+        return HeartbeatSentence(_count(uptime, "uptime"), version, _count(supply, "supply mV"))
     if kind in ("CCCMD", "CCACK"):
         if len(fields) != 2:
             raise SentenceError(f"{kind} needs 2 fields, got {len(fields)}")

@@ -102,10 +102,9 @@ class Table:
         value = self._get(name, default, (int, float), "a number")
         if value is None:
             return None
-        if isinstance(value, float) and not math.isfinite(value):  # TOML has nan and inf: no setting means them
-            raise self.error(name, f"must be a finite number, got {value}")
+        number = self._finite(name, value)
         self._bounds(name, value, minimum, maximum)
-        return float(value)
+        return number
 
     def duration(
         self, name: str, default: Any = REQUIRED, minimum: float | None = None, maximum: float | None = None
@@ -113,7 +112,7 @@ class Table:
         """A duration in seconds: a number of seconds, or a string like ``"90s"``, ``"15m"``, ``"72h"``, ``"3d"``."""
         value = self._get(name, default, (int, float, str), "a duration like 90, '90s', '15m', '72h' or '3d'")
         if value is None or isinstance(value, (int, float)):
-            seconds = value
+            seconds = None if value is None else self._finite(name, value)
         else:
             number, unit = value[:-1].strip(), value[-1:]
             try:
@@ -150,9 +149,9 @@ class Table:
         value = self._get(name, default, (list,), "a list of numbers")
         if value is None:
             return None
-        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value):
-            raise self.error(name, f"must be a list of finite numbers, got {value!r}")
-        return [float(v) for v in value]
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+            raise self.error(name, f"must be a list of numbers, got {value!r}")
+        return [self._finite(name, v) for v in value]
 
     def file_path(self, name: str, base: Path, default: str | None = None) -> Path | None:
         """A path; a relative one is taken relative to ``base`` (the config file's directory)."""
@@ -192,6 +191,16 @@ class Table:
                 raise self.error(name, "is not a known setting (typo?)")
         for child in self._children:
             child.finish()
+
+    def _finite(self, name: str, value: float) -> float:
+        """``value`` as a float; TOML has nan and inf and integers of any size, which no setting means."""
+        try:
+            number = float(value)
+        except OverflowError:
+            raise self.error(name, f"{value} is too large") from None
+        if not math.isfinite(number):  # no bound check would catch nan
+            raise self.error(name, f"must be a finite number, got {value}")
+        return number
 
     def _bounds(self, name: str, value: Any, minimum: Any, maximum: Any) -> None:
         if value is None:

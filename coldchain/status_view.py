@@ -7,12 +7,12 @@ total: any topic and any bytes give a StatusView or a WireFormatError naming the
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Final
 
 from coldchain.errors import WireFormatError
 from coldchain.topics import ROOT, valid_identifier
+from coldchain.wire import json_object
 
 __all__ = ["MAX_STATUS_BYTES", "STATUS_STATES", "StatusView", "decode_status"]
 
@@ -38,27 +38,13 @@ def _crate(topic: str) -> str:
     return levels[0]
 
 
-def _body(payload: bytes) -> dict[str, Any]:
-    if len(payload) > MAX_STATUS_BYTES:
-        raise WireFormatError("size", f"payload of {len(payload)} bytes exceeds {MAX_STATUS_BYTES}")
-    try:
-        body = json.loads(payload)
-    except RecursionError:
-        raise WireFormatError("json", "payload is nested too deeply") from None
-    except ValueError as exc:  # UnicodeDecodeError included
-        raise WireFormatError("json", f"payload is not JSON ({exc})") from None
-    if not isinstance(body, dict):
-        raise WireFormatError("schema", f"payload is a JSON {type(body).__name__}, not an object")
-    return body
-
-
 def decode_status(topic: str, payload: bytes) -> StatusView:
     """The status retained on ``topic``: it must name the topic's crate and say online or offline.
 
     ``ts`` (epoch milliseconds below 2^53) defaults to 0 when missing.
     """
     crate = _crate(topic)
-    body = _body(payload)
+    body = json_object(payload, MAX_STATUS_BYTES)
     named = body.get("crate")
     if named != crate:
         shown = repr(named)[:80] if isinstance(named, str) else f"a {type(named).__name__}"

@@ -32,6 +32,8 @@ __all__ = [
     "decode_telemetry",
     "describe",
     "encode",
+    "json_object",
+    "versioned_object",
 ]
 
 WIRE_VERSION: Final = 1
@@ -69,6 +71,10 @@ class Telemetry:
     # optional extension: UTC epoch ms the crate's probe board was switched on (never after ``ts``),
     # so the gateway gives the probes the profile's start delay to settle
     powered_on: int | None = None
+    # optional extension: the crate's spool low-water mark, the lowest seq it still holds unconfirmed. Every
+    # seq below it the crate sent was confirmed stored by a storage ack or declared lost in a gap event;
+    # every seq from it up to ``seq`` not yet confirmed, it still holds (and will send again)
+    held_from: int | None = None
 
     def to_wire(self) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -82,6 +88,8 @@ class Telemetry:
             body["profile"] = self.profile
         if self.powered_on is not None:
             body["powered_on"] = self.powered_on
+        if self.held_from is not None:
+            body["held_from"] = self.held_from
         return body
 
 
@@ -177,21 +185,40 @@ def _is_text(text: str) -> bool:
     return True
 
 
-def _object(payload: bytes) -> dict[str, Any]:
-    if len(payload) > MAX_PAYLOAD_BYTES:
-        raise WireFormatError("size", f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD_BYTES}")
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def json_object(payload: bytes, max_bytes: int = MAX_PAYLOAD_BYTES, *, constants: bool = True) -> dict[str, Any]:
+    """The JSON object ``payload`` holds, as every reader of the wire takes it; WireFormatError otherwise.
+
+    UTF-8 only (RFC 8259): ``json.loads`` given bytes would also take UTF-16, UTF-32, a byte-order
+    mark and UTF-8 that encodes lone surrogates, so the bytes are decoded strictly first. Reasons:
+    ``size`` (over ``max_bytes``), ``encoding``, ``json`` (not JSON, nested too deeply, or, unless
+    ``constants``, holding NaN or Infinity) and ``schema`` (not an object).
+    """
+    if len(payload) > max_bytes:
+        raise WireFormatError("size", f"payload of {len(payload)} bytes exceeds {max_bytes}")
     try:
         text = payload.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise WireFormatError("encoding", f"payload is not valid UTF-8 (byte {exc.start})") from None
+    if text.startswith("\ufeff"):
+        raise WireFormatError("encoding", "payload starts with a byte-order mark (RFC 8259 forbids it)")
     try:
-        body = json.loads(text)
+        body = json.loads(text) if constants else json.loads(text, parse_constant=_no_constant)
     except RecursionError:
         raise WireFormatError("json", "payload is nested too deeply") from None
-    except ValueError as exc:
+    except ValueError as exc:  # integers of too many digits, and refused constants, included
         raise WireFormatError("json", f"payload is not JSON ({exc})") from None
     if not isinstance(body, dict):
         raise WireFormatError("schema", f"payload is a JSON {type(body).__name__}, not an object")
+    return body
+
+
+def versioned_object(payload: bytes) -> dict[str, Any]:
+    """``json_object`` of a message crates or people send: it must say ``"v": 1`` (reason ``version``)."""
+    body = json_object(payload)
     version = body.get("v")
     if version != WIRE_VERSION or isinstance(version, bool):
         raise WireFormatError("version", f"'v' is {describe(version)}, this gateway speaks {WIRE_VERSION}")
@@ -254,9 +281,10 @@ def decode_telemetry(payload: bytes, topic_crate: str | None = None, now_ms: int
 
     ``topic_crate`` is the crate named by the topic (must equal the payload's);
     ``now_ms`` enables the check that ``ts`` is not in the future beyond a tolerance.
-    The optional ``powered_on`` must be an epoch millisecond no later than ``ts``.
+    The optional ``powered_on`` must be an epoch millisecond no later than ``ts``,
+    the optional ``held_from`` a seq no higher than ``seq``.
     """
-    body = _object(payload)
+    body = versioned_object(payload)
     crate = _crate(body, topic_crate)
     seq = _field(body, "seq", int)
     if not 0 <= seq < 2**63:
@@ -281,16 +309,23 @@ def decode_telemetry(payload: bytes, topic_crate: str | None = None, now_ms: int
             raise WireFormatError("type", f"'powered_on' must be int, got {type(powered_on).__name__}")
         if not 0 < powered_on <= ts:
             raise WireFormatError("range", f"powered_on {powered_on} is not an epoch millisecond at or before ts {ts}")
-    return Telemetry(crate, seq, ts, readings, profile, powered_on)
+    held_from = body.get("held_from")
+    if held_from is not None:
+        if not isinstance(held_from, int) or isinstance(held_from, bool):
+            raise WireFormatError("type", f"'held_from' must be int, got {type(held_from).__name__}")
+        if not 0 <= held_from <= seq:
+            raise WireFormatError("range", f"held_from {held_from} is outside 0..seq {seq}")
+    return Telemetry(crate, seq, ts, readings, profile, powered_on, held_from)
 
 
 def decode_storage_ack(payload: bytes, topic_crate: str | None = None) -> StorageAck:
     """Validate and decode the gateway's ``stored_through`` acknowledgement."""
-    body = _object(payload)
+    body = versioned_object(payload)
     crate = _crate(body, topic_crate)
     stored_through = _field(body, "stored_through", int)
-    if not 0 <= stored_through < 2**63:
-        raise WireFormatError("range", f"stored_through {describe(stored_through)} is outside 0..2^63-1")
+    # -1: nothing is stored yet (a crate that numbers from 0 and announced seq 0 lost before anything came)
+    if not -1 <= stored_through < 2**63:
+        raise WireFormatError("range", f"stored_through {describe(stored_through)} is outside -1..2^63-1")
     return StorageAck(crate, stored_through)
 
 
@@ -300,7 +335,7 @@ MAX_ACK_NOTE: Final = 1000
 
 def decode_staff_ack(payload: bytes, topic_levels: tuple[str, str, str] | None = None) -> StaffAck:
     """Validate and decode a staff acknowledgement; ``topic_levels`` (crate, rule, sensor) must match it."""
-    body = _object(payload)
+    body = versioned_object(payload)
     crate = _crate(body, None)
     ids = [crate]
     for key in ("rule", "sensor"):

@@ -6,6 +6,8 @@ What it publishes (all QoS 1, crate ``{crate}``):
   tick, ``seq`` +1 per message and never reused. Optional extra fields: ``profile`` (the
   crate's profile name); ``powered_on`` (when the serial probe board was switched on, from
   its heartbeat's uptime, in the clock of ``ts``: the gateway's start delay counts from it);
+  ``held_from`` (always: the spool's low-water mark as the message leaves, so a gateway
+  meeting the crate without state waits for the seqs from there it has not stored);
   ``ts_corrected: true`` (taken while the wall clock was unset, restamped from the monotonic
   clock, ``powered_on`` with it); ``ts_uncertain: true`` (taken with an unset clock in an
   earlier boot: ``ts`` is the wrong clock's).

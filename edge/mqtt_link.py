@@ -108,11 +108,18 @@ class MqttLink:
         self.emit(Published(mid, int(reason.value), str(reason)))
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        # An exception leaving this callback would end our network loop: no more publishing, no
+        # reconnecting. One bad ack is counted and logged; the next one may be good.
+        shown = bytes(message._topic).decode("utf-8", "replace")[:200]
         try:
-            ack = decode_storage_ack(message.payload, crate_from_topic(message.topic))
+            ack = decode_storage_ack(bytes(message.payload), crate_from_topic(message.topic))
         except WireFormatError as exc:
             self.bad_acks += 1
-            log.warning("ignored bad storage ack #%d on %s: %s", self.bad_acks, message.topic, exc)
+            log.warning("ignored bad storage ack #%d on %s: %s", self.bad_acks, shown, exc)
+            return
+        except Exception:
+            self.bad_acks += 1
+            log.exception("ignored bad storage ack #%d on %s: unexpected error", self.bad_acks, shown)
             return
         self.emit(StorageAcked(ack.stored_through))
 

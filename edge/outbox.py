@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
 from coldchain.signing import SIGNATURE_FIELD, sign
 from coldchain.topics import events_topic, status_topic, telemetry_topic
@@ -26,6 +26,22 @@ from edge.spool import Dropped, Spool
 __all__ = ["Outbox"]
 
 log = logging.getLogger(__name__)
+
+SEQ_LIMIT: Final = 2**63  # seqs are below it (the wire contract; SQLite's INTEGER ends there too)
+# Seqs a crate must still have above a stored_through it continues from (a renumbering): 2^40 is
+# 35,000 years of one message a second. A stored_through closer to the limit is no gateway's.
+SEQ_ROOM: Final = 2**40
+
+
+def _with_held_from(payload: bytes, held_from: int) -> bytes:
+    """The spooled payload with the spool's low-water mark as it leaves (wire field ``held_from``).
+
+    Stamped at publish time, not when spooled: by then acks have pruned the spool further, and a
+    stale, lower mark would have a gateway without state wait for seqs the crate no longer holds.
+    A spooled payload is a compact JSON object without the field, so it goes in before the closing
+    brace: no parsing per reading on the Pi.
+    """
+    return b'%s,"held_from":%d}' % (payload[:-1], held_from)
 
 
 class Outbox:
@@ -51,15 +67,20 @@ class Outbox:
         self.connected = False
         self.published = 0
         self.refused = 0
+        self.absurd_acks = 0  # stored_through values outside any seq: ignored, logged
         # mid -> ("t", seq) for telemetry, ("e", event id) for events, ("s", 0) for status
         self._inflight: dict[int, tuple[str, int]] = {}
-        first = spool.first_seq()
-        self._sent_through = (first if first is not None else spool.next_seq) - 1
+        self._sent_through = spool.low_water - 1
         self._events_sent_through = 0
         self._acked_through = -1
         self._waiting_since: int | None = None  # mono ms since unacknowledged messages exist
         self._retry_at: int | None = None  # mono ms when refused publishes are tried again
         self.hold_from: int | None = None  # telemetry from this seq on waits (for its board's switch-on time)
+
+    def awaiting_ack(self) -> bool:
+        """True while telemetry handed to the broker waits for the gateway's stored_through."""
+        first = self.spool.first_seq()
+        return first is not None and first <= self._sent_through
 
     def on_connected(self) -> None:
         """The broker accepted us: listen for acks, say online, publish again."""
@@ -102,7 +123,19 @@ class Outbox:
             self.published += 1
 
     def on_storage_ack(self, stored_through: int) -> None:
-        """The gateway stored every seq up to ``stored_through``: prune, and notice seqs nobody has."""
+        """The gateway stored every seq up to ``stored_through``: prune, and notice seqs nobody has.
+
+        -1 says nothing is stored yet (seq 0 missing); a value below that, or so high that no seq
+        could follow it, is no promise about anything this crate holds: logged, nothing pruned.
+        """
+        if not -1 <= stored_through < SEQ_LIMIT - SEQ_ROOM:
+            self.absurd_acks += 1
+            log.error(
+                "ignored storage ack #%d: stored_through %s is outside every seq (-1..2^63-2^40); nothing pruned",
+                self.absurd_acks,
+                stored_through if abs(stored_through) < 10**30 else f"of {len(str(stored_through))} digits",
+            )
+            return
         if stored_through >= self.spool.next_seq:
             self._seq_went_back(stored_through)
             return
@@ -112,8 +145,7 @@ class Outbox:
         removed = self.spool.prune(stored_through)
         self._waiting_since = self.clock.mono_ms()
         log.debug("gateway stored through seq %d; pruned %d", stored_through, removed)
-        first = self.spool.first_seq()
-        oldest = first if first is not None else self.spool.next_seq
+        oldest = self.spool.low_water
         if stored_through < oldest - 1:
             # The gateway waits for seqs this crate no longer has (dropped when the spool was
             # full, or lost with a corrupt spool): say so, or its stored_through never moves on.
@@ -140,8 +172,7 @@ class Outbox:
             shift,
         )
         self._inflight = {mid: entry for mid, entry in self._inflight.items() if entry[0] != "t"}
-        first = self.spool.first_seq()
-        self._sent_through = (first if first is not None else self.spool.next_seq) - 1
+        self._sent_through = self.spool.low_water - 1
         self._acked_through = stored_through
         self._add_event("seq_reset", self.clock.wall_ms(), {"stored_through": stored_through, "shift": shift})
 
@@ -221,10 +252,11 @@ class Outbox:
             room -= 1
         if room <= 0:
             return
+        held_from = self.spool.low_water
         for seq, payload in self.spool.pending(self._sent_through, room):
             if self.hold_from is not None and seq >= self.hold_from:
                 return
-            mid = self.link.publish(self._topic, self._signed(payload))
+            mid = self.link.publish(self._topic, self._signed(_with_held_from(payload, held_from)))
             if mid is None:
                 return
             self._inflight[mid] = ("t", seq)

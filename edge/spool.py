@@ -89,6 +89,8 @@ class Spool:
             log.warning("spool %s is new; seq continues at %d, above every seq reserved before", path, self._reserved)
         self._next_seq = stored if stored is not None else self._reserved
         self._rows = int(self._db.execute("SELECT COUNT(*) FROM telemetry").fetchone()[0])
+        # the lowest spooled seq, kept up to date here: every published message carries it (``low_water``)
+        self._first = self._min_seq()
 
     def _connect(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
@@ -189,6 +191,8 @@ class Spool:
             self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('next_seq', ?)", (first + needed,))
         self._next_seq = first + needed
         self._rows += needed
+        if self._first is None:
+            self._first = first
         return list(range(first, first + needed)), dropped
 
     def _make_room(self, needed: int) -> Dropped:
@@ -205,6 +209,7 @@ class Spool:
             ).fetchone()
             self._db.execute("DELETE FROM telemetry WHERE seq <= ?", (last,))
         self._rows -= count
+        self._first = self._min_seq()
         return Dropped(first, last, count, from_ts, to_ts)
 
     def pending(self, after_seq: int, limit: int) -> list[tuple[int, bytes]]:
@@ -268,18 +273,32 @@ class Spool:
             self._next_seq += shift
             self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('next_seq', ?)", (self._next_seq,))
         self._reserve(self._next_seq + SEQ_BLOCK)
+        self._first = self._min_seq()
         return shift
+
+    def _min_seq(self) -> int | None:
+        row = self._db.execute("SELECT MIN(seq) FROM telemetry").fetchone()
+        return None if row[0] is None else int(row[0])
 
     def first_seq(self) -> int | None:
         """The lowest seq still spooled (not yet acknowledged by the gateway)."""
-        row = self._db.execute("SELECT MIN(seq) FROM telemetry").fetchone()
-        return None if row[0] is None else int(row[0])
+        return self._first
+
+    @property
+    def low_water(self) -> int:
+        """The lowest seq not confirmed stored: the first spooled, else the next to be taken.
+
+        Every seq below it was pruned on a storage ack or dropped by the bound (announced in a gap event).
+        """
+        return self._next_seq if self._first is None else self._first
 
     def prune(self, stored_through: int) -> int:
         """Forget telemetry up to and including ``stored_through``; return how many rows went."""
         with self._db:
             removed = self._db.execute("DELETE FROM telemetry WHERE seq <= ?", (stored_through,)).rowcount
         self._rows -= removed
+        if removed:
+            self._first = self._min_seq()
         return int(removed)
 
     def add_event(self, payload: bytes, held: Stamp | None = None) -> int:

@@ -11,6 +11,8 @@ import threading
 import time
 from pathlib import Path
 
+from adapters.liveness import Liveness
+from adapters.sd_notify import Watchdog
 from coldchain.errors import ConfigError, StoreError
 from coldchain.helptext import help_text
 from coldchain.lineprotocol import encode_lines
@@ -91,11 +93,13 @@ def _run(config: GatewayConfig, prog: str) -> int:
         worker.archive = EvidenceArchive(security.archive)
         ingest.archiving = True
     subscribed = threading.Event()
+    watchdog = Watchdog()
 
     def on_subscribed() -> None:
         if not subscribed.is_set():
             subscribed.set()
             print(f"gateway subscribed to {config.mqtt.telemetry_filter} as {config.mqtt.client_id}", flush=True)
+            watchdog.ready()  # database checked, state restored, messages flowing in: it does its job now
 
     link = MqttLink(config.mqtt, worker.deliver, on_subscribed, worker.read_budget)
     worker.every_tick(lambda now: stop.set() if link.failed.is_set() else None)
@@ -111,11 +115,15 @@ def _run(config: GatewayConfig, prog: str) -> int:
     monitor = Monitor(worker, monitor_store, config.mqtt.client_id, config.monitor_interval_s, config.health_file)
     monitor.connected = link.connected.is_set
     worker.every_tick(monitor.tick)
+    # pinged from the clock (this thread) only while the network thread and the writer go round too
+    liveness = Liveness(watchdog, [link.heartbeat, worker.writer_heartbeat])
+    worker.every_tick(lambda now: liveness.check())
     log.info("InfluxDB %s (%s API); broker %s:%d", store.url, config.influxdb.api, config.mqtt.host, config.mqtt.port)
     link.start()
     try:
         worker.run(stop)
     finally:
+        watchdog.stopping()
         link.stop()
         alarming.notifier.stop()
         store.close()

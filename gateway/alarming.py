@@ -31,7 +31,7 @@ from coldchain.topics import (
     rejected_topic,
     valid_identifier,
 )
-from coldchain.wire import MAX_PAYLOAD_BYTES, WIRE_VERSION, Telemetry, decode_staff_ack, describe
+from coldchain.wire import Telemetry, decode_staff_ack, describe, versioned_object
 from gateway.config import GatewayConfig
 from gateway.notify import Notifier, audit_point
 from gateway.points import rejected_point
@@ -52,20 +52,7 @@ Outbox = list[tuple[str, bytes, bool]]
 
 def _body(payload: bytes, topic_crate: str) -> dict[str, Any]:
     """A crate's status or event payload as a dict naming ``topic_crate``; WireFormatError otherwise."""
-    if len(payload) > MAX_PAYLOAD_BYTES:
-        raise WireFormatError("size", f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD_BYTES}")
-    try:
-        body = json.loads(payload)
-    except UnicodeDecodeError:
-        raise WireFormatError("encoding", "payload is not valid UTF-8") from None
-    except RecursionError:
-        raise WireFormatError("json", "payload is nested too deeply") from None
-    except ValueError as exc:
-        raise WireFormatError("json", f"payload is not JSON ({exc})") from None
-    if not isinstance(body, dict):
-        raise WireFormatError("schema", f"payload is a JSON {type(body).__name__}, not an object")
-    if body.get("v") != WIRE_VERSION or isinstance(body.get("v"), bool):
-        raise WireFormatError("version", f"'v' is {describe(body.get('v'))}, this gateway speaks {WIRE_VERSION}")
+    body = versioned_object(payload)
     if body.get("crate") != topic_crate:
         claimed = describe(body.get("crate"))
         raise WireFormatError("crate_mismatch", f"payload crate {claimed} != topic crate {topic_crate!r}")

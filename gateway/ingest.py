@@ -106,21 +106,25 @@ def _failure_site(exc: BaseException) -> tuple[str, str, int]:
     return type(exc).__name__, tb.tb_frame.f_code.co_filename, tb.tb_lineno
 
 
-def _salvage(payload: bytes) -> tuple[str | None, int | None, int | None]:
-    """Crate, seq and ts of a rejected payload when they can be read, so its seq counts as handled."""
+def _salvage(payload: bytes) -> tuple[str | None, int | None, int | None, int | None]:
+    """Crate, seq, ts and held_from of a rejected payload when they can be read, so its seq counts as handled
+    (and, for a crate met for the first time, what it still holds below it is waited for)."""
     try:
         body: Any = json.loads(payload)
     except (ValueError, RecursionError):
-        return None, None, None
+        return None, None, None, None
     if not isinstance(body, dict):
-        return None, None, None
+        return None, None, None, None
 
     def integer(value: Any, limit: int) -> int | None:
         return value if isinstance(value, int) and not isinstance(value, bool) and 0 < value < limit else None
 
     crate = body.get("crate")
     crate = crate if isinstance(crate, str) and valid_identifier(crate) else None
-    return crate, integer(body.get("seq"), 2**63), integer(body.get("ts"), 2**53)
+    seq = integer(body.get("seq"), 2**63)
+    held_from = body.get("held_from")
+    valid = seq is not None and isinstance(held_from, int) and not isinstance(held_from, bool) and 0 <= held_from <= seq
+    return crate, seq, integer(body.get("ts"), 2**53), held_from if valid else None
 
 
 class Ingest:
@@ -250,10 +254,12 @@ class Ingest:
             if profile is not state.profile:
                 state.switch_profile(profile)
         state.seen_ms = now_ms
-        verdict, gap = state.seqs.accept(telemetry.seq, telemetry.ts)
+        verdict, gap = state.seqs.accept(telemetry.seq, telemetry.ts, telemetry.held_from)
         if verdict == RESTART:
             self._restart(state, telemetry, batch)
-        elif verdict == DUPLICATE:
+        elif (settled := state.seqs.settle(telemetry.held_from)) is not None and settled is not gap:
+            batch.lines.append(gap_point(crate, settled))
+        if verdict == DUPLICATE:
             # a crate re-sends when it missed our storage ack: make sure it hears it again
             self.duplicates += 1
             state.acked_through = None
@@ -309,7 +315,7 @@ class Ingest:
             state.seqs.highest,
             telemetry.ts,
         )
-        for gap in state.seqs.restart(telemetry.seq, telemetry.ts):
+        for gap in state.seqs.restart(telemetry.seq, telemetry.ts, telemetry.held_from):
             batch.lines.append(gap_point(state.crate, gap))
         self.alarming.restart(state.crate)
         state.last_ts = 0
@@ -319,9 +325,9 @@ class Ingest:
         reason, detail = exc.reason, exc.detail
         self.rejects[reason] += 1
         topic_crate = crate_from_topic(topic)
-        crate, seq, ts = None, None, None
+        crate, seq, ts, held_from = None, None, None, None
         if topic_crate is not None and topic.endswith("/telemetry") and not reserved_login(topic_crate):
-            crate, seq, ts = _salvage(payload)  # only telemetry carries a crate's seqs
+            crate, seq, ts, held_from = _salvage(payload)  # only telemetry carries a crate's seqs
         if crate is not None and crate != topic_crate:
             crate, seq = None, None  # a payload naming another crate must not move that crate's accounting
         trusted = self.authenticity is None or (crate is not None and self.authenticity.vouches(crate, payload))
@@ -332,7 +338,7 @@ class Ingest:
             if ts is None or ts > now_ms + self._future_ms:
                 # a bad clock must not move the crate's notion of "newest", nor date a gap point
                 ts = state.seqs.newest_ts
-            verdict, gap = state.seqs.accept(seq, ts)
+            verdict, gap = state.seqs.accept(seq, ts, held_from)
             if gap is not None:
                 batch.lines.append(gap_point(crate, gap))
             if verdict != RESTART:

@@ -11,6 +11,12 @@ that then starts numbering again is taken for a retransmission until real time
 passes its newest ts; its new messages in that window are dropped as duplicates.
 ``stored_through`` is the highest seq N such that every seq up to N has been
 seen: the crate may prune its spool up to there.
+A crate's telemetry may say from which seq it still holds readings unconfirmed
+(``held_from``, its spool's low-water mark). Meeting a crate without state (first
+sight, state lost or forgotten, a RESTART) the gateway cannot know what came
+before the first seq it sees: it opens an *assumed* gap from ``held_from``, so it
+never confirms what the crate holds and it has not stored. Without the field
+(older agents) the first seq seen is taken as the start.
 """
 
 from __future__ import annotations
@@ -40,6 +46,8 @@ class Gap:
     missing: list[list[int]] = field(default_factory=list)
     state: str = "open"
     lost: int = 0  # seqs the crate said it dropped (its spool overflowed or lost them): never coming
+    # opened from the crate's held_from at first sight, not from a seq seen skipped: see ``SeqTracker.settle``
+    assumed: bool = False
 
     @property
     def remaining(self) -> int:
@@ -78,13 +86,27 @@ class SeqTracker:
         self.gap_ts = max(ts, self.gap_ts + 1)
         return Gap(first, last, self.gap_ts, [[first, last]])
 
-    def accept(self, seq: int, ts: int) -> tuple[int, Gap | None]:
+    def _assume(self, held_from: int | None, seq: int, ts: int) -> Gap | None:
+        """Meeting the crate at ``seq``: the gap of what it still holds below it (``held_from``..seq-1), if any."""
+        if held_from is None or held_from >= seq:
+            return None
+        gap = self._gap(held_from, seq - 1, ts)
+        gap.assumed = True
+        self.gaps.append(gap)
+        return gap
+
+    def accept(self, seq: int, ts: int, held_from: int | None = None) -> tuple[int, Gap | None]:
         """Classify ``seq`` as NEW, LATE, DUPLICATE or RESTART; return with it the gap it opened or filled.
 
+        ``held_from`` (the crate's low-water mark) counts only when the crate has no state yet.
         After RESTART the caller calls ``restart()``; nothing has been recorded yet.
         """
         highest = self.highest
-        if highest is None or seq == highest + 1:
+        if highest is None:
+            self.highest = seq
+            self.newest_ts = max(ts, self.newest_ts)
+            return NEW, self._assume(held_from, seq, ts)
+        if seq == highest + 1:
             self.highest = seq
             self.newest_ts = max(ts, self.newest_ts)
             return NEW, None
@@ -108,15 +130,39 @@ class SeqTracker:
             return RESTART, None
         return DUPLICATE, None
 
-    def restart(self, seq: int, ts: int) -> list[Gap]:
-        """Start counting again at ``seq``; the open gaps are abandoned and returned (write them once more)."""
+    def restart(self, seq: int, ts: int, held_from: int | None = None) -> list[Gap]:
+        """Start counting again at ``seq``; return the gaps to write: the open ones, abandoned, and the
+        assumed gap of what the crate still holds below ``seq`` (a new numbering is met like a new crate)."""
         abandoned = self.gaps
         for gap in abandoned:
             gap.state = "abandoned"
         self.gaps = []
         self.highest = seq
         self.newest_ts = ts
-        return abandoned
+        assumed = self._assume(held_from, seq, ts)
+        return abandoned if assumed is None else [*abandoned, assumed]
+
+    def settle(self, held_from: int | None) -> Gap | None:
+        """The crate holds nothing below ``held_from`` any more: the assumed gap stops waiting for those seqs.
+
+        Returns the gap when it changed (write it again). A message that waited on the broker carries the
+        ``held_from`` of when it was sent, before the crate heard the last acks of a gateway whose state
+        was then lost: the assumed gap may start too low. The seqs a later, higher ``held_from`` gives up
+        were settled before this gateway met the crate (stored, or declared lost by the crate) and will
+        not come again. The gap closes once what the crate held has arrived. A gap of seqs seen skipped
+        is left alone: the crate announces in a gap event what it lost. A ``held_from`` below
+        ``stored_through`` is the crate not having heard the latest ack yet: nothing to do.
+        """
+        if held_from is None or not self.gaps:
+            return None
+        gap = self.gaps[0]  # an assumed gap starts below everything the crate sent since: the oldest
+        if not gap.assumed or gap.missing[0][0] >= held_from:
+            return None
+        gap.missing = [[max(a, held_from), b] for a, b in gap.missing if b >= held_from]
+        if not gap.missing:
+            gap.state = "closed"
+            self.gaps.remove(gap)
+        return gap
 
     def lose(self, first: int, last: int, ts: int) -> list[Gap]:
         """The crate says seqs ``first``..``last`` are gone for good: stop waiting for them.
@@ -171,7 +217,7 @@ class SeqTracker:
             "highest": self.highest,
             "newest_ts": self.newest_ts,
             "gap_ts": self.gap_ts,
-            "gaps": [[g.first, g.last, g.ts, g.missing, g.lost] for g in self.gaps],
+            "gaps": [[g.first, g.last, g.ts, g.missing, g.lost, g.assumed] for g in self.gaps],
         }
 
     def restore(self, snapshot: dict[str, Any]) -> None:
@@ -180,7 +226,14 @@ class SeqTracker:
         self.highest = int(highest) if highest is not None else None
         self.newest_ts = int(snapshot.get("newest_ts", 0))
         self.gaps = [
-            Gap(int(f), int(la), int(ts), [[int(a), int(b)] for a, b in m], lost=int(rest[0]) if rest else 0)
+            Gap(
+                int(f),
+                int(la),
+                int(ts),
+                [[int(a), int(b)] for a, b in m],
+                lost=int(rest[0]) if rest else 0,
+                assumed=bool(rest[1]) if len(rest) > 1 else False,
+            )
             for f, la, ts, m, *rest in snapshot["gaps"]
         ]
         self.gap_ts = int(snapshot.get("gap_ts", max((g.ts for g in self.gaps), default=0)))

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from cli_helpers import alarm_line, fault_line, gap_line, recording_v2_standin, temperature_line, write_lines
+from cli_helpers import fault_line, recording_v2_standin, temperature_line, write_lines
 
 from cli.query import main
 from cli.services import InfluxDB, free_port
@@ -184,43 +184,6 @@ def test_v2_flux_query_through_recording_standin(capsys: pytest.CaptureFixture[s
     assert 'r.crate == "C-V2"' in flux
     row = _summary_row(capsys.readouterr().out, "probe1")
     assert row[:5] == ["probe1", "2", "-162.31", "-149.50", "-155.91"]
-
-
-DOCS = Path(__file__).resolve().parent.parent / "docs" / "queries.md"
-
-
-def _blocks(language: str) -> list[str]:
-    parts = DOCS.read_text().split(f"```{language}\n")[1:]
-    return [part.split("```", 1)[0].strip() for part in parts]
-
-
-def test_every_influxql_query_in_the_docs_runs_and_finds_the_data(
-    influxdb: InfluxDB, database: str, crate: str
-) -> None:
-    """Each InfluxQL query of docs/queries.md, pointed at a test crate and window, runs and returns rows."""
-    alarm_id = f"{crate}/critical_high/probe1/{BASE_MS}"
-    write_lines(
-        influxdb,
-        database,
-        [
-            alarm_line(crate, "critical_high", "probe1", "critical", "active", BASE_MS + 100 * STEP_MS, -148.0,
-                       -150.0, 100, alarm_id),
-            alarm_line(crate, "critical_high", "probe1", "critical", "acknowledged", BASE_MS + 102 * STEP_MS,
-                       -148.0, -150.0, 100, alarm_id, by="alice", note="re-iced"),
-            gap_line(crate, BASE_MS + 30 * STEP_MS, 30, 32),
-        ],
-    )  # fmt: skip
-    window = {"2026-11-20T08:00:00Z": iso(BASE_MS), "2026-11-22T17:30:00Z": iso(BASE_MS + COUNT * STEP_MS)}
-    month = {"2026-11-01T00:00:00Z": iso(BASE_MS - 86_400_000), "2026-12-01T00:00:00Z": iso(BASE_MS + 86_400_000)}
-    queries = _blocks("sql")
-    assert len(queries) == 8
-    for query in queries:
-        q = query.replace("C-0042", crate)
-        for old, new in {**window, **month}.items():
-            q = q.replace(old, new)
-        if "WHERE" in q and crate not in q:
-            q = q.replace("WHERE", f"WHERE \"crate\" = '{crate}' AND", 1)
-        assert influxdb.query(q, database), f"no rows for: {q}"
 
 
 def test_shipped_gateway_config_is_read_for_influxdb_and_profiles(

@@ -69,7 +69,9 @@ _scalars = st.one_of(
     st.datetimes(),
 )
 # the values a reader most easily lets through: TOML's nan and inf, a NUL no path may hold, edge numbers
-_nasty = st.sampled_from([math.nan, math.inf, -math.inf, "x\x00y", "", -1, 0, 0.0, -0.5, 2**63 - 1, [math.nan], {}])
+_nasty = st.sampled_from(
+    [math.nan, math.inf, -math.inf, "x\x00y", "", -1, 0, 0.0, -0.5, 2**63 - 1, 10**400, [math.nan], [10**400], {}]
+)
 _values = st.one_of(
     _nasty,
     st.recursive(

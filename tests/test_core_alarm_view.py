@@ -106,7 +106,7 @@ def test_empty_payload_means_the_retained_alarm_was_removed() -> None:
         ("coldchain/v1/alarms/C-1/critical_high/+", b"", "topic", "coldchain/v1/alarms/"),
         ("coldchain/v1/crates/C-1/critical_high/probe1", _payload(), "topic", "coldchain/v1/alarms/"),
         (TOPIC, b"{not json", "json", "JSON"),
-        (TOPIC, b"\xff\xfe\xfa", "json", "JSON"),
+        (TOPIC, b"\xff\xfe\xfa", "encoding", "UTF-8"),
         (TOPIC, b"[1]", "schema", "object"),
         (alarm_topic("C-2", "critical_high", "probe1"), _payload(), "topic_mismatch", "crate/rule/sensor"),
         (TOPIC, _payload(sensor=...), "topic_mismatch", "crate/rule/sensor"),

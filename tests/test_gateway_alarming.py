@@ -91,12 +91,12 @@ def test_staff_ack_marks_the_alarm_acknowledged_and_records_who(
         acked = wait_until(
             lambda: [s for s in _states(watcher, topic) if s["state"] == "acknowledged"], 5, "acknowledged alarm"
         )
-        query = f"SELECT acknowledged_by, note FROM alarm WHERE crate = '{crate}' AND change = 'acknowledged'"
+        query = f"""SELECT "by", note FROM alarm WHERE crate = '{crate}' AND change = 'acknowledged'"""
         rows = wait_until(lambda: influxdb.rows(query, database), 5, "acknowledged alarm point")
     finally:
         gateway.stop()
     assert (acked[0]["acknowledged_by"], acked[0]["note"]) == ("Dana Ops", "re-iced the shipper")
-    assert (rows[0]["acknowledged_by"], rows[0]["note"]) == ("Dana Ops", "re-iced the shipper")
+    assert (rows[0]["by"], rows[0]["note"]) == ("Dana Ops", "re-iced the shipper")
 
 
 def test_ack_of_an_alarm_that_is_not_active_is_rejected_and_recorded(

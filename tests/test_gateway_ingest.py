@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -175,3 +176,18 @@ def test_readings_that_once_stopped_the_gateway_are_rejected_and_it_carries_on(
     assert "stopping the gateway" not in gateway.stderr()
     for c in (watcher, client):
         c.close()
+
+
+def test_a_message_sent_at_qos0_is_stored_and_never_acknowledged(
+    gateway, mosquitto, influxdb, database, crate_prefix
+) -> None:
+    """Delivered at QoS 0 it has no packet id: a PUBACK for it would be a protocol error that drops the gateway."""
+    crate = f"{crate_prefix}-Q"
+    client = Client(mosquitto)
+    for seq in (1, 2, 3):
+        client._client.publish(f"coldchain/v1/crates/{crate}/telemetry", telemetry(crate, seq), qos=0)
+    client.send(crate, [4])
+    wait_until(lambda: count(influxdb, database, crate) == 4, 10, "the QoS 0 readings and the QoS 1 one")
+    time.sleep(0.5)  # a protocol error would show as a lost connection right after the acknowledgements
+    assert "lost broker" not in gateway.stderr()
+    client.close()

@@ -156,7 +156,7 @@ def test_storage_ack_with_any_value_decodes_or_is_refused(key: str, value: Any) 
     if isinstance(ack, WireFormatError):
         assert ack.reason in DOCUMENTED
     else:
-        assert 0 <= ack.stored_through < 2**63  # the agent compares it with seqs in SQLite
+        assert -1 <= ack.stored_through < 2**63  # the agent compares it with seqs in SQLite
 
 
 @settings(max_examples=200, deadline=None)
@@ -281,3 +281,20 @@ def test_a_write_body_is_always_utf8() -> None:
     """A string UTF-8 cannot carry is written as its escape: the writer never dies of one line."""
     body = encode_lines(['rejected,reason=x detail="a\ud800b" 1', "m f=1i 2"])
     assert body == b'rejected,reason=x detail="a\\ud800b" 1\nm f=1i 2'
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [
+        (json.dumps(STATUS).encode("utf-32-le"), "json"),  # valid UTF-8 (NUL bytes), but no JSON
+        (json.dumps(STATUS).encode("utf-16"), "encoding"),
+        (b"\xef\xbb\xbf" + json.dumps(STATUS).encode(), "encoding"),
+        (json.dumps({**STATUS, "state": "on"}).encode().replace(b'"on"', b'"on\xed\xa0\x80line"'), "encoding"),
+    ],
+    ids=["utf-32", "utf-16", "bom", "utf-8-surrogate"],
+)
+def test_every_payload_is_utf8_json_or_refused(config: GatewayConfig, payload: bytes, reason: str) -> None:
+    """Status and events are read as strictly as telemetry: UTF-16/32, a BOM or encoded surrogates are refused."""
+    ingest, batch = Ingest(config), Batch()
+    ingest.handle(("coldchain/v1/crates/C-1/status", payload, 1, 0), batch, NOW)
+    assert _rejects(batch) == [reason]

@@ -121,7 +121,7 @@ class SerialBoard:
                 buffer += chunk
                 *lines, buffer = buffer.split(b"\n")
                 for line in lines:
-                    self._line(line, emit)
+                    self._line_isolated(line, emit)
                 if len(buffer) > MAX_LINE:
                     self._bad(f"{len(buffer)} bytes without a line end")
                     buffer = b""
@@ -148,6 +148,14 @@ class SerialBoard:
     def _bad(self, problem: str) -> None:
         self.bad_lines += 1
         log.warning("probe board %s: bad line #%d ignored: %s", self.name, self.bad_lines, problem)
+
+    def _line_isolated(self, line: bytes, emit: Callable[[Event], None]) -> None:
+        """Handle one line; whatever it does, the reader goes on with the next (and the link stays open)."""
+        try:
+            self._line(line, emit)
+        except Exception:
+            self.bad_lines += 1
+            log.exception("probe board %s: bad line #%d ignored: %r failed", self.name, self.bad_lines, line[:100])
 
     def _line(self, line: bytes, emit: Callable[[Event], None]) -> None:
         if not line.strip():

@@ -11,7 +11,7 @@ never by holding back the others.
 from __future__ import annotations
 
 from coldchain.sentences import TemperatureSentence
-from coldchain.wire import Reading
+from coldchain.wire import PLAUSIBLE_MAX_C, PLAUSIBLE_MIN_C, Reading
 
 __all__ = ["Tick", "TickAssembler"]
 
@@ -29,10 +29,14 @@ class Tick:
 
 
 def reading_of(sentence: TemperatureSentence) -> Reading:
-    """The wire reading for a sentence: a value when OK, else value null with the fault."""
-    if sentence.status == "OK":
+    """The wire reading for a sentence: a value when OK, else value null with the fault.
+
+    An ``OK`` value no probe can mean (outside the wire's plausible range) is a ``RANGE`` fault:
+    sent as a value, the gateway would refuse the whole message, the other probes' readings too.
+    """
+    if sentence.status == "OK" and PLAUSIBLE_MIN_C <= sentence.celsius <= PLAUSIBLE_MAX_C:
         return Reading(sentence.sensor, round(sentence.celsius, 2))
-    return Reading(sentence.sensor, None, sentence.status)
+    return Reading(sentence.sensor, None, "RANGE" if sentence.status == "OK" else sentence.status)
 
 
 class TickAssembler:

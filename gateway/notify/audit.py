@@ -2,13 +2,19 @@
 
 Same tags and field types as the gateway's threshold alarm points (``state``,
 ``seq``, ``started_ts``, ``value_c``, ``threshold_c``, ``id``), extended with the
-lifecycle: ``change``, who acknowledged with what note, ``late``, ``ended_ts``.
-Timestamped at the change (``AlarmEvent.ts``), so a replay rewrites the same point.
+lifecycle: ``change``, who acknowledged (``by``, the README's name) with what
+``note``, ``late``, ``ended_ts``. Timestamped at the change (``AlarmEvent.ts``),
+so a replay rewrites the same point.
+
+An escalation is no transition of ``state`` (the alarm stays active): it is written
+as field ``escalated_ts`` onto the point that raised the alarm (same series, its
+``raised_ts``), which InfluxDB merges into that point. A separate ``active`` point
+would list the excursion twice to anyone asking for ``state = 'active'``.
 """
 
 from __future__ import annotations
 
-from coldchain.lifecycle import AlarmEvent
+from coldchain.lifecycle import ESCALATED, AlarmEvent
 from coldchain.lineprotocol import FieldValue, point
 
 __all__ = ["audit_point"]
@@ -17,6 +23,17 @@ __all__ = ["audit_point"]
 def audit_point(event: AlarmEvent) -> str:
     """One line of line protocol for ``event``."""
     alarm = event.alarm
+    tags = {
+        "crate": alarm.crate,
+        "rule": alarm.rule,
+        "sensor": alarm.sensor,
+        "severity": alarm.severity,
+        "profile": alarm.profile,
+        "shipment": alarm.shipment or "",
+    }
+    if event.change == ESCALATED:
+        # only the new field: any other would overwrite the raising point's own value
+        return point("alarm", tags, {"escalated_ts": event.ts}, alarm.raised_ts)
     fields: dict[str, FieldValue] = {
         "state": alarm.state,
         "change": event.change,
@@ -35,14 +52,6 @@ def audit_point(event: AlarmEvent) -> str:
         "detail": alarm.detail or None,
     }
     if event.change == "acknowledged":
-        optional |= {"acknowledged_by": alarm.acknowledged_by, "note": alarm.note}
+        optional |= {"by": alarm.acknowledged_by, "note": alarm.note}
     fields |= {key: value for key, value in optional.items() if value is not None}
-    tags = {
-        "crate": alarm.crate,
-        "rule": alarm.rule,
-        "sensor": alarm.sensor,
-        "severity": alarm.severity,
-        "profile": alarm.profile,
-        "shipment": alarm.shipment or "",
-    }
     return point("alarm", tags, fields, event.ts)
