@@ -112,7 +112,9 @@ class Table:
         """A duration in seconds: a number of seconds, or a string like ``"90s"``, ``"15m"``, ``"72h"``, ``"3d"``."""
         value = self._get(name, default, (int, float, str), "a duration like 90, '90s', '15m', '72h' or '3d'")
         if value is None or isinstance(value, (int, float)):
-            seconds = None if value is None else self._finite(name, value)
+            if value is not None:
+                self._finite(name, value)  # an integer too large for a float, nan, inf
+            seconds = value
         else:
             number, unit = value[:-1].strip(), value[-1:]
             try:
