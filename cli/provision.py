@@ -265,8 +265,12 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     )
     parser.add_argument("kind", choices=("crate", "staff", "gateway"))
     parser.add_argument("name", nargs="?", help="crate id or staff name (the gateway's login is coldchain-gateway)")
-    parser.add_argument("--broker-dir", default="/etc/mosquitto/coldchain", help="holds mosquitto's passwd and acl")
-    parser.add_argument("--keys-dir", default="/etc/coldchain/crate-keys", help="the gateway's crate signing keys")
+    parser.add_argument(
+        "--broker-dir", default="/etc/mosquitto/coldchain", help="mosquitto's passwd and acl (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--keys-dir", default="/etc/coldchain/crate-keys", help="the gateway's crate keys (default: %(default)s)"
+    )
     parser.add_argument(
         "--out", help=f"where the new credentials and agent config go (default: ./{DEFAULT_OUT}, said when used)"
     )
