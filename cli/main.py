@@ -8,6 +8,8 @@ loads the gateway.
 from __future__ import annotations
 
 import importlib
+import os
+import signal
 import sys
 import tomllib
 from importlib import metadata
@@ -74,7 +76,17 @@ def main(argv: list[str] | None = None) -> int:
     if command not in SUBCOMMANDS:
         return _bad_use(f"unknown command {command!r} (one of: {', '.join(SUBCOMMANDS)})")
     module = importlib.import_module(SUBCOMMANDS[command][0])
-    return int(module.main(rest, prog=f"coldchain {command}"))
+    prog = f"coldchain {command}"
+    try:
+        return int(module.main(rest, prog=prog))
+    except KeyboardInterrupt:  # Ctrl-C where the command has nothing to finish: no traceback
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 128 + signal.SIGINT
+    except BrokenPipeError:
+        # whoever read the output stopped (e.g. '| head'): end as a pipeline expects, and keep the
+        # interpreter's last flush of stdout from failing the same way
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
 
 
 if __name__ == "__main__":
