@@ -33,7 +33,7 @@ from coldchain.argtypes import port_number
 from coldchain.helptext import help_text
 from coldchain.topics import IDENTIFIER_RULE, SERVICE_LOGIN_PREFIX, STAFF_LOGIN_PREFIX, reserved_login, valid_identifier
 
-__all__ = ["GATEWAY_USER", "main", "mosquitto_password_hash", "placeholder_host"]
+__all__ = ["GATEWAY_USER", "main", "mosquitto_password_hash"]
 
 GATEWAY_USER = "coldchain-gateway"  # a reserved login (coldchain.topics.reserved_login), like every staff login
 BROKER_USER = "mosquitto"  # Debian's mosquitto package runs as this user
@@ -59,7 +59,7 @@ def mosquitto_password_hash(password: str, salt: bytes | None = None) -> str:
     return f"$7${_PBKDF2_ITERATIONS}${base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"
 
 
-def placeholder_host(host: str) -> bool:
+def _placeholder_host(host: str) -> bool:
     """True for a documentation name (``mqtt.example.org``, ``*.invalid``): never a broker a crate can reach."""
     name = host.lower().rstrip(".")
     if any(name == domain or name.endswith("." + domain) for domain in _PLACEHOLDER_DOMAINS):
@@ -75,7 +75,7 @@ def _check_host(host: str) -> None:
         pass
     if len(host) > 253 or not _HOSTNAME.fullmatch(host):
         raise ProvisionError(f"--broker-host {host!r} is not a host name or IP address")
-    if placeholder_host(host):
+    if _placeholder_host(host):
         raise ProvisionError(
             f"--broker-host {host} is a documentation placeholder that reaches no broker: give the name the crate"
             " reaches your broker by (the name on the broker's TLS certificate)"
