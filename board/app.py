@@ -1,4 +1,4 @@
-"""The board's web application: pages, the live event stream, acknowledgements, chart data, sign-in."""
+"""The board's web application: pages, the live event stream, acknowledgements, chart data, releases, sign-in."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from board.chart import chart_data
 from board.config import BoardConfig
 from board.hub import Hub
 from board.influx import HistoryError, read_history
+from board.release import record_release, release_view
 from coldchain.topics import staff_ack_topic, valid_identifier
 from coldchain.wire import MAX_ACK_BY, MAX_ACK_NOTE, StaffAck, encode
 
@@ -283,6 +284,19 @@ async def history(request: web.Request) -> web.StreamResponse:
     return web.json_response({"crate": crate, "from": start_ms, "to": end_ms, **chart})
 
 
+async def release_state(request: web.Request) -> web.StreamResponse:
+    """What a release decision from the crate's page rests on (verdict, reasons, data SHA-256, decisions so far)."""
+    board = _board(request)
+    return await release_view(board.config, board.hub.state, request.match_info["crate"])
+
+
+async def release(request: web.Request) -> web.StreamResponse:
+    """Record a release decision by the signed-in login on the data its page showed (``coldchain release``)."""
+    board = _board(request)
+    assert board.http is not None
+    return await record_release(board.config, board.hub.state, board.http, request)
+
+
 async def healthz(request: web.Request) -> web.StreamResponse:
     """Liveness for the service manager or a proxy: says only whether the broker link is up."""
     return web.json_response({"ok": True, "broker": _board(request).link.connected})
@@ -302,6 +316,8 @@ def make_app(board: Board) -> web.Application:
     app.router.add_get("/api/events", events)
     app.router.add_post("/api/ack", acknowledge)
     app.router.add_get("/api/crates/{crate}/history", history)
+    app.router.add_get("/api/crates/{crate}/release", release_state)
+    app.router.add_post("/api/release", release)
     app.router.add_get("/healthz", healthz)
     app.router.add_static("/static/", STATIC, append_version=False)
 

@@ -89,6 +89,7 @@ class BoardConfig:
     influxdb: InfluxSettings
     profiles: dict[str, Profile]
     crates: dict[str, CrateInfo]
+    profiles_file: Path | None = None  # where ``profiles`` came from (the release action judges by it too)
 
 
 def _secret(table: Table, name: str, base: Path) -> str | None:
@@ -220,6 +221,7 @@ def load_config(path: Path) -> BoardConfig:
         influxdb=_influx(root, base),
         profiles=profiles,
         crates=crates,
+        profiles_file=base / profiles_file,
     )
     root.finish()
     return config

@@ -30,6 +30,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "alerts": ("cli.alerts", "list active alarms from the broker; --follow streams transitions"),
     "query": ("cli.query", "a crate's readings, min/max/mean and time out of range from InfluxDB"),
     "report": ("cli.report", "a shipment's or crate's QA release report (PDF, CSV or JSON)"),
+    "release": ("cli.release", "record QA's release decision on the data a report showed"),
     "verify-archive": ("cli.verify_archive", "check the gateway's evidence archive for tampering"),
     "ack": ("cli.ack", "acknowledge an active alarm: who takes it on, with a note"),
 }

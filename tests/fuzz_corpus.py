@@ -145,7 +145,18 @@ _PATHS = {
 }
 # fmt: on
 _ID_PATHS = ("crate", "readings.0.sensor", "readings.1.sensor", "profile", "rule", "sensor", "by")
-_BAD_BYTES = (b"\xff", b"\xc3\x28", b"\xed\xa0\x80", b"\xc0\xaf", b"\x80", b"\xf8\x88\x80\x80\x80", b"\x00", b"\x1b")
+_BAD_BYTES = (
+    b"\xff",
+    b"\xc3\x28",
+    b"\xed\xa0\x80",
+    b"\xc0\xaf",
+    b"\x80",
+    b"\xf8\x88\x80\x80\x80",
+    b"\x00",
+    b"\x1b",
+    b"\n",
+    b"\r\n",
+)
 
 
 def _base(kind: str, crate: str, marker: str, seq: int, target: tuple[str, str]) -> dict[str, Any]:

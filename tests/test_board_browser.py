@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import time
 from collections.abc import Iterator
@@ -199,6 +200,31 @@ def test_crate_page_charts_history_with_limit_bands_and_excursion(
     expect(page.locator("#chart canvas")).to_be_visible()
     expect(page.locator(".facts")).to_contain_text("SH-2026-0193")
     _shot(page, tmp_path, "crate.png")
+
+
+def test_release_decision_from_the_crate_page_is_recorded(
+    page: Page, board: RunningBoard, influxdb: InfluxDB, tmp_path: Path
+) -> None:
+    """The crate page shows the verdict and data hash a release rests on; a decision sent from it is recorded
+    for the signed-in login and listed on the page as taken on this data."""
+    crate = f"{CRATE}-r"
+    now = int(time.time() * 1000)
+    lines = [
+        f"temperature,crate={crate},profile=cryo,sensor=probe1 value_c=-170.0,seq={k}i {now - (10 - k) * 30_000}"
+        for k in range(10)
+    ]
+    write_points(influxdb.url, DATABASE, lines)
+    page.goto(f"{board.url}/crates/{crate}")
+    expect(page.locator("#release-verdict")).to_have_text("Verdict: within profile", timeout=5000)
+    expect(page.locator("#release-sha")).to_have_text(re.compile("^[0-9a-f]{64}$"))
+    page.select_option("#release-decision", "released")
+    page.fill("#release-note", "record complete")
+    page.locator("#release-form button[type=submit]").click()
+    expect(page.locator("#release-result")).to_have_text("Recorded: released by ops", timeout=5000)
+    expect(page.locator("#release-decisions")).to_contain_text("RELEASED by ops: record complete (on this data)")
+    rows = influxdb.rows(f"SELECT * FROM release WHERE crate = '{crate}'", DATABASE)
+    assert [(r["by"], r["decision"]) for r in rows] == [("ops", "released")]
+    _shot(page, tmp_path, "release.png")
 
 
 def test_crate_card_follows_telemetry_and_goes_offline_live(page: Page, mosquitto: Mosquitto) -> None:

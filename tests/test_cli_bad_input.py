@@ -29,7 +29,9 @@ from cli.services import free_port
 from coldchain.evidence import GENESIS, archive_line
 
 SHIPPED = ROOT / "config"
-CONFIGURED = ("agent", "gateway", "board", "alerts", "ack", "query", "report")  # the commands taking --config
+CONFIGURED = ("agent", "gateway", "board", "alerts", "ack", "query", "report", "release")  # those taking --config
+HASH = "0" * 64
+RELEASE = ["C-1", "--by", "qa", "--decision", "released", "--note", "n", "--sha256", HASH, "--from", "2026-11-01"]
 # what each configured command needs besides --config to get as far as reading it
 CONFIG_ARGS = {
     "agent": [],
@@ -39,6 +41,7 @@ CONFIG_ARGS = {
     "ack": ["C-1", "critical_high", "--by", "alice", "--note", "n"],
     "query": ["C-1"],
     "report": ["C-1", "--format", "json"],
+    "release": RELEASE,
 }
 UNDECODABLE = "\udcff"  # how Python hands over a command-line byte that is not UTF-8 (0xff here)
 PROGRAM_CONFIG = {"agent": "agent.toml", "board": "board.toml"}  # the rest read the gateway's file
@@ -155,7 +158,7 @@ def _guarded(command: str, argv: list[str]) -> tuple[str, ...]:
         argv = [*argv, "--duration", "0.1"]
     if command in ("alerts", "ack") and "--port" not in argv:
         argv = [*argv, "--port", str(free_port())]
-    if command in ("query", "report") and "--influx-url" not in argv and "--config" not in argv:
+    if command in ("query", "report", "release") and "--influx-url" not in argv and "--config" not in argv:
         argv = [*argv, "--influx-url", f"http://127.0.0.1:{free_port()}"]
     return (command, *argv)
 
@@ -250,6 +253,12 @@ def _bad_arguments(root: Path) -> list[Case]:
         ("report", ["C-1", "--format", "json", "--influx-url", "ftp://127.0.0.1/"], "--influx-url"),
         ("report", ["C-1", "--format", "json", "--max-hold", "0"], "--max-hold"),
         ("report", ["C-1", "--format", "json", "--product", UNDECODABLE], "--product"),
+        ("release", ["C-1"], "--by"),
+        ("release", [*RELEASE[:-2], "--since", "1h"], "--since"),
+        ("release", [*RELEASE[:-4], "xyz", "--from", "2026-11-01"], "--sha256"),
+        ("release", [*RELEASE, "--decision", "maybe"], "--decision"),
+        ("release", [*RELEASE, "--influx-url", "notaurl"], "--influx-url"),
+        ("release", [*RELEASE, "--profile", "lukewarm"], "not a profile"),
         ("verify-archive", [], "archive"),
         ("verify-archive", [str(root / "no-such.jsonl")], "no such archive file"),
         ("verify-archive", [str(root / "a-directory")], "not a file"),

@@ -9,16 +9,8 @@ import pytest
 from coldchain.digest import data_digest
 from coldchain.profiles import Profile, ThresholdRule
 from coldchain.rules import CumulativeRule
-from coldchain.stats import (
-    REVIEW_REQUIRED,
-    WITHIN_PROFILE,
-    BudgetUse,
-    budget_use,
-    default_max_hold_ms,
-    product_limits,
-    summarise,
-    verdict,
-)
+from coldchain.stats import BudgetUse, budget_use, default_max_hold_ms, product_limits, summarise
+from coldchain.verdict import REVIEW_REQUIRED, WITHIN_PROFILE, verdict
 
 S = 1000
 WARNING = ThresholdRule("warning_high", "high", -160.0, "warning")

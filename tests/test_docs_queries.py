@@ -2,14 +2,17 @@
 
 One record per module, made through the real broker by the real gateway into a real influxd: a live
 crate on a shipment (an alarm raised, escalated, acknowledged, cleared; a second one raised and
-cleared; a gap) and a crate whose late backlog held a whole excursion. Each InfluxQL query is run
-as printed, only its ids and dates swapped for the record's, and its answer checked. The Flux
+cleared; a gap; QA's release decision, by ``coldchain release``) and a crate whose late backlog held a
+whole excursion. Each InfluxQL query is run as printed, only its ids and dates swapped for the record's,
+and its answer checked. The Flux
 versions are checked for their form against the README's schema and sent through influxdb-client
 to the recording v2 stand-in (no v2 server can be installed here).
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import re
@@ -25,6 +28,8 @@ from gateway_helpers import PROFILES, ROOT, Client, GatewayProcess, gateway_conf
 from influxdb_client import InfluxDBClient
 from wait_helpers import wait_until
 
+from cli.release import main as release_main
+from cli.report import main as report_main
 from cli.services import InfluxDB, Mosquitto
 from coldchain.wire import StaffAck, encode
 
@@ -34,6 +39,7 @@ DOCS = (ROOT / "README.md", ROOT / "docs" / "queries.md")
 MIN_MS = 60_000
 HOUR_MS = 3_600_000
 PERSON, NOTE = "Dana Ops", "re-iced the shipper"
+RELEASE_NOTE = "excursion of 2 min reviewed against stability data"
 ORIGIN, DESTINATION, PRODUCT = "Kyoto CiRA", "Leiden LUMC", "iPSC cardiomyocytes"
 # the shipped cryo limits, without the trend and silence rules whose timing a short record cannot pin down
 PROFILE = """[cryo]
@@ -134,9 +140,21 @@ def _make_record(tmp: Path, mosquitto: Mosquitto, influxdb: InfluxDB) -> Record:
             wait_until(lambda: all(_count(influxdb, database, q) >= n for q, n in everything.items()), 15, "record")
     finally:
         client.close()
+    _release(influxdb, database, shipment)
     start = min(ts for crate in readings.values() for ts, _ in crate.values())
     end = max([ack_ts] + [ts for crate in readings.values() for ts, _ in crate.values()])
     return Record(database, live, backlog, shipment, readings, ack_ts, start - 1000, end + 1000)
+
+
+def _release(influxdb: InfluxDB, database: str, shipment: str) -> None:
+    """QA's decision on the shipment, as ``coldchain release`` records it on the hash of its report."""
+    where = ["--influx-url", influxdb.url, "--database", database]
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
+        assert report_main([shipment, "--format", "json", *where]) == 0
+        sha = json.loads(out.getvalue())["sha256"]
+        decision = ["--by", PERSON, "--decision", "released", "--note", RELEASE_NOTE, "--sha256", sha]
+        assert release_main([shipment, *decision, *where]) == 0
 
 
 @pytest.fixture(scope="module")
@@ -272,6 +290,13 @@ def _hourly(rows: Rows, rec: Record) -> None:
     assert [(r["time"], r["sensor"], r["min"], r["max"], r["mean"]) for r in rows] == expected
 
 
+def _releases(rows: Rows, rec: Record) -> None:
+    (row,) = rows
+    got = (row["decision"], row["by"], row["note"], row["verdict"])
+    assert got == ("released", PERSON, RELEASE_NOTE, "excursion: review required")
+    assert re.fullmatch("[0-9a-f]{64}", row["sha256"])
+
+
 CHECKS: dict[str, Callable[[Rows, Record], None]] = {
     'SELECT last("value_c") AS "value_c" FROM "temperature" WHERE time > now() - 7d GROUP BY "crate", "sensor"': (
         _last_reading
@@ -298,6 +323,7 @@ CHECKS: dict[str, Callable[[Rows, Record], None]] = {
     "AND time < '2026-11-22T17:30:00Z'": _alarm_transitions,
     "SELECT * FROM \"gap\" WHERE \"crate\" = 'C-0042' AND time >= '2026-11-20T08:00:00Z' "
     "AND time < '2026-11-22T17:30:00Z'": _gaps,
+    'SELECT "decision", "by", "note", "sha256", "verdict" FROM "release" WHERE "shipment" = \'S-2026-0117\'': _releases,
     'SELECT min("value_c"), max("value_c"), mean("value_c") FROM "temperature" WHERE "crate" = \'C-0042\' AND '
     "time >= '2026-11-20T08:00:00Z' AND time < '2026-11-22T17:30:00Z' GROUP BY time(1h), \"sensor\" fill(none)": (
         _hourly

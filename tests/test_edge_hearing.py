@@ -42,7 +42,7 @@ def test_silent_gateway_sounds_the_local_alarm_until_its_acks_flow(
             assert not buzzer.state  # connected, and the gateway has not had time to answer yet
             silent = wait_until(lambda: _events(listener, "gateway_silent"), 10, "gateway_silent on the broker")
             assert silent[0]["crate"] == crate
-            assert float(silent[0]["silent_s"]) > 2.0  # type: ignore[arg-type]
+            assert float(silent[0]["silent_s"]) >= 2.0  # type: ignore[arg-type]
             wait_until(lambda: buzzer.state, 5, "the buzzer sounding")
             assert run.agent.link.connected  # the broker took everything all along
             gateway = GatewayProcess(gateway_config(tmp_path, mosquitto, influxdb, database), tmp_path / "gw.log")

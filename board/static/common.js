@@ -219,5 +219,5 @@ const Board = (function () {
     return true;
   }
 
-  return { me, el, celsius, clockTime, age, updated, drawAlarms, connect, broker, start, setLive };
+  return { me, el, post, celsius, clockTime, age, updated, drawAlarms, connect, broker, start, setLive };
 })();

@@ -1,7 +1,7 @@
 // One crate: its live card, its open alarms and its temperature chart with limit bands and excursions.
 "use strict";
 (function () {
-  const { el, celsius, clockTime } = Board;
+  const { el, post, celsius, clockTime } = Board;
   const crateId = decodeURIComponent(window.location.pathname.split("/").pop());
   const COLORS = { critical: [229, 72, 77], warning: [245, 165, 36], info: [59, 130, 246] };
   const LINE_COLORS = ["#7dd3fc", "#c4b5fd", "#86efac", "#fda4af", "#fde68a", "#a5b4fc"];
@@ -159,6 +159,61 @@
     drawChart(data);
   }
 
+  // The release decision rests on the data hash shown: the server refuses it if the record changed since.
+  let shown = null;
+
+  function verdictClass(line) {
+    if (line === "within profile") return "within";
+    return line.startsWith("incomplete") ? "incomplete" : "excursion";
+  }
+
+  async function loadRelease() {
+    const status = document.getElementById("release-status");
+    const response = await fetch(`/api/crates/${encodeURIComponent(crateId)}/release`, { credentials: "same-origin" });
+    const data = await response.json();
+    if (!response.ok) {
+      status.textContent = `No release from this page: ${data.error || response.status}`;
+      document.getElementById("release").hidden = true;
+      return;
+    }
+    shown = data;
+    status.textContent = `${data.kind} ${data.subject}, record ${data.start} to ${data.end}`;
+    const verdict = document.getElementById("release-verdict");
+    verdict.textContent = `Verdict: ${data.verdict}`;
+    verdict.className = `release-verdict ${verdictClass(data.verdict)}`;
+    document.getElementById("release-reasons").replaceChildren(...data.reasons.map((r) => el("li", null, r)));
+    document.getElementById("release-sha").textContent = data.sha256;
+    document.getElementById("release-decisions").replaceChildren(...data.releases.map((x) => el("li", null,
+      `${x.time}: ${x.decision.toUpperCase()} by ${x.by}: ${x.note} (${x.on_this_data ? "on this data" : "on other data"})`)));
+    document.getElementById("release").hidden = false;
+  }
+
+  function releaseForm() {
+    const form = document.getElementById("release-form");
+    const result = document.getElementById("release-result");
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      if (!shown) return;
+      result.className = "ack-result";
+      result.textContent = "recording…";
+      const answer = await post("/api/release", {
+        crate: crateId,
+        decision: document.getElementById("release-decision").value,
+        note: document.getElementById("release-note").value,
+        sha256: shown.sha256,
+      });
+      if (answer.ok) {
+        result.classList.add("ok");
+        result.textContent = `Recorded: ${answer.data.decision} by ${answer.data.by}`;
+        form.reset();
+      } else {
+        result.classList.add("failed");
+        result.textContent = `Not recorded: ${answer.data.error || answer.status}`;
+      }
+      loadRelease();
+    });
+  }
+
   Board.start().then((ok) => {
     if (!ok) return;
     const alarms = document.getElementById("alarms");
@@ -179,5 +234,7 @@
     }));
     loadChart();
     setInterval(loadChart, 60000);
+    releaseForm();
+    loadRelease();
   });
 })();
