@@ -27,6 +27,7 @@ from board.config import BoardConfig, load_config
 from board.hub import Hub, Inbox
 from board.state import BoardState
 from coldchain.errors import ConfigError
+from coldchain.helptext import help_text
 from coldchain.topics import IDENTIFIER_RULE, valid_identifier
 
 __all__ = ["main"]
@@ -99,7 +100,7 @@ def main(argv: list[str], prog: str = "coldchain board") -> int:
         parser.add_argument("--user", required=True, help="the staff member's sign-in name")
         return _hash_password(parser.parse_args(argv[1:]), prog)
     parser = argparse.ArgumentParser(
-        prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog=prog, description=help_text(__doc__), formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--config", required=True, type=Path, help="the board's TOML file (see config/board.toml)")
     parser.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))

@@ -102,6 +102,8 @@ def _secret(table: Table, name: str, base: Path) -> str | None:
         lines = path.read_text().strip().splitlines()
     except OSError as exc:
         raise table.error(name, f"cannot read {path}: {exc.strerror}") from None
+    except ValueError:  # not UTF-8 text, or a NUL in the name
+        raise table.error(name, f"cannot read {str(path)!r}: not UTF-8 text, or a NUL in its name") from None
     if not lines:
         raise table.error(name, f"{path} is empty")
     return str(lines[0].strip())

@@ -22,7 +22,9 @@ from typing import Any
 import paho.mqtt.client as mqtt
 
 from cli.mqtt_read import BrokerError, BrokerSettings, add_broker_arguments, broker_settings, read_password
+from coldchain.argtypes import positive, utf8_text
 from coldchain.errors import ConfigError
+from coldchain.helptext import help_text
 from coldchain.rules import CRATE_SENSOR
 from coldchain.topics import IDENTIFIER_RULE, staff_ack_topic, valid_identifier
 from coldchain.wire import MAX_ACK_BY, MAX_ACK_NOTE, StaffAck, encode
@@ -106,15 +108,19 @@ def publish_ack(config: BrokerSettings, ack: StaffAck, timeout_s: float = 10.0) 
 def main(argv: list[str], prog: str = "coldchain ack") -> int:
     """Parse the command line and publish one acknowledgement."""
     parser = argparse.ArgumentParser(
-        prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog=prog, description=help_text(__doc__), formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("crate", help="crate id, e.g. C-0042")
     parser.add_argument("rule", help="rule name, e.g. critical_high")
     parser.add_argument("sensor", nargs="?", default=CRATE_SENSOR, help=f"probe id (default: {CRATE_SENSOR})")
     parser.add_argument("--by", required=True, help="your name: who takes responsibility")
-    parser.add_argument("--note", required=True, help="what you did or will do, e.g. 're-iced at the hub'")
+    parser.add_argument(
+        "--note", required=True, type=utf8_text, help="what you did or will do, e.g. 're-iced at the hub'"
+    )
     add_broker_arguments(parser)
-    parser.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the broker (default 10)")
+    parser.add_argument(
+        "--timeout", type=positive, default=10.0, help="seconds to wait for the broker (default 10)"
+    )
     args = parser.parse_args(argv)
     for what in ("crate", "rule", "sensor"):
         if not valid_identifier(getattr(args, what)):

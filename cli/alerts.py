@@ -19,7 +19,9 @@ from typing import Any, TextIO
 
 from cli.mqtt_read import BrokerError, Inbound, Subscription, add_broker_arguments, broker_settings
 from coldchain.alarm_view import AlarmView, decode_alarm
+from coldchain.argtypes import positive
 from coldchain.errors import ConfigError, WireFormatError
+from coldchain.helptext import help_text
 from coldchain.status_view import decode_status
 from coldchain.topics import ROOT, reserved_login
 
@@ -214,21 +216,29 @@ def _follow(subscription: Subscription, board: Board, as_json: bool, out: TextIO
 def main(argv: list[str], prog: str = "coldchain alerts") -> int:
     """List active alarms (and with --follow, stream transitions)."""
     parser = argparse.ArgumentParser(
-        prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog=prog, description=help_text(__doc__), formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--follow", "-f", action="store_true", help="then print transitions live until Ctrl-C")
     parser.add_argument("--json", action="store_true", help="alarm payloads as JSON, for scripts")
     parser.add_argument("--all", action="store_true", help="include cleared alarms still retained")
     parser.add_argument(
-        "--quiet-period", type=float, default=0.3, metavar="S", help="retained state is complete after S s of silence"
+        "--quiet-period",
+        type=positive,
+        default=0.3,
+        metavar="S",
+        help="retained state is complete after S s of silence",
     )
     add_broker_arguments(parser)
     args = parser.parse_args(argv)
     out, err = sys.stdout, sys.stderr
     try:
         subscription = Subscription(broker_settings(args), [ALARM_FILTER, STATUS_FILTER])
+    except ConfigError as exc:
+        print(f"{prog}: {exc}", file=err)
+        return 2
+    try:
         subscription.open()
-    except (BrokerError, ConfigError) as exc:
+    except BrokerError as exc:
         print(f"{prog}: {exc}", file=err)
         return 1
     board = Board(err)

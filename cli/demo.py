@@ -29,6 +29,8 @@ from typing import BinaryIO
 import paho.mqtt.client as mqtt
 
 from cli.services import InfluxDB, Mosquitto, ServiceError
+from coldchain.argtypes import non_negative
+from coldchain.helptext import help_text
 
 __all__ = ["main"]
 
@@ -276,11 +278,11 @@ def run(duration: float, keep: bool) -> int:
 def main(argv: list[str], prog: str = "coldchain demo") -> int:
     """Parse the demo's options and run it."""
     parser = argparse.ArgumentParser(
-        prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog=prog, description=help_text(__doc__), formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--duration", type=float, default=0.0, help="stop after this many seconds (0: at Ctrl-C)")
+    parser.add_argument(
+        "--duration", type=non_negative, default=0.0, help="stop after this many seconds (0: at Ctrl-C)"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temp directory (logs, data) afterwards")
     args = parser.parse_args(argv)
-    if args.duration < 0:
-        parser.error("--duration must be >= 0")
     return run(args.duration, args.keep)

@@ -27,12 +27,12 @@ from typing import NoReturn
 
 from cli.influx_read import InfluxReadError, open_reader
 from cli.influx_settings import InfluxSettings, add_influx_arguments
-from cli.influx_settings import settings_from_args as influx_settings
 from cli.progress import Progress
-from cli.query import add_record_arguments
+from cli.query import add_record_arguments, check_record_arguments
 from cli.report import Identity, Report, build_report, identify
 from cli.window import add_window_arguments, iso, window_from_args
 from coldchain.errors import ConfigError, StoreError
+from coldchain.helptext import help_text
 from coldchain.lineprotocol import point
 from coldchain.wire import MAX_ACK_BY, MAX_ACK_NOTE
 from gateway.config import InfluxConfig
@@ -96,7 +96,7 @@ def refusal(report: Report, read: str) -> str:
 
 def main(argv: list[str], prog: str = "coldchain release") -> int:
     """Record QA's release decision on the data a report showed them."""
-    parser = _Parser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = _Parser(prog=prog, description=help_text(__doc__), formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("subject", metavar="SHIPMENT_OR_CRATE", help="what the report was about")
     parser.add_argument("--by", required=True, help="your name: who takes the decision")
     parser.add_argument("--decision", required=True, choices=DECISIONS, help="released or rejected")
@@ -119,7 +119,7 @@ def main(argv: list[str], prog: str = "coldchain release") -> int:
         parser.error(f"--sha256 must be the report's 64 hexadecimal digits, got {args.sha256[:70]!r}")
     try:
         window = window_from_args(args, int(time.time() * 1000))
-        settings = influx_settings(args)
+        settings = check_record_arguments(args)  # the profiles and --profile too, before any query
     except (argparse.ArgumentTypeError, ConfigError) as exc:
         parser.error(str(exc))
     err = sys.stderr

@@ -20,6 +20,7 @@ hash can be recomputed from it).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections import defaultdict
@@ -29,13 +30,14 @@ from typing import TextIO
 
 from cli.influx_read import AlarmRow, GapRow, InfluxReadError, Reader, ReleaseRow, open_reader
 from cli.influx_settings import add_influx_arguments
-from cli.influx_settings import settings_from_args as influx_settings
 from cli.progress import Progress
-from cli.query import Record, add_record_arguments, read_record
+from cli.query import Record, add_record_arguments, check_record_arguments, read_record
 from cli.window import Window, add_window_arguments, iso, window_from_args
+from coldchain.argtypes import text
 from coldchain.completeness import Hole, fault_holes, gap_holes, silent_holes, stale_limit_ms
 from coldchain.digest import data_digest
 from coldchain.errors import ConfigError
+from coldchain.helptext import help_text
 from coldchain.rules import CRATE_SENSOR
 from coldchain.stats import BudgetUse, SensorSummary, budget_use
 from coldchain.topics import valid_identifier
@@ -226,18 +228,29 @@ def add_report_arguments(parser: argparse.ArgumentParser) -> None:
         "subject", metavar="SHIPMENT_OR_CRATE", help="shipment id (readings tagged shipment=...) or crate id"
     )
     stored = " (default: the shipment's record, measurement shipment)"
-    parser.add_argument("--product", help="product shipped, as on the paperwork" + stored)
-    parser.add_argument("--origin", help="where the shipment started" + stored)
-    parser.add_argument("--destination", help="where it is delivered" + stored)
+    parser.add_argument("--product", type=text, help="product shipped, as on the paperwork" + stored)
+    parser.add_argument("--origin", type=text, help="where the shipment started" + stored)
+    parser.add_argument("--destination", type=text, help="where it is delivered" + stored)
     add_record_arguments(parser)
     add_window_arguments(parser, default_since=None)
     add_influx_arguments(parser)
 
 
+def _check_writable(path: Path) -> None:
+    """Refuse an output path the report could not be written to (ConfigError naming it)."""
+    folder = path.parent
+    if path.is_dir():
+        raise ConfigError("command line", "--out", f"{path} is a directory; name the report file")
+    if not folder.is_dir():
+        raise ConfigError("command line", "--out", f"{folder} is not an existing directory")
+    if not os.access(folder, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise ConfigError("command line", "--out", f"{path} cannot be written (permission denied)")
+
+
 def main(argv: list[str], prog: str = "coldchain report") -> int:
     """Build the release report of a shipment or crate."""
     parser = argparse.ArgumentParser(
-        prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog=prog, description=help_text(__doc__), formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
         "--out", "-o", type=Path, help="where to write the report (PDF: required; csv/json: default stdout)"
@@ -254,7 +267,14 @@ def main(argv: list[str], prog: str = "coldchain report") -> int:
     except argparse.ArgumentTypeError as exc:
         parser.error(str(exc))
     try:
-        reader = open_reader(influx_settings(args))
+        settings = check_record_arguments(args)
+        if args.out is not None:
+            _check_writable(args.out)  # before the querying, which can take minutes
+    except ConfigError as exc:
+        print(f"{prog}: {exc}", file=err)
+        return 2
+    try:
+        reader = open_reader(settings)
         identity, tags = identify(reader, args)
         report = build_report(reader, identity, tags, window, args=args, progress=progress, err=err)
     except (InfluxReadError, ConfigError) as exc:

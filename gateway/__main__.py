@@ -14,6 +14,7 @@ from pathlib import Path
 from adapters.liveness import Liveness
 from adapters.sd_notify import Watchdog
 from coldchain.errors import ConfigError, StoreError
+from coldchain.helptext import help_text
 from coldchain.lineprotocol import encode_lines
 from gateway.alarming import BOOK_KEY
 from gateway.archive import EvidenceArchive
@@ -137,7 +138,7 @@ def _run(config: GatewayConfig, prog: str) -> int:
 
 def main(argv: list[str], prog: str = "coldchain gateway") -> int:
     """Parse options, check config and database, run; 2 on a config error, 1 when the database is unusable."""
-    parser = argparse.ArgumentParser(prog=prog, description=__doc__)
+    parser = argparse.ArgumentParser(prog=prog, description=help_text(__doc__))
     parser.add_argument("--config", required=True, type=Path, help="gateway TOML file (see config/gateway.toml)")
     parser.add_argument("--health", action="store_true", help="print the running gateway's health; exit 1 if unhealthy")
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
