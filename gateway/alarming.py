@@ -25,6 +25,7 @@ from coldchain.errors import StoreError, WireFormatError
 from coldchain.lifecycle import AckRejectedError, AlarmBook, AlarmEvent
 from coldchain.monitor import CrateMonitor
 from coldchain.topics import (
+    ROOT,
     acks_from_topic,
     alarm_topic,
     refuse_reserved_crate,
@@ -77,6 +78,18 @@ def _integer(body: dict[str, Any], key: str, minimum: int = 0) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or not minimum <= value < 2**63:
         raise WireFormatError("schema", f"'{key}' must be an integer >= {minimum}, got {describe(value)}")
     return value
+
+
+def _ack_request(topic: str, payload: bytes) -> str | None:
+    """The optional ``request`` id of a staff ack payload, when it carries a valid one (never raises)."""
+    if not topic.startswith(f"{ROOT}/acks/") or len(payload) > MAX_PAYLOAD_BYTES:
+        return None
+    try:
+        body = json.loads(payload)
+    except (ValueError, RecursionError):
+        return None
+    request = body.get("request") if isinstance(body, dict) else None
+    return request if isinstance(request, str) and valid_identifier(request) else None
 
 
 class Alarming:
@@ -208,6 +221,9 @@ class Alarming:
         body: dict[str, Any] = {"v": 1, "reason": reason, "detail": detail[:500], "topic": topic[:200], "ts": now_ms}
         if crate is not None:
             body["crate"] = crate
+        request = _ack_request(topic, payload)
+        if request is not None:
+            body["request"] = request  # the sender's id of a staff ack: it can tell its own refusal
         body["excerpt"] = payload[:256].decode("utf-8", "replace")
         self.outbox.append((rejected_topic(), json.dumps(body, separators=(",", ":")).encode(), False))
 

@@ -24,11 +24,13 @@ from board.state import BoardState
 from cli.alerts import Board as AlertsBoard
 from cli.alerts import _table, _transition
 from cli.mqtt_read import Inbound
+from coldchain.ack_answer import answer_to
 from coldchain.alarm_view import OPTIONAL_FIELDS, AlarmView, decode_alarm
 from coldchain.errors import WireFormatError
 from coldchain.lifecycle import Alarm
 from coldchain.status_view import StatusView, decode_status
 from coldchain.topics import alarm_topic, status_topic
+from coldchain.wire import StaffAck
 
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 NOW_MS = 1_795_000_000_000
@@ -235,3 +237,47 @@ def test_board_link_survives_a_decoder_failing_unexpectedly(mocker: MockerFixtur
     mocker.stop(fault)
     link._on_message(link._client, None, _message(TOPIC.encode(), _encoded(RAISED)))
     assert [e.kind for e in delivered] == ["alarm"]
+
+
+ACK = StaffAck("C-1", "critical_high", "probe1", "Ana", "re-iced", 1_795_000_000_000, request="r1", alarm_id=None)
+
+
+@FAST
+@given(
+    topic=st.sampled_from(["coldchain/v1/rejected", alarm_topic("C-1", "critical_high", "probe1"), "x/y"]),
+    body=st.dictionaries(
+        st.sampled_from(
+            [
+                "request",
+                "reason",
+                "detail",
+                "crate",
+                "rule",
+                "sensor",
+                "severity",
+                "state",
+                "ts",
+                "acknowledged_by",
+                "acknowledged_ts",
+                "id",
+            ]
+        ),
+        JSON_VALUES,
+        max_size=8,
+    ),
+)
+@example(topic="coldchain/v1/rejected", body={"request": "r1", "reason": "\ud800", "detail": ["x"]})
+def test_ack_answer_is_total_for_any_message(topic: str, body: dict[str, Any]) -> None:
+    """Whatever arrives on the alarm or rejected topic, the answer to an ack is an AckAnswer or None, printable."""
+    payload = json.dumps(body, allow_nan=True).encode("utf-8", "surrogatepass")
+    answer = answer_to(ACK, topic, payload)
+    if answer is not None:
+        assert answer.reason.isprintable()
+        answer.reason.encode("utf-8")
+
+
+@FAST
+@given(payload=st.binary(max_size=200))
+def test_ack_answer_is_total_for_any_bytes(payload: bytes) -> None:
+    """Any bytes on the rejected topic are an answer only when they carry this ack's request id."""
+    assert answer_to(ACK, "coldchain/v1/rejected", payload) is None or b"r1" in payload
