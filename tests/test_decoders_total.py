@@ -22,7 +22,7 @@ from board.hub import Hub
 from board.messages import alarm_json
 from board.state import BoardState
 from cli.alerts import Board as AlertsBoard
-from cli.alerts import _table, _transition
+from cli.alerts import _review, _table, _transition
 from cli.mqtt_read import Inbound
 from coldchain.ack_answer import answer_to
 from coldchain.alarm_view import OPTIONAL_FIELDS, AlarmView, decode_alarm
@@ -95,6 +95,7 @@ def _shown_everywhere(alarm: AlarmView) -> None:
     json.dumps(alarm.body, allow_nan=False, sort_keys=True)
     _table([alarm], {"C-1": NOW_MS}, NOW_MS).encode()
     _transition(alarm).encode()
+    _review([alarm], NOW_MS).encode()
     state = BoardState({}, "cryo")
     state.apply_alarm(alarm.key, alarm)
     json.dumps(state.snapshot(), allow_nan=False)
