@@ -20,7 +20,7 @@ from coldchain.errors import WireFormatError
 from coldchain.topics import alarm_topic, rejected_topic
 from coldchain.wire import MAX_PAYLOAD_BYTES, StaffAck
 
-__all__ = ["AckAnswer", "answer_to"]
+__all__ = ["AckAnswer", "answer_to", "recorded_in"]
 
 MAX_REASON_CHARS: Final = 600  # a refusal's detail is at most 500 characters on the wire
 
@@ -53,16 +53,22 @@ def _refusal(ack: StaffAck, payload: bytes) -> AckAnswer | None:
     return AckAnswer(False, f"{reason}: {detail}" if detail else reason)
 
 
-def _recorded(ack: StaffAck, topic: str, payload: bytes) -> AckAnswer | None:
-    try:
-        alarm = decode_alarm(topic, payload)
-    except WireFormatError:
+def recorded_in(ack: StaffAck, alarm: AlarmView | None) -> AckAnswer | None:
+    """``recorded`` when the alarm's retained state is ``ack`` recorded: its alarm, this person, this ack's ts."""
+    if alarm is None or alarm.key != (ack.crate, ack.rule, ack.sensor):
         return None
-    if alarm is None or (ack.alarm_id is not None and alarm.alarm_id != ack.alarm_id):
+    if ack.alarm_id is not None and alarm.alarm_id != ack.alarm_id:
         return None
     if alarm.optional("acknowledged_by") != ack.by or alarm.optional("acknowledged_ts") != ack.ts:
         return None
     return AckAnswer(True, alarm=alarm)
+
+
+def _recorded(ack: StaffAck, topic: str, payload: bytes) -> AckAnswer | None:
+    try:
+        return recorded_in(ack, decode_alarm(topic, payload))
+    except WireFormatError:
+        return None
 
 
 def answer_to(ack: StaffAck, topic: str, payload: bytes) -> AckAnswer | None:
