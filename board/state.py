@@ -90,6 +90,7 @@ class BoardState:
         self.alarms: dict[tuple[str, str, str], AlarmView] = {}
         # cleared before anyone acknowledged them (late ones included), until a person reviews them
         self.review: dict[tuple[str, str, str], AlarmView] = {}
+        self.retained: dict[tuple[str, str, str], AlarmView] = {}  # every alarm topic's latest state, cleared too
         self.history_days = 0.0  # how far back the stored excursion history reaches (0: not read)
 
     def _crate(self, crate: str) -> CrateView:
@@ -127,6 +128,9 @@ class BoardState:
         view = self._crate(key[0])
         self.alarms.pop(key, None)
         self.review.pop(key, None)
+        self.retained.pop(key, None)
+        if alarm is not None:
+            self.retained[key] = alarm
         if alarm is not None and alarm.needs_review:
             self.review[key] = alarm
         elif alarm is not None and alarm.state != "cleared":
@@ -180,7 +184,7 @@ class BoardState:
         shipment = view.current_shipment()
         trip = view.trip()
         seen = {e["id"]: dict(e) for e in trip.excursions} if trip else {}
-        for alarm in (*self.alarms.values(), *self.review.values()):
+        for alarm in self.retained.values():
             if alarm.crate == crate and (alarm.optional("shipment") or shipment) == shipment:
                 seen.setdefault(alarm.alarm_id, {}).update(live_excursion(alarm))
         return sorted(seen.values(), key=lambda e: e["started_ts"], reverse=True)
