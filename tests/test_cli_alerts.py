@@ -16,9 +16,10 @@ import paho.mqtt.publish as publish
 import pytest
 from locked_broker import start_locked_broker
 
-from cli.alerts import main
+from cli.alerts import _transition, main
 from cli.provision import mosquitto_password_hash
 from cli.services import Mosquitto, free_port
+from coldchain.alarm_view import AlarmView, decode_alarm
 from coldchain.topics import alarm_topic, status_topic
 from coldchain.wire import AlarmMessage, CrateStatus, encode
 
@@ -347,3 +348,19 @@ def test_alarms_that_need_review_are_listed_per_shipment_by_default(
     assert any(live in line and "active ESCALATED" in line for line in out[: out.index("NEEDS REVIEW")].splitlines())
     assert main([*_broker_args(mosquitto), "--active-only"]) == 0
     assert "NEEDS REVIEW" not in capsys.readouterr().out
+
+
+def test_follow_says_escalated_and_reviewed() -> None:
+    """A transition to escalated reads ESCALATED; the review of an alarm that cleared unacknowledged reads REVIEWED."""
+    def view(state: str, **extra: object) -> AlarmView:
+        topic, payload = _alarm("C-1", "critical_high", "critical", state, 60, **extra)
+        alarm = decode_alarm(topic, payload)
+        assert alarm is not None
+        return alarm
+
+    raised, escalated = view("active"), view("active", escalated=True)
+    assert " ESCALATED " in _transition(escalated, raised)
+    cleared, reviewed = view("cleared"), view("cleared", acknowledged_by="Ana", note="cells fine")
+    line = _transition(reviewed, cleared)
+    assert " REVIEWED " in line
+    assert line.endswith("by Ana (cells fine)")
