@@ -22,7 +22,15 @@ import aiohttp
 from board.config import InfluxSettings
 from coldchain.alarm_view import AlarmView
 
-__all__ = ["CrateHistory", "FleetHistory", "Trip", "live_excursion", "parse_history", "read_fleet_history"]
+__all__ = [
+    "CrateHistory",
+    "FleetHistory",
+    "HistoryReadError",
+    "Trip",
+    "live_excursion",
+    "parse_history",
+    "read_fleet_history",
+]
 
 SERIES_LIMIT: Final = 1000  # points per series: far more alarm changes than one shipment has
 _RECORD: Final = ("origin", "destination", "product")
@@ -149,7 +157,7 @@ def parse_history(body: Any, days: float) -> FleetHistory:
                 raise HistoryReadError(f"InfluxDB refused the history query: {str(result['error'])[:200]}")
         trips = _trips(results[0]) if results else {}
         excursions = _excursions(results[1]) if len(results) > 1 else {}
-    except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError, OverflowError) as exc:
         raise HistoryReadError(f"InfluxDB's answer is not a query result ({type(exc).__name__})") from None
     crates: dict[str, CrateHistory] = {}
     for crate in set(trips) | {c for c, _ in excursions}:

@@ -96,6 +96,18 @@ def test_ack_of_an_alarm_that_cleared_unacknowledged_records_the_review() -> Non
     assert (reviewed.alarm.to_wire()["ts"], reviewed.alarm.to_wire()["acknowledged_ts"]) == (2000, 3000)
 
 
+def test_late_excursion_is_reviewed_by_an_ack() -> None:
+    """A late excursion (it began and ended while the crate was offline) needs review; an ack records it."""
+    book = AlarmBook(POLICY)
+    book.apply("C-1", _t("active", 60_000, 60_000), arrival_ms=5 * 3_600_000)
+    late = book.apply("C-1", _t("cleared", 900_000, 60_000), arrival_ms=5 * 3_600_000)[-1].alarm
+    assert (late.late, late.needs_review) == (True, True)
+    reviewed = book.acknowledge(_ack(ts=5 * 3_600_000 + 1000)).alarm
+    assert (reviewed.state, reviewed.late, reviewed.acknowledged_by, reviewed.needs_review) == (
+        "cleared", True, "Ana Ruiz", False,
+    )  # fmt: skip
+
+
 def test_ack_naming_another_alarm_id_is_rejected() -> None:
     """An ack for the alarm the person saw is refused once another alarm is current on that crate/rule/sensor."""
     book = AlarmBook(POLICY)

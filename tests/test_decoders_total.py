@@ -18,6 +18,7 @@ from pytest_mock import MockerFixture
 
 from board.broker import BoardEvent, BrokerLink
 from board.config import MqttSettings
+from board.history import HistoryReadError, parse_history
 from board.hub import Hub
 from board.messages import alarm_json
 from board.state import BoardState
@@ -282,3 +283,39 @@ def test_ack_answer_is_total_for_any_message(topic: str, body: dict[str, Any]) -
 def test_ack_answer_is_total_for_any_bytes(payload: bytes) -> None:
     """Any bytes on the rejected topic are an answer only when they carry this ack's request id."""
     assert answer_to(ACK, "coldchain/v1/rejected", payload) is None or b"r1" in payload
+
+
+ROW_VALUES = st.one_of(JSON_VALUES, st.floats(allow_nan=True, allow_infinity=True), st.integers())
+
+
+@FAST
+@given(
+    results=st.lists(
+        st.fixed_dictionaries(
+            {},
+            optional={
+                "error": JSON_VALUES,
+                "series": st.lists(
+                    st.fixed_dictionaries(
+                        {"columns": st.just(["time", "started_ts", "id", "change", "by", "ended_ts", "late"])},
+                        optional={
+                            "tags": st.dictionaries(st.sampled_from(["crate", "shipment", "rule"]), JSON_VALUES),
+                            "values": st.lists(st.lists(ROW_VALUES, min_size=7, max_size=7), max_size=3),
+                        },
+                    )
+                    | JSON_VALUES,
+                    max_size=2,
+                ),
+            },
+        )
+        | JSON_VALUES,
+        max_size=3,
+    )
+)
+def test_board_history_reader_is_total(results: list[Any]) -> None:
+    """Whatever InfluxDB answers, the board's history is a FleetHistory or the reader's own error."""
+    try:
+        fleet = parse_history({"results": results}, 31.0)
+    except HistoryReadError:
+        return
+    json.dumps([list(c.trips) for c in fleet.crates.values()])
