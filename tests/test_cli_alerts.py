@@ -352,6 +352,7 @@ def test_alarms_that_need_review_are_listed_per_shipment_by_default(
 
 def test_follow_says_escalated_and_reviewed() -> None:
     """A transition to escalated reads ESCALATED; the review of an alarm that cleared unacknowledged reads REVIEWED."""
+
     def view(state: str, **extra: object) -> AlarmView:
         topic, payload = _alarm("C-1", "critical_high", "critical", state, 60, **extra)
         alarm = decode_alarm(topic, payload)
