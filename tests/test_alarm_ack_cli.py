@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from gateway_helpers import Client, GatewayProcess, gateway_config
+from gateway_helpers import telemetry as telemetry_payload
 from wait_helpers import wait_until
 
 from cli.main import main
@@ -219,3 +220,37 @@ def test_bad_arguments_are_refused_before_connecting(tmp_path: Path, capsys: pyt
     status, err = _ack_here(capsys, "C-1", "r", "--by", "Ana", "--note", "x", "--config", str(config))
     assert status == 2
     assert "bad.toml: mqtt.port: must be an integer" in err
+
+
+@pytest.mark.integration
+def test_late_backlog_excursion_is_listed_for_review_and_reviewed(
+    make_mosquitto: Callable[..., Mosquitto], influxdb: InfluxDB, database: str, tmp_path: Path, crate_prefix: str
+) -> None:
+    """An excursion in a backlog an hour old is recorded late (paging nobody); 'alerts' lists it under NEEDS REVIEW
+    by default, and 'ack' records its review."""
+    broker = make_mosquitto()
+    shipment = f'[shipments."SHP-L"]\nproduct = "iPSC neurons"\ncrates = ["{crate_prefix}-L"]\n[alarms]\nhold_s = 60\n'
+    config = gateway_config(tmp_path, broker, influxdb, database, shipment)
+    crate = f"{crate_prefix}-L"
+    client = Client(broker)
+    with GatewayProcess(config, tmp_path / "gateway.log"):
+        hour_ago = int(time.time() * 1000) - 3_600_000
+        for seq, value in enumerate([-175.0, -145.0, -176.0], 1):
+            client.publish(
+                f"coldchain/v1/crates/{crate}/telemetry",
+                telemetry_payload(crate, seq, value, ts=hour_ago + seq * 60_000),
+            )
+        _retained(broker, f"coldchain/v1/alarms/{crate}/critical_high/probe1", lambda a: a.get("late") is True)
+        listed = subprocess.run(
+            [sys.executable, "-m", "cli.main", "alerts", *_broker_args(broker)],
+            cwd=REPO, capture_output=True, text=True, timeout=20, check=True,
+        )  # fmt: skip
+        section = listed.stdout[listed.stdout.index("NEEDS REVIEW") :]
+        assert "shipment SHP-L (iPSC neurons):" in section
+        (row,) = [line for line in section.splitlines() if "critical_high" in line]
+        assert row.split()[:2] == ["critical", crate]
+        assert row.endswith("late")
+        done = _ack(crate, "critical_high", "probe1", "--by", "Ana", "--note", "QA checked", *_broker_args(broker))
+        assert done.returncode == 0, done.stderr
+        assert "reviewed (it had cleared) by Ana" in done.stdout
+    client.close()
