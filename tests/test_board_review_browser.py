@@ -14,6 +14,7 @@ from board_helpers import write_points as write_influx
 from gateway_helpers import GatewayProcess, gateway_config, telemetry
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 from test_board_browser import CHROMIUM, CHROMIUM_ARGS, SHOTS_ENV
+from wait_helpers import wait_until
 
 from cli.services import InfluxDB, Mosquitto
 
@@ -124,7 +125,7 @@ def test_board_shows_the_gateways_answers_and_the_needs_review_section(
     expect(review.locator(".tag.late")).to_have_text("cleared before anyone acknowledged it")
     card = page.locator('.crate[data-crate="R-V"]')
     expect(card.locator(".review-count")).to_have_text("1 to review")
-    expect(card.locator(".history-head")).to_contain_text("1 excursion on this shipment", timeout=8000)
+    expect(card.locator(".history-head")).to_contain_text("1 alarm on this shipment", timeout=8000)
     expect(card.locator(".x-who")).to_have_text("needs review")
     _shot(page, tmp_path, "board-review.png")
 
@@ -146,7 +147,8 @@ def test_board_shows_the_gateways_answers_and_the_needs_review_section(
     )
     expect(page.locator("section.needs-review")).to_be_hidden()
     expect(card.locator(".x-who")).to_have_text("seen by Ana Souza")
-    rows = influxdb.rows('SELECT "by" FROM "alarm" WHERE "crate" = \'R-V\' AND "state" = \'acknowledged\'', database)
+    query = 'SELECT "by" FROM "alarm" WHERE "crate" = \'R-V\' AND "state" = \'acknowledged\''
+    rows = wait_until(lambda: influxdb.rows(query, database), 10, "the review's audit point")
     assert [r["by"] for r in rows] == ["Ana Souza"]
     _shot(page, tmp_path, "board-reviewed.png")
 
@@ -190,7 +192,7 @@ def test_stored_shipment_and_excursions_show_on_a_card_without_config_or_retaine
     ])  # fmt: skip
     card = page.locator('.crate[data-crate="R-S"]')
     expect(card.locator(".shipment")).to_have_text("shipment SHP-S", timeout=12000)
-    expect(card.locator(".history-head")).to_contain_text("1 excursion on this shipment")
+    expect(card.locator(".history-head")).to_contain_text("1 alarm on this shipment")
     expect(card.locator(".x-rule")).to_have_text("warning high · probe1")
     expect(card.locator(".x-who")).to_have_text("seen by Ben")
 

@@ -52,13 +52,13 @@
     return node;
   }
 
-  // The shipment's excursions since departure (InfluxDB and the broker's retained alarms), newest first.
+  // The alarms of the crate's shipment (InfluxDB and the broker's retained alarms), newest first.
   function history(crate) {
     const box = el("div", "history");
     const list = crate.excursions || [];
     // every alarm point is tagged with the crate's shipment: all of the shipment's excursions, even a backlog's
     const since = crate.shipment ? "on this shipment" : `in the last ${crate.history_days} days`;
-    box.append(el("div", "history-head", list.length ? `${plural(list.length, "excursion")} ${since}` : `No excursion ${since}`));
+    box.append(el("div", "history-head", list.length ? `${plural(list.length, "alarm")} ${since}` : `No alarm ${since}`));
     for (const x of list.slice(0, SHOWN_EXCURSIONS)) {
       const line = el("div", `excursion sev-${x.severity}`);
       const who = x.needs_review ? "needs review" : x.acknowledged_by ? `seen by ${x.acknowledged_by}` : x.state;

@@ -17,13 +17,13 @@
     return h % 24 === 0 && h >= 48 ? `${h / 24} days` : `${h} h`;
   }
 
-  // Every excursion of the crate's shipment since departure, newest first.
+  // Every alarm of the crate's shipment, newest first.
   function drawHistory(crate) {
     const box = document.getElementById("history");
     const list = crate.excursions || [];
     // every alarm point is tagged with the crate's shipment: all of the shipment's excursions, even a backlog's
     const since = crate.shipment ? "on this shipment" : `in the last ${crate.history_days} days`;
-    const rows = [el("p", "history-head", list.length ? `${Board.plural(list.length, "excursion")} ${since}` : `No excursion ${since}.`)];
+    const rows = [el("p", "history-head", list.length ? `${Board.plural(list.length, "alarm")} ${since}` : `No alarm ${since}.`)];
     for (const x of list) {
       const line = el("div", `excursion sev-${x.severity}`);
       const who = x.needs_review ? "needs review" : x.acknowledged_by ? `seen by ${x.acknowledged_by}` : x.state;
