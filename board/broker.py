@@ -22,7 +22,7 @@ from board.messages import ALARM_FILTER, STATUS_FILTER
 from coldchain.alarm_view import AlarmView, decode_alarm
 from coldchain.errors import WireFormatError
 from coldchain.status_view import StatusView, decode_status
-from coldchain.topics import TELEMETRY_FILTER, crate_from_topic, refuse_reserved_crate
+from coldchain.topics import TELEMETRY_FILTER, crate_from_topic, refuse_reserved_crate, rejected_topic
 from coldchain.wire import Telemetry, decode_telemetry
 
 __all__ = ["AckNotSentError", "BoardEvent", "BrokerLink"]
@@ -40,7 +40,8 @@ _AWAY_S = _RECONNECT_MAX_S + 2 * _CONNECT_TIMEOUT_S
 class BoardEvent:
     """One thing that happened on the broker side.
 
-    ``kind`` is ``alarm`` (``key``, ``alarm`` None when removed), ``status``, ``telemetry``
+    ``kind`` is ``alarm`` (``key``, ``alarm`` None when removed), ``status``, ``telemetry``,
+    ``rejected`` (``raw``: the gateway's refusal as published, judged by whoever waits for one)
     or ``connection`` (``connected`` says which way, ``reason`` why).
     """
 
@@ -51,6 +52,7 @@ class BoardEvent:
     telemetry: Telemetry | None = None
     connected: bool = False
     reason: str = ""
+    raw: bytes = b""
 
 
 def _topic(message: mqtt.MQTTMessage) -> str:
@@ -153,7 +155,8 @@ class BrokerLink:
         if self._connected.is_set():
             return  # paho may report one connection twice; subscribe once per session
         self._connected.set()
-        client.subscribe([(ALARM_FILTER, 1), (STATUS_FILTER, 1), (TELEMETRY_FILTER, 0)])
+        # rejected: the gateway's answer when it refuses an acknowledgement sent from the page
+        client.subscribe([(ALARM_FILTER, 1), (STATUS_FILTER, 1), (TELEMETRY_FILTER, 0), (rejected_topic(), 1)])
         log.info("connected to %s:%s, subscribed", self._settings.host, self._settings.port)
         self._deliver(BoardEvent("connection", connected=True))
 
@@ -184,6 +187,8 @@ class BrokerLink:
 
     @staticmethod
     def _convert(topic: str, payload: bytes) -> BoardEvent:
+        if topic == rejected_topic():
+            return BoardEvent("rejected", raw=payload)
         crate = crate_from_topic(topic)
         if crate is not None:
             refuse_reserved_crate(crate)  # the broker lets every login, staff too, write its own crate topics

@@ -26,7 +26,9 @@ CONNECTION_KEYS = (
 )  # fmt: skip
 # Keys of the gateway's and board's [influxdb] tables that only those programs use (their example configs
 # document each; a test keeps this list complete). Any other key in --config's [influxdb] is a typo.
-PROGRAM_KEYS = frozenset({"timeout_s", "startup_wait", "chart_hours", "max_points"})
+PROGRAM_KEYS = frozenset(
+    {"timeout_s", "startup_wait", "chart_hours", "max_points", "history_days", "history_refresh_s"}
+)
 
 
 @dataclass(frozen=True, slots=True)

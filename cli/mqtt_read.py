@@ -49,6 +49,7 @@ PROGRAM_KEYS = frozenset(
         "window",
         "refused_retry_s",
         "ack_timeout_s",
+        "answer_timeout_s",
     }
 )
 _FILES = ("password_file", "ca_file", "cert_file", "key_file")

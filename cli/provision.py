@@ -223,7 +223,8 @@ sensors = ["probe1"]
 
 
 def provision_staff(args: argparse.Namespace) -> Path:
-    """A staff login: read alarms and crate status, publish acknowledgements; returns its password file."""
+    """A staff login: read alarms, crate status and the gateway's refusals, publish acknowledgements; returns its
+    password file."""
     _check_name(args.name, "staff name")
     username = STAFF_LOGIN_PREFIX + args.name
     broker = Path(args.broker_dir)
@@ -237,6 +238,8 @@ def provision_staff(args: argparse.Namespace) -> Path:
         "topic read coldchain/v1/alarms/#\n"
         "topic read coldchain/v1/crates/+/status\n"
         "topic write coldchain/v1/acks/#\n"
+        # the gateway's refusals: 'coldchain ack' waits there for the answer to its acknowledgement
+        "topic read coldchain/v1/rejected\n"
         # the crate patterns apply to every login: a deny is checked before them
         f"topic deny coldchain/v1/crates/{username}/#\n"
     )

@@ -93,6 +93,12 @@ class AlarmView:
         """Active or acknowledged: somebody still has to care."""
         return self.state in _OPEN_STATES
 
+    @property
+    def needs_review(self) -> bool:
+        """Cleared before anyone acknowledged it (a late excursion included): a person must still look at it."""
+        by = self.optional("acknowledged_by") or self.body.get("by")  # 'by': an older engine's name for it
+        return self.state == CLEARED and not (isinstance(by, str) and by)
+
     def optional(self, name: str) -> Scalar | None:
         """One of OPTIONAL_FIELDS, or None when the payload does not carry it (usably)."""
         return dict(self.extra).get(name)

@@ -154,9 +154,20 @@ class StaffAck:
     by: str  # the person's name, as they gave it
     note: str
     ts: int  # when they acknowledged, UTC epoch milliseconds
+    # optional: the sender's id for this ack, echoed on a refusal (coldchain/v1/rejected) so it can tell it is its own
+    request: str | None = None
+    # optional: the id of the alarm the person saw; the gateway refuses the ack if another alarm is current
+    alarm_id: str | None = None
 
     def to_wire(self) -> dict[str, Any]:
-        return {"v": WIRE_VERSION, **asdict(self)}
+        # request first: a refusal's bounded excerpt of the payload then still carries it
+        body: dict[str, Any] = {"v": WIRE_VERSION}
+        if self.request is not None:
+            body["request"] = self.request
+        body.update(crate=self.crate, rule=self.rule, sensor=self.sensor, by=self.by, note=self.note, ts=self.ts)
+        if self.alarm_id is not None:
+            body["id"] = self.alarm_id
+        return body
 
 
 def encode(message: Telemetry | CrateStatus | StorageAck | AlarmMessage | StaffAck) -> bytes:
@@ -333,6 +344,14 @@ MAX_ACK_BY: Final = 100
 MAX_ACK_NOTE: Final = 1000
 
 
+def _is_alarm_id(value: object, key: str) -> bool:
+    """True for ``{key}/{started_ts}``: the id of one of the alarms on that crate/rule/sensor."""
+    if not isinstance(value, str) or not value.startswith(f"{key}/"):
+        return False
+    started = value[len(key) + 1 :]
+    return 0 < len(started) <= 16 and started.isascii() and started.isdigit()
+
+
 def decode_staff_ack(payload: bytes, topic_levels: tuple[str, str, str] | None = None) -> StaffAck:
     """Validate and decode a staff acknowledgement; ``topic_levels`` (crate, rule, sensor) must match it."""
     body = versioned_object(payload)
@@ -357,4 +376,10 @@ def decode_staff_ack(payload: bytes, topic_levels: tuple[str, str, str] | None =
     ts = _field(body, "ts", int)
     if not 0 < ts < 2**53:
         raise WireFormatError("range", f"ts {ts} is not a plausible epoch millisecond")
-    return StaffAck(crate, ids[1], ids[2], by, note, ts)
+    request = body.get("request")
+    if request is not None and not (isinstance(request, str) and valid_identifier(request)):
+        raise WireFormatError("schema", f"'request' must be {IDENTIFIER_RULE}")
+    alarm_id = body.get("id")
+    if alarm_id is not None and not _is_alarm_id(alarm_id, "/".join(ids)):
+        raise WireFormatError("schema", f"'id' must be the id of an alarm {'/'.join(ids)}/<started_ts>")
+    return StaffAck(crate, ids[1], ids[2], by, note, ts, request, alarm_id)

@@ -62,6 +62,7 @@ password_hash = "{PASSWORD_HASH}"
 port = {broker_port}
 keepalive_s = 5
 ack_timeout_s = 2.0
+answer_timeout_s = 2.0
 [influxdb]
 url = "{influx_url}"
 database = "{database}"

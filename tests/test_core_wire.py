@@ -8,7 +8,17 @@ from pathlib import Path
 import pytest
 
 from coldchain.errors import WireFormatError
-from coldchain.wire import AlarmMessage, Reading, StorageAck, Telemetry, decode_storage_ack, decode_telemetry, encode
+from coldchain.wire import (
+    AlarmMessage,
+    Reading,
+    StaffAck,
+    StorageAck,
+    Telemetry,
+    decode_staff_ack,
+    decode_storage_ack,
+    decode_telemetry,
+    encode,
+)
 
 GOLDEN = (Path(__file__).parent / "data" / "telemetry_v1.json").read_bytes().strip()
 GOOD = {
@@ -128,3 +138,16 @@ def test_alarm_message_has_a_deterministic_id() -> None:
     body = json.loads(encode(alarm))
     assert body["id"] == "C-1/critical_high/probe1/10"
     assert (body["seq"], body["ts"], body["state"]) == (7, 20, "active")
+
+
+def test_staff_ack_optional_request_and_alarm_id_round_trip_and_are_checked() -> None:
+    """An ack's optional request id and alarm id survive encoding; an id of another alarm key is refused."""
+    ack = StaffAck(
+        "C-1", "critical_high", "probe1", "Ana", "x", 5, request="a1b2", alarm_id="C-1/critical_high/probe1/9"
+    )
+    assert decode_staff_ack(encode(ack), ("C-1", "critical_high", "probe1")) == ack
+    assert encode(ack).startswith(b'{"v":1,"request":"a1b2",')  # within a refusal's excerpt
+    for bad in ("C-1/critical_high/probe2/9", "C-1/critical_high/probe1/x", 7):
+        body = {**ack.to_wire(), "id": bad}
+        with pytest.raises(WireFormatError, match="'id' must be the id of an alarm"):
+            decode_staff_ack(json.dumps(body).encode())

@@ -5,7 +5,7 @@
   const crateId = decodeURIComponent(window.location.pathname.split("/").pop());
   const COLORS = { critical: [229, 72, 77], warning: [245, 165, 36], info: [59, 130, 246] };
   const LINE_COLORS = ["#7dd3fc", "#c4b5fd", "#86efac", "#fda4af", "#fde68a", "#a5b4fc"];
-  let hours = 24;
+  let hours = 24; // until /api/me gives the board's chart_hours
   let plot = null;
 
   function rgba(severity, alpha) {
@@ -13,7 +13,34 @@
     return `rgba(${r},${g},${b},${alpha})`;
   }
 
+  function windowName(h) {
+    return h % 24 === 0 && h >= 48 ? `${h / 24} days` : `${h} h`;
+  }
+
+  // Every alarm of the crate's shipment, newest first.
+  function drawHistory(crate) {
+    const box = document.getElementById("history");
+    const list = crate.excursions || [];
+    // every alarm point is tagged with the crate's shipment: all of the shipment's excursions, even a backlog's
+    const since = crate.shipment ? "on this shipment" : `in the last ${crate.history_days} days`;
+    const rows = [el("p", "history-head", list.length ? `${Board.plural(list.length, "alarm")} ${since}` : `No alarm ${since}.`)];
+    for (const x of list) {
+      const line = el("div", `excursion sev-${x.severity}`);
+      const who = x.needs_review ? "needs review" : x.acknowledged_by ? `seen by ${x.acknowledged_by}` : x.state;
+      line.append(
+        el("span", "x-rule", `${x.severity} · ${x.rule.replaceAll("_", " ")} · ${x.sensor}`),
+        el("span", "x-when", Board.span(x.started_ts, x.ended_ts)),
+        el("span", `x-who${x.needs_review ? " needs" : ""}`, (x.late ? "late, " : "") + who),
+      );
+      rows.push(line);
+    }
+    if (crate.history_error) rows.push(el("p", "x-error", `Stored history not current: ${crate.history_error}`));
+    box.replaceChildren(...rows);
+  }
+
   function drawCard(crate) {
+    Board.readings(crate);
+    drawHistory(crate);
     const box = document.getElementById("crate-card");
     const facts = el("dl", "facts");
     const add = (label, value) => {
@@ -25,6 +52,7 @@
     add("Shipment", crate.shipment);
     add("Product", crate.product);
     add("Route", crate.origin || crate.destination ? `${crate.origin || "?"} → ${crate.destination || "?"}` : null);
+    add("On shipment since", crate.departed_ts ? `${clockTime(crate.departed_ts)} (first seen by the gateway)` : null);
     add("Last reading", crate.last_ts ? clockTime(crate.last_ts) : "none yet");
     const readings = el("div", "readings big");
     if (crate.readings.length === 0) readings.append(el("span", "no-reading", "no reading yet"));
@@ -37,7 +65,7 @@
     box.className = `crate-detail state-${crate.state}${crate.worst ? ` worst-${crate.worst}` : ""}`;
     box.replaceChildren(readings, facts);
     document.getElementById("crate-title").textContent = `Crate ${crate.crate}`;
-    document.title = `${crate.crate} · coldchain alert board`;
+    document.title = `${crate.crate} · ${Board.me.title}`;
   }
 
   // Limit bands (everything beyond each rule's threshold) and excursion spans, under the lines.
@@ -118,8 +146,8 @@
     const status = document.getElementById("chart-status");
     const minutes = Math.round(data.bucket_ms / 60000);
     status.textContent = data.x.length === 0
-      ? `No readings in the last ${hours} h.`
-      : `${data.x.length} points, profile ${data.profile}` +
+      ? `No readings in the last ${windowName(hours)}.`
+      : `${Board.plural(data.x.length, "point")}, profile ${data.profile}` +
         (data.bucket_ms > 1000 ? `; each point is the highest and lowest reading of ${minutes >= 1 ? `${minutes} min` : `${data.bucket_ms / 1000} s`}` : "") +
         (data.excursions.length ? `; ${data.excursions.length} excursion span(s) shaded` : "; no excursion");
     const series = [{ label: "time", value: (u, t) => (t === null ? "—" : clockTime(t * 1000)) }];
@@ -216,16 +244,20 @@
 
   Board.start().then((ok) => {
     if (!ok) return;
+    hours = Board.me.chart_hours;
     const alarms = document.getElementById("alarms");
+    const review = document.getElementById("review");
     const mine = (list) => list.filter((a) => a.crate === crateId);
     Board.connect({
       snapshot(data) {
         const crate = data.crates.find((c) => c.crate === crateId);
         if (crate) drawCard(crate);
         Board.drawAlarms(alarms, mine(data.alarms));
+        Board.drawReview(review, mine(data.review));
         Board.broker(data.broker);
       },
       alarms(list) { Board.drawAlarms(alarms, mine(list)); },
+      review(list) { Board.drawReview(review, mine(list)); },
       crate(c) { if (c.crate === crateId) drawCard(c); },
     });
     document.querySelectorAll("#window-picker button").forEach((b) => b.addEventListener("click", () => {
