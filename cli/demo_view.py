@@ -29,7 +29,7 @@ __all__ = ["SUBSCRIPTIONS", "DemoView"]
 SUBSCRIPTIONS = (f"{ROOT}/crates/+/telemetry", f"{ROOT}/crates/+/status", f"{ROOT}/alarms/#")
 _RECENT = 9  # events shown under the crates on a terminal
 _RED, _YELLOW, _GREEN, _DIM, _BOLD, _RESET = "\x1b[1;31m", "\x1b[33m", "\x1b[32m", "\x1b[2m", "\x1b[1m", "\x1b[0m"
-_LATE = "LATE: it happened while the crate was offline and is over — needs review"
+_LATE = "LATE: over before its data arrived, needs review"
 
 Segment = tuple[str, str]  # (text, ANSI style or "")
 
@@ -45,6 +45,10 @@ class _Crate:
 
 def _celsius(value: float | None) -> str:
     return "?" if value is None else f"{value:.2f} °C"
+
+
+def _clock(epoch_ms: int) -> str:
+    return time.strftime("%H:%M:%S", time.localtime(epoch_ms / 1000))
 
 
 def _by(alarm: AlarmView) -> str:
@@ -202,8 +206,10 @@ class DemoView:
             state = ("ok", _GREEN) if crate.readings else ("starting", _DIM)
         if open_alarms and all(a.state == "acknowledged" for a in open_alarms):
             state = (f"{state[0]} (acked)", state[1])
-        alarms = [f"{a.rule} {_celsius(a.value_c)}" + (f" acked by {_by(a)}" if a.state == "acknowledged" else "")
-                  for a in sorted(open_alarms, key=lambda a: a.rule)]  # fmt: skip
+        alarms = [
+            f"{a.rule} since {_clock(a.started_ts)}" + (f", acked by {_by(a)}" if a.state == "acknowledged" else "")
+            for a in sorted(open_alarms, key=lambda a: a.rule)
+        ]
         alarms += [f"{a.rule} LATE, over: needs review" for a in late if not a.is_open]
         if crate.link == "offline":
             alarms.insert(0, "no network: the crate spools its readings")
