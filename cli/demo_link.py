@@ -51,7 +51,9 @@ class Relay:
         threading.Thread(target=self._accept, args=(listener,), name="demo-relay", daemon=True).start()
         return self
 
-    restore = start
+    def restore(self) -> None:
+        """Listen again after a cut: the crate's network is back."""
+        self.start()
 
     def cut(self) -> None:
         """Drop every connection and stop listening: the crate's network is gone."""

@@ -24,11 +24,15 @@ from cli.demo_view import DemoView
 from cli.mqtt_read import BrokerSettings
 from coldchain.wire import StaffAck
 
-__all__ = ["ACK_BY", "ACK_NOTE", "Story"]
+__all__ = ["ACK_BY", "ACK_NOTE", "LATE_AFTER_S", "Story"]
 
 ACK_BY = "alice"
 ACK_NOTE = "re-icing it at the Frankfurt hub"
 CUT_AT_S, RESTORE_AT_S = 15.0, 120.0  # C-0002's offline spell, simulated seconds after its first reading
+# The gateway's [alarms] late_after_s (simulated): data older on arrival is a backlog. Far above the
+# live delay; below the age of C-0002's excursion when it arrives, and its end (~88 s) must arrive
+# older than this too, so the excursion is judged over before anyone could have known: late.
+LATE_AFTER_S = 20.0
 REICED_AT_S = 80.0  # the refill event of config/scenarios/demo-cryo-reiced.toml
 ACK_AFTER_S = 8.0  # how long alice takes to react to the critical alarm
 _ACKED_RULES = ("critical_high", "warning_high")

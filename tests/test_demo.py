@@ -15,15 +15,20 @@ import threading
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import paho.mqtt.client as mqtt
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from paho.mqtt.enums import CallbackAPIVersion
 
+from cli.demo import _watch
 from cli.demo_view import DemoView
+from cli.services import Mosquitto
 
 ROOT = Path(__file__).resolve().parent.parent
 SPEED = "4"  # the two-minute story in about 35 s
@@ -250,3 +255,41 @@ def test_the_terminal_view_redraws_one_line_per_crate_in_place() -> None:
     view.refresh()
     lines = first.count("\n")
     assert out.getvalue()[len(first) :].startswith(f"\x1b[{lines}F")
+
+
+def _wait_for(out: io.StringIO, text: str, publish: Callable[[], object]) -> bool:
+    deadline = time.monotonic() + 10
+    while text not in out.getvalue() and time.monotonic() < deadline:
+        publish()
+        time.sleep(0.2)
+    return text in out.getvalue()
+
+
+@pytest.mark.integration
+def test_the_demos_watcher_survives_payloads_that_are_no_json_object(mosquitto: Mosquitto) -> None:
+    """Lists, null, bare strings and bytes that are not UTF-8 are counted; the next message is still shown."""
+    crate = f"DEMO-{uuid.uuid4().hex[:8]}"
+    out = io.StringIO()
+    view = DemoView((crate,), out, False, [])
+    watcher = _watch(mosquitto, view)
+    publisher = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"test-{crate}")
+    publisher.connect(mosquitto.host, mosquitto.port)
+    publisher.loop_start()
+    status = f"coldchain/v1/crates/{crate}/status"
+    bad = [b"[1, 2]", b"null", b'"text"', b"\xff\xfe", b"7"]
+    try:
+        assert _wait_for(out, f"CRATE  {crate} online", lambda: publisher.publish(status, _status(crate, "online")))
+        for topic in (f"coldchain/v1/crates/{crate}/telemetry", status, f"coldchain/v1/alarms/{crate}/r/probe1"):
+            for payload in bad:
+                publisher.publish(topic, payload, qos=1).wait_for_publish(5)
+        assert _wait_for(out, f"CRATE  {crate} offline", lambda: publisher.publish(status, _status(crate, "offline")))
+        assert view.ignored == 3 * len(bad)
+    finally:
+        publisher.loop_stop()
+        publisher.disconnect()
+        watcher.loop_stop()
+        watcher.disconnect()
+
+
+def _status(crate: str, state: str) -> bytes:
+    return json.dumps({"v": 1, "crate": crate, "state": state, "ts": 1}).encode()
