@@ -354,12 +354,13 @@ def main(argv: list[str], prog: str = "coldchain demo") -> int:
         parser.error(f"--speed must be between {MIN_SPEED:g} and {MAX_SPEED:g}")
     data = DataDir(args.data_dir)
     try:
-        if args.clean:
-            print(f"removed {data.path}" if data.remove() else f"nothing to remove at {data.path}")
-            return 0
-        if args.serve_data:
-            return serve_data(data)
-        return run(args.duration, args.speed, data, args.keep)
+        with data.locked(removing=args.clean):
+            if args.clean:
+                print(f"removed {data.path}" if data.remove() else f"nothing to remove at {data.path}")
+                return 0
+            if args.serve_data:
+                return serve_data(data)
+            return run(args.duration, args.speed, data, args.keep)
     except DemoError as exc:
         print(f"{prog}: {exc}", file=sys.stderr)
         return 2

@@ -8,10 +8,13 @@ so that ``--clean`` and a new run only ever remove a directory the demo made.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -83,6 +86,25 @@ class DataDir:
         self.logs = path / "logs"
         self.influx_toml = path / "influx.toml"
         self.marker = path / MARKER
+
+    @contextmanager
+    def locked(self, *, removing: bool = False) -> Iterator[None]:
+        """Hold the directory for this process: a second demo, --serve-data or --clean on it is refused.
+
+        The lock is a hidden file beside the directory; ``removing`` (``--clean``) removes it too.
+        """
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        lock = self.path.parent / f".{self.path.name}.lock"
+        with lock.open("a") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise DemoError(
+                    f"{self.path} is in use by another 'coldchain demo' (or its --serve-data): stop that one first"
+                ) from None
+            yield
+            if removing:
+                lock.unlink(missing_ok=True)
 
     def exists(self) -> bool:
         """True when a demo's data is here."""

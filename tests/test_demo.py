@@ -27,6 +27,7 @@ from hypothesis import strategies as st
 from paho.mqtt.enums import CallbackAPIVersion
 
 from cli.demo import _watch
+from cli.demo_setup import DataDir
 from cli.demo_view import DemoView
 from cli.services import Mosquitto
 
@@ -219,6 +220,23 @@ def test_clean_removes_the_kept_data_but_never_a_directory_the_demo_did_not_make
         assert subprocess.run(argv, check=False, capture_output=True, env=ENV).returncode == code
     assert (foreign / "thesis.tex").read_text() == "keep me"
     assert not story.data_dir.exists()
+
+
+@pytest.mark.integration
+def test_a_data_directory_in_use_is_neither_cleaned_nor_reused(tmp_path: Path) -> None:
+    """While another demo (or --serve-data) holds the directory, --clean and a new run are refused with exit 2."""
+    data = DataDir(tmp_path / "data")
+    data.fresh()
+    argv = [sys.executable, "-m", "cli.main", "demo", "--data-dir", str(data.path)]
+    with data.locked():
+        for extra in (["--clean"], ["--duration", "1"]):
+            done = subprocess.run([*argv, *extra], check=False, capture_output=True, text=True, env=ENV)
+            assert (done.returncode, done.stdout) == (2, ""), done.stderr
+            assert "in use by another 'coldchain demo'" in done.stderr
+    assert data.exists()
+    assert subprocess.run([*argv, "--clean"], check=False, capture_output=True, env=ENV).returncode == 0
+    assert not data.path.exists()
+    assert os.listdir(tmp_path) == []
 
 
 TOPICS = st.sampled_from(
