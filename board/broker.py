@@ -53,6 +53,7 @@ class BoardEvent:
     connected: bool = False
     reason: str = ""
     raw: bytes = b""
+    live: bool = False  # a status published while we listen (not the retained one replayed on subscribing)
 
 
 def _topic(message: mqtt.MQTTMessage) -> str:
@@ -174,7 +175,7 @@ class BrokerLink:
         # on showing what it had, silently. One message is judged alone; whatever it does, the next comes.
         topic = _shown_topic(message)
         try:
-            event = self._convert(_topic(message), bytes(message.payload))
+            event = self._convert(_topic(message), bytes(message.payload), bool(message.retain))
         except WireFormatError as exc:
             self.rejected += 1
             log.warning("ignored a message on %s: %s (%d ignored so far)", topic, exc, self.rejected)
@@ -186,7 +187,7 @@ class BrokerLink:
         self._deliver(event)
 
     @staticmethod
-    def _convert(topic: str, payload: bytes) -> BoardEvent:
+    def _convert(topic: str, payload: bytes, retained: bool) -> BoardEvent:
         if topic == rejected_topic():
             return BoardEvent("rejected", raw=payload)
         crate = crate_from_topic(topic)
@@ -195,7 +196,7 @@ class BrokerLink:
         if topic.endswith("/telemetry"):
             return BoardEvent("telemetry", telemetry=decode_telemetry(payload, crate))
         if topic.endswith("/status"):
-            return BoardEvent("status", status=decode_status(topic, payload))
+            return BoardEvent("status", status=decode_status(topic, payload), live=not retained)
         alarm = decode_alarm(topic, payload)
         crate, rule, sensor = topic.rsplit("/", 3)[1:]
         return BoardEvent("alarm", key=(crate, rule, sensor), alarm=alarm)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -139,7 +140,7 @@ class Hub:
         elif event.kind == "rejected":
             self._answered(lambda ack: answer_to(ack, rejected_topic(), event.raw))
         elif event.kind == "status" and event.status is not None:
-            crate = self.state.apply_status(event.status)
+            crate = self.state.apply_status(event.status, int(time.time() * 1000) if event.live else None)
             self._broadcast(sse("crate", self.state.crate_json(crate)))
         elif event.kind == "telemetry" and event.telemetry is not None:
             self._dirty.add(self.state.apply_telemetry(event.telemetry))

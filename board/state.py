@@ -99,10 +99,18 @@ class BoardState:
             view = self.crates[crate] = CrateView(crate)
         return view
 
-    def apply_status(self, status: StatusView) -> str:
-        """A retained online/offline message; an older one than we hold is ignored."""
+    def apply_status(self, status: StatusView, arrived_ms: int | None = None) -> str:
+        """An online/offline message: live ones (``arrived_ms``) in the broker's order, dated by their arrival.
+
+        A crate's last will carries the time the crate connected (it is registered then), always older
+        than the ``online`` that follows it: judged by its ``ts`` the crate would never look offline.
+        The broker's order on the topic is the truth, and its arrival is when the crate was lost. A
+        retained one (replayed on subscribing) older than what we hold is ignored.
+        """
         view = self._crate(status.crate)
-        if view.state_ts is None or status.ts >= view.state_ts:
+        if arrived_ms is not None:
+            view.state, view.state_ts = status.state, arrived_ms
+        elif view.state_ts is None or status.ts >= view.state_ts:
             view.state, view.state_ts = status.state, status.ts
         return status.crate
 
