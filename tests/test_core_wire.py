@@ -9,6 +9,8 @@ import pytest
 
 from coldchain.errors import WireFormatError
 from coldchain.wire import (
+    TS_CORRECTED,
+    TS_UNCERTAIN,
     AlarmMessage,
     Reading,
     StaffAck,
@@ -123,6 +125,35 @@ def test_bad_powered_on_is_rejected(powered_on: object, reason: str) -> None:
         decode_telemetry(_payload(powered_on=powered_on), topic_crate="C-0042")
     assert caught.value.reason == reason
     assert "powered_on" in caught.value.detail
+
+
+@pytest.mark.parametrize(
+    ("flags", "carried"),
+    [
+        ({"ts_corrected": True}, TS_CORRECTED),
+        ({"ts_uncertain": True}, TS_UNCERTAIN),
+        ({"ts_corrected": True, "ts_uncertain": True}, TS_UNCERTAIN),  # the weaker claim wins
+        ({"ts_corrected": False, "ts_uncertain": None}, None),
+        ({}, None),
+    ],
+    ids=["corrected", "uncertain", "both", "false-or-null", "absent"],
+)
+def test_time_flags_are_carried_and_round_trip(flags: dict[str, object], carried: str | None) -> None:
+    """ts_corrected / ts_uncertain set Telemetry.ts_flag; encoded back, only the flag carried is there, as true."""
+    message = decode_telemetry(_payload(**flags), topic_crate="C-0042")
+    assert message.ts_flag == carried
+    body = json.loads(encode(message))
+    assert {k: v for k, v in body.items() if k.startswith("ts_")} == ({carried: True} if carried else {})
+    assert decode_telemetry(encode(message)) == message
+
+
+@pytest.mark.parametrize("value", [1, 0, "true", [True], {"x": True}, 1.0])
+@pytest.mark.parametrize("key", ["ts_corrected", "ts_uncertain"])
+def test_a_time_flag_that_is_no_boolean_is_refused_as_type(key: str, value: object) -> None:
+    """A time flag of any JSON type but a boolean (or null) is refused with reason type, naming the field."""
+    with pytest.raises(WireFormatError) as caught:
+        decode_telemetry(_payload(**{key: value}), topic_crate="C-0042")
+    assert (caught.value.reason, key in caught.value.detail) == ("type", True)
 
 
 def test_storage_ack_round_trips() -> None:
