@@ -25,7 +25,7 @@ from gateway.alarming import BOOK_KEY, Alarming
 from gateway.authenticity import Authenticity
 from gateway.config import GatewayConfig
 from gateway.mqtt_link import Delivery
-from gateway.points import fault_line, gap_point, shipment_point, temperature_series
+from gateway.points import fault_line, gap_point, shipment_point, temperature_series, time_flagged
 from gateway.sequence import DUPLICATE, LATE, RESTART, SeqTracker
 
 __all__ = ["Batch", "CrateState", "Ingest"]
@@ -273,12 +273,14 @@ class Ingest:
             lines.append(gap_point(crate, gap))
             for abandoned in state.seqs.abandoned():
                 lines.append(gap_point(crate, abandoned))
-        seq, ts = telemetry.seq, telemetry.ts
+        seq, ts, first = telemetry.seq, telemetry.ts, len(lines)
         for reading in telemetry.readings:
             if reading.value_c is None:
                 lines.append(fault_line(state.series_of(reading.sensor), reading.fault or "", seq, ts))
             else:
                 lines.append(reading_line(state.series_of(reading.sensor), reading.value_c, seq, ts))
+        if telemetry.ts_flag is not None:  # taken while the crate's clock was unset: the record must say so
+            lines[first:] = [time_flagged(line, telemetry.ts_flag) for line in lines[first:]]
         self.readings += len(telemetry.readings)
         if verdict == LATE:
             self.late += 1
