@@ -1,7 +1,7 @@
-"""Where a record is silent: the holes that keep a verdict from being "within profile".
+"""Where a record is silent or unsure: the holes that keep a verdict from being "within profile".
 
 A stretch the record cannot account for says nothing about the product, so it must never pass
-as good. Three kinds are found in what InfluxDB holds:
+as good. Four kinds are found in what InfluxDB holds:
 
 - ``gap``: messages of a crate the gateway never stored (a ``gap`` point with seqs still
   ``missing`` or ``lost``; a gap that late messages filled completely is no hole);
@@ -9,11 +9,12 @@ as good. Three kinds are found in what InfluxDB holds:
 - ``stale``: two consecutive messages of a crate further apart than the profile's stale limit
   (its ``stale`` rule's ``after_s``), with no gap to explain it (a crate that stopped sampling);
 - ``fault``: a run of a probe's fault readings (``OPEN``, ``SHORT``, ``RANGE``), from the first
-  until the probe's next good reading.
-
-Readings whose time the crate corrected (telemetry ``ts_corrected``/``ts_uncertain``, event
-``clock_corrected``) would be a fourth kind, but the gateway stores no trace of the correction,
-so the record cannot show them (docs/queries.md).
+  until the probe's next good reading;
+- ``time``: a run of a crate's messages taken while its wall clock was unset (readings stored with
+  ``ts_corrected`` or ``ts_uncertain``), from the first to the last of the run. Corrected times were
+  restamped from the crate's monotonic clock, so they are right to within its drift, yet no clock
+  anyone can check dated them: QA decides whether that is good enough, as for any hole. Uncertain
+  times are the unset clock's: nothing shows when those readings were taken.
 """
 
 from __future__ import annotations
@@ -28,12 +29,26 @@ from typing import Final
 from coldchain.profiles import Profile
 from coldchain.rules import StaleRule
 from coldchain.stats import format_duration
+from coldchain.wire import TS_CORRECTED
 
-__all__ = ["FAULT", "GAP", "STALE", "GapFact", "Hole", "fault_holes", "gap_holes", "silent_holes", "stale_limit_ms"]
+__all__ = [
+    "FAULT",
+    "GAP",
+    "STALE",
+    "TIME",
+    "GapFact",
+    "Hole",
+    "fault_holes",
+    "gap_holes",
+    "silent_holes",
+    "stale_limit_ms",
+    "time_holes",
+]
 
 GAP: Final = "gap"
 STALE: Final = "stale"
 FAULT: Final = "fault"
+TIME: Final = "time"
 CLOSED: Final = "closed"
 
 # ts_ms, first_seq, last_seq, state, missing (still awaited), lost (declared gone by the crate)
@@ -50,7 +65,7 @@ def _utc(ms: int) -> str:
 class Hole:
     """A stretch of the record that says nothing about the product, and why."""
 
-    kind: str  # GAP, STALE or FAULT
+    kind: str  # GAP, STALE, FAULT or TIME
     where: str  # the crate, or the probe's label
     start_ms: int
     end_ms: int
@@ -129,4 +144,28 @@ def fault_holes(probe: str, samples: Sequence[tuple[int, str | None]]) -> list[H
             detail = f"{len(run)} fault reading(s) ({kinds}): temperature unknown"
             holes.append(Hole(FAULT, probe, run[0][0], end, detail))
             run = []
+    return holes
+
+
+def _time_detail(count: int, flag: str) -> str:
+    if flag == TS_CORRECTED:
+        return (
+            f"time corrected: {count} message(s) taken while the crate's clock was unset, restamped from its "
+            "monotonic clock (right to within that clock's drift)"
+        )
+    return (
+        f"time uncertain: {count} message(s) taken with the crate's clock unset in an earlier boot: their times "
+        "are that unset clock's, not when they were taken"
+    )
+
+
+def time_holes(crate: str, messages: Sequence[tuple[int, str | None]]) -> list[Hole]:
+    """Runs of ``crate``'s messages with the same time flag: ``messages`` are (ts_ms, ``ts_corrected``,
+    ``ts_uncertain`` or None for a time from a set clock), sorted by time, one per message."""
+    holes = []
+    for flag, group in itertools.groupby(messages, key=lambda m: m[1]):
+        if flag is None:
+            continue
+        run = [ts for ts, _ in group]
+        holes.append(Hole(TIME, crate, run[0], run[-1], _time_detail(len(run), flag)))
     return holes

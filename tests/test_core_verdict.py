@@ -1,10 +1,22 @@
-"""The verdict in the core: holes of the record (gaps, silent stretches, probe faults) and the three-way ranking."""
+"""The verdict in the core: holes of the record (gaps, silent stretches, probe faults, corrected times) and the
+three-way ranking."""
 
 from __future__ import annotations
 
 import pytest
 
-from coldchain.completeness import FAULT, GAP, STALE, Hole, fault_holes, gap_holes, silent_holes, stale_limit_ms
+from coldchain.completeness import (
+    FAULT,
+    GAP,
+    STALE,
+    TIME,
+    Hole,
+    fault_holes,
+    gap_holes,
+    silent_holes,
+    stale_limit_ms,
+    time_holes,
+)
 from coldchain.profiles import Profile, ThresholdRule
 from coldchain.rules import CumulativeRule, StaleRule
 from coldchain.stats import BudgetUse, summarise
@@ -18,6 +30,8 @@ CRYO = (
 COLD = summarise("p", [(0, -170.0), (10 * S, -170.0)], CRYO, end_ms=10 * S + 1, max_hold_ms=M)
 HOT = summarise("p", [(0, -148.0), (10 * S, -170.0)], CRYO, end_ms=10 * S + 1, max_hold_ms=M)
 HOLE = Hole(GAP, "C-1", 9 * M, 45 * M, "seq 10..44 not all stored: 35 still awaited")
+RESTAMPED = Hole(TIME, "C-1", 2 * M, 5 * M, "time corrected: 4 message(s) taken while the crate's clock was unset")
+C, U = "ts_corrected", "ts_uncertain"
 SPENT = BudgetUse(CumulativeRule("budget_spent", "critical", 10.0, 2.0, 8.0), 11 * S)
 EVERY_MINUTE = [(i * M, i) for i in range(60)]
 ONE_OPEN = "1 fault reading(s) (OPEN)"
@@ -29,13 +43,25 @@ WITHOUT_10_TO_44 = [m for m in EVERY_MINUTE if not 10 <= m[1] <= 44]
     [
         ([COLD], [], [], [], True, WITHIN_PROFILE),
         ([COLD], [], [], [HOLE], True, INCOMPLETE),
+        ([COLD], [], [], [RESTAMPED], True, INCOMPLETE),
         ([HOT], [], [], [HOLE], True, REVIEW_REQUIRED),
+        ([HOT], [], [], [RESTAMPED], True, REVIEW_REQUIRED),
         ([COLD], ["C-1/critical_high/p"], [], [HOLE], True, REVIEW_REQUIRED),
         ([COLD], [], [SPENT], [], True, REVIEW_REQUIRED),
         ([COLD], [], [], [HOLE], False, REVIEW_REQUIRED),
         ([], [], [], [], True, REVIEW_REQUIRED),
     ],
-    ids=["clean", "hole", "excursion-outranks-hole", "alarm", "budget", "unjudged", "no-readings"],
+    ids=[
+        "clean",
+        "hole",
+        "corrected-time",
+        "excursion-outranks-hole",
+        "excursion-outranks-corrected-time",
+        "alarm",
+        "budget",
+        "unjudged",
+        "no-readings",
+    ],
 )
 def test_verdict_ranks_excursion_over_incomplete_over_clean(
     summaries: list, alarms: list[str], budgets: list, holes: list[Hole], judged: bool, line: str
@@ -112,6 +138,40 @@ def test_fault_holes_run_until_the_next_good_reading(
     """Each run of fault readings is one hole, ending at the probe's next good reading."""
     holes = fault_holes("probe2", samples)
     assert [(h.kind, h.start_ms, h.end_ms, h.detail.split(":")[0]) for h in holes] == [(FAULT, *f) for f in found]
+
+
+@pytest.mark.parametrize(
+    ("messages", "found"),
+    [
+        ([(0, None), (M, None)], []),
+        ([(0, None), (M, C), (2 * M, C), (3 * M, C), (4 * M, None)], [(M, 3 * M, "time corrected: 3 message(s)")]),
+        ([(0, U), (M, U), (2 * M, None)], [(0, M, "time uncertain: 2 message(s)")]),
+        ([(0, C)], [(0, 0, "time corrected: 1 message(s)")]),
+        (
+            [(0, U), (M, C), (2 * M, C), (3 * M, None), (4 * M, C)],
+            [(0, 0, "time uncertain: 1"), (M, 2 * M, "time corrected: 2"), (4 * M, 4 * M, "time corrected: 1")],
+        ),
+    ],
+    ids=["none", "corrected-run", "uncertain-run-from-the-start", "one-to-the-end", "runs-split-by-flag-and-by-good"],
+)
+def test_time_holes_are_runs_of_messages_with_the_same_flag(
+    messages: list[tuple[int, str | None]], found: list[tuple[int, int, str]]
+) -> None:
+    """Each run of a crate's corrected (or uncertain) messages is one hole, from its first message to its last."""
+    holes = time_holes("C-1", messages)
+    assert [(h.kind, h.where, h.start_ms, h.end_ms) for h in holes] == [(TIME, "C-1", *f[:2]) for f in found]
+    assert all(h.detail.startswith(f[2]) for h, f in zip(holes, found, strict=True))
+
+
+def test_a_corrected_time_is_listed_with_start_end_and_duration() -> None:
+    """The verdict's reasons name the run, its span and its duration, so QA sees why the record is incomplete."""
+    (hole,) = time_holes("C-1", [(2 * M, C), (3 * M, C), (5 * M, C)])
+    judged = verdict([COLD], holes=[hole])
+    assert (judged.line, judged.holes) == (INCOMPLETE, (hole,))
+    assert judged.reasons == (
+        "C-1: time corrected: 3 message(s) taken while the crate's clock was unset, restamped from its monotonic clock "
+        "(right to within that clock's drift), 1970-01-01 00:02:00Z to 1970-01-01 00:05:00Z (3m00s)",
+    )
 
 
 def test_stale_limit_is_the_profiles_tightest_stale_rule() -> None:
