@@ -95,7 +95,8 @@ class V2Reader:
         flux = (
             self._from(_t(start_ms), _t(end_ms))
             + f'  |> filter(fn: (r) => r._measurement == "temperature"{self._tagged(tags)})\n'
-            + '  |> filter(fn: (r) => r._field == "value_c" or r._field == "seq" or r._field == "fault")\n'
+            + '  |> filter(fn: (r) => r._field == "value_c" or r._field == "seq" or r._field == "fault"'
+            + ' or r._field == "ts_corrected" or r._field == "ts_uncertain")\n'
             + '  |> pivot(rowKey: ["_time"], columnKey: ["_field"], valueColumn: "_value")\n'
             + '  |> group()\n  |> sort(columns: ["_time"])\n'
         )

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from cli.influx_settings import InfluxSettings
+from coldchain.wire import TS_CORRECTED, TS_UNCERTAIN
 
 __all__ = [
     "AlarmRow",
@@ -51,6 +52,7 @@ class ReadingRow:
     seq: int | None
     profile: str | None
     shipment: str | None = None  # the tag: the shipment the crate was assigned to when the gateway stored it
+    ts_flag: str | None = None  # ``ts_corrected`` or ``ts_uncertain``: taken while the crate's clock was unset
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +64,7 @@ class FaultRow:
     sensor: str
     fault: str
     seq: int | None
+    ts_flag: str | None = None  # ``ts_corrected`` or ``ts_uncertain``: taken while the crate's clock was unset
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,14 +190,21 @@ def _optional(row: Mapping[str, Any], key: str, kind: type) -> Any:
     return None if value is None or value == "" else kind(value)
 
 
+def _ts_flag(row: Mapping[str, Any]) -> str | None:
+    """Which time flag a reading's row carries (the gateway writes at most one, only as true)."""
+    # Flux answers an absent field with an empty string, InfluxQL with null: only true sets a flag
+    return TS_UNCERTAIN if row.get(TS_UNCERTAIN) is True else TS_CORRECTED if row.get(TS_CORRECTED) is True else None
+
+
 def reading_row(row: Mapping[str, Any], ts_ms: int) -> ReadingRow | FaultRow:
     """A reading, or a fault when the row has no value, from a flattened row (either API)."""
-    seq = _optional(row, "seq", int)
+    seq, flag = _optional(row, "seq", int), _ts_flag(row)
     if row.get("value_c") is None:
-        return FaultRow(ts_ms, str(row.get("crate")), str(row.get("sensor")), str(row.get("fault") or "unknown"), seq)
+        fault = str(row.get("fault") or "unknown")
+        return FaultRow(ts_ms, str(row.get("crate")), str(row.get("sensor")), fault, seq, flag)
     profile, shipment = _optional(row, "profile", str), _optional(row, "shipment", str)
     return ReadingRow(
-        ts_ms, str(row.get("crate")), str(row.get("sensor")), float(row["value_c"]), seq, profile, shipment
+        ts_ms, str(row.get("crate")), str(row.get("sensor")), float(row["value_c"]), seq, profile, shipment, flag
     )
 
 
@@ -317,7 +327,7 @@ class V1Reader:
 
     def readings(self, tags: Mapping[str, str], start_ms: int, end_ms: int) -> list[ReadingRow | FaultRow]:
         """Stored readings (and probe faults) with the given tags in [start_ms, end_ms), in time order."""
-        what = '"value_c", "fault", "seq", "crate", "sensor", "profile", "shipment"'
+        what = '"value_c", "fault", "seq", "ts_corrected", "ts_uncertain", "crate", "sensor", "profile", "shipment"'
         return [
             reading_row(r, int(r["time"]))
             for r in self._rows(_select(what, "temperature", _where(tags, start_ms, end_ms)))

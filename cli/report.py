@@ -34,7 +34,7 @@ from cli.progress import Progress
 from cli.query import Record, add_record_arguments, check_record_arguments, read_record
 from cli.window import Window, add_window_arguments, iso, window_from_args
 from coldchain.argtypes import text
-from coldchain.completeness import Hole, fault_holes, gap_holes, silent_holes, stale_limit_ms
+from coldchain.completeness import Hole, fault_holes, gap_holes, silent_holes, stale_limit_ms, time_holes
 from coldchain.digest import data_digest
 from coldchain.errors import ConfigError
 from coldchain.helptext import help_text
@@ -126,17 +126,21 @@ def _critical_alarms(alarms: tuple[AlarmRow, ...]) -> list[str]:
 
 
 def _crate_holes(record: Record, gaps: tuple[GapRow, ...]) -> list[Hole]:
-    """Each crate's unfilled gaps and, beyond the profile's stale limit, its silent stretches (window edges too)."""
+    """Each crate's unfilled gaps, beyond the profile's stale limit its silent stretches (window edges too), and
+    its runs of messages taken while its clock was unset."""
     holes: list[Hole] = []
     limit = stale_limit_ms(record.profile)
     for crate in record.crates:
-        messages = sorted({(r.ts_ms, r.seq) for r in (*record.readings, *record.faults) if r.crate == crate})
+        flagged = sorted(
+            {(r.ts_ms, r.seq, r.ts_flag or "") for r in (*record.readings, *record.faults) if r.crate == crate}
+        )
+        messages = sorted({(ts, seq) for ts, seq, _ in flagged})
         facts = [(g.ts_ms, g.first_seq, g.last_seq, g.state, g.still_missing, g.lost) for g in gaps if g.crate == crate]
         found = gap_holes(crate, facts, messages)
         if limit is not None:
             times = sorted({record.start_ms, *(t for t, _ in messages), record.end_ms})
             found += silent_holes(crate, times, limit, found)
-        holes += found
+        holes += found + time_holes(crate, [(ts, flag or None) for ts, _, flag in flagged])
     return holes
 
 
@@ -195,8 +199,8 @@ def build_report(
         identity.subject,
         record.start_ms,
         record.end_ms,
-        [(r.crate, r.sensor, r.ts_ms, r.value_c, r.seq) for r in record.readings],
-        faults=[(f.crate, f.sensor, f.ts_ms, f.fault, f.seq) for f in record.faults],
+        [(r.crate, r.sensor, r.ts_ms, r.value_c, r.seq, r.ts_flag) for r in record.readings],
+        faults=[(f.crate, f.sensor, f.ts_ms, f.fault, f.seq, f.ts_flag) for f in record.faults],
         alarms=[
             (
                 a.ts_ms,

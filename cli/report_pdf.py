@@ -23,6 +23,7 @@ from cli.progress import Progress
 from cli.report import Report
 from cli.report_chart import chart_png
 from cli.window import format_duration, iso
+from coldchain.completeness import TIME
 from coldchain.digest import FORMAT_VERSION
 from coldchain.verdict import INCOMPLETE, WITHIN_PROFILE
 
@@ -79,7 +80,11 @@ def _holes_table(report: Report, cell: ParagraphStyle, body: ParagraphStyle) -> 
             [h.kind, _p(h.where, cell), _p(_utc(h.start_ms), cell), _p(_utc(h.end_ms), cell),
              format_duration(h.duration_ms), _p(h.detail, cell)]
         )  # fmt: skip
-    title = _p("The record is incomplete here: nothing shows what the product went through.", body)
+    title = _p(
+        "The record is incomplete here: nothing shows what the product went through (kind time: nothing a "
+        "clock anyone can check shows when its readings were taken).",
+        body,
+    )
     table = _table(rows, [1.1 * cm, 2.6 * cm, 3.5 * cm, 3.5 * cm, 1.3 * cm, 5.0 * cm])
     return [title, Spacer(1, 3), table, Spacer(1, 8)]
 
@@ -249,7 +254,10 @@ def render_pdf(report: Report, path: Path, progress: Progress) -> None:
         samples = [
             (r.ts_ms, r.value_c) for r in record.readings if r.sensor == sensor and (not crate or r.crate == crate)
         ]
-        holes = [h for h in report.verdict.holes if h.where in (summary.sensor, crate or ident.crates[0])]
+        # a run of corrected times has readings: the line is drawn through it, not broken and shaded as a silence
+        holes = [
+            h for h in report.verdict.holes if h.where in (summary.sensor, crate or ident.crates[0]) and h.kind != TIME
+        ]
         png = chart_png(summary, samples, rules, holes, record.max_hold_ms)
         story.append(
             KeepTogether(
@@ -307,7 +315,7 @@ def render_pdf(report: Report, path: Path, progress: Progress) -> None:
     story.append(
         _p(
             f"Computed over canonical serialisation v{FORMAT_VERSION} (coldchain-report-data, docs/queries.md) of the "
-            f"{len(record.readings)} readings, {len(record.faults)} probe faults, "
+            f"{len(record.readings)} readings, {len(record.faults)} probe faults (each with its time flag, if any), "
             f"{len(report.alarms)} alarm transitions and "
             f"{len(report.gaps)} gap records above, from the record named under Identity. "
             "Recompute it from InfluxDB to check that neither this report nor the data was altered.",

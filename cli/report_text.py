@@ -13,6 +13,7 @@ from collections import defaultdict
 from dataclasses import asdict
 from typing import Any, TextIO
 
+from cli.influx_read import FaultRow, ReadingRow
 from cli.report import Report
 from cli.window import iso
 from coldchain.completeness import Hole
@@ -33,6 +34,11 @@ def _hole(hole: Hole) -> dict[str, Any]:
         "duration_s": hole.duration_ms / 1000,
         "detail": hole.detail,
     }
+
+
+def _flag(row: ReadingRow | FaultRow) -> dict[str, bool]:
+    """``{"ts_corrected": true}`` (or ``ts_uncertain``) for a reading whose time the crate corrected, else nothing."""
+    return {} if row.ts_flag is None else {row.ts_flag: True}
 
 
 def _sensor(report: Report, index: int, s: SensorSummary) -> dict[str, Any]:
@@ -111,10 +117,11 @@ def report_json(report: Report) -> dict[str, Any]:
             for g in report.gaps
         ],
         "faults": [
-            {"crate": f.crate, "sensor": f.sensor, "ts_ms": f.ts_ms, "fault": f.fault, "seq": f.seq} for f in r.faults
+            {"crate": f.crate, "sensor": f.sensor, "ts_ms": f.ts_ms, "fault": f.fault, "seq": f.seq, **_flag(f)}
+            for f in r.faults
         ],
         "readings": [
-            {"crate": x.crate, "sensor": x.sensor, "ts_ms": x.ts_ms, "value_c": x.value_c, "seq": x.seq}
+            {"crate": x.crate, "sensor": x.sensor, "ts_ms": x.ts_ms, "value_c": x.value_c, "seq": x.seq, **_flag(x)}
             for x in r.readings
         ],
     }

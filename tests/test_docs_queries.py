@@ -57,6 +57,7 @@ severity = "critical"
 hysteresis_c = 2.0
 """
 LIVE_VALUES = {0: -170.0, 1: -171.0, 2: -145.0, 5: -147.0, 6: -170.0}  # seqs 3 and 4 never sent: a gap
+LIVE_FLAGS = {1: "ts_corrected", 6: "ts_uncertain"}  # taken while the crate's clock was unset
 BACKLOG_VALUES = {0: -172.0, 1: -171.0, 2: -148.0, 3: -147.0, 4: -171.0, 5: -172.0}  # an excursion, all late
 
 
@@ -111,7 +112,8 @@ def _make_record(tmp: Path, mosquitto: Mosquitto, influxdb: InfluxDB) -> Record:
 
     def send(crate: str, seq: int, value: float, ts: int) -> None:
         readings[crate][seq] = (ts, value)
-        client.publish(f"coldchain/v1/crates/{crate}/telemetry", telemetry(crate, seq, value, ts))
+        flags = {LIVE_FLAGS[seq]: True} if crate == live and seq in LIVE_FLAGS else {}
+        client.publish(f"coldchain/v1/crates/{crate}/telemetry", telemetry(crate, seq, value, ts, **flags))
 
     try:
         with GatewayProcess(config, tmp / "gateway.log"):
@@ -258,6 +260,15 @@ def _crate_trace(rows: Rows, rec: Record) -> None:
     assert got == [("probe1", ts, seq, value) for seq, (ts, value) in sorted(rec.readings[rec.live].items())]
 
 
+def _corrected_times(rows: Rows, rec: Record) -> None:
+    got = [(r["sensor"], r["time"], r["seq"], r["value_c"], r["ts_corrected"], r["ts_uncertain"]) for r in rows]
+    live = rec.readings[rec.live]
+    assert got == [
+        ("probe1", live[1][0], 1, live[1][1], True, None),
+        ("probe1", live[6][0], 6, live[6][1], None, True),
+    ]
+
+
 def _shipment_record(rows: Rows, rec: Record) -> None:
     (row,) = rows
     got = (row["shipment"], row["crate"], row["origin"], row["destination"], row["product"])
@@ -318,6 +329,9 @@ CHECKS: dict[str, Callable[[Rows, Record], None]] = {
     "'2026-11-01T00:00:00Z' AND time < '2026-12-01T00:00:00Z' GROUP BY \"crate\", \"sensor\"": _warmer_than_critical,
     'SELECT "value_c", "seq" FROM "temperature" WHERE "crate" = \'C-0042\' AND time >= \'2026-11-20T08:00:00Z\' '
     "AND time < '2026-11-22T17:30:00Z' GROUP BY \"sensor\"": _crate_trace,
+    'SELECT "value_c", "fault", "seq", "ts_corrected", "ts_uncertain" FROM "temperature" WHERE "crate" = \'C-0042\' '
+    'AND ("ts_corrected" = true OR "ts_uncertain" = true) AND time >= \'2026-11-20T08:00:00Z\' '
+    "AND time < '2026-11-22T17:30:00Z' GROUP BY \"sensor\"": _corrected_times,
     'SELECT * FROM "shipment" WHERE "shipment" = \'S-2026-0117\' ORDER BY time DESC LIMIT 1': _shipment_record,
     "SELECT * FROM \"alarm\" WHERE \"crate\" = 'C-0042' AND time >= '2026-11-20T08:00:00Z' "
     "AND time < '2026-11-22T17:30:00Z'": _alarm_transitions,
