@@ -273,14 +273,15 @@ class Ingest:
             lines.append(gap_point(crate, gap))
             for abandoned in state.seqs.abandoned():
                 lines.append(gap_point(crate, abandoned))
-        seq, ts, first = telemetry.seq, telemetry.ts, len(lines)
+        seq, ts = telemetry.seq, telemetry.ts
         for reading in telemetry.readings:
             if reading.value_c is None:
                 lines.append(fault_line(state.series_of(reading.sensor), reading.fault or "", seq, ts))
             else:
                 lines.append(reading_line(state.series_of(reading.sensor), reading.value_c, seq, ts))
         if telemetry.ts_flag is not None:  # taken while the crate's clock was unset: the record must say so
-            lines[first:] = [time_flagged(line, telemetry.ts_flag) for line in lines[first:]]
+            last = -len(telemetry.readings)  # the lines just built, one per reading (a message has at least one)
+            lines[last:] = [time_flagged(line, telemetry.ts_flag) for line in lines[last:]]
         self.readings += len(telemetry.readings)
         if verdict == LATE:
             self.late += 1
