@@ -4,7 +4,9 @@ simulated board on a pty (its wall clock unset for a while), the real broker, ga
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sqlite3
 import subprocess
 import time
 from pathlib import Path
@@ -35,6 +37,12 @@ def _mono() -> int:
     return time.monotonic_ns() // 1_000_000
 
 
+def _spooled(path: Path) -> int:
+    """Rows in the agent's spool, read through a connection of the test's own (the agent's belongs to its loop)."""
+    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+        return int(db.execute("SELECT COUNT(*) FROM telemetry").fetchone()[0])
+
+
 def _flags(influxdb: InfluxDB, database: str, crate: str) -> dict[int, bool]:
     """seq -> whether its stored reading carries ts_corrected."""
     rows = influxdb.rows(f"SELECT seq, ts_corrected FROM temperature WHERE crate = '{crate}'", database)
@@ -54,19 +62,19 @@ def test_readings_of_an_unset_clock_are_stored_flagged_and_the_report_lists_thei
     crate = f"{crate_prefix}-clock"
     link = tmp_path / "tty"
     config = sim_agent_config(tmp_path / "crate", crate, mosquitto, str(link), probe_extra="tick_timeout_s = 0.1\n")
-    wall = UnsetUntilNtp()
+    spool, wall = config.parent / "spool.sqlite", UnsetUntilNtp()
     with (
         GatewayProcess(gateway_config(tmp_path, mosquitto, influxdb, database), tmp_path / "gateway.log") as gateway,
         running_sim("--period", "0.1", "--start", "-185", "--duration", "0", "--link", str(link)) as sim,
     ):
         agent = InProcessAgent(config, with_probes=True, clock=Clock(wall, _mono, "boot-A"))
         try:
-            wait_until(lambda: len(agent.agent.spool) >= 10, 20, "10 readings held for the clock")
+            wait_until(lambda: _spooled(spool) >= 10, 20, "10 readings held for the clock")
             assert count(influxdb, database, crate) == 0  # held: nothing leaves with a 1970 time
             wall.set = True  # NTP answers
             wait_until(lambda: count(influxdb, database, crate) >= 25, 20, "readings of both clocks stored")
             assert sim.stop() == 0
-            wait_until(lambda: len(agent.agent.spool) == 0, 20, "every reading stored and acknowledged")
+            wait_until(lambda: _spooled(spool) == 0, 20, "every reading stored and acknowledged")
         finally:
             agent.stop()
         assert gateway.stop() == 0
