@@ -143,7 +143,8 @@ def _crate_holes(record: Record, gaps: tuple[GapRow, ...]) -> list[Hole]:
     limit = stale_limit_ms(record.profile)
     for crate in record.crates:
         rows: tuple[ReadingRow | FaultRow, ...] = (*record.readings, *record.faults)
-        messages = sorted({(r.ts_ms, r.seq) for r in rows if r.crate == crate})
+        # by time: a point stored without a seq (none the gateway writes) must not make the sort compare None
+        messages = sorted({(r.ts_ms, r.seq) for r in rows if r.crate == crate}, key=lambda m: (m[0], m[1] or -1))
         facts = [(g.ts_ms, g.first_seq, g.last_seq, g.state, g.still_missing, g.lost) for g in gaps if g.crate == crate]
         found = gap_holes(crate, facts, messages)
         if limit is not None:
