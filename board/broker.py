@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
 from adapters.liveness import Heartbeat
 from board.config import MqttSettings
@@ -76,7 +76,7 @@ class _WatchedClient(mqtt.Client):
         super().__init__(*args, **kwargs)
         self.heartbeat = heartbeat
 
-    def loop_misc(self) -> mqtt.MQTTErrorCode:
+    def loop_misc(self) -> MQTTErrorCode:
         self.heartbeat.beat(_PASS_S)
         return super().loop_misc()
 

@@ -98,7 +98,7 @@ def queries(days: float) -> str:
 
 def _rows(result: Mapping[str, Any]) -> list[tuple[dict[str, str], dict[str, Any]]]:
     """(tags, row) for every row of a statement's result."""
-    out = []
+    out: list[tuple[dict[str, str], dict[str, Any]]] = []
     for series in result.get("series", []):
         tags = {k: str(v) for k, v in (series.get("tags") or {}).items()}
         columns = series["columns"]

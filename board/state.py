@@ -150,8 +150,9 @@ class BoardState:
             if isinstance(shipment, str):
                 view.shipment = shipment
             for name in ("origin", "destination", "product"):
-                if isinstance(extra.get(name), str):
-                    view.record[name] = extra[name]
+                value = extra.get(name)
+                if isinstance(value, str):
+                    view.record[name] = value
         return key[0]
 
     def apply_history(self, fleet: FleetHistory) -> list[str]:

@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
 
 from cli.mqtt_read import BrokerError, BrokerSettings, add_broker_arguments, broker_settings, read_password
 from coldchain.ack_answer import AckAnswer, answer_to
@@ -68,7 +69,7 @@ class AckSession:
         self.inbox: queue.Queue[tuple[str, bytes]] = queue.Queue()
         self._events: queue.Queue[tuple[str, Any]] = queue.Queue()
         self._client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2, client_id=f"coldchain-ack-{uuid.uuid4().hex[:12]}", protocol=mqtt.MQTTv5
+            CallbackAPIVersion.VERSION2, client_id=f"coldchain-ack-{uuid.uuid4().hex[:12]}", protocol=mqtt.MQTTv5
         )
         self._client.on_connect = lambda c, u, f, reason, p: self._events.put(("connect", reason))
         self._client.on_subscribe = lambda c, u, mid, reasons, p: self._events.put(("subscribe", reasons))

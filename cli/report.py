@@ -26,9 +26,9 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TextIO
+from typing import TextIO, TypedDict
 
-from cli.influx_read import AlarmRow, GapRow, InfluxReadError, Reader, ReleaseRow, open_reader
+from cli.influx_read import AlarmRow, FaultRow, GapRow, InfluxReadError, Reader, ReadingRow, ReleaseRow, open_reader
 from cli.influx_settings import add_influx_arguments
 from cli.progress import Progress
 from cli.query import Record, add_record_arguments, check_record_arguments, read_record
@@ -81,16 +81,28 @@ class Report:
     probe_verdicts: tuple[Verdict, ...] = ()  # one per ``record.summaries``, each judged on that probe alone
 
 
-def _details(args: argparse.Namespace) -> dict[str, str | None]:
-    return {"product": args.product, "origin": args.origin, "destination": args.destination}
+class Details(TypedDict):
+    """The shipment record's fields of an ``Identity`` (typed, so that ``**details`` fills only these)."""
+
+    product: str | None
+    origin: str | None
+    destination: str | None
 
 
-def _stored(reader: Reader, shipment: str, extra: dict[str, str | None]) -> dict[str, str | None]:
+def _details(args: argparse.Namespace) -> Details:
+    return Details(product=args.product, origin=args.origin, destination=args.destination)
+
+
+def _stored(reader: Reader, shipment: str, given: Details) -> Details:
     """The options given, the shipment's stored record for the others."""
-    if None not in extra.values():
-        return extra
+    if None not in given.values():
+        return given
     stored = reader.shipment(shipment)
-    return {key: value if value is not None else stored.get(key) for key, value in extra.items()}
+    return Details(
+        product=stored.get("product") if given["product"] is None else given["product"],
+        origin=stored.get("origin") if given["origin"] is None else given["origin"],
+        destination=stored.get("destination") if given["destination"] is None else given["destination"],
+    )
 
 
 def identify(reader: Reader, args: argparse.Namespace) -> tuple[Identity, dict[str, str]]:
@@ -131,10 +143,11 @@ def _crate_holes(record: Record, gaps: tuple[GapRow, ...]) -> list[Hole]:
     holes: list[Hole] = []
     limit = stale_limit_ms(record.profile)
     for crate in record.crates:
-        flagged = sorted(
-            {(r.ts_ms, r.seq, r.ts_flag or "") for r in (*record.readings, *record.faults) if r.crate == crate}
-        )
-        messages = sorted({(ts, seq) for ts, seq, _ in flagged})
+        rows: tuple[ReadingRow | FaultRow, ...] = (*record.readings, *record.faults)
+        # by time: a point stored without a seq (none the gateway writes) must not make the sort compare None
+        own = {(r.ts_ms, r.seq, r.ts_flag or "") for r in rows if r.crate == crate}
+        flagged = sorted(own, key=lambda m: (m[0], m[1] or -1, m[2]))
+        messages = list(dict.fromkeys((ts, seq) for ts, seq, _ in flagged))  # one per message, in that order
         facts = [(g.ts_ms, g.first_seq, g.last_seq, g.state, g.still_missing, g.lost) for g in gaps if g.crate == crate]
         found = gap_holes(crate, facts, messages)
         if limit is not None:

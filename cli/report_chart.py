@@ -103,14 +103,16 @@ def chart_png(
         ax.axhline(rule.threshold_c, color=colour, linestyle="--", linewidth=0.8)
         sign = ">" if rule.kind == "high" else "<"
         handles.append(Patch(color=colour, alpha=0.35, label=f"{rule.name} {sign} {rule.threshold_c:g} °C"))
+    # The x values are datetimes: matplotlib's unit registry makes this a date axis, but its annotations
+    # declare x as float only, hence the three ``ignore[arg-type]`` below.
     for exposure in summary.rules:
         colour = SEVERITY_COLOURS.get(exposure.rule.severity, "#7f7f7f")
         for excursion in exposure.excursions:
-            ax.axvspan(_when(excursion.start_ms), _when(excursion.end_ms), color=colour, alpha=0.30, linewidth=0)
+            ax.axvspan(_when(excursion.start_ms), _when(excursion.end_ms), color=colour, alpha=0.30, linewidth=0)  # type: ignore[arg-type]
     silent = _no_data(runs, holes)
     for lo, hi in silent:
-        ax.axvspan(_when(lo), _when(hi), facecolor=NO_DATA_GREY, alpha=0.18, hatch="///", edgecolor=NO_DATA_GREY)
-    (line,) = ax.plot(times, values, color="#1f3b73", linewidth=0.9, label=summary.sensor)
+        ax.axvspan(_when(lo), _when(hi), facecolor=NO_DATA_GREY, alpha=0.18, hatch="///", edgecolor=NO_DATA_GREY)  # type: ignore[arg-type]
+    (line,) = ax.plot(times, values, color="#1f3b73", linewidth=0.9, label=summary.sensor)  # type: ignore[arg-type]
     handles.insert(0, line)
     if any(e.excursions for e in summary.rules):
         handles.append(Patch(color="#d62728", alpha=0.30, label="excursion (shaded)"))

@@ -16,7 +16,18 @@ from reportlab.lib.enums import TA_LEFT
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
 from reportlab.lib.units import cm
-from reportlab.platypus import Image, KeepTogether, LongTable, Paragraph, SimpleDocTemplate, Spacer, TableStyle
+from reportlab.pdfgen.canvas import Canvas
+from reportlab.platypus import (
+    BaseDocTemplate,
+    Flowable,
+    Image,
+    KeepTogether,
+    LongTable,
+    Paragraph,
+    SimpleDocTemplate,
+    Spacer,
+    TableStyle,
+)
 
 from cli.influx_read import AlarmRow
 from cli.progress import Progress
@@ -69,7 +80,7 @@ def _state(alarm: AlarmRow, style: ParagraphStyle) -> Paragraph:
     return Paragraph(text, style)
 
 
-def _holes_table(report: Report, cell: ParagraphStyle, body: ParagraphStyle) -> list[Any]:
+def _holes_table(report: Report, cell: ParagraphStyle, body: ParagraphStyle) -> list[Flowable]:
     """Page 1: every hole of the record with its start, end and duration, so QA sees why it is incomplete."""
     holes = report.verdict.holes
     if not holes:
@@ -89,7 +100,7 @@ def _holes_table(report: Report, cell: ParagraphStyle, body: ParagraphStyle) -> 
     return [title, Spacer(1, 3), table, Spacer(1, 8)]
 
 
-def _releases_table(report: Report, cell: ParagraphStyle) -> list[Any]:
+def _releases_table(report: Report, cell: ParagraphStyle) -> list[Flowable]:
     """Page 1: QA's release decisions on this subject, each marked whether it was taken on this very data."""
     if not report.releases:
         return []
@@ -110,7 +121,7 @@ def render_pdf(report: Report, path: Path, progress: Progress) -> None:
     h2 = ParagraphStyle("h2", parent=styles["Heading2"], fontSize=12, spaceBefore=8, spaceAfter=4)
     record, ident = report.record, report.identity
     rules = record.rules
-    story: list[Any] = []
+    story: list[Flowable] = []
 
     title = f"Cold-chain release report: {ident.kind} {ident.subject}"
     story.append(Paragraph(escape(title), styles["Title"]))
@@ -118,12 +129,12 @@ def render_pdf(report: Report, path: Path, progress: Progress) -> None:
         "verdict", parent=body, fontSize=14, leading=18, textColor=colors.white, fontName="Helvetica-Bold"
     )
     verdict_rows: list[list[Any]] = [[_p(f"Verdict: {report.verdict.line}", verdict_style)]]
-    holes = len(report.verdict.holes)
-    reasons = list(report.verdict.reasons[: len(report.verdict.reasons) - holes])  # the holes have their own table
+    hole_count = len(report.verdict.holes)
+    reasons = list(report.verdict.reasons[: len(report.verdict.reasons) - hole_count])  # the holes have their own table
     if len(reasons) > MAX_REASONS:  # the tables below list every excursion and alarm
         reasons = [*reasons[:MAX_REASONS], f"... and {len(reasons) - MAX_REASONS} more (see below)"]
-    if holes:
-        reasons.append(f"the record has {holes} hole(s) where it says nothing about the product: listed below")
+    if hole_count:
+        reasons.append(f"the record has {hole_count} hole(s) where it says nothing about the product: listed below")
     white = ParagraphStyle("reason", parent=cell, textColor=colors.white)
     verdict_rows += [[_p(reason, white)] for reason in reasons]
 
@@ -323,7 +334,7 @@ def render_pdf(report: Report, path: Path, progress: Progress) -> None:
         )
     )
 
-    def footer(canvas: Any, doc: Any) -> None:
+    def footer(canvas: Canvas, doc: BaseDocTemplate) -> None:
         canvas.saveState()
         canvas.setFont("Helvetica", 7)
         canvas.drawString(
