@@ -24,6 +24,7 @@ from typing import Any
 import fuzz_corpus as fc
 import paho.mqtt.client as mqtt
 import pytest
+from fuzz_contract import Message
 from gateway_helpers import ROOT, Client, GatewayProcess, gateway_config
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
@@ -45,7 +46,7 @@ QUIET_S = 10.0  # nothing published for this long: the gateway has done all it w
 class Run:
     """What one pass of the stream left behind."""
 
-    stream: list[fc.Message]
+    stream: list[Message]
     rejects: list[dict[str, Any]]  # bodies received on coldchain/v1/rejected
     acks: dict[str, list[int]]  # crate -> stored_through values received, in order
     alarms: list[tuple[str, dict[str, Any]]]  # alarms received: topic, body
@@ -79,7 +80,7 @@ def _properties() -> Properties:
     return properties
 
 
-def _publish_all(broker: Mosquitto, stream: list[fc.Message]) -> None:
+def _publish_all(broker: Mosquitto, stream: list[Message]) -> None:
     """Publish the stream in order from one client (the broker keeps the order of its QoS 1 messages), pipelined."""
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="fuzz-publisher", protocol=mqtt.MQTTv5)
     client.max_inflight_messages_set(100)
@@ -128,7 +129,7 @@ def _acks(listener: Client) -> dict[str, list[int]]:
     return out
 
 
-def _last_seqs(stream: list[fc.Message]) -> dict[str, int]:
+def _last_seqs(stream: list[Message]) -> dict[str, int]:
     last: dict[str, int] = {}
     for message in stream:
         if message.crate:
@@ -205,9 +206,9 @@ def _stored(text: str | None) -> str | None:
     return None if text is None else text.replace("\n", "\\n")
 
 
-def _reject_diff(stream: list[fc.Message], received: list[tuple[str, str]], influx: bool = False) -> str:
+def _reject_diff(stream: list[Message], received: list[tuple[str, str]], influx: bool = False) -> str:
     """The hostile messages without a reject, and the rejects no hostile message explains ('' when none)."""
-    by_key: dict[tuple[str, str], list[fc.Message]] = {}
+    by_key: dict[tuple[str, str], list[Message]] = {}
     for message in stream:
         if message.hostile:
             topic, excerpt = message.reject_key()
