@@ -49,6 +49,7 @@ class Run:
     stream: list[Message]
     rejects: list[dict[str, Any]]  # bodies received on coldchain/v1/rejected
     acks: dict[str, list[int]]  # crate -> stored_through values received, in order
+    retained_acks: dict[str, int]  # crate -> stored_through of its retained ack, as a crate connecting now reads it
     alarms: list[tuple[str, dict[str, Any]]]  # alarms received: topic, body
     influx_rejects: list[dict[str, Any]]
     alarm_points: list[dict[str, Any]]
@@ -129,6 +130,17 @@ def _acks(listener: Client) -> dict[str, list[int]]:
     return out
 
 
+def _retained_acks(broker: Mosquitto, crates: int) -> dict[str, int]:
+    """The retained storage acks a client subscribing now receives (waits briefly for ``crates`` of them)."""
+    client = Client(broker, ["coldchain/v1/crates/+/ack"])
+    deadline = time.monotonic() + 5.0
+    while len(client.messages) < crates and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.2)  # one more than expected would come now
+    client.close()
+    return {t.split("/")[3]: json.loads(p)["stored_through"] for t, p, retain in client.messages if retain}
+
+
 def _last_seqs(stream: list[Message]) -> dict[str, int]:
     last: dict[str, int] = {}
     for message in stream:
@@ -174,10 +186,12 @@ def run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
         time.sleep(1.0)  # a duplicate reject or a stray point would come now
         alive = gateway.process.poll() is None
         exit_code = gateway.stop()
+        retained = _retained_acks(broker, len(last))
         yield Run(
             stream=stream,
             rejects=listener.received("coldchain/v1/rejected"),
             acks=_acks(listener),
+            retained_acks=retained,
             alarms=[(t, json.loads(p)) for t, p, _ in listener.messages if t.startswith("coldchain/v1/alarms/")],
             alarm_points=influxdb.rows("SELECT * FROM alarm", database),
             influx_rejects=influxdb.rows("SELECT * FROM rejected", database),
@@ -307,10 +321,12 @@ def test_alarms_are_the_excursion_and_the_acks_that_took_them_on(run: Run) -> No
 
 
 def test_every_crate_storage_ack_reaches_its_last_seq(run: Run) -> None:
-    """Valid crates, and hostile crates whose refused messages still name their seq, are acknowledged through it."""
+    """Valid crates, and hostile crates whose refused messages still name their seq, are acknowledged through it
+    (the last ack published, and the retained one a crate reads when it connects)."""
     last = _last_seqs(run.stream)
     reached = {crate: values[-1] for crate, values in run.acks.items()}
     assert reached == last, f"last stored_through per crate {reached}, expected {last}"
+    assert run.retained_acks == last, f"retained stored_through per crate {run.retained_acks}, expected {last}"
 
 
 def test_the_evidence_archive_holds_each_valid_message_once_and_verifies(run: Run) -> None:
