@@ -23,7 +23,6 @@ from typing import Any, Final
 from coldchain.alarm_engine import AlarmEngine
 from coldchain.errors import StoreError, WireFormatError
 from coldchain.lifecycle import AckRejectedError, AlarmBook, AlarmEvent
-from coldchain.monitor import CrateMonitor
 from coldchain.topics import (
     ROOT,
     acks_from_topic,
@@ -119,25 +118,28 @@ class Alarming:
         silencing them for the delay could hide an excursion under way.
         """
         crate = telemetry.crate
-        monitor = self.engine.monitors.get(crate)
-        if monitor is not None and monitor.last_ts is None and telemetry.profile is not None:
-            # a status or lid event made the monitor before the crate said what it carries
-            profile = self.engine.profile_for(telemetry.crate, telemetry.profile)
-            if profile is not monitor.profile:
-                fresh = CrateMonitor(telemetry.crate, profile)
-                fresh.restore(monitor.snapshot())
-                self.engine.monitors[telemetry.crate] = fresh
-        powered_on = telemetry.powered_on
-        # the monitor is made with the profile the crate reports, before its start delay begins
-        if powered_on is not None and self.engine.monitor(crate, telemetry.profile).switched_on_ts is None:
-            self.engine.switched_on(crate, powered_on)
+        if telemetry.profile is not None:
+            self.engine.adopt_profile(crate, telemetry.profile)  # a status or lid event may have come first
+        if telemetry.powered_on is not None:
+            self.engine.powered_on(crate, telemetry.profile, telemetry.powered_on)
         events = self.engine.telemetry(telemetry, arrival_ms)
         if events:
             self._emit(events, lines)
 
+    def watches(self, crate: str) -> bool:
+        """True when the crate has rule state, saved with its own state."""
+        return self.engine.watches(crate)
+
+    def forget(self, crate: str) -> bool:
+        """Forget an idle crate's rule state and cleared alarms; False while it has an open alarm."""
+        if not self.engine.forget(crate):
+            return False
+        self.book_changed = True  # the book without its cleared alarms is saved next
+        return True
+
     def restart(self, crate: str) -> None:
         """The crate numbers its messages afresh (new device or shipment): fresh rule state for it."""
-        self.engine.monitors.pop(crate, None)
+        self.engine.restart(crate)
 
     def route(self, topic: str, payload: bytes, lines: list[str], now_ms: int) -> Lost | None:
         """A status, event or staff ack delivery; the seqs a crate declares lost, if it did.
@@ -265,10 +267,7 @@ class Alarming:
 
     def monitor_snapshot(self, crate: str) -> dict[str, Any] | None:
         """The crate's rule state, saved with the crate's own state."""
-        monitor = self.engine.monitors.get(crate)
-        if monitor is None:
-            return None
-        return {"profile": monitor.profile.name, "state": monitor.snapshot()}
+        return self.engine.monitor_state(crate)
 
     def book_snapshot(self) -> dict[str, Any] | None:
         """The alarm book when it changed since the last call (None: nothing to save)."""
