@@ -186,12 +186,10 @@ class Ingest:
         speaks again starts afresh, as a new shipment would.
         """
         cutoff = now_ms - silent_ms
-        engine = self.alarming.engine
-        gone = [c for c, state in self.crates.items() if state.seen_ms < cutoff and engine.forget(c)]
+        forget = self.alarming.forget
+        gone = [c for c, state in self.crates.items() if state.seen_ms < cutoff and forget(c)]
         for crate in gone:
             del self.crates[crate]
-        if gone:
-            self.alarming.book_changed = True  # the book without their cleared alarms is saved next
         return gone
 
     def close(self, batch: Batch, with_snapshots: bool) -> None:
@@ -302,7 +300,7 @@ class Ingest:
             batch.crates.add(crate)  # stored_through may move past what the crate dropped
             return
         crate = crate_from_topic(topic)
-        if crate is not None and crate in self.alarming.engine.monitors:
+        if crate is not None and self.alarming.watches(crate):
             self.state_of(crate, now_ms=now_ms).seen_ms = now_ms
             batch.crates.add(crate)  # its rule state is saved with the batch
 
