@@ -55,10 +55,10 @@ def main() -> None:
                 (base / f"{crate}.key").write_text((crate.encode() * 4).hex())
         best = float("inf")
         for _ in range(3):
-            ingest = Ingest(config)
+            authenticity = None
             if args.signed:
-                ingest.authenticity = Authenticity(SecurityConfig(keys_dir=base, require_signatures=True))
-            ingest.archiving = args.archive
+                authenticity = Authenticity(SecurityConfig(keys_dir=base, require_signatures=True))
+            ingest = Ingest(config, authenticity=authenticity, archiving=args.archive)
             batch = Batch()
             started = time.perf_counter()
             for i, delivery in enumerate(deliveries):

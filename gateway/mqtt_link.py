@@ -74,6 +74,10 @@ class _IngestClient(mqtt.Client):
         # messages in flight (hundreds), so only a stop inside the read bounds what one pass brings
         self.read_budget = 1 << 30
 
+    def allow(self, packets: int) -> None:
+        """Take in at most ``packets`` more PUBLISH packets until the next call."""
+        self.read_budget = packets
+
     def reset_buffer(self) -> None:
         """Forget unread bytes of a previous connection."""
         self._rbuf, self._rpos = b"", 0
@@ -135,19 +139,22 @@ class _IngestClient(mqtt.Client):
         self._packet_queue(_PUBACK, packet, 0, 0)
 
 
+def _nobody(deliveries: Deliveries) -> None:
+    raise RuntimeError("MqttLink delivered before start()")
+
+
+def _unbounded() -> int:
+    return 1 << 30
+
+
 class MqttLink:
     """One durable MQTT v5 session, reconnecting with capped exponential back-off until stopped."""
 
-    def __init__(
-        self,
-        config: MqttConfig,
-        deliver: Callable[[Deliveries], None],
-        on_subscribed: Callable[[], None],
-        read_budget: Callable[[], int] = lambda: 1 << 30,
-    ) -> None:
+    def __init__(self, config: MqttConfig, on_subscribed: Callable[[], None]) -> None:
+        """``on_subscribed``: called (on the network thread) after each accepted subscription."""
         self.config = config
-        self._deliver = deliver
-        self._read_budget = read_budget  # how many more messages we may take in now
+        self._deliver: Callable[[Deliveries], None] = _nobody
+        self._read_budget: Callable[[], int] = _unbounded  # how many more messages we may take in now
         self._on_subscribed = on_subscribed
         self.generation = 0
         self.connected = threading.Event()
@@ -156,6 +163,7 @@ class MqttLink:
         self.failed = threading.Event()  # the network thread died of an unexpected error
         self._received: Deliveries = []
         client = _IngestClient(config, self._on_publish_received)
+        # paho takes its callbacks and these settings only as attributes and setters of a made client
         if config.tls or config.ca_file is not None:
             client.tls_set(ca_certs=str(config.ca_file) if config.ca_file else None)
         if config.username is not None:
@@ -214,8 +222,13 @@ class MqttLink:
 
     # --- used by the worker -------------------------------------------------------------------
 
-    def start(self) -> None:
-        """Connect in the background; deliveries follow the SUBACK."""
+    def start(self, deliver: Callable[[Deliveries], None], read_budget: Callable[[], int] = _unbounded) -> None:
+        """Connect in the background; what each read brings goes to ``deliver`` (on the network thread).
+
+        ``read_budget``: how many more messages may be taken in now (asked before each read).
+        """
+        self._deliver = deliver
+        self._read_budget = read_budget
         self._thread.start()
 
     def ack(self, deliveries: Iterable[Delivery]) -> int:
@@ -263,7 +276,7 @@ class MqttLink:
         client = self._client
         while not self._stop.is_set():
             self.heartbeat.beat(_SELECT_S)
-            client.read_budget = self._read_budget()
+            client.allow(self._read_budget())
             if client.read_budget <= 0:
                 # mosquitto 2.0.11 may send far more than Receive Maximum once we acknowledge
                 # (eclipse/mosquitto#2301): the excess waits in its queue and our socket buffer, not in
