@@ -318,11 +318,11 @@ class Ingest:
                 batch.lines.append(gap_point(crate, gap))
             batch.crates.add(crate)  # stored_through may move past what the crate dropped
             return publications
-        crate = crate_from_topic(topic)
-        if crate is not None and self.alarming.watches(crate):
-            state = self.state_of(crate, now_ms=now_ms)
+        topic_crate = crate_from_topic(topic)
+        if topic_crate is not None and self.alarming.watches(topic_crate):
+            state = self.state_of(topic_crate, now_ms=now_ms)
             state.seen_ms = now_ms
-            batch.crates.add(crate)  # its rule state is saved with the batch
+            batch.crates.add(topic_crate)  # its rule state is saved with the batch
         return publications
 
     def _restart(self, state: CrateState, telemetry: Telemetry, batch: Batch) -> None:
