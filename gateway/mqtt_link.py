@@ -32,8 +32,10 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from adapters.liveness import Heartbeat
 from gateway.config import MqttConfig
@@ -64,9 +66,7 @@ class _IngestClient(mqtt.Client):
     """paho's client with a read buffer, a lean PUBLISH decoder and batched PUBACKs (see the module doc)."""
 
     def __init__(self, config: MqttConfig, deliver: Callable[[str, bytes, int], None]) -> None:
-        super().__init__(
-            mqtt.CallbackAPIVersion.VERSION2, client_id=config.client_id, protocol=mqtt.MQTTv5, manual_ack=True
-        )
+        super().__init__(CallbackAPIVersion.VERSION2, client_id=config.client_id, protocol=mqtt.MQTTv5, manual_ack=True)
         self._fast_deliver = deliver
         self._rbuf = b""
         self._rpos = 0
@@ -95,18 +95,19 @@ class _IngestClient(mqtt.Client):
             buf = super()._sock_recv(_READ_CHUNK)  # raises BlockingIOError when nothing is there
             if not buf:
                 return buf
-            if _QUICKACK is not None and self._sock is not None:
+            sock = self._sock  # a TCP or TLS socket (paho's websocket wrapper is never used here)
+            if _QUICKACK is not None and isinstance(sock, socket.socket):
                 # we PUBACK only after the write, so no reply carries our TCP ACK: without this the
                 # kernel delays it, and a broker without TCP_NODELAY holds the next message (an alarm's
                 # reading too) until it comes. Linux resets quick-ack mode, hence after every read.
-                self._sock.setsockopt(socket.IPPROTO_TCP, _QUICKACK, 1)
+                sock.setsockopt(socket.IPPROTO_TCP, _QUICKACK, 1)
             pos = 0
             self._rbuf = buf
         out = buf[pos : pos + bufsize]
         self._rpos = pos + len(out)
         return out
 
-    def _handle_publish(self) -> mqtt.MQTTErrorCode:
+    def _handle_publish(self) -> MQTTErrorCode:
         packet = self._in_packet["packet"]
         qos = (self._in_packet["command"] & 0x06) >> 1
         if qos == 2:  # never granted by our subscription; let paho run the full QoS 2 flow
@@ -128,10 +129,10 @@ class _IngestClient(mqtt.Client):
                 if not byte & 0x80:
                     break
         except IndexError:
-            return mqtt.MQTTErrorCode.MQTT_ERR_PROTOCOL  # a truncated packet: paho drops the connection
+            return MQTTErrorCode.MQTT_ERR_PROTOCOL  # a truncated packet: paho drops the connection
         self.read_budget -= 1
         self._fast_deliver(topic, bytes(packet[end + length :]), mid)
-        return mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS
+        return MQTTErrorCode.MQTT_ERR_SUCCESS
 
     def ack_many(self, mids: list[int]) -> None:
         """Queue the PUBACKs of ``mids`` as one write (reason code 0 and no properties may be omitted)."""
@@ -205,7 +206,7 @@ class MqttLink:
         # subscribing again on a present session is harmless and covers a broker that lost it; retained
         # crate status only when the subscription is new (a present session has seen it already), and
         # never to a shared group (MQTT 5 sends none there; Mosquitto would give every member all of them)
-        options = mqtt.SubscribeOptions(qos=1, retainHandling=2 if self.config.shared_group else 1)
+        options = SubscribeOptions(qos=1, retainHandling=2 if self.config.shared_group else 1)
         client.subscribe([(topic_filter, options) for topic_filter in self.config.filters])
 
     def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, reasons: Any, props: Any) -> None:
@@ -264,7 +265,7 @@ class MqttLink:
         return 2 * self._client.connect_timeout
 
     def _connect(self) -> None:
-        properties = Properties(PacketTypes.CONNECT)
+        properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]  # paho leaves it unannotated
         properties.SessionExpiryInterval = self.config.session_expiry_s
         properties.ReceiveMaximum = self.config.receive_maximum
         self._client.connect(
