@@ -140,10 +140,6 @@ class _IngestClient(mqtt.Client):
         self._packet_queue(_PUBACK, packet, 0, 0)
 
 
-def _nobody(deliveries: Deliveries) -> None:
-    raise RuntimeError("MqttLink delivered before start()")
-
-
 def _unbounded() -> int:
     return 1 << 30
 
@@ -154,17 +150,14 @@ class MqttLink:
     def __init__(self, config: MqttConfig, on_subscribed: Callable[[], None]) -> None:
         """``on_subscribed``: called (on the network thread) after each accepted subscription."""
         self.config = config
-        self._deliver: Callable[[Deliveries], None] = _nobody
-        self._read_budget: Callable[[], int] = _unbounded  # how many more messages we may take in now
         self._on_subscribed = on_subscribed
         self.generation = 0
         self.connected = threading.Event()
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._guarded_run, name="mqtt", daemon=True)
+        self._thread = threading.Thread()  # the network thread, made by start()
         self.failed = threading.Event()  # the network thread died of an unexpected error
         self._received: Deliveries = []
         client = _IngestClient(config, self._on_publish_received)
-        # paho takes its callbacks and these settings only as attributes and setters of a made client
         if config.tls or config.ca_file is not None:
             client.tls_set(ca_certs=str(config.ca_file) if config.ca_file else None)
         if config.username is not None:
@@ -173,6 +166,7 @@ class MqttLink:
         # our alarms, rejects and storage acks: enough in flight that publishing never waits on the broker
         client.max_inflight_messages_set(1000)
         client.max_queued_messages_set(0)
+        # paho takes its callbacks only as attributes of a made client
         client.on_socket_open = self._on_socket_open
         # an external loop: paho never writes on its own; publish() from another thread queues and wakes our select()
         client.on_socket_register_write = self._on_register_write
@@ -228,8 +222,7 @@ class MqttLink:
 
         ``read_budget``: how many more messages may be taken in now (asked before each read).
         """
-        self._deliver = deliver
-        self._read_budget = read_budget
+        self._thread = threading.Thread(target=self._guarded_run, args=(deliver, read_budget), name="mqtt", daemon=True)
         self._thread.start()
 
     def ack(self, deliveries: Iterable[Delivery]) -> int:
@@ -272,12 +265,12 @@ class MqttLink:
             self.config.host, self.config.port, self.config.keepalive_s, clean_start=False, properties=properties
         )
 
-    def _serve(self) -> None:
+    def _serve(self, deliver: Callable[[Deliveries], None], read_budget: Callable[[], int]) -> None:
         """Pump the connection until it fails or we stop; each read's messages go to the worker at once."""
         client = self._client
         while not self._stop.is_set():
             self.heartbeat.beat(_SELECT_S)
-            client.allow(self._read_budget())
+            client.allow(read_budget())
             if client.read_budget <= 0:
                 # mosquitto 2.0.11 may send far more than Receive Maximum once we acknowledge
                 # (eclipse/mosquitto#2301): the excess waits in its queue and our socket buffer, not in
@@ -303,21 +296,21 @@ class MqttLink:
                 rc = client.loop(timeout=_SELECT_S)
             if self._received:
                 received, self._received = self._received, []
-                self._deliver(received)
+                deliver(received)
                 if len(received) < _FEW and not client.buffered and rc == mqtt.MQTT_ERR_SUCCESS:
                     time.sleep(_GATHER_S)
             if rc != mqtt.MQTT_ERR_SUCCESS:
                 return
 
-    def _guarded_run(self) -> None:
+    def _guarded_run(self, deliver: Callable[[Deliveries], None], read_budget: Callable[[], int]) -> None:
         try:
-            self._run()
+            self._run(deliver, read_budget)
         except Exception:
             # a silent dead network thread would look like an idle fleet: make it loud instead
             log.exception("the MQTT network thread failed; stopping the gateway")
             self.failed.set()
 
-    def _run(self) -> None:
+    def _run(self, deliver: Callable[[Deliveries], None], read_budget: Callable[[], int]) -> None:
         config = self.config
         delay = 0.0
         while not self._stop.is_set():
@@ -328,7 +321,7 @@ class MqttLink:
             except OSError as exc:
                 log.warning("cannot reach broker %s:%d (%s)", config.host, config.port, exc)
             else:
-                self._serve()
+                self._serve(deliver, read_budget)
             if self._stop.is_set():
                 break
             self.connected.clear()
