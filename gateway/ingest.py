@@ -73,6 +73,25 @@ class CrateState:
         self.last_ts = int(snapshot["last_ts"])
         self.seen_ms = int(snapshot.get("seen", self.seen_ms))  # state files of before 'seen': from now
 
+    def heard(self, now_ms: int) -> None:
+        """A message of the crate arrived at ``now_ms``: it is not idle."""
+        self.seen_ms = now_ms
+
+    def advance(self, ts: int) -> bool:
+        """Make ``ts`` the newest reading judged; False when an earlier judged one is newer (stored, not judged)."""
+        if ts < self.last_ts:
+            return False
+        self.last_ts = ts
+        return True
+
+    def renumbered(self) -> None:
+        """The crate numbers its messages afresh: whatever it sends next is judged."""
+        self.last_ts = 0
+
+    def ack_again(self) -> None:
+        """The crate re-sent a message: it missed our storage ack, so the next one goes out even if unchanged."""
+        self.acked_through = None
+
     def storage_acked(self, through: int, at: float) -> None:
         """``stored_through`` ``through`` was published at monotonic time ``at``."""
         self.acked_through = through
@@ -197,7 +216,7 @@ class Ingest:
         """Resume every crate of a state file (profiles re-resolved from the current configuration)."""
         for crate, snapshot in snapshots.items():
             state = self.state_of(crate, snapshot.get("profile"), now_ms=now_ms)
-            state.seen_ms = now_ms
+            state.heard(now_ms)
             state.restore(snapshot)
 
     def forget_idle(self, now_ms: int, silent_ms: int) -> list[str]:
@@ -270,7 +289,7 @@ class Ingest:
             profile = self._profile_for(crate, telemetry.profile)
             if profile is not state.profile:
                 state.switch_profile(profile)
-        state.seen_ms = now_ms
+        state.heard(now_ms)
         verdict, gap = state.seqs.accept(telemetry.seq, telemetry.ts, telemetry.held_from)
         if verdict == RESTART:
             self._restart(state, telemetry, batch)
@@ -279,7 +298,7 @@ class Ingest:
         if verdict == DUPLICATE:
             # a crate re-sends when it missed our storage ack: make sure it hears it again
             self.duplicates += 1
-            state.acked_through = None
+            state.ack_again()
             batch.crates.add(crate)
             return NO_PUBLICATIONS
         batch.crates.add(crate)
@@ -299,8 +318,7 @@ class Ingest:
         self.readings += len(telemetry.readings)
         if verdict == LATE:
             self.late += 1
-        elif ts >= state.last_ts:
-            state.last_ts = ts
+        elif state.advance(ts):
             return self.alarming.telemetry(telemetry, now_ms, lines)
         return NO_PUBLICATIONS
 
@@ -313,15 +331,14 @@ class Ingest:
         if lost is not None:
             crate, first, last, ts = lost
             state = self.state_of(crate, now_ms=now_ms)
-            state.seen_ms = now_ms
+            state.heard(now_ms)
             for gap in state.seqs.lose(first, last, ts):
                 batch.lines.append(gap_point(crate, gap))
             batch.crates.add(crate)  # stored_through may move past what the crate dropped
             return publications
         topic_crate = crate_from_topic(topic)
         if topic_crate is not None and self.alarming.watches(topic_crate):
-            state = self.state_of(topic_crate, now_ms=now_ms)
-            state.seen_ms = now_ms
+            self.state_of(topic_crate, now_ms=now_ms).heard(now_ms)
             batch.crates.add(topic_crate)  # its rule state is saved with the batch
         return publications
 
@@ -337,7 +354,7 @@ class Ingest:
         for gap in state.seqs.restart(telemetry.seq, telemetry.ts, telemetry.held_from):
             batch.lines.append(gap_point(state.crate, gap))
         self.alarming.restart(state.crate)
-        state.last_ts = 0
+        state.renumbered()
 
     def _reject(self, exc: WireFormatError, topic: str, payload: bytes, batch: Batch, now_ms: int) -> Publications:
         """Count, log and record a refused message; a refused reading whose crate and seq can be read is handled.
