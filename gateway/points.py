@@ -4,7 +4,8 @@
 fields value_c (float) and seq (integer), or fault (string, e.g. "OPEN") and seq for a probe
 fault; a reading whose time the crate corrected also ts_corrected or ts_uncertain (boolean, only
 ever true: ``time_flagged``); time = the reading's ts.
-``alarm``, ``gap``, ``rejected``, ``shipment`` and ``gateway`` are described at their builders.
+``gap``, ``rejected``, ``shipment`` and ``gateway`` are described at their builders (``alarm`` at
+``gateway.notify.audit.audit_point``).
 """
 
 from __future__ import annotations
@@ -13,12 +14,10 @@ from collections.abc import Mapping
 from typing import Final
 
 from coldchain.lineprotocol import FieldValue, point, series_key, string_field
-from coldchain.wire import AlarmMessage
 from gateway.sequence import Gap
 
 __all__ = [
     "EXCERPT_BYTES",
-    "alarm_point",
     "fault_line",
     "gap_point",
     "monitor_point",
@@ -50,24 +49,6 @@ def time_flagged(line: str, flag: str) -> str:
     """
     head, ts = line.rsplit(" ", 1)  # the timestamp, last, holds no space
     return f"{head},{flag}=true {ts}"
-
-
-def alarm_point(alarm: AlarmMessage) -> str:
-    """``alarm``: one point per transition (active, cleared) at the time of the reading that caused it."""
-    fields: dict[str, FieldValue] = {"state": alarm.state, "seq": alarm.seq, "started_ts": alarm.started_ts}
-    if alarm.value_c is not None:
-        fields["value_c"] = alarm.value_c
-    if alarm.threshold_c is not None:
-        fields["threshold_c"] = alarm.threshold_c
-    fields["id"] = alarm.alarm_id
-    tags = {
-        "crate": alarm.crate,
-        "rule": alarm.rule,
-        "sensor": alarm.sensor,
-        "severity": alarm.severity,
-        "profile": alarm.profile,
-    }
-    return point("alarm", tags, fields, alarm.ts)
 
 
 def gap_point(crate: str, gap: Gap) -> str:

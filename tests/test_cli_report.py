@@ -17,9 +17,10 @@ from cli_helpers import alarm_line, fault_line, gap_line, recording_v2_standin, 
 from cli.report import main
 from cli.services import InfluxDB
 from cli.window import iso
-from coldchain.wire import AlarmMessage
-from gateway.points import alarm_point, gap_point, shipment_point, temperature_series
+from coldchain.lifecycle import Alarm, AlarmEvent
+from gateway.notify.audit import audit_point
 from gateway.points import fault_line as gateway_fault_line
+from gateway.points import gap_point, shipment_point, temperature_series
 from gateway.sequence import Gap
 
 pytestmark = pytest.mark.integration
@@ -326,15 +327,16 @@ def test_readings_without_a_profile_are_not_passed_as_within_profile(
 def test_reads_the_points_exactly_as_the_gateway_writes_them(
     influxdb: InfluxDB, database: str, crate_prefix: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """Points built by gateway.points (the real producer) are read back: readings, a fault, alarm ids, gap state."""
+    """Points built by the gateway's own builders are read back: readings, a fault, alarm ids, gap state."""
     crate = f"{crate_prefix}-G"
     series = temperature_series(crate, "cryo", "probe1")
     lines = [f"{series} value_c=-170.5,seq={i}i {BASE_MS + i * STEP_MS}" for i in range(6)]
     lines.append(gateway_fault_line(series, "SHORT", 6, BASE_MS + 6 * STEP_MS))
-    alarm = AlarmMessage(
-        crate, "critical_high", "probe1", "critical", "active", -149.0, -150.0, BASE_MS, 0, BASE_MS, "cryo"
-    )
-    lines.append(alarm_point(alarm))
+    alarm = Alarm(
+        crate, "critical_high", "threshold", "critical", "probe1", "active", BASE_MS, BASE_MS, BASE_MS,
+        profile="cryo", seq=0, value_c=-149.0, threshold_c=-150.0,
+    )  # fmt: skip
+    lines.append(audit_point(AlarmEvent("active", alarm, BASE_MS)))
     lines.append(gap_point(crate, Gap(first=2, last=3, ts=BASE_MS + 4 * STEP_MS, missing=[[2, 3]])))
     write_lines(influxdb, database, lines)
     assert main([crate, "--format", "json", *_args(influxdb, database)]) == 0
