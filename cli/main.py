@@ -25,6 +25,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "report": ("cli.report", "a shipment's or crate's QA release report (PDF, CSV or JSON)"),
     "verify-archive": ("cli.verify_archive", "check the gateway's evidence archive for tampering"),
     "ack": ("cli.ack", "acknowledge an active alarm: who takes it on, with a note"),
+    "cluster-auth": ("cli.cluster_auth", "write the NATS cluster's logins and rights from provisioned credentials"),
 }
 
 
