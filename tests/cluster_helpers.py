@@ -179,3 +179,34 @@ def create_stream(urls: list[str], user: str | None = None, password: str | None
             await nc.close()
 
     asyncio.run(create())
+
+
+def cluster_agent_config(directory: Path, crate: str, brokers: list[str], device: str) -> Path:
+    """An agent config for ``crate`` on the cluster's MQTT listeners (3.1.1), reading the pty ``device``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "agent.toml"
+    listed = ", ".join(f'"{broker}"' for broker in brokers)
+    path.write_text(
+        f"""[crate]
+id = "{crate}"
+profile = "cryo"
+
+[mqtt]
+brokers = [{listed}]
+protocol = "3.1.1"
+keepalive_s = 5
+reconnect_min_s = 0.05
+reconnect_max_s = 0.5
+
+[spool]
+path = "spool.sqlite"
+ack_timeout_s = 2.0
+
+[[probes]]
+driver = "serial"
+port = "{device}"
+sensors = ["probe1"]
+tick_timeout_s = 0.2
+"""
+    )
+    return path
