@@ -9,7 +9,9 @@ import sqlite3
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from coldchain.errors import ConfigError, StoreError
 from coldchain.lineprotocol import encode_lines
@@ -19,7 +21,7 @@ from gateway.authenticity import Authenticity
 from gateway.config import GatewayConfig, load_config
 from gateway.ingest import Ingest
 from gateway.monitor import Monitor, read_health
-from gateway.mqtt_link import MqttLink
+from gateway.mqtt_link import Deliveries, MqttLink
 from gateway.notify import Notifier
 from gateway.statefile import StateFile
 from gateway.store import open_store
@@ -57,7 +59,21 @@ def _stop_on_signals(stop: threading.Event) -> None:
     threading.Thread(target=wait, name="signals", daemon=True).start()
 
 
-def _run(config: GatewayConfig, prog: str) -> int:
+# (config, deliver, on_subscribed, read_budget) -> the link the worker reads from and publishes through
+LinkFactory = Callable[[GatewayConfig, Callable[[Deliveries], None], Callable[[], None], Callable[[], int]], Any]
+
+
+def _mqtt_link(
+    config: GatewayConfig,
+    deliver: Callable[[Deliveries], None],
+    on_subscribed: Callable[[], None],
+    read_budget: Callable[[], int],
+) -> MqttLink:
+    return MqttLink(config.mqtt, deliver, on_subscribed, read_budget)
+
+
+def _run(config: GatewayConfig, prog: str, make_link: LinkFactory = _mqtt_link) -> int:
+    """Run the gateway until stopped; ``make_link``: the broker side (mosquitto's MQTT 5, or the NATS cluster's)."""
     stop = threading.Event()
     _stop_on_signals(stop)
     store = open_store(config.influxdb)
@@ -96,7 +112,7 @@ def _run(config: GatewayConfig, prog: str) -> int:
             subscribed.set()
             print(f"gateway subscribed to {config.mqtt.telemetry_filter} as {config.mqtt.client_id}", flush=True)
 
-    link = MqttLink(config.mqtt, worker.deliver, on_subscribed, worker.read_budget)
+    link = make_link(config, worker.deliver, on_subscribed, worker.read_budget)
     worker.every_tick(lambda now: stop.set() if link.failed.is_set() else None)
     worker.link = link
     # alarms raised by the clock (stale, offline, escalation) are published and written on their own

@@ -6,12 +6,16 @@ import asyncio
 import os
 import queue
 import ssl
+import subprocess
+import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
+from gateway_helpers import ROOT, GatewayProcess
 from locked_broker import make_ca
 from paho.mqtt.enums import CallbackAPIVersion
 
@@ -210,3 +214,37 @@ tick_timeout_s = 0.2
 """
     )
     return path
+
+
+class ClusterGateway(GatewayProcess):
+    """``python -m gateway.jetstream_main`` on the cluster as a child process; waits for its ``subscribed`` line."""
+
+    def __init__(self, config: Path, log: Path, cluster: NatsCluster) -> None:
+        self.log = log
+        self._lines: queue.Queue[str | None] = queue.Queue()
+        argv = [sys.executable, "-m", "gateway.jetstream_main", "--config", str(config)]
+        for url, broker in zip(cluster.urls, cluster.mqtt_brokers, strict=True):
+            argv += ["--nats", url, "--broker", broker]
+        with log.open("ab") as err:
+            self.process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=err, cwd=ROOT, text=True)
+        GatewayProcess.running.append(self)
+        threading.Thread(target=self._pump, daemon=True).start()
+        try:
+            self.wait_for("subscribed", timeout=30)
+        except BaseException:
+            self.stop(kill=True)
+            raise
+
+
+def consumer_pending(urls: list[str], durable: str) -> tuple[int, int]:
+    """(messages not yet delivered, delivered but not acknowledged) of the durable consumer."""
+
+    async def read() -> tuple[int, int]:
+        nc = await connect(urls)
+        try:
+            info = await nc.jetstream(timeout=10).consumer_info(STREAM, durable)
+            return int(info.num_pending or 0), int(info.num_ack_pending or 0)
+        finally:
+            await nc.close()
+
+    return asyncio.run(read())
