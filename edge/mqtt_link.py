@@ -19,6 +19,7 @@ import logging
 import random
 import ssl
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -97,6 +98,8 @@ class MqttLink:
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
         client.on_message = self._on_message
+        client.on_subscribe = self._on_subscribe
+        self._resubscribe_at: float | None = None  # monotonic time to subscribe to acks again after a refusal
         # Without a paho loop thread of its own, publish() writes to the socket from the calling
         # (agent) thread while our network thread writes too: both pop paho's packet queue, so
         # telemetry left out of seq order (seen: seq 298 before 297). A write hook, even one that
@@ -113,6 +116,7 @@ class MqttLink:
             return
         if self._connected:  # paho may report a connect twice; the loop must hear it once
             return
+        self._resubscribe_at = None  # the agent subscribes afresh on every connection
         self._connected = True
         self.emit(Connected())
 
@@ -123,6 +127,16 @@ class MqttLink:
 
     def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int, reason: Any, props: Any) -> None:
         self.emit(Published(mid, int(reason.value), str(reason)))
+
+    def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, reasons: Any, props: Any) -> None:
+        failed = [r for r in reasons if r.is_failure]
+        if failed:
+            # Without the subscription no storage ack arrives, the spool never shrinks and everything is sent
+            # again and again. nats-server refuses a QoS 1 subscription when it cannot create its JetStream
+            # consumer (seen for 4 s and more while its cluster recovers from a lost node).
+            retry = self.config.refused_retry_s
+            log.error("broker %s refused the ack subscription (%s); again in %.1f s", self.broker, failed[0], retry)
+            self._resubscribe_at = time.monotonic() + retry
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
         # An exception leaving this callback would end our network loop: no more publishing, no
@@ -207,6 +221,9 @@ class MqttLink:
                     break
                 if self._connected:
                     backoff.reset()
+                    if self._resubscribe_at is not None and time.monotonic() >= self._resubscribe_at:
+                        self._resubscribe_at = None
+                        self.subscribe_acks()
             if self._stop.is_set():
                 self._close()
                 return

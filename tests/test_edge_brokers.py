@@ -1,14 +1,21 @@
-"""The agent's broker list (``[mqtt] brokers``) and protocol: validated with errors naming the problem."""
+"""The agent's broker list and protocol (validated, errors naming the problem); a refused ack subscription."""
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
+from cluster_helpers import Mqtt311
+from edge_helpers import InProcessAgent, agent_config, wait_until
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from cli.cluster_services import NatsCluster
 from coldchain.errors import ConfigError
+from coldchain.topics import storage_ack_topic
+from coldchain.wire import StorageAck, encode
 from edge.config import parse_config
 
 MINIMAL = {
@@ -69,3 +76,48 @@ def test_any_brokers_value_gives_a_config_or_a_config_error(entries: list[object
     except ConfigError:
         return
     assert all(1 <= port <= 65535 and host for host, port in config.mqtt.addresses)
+
+
+def _auth(crate: str, ack_allowed: bool) -> str:
+    """The crate may publish its topics; its ack subscription only when ``ack_allowed``; "gw" may do anything."""
+    subscribe = ["$MQTT.sub.>"] + ([f"coldchain.v1.crates.{crate}.ack"] if ack_allowed else [])
+    listed = ", ".join(f'"{s}"' for s in subscribe)
+    return (
+        "authorization { users: [\n"
+        f'  {{user: "{crate}", password: "pw", permissions: {{publish: ["coldchain.v1.crates.{crate}.>"], '
+        f"subscribe: [{listed}]}}}}\n"
+        '  {user: "gw", password: "pw"}\n] }\n'
+    )
+
+
+@pytest.mark.integration
+@pytest.mark.cluster
+def test_refused_ack_subscription_is_tried_again(tmp_path: Path) -> None:
+    """A SUBACK refusing the storage-ack subscription is retried on the same connection: once the broker allows it,
+    the ack arrives and the spool is pruned (without the retry the crate stays deaf to acks until a reconnect)."""
+    crate = "C-SUB"
+    cluster = NatsCluster(tmp_path / "nats", auth=_auth(crate, ack_allowed=False)).start()
+    password = tmp_path / "pw"
+    password.write_text("pw\n")
+    mqtt = f'username = "{crate}"\npassword_file = "{password}"\nprotocol = "3.1.1"\nrefused_retry_s = 0.2\n'
+    mqtt += "brokers = [" + ", ".join(f'"{b}"' for b in cluster.mqtt_brokers) + "]"
+    config = agent_config(tmp_path / "agent", crate, SimpleNamespace(host="", port=0), mqtt_extra=mqtt)  # type: ignore[arg-type]
+    config.write_text(config.read_text().replace('host = ""\nport = 0\n', ""))
+    run = InProcessAgent(config)
+    gateway = Mqtt311(cluster.mqtt_brokers[0], "gw", "gw", "pw")
+    try:
+        wait_until(lambda: run.agent.outbox.connected, 20, "connected")
+        run.sample(1_795_000_000_000, probe1=-170.0)
+        wait_until(lambda: run.agent.outbox.published == 1, 10, "the reading published")
+        assert gateway.connected() == 0
+        for node in cluster.nodes:  # allow the subscription, as 'coldchain cluster-auth' + reload would
+            node.auth = _auth(crate, ack_allowed=True)
+            node.write_conf()
+            assert node.process is not None
+            node.process.send_signal(signal.SIGHUP)
+        gateway.publish(storage_ack_topic(crate), encode(StorageAck(crate, 0)), retain=True)
+        wait_until(lambda: len(run.agent.spool) == 0, 15, "the spool pruned by the ack")
+    finally:
+        gateway.close()
+        run.stop()
+        cluster.stop()
