@@ -91,6 +91,7 @@ class ClusterPublisher:
             except (OSError, ssl.SSLError) as exc:
                 log.warning("cannot reach cluster node %s:%d over MQTT (%s)", host, port, exc)
             else:
+                log.info("publishing to cluster node %s:%d over MQTT", host, port)
                 while not self._stop.is_set() and self._client.loop(timeout=0.1) == mqtt.MQTT_ERR_SUCCESS:
                     delay = 0.0
                 if self._stop.is_set():

@@ -101,6 +101,7 @@ class JetStreamLink:
         loop = self._loop
         if not messages or loop is None or not loop.is_running():
             return 0
+        log.debug("acknowledging %d messages to JetStream", len(messages))
         try:
             asyncio.run_coroutine_threadsafe(self._ack(messages), loop).result(timeout=10)
         except (NatsError, TimeoutError, OSError) as exc:
@@ -196,6 +197,7 @@ class JetStreamLink:
                 log.warning("fetch from the stream failed (%s); trying again", exc)
                 await asyncio.sleep(_FETCH_WAIT_S)
                 continue
+            log.debug("fetched %d messages", len(messages))
             deliveries: Deliveries = []
             for message in messages:
                 local = next(self._ids)

@@ -115,11 +115,11 @@ class Mqtt311:
         """The CONNACK return code (0: accepted)."""
         return self.connack.get(timeout=10)
 
-    def subscribe(self, topic: str) -> int:
-        """Subscribe at QoS 1; the granted QoS, or 128 when refused."""
+    def subscribe(self, topic: str, qos: int = 1) -> int:
+        """Subscribe (QoS 1 unless told); the granted QoS, or 128 when refused."""
         done: queue.Queue[int] = queue.Queue()
         self.client.on_subscribe = lambda c, u, mid, rcs, p: done.put(rcs[0].value)
-        self.client.subscribe(topic, qos=1)
+        self.client.subscribe(topic, qos=qos)
         return done.get(timeout=10)
 
     def publish(self, topic: str, payload: bytes, retain: bool = False) -> None:
@@ -222,7 +222,7 @@ class ClusterGateway(GatewayProcess):
     def __init__(self, config: Path, log: Path, cluster: NatsCluster) -> None:
         self.log = log
         self._lines: queue.Queue[str | None] = queue.Queue()
-        argv = [sys.executable, "-m", "gateway.jetstream_main", "--config", str(config)]
+        argv = [sys.executable, "-m", "gateway.jetstream_main", "--config", str(config), "--log-level", "DEBUG"]
         for url, broker in zip(cluster.urls, cluster.mqtt_brokers, strict=True):
             argv += ["--nats", url, "--broker", broker]
         with log.open("ab") as err:
