@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import nats.errors
 import paho.mqtt.client as mqtt
 from gateway_helpers import ROOT, GatewayProcess
 from locked_broker import make_ca
@@ -158,10 +159,15 @@ def stream_messages(urls: list[str], user: str | None = None, password: str | No
             deadline = time.monotonic() + wait
             out: list[tuple[str, bytes]] = []
             while True:
-                info = await js.stream_info(STREAM)
-                for seq in range(max(info.state.first_seq, len(out) + 1), info.state.last_seq + 1):
-                    msg = await js.get_msg(STREAM, seq)
-                    out.append((msg.subject, msg.data or b""))
+                try:
+                    info = await js.stream_info(STREAM)
+                    for seq in range(max(info.state.first_seq, len(out) + 1), info.state.last_seq + 1):
+                        msg = await js.get_msg(STREAM, seq)
+                        out.append((msg.subject, msg.data or b""))
+                except nats.errors.TimeoutError:
+                    if time.monotonic() > deadline:
+                        raise
+                    continue  # the stream is electing a leader (after a node was killed): ask again
                 if until(out) or time.monotonic() > deadline:
                     return out
                 await asyncio.sleep(0.1)

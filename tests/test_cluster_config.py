@@ -60,3 +60,10 @@ def test_topic_filters_map_to_subjects() -> None:
     """'/' becomes '.', '+' '*' and '#' '>', as nats-server maps MQTT topics."""
     assert subject("coldchain/v1/crates/+/telemetry") == "coldchain.v1.crates.*.telemetry"
     assert subject("coldchain/v1/alarms/#") == "coldchain.v1.alarms.>"
+
+
+def test_every_login_gets_publish_and_subscribe_rights() -> None:
+    """Each login has both lists (nats-server 2.9.10 crashes on reload over a retained message of a login without)."""
+    users = [line for line in authorization("g", {"C-1": "c"}, {"alice": "a"}).splitlines() if "permissions" in line]
+    assert len(users) == 3
+    assert all("publish: {allow: [" in line and "subscribe: {allow: [" in line for line in users)

@@ -39,7 +39,7 @@ def _seqs(cluster: NatsCluster, crate: str, count: int) -> list[int]:
     def seqs(messages: list[tuple[str, bytes]]) -> list[int]:
         return [json.loads(payload)["seq"] for s, payload in messages if s == subject]
 
-    return seqs(stream_messages(cluster.urls, until=lambda got: set(seqs(got)) >= set(range(count)), wait=20))
+    return seqs(stream_messages(cluster.urls, until=lambda got: set(seqs(got)) >= set(range(count)), wait=30))
 
 
 def _node_of(agent: AgentProcess, cluster: NatsCluster, after: int = 0) -> NatsNode:
