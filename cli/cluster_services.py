@@ -96,6 +96,11 @@ mqtt {{
         except (OSError, ValueError):
             return False
 
+    def client_names(self) -> list[str]:
+        """The names of the NATS clients connected to this node (/connz)."""
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}/connz?limit=1024", timeout=2) as response:
+            return [str(c.get("name", "")) for c in json.load(response).get("connections") or []]
+
     def jsz(self) -> dict[str, object]:
         """The node's JetStream report (/jsz), e.g. its meta leader."""
         with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}/jsz", timeout=2) as response:

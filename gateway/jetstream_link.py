@@ -139,6 +139,7 @@ class JetStreamLink:
             s.username,
             s.password,
             s.ca_file,
+            name=s.durable,  # how operators (and /connz) tell the gateway's connection
             disconnected_cb=self._disconnected,
             reconnected_cb=self._reconnected,
         )

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ssl
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import nats
 from nats.aio.client import Client as Nats
@@ -44,7 +44,11 @@ def subject_of(topic: str) -> str:
 
 
 async def connect(
-    servers: list[str], user: str | None = None, password: str | None = None, ca_file: Path | None = None, **options
+    servers: list[str],
+    user: str | None = None,
+    password: str | None = None,
+    ca_file: Path | None = None,
+    **options: Any,
 ) -> Nats:
     """A NATS connection to any of ``servers`` that reconnects to the others for ever."""
     tls = None

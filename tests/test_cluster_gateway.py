@@ -105,3 +105,43 @@ def test_nothing_is_acknowledged_to_jetstream_before_influxdb_stored_it(
         gateway.stop()
         crate_client.close()
         listener.close()
+
+
+@pytest.mark.fault
+def test_gateway_survives_the_death_of_its_node(
+    tmp_path: Path, influxdb: InfluxDB, database: str
+) -> None:
+    """SIGKILL the node the gateway consumes through: it reconnects to another, and every reading published
+    before and after (and sent again until acknowledged, as the agent does) is stored exactly once."""
+    crate = "C-GWK"
+    cluster = NatsCluster(tmp_path / "nats").start()  # its own: a node is killed
+    try:
+        create_stream(cluster.urls)
+        gateway = _gateway(tmp_path, cluster, influxdb, database)
+        node = next(n for n in cluster.nodes if f"gw-{database}" in n.client_names())
+        survivor = next(n for n in cluster.nodes if n is not node)
+        address = f"127.0.0.1:{survivor.mqtt_port}"
+        listener = Mqtt311(address, f"{crate}-acks")
+        crate_client = Mqtt311(address, crate)
+        assert listener.connected() == 0
+        assert crate_client.connected() == 0
+        listener.subscribe(storage_ack_topic(crate))
+        for seq in range(10):
+            crate_client.publish(telemetry_topic(crate), telemetry(crate, seq))
+        node.stop(kill=True)
+        for seq in range(10, 20):
+            crate_client.publish(telemetry_topic(crate), telemetry(crate, seq))
+        # What the node PUBACKs while the stream elects a leader may never enter the stream (its capture of an
+        # MQTT publish is not acknowledged): like the agent, the crate sends again what no storage ack confirmed.
+        acks: list[int] = []
+        deadline = time.monotonic() + 40
+        while 19 not in _acks(listener, 2.0, acks):
+            assert time.monotonic() < deadline, f"no storage ack of seq 19 within 40 s (got {acks})"
+            for seq in range(max(acks, default=-1) + 1, 20):
+                crate_client.publish(telemetry_topic(crate), telemetry(crate, seq))
+        assert sorted(seqs_stored(influxdb, database, crate)) == list(range(20))
+        gateway.stop()
+        crate_client.close()
+        listener.close()
+    finally:
+        cluster.stop()
