@@ -18,6 +18,8 @@ from pathlib import Path
 
 from aiohttp import web
 
+from adapters.liveness import Liveness
+from adapters.sd_notify import Watchdog
 from board.app import Board, make_app
 from board.auth import hash_password
 from board.broker import BrokerLink
@@ -25,12 +27,21 @@ from board.config import BoardConfig, load_config
 from board.hub import Hub, Inbox
 from board.state import BoardState
 from coldchain.errors import ConfigError
+from coldchain.helptext import help_text
 from coldchain.topics import IDENTIFIER_RULE, valid_identifier
 
 __all__ = ["main"]
 
 log = logging.getLogger("coldchain.board")
 MIN_PASSWORD = 10
+
+
+async def feed_watchdog(liveness: Liveness) -> None:
+    """Ping systemd from the event loop while the broker thread goes round too (a stuck loop stops both)."""
+    period_s = liveness.watchdog.period_s
+    while True:
+        liveness.check()
+        await asyncio.sleep(period_s / 4 if period_s else 1.0)
 
 
 async def serve(config: BoardConfig) -> None:
@@ -49,12 +60,17 @@ async def serve(config: BoardConfig) -> None:
         raise
     link.start()
     print(f"board listening on http://{config.http.host}:{config.http.port}/", flush=True)
+    watchdog = Watchdog()
+    watchdog.ready()  # pages are served; the broker link shows on them while it connects
+    feeder = asyncio.create_task(feed_watchdog(Liveness(watchdog, [link.heartbeat])))
     stop = asyncio.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     try:
         await stop.wait()
     finally:
+        watchdog.stopping()
+        feeder.cancel()
         link.stop()
         await runner.cleanup()
 
@@ -84,7 +100,7 @@ def main(argv: list[str], prog: str = "coldchain board") -> int:
         parser.add_argument("--user", required=True, help="the staff member's sign-in name")
         return _hash_password(parser.parse_args(argv[1:]), prog)
     parser = argparse.ArgumentParser(
-        prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog=prog, description=help_text(__doc__), formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--config", required=True, type=Path, help="the board's TOML file (see config/board.toml)")
     parser.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))

@@ -1,8 +1,10 @@
-"""The board's web application: pages, the live event stream, acknowledgements, chart data, sign-in."""
+"""The board's web application: pages, the live event stream, acknowledgements, chart data, releases, sign-in."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import html
 import logging
 import secrets
 import time
@@ -18,8 +20,10 @@ from board.auth import DUMMY_HASH, LoginBrake, SessionSigner, verify_password
 from board.broker import AckNotSentError, BrokerLink
 from board.chart import chart_data
 from board.config import BoardConfig
+from board.history import read_fleet_history
 from board.hub import Hub
 from board.influx import HistoryError, read_history
+from board.release import record_release, release_view
 from coldchain.topics import staff_ack_topic, valid_identifier
 from coldchain.wire import MAX_ACK_BY, MAX_ACK_NOTE, StaffAck, encode
 
@@ -104,10 +108,13 @@ def _page(name: str) -> web.FileResponse:
 
 
 async def login_page(request: web.Request) -> web.StreamResponse:
-    """The sign-in form (proxy mode has none: the proxy signs people in)."""
-    if _board(request).config.http.auth_mode == "proxy":
+    """The sign-in form, under the board's configured title (proxy mode has none: the proxy signs people in)."""
+    board = _board(request)
+    if board.config.http.auth_mode == "proxy":
         return web.Response(status=401, text="sign in through the site's proxy\n")
-    return _page("login.html")
+    title = html.escape(board.config.title)
+    text = (PAGES / "login.html").read_text().replace("{{title}}", title)
+    return web.Response(text=text, content_type="text/html", charset="utf-8")
 
 
 def _safe_next(target: str) -> str:
@@ -174,6 +181,7 @@ async def me(request: web.Request) -> web.StreamResponse:
             "csrf": board.signer.csrf(request["session"]),
             "title": board.config.title,
             "stale_after_s": board.config.stale_after_s,
+            "chart_hours": board.config.influxdb.chart_hours,
             "can_sign_out": board.config.http.auth_mode == "users",
         }
     )
@@ -222,7 +230,8 @@ def _ack_field(body: dict[str, Any], key: str, limit: int) -> str:
 
 
 async def acknowledge(request: web.Request) -> web.StreamResponse:
-    """Publish a staff acknowledgement of an open alarm, and say whether the broker took it."""
+    """Publish a staff acknowledgement of an open alarm or the review of one that cleared unacknowledged, and say
+    what the gateway answered."""
     board = _board(request)
     try:
         body = await request.json()
@@ -244,17 +253,47 @@ async def acknowledge(request: web.Request) -> web.StreamResponse:
     alarm = board.hub.state.open_alarm(crate, rule, sensor)
     if alarm is None:
         return _json_error(409, f"no open alarm {crate}/{rule}/{sensor} (it may have cleared)")
-    if alarm.state != "active":
+    if not (alarm.state == "active" or alarm.needs_review):
         return _json_error(409, f"alarm {crate}/{rule}/{sensor} is already {alarm.state}")
-    ack = StaffAck(crate, rule, sensor, by=by, note=note, ts=int(time.time() * 1000))
+    ack = StaffAck(
+        crate, rule, sensor, by=by, note=note, ts=int(time.time() * 1000),
+        request=secrets.token_hex(12), alarm_id=alarm.alarm_id,
+    )  # fmt: skip
+    return await _send_and_wait(board, ack, request["user"])
+
+
+async def _send_and_wait(board: Board, ack: StaffAck, user: str) -> web.Response:
+    """Publish ``ack`` and answer with the gateway's word: recorded (200), refused (409) or none in time (504)."""
+    what = f"{ack.crate}/{ack.rule}/{ack.sensor}"
+    answer = board.hub.wait_for_answer(ack)  # before publishing: the answer may come at once
     try:
-        await asyncio.to_thread(board.link.publish_ack, staff_ack_topic(crate, rule, sensor), encode(ack))
-    except AckNotSentError as exc:
-        log.error("ack of %s/%s/%s by %r NOT sent: %s", crate, rule, sensor, by, exc)
-        status = 504 if exc.sent_maybe else 503
-        return _json_error(status, f"acknowledgement not confirmed: {exc}")
-    log.info("ack of %s/%s/%s by %r (signed in as %s) sent", crate, rule, sensor, by, request["user"])
-    return web.json_response({"sent": True, "alarm": alarm.alarm_id}, status=202)
+        try:
+            await asyncio.to_thread(
+                board.link.publish_ack, staff_ack_topic(ack.crate, ack.rule, ack.sensor), encode(ack)
+            )
+        except AckNotSentError as exc:
+            log.error("ack of %s by %r NOT sent: %s", what, ack.by, exc)
+            status = 504 if exc.sent_maybe else 503
+            return _json_error(status, f"acknowledgement not confirmed: {exc}")
+        timeout_s = board.config.mqtt.answer_timeout_s
+        try:
+            result = await asyncio.wait_for(answer, timeout_s)
+        except TimeoutError:
+            log.warning("ack of %s by %r (signed in as %s): no answer from the gateway", what, ack.by, user)
+            return _json_error(
+                504,
+                f"not confirmed: the gateway did not answer within {timeout_s:g} s. The broker took the"
+                " acknowledgement, but nothing says it was recorded: check that the gateway runs",
+            )
+    finally:
+        board.hub.stop_waiting(ack)
+    if not result.recorded:
+        log.warning("ack of %s by %r refused by the gateway: %s", what, ack.by, result.reason)
+        return web.json_response({"error": f"refused by the gateway: {result.reason}", "refused": True}, status=409)
+    assert result.alarm is not None
+    log.info("ack of %s by %r (signed in as %s) recorded", what, ack.by, user)
+    reviewed = result.alarm.state == "cleared"
+    return web.json_response({"recorded": True, "alarm": result.alarm.alarm_id, "by": ack.by, "reviewed": reviewed})
 
 
 async def history(request: web.Request) -> web.StreamResponse:
@@ -283,9 +322,38 @@ async def history(request: web.Request) -> web.StreamResponse:
     return web.json_response({"crate": crate, "from": start_ms, "to": end_ms, **chart})
 
 
+async def release_state(request: web.Request) -> web.StreamResponse:
+    """What a release decision from the crate's page rests on (verdict, reasons, data SHA-256, decisions so far)."""
+    board = _board(request)
+    return await release_view(board.config, board.hub.state, request.match_info["crate"])
+
+
+async def release(request: web.Request) -> web.StreamResponse:
+    """Record a release decision by the signed-in login on the data its page showed (``coldchain release``)."""
+    board = _board(request)
+    assert board.http is not None
+    return await record_release(board.config, board.hub.state, board.http, request)
+
+
 async def healthz(request: web.Request) -> web.StreamResponse:
     """Liveness for the service manager or a proxy: says only whether the broker link is up."""
     return web.json_response({"ok": True, "broker": _board(request).link.connected})
+
+
+async def _keep_history(board: Board) -> None:
+    """Read the fleet's stored shipments and excursions now, every ``history_refresh_s``, and soon after an alarm
+    changes (a second later, so a burst of changes costs one read)."""
+    settings = board.config.influxdb
+    while True:
+        assert board.http is not None
+        board.hub.history_wanted.clear()
+        fleet = await read_fleet_history(board.http, settings)
+        if fleet.error:
+            log.warning("excursion history not read: %s", fleet.error)
+        board.hub.apply_history(fleet)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(board.hub.history_wanted.wait(), settings.history_refresh_s)
+            await asyncio.sleep(1.0)
 
 
 def make_app(board: Board) -> web.Application:
@@ -302,14 +370,18 @@ def make_app(board: Board) -> web.Application:
     app.router.add_get("/api/events", events)
     app.router.add_post("/api/ack", acknowledge)
     app.router.add_get("/api/crates/{crate}/history", history)
+    app.router.add_get("/api/crates/{crate}/release", release_state)
+    app.router.add_post("/api/release", release)
     app.router.add_get("/healthz", healthz)
     app.router.add_static("/static/", STATIC, append_version=False)
 
     async def lifecycle(app: web.Application) -> Any:
         board.http = aiohttp.ClientSession()
         flusher = asyncio.create_task(board.hub.run_flusher())
+        historian = asyncio.create_task(_keep_history(board))
         yield
         flusher.cancel()
+        historian.cancel()
         await board.http.close()
 
     app.cleanup_ctx.append(lifecycle)

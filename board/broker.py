@@ -14,26 +14,34 @@ from dataclasses import dataclass
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
+from adapters.liveness import Heartbeat
 from board.config import MqttSettings
 from board.messages import ALARM_FILTER, STATUS_FILTER
 from coldchain.alarm_view import AlarmView, decode_alarm
 from coldchain.errors import WireFormatError
 from coldchain.status_view import StatusView, decode_status
-from coldchain.topics import TELEMETRY_FILTER, crate_from_topic, refuse_reserved_crate
+from coldchain.topics import TELEMETRY_FILTER, crate_from_topic, refuse_reserved_crate, rejected_topic
 from coldchain.wire import Telemetry, decode_telemetry
 
 __all__ = ["AckNotSentError", "BoardEvent", "BrokerLink"]
 
 log = logging.getLogger("coldchain.board.broker")
 
+_PASS_S = 1.0  # paho's network loop (loop_start) waits for the socket this long at most per pass
+_RECONNECT_MAX_S = 30
+_CONNECT_TIMEOUT_S = 5.0
+# the longest paho's thread is away between passes: its back-off, then a connect (TCP, then TLS)
+_AWAY_S = _RECONNECT_MAX_S + 2 * _CONNECT_TIMEOUT_S
+
 
 @dataclass(frozen=True, slots=True)
 class BoardEvent:
     """One thing that happened on the broker side.
 
-    ``kind`` is ``alarm`` (``key``, ``alarm`` None when removed), ``status``, ``telemetry``
+    ``kind`` is ``alarm`` (``key``, ``alarm`` None when removed), ``status``, ``telemetry``,
+    ``rejected`` (``raw``: the gateway's refusal as published, judged by whoever waits for one)
     or ``connection`` (``connected`` says which way, ``reason`` why).
     """
 
@@ -44,6 +52,8 @@ class BoardEvent:
     telemetry: Telemetry | None = None
     connected: bool = False
     reason: str = ""
+    raw: bytes = b""
+    live: bool = False  # a status published while we listen (not the retained one replayed on subscribing)
 
 
 def _topic(message: mqtt.MQTTMessage) -> str:
@@ -57,6 +67,18 @@ def _topic(message: mqtt.MQTTMessage) -> str:
 def _shown_topic(message: mqtt.MQTTMessage) -> str:
     """The topic for a log line, whatever its bytes (paho keeps them in ``_topic``)."""
     return bytes(message._topic).decode("utf-8", "replace")[:200]
+
+
+class _WatchedClient(mqtt.Client):
+    """paho's client whose network thread stamps ``heartbeat`` on every pass of its loop (systemd's watchdog)."""
+
+    def __init__(self, heartbeat: Heartbeat, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.heartbeat = heartbeat
+
+    def loop_misc(self) -> MQTTErrorCode:
+        self.heartbeat.beat(_PASS_S)
+        return super().loop_misc()
 
 
 class AckNotSentError(Exception):
@@ -75,7 +97,10 @@ class BrokerLink:
         self._deliver = deliver
         self._connected = threading.Event()
         self.rejected = 0  # messages that broke the contract, counted and logged
-        client = mqtt.Client(
+        # paho's network thread: every pass while connected, or its reconnect wait and attempt
+        self.heartbeat = Heartbeat("the broker subscription thread", _AWAY_S)
+        client = _WatchedClient(
+            self.heartbeat,
             CallbackAPIVersion.VERSION2,
             client_id=settings.client_id,
             clean_session=True,  # every (re)connect replays the retained alarms and status in full
@@ -85,8 +110,10 @@ class BrokerLink:
             client.username_pw_set(settings.username, settings.password)
         if settings.ca_file:
             client.tls_set(ca_certs=settings.ca_file, tls_version=ssl.PROTOCOL_TLS_CLIENT)
-        client.reconnect_delay_set(min_delay=1, max_delay=30)
+        client.reconnect_delay_set(min_delay=1, max_delay=_RECONNECT_MAX_S)
+        client.connect_timeout = _CONNECT_TIMEOUT_S
         client.on_connect = self._on_connect
+        client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
         self._client = client
@@ -129,11 +156,16 @@ class BrokerLink:
         if self._connected.is_set():
             return  # paho may report one connection twice; subscribe once per session
         self._connected.set()
-        client.subscribe([(ALARM_FILTER, 1), (STATUS_FILTER, 1), (TELEMETRY_FILTER, 0)])
+        # rejected: the gateway's answer when it refuses an acknowledgement sent from the page
+        client.subscribe([(ALARM_FILTER, 1), (STATUS_FILTER, 1), (TELEMETRY_FILTER, 0), (rejected_topic(), 1)])
         log.info("connected to %s:%s, subscribed", self._settings.host, self._settings.port)
         self._deliver(BoardEvent("connection", connected=True))
 
+    def _on_connect_fail(self, _client: mqtt.Client, _userdata: Any) -> None:
+        self.heartbeat.beat(_AWAY_S)  # waiting on purpose, then trying again
+
     def _on_disconnect(self, _client: mqtt.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any) -> None:
+        self.heartbeat.beat(_AWAY_S)
         self._connected.clear()
         log.warning("lost the broker at %s:%s: %s", self._settings.host, self._settings.port, reason)
         self._deliver(BoardEvent("connection", connected=False, reason=str(reason)))
@@ -143,7 +175,7 @@ class BrokerLink:
         # on showing what it had, silently. One message is judged alone; whatever it does, the next comes.
         topic = _shown_topic(message)
         try:
-            event = self._convert(_topic(message), bytes(message.payload))
+            event = self._convert(_topic(message), bytes(message.payload), bool(message.retain))
         except WireFormatError as exc:
             self.rejected += 1
             log.warning("ignored a message on %s: %s (%d ignored so far)", topic, exc, self.rejected)
@@ -155,14 +187,16 @@ class BrokerLink:
         self._deliver(event)
 
     @staticmethod
-    def _convert(topic: str, payload: bytes) -> BoardEvent:
+    def _convert(topic: str, payload: bytes, retained: bool) -> BoardEvent:
+        if topic == rejected_topic():
+            return BoardEvent("rejected", raw=payload)
         crate = crate_from_topic(topic)
         if crate is not None:
             refuse_reserved_crate(crate)  # the broker lets every login, staff too, write its own crate topics
         if topic.endswith("/telemetry"):
             return BoardEvent("telemetry", telemetry=decode_telemetry(payload, crate))
         if topic.endswith("/status"):
-            return BoardEvent("status", status=decode_status(topic, payload))
+            return BoardEvent("status", status=decode_status(topic, payload), live=not retained)
         alarm = decode_alarm(topic, payload)
         crate, rule, sensor = topic.rsplit("/", 3)[1:]
         return BoardEvent("alarm", key=(crate, rule, sensor), alarm=alarm)

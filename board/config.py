@@ -50,6 +50,7 @@ class MqttSettings:
     client_id: str
     keepalive_s: int
     ack_timeout_s: float
+    answer_timeout_s: float  # how long an acknowledgement waits for the gateway to record or refuse it
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +64,8 @@ class InfluxSettings:
     timeout_s: float
     chart_hours: float
     max_points: int
+    history_days: float  # how far back crate cards look for their shipment's excursions
+    history_refresh_s: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +92,7 @@ class BoardConfig:
     influxdb: InfluxSettings
     profiles: dict[str, Profile]
     crates: dict[str, CrateInfo]
+    profiles_file: Path | None = None  # where ``profiles`` came from (the release action judges by it too)
 
 
 def _secret(table: Table, name: str, base: Path) -> str | None:
@@ -101,6 +105,8 @@ def _secret(table: Table, name: str, base: Path) -> str | None:
         lines = path.read_text().strip().splitlines()
     except OSError as exc:
         raise table.error(name, f"cannot read {path}: {exc.strerror}") from None
+    except ValueError:  # not UTF-8 text, or a NUL in the name
+        raise table.error(name, f"cannot read {str(path)!r}: not UTF-8 text, or a NUL in its name") from None
     if not lines:
         raise table.error(name, f"{path} is empty")
     return str(lines[0].strip())
@@ -159,6 +165,7 @@ def _mqtt(root: Table, base: Path) -> MqttSettings:
         client_id=mqtt.text("client_id", ""),
         keepalive_s=mqtt.integer("keepalive_s", 30, minimum=5, maximum=300),
         ack_timeout_s=mqtt.number("ack_timeout_s", 5.0, minimum=0.5, maximum=60.0),
+        answer_timeout_s=mqtt.number("answer_timeout_s", 5.0, minimum=0.5, maximum=60.0),
     )
 
 
@@ -175,6 +182,8 @@ def _influx(root: Table, base: Path) -> InfluxSettings:
         timeout_s=influx.number("timeout_s", 10.0, minimum=0.5, maximum=120.0),
         chart_hours=influx.number("chart_hours", 24.0, minimum=0.01, maximum=24.0 * 92),
         max_points=influx.integer("max_points", 2000, minimum=100, maximum=50_000),
+        history_days=influx.number("history_days", 31.0, minimum=1.0, maximum=366.0),
+        history_refresh_s=influx.number("history_refresh_s", 60.0, minimum=5.0, maximum=3600.0),
     )
 
 
@@ -218,6 +227,7 @@ def load_config(path: Path) -> BoardConfig:
         influxdb=_influx(root, base),
         profiles=profiles,
         crates=crates,
+        profiles_file=base / profiles_file,
     )
     root.finish()
     return config

@@ -11,13 +11,18 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any
 
 from board.broker import BoardEvent
+from board.history import FleetHistory
 from board.messages import alarm_json
 from board.state import BoardState
+from coldchain.ack_answer import AckAnswer, answer_to, recorded_in
+from coldchain.topics import rejected_topic
+from coldchain.wire import StaffAck
 
 __all__ = ["Hub", "Inbox", "PageStream"]
 
@@ -82,6 +87,9 @@ class Hub:
         self.dropped_pages = 0
         self.dropped_events = 0  # decoded messages the board could not show: left out, logged
         self._dirty: set[str] = set()
+        # acknowledgements sent from pages, by request id, until the gateway answers or the page stops waiting
+        self._waiting: dict[str, tuple[StaffAck, asyncio.Future[AckAnswer]]] = {}
+        self.history_wanted = asyncio.Event()  # an alarm changed: read the stored history again soon
 
     def apply(self, event: BoardEvent) -> None:
         """Apply one broker event (on the event loop) and tell the pages.
@@ -104,19 +112,49 @@ class Hub:
         if event.telemetry is not None:
             json.dumps([r.to_wire() for r in event.telemetry.readings], allow_nan=False)
 
+    def wait_for_answer(self, ack: StaffAck) -> asyncio.Future[AckAnswer]:
+        """A future the gateway's answer to ``ack`` (which carries a request id) resolves; ``stop_waiting`` after."""
+        assert ack.request is not None
+        future: asyncio.Future[AckAnswer] = asyncio.get_running_loop().create_future()
+        self._waiting[ack.request] = (ack, future)
+        return future
+
+    def stop_waiting(self, ack: StaffAck) -> None:
+        """The page's request is over, answered or not."""
+        self._waiting.pop(ack.request or "", None)
+
+    def _answered(self, judge: Callable[[StaffAck], AckAnswer | None]) -> None:
+        for ack, future in list(self._waiting.values()):
+            answer = judge(ack)
+            if answer is not None and not future.done():
+                future.set_result(answer)
+
     def _apply(self, event: BoardEvent) -> None:
         if event.kind == "alarm" and event.key is not None:
             crate = self.state.apply_alarm(event.key, event.alarm)
+            self._answered(lambda ack: recorded_in(ack, event.alarm))
             self._broadcast(sse("alarms", self.state.alarms_json()))
+            self._broadcast(sse("review", self.state.review_json()))
             self._broadcast(sse("crate", self.state.crate_json(crate)))
+            self.history_wanted.set()
+        elif event.kind == "rejected":
+            self._answered(lambda ack: answer_to(ack, rejected_topic(), event.raw))
         elif event.kind == "status" and event.status is not None:
-            crate = self.state.apply_status(event.status)
+            crate = self.state.apply_status(event.status, int(time.time() * 1000) if event.live else None)
             self._broadcast(sse("crate", self.state.crate_json(crate)))
         elif event.kind == "telemetry" and event.telemetry is not None:
             self._dirty.add(self.state.apply_telemetry(event.telemetry))
         elif event.kind == "connection":
             self.broker = {"connected": event.connected, "reason": event.reason}
             self._broadcast(sse("broker", self.broker))
+
+    def apply_history(self, fleet: FleetHistory) -> None:
+        """What InfluxDB says of shipments and excursions: redraw the crates it changed."""
+        changed = self.state.apply_history(fleet)
+        for crate in changed:
+            self._broadcast(sse("crate", self.state.crate_json(crate)))
+        if changed and self.state.review:  # a review row names its crate's shipment
+            self._broadcast(sse("review", self.state.review_json()))
 
     def snapshot(self) -> dict[str, Any]:
         """Everything a page needs to draw itself from scratch."""

@@ -11,7 +11,7 @@ from board.chart import Bucket
 from board.config import InfluxSettings
 from coldchain.topics import valid_identifier
 
-__all__ = ["HistoryError", "bucket_ms_for", "read_history"]
+__all__ = ["HistoryError", "bucket_ms_for", "read_history", "write_point"]
 
 
 class HistoryError(Exception):
@@ -82,3 +82,30 @@ async def read_history(
     if not isinstance(body, dict):
         raise HistoryError(f"InfluxDB at {settings.url} sent something that is not a query result")
     return _buckets(body, settings), bucket_ms
+
+
+async def write_point(session: aiohttp.ClientSession, settings: InfluxSettings, line: str) -> None:
+    """Write one line of line protocol (ms precision) through ``/write``; HistoryError saying why it was not stored."""
+    auth = aiohttp.BasicAuth(settings.username, settings.password or "") if settings.username else None
+    params = {"db": settings.database, "precision": "ms"}
+    try:
+        async with session.post(
+            f"{settings.url}/write",
+            params=params,
+            data=line.encode(),
+            auth=auth,
+            timeout=aiohttp.ClientTimeout(total=settings.timeout_s),
+        ) as response:
+            if response.status == 204:
+                return
+            text = (await response.text())[:300]
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        raise HistoryError(
+            f"InfluxDB at {settings.url} cannot be reached ({exc.__class__.__name__}): is influxd running there?"
+        ) from None
+    if response.status in (401, 403):
+        raise HistoryError(
+            f"InfluxDB at {settings.url} refused to store it (HTTP {response.status}): the board's influxdb.username "
+            "needs write on the database for release decisions"
+        )
+    raise HistoryError(f"InfluxDB at {settings.url} did not store it: HTTP {response.status} {text}")

@@ -1,9 +1,13 @@
-"""``coldchain alerts``: the alarms that are active now, from the broker's retained alarm topics.
+"""``coldchain alerts``: the alarms that are active now, and those that still need review.
 
 Lists every alarm whose retained state is ``active`` or ``acknowledged``, the most
-severe first and, within a severity, the longest-running first. ``--follow`` then
-prints each transition as it happens until Ctrl-C; ``--json`` prints the alarm
-payloads for scripts (an array; with ``--follow``, one object per line).
+severe first and, within a severity, the longest-running first (escalated ones say so).
+Then, per shipment, the alarms that need review: excursions that cleared before anyone
+acknowledged them, late ones (they happened while the crate was offline) included,
+until a person reviews them (``coldchain ack CRATE RULE SENSOR --by NAME --note TEXT``).
+``--active-only`` leaves that section out. ``--follow`` then prints each transition as it
+happens until Ctrl-C; ``--json`` prints the alarm payloads for scripts (an array; with
+``--follow``, one object per line).
 """
 
 from __future__ import annotations
@@ -14,12 +18,15 @@ import queue
 import sys
 import time
 import traceback
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from cli.mqtt_read import BrokerError, Inbound, Subscription, add_broker_arguments, broker_settings
 from coldchain.alarm_view import AlarmView, decode_alarm
+from coldchain.argtypes import positive
 from coldchain.errors import ConfigError, WireFormatError
+from coldchain.helptext import help_text
 from coldchain.status_view import decode_status
 from coldchain.topics import ROOT, reserved_login
 
@@ -78,13 +85,18 @@ def _celsius(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}"
 
 
+def _columns(rows: Sequence[tuple[str, ...]]) -> str:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows)
+
+
 def _table(alarms: list[AlarmView], offline: dict[str, int], now_ms: int) -> str:
     header = ("SEVERITY", "STATE", "CRATE", "RULE", "SENSOR", "VALUE °C", "LIMIT °C", "SINCE (UTC)", "AGE", "ACK BY")
     rows = [header]
     for a in alarms:
         crate = a.crate + (f" [{shipment}]" if (shipment := _optional_text(a, "shipment")) else "")
         crate += " (offline)" if a.crate in offline else ""
-        state = a.state + (" (late)" if a.optional("late") else "")
+        state = a.state + (" (late)" if a.optional("late") else "") + (" ESCALATED" if a.optional("escalated") else "")
         rows.append(
             (
                 a.severity,
@@ -99,12 +111,50 @@ def _table(alarms: list[AlarmView], offline: dict[str, int], now_ms: int) -> str
                 _acknowledged_by(a) or "-",
             )
         )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows)
+    return _columns(rows)
 
 
-def _transition(alarm: AlarmView) -> str:
+def _shipment_heading(alarm: AlarmView) -> str:
+    shipment = _optional_text(alarm, "shipment")
+    if not shipment:
+        return "no shipment"
+    route = f"{_optional_text(alarm, 'origin') or '?'} -> {_optional_text(alarm, 'destination') or '?'}"
+    known = [part for part in (_optional_text(alarm, "product"), "" if route == "? -> ?" else route) if part]
+    return f"shipment {shipment}" + (f" ({', '.join(known)})" if known else "")
+
+
+def _review(alarms: list[AlarmView], now_ms: int) -> str:
+    """The needs-review section: per shipment, each excursion nobody acknowledged, from its start to its end."""
+    lines = [
+        f"NEEDS REVIEW: {len(alarms)} excursion{'s' if len(alarms) != 1 else ''} cleared before anyone"
+        " acknowledged them (late: it happened while the crate was offline)"
+    ]
+    groups: dict[str, list[AlarmView]] = {}
+    for alarm in alarms:
+        groups.setdefault(_shipment_heading(alarm), []).append(alarm)
+    for heading in sorted(groups, key=lambda h: (h == "no shipment", h)):
+        lines.append(f"{heading}:")
+        rows: list[tuple[str, ...]] = [
+            ("  SEVERITY", "CRATE", "RULE", "SENSOR", "LIMIT °C", "FROM (UTC)", "TO (UTC)", "")
+        ]
+        for a in groups[heading]:
+            ended = a.optional("ended_ts")
+            end = ended if isinstance(ended, int) and not isinstance(ended, bool) else a.ts
+            rows.append((
+                f"  {a.severity}", a.crate, a.rule, a.sensor, _celsius(a.threshold_c), _utc(a.started_ts), _utc(end),
+                "late" if a.optional("late") is True else f"{_age((now_ms - end) / 1000)} ago",
+            ))  # fmt: skip
+        lines.append(_columns(rows))
+    lines.append("review one once looked at: coldchain ack CRATE RULE SENSOR --by NAME --note TEXT")
+    return "\n".join(lines)
+
+
+def _transition(alarm: AlarmView, previous: AlarmView | None = None) -> str:
     verb = {"active": "RAISED", "acknowledged": "ACKED", "cleared": "CLEARED"}.get(alarm.state, alarm.state.upper())
+    if previous is not None and previous.needs_review and not alarm.needs_review:
+        verb = "REVIEWED"
+    elif alarm.state == "active" and alarm.optional("escalated") and not (previous and previous.optional("escalated")):
+        verb = "ESCALATED"
     by = f" by {who}" if (who := _acknowledged_by(alarm)) else ""
     note = f" ({text})" if (text := _optional_text(alarm, "note")) else ""
     return (
@@ -149,7 +199,7 @@ class Board:
         self.alarms[message.topic] = alarm
         if previous is not None and previous.body == alarm.body:
             return None  # the broker re-sent retained state after a reconnect
-        return ("alarm", alarm)
+        return ("alarm", (alarm, previous))
 
     def _status(self, message: Inbound) -> tuple[str, Any] | None:
         crate = message.topic.split("/")[3]
@@ -170,6 +220,10 @@ class Board:
         """The alarms to show, most urgent first."""
         shown = [a for a in self.alarms.values() if include_cleared or a.is_open]
         return sorted(shown, key=_sort_key)
+
+    def awaiting_review(self) -> list[AlarmView]:
+        """Alarms that cleared before anyone acknowledged them, most severe then oldest first."""
+        return sorted((a for a in self.alarms.values() if a.needs_review), key=_sort_key)
 
 
 def _collect(subscription: Subscription, board: Board, quiet_s: float, limit_s: float) -> None:
@@ -200,10 +254,10 @@ def _follow(subscription: Subscription, board: Board, as_json: bool, out: TextIO
             continue
         kind, what = change
         if as_json and kind == "alarm":
-            print(json.dumps(what.body, sort_keys=True), file=out, flush=True)
+            print(json.dumps(what[0].body, sort_keys=True), file=out, flush=True)
         elif not as_json:
             if kind == "alarm":
-                text = _transition(what)
+                text = _transition(*what)
             elif kind == "deleted":
                 text = f"retained alarm {what.topic} was deleted"
             else:
@@ -214,36 +268,51 @@ def _follow(subscription: Subscription, board: Board, as_json: bool, out: TextIO
 def main(argv: list[str], prog: str = "coldchain alerts") -> int:
     """List active alarms (and with --follow, stream transitions)."""
     parser = argparse.ArgumentParser(
-        prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog=prog, description=help_text(__doc__), formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--follow", "-f", action="store_true", help="then print transitions live until Ctrl-C")
     parser.add_argument("--json", action="store_true", help="alarm payloads as JSON, for scripts")
     parser.add_argument("--all", action="store_true", help="include cleared alarms still retained")
     parser.add_argument(
-        "--quiet-period", type=float, default=0.3, metavar="S", help="retained state is complete after S s of silence"
+        "--active-only", action="store_true", help="leave out the alarms that need review (cleared unacknowledged)"
+    )
+    parser.add_argument(
+        "--quiet-period",
+        type=positive,
+        default=0.3,
+        metavar="S",
+        help="retained state is complete after S s of silence",
     )
     add_broker_arguments(parser)
     args = parser.parse_args(argv)
     out, err = sys.stdout, sys.stderr
     try:
         subscription = Subscription(broker_settings(args), [ALARM_FILTER, STATUS_FILTER])
+    except ConfigError as exc:
+        print(f"{prog}: {exc}", file=err)
+        return 2
+    try:
         subscription.open()
-    except (BrokerError, ConfigError) as exc:
+    except BrokerError as exc:
         print(f"{prog}: {exc}", file=err)
         return 1
     board = Board(err)
     try:
         _collect(subscription, board, args.quiet_period, limit_s=10.0)
         alarms = board.listing(args.all)
+        review = [] if args.active_only or args.all else board.awaiting_review()
+        now_ms = int(time.time() * 1000)
         if args.json and args.follow:
-            for alarm in alarms:
+            for alarm in alarms + review:
                 print(json.dumps(alarm.body, sort_keys=True), file=out)
         elif args.json:
-            print(json.dumps([a.body for a in alarms], indent=2, sort_keys=True), file=out)
+            print(json.dumps([a.body for a in alarms + review], indent=2, sort_keys=True), file=out)
         elif alarms:
-            print(_table(alarms, board.offline, int(time.time() * 1000)), file=out)
+            print(_table(alarms, board.offline, now_ms), file=out)
         else:
             print(f"no {'retained' if args.all else 'active'} alarms on {subscription.settings.address}", file=out)
+        if review and not args.json:
+            print(f"\n{_review(review, now_ms)}", file=out)
         if not args.json and board.offline:
             crates = ", ".join(f"{c} (since {_utc(ts)})" if ts else c for c, ts in sorted(board.offline.items()))
             print(f"offline crates: {crates}", file=out)

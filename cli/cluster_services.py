@@ -12,6 +12,7 @@ import time
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from cli.services import ServiceError, _find, _port_open, _Process, free_port
 
@@ -101,10 +102,11 @@ mqtt {{
         with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}/connz?limit=1024", timeout=2) as response:
             return [str(c.get("name", "")) for c in json.load(response).get("connections") or []]
 
-    def jsz(self) -> dict[str, object]:
-        """The node's JetStream report (/jsz), e.g. its meta leader."""
+    def meta_leader(self) -> str:
+        """The JetStream meta leader this node knows of (/jsz), "" when none."""
         with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}/jsz", timeout=2) as response:
-            return dict(json.load(response))
+            report: dict[str, Any] = json.load(response)
+        return str((report.get("meta_cluster") or {}).get("leader") or "")
 
 
 class NatsCluster:
@@ -147,7 +149,7 @@ class NatsCluster:
         def ready() -> bool:
             if not all(node.healthy() for node in running):
                 return False
-            leaders = {str(dict(node.jsz().get("meta_cluster") or {}).get("leader", "")) for node in running}
+            leaders = {node.meta_leader() for node in running}
             return len(leaders) == 1 and "" not in leaders
 
         _wait(ready, timeout, "the NATS cluster has no JetStream meta leader", running)

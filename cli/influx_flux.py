@@ -20,9 +20,11 @@ from cli.influx_read import (
     GapRow,
     InfluxReadError,
     ReadingRow,
+    ReleaseRow,
     alarm_row,
     gap_row,
     reading_row,
+    release_row,
     shipment_details,
 )
 from cli.influx_settings import InfluxSettings
@@ -93,7 +95,8 @@ class V2Reader:
         flux = (
             self._from(_t(start_ms), _t(end_ms))
             + f'  |> filter(fn: (r) => r._measurement == "temperature"{self._tagged(tags)})\n'
-            + '  |> filter(fn: (r) => r._field == "value_c" or r._field == "seq" or r._field == "fault")\n'
+            + '  |> filter(fn: (r) => r._field == "value_c" or r._field == "seq" or r._field == "fault"'
+            + ' or r._field == "ts_corrected" or r._field == "ts_uncertain")\n'
             + '  |> pivot(rowKey: ["_time"], columnKey: ["_field"], valueColumn: "_value")\n'
             + '  |> group()\n  |> sort(columns: ["_time"])\n'
         )
@@ -148,3 +151,13 @@ class V2Reader:
         )
         rows = list(self._records(flux))
         return shipment_details(rows[0]) if rows else {}
+
+    def releases(self, tag: str, subject: str) -> list[ReleaseRow]:
+        """Every release decision on ``subject`` (tag ``shipment`` or ``crate``), oldest first."""
+        flux = (
+            self._from(EPOCH)
+            + f'  |> filter(fn: (r) => r._measurement == "release" and r.{tag} == {_s(subject)})\n'
+            + '  |> pivot(rowKey: ["_time"], columnKey: ["_field"], valueColumn: "_value")\n'
+            + '  |> group()\n  |> sort(columns: ["_time"])\n'
+        )
+        return [release_row(r, _ms(r["_time"])) for r in self._records(flux)]

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from cli.influx_settings import InfluxSettings
+from coldchain.wire import TS_CORRECTED, TS_UNCERTAIN
 
 __all__ = [
     "AlarmRow",
@@ -25,6 +26,7 @@ __all__ = [
     "InfluxReadError",
     "Reader",
     "ReadingRow",
+    "ReleaseRow",
     "V1Reader",
     "fetch_readings",
     "open_reader",
@@ -49,6 +51,8 @@ class ReadingRow:
     value_c: float
     seq: int | None
     profile: str | None
+    shipment: str | None = None  # the tag: the shipment the crate was assigned to when the gateway stored it
+    ts_flag: str | None = None  # ``ts_corrected`` or ``ts_uncertain``: taken while the crate's clock was unset
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,11 +64,14 @@ class FaultRow:
     sensor: str
     fault: str
     seq: int | None
+    ts_flag: str | None = None  # ``ts_corrected`` or ``ts_uncertain``: taken while the crate's clock was unset
 
 
 @dataclass(frozen=True, slots=True)
 class AlarmRow:
-    """One stored alarm transition (acknowledgements carry ``by`` and ``note``)."""
+    """One stored alarm transition (acknowledgements carry ``by`` and ``note``, or ``acknowledged_by`` in older
+    records; a raising point carries ``escalated_ts`` once escalated; older gateways wrote an escalation as a
+    point of its own, ``change`` ``escalated`` with state ``active``)."""
 
     ts_ms: int
     crate: str
@@ -78,6 +85,25 @@ class AlarmRow:
     alarm_id: str | None
     by: str | None
     note: str | None
+    change: str | None = None
+    escalated_ts: int | None = None  # when the gateway escalated the alarm this point raised
+
+    @property
+    def transition(self) -> str:
+        """The state; ``escalated`` for an escalation an older gateway wrote as a point of its own."""
+        return "escalated" if "escalated" in (self.change, self.state) else self.state
+
+
+@dataclass(frozen=True, slots=True)
+class ReleaseRow:
+    """A QA release decision (measurement ``release``) on the data whose report hash is ``sha256``."""
+
+    ts_ms: int
+    by: str
+    decision: str
+    note: str
+    sha256: str
+    verdict: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +120,7 @@ class GapRow:
     last_seq: int | None
     state: str | None = None
     still_missing: int | None = None
+    lost: int | None = None  # seqs the crate declared gone for good
 
     @property
     def missing(self) -> int | None:
@@ -121,6 +148,8 @@ class Reader(Protocol):
     def crates_where(self, tag: str, value: str) -> list[str]: ...
 
     def shipment(self, shipment: str) -> dict[str, str]: ...
+
+    def releases(self, tag: str, subject: str) -> list[ReleaseRow]: ...
 
 
 def _secret(path: Path | None, what: str) -> str | None:
@@ -161,13 +190,22 @@ def _optional(row: Mapping[str, Any], key: str, kind: type) -> Any:
     return None if value is None or value == "" else kind(value)
 
 
+def _ts_flag(row: Mapping[str, Any]) -> str | None:
+    """Which time flag a reading's row carries (the gateway writes at most one, only as true)."""
+    # Flux answers an absent field with an empty string, InfluxQL with null: only true sets a flag
+    return TS_UNCERTAIN if row.get(TS_UNCERTAIN) is True else TS_CORRECTED if row.get(TS_CORRECTED) is True else None
+
+
 def reading_row(row: Mapping[str, Any], ts_ms: int) -> ReadingRow | FaultRow:
     """A reading, or a fault when the row has no value, from a flattened row (either API)."""
-    seq = _optional(row, "seq", int)
+    seq, flag = _optional(row, "seq", int), _ts_flag(row)
     if row.get("value_c") is None:
-        return FaultRow(ts_ms, str(row.get("crate")), str(row.get("sensor")), str(row.get("fault") or "unknown"), seq)
-    profile = _optional(row, "profile", str)
-    return ReadingRow(ts_ms, str(row.get("crate")), str(row.get("sensor")), float(row["value_c"]), seq, profile)
+        fault = str(row.get("fault") or "unknown")
+        return FaultRow(ts_ms, str(row.get("crate")), str(row.get("sensor")), fault, seq, flag)
+    profile, shipment = _optional(row, "profile", str), _optional(row, "shipment", str)
+    return ReadingRow(
+        ts_ms, str(row.get("crate")), str(row.get("sensor")), float(row["value_c"]), seq, profile, shipment, flag
+    )
 
 
 def alarm_row(row: Mapping[str, Any], ts_ms: int) -> AlarmRow:
@@ -185,6 +223,20 @@ def alarm_row(row: Mapping[str, Any], ts_ms: int) -> AlarmRow:
         alarm_id=_optional(row, "alarm_id", str) or _optional(row, "id", str),
         by=_optional(row, "by", str) or _optional(row, "acknowledged_by", str),
         note=_optional(row, "note", str),
+        change=_optional(row, "change", str),
+        escalated_ts=_optional(row, "escalated_ts", int),
+    )
+
+
+def release_row(row: Mapping[str, Any], ts_ms: int) -> ReleaseRow:
+    """A release decision from a flattened InfluxDB row (either API)."""
+    return ReleaseRow(
+        ts_ms,
+        str(row.get("by") or ""),
+        str(row.get("decision") or ""),
+        str(row.get("note") or ""),
+        str(row.get("sha256") or ""),
+        _optional(row, "verdict", str),
     )
 
 
@@ -199,6 +251,7 @@ def gap_row(row: Mapping[str, Any], ts_ms: int) -> GapRow:
         None if last is None else int(last),
         _optional(row, "state", str),
         _optional(row, "missing", int),
+        _optional(row, "lost", int),
     )
 
 
@@ -213,9 +266,10 @@ def shipment_details(row: Mapping[str, Any]) -> dict[str, str]:
 class V1Reader:
     """InfluxQL over ``/query`` of an InfluxDB 1.x server (stdlib HTTP, no client library needed)."""
 
-    def __init__(self, settings: InfluxSettings) -> None:
+    def __init__(self, settings: InfluxSettings, password: str | None = None) -> None:
+        """``password``: given by a caller that read it already (the board), else read from ``password_file``."""
         self.settings = settings
-        self._password = _secret(settings.password_file, "password")
+        self._password = password if password is not None else _secret(settings.password_file, "password")
 
     def _request(self, q: str) -> dict[str, Any]:
         s = self.settings
@@ -273,7 +327,7 @@ class V1Reader:
 
     def readings(self, tags: Mapping[str, str], start_ms: int, end_ms: int) -> list[ReadingRow | FaultRow]:
         """Stored readings (and probe faults) with the given tags in [start_ms, end_ms), in time order."""
-        what = '"value_c", "fault", "seq", "crate", "sensor", "profile"'
+        what = '"value_c", "fault", "seq", "ts_corrected", "ts_uncertain", "crate", "sensor", "profile", "shipment"'
         return [
             reading_row(r, int(r["time"]))
             for r in self._rows(_select(what, "temperature", _where(tags, start_ms, end_ms)))
@@ -309,6 +363,10 @@ class V1Reader:
         q = f'SELECT * FROM "shipment" WHERE "shipment" = {_q(shipment)} ORDER BY time DESC LIMIT 1'  # noqa: S608
         rows = list(self._rows(q))
         return shipment_details(rows[0]) if rows else {}
+
+    def releases(self, tag: str, subject: str) -> list[ReleaseRow]:
+        """Every release decision on ``subject`` (tag ``shipment`` or ``crate``), oldest first."""
+        return [release_row(r, int(r["time"])) for r in self._rows(_select("*", "release", _where({tag: subject})))]
 
 
 def open_reader(settings: InfluxSettings) -> Reader:

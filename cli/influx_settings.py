@@ -8,9 +8,12 @@ gateway's file; only those keys are read, the rest belongs to the gateway.
 from __future__ import annotations
 
 import argparse
+import os
+import urllib.parse
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from coldchain.argtypes import text
 from coldchain.errors import ConfigError
 from coldchain.settings import load_toml
 
@@ -18,6 +21,14 @@ __all__ = ["InfluxSettings", "add_influx_arguments", "settings_from_args"]
 
 DEFAULT_URL = "http://127.0.0.1:8086"
 DEFAULT_DATABASE = "coldchain"
+CONNECTION_KEYS = (
+    "api", "url", "database", "retention_policy", "username", "password_file", "org", "bucket", "token_file"
+)  # fmt: skip
+# Keys of the gateway's and board's [influxdb] tables that only those programs use (their example configs
+# document each; a test keeps this list complete). Any other key in --config's [influxdb] is a typo.
+PROGRAM_KEYS = frozenset(
+    {"timeout_s", "startup_wait", "chart_hours", "max_points", "history_days", "history_refresh_s"}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,20 +58,20 @@ def add_influx_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("InfluxDB (command line overrides --config)")
     group.add_argument("--config", type=Path, help="the gateway's TOML: its [influxdb] table is used")
     group.add_argument("--api", choices=("v1", "v2"), help="v1: InfluxQL (InfluxDB 1.x, default); v2: Flux")
-    group.add_argument("--influx-url", dest="url", help="server URL (default http://127.0.0.1:8086)")
-    group.add_argument("--database", help="v1 database (default coldchain)")
-    group.add_argument("--retention-policy", help="v1 retention policy (default: the database's default)")
-    group.add_argument("--username", help="v1 user")
+    group.add_argument("--influx-url", dest="url", type=text, help="server URL (default http://127.0.0.1:8086)")
+    group.add_argument("--database", type=text, help="v1 database (default coldchain)")
+    group.add_argument("--retention-policy", type=text, help="v1 retention policy (default: the database's default)")
+    group.add_argument("--username", type=text, help="v1 user")
     group.add_argument("--password-file", type=Path, help="v1 password, first line of this file")
-    group.add_argument("--org", help="v2 organisation")
-    group.add_argument("--bucket", help="v2 bucket")
+    group.add_argument("--org", type=text, help="v2 organisation")
+    group.add_argument("--bucket", type=text, help="v2 bucket")
     group.add_argument("--token-file", type=Path, help="v2 API token, first line of this file")
 
 
 def _from_file(path: Path) -> InfluxSettings:
     table = load_toml(path).table("influxdb", required=True)
     # Only the connection keys are read: batching and retry settings belong to the gateway.
-    return InfluxSettings(
+    settings = InfluxSettings(
         api=table.text("api", "v1", choices=("v1", "v2")),
         url=table.text("url", DEFAULT_URL),
         database=table.text("database", DEFAULT_DATABASE),
@@ -71,17 +82,46 @@ def _from_file(path: Path) -> InfluxSettings:
         bucket=table.text("bucket", None),
         token_file=table.file_path("token_file", path.parent),
     )
+    for key in table.data:
+        if key not in CONNECTION_KEYS and key not in PROGRAM_KEYS:
+            raise table.error(key, "is not a known setting (typo?)")
+    return settings
+
+
+def _url_problem(url: str) -> str | None:
+    """What is wrong with ``url`` as an InfluxDB server address, or None."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        parts.port  # noqa: B018 -- raises ValueError for a port that is no number or out of range
+    except ValueError as exc:
+        return f"{url!r} is not a URL ({exc})"
+    if parts.scheme not in ("http", "https") or not parts.hostname or not url.isprintable() or " " in url:
+        return f"{url!r} is not an http:// or https:// URL such as {DEFAULT_URL}"
+    return None
+
+
+def _where(args: argparse.Namespace, name: str, flag: str) -> tuple[str, str]:
+    """The source and key to name in an error about setting ``name``: the option, else --config's key."""
+    if getattr(args, name) is not None or args.config is None:
+        return "command line", flag
+    return str(args.config), f"influxdb.{name}"
 
 
 def settings_from_args(args: argparse.Namespace) -> InfluxSettings:
-    """Settings from ``--config`` (if any), overridden by the command-line options given."""
+    """Settings from ``--config`` (if any), overridden by the options given; ConfigError when unusable."""
     settings = _from_file(args.config) if args.config else InfluxSettings()
-    names = ("api", "url", "database", "retention_policy", "username", "password_file", "org", "bucket", "token_file")
-    overrides = {n: getattr(args, n) for n in names if getattr(args, n) is not None}
+    overrides = {n: getattr(args, n) for n in CONNECTION_KEYS if getattr(args, n) is not None}
     settings = replace(settings, **overrides)
+    if (problem := _url_problem(settings.url)) is not None:
+        raise ConfigError(*_where(args, "url", "--influx-url"), problem)
     if settings.api == "v2":
         for name in ("org", "bucket", "token_file"):
             if getattr(settings, name) is None:
                 flag = "--" + name.replace("_", "-")
                 raise ConfigError("command line", flag, f"the v2 API needs {flag} (or [influxdb] {name} of --config)")
+    for name in ("password_file", "token_file"):
+        path: Path | None = getattr(settings, name)
+        if path is not None and not (path.is_file() and os.access(path, os.R_OK)):
+            problem = "no such file" if not path.exists() else "not a readable file"
+            raise ConfigError(*_where(args, name, "--" + name.replace("_", "-")), f"{path}: {problem}")
     return settings

@@ -8,6 +8,7 @@ command reads the queue. Settings are named as in the agent's and gateway's
 from __future__ import annotations
 
 import argparse
+import os
 import queue
 import ssl
 import uuid
@@ -18,6 +19,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from coldchain.argtypes import port_number, text
 from coldchain.errors import ConfigError
 from coldchain.settings import load_toml
 
@@ -32,6 +34,25 @@ __all__ = [
 ]
 
 CONNECT_TIMEOUT_S = 5.0
+CONNECTION_KEYS = ("host", "port", "username", "password_file", "tls", "ca_file", "cert_file", "key_file")
+# Keys of the agent's, gateway's and board's [mqtt] tables that only those programs use (their example
+# configs document each; a test keeps this list complete). Any other key in --config's [mqtt] is a typo.
+PROGRAM_KEYS = frozenset(
+    {
+        "client_id",
+        "keepalive_s",
+        "session_expiry",
+        "receive_maximum",
+        "shared_group",
+        "reconnect_min_s",
+        "reconnect_max_s",
+        "window",
+        "refused_retry_s",
+        "ack_timeout_s",
+        "answer_timeout_s",
+    }
+)
+_FILES = ("password_file", "ca_file", "cert_file", "key_file")
 
 
 class BrokerError(Exception):
@@ -75,9 +96,9 @@ def add_broker_arguments(parser: argparse.ArgumentParser) -> None:
     """The broker options every command that reads MQTT shares."""
     group = parser.add_argument_group("broker (command line overrides --config)")
     group.add_argument("--config", type=Path, help="an agent or gateway TOML file: its [mqtt] table is used")
-    group.add_argument("--host", help="broker host (default 127.0.0.1)")
-    group.add_argument("--port", type=int, help="broker port (default 1883, 8883 with TLS)")
-    group.add_argument("--username", help="broker login, e.g. staff.alice from 'coldchain provision staff'")
+    group.add_argument("--host", type=text, help="broker host (default 127.0.0.1)")
+    group.add_argument("--port", type=port_number, help="broker port (default 1883, 8883 with TLS)")
+    group.add_argument("--username", type=text, help="broker login, e.g. staff.alice from 'coldchain provision staff'")
     group.add_argument("--password-file", type=Path, help="file holding the password (first line)")
     group.add_argument("--tls", action="store_true", default=None, help="connect with TLS")
     group.add_argument("--ca-file", type=Path, help="CA certificate to trust (implies --tls)")
@@ -89,7 +110,7 @@ def _from_file(path: Path) -> BrokerSettings:
     table = load_toml(path).table("mqtt", required=True)
     base = path.parent
     # Only the connection keys are read: the rest of the table belongs to the program the file configures.
-    return BrokerSettings(
+    settings = BrokerSettings(
         host=table.text("host", "127.0.0.1"),
         port=table.integer("port", 1883, minimum=1, maximum=65535),
         username=table.text("username", None),
@@ -99,21 +120,37 @@ def _from_file(path: Path) -> BrokerSettings:
         cert_file=table.file_path("cert_file", base),
         key_file=table.file_path("key_file", base),
     )
+    for key in table.data:
+        if key not in CONNECTION_KEYS and key not in PROGRAM_KEYS:
+            raise table.error(key, "is not a known setting (typo?)")
+    return settings
+
+
+def _readable(settings: BrokerSettings, args: argparse.Namespace) -> None:
+    """Every file the connection needs can be read now: say which, before reaching for the broker."""
+    for name in _FILES:
+        path: Path | None = getattr(settings, name)
+        if path is None or (path.is_file() and os.access(path, os.R_OK)):
+            continue
+        problem = "no such file" if not path.exists() else "not a readable file"
+        if getattr(args, name) is not None:
+            raise ConfigError("command line", "--" + name.replace("_", "-"), f"{path}: {problem}")
+        raise ConfigError(str(args.config), f"mqtt.{name}", f"{path}: {problem}")
 
 
 def broker_settings(args: argparse.Namespace) -> BrokerSettings:
-    """Settings from ``--config`` (if any), overridden by the command-line options given."""
+    """Settings from ``--config`` (if any), overridden by the command-line options given; ConfigError if unusable."""
     settings = _from_file(args.config) if args.config else BrokerSettings()
-    overrides: dict[str, Any] = {
-        name: getattr(args, name)
-        for name in ("host", "port", "username", "password_file", "tls", "ca_file", "cert_file", "key_file")
-        if getattr(args, name) is not None
-    }
+    overrides: dict[str, Any] = {n: getattr(args, n) for n in CONNECTION_KEYS if getattr(args, n) is not None}
     settings = replace(settings, **overrides)
     if args.port is None and not args.config and settings.uses_tls:
         settings = replace(settings, port=8883)
     if (settings.cert_file is None) != (settings.key_file is None):
         raise ConfigError("command line", "--cert-file", "a client certificate needs both --cert-file and --key-file")
+    if settings.password_file is not None and settings.username is None:
+        where = ("command line", "--password-file") if args.password_file else (str(args.config), "mqtt.password_file")
+        raise ConfigError(*where, "a password needs a login: give the username too")
+    _readable(settings, args)
     return settings
 
 

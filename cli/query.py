@@ -26,18 +26,20 @@ from cli.influx_read import (
     fetch_readings,
     open_reader,
 )
-from cli.influx_settings import add_influx_arguments
+from cli.influx_settings import InfluxSettings, add_influx_arguments
 from cli.influx_settings import settings_from_args as influx_settings
 from cli.progress import Progress
 from cli.window import Window, add_window_arguments, format_duration, iso, window_from_args
 from coldchain import profiles
+from coldchain.argtypes import positive_int
 from coldchain.errors import ConfigError
+from coldchain.helptext import help_text
 from coldchain.profiles import Profile, ThresholdRule
 from coldchain.settings import load_toml
 from coldchain.stats import SensorSummary, default_max_hold_ms, summarise
 from coldchain.topics import IDENTIFIER_RULE, valid_identifier
 
-__all__ = ["Record", "load_profiles", "main", "read_record"]
+__all__ = ["Record", "check_record_arguments", "load_profiles", "main", "read_record"]
 
 SHIPPED_PROFILES = Path(__file__).resolve().parent.parent / "config" / "profiles.toml"
 INSTALLED_PROFILES = Path("/etc/coldchain/profiles.toml")
@@ -97,6 +99,16 @@ def profiles_file(args: argparse.Namespace) -> Path | None:
     except ConfigError:
         return None  # reading the [influxdb] table already reported what is wrong with the file
     return config.table("profiles").file_path("file", args.config.parent)
+
+
+def check_record_arguments(args: argparse.Namespace) -> InfluxSettings:
+    """Where to read and what to judge by, checked before any query: ConfigError naming what is wrong."""
+    settings = influx_settings(args)
+    known, source = load_profiles(profiles_file(args))
+    if args.profile is not None and args.profile not in known:
+        problem = f"{args.profile!r} is not a profile in {source} ({sorted(known)})"
+        raise ConfigError("command line", "--profile", problem)
+    return settings
 
 
 def _profile(rows: Sequence[ReadingRow], wanted: str | None, profiles_path: Path | None, err: TextIO) -> Profile | None:
@@ -221,7 +233,7 @@ def add_record_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--max-hold",
-        type=int,
+        type=positive_int,
         metavar="MS",
         help="longest time one reading stands for (default: 3 sampling periods, at least 60000)",
     )
@@ -236,7 +248,7 @@ def add_record_arguments(parser: argparse.ArgumentParser) -> None:
 def main(argv: list[str], prog: str = "coldchain query") -> int:
     """Print (or export) a crate's readings and their statistics."""
     parser = argparse.ArgumentParser(
-        prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog=prog, description=help_text(__doc__), formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("crate", help="crate id, e.g. C-0042")
     parser.add_argument("--csv", action="store_true", help="write the readings as CSV to stdout")
@@ -253,7 +265,12 @@ def main(argv: list[str], prog: str = "coldchain query") -> int:
     except argparse.ArgumentTypeError as exc:
         parser.error(str(exc))
     try:
-        reader = open_reader(influx_settings(args))
+        settings = check_record_arguments(args)
+    except ConfigError as exc:
+        print(f"{prog}: {exc}", file=err)
+        return 2
+    try:
+        reader = open_reader(settings)
         record = read_record(
             reader,
             {"crate": args.crate},

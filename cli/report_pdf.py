@@ -1,42 +1,50 @@
 """The release report as a PDF: reportlab lays out the document, matplotlib (Agg, no display) draws the charts.
 
-Only this module imports either library, and only ``coldchain report --format pdf`` imports it.
+Only this module and ``cli.report_chart`` import either library, and only ``coldchain report --format pdf``
+imports them.
 """
 
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
 
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
-from matplotlib.figure import Figure
-from matplotlib.patches import Patch
 from reportlab.lib import colors
 from reportlab.lib.enums import TA_LEFT
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
 from reportlab.lib.units import cm
-from reportlab.platypus import Image, KeepTogether, LongTable, Paragraph, SimpleDocTemplate, Spacer, TableStyle
+from reportlab.pdfgen.canvas import Canvas
+from reportlab.platypus import (
+    BaseDocTemplate,
+    Flowable,
+    Image,
+    KeepTogether,
+    LongTable,
+    Paragraph,
+    SimpleDocTemplate,
+    Spacer,
+    TableStyle,
+)
 
+from cli.influx_read import AlarmRow
 from cli.progress import Progress
 from cli.report import Report
+from cli.report_chart import chart_png
 from cli.window import format_duration, iso
+from coldchain.completeness import TIME
 from coldchain.digest import FORMAT_VERSION
-from coldchain.profiles import ThresholdRule
-from coldchain.stats import SensorSummary
+from coldchain.verdict import INCOMPLETE, WITHIN_PROFILE
 
 __all__ = ["render_pdf"]
 
-SEVERITY_COLOURS = {"critical": "#d62728", "warning": "#ff7f0e", "info": "#1f77b4"}
 MAX_REASONS = 6
-CHART_BUCKETS = 1500  # about the chart's width in pixels
 OK_GREEN = colors.HexColor("#1a7f37")
 REVIEW_RED = colors.HexColor("#b42318")
+INCOMPLETE_AMBER = colors.HexColor("#b54708")
+VERDICT_COLOURS = {WITHIN_PROFILE: OK_GREEN, INCOMPLETE: INCOMPLETE_AMBER}
 GRID = TableStyle(
     [
         ("FONT", (0, 0), (-1, 0), "Helvetica-Bold", 8),
@@ -50,68 +58,8 @@ GRID = TableStyle(
 )
 
 
-def _when(ms: int) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, UTC)
-
-
 def _utc(ms: int) -> str:
     return iso(ms).replace("T", " ").replace(".000Z", "Z")
-
-
-def _envelope(samples: Sequence[tuple[int, float]], buckets: int = CHART_BUCKETS) -> list[tuple[int, float]]:
-    """At most two points per bucket (its lowest and highest, in time order): a 14-day trace draws
-    in a fraction of the time, and no spike is smoothed away."""
-    if len(samples) <= 2 * buckets:
-        return list(samples)
-    size = -(-len(samples) // buckets)
-    out: list[tuple[int, float]] = []
-    for i in range(0, len(samples), size):
-        chunk = samples[i : i + size]
-        low, high = min(chunk, key=lambda s: s[1]), max(chunk, key=lambda s: s[1])
-        out += sorted({low, high})
-    return out
-
-
-def _chart(summary: SensorSummary, samples: Sequence[tuple[int, float]], rules: Sequence[ThresholdRule]) -> bytes:
-    """A PNG of one probe's temperature with its limits as bands and its excursions shaded."""
-    samples = _envelope(samples)
-    figure = Figure(figsize=(7.4, 2.7), dpi=150, layout="constrained")
-    FigureCanvasAgg(figure)
-    ax = figure.add_subplot()
-    times = [_when(ts) for ts, _ in samples]
-    values = [v for _, v in samples]
-    limits = [r.threshold_c for r in rules]
-    low, high = min([*values, *limits]), max([*values, *limits])
-    pad = max(1.0, (high - low) * 0.08)
-    bottom, top = low - pad, high + pad
-    handles: list[Any] = []
-    for rule in sorted(rules, key=lambda r: r.severity != "warning"):  # critical drawn over warning
-        colour = SEVERITY_COLOURS.get(rule.severity, "#7f7f7f")
-        span = (rule.threshold_c, top) if rule.kind == "high" else (bottom, rule.threshold_c)
-        ax.axhspan(*span, color=colour, alpha=0.10, linewidth=0)
-        ax.axhline(rule.threshold_c, color=colour, linestyle="--", linewidth=0.8)
-        sign = ">" if rule.kind == "high" else "<"
-        handles.append(Patch(color=colour, alpha=0.35, label=f"{rule.name} {sign} {rule.threshold_c:g} °C"))
-    for exposure in summary.rules:
-        colour = SEVERITY_COLOURS.get(exposure.rule.severity, "#7f7f7f")
-        for excursion in exposure.excursions:
-            ax.axvspan(_when(excursion.start_ms), _when(excursion.end_ms), color=colour, alpha=0.30, linewidth=0)
-    (line,) = ax.plot(times, values, color="#1f3b73", linewidth=0.9, label=summary.sensor)
-    handles.insert(0, line)
-    if any(e.excursions for e in summary.rules):
-        handles.append(Patch(color="#d62728", alpha=0.30, label="excursion (shaded)"))
-    ax.set_ylim(bottom, top)
-    ax.set_ylabel("°C")
-    locator = AutoDateLocator(tz=UTC)
-    ax.xaxis.set_major_locator(locator)
-    ax.xaxis.set_major_formatter(ConciseDateFormatter(locator, tz=UTC))
-    ax.set_xlabel("UTC")
-    ax.grid(True, linewidth=0.3, alpha=0.6)
-    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=6.5, frameon=False)
-    ax.set_title(f"{summary.sensor}: {summary.count} readings", fontsize=9, loc="left")
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    return buffer.getvalue()
 
 
 def _table(rows: list[list[Any]], widths: list[float] | None = None) -> LongTable:
@@ -124,6 +72,46 @@ def _p(text: str, style: ParagraphStyle) -> Paragraph:
     return Paragraph(escape(text), style)
 
 
+def _state(alarm: AlarmRow, style: ParagraphStyle) -> Paragraph:
+    """The transition, and when the alarm it raised was escalated (the same row: it is one excursion)."""
+    text = escape(alarm.transition)
+    if alarm.escalated_ts:
+        text += f"<br/>escalated {escape(_utc(alarm.escalated_ts))}"
+    return Paragraph(text, style)
+
+
+def _holes_table(report: Report, cell: ParagraphStyle, body: ParagraphStyle) -> list[Flowable]:
+    """Page 1: every hole of the record with its start, end and duration, so QA sees why it is incomplete."""
+    holes = report.verdict.holes
+    if not holes:
+        return []
+    rows: list[list[Any]] = [["kind", "where", "from (UTC)", "to (UTC)", "lasted", "what"]]
+    for h in holes:
+        rows.append(
+            [h.kind, _p(h.where, cell), _p(_utc(h.start_ms), cell), _p(_utc(h.end_ms), cell),
+             format_duration(h.duration_ms), _p(h.detail, cell)]
+        )  # fmt: skip
+    title = _p(
+        "The record is incomplete here: nothing shows what the product went through (kind time: nothing a "
+        "clock anyone can check shows when its readings were taken).",
+        body,
+    )
+    table = _table(rows, [1.1 * cm, 2.6 * cm, 3.5 * cm, 3.5 * cm, 1.3 * cm, 5.0 * cm])
+    return [title, Spacer(1, 3), table, Spacer(1, 8)]
+
+
+def _releases_table(report: Report, cell: ParagraphStyle) -> list[Flowable]:
+    """Page 1: QA's release decisions on this subject, each marked whether it was taken on this very data."""
+    if not report.releases:
+        return []
+    rows: list[list[Any]] = [["release (UTC)", "decision", "by", "note", "on data SHA-256"]]
+    for x in report.releases:
+        same = "this data" if x.sha256 == report.sha256 else f"other data: {x.sha256[:16]}..."
+        rows.append([_p(_utc(x.ts_ms), cell), x.decision.upper(), _p(x.by, cell), _p(x.note, cell), _p(same, cell)])
+    title = _p("Release decisions recorded for this subject (coldchain release):", cell)
+    return [title, Spacer(1, 3), _table(rows, [3.0 * cm, 2.0 * cm, 2.4 * cm, 5.8 * cm, 3.8 * cm]), Spacer(1, 8)]
+
+
 def render_pdf(report: Report, path: Path, progress: Progress) -> None:
     """Write the report as a PDF to ``path``."""
     styles = getSampleStyleSheet()
@@ -133,33 +121,39 @@ def render_pdf(report: Report, path: Path, progress: Progress) -> None:
     h2 = ParagraphStyle("h2", parent=styles["Heading2"], fontSize=12, spaceBefore=8, spaceAfter=4)
     record, ident = report.record, report.identity
     rules = record.rules
-    story: list[Any] = []
+    story: list[Flowable] = []
 
     title = f"Cold-chain release report: {ident.kind} {ident.subject}"
     story.append(Paragraph(escape(title), styles["Title"]))
-    ok = report.verdict.within_profile
     verdict_style = ParagraphStyle(
         "verdict", parent=body, fontSize=14, leading=18, textColor=colors.white, fontName="Helvetica-Bold"
     )
     verdict_rows: list[list[Any]] = [[_p(f"Verdict: {report.verdict.line}", verdict_style)]]
-    reasons = list(report.verdict.reasons)
+    hole_count = len(report.verdict.holes)
+    reasons = list(report.verdict.reasons[: len(report.verdict.reasons) - hole_count])  # the holes have their own table
     if len(reasons) > MAX_REASONS:  # the tables below list every excursion and alarm
         reasons = [*reasons[:MAX_REASONS], f"... and {len(reasons) - MAX_REASONS} more (see below)"]
+    if hole_count:
+        reasons.append(f"the record has {hole_count} hole(s) where it says nothing about the product: listed below")
     white = ParagraphStyle("reason", parent=cell, textColor=colors.white)
     verdict_rows += [[_p(reason, white)] for reason in reasons]
 
     verdict = LongTable(verdict_rows, colWidths=[17 * cm], hAlign="LEFT")
-    verdict.setStyle(
-        TableStyle(
-            [("BACKGROUND", (0, 0), (-1, -1), OK_GREEN if ok else REVIEW_RED), ("LEFTPADDING", (0, 0), (-1, -1), 8)]
-        )
-    )
+    colour = VERDICT_COLOURS.get(report.verdict.line, REVIEW_RED)
+    verdict.setStyle(TableStyle([("BACKGROUND", (0, 0), (-1, -1), colour), ("LEFTPADDING", (0, 0), (-1, -1), 8)]))
     story += [verdict, Spacer(1, 8)]
+    story += _holes_table(report, cell, body)
+    story += _releases_table(report, cell)
 
     profile = record.profile
     identity_rows = [
         ["Shipment" if ident.kind == "shipment" else "Crate", ident.subject],
-        ["Crates", ", ".join(ident.crates)],
+        [
+            "Crates" if ident.kind == "shipment" else "Shipment",
+            ", ".join(ident.crates)
+            if ident.kind == "shipment"
+            else ident.shipment or "none recorded (its readings carry no shipment tag)",
+        ],
         ["Product", ident.product or "not recorded"],
         ["Route", f"{ident.origin or 'origin not recorded'} -> {ident.destination or 'destination not recorded'}"],
         ["Profile", f"{profile.name}: {profile.description}" if profile else "none (no limits applied)"],
@@ -271,7 +265,11 @@ def render_pdf(report: Report, path: Path, progress: Progress) -> None:
         samples = [
             (r.ts_ms, r.value_c) for r in record.readings if r.sensor == sensor and (not crate or r.crate == crate)
         ]
-        png = _chart(summary, samples, rules)
+        # a run of corrected times has readings: the line is drawn through it, not broken and shaded as a silence
+        holes = [
+            h for h in report.verdict.holes if h.where in (summary.sensor, crate or ident.crates[0]) and h.kind != TIME
+        ]
+        png = chart_png(summary, samples, rules, holes, record.max_hold_ms)
         story.append(
             KeepTogether(
                 [
@@ -290,18 +288,18 @@ def render_pdf(report: Report, path: Path, progress: Progress) -> None:
             value = "" if a.value_c is None else f"{a.value_c:.2f}"
             alarm_rows.append(
                 [
-                    _utc(a.ts_ms),
-                    a.crate,
+                    _p(_utc(a.ts_ms), cell),  # a Paragraph wraps within its column instead of running into the next
+                    _p(a.crate, cell),
                     _p(f"{a.rule} / {a.sensor}", cell),
                     a.severity,
-                    a.state,
+                    _state(a, cell),
                     value,
                     _p(a.by or "", cell),
                     _p(a.note or "", cell),
                 ]
             )
         story.append(
-            _table(alarm_rows, [3.2 * cm, 1.8 * cm, 2.8 * cm, 1.4 * cm, 2.2 * cm, 1.4 * cm, 1.6 * cm, 2.6 * cm])
+            _table(alarm_rows, [2.6 * cm, 2.0 * cm, 2.6 * cm, 1.4 * cm, 2.9 * cm, 1.3 * cm, 1.6 * cm, 2.6 * cm])
         )
     else:
         story.append(_p("No alarm was recorded in this window.", body))
@@ -328,7 +326,7 @@ def render_pdf(report: Report, path: Path, progress: Progress) -> None:
     story.append(
         _p(
             f"Computed over canonical serialisation v{FORMAT_VERSION} (coldchain-report-data, docs/queries.md) of the "
-            f"{len(record.readings)} readings, {len(record.faults)} probe faults, "
+            f"{len(record.readings)} readings, {len(record.faults)} probe faults (each with its time flag, if any), "
             f"{len(report.alarms)} alarm transitions and "
             f"{len(report.gaps)} gap records above, from the record named under Identity. "
             "Recompute it from InfluxDB to check that neither this report nor the data was altered.",
@@ -336,7 +334,7 @@ def render_pdf(report: Report, path: Path, progress: Progress) -> None:
         )
     )
 
-    def footer(canvas: Any, doc: Any) -> None:
+    def footer(canvas: Canvas, doc: BaseDocTemplate) -> None:
         canvas.saveState()
         canvas.setFont("Helvetica", 7)
         canvas.drawString(

@@ -17,6 +17,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 __all__ = ["InfluxDB", "Mosquitto", "ServiceError", "free_port"]
 
@@ -186,7 +187,7 @@ bind-address = "127.0.0.1:{self.rpc_port}"
         except OSError:
             return False
 
-    def query(self, q: str, db: str = "coldchain") -> list[dict[str, object]]:
+    def query(self, q: str, db: str = "coldchain") -> list[dict[str, Any]]:
         """Run an InfluxQL statement; return the ``series`` of its first result (empty when none)."""
         params = urllib.parse.urlencode({"q": q, "db": db, "epoch": "ms"})
         request = urllib.request.Request(f"{self.url}/query", data=params.encode(), method="POST")  # noqa: S310 (loopback URL we built)
@@ -199,11 +200,11 @@ bind-address = "127.0.0.1:{self.rpc_port}"
 
     def rows(self, q: str, db: str = "coldchain") -> list[dict[str, object]]:
         """Run a query and flatten its series into dicts (tags included)."""
-        out = []
+        out: list[dict[str, object]] = []
         for series in self.query(q, db):
             tags = series.get("tags", {}) or {}
-            for values in series["values"]:  # type: ignore[index]
-                row = dict(zip(series["columns"], values, strict=True))  # type: ignore[call-overload]
-                row.update(tags)  # type: ignore[arg-type]
+            for values in series["values"]:
+                row: dict[str, object] = dict(zip(series["columns"], values, strict=True))
+                row.update(tags)
                 out.append(row)
         return out

@@ -93,6 +93,12 @@ class AlarmView:
         """Active or acknowledged: somebody still has to care."""
         return self.state in _OPEN_STATES
 
+    @property
+    def needs_review(self) -> bool:
+        """Cleared before anyone acknowledged it (a late excursion included): a person must still look at it."""
+        by = self.optional("acknowledged_by") or self.body.get("by")  # 'by': an older engine's name for it
+        return self.state == CLEARED and not (isinstance(by, str) and by)
+
     def optional(self, name: str) -> Scalar | None:
         """One of OPTIONAL_FIELDS, or None when the payload does not carry it (usably)."""
         return dict(self.extra).get(name)
@@ -181,8 +187,13 @@ def _encodable(text: str) -> bool:
     return True
 
 
-def _usable(value: Any) -> TypeGuard[Scalar]:
-    """An optional field people can be shown: a finite scalar, of bounded length, with text that can be printed."""
+def _usable(value: Any, key: str = "") -> TypeGuard[Scalar]:
+    """An optional field people can be shown: a finite scalar, of bounded length, with text that can be printed.
+
+    A time (``*_ts``) must be epoch milliseconds in the wire's range: readers do arithmetic with it.
+    """
+    if key.endswith("_ts"):
+        return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < MAX_EPOCH_MS
     if isinstance(value, float):
         return math.isfinite(value)
     if isinstance(value, str):
@@ -212,7 +223,7 @@ def decode_alarm(topic: str, payload: bytes) -> AlarmView | None:
     profile = body.get("profile")
     alarm_id = body.get("id")
     default_id = f"{crate}/{rule}/{sensor}/{started_ts}"
-    extra = tuple((key, value) for key in OPTIONAL_FIELDS if _usable(value := body.get(key)))
+    extra = tuple((key, value) for key in OPTIONAL_FIELDS if _usable(value := body.get(key), key))
     return AlarmView(
         crate=crate,
         rule=rule,

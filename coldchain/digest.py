@@ -10,6 +10,9 @@ ended by ``\\n``, JSON written compactly (no spaces), non-ASCII escaped as ``\\u
 2. one ``["T",CRATE,SENSOR,TS_MS,VALUE,SEQ]`` per reading, sorted by crate, sensor, time;
 3. one ``["F",CRATE,SENSOR,TS_MS,FAULT,SEQ]`` per probe fault (a reading the probe could not
    take: ``OPEN``, ``SHORT``, ``RANGE``), sorted by crate, sensor, time;
+   a reading or fault whose time the crate corrected ends with its flag, one more item:
+   ``["T",CRATE,SENSOR,TS_MS,VALUE,SEQ,"ts_corrected"]`` (or ``"ts_uncertain"``), so a record
+   without such readings hashes as it did before the flags existed;
 4. one ``["A",TS_MS,CRATE,RULE,SENSOR,SEVERITY,STATE,VALUE,THRESHOLD,SEQ,ALARM_ID,BY,NOTE]`` per
    alarm transition, sorted by time, crate, rule, sensor, state;
 5. one ``["G",TS_MS,CRATE,FIRST_SEQ,LAST_SEQ,STATE]`` per data gap, sorted by time, crate.
@@ -30,8 +33,8 @@ __all__ = ["FORMAT_VERSION", "AlarmFact", "FaultFact", "GapFact", "ReadingFact",
 
 FORMAT_VERSION: Final = 1
 
-ReadingFact = tuple[str, str, int, float, int | None]  # crate, sensor, ts_ms, value_c, seq
-FaultFact = tuple[str, str, int, str, int | None]  # crate, sensor, ts_ms, fault, seq
+ReadingFact = tuple[str, str, int, float, int | None, str | None]  # crate, sensor, ts_ms, value_c, seq, ts_flag
+FaultFact = tuple[str, str, int, str, int | None, str | None]  # crate, sensor, ts_ms, fault, seq, ts_flag
 AlarmFact = tuple[
     int, str, str, str, str, str, float | None, float | None, int | None, str | None, str | None, str | None
 ]  # ts_ms, crate, rule, sensor, severity, state, value_c, threshold_c, seq, alarm_id, by, note
@@ -40,6 +43,11 @@ GapFact = tuple[int, str, int | None, int | None, str | None]  # ts_ms, crate, f
 
 def _c(value: float | None) -> str | None:
     return None if value is None else f"{value:.4f}"
+
+
+def _flag(ts_flag: str | None) -> list[str]:
+    """The item a reading whose time was corrected adds to its line: none for the others, as before the flags."""
+    return [] if ts_flag is None else [ts_flag]
 
 
 def _line(items: list[object]) -> str:
@@ -58,10 +66,10 @@ def canonical_lines(
 ) -> Iterable[str]:
     """The lines of the canonical serialisation, in order."""
     yield _line(["coldchain-report-data", FORMAT_VERSION, subject, start_ms, end_ms])
-    for crate, sensor, ts, value, seq in sorted(readings, key=lambda r: (r[0], r[1], r[2])):
-        yield _line(["T", crate, sensor, ts, _c(value), seq])
-    for crate, sensor, ts, fault, seq in sorted(faults, key=lambda f: (f[0], f[1], f[2])):
-        yield _line(["F", crate, sensor, ts, fault, seq])
+    for crate, sensor, ts, value, seq, flag in sorted(readings, key=lambda r: (r[0], r[1], r[2])):
+        yield _line(["T", crate, sensor, ts, _c(value), seq, *_flag(flag)])
+    for crate, sensor, ts, fault, seq, flag in sorted(faults, key=lambda f: (f[0], f[1], f[2])):
+        yield _line(["F", crate, sensor, ts, fault, seq, *_flag(flag)])
     for a in sorted(alarms, key=lambda a: (a[0], a[1], a[2], a[3], a[5])):
         yield _line(["A", a[0], a[1], a[2], a[3], a[4], a[5], _c(a[6]), _c(a[7]), a[8], a[9], a[10], a[11]])
     for ts, crate, first, last, state in sorted(gaps, key=lambda g: (g[0], g[1])):

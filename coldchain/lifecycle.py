@@ -39,7 +39,7 @@ _RECENT_IDS: Final = 32  # per crate/rule/sensor: enough to recognise any replay
 
 
 class AckRejectedError(ColdchainError, ValueError):
-    """An acknowledgement names an alarm that is not active; ``reason`` says why."""
+    """An acknowledgement names no alarm awaiting one; ``reason`` says why."""
 
     def __init__(self, reason: str) -> None:
         self.reason = reason
@@ -77,6 +77,11 @@ class Alarm:
     def alarm_id(self) -> str:
         """Deterministic identity, as ``coldchain.wire.AlarmMessage.alarm_id``."""
         return f"{self.crate}/{self.rule}/{self.sensor}/{self.started_ts}"
+
+    @property
+    def needs_review(self) -> bool:
+        """Cleared before anyone acknowledged it (late ones included): a person must still look at it."""
+        return self.state == CLEARED and self.acknowledged_by is None
 
     @property
     def key(self) -> str:
@@ -235,30 +240,37 @@ class AlarmBook:
         return events
 
     def acknowledge(self, ack: StaffAck) -> AlarmEvent:
-        """Record who acknowledged the active alarm the ack names; AckRejectedError (with why) when not active."""
+        """Record who acknowledged the alarm the ack names; AckRejectedError (with why) when it cannot be.
+
+        An active alarm becomes acknowledged. An alarm that cleared before anyone acknowledged it (a
+        late one included) still needs a person to look at it: the ack records that review, and the
+        alarm stays cleared, now with ``acknowledged_by``. An ack naming an alarm id is refused when
+        another alarm is current under its crate/rule/sensor.
+        """
         if not ack.by.strip():
             raise AckRejectedError("an acknowledgement must name the person")
         key = f"{ack.crate}/{ack.rule}/{ack.sensor}"
         alarm = self._alarms.get(key)
         if alarm is None:
             raise AckRejectedError(f"no alarm {key} is known")
-        if alarm.state == CLEARED:
-            raise AckRejectedError(f"alarm {alarm.alarm_id} is not active: it cleared at {alarm.ended_ts}")
-        if alarm.state == ACKNOWLEDGED:
+        if ack.alarm_id is not None and ack.alarm_id != alarm.alarm_id:
+            raise AckRejectedError(f"alarm {ack.alarm_id} is no longer current: {alarm.alarm_id} is")
+        if alarm.acknowledged_by is not None:
             raise AckRejectedError(
-                f"alarm {alarm.alarm_id} is not active: already acknowledged by {alarm.acknowledged_by}"
-                f" at {alarm.acknowledged_ts}"
+                f"alarm {alarm.alarm_id} is already acknowledged by {alarm.acknowledged_by} at {alarm.acknowledged_ts}"
             )
         self._held.pop(key, None)  # acknowledged by someone who saw it: no later announcement
-        acknowledged = replace(alarm, state=ACKNOWLEDGED, acknowledged_by=ack.by, acknowledged_ts=ack.ts, note=ack.note)
+        state = CLEARED if alarm.state == CLEARED else ACKNOWLEDGED
+        acknowledged = replace(alarm, state=state, acknowledged_by=ack.by, acknowledged_ts=ack.ts, note=ack.note)
         self._alarms[key] = acknowledged
         return AlarmEvent(ACKNOWLEDGED, acknowledged, ack.ts)
 
     def forget(self, crate: str) -> bool:
-        """Drop ``crate``'s cleared alarms (their audit trail stays in InfluxDB); False, keeping all, if one is open."""
+        """Drop ``crate``'s cleared alarms (their audit trail stays in InfluxDB); False, keeping all, if one is open
+        or still needs review (it cleared before anyone acknowledged it)."""
         prefix = f"{crate}/"  # crate ids never contain '/'
         keys = [k for k in self._alarms if k.startswith(prefix)]
-        if any(self._alarms[k].state != CLEARED for k in keys):
+        if any(self._alarms[k].state != CLEARED or self._alarms[k].needs_review for k in keys):
             return False
         for key in keys:
             del self._alarms[key]

@@ -102,8 +102,9 @@ class Table:
         value = self._get(name, default, (int, float), "a number")
         if value is None:
             return None
+        number = self._finite(name, value)
         self._bounds(name, value, minimum, maximum)
-        return float(value)
+        return number
 
     def duration(
         self, name: str, default: Any = REQUIRED, minimum: float | None = None, maximum: float | None = None
@@ -111,6 +112,8 @@ class Table:
         """A duration in seconds: a number of seconds, or a string like ``"90s"``, ``"15m"``, ``"72h"``, ``"3d"``."""
         value = self._get(name, default, (int, float, str), "a duration like 90, '90s', '15m', '72h' or '3d'")
         if value is None or isinstance(value, (int, float)):
+            if value is not None:
+                self._finite(name, value)  # an integer too large for a float, nan, inf
             seconds = value
         else:
             number, unit = value[:-1].strip(), value[-1:]
@@ -150,7 +153,7 @@ class Table:
             return None
         if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
             raise self.error(name, f"must be a list of numbers, got {value!r}")
-        return [float(v) for v in value]
+        return [self._finite(name, v) for v in value]
 
     def file_path(self, name: str, base: Path, default: str | None = None) -> Path | None:
         """A path; a relative one is taken relative to ``base`` (the config file's directory)."""
@@ -159,6 +162,8 @@ class Table:
             return None
         if not raw:
             raise self.error(name, "must not be empty")
+        if "\0" in raw:  # no file system takes it: refused here rather than by the first call that opens it
+            raise self.error(name, "must not contain a NUL character")
         path = Path(raw)
         return path if path.is_absolute() else base / path
 
@@ -189,6 +194,16 @@ class Table:
         for child in self._children:
             child.finish()
 
+    def _finite(self, name: str, value: float) -> float:
+        """``value`` as a float; TOML has nan and inf and integers of any size, which no setting means."""
+        try:
+            number = float(value)
+        except OverflowError:
+            raise self.error(name, f"{value} is too large") from None
+        if not math.isfinite(number):  # no bound check would catch nan
+            raise self.error(name, f"must be a finite number, got {value}")
+        return number
+
     def _bounds(self, name: str, value: Any, minimum: Any, maximum: Any) -> None:
         if value is None:
             return
@@ -200,12 +215,16 @@ class Table:
 
 def load_toml(path: Path) -> Table:
     """Read and parse the TOML file at ``path`` into a Table named after it (ConfigError if it cannot)."""
+    if path.exists() and not path.is_dir() and not path.is_file():  # a FIFO or a device would block or never end
+        raise ConfigError(str(path), "", "cannot read: not a regular file")
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(str(path), "", f"cannot read: {exc.strerror}") from None
     except UnicodeDecodeError:
         raise ConfigError(str(path), "", "not UTF-8 text") from None
+    except ValueError:  # a NUL in the name (from a config value): no file system has such a file
+        raise ConfigError(repr(str(path)), "", "cannot read: a file name never contains a NUL character") from None
     try:
         return Table(tomllib.loads(text), str(path))
     except tomllib.TOMLDecodeError as exc:

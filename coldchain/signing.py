@@ -31,4 +31,10 @@ def sign(body: dict[str, Any], key: bytes) -> str:
 def verify(body: dict[str, Any], key: bytes) -> bool:
     """True when ``body`` carries a signature that matches its content under ``key``."""
     given = body.get(SIGNATURE_FIELD)
-    return isinstance(given, str) and hmac.compare_digest(given, sign(body, key))
+    if not isinstance(given, str) or not given.isascii():
+        return False  # a hex digest is ASCII, and compare_digest refuses other text with TypeError
+    try:
+        expected = sign(body, key)
+    except (ValueError, RecursionError):
+        return False  # NaN, a lone surrogate, or nesting beyond what JSON can write: nothing signed this
+    return hmac.compare_digest(given, expected)

@@ -1,4 +1,4 @@
-"""What a record of readings says against a product profile: statistics, excursions, budget, verdict.
+"""A record of readings against a product profile: statistics, excursions, budget (verdict: coldchain.verdict).
 
 Time follows ``coldchain.out_of_range`` (sample and hold, never longer than
 ``max_hold_ms``; unknown time is not counted) and MKT is ``coldchain.mkt``'s,
@@ -21,25 +21,19 @@ from coldchain.profiles import Profile, ThresholdRule
 from coldchain.rules import CumulativeRule
 
 __all__ = [
-    "REVIEW_REQUIRED",
-    "WITHIN_PROFILE",
     "BudgetUse",
     "Excursion",
     "RuleExposure",
     "SensorSummary",
-    "Verdict",
     "budget_use",
     "default_max_hold_ms",
     "format_duration",
     "product_limits",
     "summarise",
-    "verdict",
 ]
 
 MIN_HOLD_MS: Final = 60_000
 HOLD_PERIODS: Final = 3  # a reading may stand for up to this many typical sampling periods
-WITHIN_PROFILE: Final = "within profile"
-REVIEW_REQUIRED: Final = "excursion: review required"
 
 Sample = tuple[int, float]  # (epoch ms, °C)
 
@@ -100,19 +94,6 @@ class BudgetUse:
     def exceeded(self) -> bool:
         """True once more time was spent outside the range than the budget allows."""
         return self.used_ms > self.rule.budget_s * 1000
-
-
-@dataclass(frozen=True, slots=True)
-class Verdict:
-    """The release verdict and what it rests on."""
-
-    line: str  # WITHIN_PROFILE or REVIEW_REQUIRED
-    reasons: tuple[str, ...]
-
-    @property
-    def within_profile(self) -> bool:
-        """True when nothing calls for a review."""
-        return self.line == WITHIN_PROFILE
 
 
 def format_duration(ms: int) -> str:
@@ -206,32 +187,3 @@ def budget_use(profile: Profile, series: Mapping[str, Sequence[Sample]], start_m
         for rule in profile.extra_rules
         if isinstance(rule, CumulativeRule)
     ]
-
-
-def verdict(
-    summaries: Sequence[SensorSummary], critical_alarms: Sequence[str] = (), budgets: Sequence[BudgetUse] = ()
-) -> Verdict:
-    """``within profile`` unless something calls for a review, then ``excursion: review required``.
-
-    A review is called for by a critical limit breached for at least its delay, a critical
-    alarm in the record, a critical budget exceeded, or no readings at all. Warning-level
-    excursions are reported but do not decide: they are early warnings, not the product's limits.
-    """
-    reasons = []
-    for summary in summaries:
-        for rule, excursion in summary.excursions:
-            if rule.severity == "critical":
-                reasons.append(
-                    f"{summary.sensor}: {rule.name} ({rule.kind} {rule.threshold_c:g} °C) breached for "
-                    f"{format_duration(excursion.duration_ms)}, peak {excursion.peak_c:.2f} °C"
-                )
-    reasons += [f"critical alarm {name}" for name in critical_alarms]
-    for use in budgets:
-        if use.exceeded and use.rule.severity == "critical":
-            reasons.append(
-                f"{use.rule.name}: {format_duration(use.used_ms)} out of range "
-                f"exceeds the budget of {format_duration(int(use.rule.budget_s * 1000))}"
-            )
-    if not summaries:
-        reasons.append("no readings: nothing shows the product stayed within its limits")
-    return Verdict(REVIEW_REQUIRED if reasons else WITHIN_PROFILE, tuple(reasons))

@@ -20,6 +20,9 @@ __all__ = [
     "MAX_PAYLOAD_BYTES",
     "PLAUSIBLE_MAX_C",
     "PLAUSIBLE_MIN_C",
+    "TS_CORRECTED",
+    "TS_FLAGS",
+    "TS_UNCERTAIN",
     "WIRE_VERSION",
     "AlarmMessage",
     "CrateStatus",
@@ -43,6 +46,12 @@ PLAUSIBLE_MIN_C: Final = -200.0
 PLAUSIBLE_MAX_C: Final = 80.0
 FUTURE_TOLERANCE_MS: Final = 5 * 60 * 1000  # crates without RTC drift; beyond this is a bad clock
 FAULTS: Final = PROBE_STATUSES - {"OK"}
+# optional telemetry flags, only ever sent as true: the crate's wall clock was unset when it took the sample.
+# ts_corrected: restamped from the monotonic clock of the same boot once the clock was set (known to within
+# that clock's drift); ts_uncertain: taken in an earlier boot, so ts is still the unset clock's (unknown)
+TS_CORRECTED: Final = "ts_corrected"
+TS_UNCERTAIN: Final = "ts_uncertain"
+TS_FLAGS: Final = (TS_CORRECTED, TS_UNCERTAIN)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +84,9 @@ class Telemetry:
     # seq below it the crate sent was confirmed stored by a storage ack or declared lost in a gap event;
     # every seq from it up to ``seq`` not yet confirmed, it still holds (and will send again)
     held_from: int | None = None
+    # optional extension: TS_CORRECTED or TS_UNCERTAIN when the crate's clock was unset at the sample (one field,
+    # not two booleans: the gateway's hot path tests it once per message); None for a sample of a set clock
+    ts_flag: str | None = None
 
     def to_wire(self) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -90,6 +102,8 @@ class Telemetry:
             body["powered_on"] = self.powered_on
         if self.held_from is not None:
             body["held_from"] = self.held_from
+        if self.ts_flag is not None:
+            body[self.ts_flag] = True
         return body
 
 
@@ -154,9 +168,20 @@ class StaffAck:
     by: str  # the person's name, as they gave it
     note: str
     ts: int  # when they acknowledged, UTC epoch milliseconds
+    # optional: the sender's id for this ack, echoed on a refusal (coldchain/v1/rejected) so it can tell it is its own
+    request: str | None = None
+    # optional: the id of the alarm the person saw; the gateway refuses the ack if another alarm is current
+    alarm_id: str | None = None
 
     def to_wire(self) -> dict[str, Any]:
-        return {"v": WIRE_VERSION, **asdict(self)}
+        # request first: a refusal's bounded excerpt of the payload then still carries it
+        body: dict[str, Any] = {"v": WIRE_VERSION}
+        if self.request is not None:
+            body["request"] = self.request
+        body.update(crate=self.crate, rule=self.rule, sensor=self.sensor, by=self.by, note=self.note, ts=self.ts)
+        if self.alarm_id is not None:
+            body["id"] = self.alarm_id
+        return body
 
 
 def encode(message: Telemetry | CrateStatus | StorageAck | AlarmMessage | StaffAck) -> bytes:
@@ -282,7 +307,8 @@ def decode_telemetry(payload: bytes, topic_crate: str | None = None, now_ms: int
     ``topic_crate`` is the crate named by the topic (must equal the payload's);
     ``now_ms`` enables the check that ``ts`` is not in the future beyond a tolerance.
     The optional ``powered_on`` must be an epoch millisecond no later than ``ts``,
-    the optional ``held_from`` a seq no higher than ``seq``.
+    the optional ``held_from`` a seq no higher than ``seq``, the optional ``ts_corrected`` and
+    ``ts_uncertain`` booleans (false or null: as if absent; both true: ``ts_uncertain``, the weaker claim).
     """
     body = versioned_object(payload)
     crate = _crate(body, topic_crate)
@@ -315,7 +341,20 @@ def decode_telemetry(payload: bytes, topic_crate: str | None = None, now_ms: int
             raise WireFormatError("type", f"'held_from' must be int, got {type(held_from).__name__}")
         if not 0 <= held_from <= seq:
             raise WireFormatError("range", f"held_from {held_from} is outside 0..seq {seq}")
-    return Telemetry(crate, seq, ts, readings, profile, powered_on, held_from)
+    flagged = TS_CORRECTED in body or TS_UNCERTAIN in body  # rare: no function call for the others
+    return Telemetry(crate, seq, ts, readings, profile, powered_on, held_from, _ts_flag(body) if flagged else None)
+
+
+def _ts_flag(body: dict[str, Any]) -> str | None:
+    """Which of the time flags a telemetry body sets: TS_UNCERTAIN before TS_CORRECTED, None for neither."""
+    found = None
+    for key in TS_FLAGS:
+        value = body.get(key)
+        if value is not None and not isinstance(value, bool):
+            raise WireFormatError("type", f"'{key}' must be bool, got {type(value).__name__}")
+        if value:
+            found = key  # TS_UNCERTAIN comes last: a ts both restamped and the wrong clock's is not known
+    return found
 
 
 def decode_storage_ack(payload: bytes, topic_crate: str | None = None) -> StorageAck:
@@ -331,6 +370,14 @@ def decode_storage_ack(payload: bytes, topic_crate: str | None = None) -> Storag
 
 MAX_ACK_BY: Final = 100
 MAX_ACK_NOTE: Final = 1000
+
+
+def _is_alarm_id(value: object, key: str) -> bool:
+    """True for ``{key}/{started_ts}``: the id of one of the alarms on that crate/rule/sensor."""
+    if not isinstance(value, str) or not value.startswith(f"{key}/"):
+        return False
+    started = value[len(key) + 1 :]
+    return 0 < len(started) <= 16 and started.isascii() and started.isdigit()
 
 
 def decode_staff_ack(payload: bytes, topic_levels: tuple[str, str, str] | None = None) -> StaffAck:
@@ -357,4 +404,10 @@ def decode_staff_ack(payload: bytes, topic_levels: tuple[str, str, str] | None =
     ts = _field(body, "ts", int)
     if not 0 < ts < 2**53:
         raise WireFormatError("range", f"ts {ts} is not a plausible epoch millisecond")
-    return StaffAck(crate, ids[1], ids[2], by, note, ts)
+    request = body.get("request")
+    if request is not None and not (isinstance(request, str) and valid_identifier(request)):
+        raise WireFormatError("schema", f"'request' must be {IDENTIFIER_RULE}")
+    alarm_id = body.get("id")
+    if alarm_id is not None and not _is_alarm_id(alarm_id, "/".join(ids)):
+        raise WireFormatError("schema", f"'id' must be the id of an alarm {'/'.join(ids)}/<started_ts>")
+    return StaffAck(crate, ids[1], ids[2], by, note, ts, request, alarm_id)

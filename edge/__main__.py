@@ -12,6 +12,7 @@ from types import FrameType
 from typing import Any
 
 from coldchain.errors import ConfigError
+from coldchain.helptext import help_text
 from edge.agent import Agent, Probe
 from edge.clock import Clock, system_clock
 from edge.config import AgentConfig, SerialProbeConfig, W1ProbeConfig, load_config
@@ -41,7 +42,7 @@ def build_probes(config: AgentConfig, clock: Clock, pin_factory: Any = None) -> 
 
 def main(argv: list[str], prog: str = "coldchain agent") -> int:
     """Parse options, check the config, run the agent; 2 on a config error."""
-    parser = argparse.ArgumentParser(prog=prog, description=__doc__)
+    parser = argparse.ArgumentParser(prog=prog, description=help_text(__doc__))
     parser.add_argument("--config", required=True, type=Path, help="agent TOML file (see config/agent.toml)")
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     args = parser.parse_args(argv)

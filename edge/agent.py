@@ -17,16 +17,17 @@ import threading
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from adapters.sd_notify import Watchdog
 from coldchain.wire import Telemetry, encode
 from edge.clock import Clock, system_clock
 from edge.config import AgentConfig
 from edge.events import Connected, Disconnected, Event, Notice, PowerOn, Published, Sample, StorageAcked
+from edge.hearing import Hearing
 from edge.indicators import Indicators
 from edge.mqtt_link import MqttLink
 from edge.outbox import Outbox
 from edge.spool import Spool, Stamp
 from edge.watch import LocalWatch
-from edge.watchdog import Watchdog
 
 __all__ = ["Agent", "Probe"]
 
@@ -60,6 +61,7 @@ class Agent:
         if config.profile is None:
             log.warning("no [profiles] file configured: no local excursion alarm")
         self.outbox = Outbox(config, self.spool, self.link, clock, self.add_event)
+        self.hearing = Hearing(int(config.spool.gateway_silent_s * 1000))
         self.lost = 0
         # samples and events stamped while the wall clock was unset
         self._held = len(self.spool.held_rows()) + len(self.spool.held_events())
@@ -118,6 +120,7 @@ class Agent:
             self._stop_awaiting(lambda sample: self.clock.mono_ms() >= (sample.power_on_by or 0))
         self.outbox.check_ack_timeout()
         self.outbox.pump()
+        self._listen_for_gateway()
 
     def _drain_inbox(self) -> None:
         while True:
@@ -171,6 +174,24 @@ class Agent:
             self.outbox.on_published(event)
         elif isinstance(event, StorageAcked):
             self.outbox.on_storage_ack(event.stored_through)
+            if self.hearing.acked(event.stored_through):
+                log.warning("the gateway is heard again: stored through seq %d", event.stored_through)
+                self.add_event("gateway_heard", self.clock.wall_ms(), {"stored_through": event.stored_through})
+                self._update_alarm()
+
+    def _listen_for_gateway(self) -> None:
+        """Connected but no storage ack for what was published: nobody hears the crate, as when offline."""
+        waited_ms = self.hearing.check(self.clock.mono_ms(), self.outbox.connected, self.outbox.awaiting_ack)
+        if waited_ms is None:
+            return
+        log.error(
+            "the gateway has stored nothing this crate published for %.0f s (broker connected): "
+            "treating the crate as unheard",
+            waited_ms / 1000,
+        )
+        detail = {"silent_s": round(waited_ms / 1000, 1), "stored_through": self.hearing.last_ack}
+        self.add_event("gateway_silent", self.clock.wall_ms(), detail)
+        self._update_alarm()
 
     def take_all(self, samples: list[Sample]) -> list[int]:
         """Spool ticks as telemetry messages (one transaction, one fsync); return their seqs."""
@@ -268,7 +289,7 @@ class Agent:
     def _update_alarm(self) -> None:
         if self.indicators is None:
             return
-        unheard = not self.outbox.connected or self.config.alarm.when == "always"
+        unheard = not self.outbox.connected or self.hearing.silent or self.config.alarm.when == "always"
         self.indicators.alarm(bool(self.watch.active) and unheard)
 
     def add_event(self, name: str, ts: int, detail: dict[str, Any], mono_ms: int | None = None) -> None:

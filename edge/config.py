@@ -107,6 +107,7 @@ class SpoolConfig:
     path: Path
     max_rows: int = DEFAULT_SPOOL_ROWS
     ack_timeout_s: float = 60.0
+    gateway_silent_s: float = 120.0  # published telemetry unacknowledged this long: nobody hears the crate
 
 
 @dataclass(frozen=True, slots=True)
@@ -344,6 +345,7 @@ def parse_config(data: dict[str, object], source: str, base: Path) -> AgentConfi
         path=spool_table.file_path("path", base, "spool.sqlite") or base / "spool.sqlite",
         max_rows=spool_table.integer("max_rows", DEFAULT_SPOOL_ROWS, minimum=10),
         ack_timeout_s=spool_table.number("ack_timeout_s", 60.0, minimum=0.1),
+        gateway_silent_s=spool_table.number("gateway_silent_s", 120.0, minimum=1.0, maximum=86_400.0),
     )
     probes = tuple(_probe(t, profile, base) for t in root.tables("probes"))
     if not probes:

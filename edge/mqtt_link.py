@@ -24,6 +24,7 @@ from collections.abc import Callable
 from typing import Any
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
@@ -74,10 +75,10 @@ class MqttLink:
         self._thread = threading.Thread(target=self._run, name="mqtt", daemon=True)
         if config.protocol == "3.1.1":
             client = mqtt.Client(
-                mqtt.CallbackAPIVersion.VERSION2, client_id=config.client_id, protocol=mqtt.MQTTv311, clean_session=True
+                CallbackAPIVersion.VERSION2, client_id=config.client_id, protocol=mqtt.MQTTv311, clean_session=True
             )
         else:
-            client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=config.client_id, protocol=mqtt.MQTTv5)
+            client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=config.client_id, protocol=mqtt.MQTTv5)
         # our own window keeps paho's RAM queue short; the spool holds the rest
         client.max_inflight_messages_set(config.window)
         if config.tls or config.ca_file is not None:

@@ -77,6 +77,11 @@ class Outbox:
         self._retry_at: int | None = None  # mono ms when refused publishes are tried again
         self.hold_from: int | None = None  # telemetry from this seq on waits (for its board's switch-on time)
 
+    def awaiting_ack(self) -> bool:
+        """True while telemetry handed to the broker waits for the gateway's stored_through."""
+        first = self.spool.first_seq()
+        return first is not None and first <= self._sent_through
+
     def on_connected(self) -> None:
         """The broker accepted us: listen for acks, say online, publish again."""
         self.connected = True

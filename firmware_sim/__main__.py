@@ -18,7 +18,9 @@ import sys
 import time
 from pathlib import Path
 
+from coldchain.argtypes import finite, non_negative, positive
 from coldchain.errors import ConfigError
+from coldchain.topics import IDENTIFIER_RULE, valid_identifier
 from firmware_sim.board import Board, BoardSpec
 from firmware_sim.link import PtyLink
 from firmware_sim.model import Ramp
@@ -36,25 +38,20 @@ _DRAIN_S = 2.0  # at the end of a run, wait this long for the reader to take wha
 _TRACE_OPTIONS = ("sensors", "start", "warm_rate", "warm_after", "noise", "resolution")
 
 
-def _positive(text: str) -> float:
-    value = float(text)
-    if not value > 0 or not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"must be greater than 0, got {text}")
-    return value
-
-
-def _non_negative(text: str) -> float:
-    value = float(text)
-    if not value >= 0 or not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
-    return value
-
-
 def _epoch_ms(text: str) -> int:
-    value = int(text)
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of milliseconds") from None
     if not 0 < value < 2**53:
         raise argparse.ArgumentTypeError(f"must be a UTC epoch in milliseconds, got {text}")
     return value
+
+
+def _sensor(text: str) -> str:
+    if not valid_identifier(text):
+        raise argparse.ArgumentTypeError(f"{text!r} must be {IDENTIFIER_RULE}")
+    return text
 
 
 def _parser(prog: str) -> argparse.ArgumentParser:
@@ -65,17 +62,24 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     )
     add = parser.add_argument
     add("--scenario", type=Path, metavar="FILE", help="simulate a shipment from a scenario file (config/scenarios/)")
-    add("--sensor", action="append", dest="sensors", metavar="NAME", help="probe name (repeatable; default probe1)")
-    add("--period", type=_positive, metavar="SECONDS", help="sample period (default 1.0, or the scenario's)")
-    add("--start", type=float, metavar="C", help="start temperature in °C (default -185.0)")
-    add("--warm-rate", type=float, metavar="C_PER_MIN", help="warming rate in °C per minute (default 0: steady)")
-    add("--warm-after", type=_non_negative, metavar="SECONDS", help="warming starts after this long (default 0)")
-    add("--noise", type=_non_negative, metavar="C", help="probe noise, 1 sigma in °C (default 0.05)")
-    add("--resolution", type=_positive, metavar="C", help="probe resolution in °C (default 0.01)")
+    add(
+        "--sensor",
+        action="append",
+        dest="sensors",
+        type=_sensor,
+        metavar="NAME",
+        help="probe name (repeatable; default probe1)",
+    )
+    add("--period", type=positive, metavar="SECONDS", help="sample period (default 1.0, or the scenario's)")
+    add("--start", type=finite, metavar="C", help="start temperature in °C (default -185.0)")
+    add("--warm-rate", type=finite, metavar="C_PER_MIN", help="warming rate in °C per minute (default 0: steady)")
+    add("--warm-after", type=non_negative, metavar="SECONDS", help="warming starts after this long (default 0)")
+    add("--noise", type=non_negative, metavar="C", help="probe noise, 1 sigma in °C (default 0.05)")
+    add("--resolution", type=positive, metavar="C", help="probe resolution in °C (default 0.01)")
     add("--seed", type=int, metavar="N", help="random seed: the same seed and options give the same bytes")
-    add("--duration", type=_non_negative, metavar="SECONDS", help="stop after this long (0: until SIGTERM/SIGINT)")
-    add("--heartbeat", type=_non_negative, metavar="SECONDS", help="heartbeat interval (0: none; default 5)")
-    add("--speed", type=_positive, default=1.0, metavar="X", help="simulated seconds per real second (default 1)")
+    add("--duration", type=non_negative, metavar="SECONDS", help="stop after this long (0: until SIGTERM/SIGINT)")
+    add("--heartbeat", type=non_negative, metavar="SECONDS", help="heartbeat interval (0: none; default 5)")
+    add("--speed", type=positive, default=1.0, metavar="X", help="simulated seconds per real second (default 1)")
     add("--clock", action="store_true", help="send the board clock ($CCTIM) before each burst (on when --speed != 1)")
     add("--epoch-ms", type=_epoch_ms, metavar="MS", help="board clock at start, UTC epoch ms (default: now)")
     add("--link", type=Path, metavar="PATH", help="keep a symlink PATH pointing at the current device")
@@ -201,6 +205,8 @@ def main(argv: list[str], prog: str = "coldchain sim") -> int:
         if clashing:
             options = ", ".join("--" + name.rstrip("s").replace("_", "-") for name in clashing)
             parser.error(f"{options} cannot be combined with --scenario (the scenario file sets them)")
+    if args.link is not None and not args.link.parent.is_dir():
+        parser.error(f"--link {args.link}: {args.link.parent} is not an existing directory")
     logging.basicConfig(level=logging.INFO, format=f"{prog}: %(message)s", stream=sys.stderr)
     epoch_ms = args.epoch_ms if args.epoch_ms is not None else time.time_ns() // 1_000_000
     clock = args.clock or args.speed != 1.0

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from coldchain.argtypes import finite, port_number, positive
 from coldchain.errors import ConfigError
 from coldchain.topics import telemetry_topic, valid_identifier
 from coldchain.wire import Reading, Telemetry, encode
@@ -173,12 +174,12 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     add("--credentials", type=Path, metavar="FILE", help="'crate password' per line: one broker login per crate")
     add("--client-per-crate", action="store_true", help="one MQTT client per crate (implied by --credentials)")
     add("--mqtt-host", default="127.0.0.1", help="broker host (default 127.0.0.1)")
-    add("--mqtt-port", type=int, default=1883, help="broker port (default 1883)")
-    add("--rate", type=float, default=1000.0, metavar="MSG_PER_S", help="target aggregate rate (default 1000)")
+    add("--mqtt-port", type=port_number, default=1883, help="broker port (default 1883)")
+    add("--rate", type=positive, default=1000.0, metavar="MSG_PER_S", help="target aggregate rate (default 1000)")
     add("--count", type=int, default=100_000, metavar="N", help="stop after N messages (default 100000)")
-    add("--duration", type=float, default=60.0, metavar="SECONDS", help="stop after this long (default 60)")
+    add("--duration", type=positive, default=60.0, metavar="SECONDS", help="stop after this long (default 60)")
     add("--scenario", type=Path, metavar="FILE", help="every crate replays this shipment, stamped in simulated time")
-    add("--period", type=float, default=None, metavar="SECONDS", help="with --scenario: simulated time per message")
+    add("--period", type=positive, default=None, metavar="SECONDS", help="with --scenario: simulated time per message")
     add(
         "--epoch-ms",
         type=int,
@@ -186,8 +187,8 @@ def _parser(prog: str) -> argparse.ArgumentParser:
         metavar="MS",
         help="with --scenario: shipment start (default: so it ends now)",
     )
-    add("--start", type=float, default=-185.0, metavar="C", help="temperature the crates report (default -185)")
-    add("--noise", type=float, default=0.05, metavar="C", help="noise on it, 1 sigma (default 0.05)")
+    add("--start", type=finite, default=-185.0, metavar="C", help="temperature the crates report (default -185)")
+    add("--noise", type=finite, default=0.05, metavar="C", help="noise on it, 1 sigma (default 0.05)")
     add("--first-seq", type=int, default=0, metavar="N", help="first seq of every crate (continue a soak run)")
     add("--seed", type=int, default=None, metavar="N", help="random seed for the values")
     add("--json", action="store_true", help="print the report as JSON")
@@ -205,12 +206,15 @@ def main(argv: list[str], prog: str = "coldchain sim fleet") -> int:
     ):
         if value < low:
             parser.error(f"{name} must be at least {low}, got {value}")
-    if not args.rate > 0 or not args.duration > 0:
-        parser.error("--rate and --duration must be greater than 0")
+    if args.noise < 0:
+        parser.error(f"--noise must be 0 or more, got {args.noise}")
     if args.credentials is not None:
         try:
             entries = read_credentials(args.credentials)[: args.crates]
-        except (OSError, ValueError) as exc:
+        except OSError as exc:
+            print(f"{prog}: cannot read --credentials {args.credentials}: {exc.strerror or exc}", file=sys.stderr)
+            return 2
+        except ValueError as exc:
             print(f"{prog}: {exc}", file=sys.stderr)
             return 2
         crates = [crate for crate, _ in entries]

@@ -15,8 +15,11 @@ Every shipper type is the same two-part model with different numbers:
   ambient once it is gone (time constant ``warm_tau_h``), the ambient with
   ``lid_tau_min`` while the lid is open, and back to the plateau with
   ``recovery_tau_min`` after it closes.
+- a **refill** (re-icing a dry-ice box, topping up a dry shipper's nitrogen) sets the
+  buffer to the event's ``charge``: the payload then cools back toward the plateau with
+  ``recovery_tau_min``.
 
-Buffers differ in what cold ambient does: a cryogen is never recharged
+Buffers differ in what cold ambient does: a cryogen is never recharged by the cold (only by a refill)
 (``cryogen``); phase-change packs refreeze below their melting point and protect
 against cold as much as against heat (``pcm``); an active unit spends battery on
 heating and cooling alike (``active``).
@@ -34,7 +37,7 @@ from firmware_sim.ambient import Ambient
 __all__ = ["BUFFER_MODES", "SHIPPER_DEFAULTS", "Event", "Ramp", "ShipperModel", "ShipperParams", "State"]
 
 BUFFER_MODES = ("cryogen", "pcm", "active")
-EVENT_KINDS = ("lid_open", "lid_close", "tip", "upright")
+EVENT_KINDS = ("lid_open", "lid_close", "tip", "upright", "refill")
 DAY = 86_400.0
 
 
@@ -100,14 +103,20 @@ SHIPPER_DEFAULTS: dict[str, ShipperParams] = {
 
 @dataclass(frozen=True, slots=True)
 class Event:
-    """Something done to the crate at ``at_s``: ``lid_open``, ``lid_close``, ``tip``, ``upright``."""
+    """Something done to the crate at ``at_s``: ``lid_open``, ``lid_close``, ``tip``, ``upright``, ``refill``.
+
+    ``charge`` is the buffer a ``refill`` leaves (0..1); other kinds ignore it.
+    """
 
     at_s: float
     kind: str
+    charge: float = 1.0
 
     def __post_init__(self) -> None:
         if self.kind not in EVENT_KINDS:
             raise ValueError(f"event kind {self.kind!r} is not one of {EVENT_KINDS}")
+        if not 0.0 <= self.charge <= 1.0:
+            raise ValueError(f"refill charge {self.charge} is not between 0 and 1")
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,7 +161,7 @@ class ShipperModel:
                 break
             if event.kind in ("lid_open", "lid_close"):
                 lid = event.kind == "lid_open"
-            else:
+            elif event.kind in ("tip", "upright"):
                 tipped = event.kind == "tip"
         return lid, tipped
 
@@ -191,7 +200,8 @@ class ShipperModel:
             mid = t + dt / 2
             ambient_c = self.ambient.at(mid)
             lid, tipped = self.flags_at(mid)
-            charge = min(1.0, max(0.0, self._charge[i] - self._use(ambient_c, lid, tipped) * dt))
+            charge = self._refilled(t, t + dt, self._charge[i])
+            charge = min(1.0, max(0.0, charge - self._use(ambient_c, lid, tipped) * dt))
             if lid:
                 target, tau = ambient_c, p.lid_tau_min * 60
             elif self._exhausted(charge, ambient_c):
@@ -201,6 +211,13 @@ class ShipperModel:
             payload = self._payload[i]
             self._payload.append(payload + (target - payload) * (1.0 - math.exp(-dt / tau)))
             self._charge.append(charge)
+
+    def _refilled(self, start_s: float, end_s: float, charge: float) -> float:
+        """The buffer after the last refill in [start_s, end_s), or ``charge`` when there was none."""
+        for event in self.events:
+            if event.kind == "refill" and start_s <= event.at_s < end_s:
+                charge = event.charge
+        return charge
 
     def _interpolate(self, series: array[float], t_s: float) -> float:
         position = max(0.0, t_s) / self.step_s

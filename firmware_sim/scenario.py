@@ -141,7 +141,10 @@ def _events(tables: list[Table], duration_s: float) -> tuple[Event, ...]:
     for table in tables:
         kind = table.text("kind", choices=EVENT_KINDS)
         at = table.duration("at", minimum=0.0, maximum=duration_s)
-        events.append(Event(at, kind))
+        charge = table.number("charge", None, minimum=0.0, maximum=1.0)
+        if charge is not None and kind != "refill":
+            raise table.error("charge", f"only refill events take a charge, not {kind}")
+        events.append(Event(at, kind, 1.0 if charge is None else charge))
         length = table.duration("duration", None, minimum=1.0)
         if length is not None:
             if kind not in ("lid_open", "tip"):

@@ -13,7 +13,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from adapters.liveness import Liveness
+from adapters.sd_notify import Watchdog
 from coldchain.errors import ConfigError, StoreError
+from coldchain.helptext import help_text
 from coldchain.lineprotocol import encode_lines
 from gateway.alarming import BOOK_KEY
 from gateway.archive import EvidenceArchive
@@ -106,11 +109,13 @@ def _run(config: GatewayConfig, prog: str, make_link: LinkFactory = _mqtt_link) 
         worker.archive = EvidenceArchive(security.archive)
         ingest.archiving = True
     subscribed = threading.Event()
+    watchdog = Watchdog()
 
     def on_subscribed() -> None:
         if not subscribed.is_set():
             subscribed.set()
             print(f"gateway subscribed to {config.mqtt.telemetry_filter} as {config.mqtt.client_id}", flush=True)
+            watchdog.ready()  # database checked, state restored, messages flowing in: it does its job now
 
     link = make_link(config, worker.deliver, on_subscribed, worker.read_budget)
     worker.every_tick(lambda now: stop.set() if link.failed.is_set() else None)
@@ -126,11 +131,15 @@ def _run(config: GatewayConfig, prog: str, make_link: LinkFactory = _mqtt_link) 
     monitor = Monitor(worker, monitor_store, config.mqtt.client_id, config.monitor_interval_s, config.health_file)
     monitor.connected = link.connected.is_set
     worker.every_tick(monitor.tick)
+    # pinged from the clock (this thread) only while the network thread and the writer go round too
+    liveness = Liveness(watchdog, [link.heartbeat, worker.writer_heartbeat])
+    worker.every_tick(lambda now: liveness.check())
     log.info("InfluxDB %s (%s API); broker %s:%d", store.url, config.influxdb.api, config.mqtt.host, config.mqtt.port)
     link.start()
     try:
         worker.run(stop)
     finally:
+        watchdog.stopping()
         link.stop()
         alarming.notifier.stop()
         store.close()
@@ -145,7 +154,7 @@ def _run(config: GatewayConfig, prog: str, make_link: LinkFactory = _mqtt_link) 
 
 def main(argv: list[str], prog: str = "coldchain gateway") -> int:
     """Parse options, check config and database, run; 2 on a config error, 1 when the database is unusable."""
-    parser = argparse.ArgumentParser(prog=prog, description=__doc__)
+    parser = argparse.ArgumentParser(prog=prog, description=help_text(__doc__))
     parser.add_argument("--config", required=True, type=Path, help="gateway TOML file (see config/gateway.toml)")
     parser.add_argument("--health", action="store_true", help="print the running gateway's health; exit 1 if unhealthy")
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])

@@ -25,13 +25,14 @@ from coldchain.errors import StoreError, WireFormatError
 from coldchain.lifecycle import AckRejectedError, AlarmBook, AlarmEvent
 from coldchain.monitor import CrateMonitor
 from coldchain.topics import (
+    ROOT,
     acks_from_topic,
     alarm_topic,
     refuse_reserved_crate,
     rejected_topic,
     valid_identifier,
 )
-from coldchain.wire import Telemetry, decode_staff_ack, describe, versioned_object
+from coldchain.wire import Telemetry, decode_staff_ack, describe, json_object, versioned_object
 from gateway.config import GatewayConfig
 from gateway.notify import Notifier, audit_point
 from gateway.points import rejected_point
@@ -64,6 +65,18 @@ def _integer(body: dict[str, Any], key: str, minimum: int = 0) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or not minimum <= value < 2**63:
         raise WireFormatError("schema", f"'{key}' must be an integer >= {minimum}, got {describe(value)}")
     return value
+
+
+def _ack_request(topic: str, payload: bytes) -> str | None:
+    """The optional ``request`` id of a staff ack payload, when it carries a valid one (never raises)."""
+    if not topic.startswith(f"{ROOT}/acks/"):
+        return None
+    try:
+        body = json_object(payload)
+    except WireFormatError:
+        return None
+    request = body.get("request")
+    return request if isinstance(request, str) and valid_identifier(request) else None
 
 
 class Alarming:
@@ -195,6 +208,9 @@ class Alarming:
         body: dict[str, Any] = {"v": 1, "reason": reason, "detail": detail[:500], "topic": topic[:200], "ts": now_ms}
         if crate is not None:
             body["crate"] = crate
+        request = _ack_request(topic, payload)
+        if request is not None:
+            body["request"] = request  # the sender's id of a staff ack: it can tell its own refusal
         body["excerpt"] = payload[:256].decode("utf-8", "replace")
         self.outbox.append((rejected_topic(), json.dumps(body, separators=(",", ":")).encode(), False))
 

@@ -10,7 +10,6 @@ longer matches its signature.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Final
 
 from coldchain.errors import WireFormatError
 from coldchain.signing import SIGNATURE_FIELD, verify
+from coldchain.wire import json_object
 from gateway.config import SecurityConfig
 
 __all__ = ["Authenticity"]
@@ -71,7 +71,8 @@ class Authenticity:
             if self.required:
                 raise WireFormatError("unknown_crate", f"crate {crate!r} has no signing key in {self.keys_dir}")
             return
-        body = json.loads(payload)
+        # the size is the decoder's to judge: a refused oversized reading's signature still vouches for its seq
+        body = json_object(payload, max_bytes=len(payload))
         if SIGNATURE_FIELD not in body:
             if self.required:
                 raise WireFormatError("signature", f"message of crate {crate!r} is not signed")

@@ -23,6 +23,8 @@ __all__ = [
     "load_config",
 ]
 
+# [profiles] default when unset: the product this system is built for (cryopreserved cells)
+DEFAULT_PROFILE: Final = "cryo"
 SHIPMENT_TEXT_CHARS: Final = 200  # origin, destination, product: a line on a label, not a document
 
 
@@ -293,8 +295,13 @@ def load_config(path: Path) -> GatewayConfig:
     if profiles_path is None:
         raise profiles_table.error("file", "is required but missing")
     profiles = load_profiles(profiles_path)
-    default_profile = profiles_table.identifier("default")
-    if default_profile not in profiles:
+    default_profile = profiles_table.identifier("default", None)
+    if default_profile is None:
+        default_profile = DEFAULT_PROFILE
+        if default_profile not in profiles:
+            problem = f"is unset, and {profiles_path} has no {DEFAULT_PROFILE!r} profile to default to: name one of"
+            raise profiles_table.error("default", f"{problem} {sorted(profiles)}")
+    elif default_profile not in profiles:
         raise profiles_table.error("default", f"{default_profile!r} is not in {profiles_path} ({sorted(profiles)})")
     crates_table = root.table("crates")
     crate_profiles: dict[str, str] = {}

@@ -25,7 +25,7 @@ from gateway.alarming import BOOK_KEY, Alarming
 from gateway.authenticity import Authenticity
 from gateway.config import GatewayConfig
 from gateway.mqtt_link import Delivery
-from gateway.points import fault_line, gap_point, shipment_point, temperature_series
+from gateway.points import fault_line, gap_point, shipment_point, temperature_series, time_flagged
 from gateway.sequence import DUPLICATE, LATE, RESTART, SeqTracker
 
 __all__ = ["Batch", "CrateState", "Ingest"]
@@ -279,6 +279,9 @@ class Ingest:
                 lines.append(fault_line(state.series_of(reading.sensor), reading.fault or "", seq, ts))
             else:
                 lines.append(reading_line(state.series_of(reading.sensor), reading.value_c, seq, ts))
+        if telemetry.ts_flag is not None:  # taken while the crate's clock was unset: the record must say so
+            last = -len(telemetry.readings)  # the lines just built, one per reading (a message has at least one)
+            lines[last:] = [time_flagged(line, telemetry.ts_flag) for line in lines[last:]]
         self.readings += len(telemetry.readings)
         if verdict == LATE:
             self.late += 1

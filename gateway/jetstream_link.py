@@ -27,6 +27,7 @@ from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
+from adapters.liveness import Heartbeat
 from gateway.cluster_publisher import ClusterPublisher
 from gateway.jetstream_stream import STREAM, connect, ensure_stream, topic_of
 from gateway.mqtt_link import Deliveries, Delivery
@@ -37,6 +38,9 @@ log = logging.getLogger(__name__)
 
 _FETCH_WAIT_S = 0.5  # a fetch that finds nothing returns after this: how often stop is noticed
 _RETRY_S = 1.0  # set-up steps (stream, consumer) failing while the cluster elects a leader
+# one pass of the consumer loop (a fetch of at most _FETCH_WAIT_S, handing it to the worker), or of a set-up step
+# (JetStream API requests time out after 5 s); longer is a wedged consumer for the systemd watchdog
+_PASS_S = 15.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +80,8 @@ class JetStreamLink:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._ids = itertools.count(1)  # 0 would read as "delivered at QoS 0, nothing to acknowledge"
         self._fetched: dict[int, Msg] = {}  # local id -> message awaiting the worker's ack
+        # what the systemd watchdog vouches for: every pass of the consumer loop (adapters.liveness)
+        self.heartbeat = Heartbeat("the JetStream consumer thread", _PASS_S)
         self.publisher = ClusterPublisher(
             list(settings.brokers),
             f"{client_id}-out",
@@ -174,6 +180,7 @@ class JetStreamLink:
             num_replicas=s.replicas,
         )
         while True:
+            self.heartbeat.beat(_PASS_S)
             try:
                 await ensure_stream(js, s.replicas)
                 await js.add_consumer(STREAM, config)
@@ -186,6 +193,7 @@ class JetStreamLink:
 
     async def _consume(self, subscription: JetStreamContext.PullSubscription) -> None:
         while not self._stop.is_set():
+            self.heartbeat.beat(_PASS_S)
             budget = min(self.settings.batch, self._read_budget())
             if budget <= 0:
                 await asyncio.sleep(0.002)

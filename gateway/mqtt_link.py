@@ -35,6 +35,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from adapters.liveness import Heartbeat
 from gateway.config import MqttConfig
 
 __all__ = ["Deliveries", "Delivery", "MqttLink"]
@@ -56,6 +57,7 @@ _PAUSE_S = 0.002  # how often a paused reader looks again
 # is judged, and an alarm sent, before the pause
 _FEW = 8
 _GATHER_S = 0.001
+_SELECT_S = 0.5  # the longest the network loop waits for the socket in one pass
 
 
 class _IngestClient(mqtt.Client):
@@ -169,6 +171,8 @@ class MqttLink:
         client.on_subscribe = self._on_subscribe
         client.on_disconnect = self._on_disconnect
         self._client = client
+        # what the systemd watchdog vouches for: every pass of the network loop, or its reconnect wait
+        self.heartbeat = Heartbeat("the MQTT network thread", self._connect_allowance_s)
 
     # --- paho callbacks: convert and hand off only ------------------------------------------
 
@@ -241,6 +245,11 @@ class MqttLink:
 
     # --- network loop -------------------------------------------------------------------------
 
+    @property
+    def _connect_allowance_s(self) -> float:
+        """The longest a connection attempt may take: paho's connect timeout, twice (TCP, then TLS)."""
+        return 2 * self._client.connect_timeout
+
     def _connect(self) -> None:
         properties = Properties(PacketTypes.CONNECT)
         properties.SessionExpiryInterval = self.config.session_expiry_s
@@ -253,6 +262,7 @@ class MqttLink:
         """Pump the connection until it fails or we stop; each read's messages go to the worker at once."""
         client = self._client
         while not self._stop.is_set():
+            self.heartbeat.beat(_SELECT_S)
             client.read_budget = self._read_budget()
             if client.read_budget <= 0:
                 # mosquitto 2.0.11 may send far more than Receive Maximum once we acknowledge
@@ -276,7 +286,7 @@ class MqttLink:
                     rc = client.loop_misc()
             else:
                 # publish() and ack() from other threads wake this select through paho's socket pair
-                rc = client.loop(timeout=0.5)
+                rc = client.loop(timeout=_SELECT_S)
             if self._received:
                 received, self._received = self._received, []
                 self._deliver(received)
@@ -298,6 +308,7 @@ class MqttLink:
         delay = 0.0
         while not self._stop.is_set():
             generation = self.generation
+            self.heartbeat.beat(self._connect_allowance_s)
             try:
                 self._connect()
             except OSError as exc:
@@ -311,7 +322,9 @@ class MqttLink:
                 delay = 0.0  # we were connected: the first retry is quick
             delay = min(config.reconnect_max_s, max(config.reconnect_min_s, delay * 2))
             # jitter, so a fleet of gateways does not reconnect in lock-step after a broker restart
-            self._stop.wait(delay * random.uniform(0.5, 1.0))  # noqa: S311 (not cryptography)
+            wait = delay * random.uniform(0.5, 1.0)  # noqa: S311 (not cryptography)
+            self.heartbeat.beat(wait)  # idle on purpose
+            self._stop.wait(wait)
         self._close()
 
     def _close(self) -> None:

@@ -2,7 +2,8 @@
 
 ``temperature``: tags crate, profile, sensor (and shipment, when the crate is assigned one);
 fields value_c (float) and seq (integer), or fault (string, e.g. "OPEN") and seq for a probe
-fault; time = the reading's ts.
+fault; a reading whose time the crate corrected also ts_corrected or ts_uncertain (boolean, only
+ever true: ``time_flagged``); time = the reading's ts.
 ``alarm``, ``gap``, ``rejected``, ``shipment`` and ``gateway`` are described at their builders.
 """
 
@@ -24,6 +25,7 @@ __all__ = [
     "rejected_point",
     "shipment_point",
     "temperature_series",
+    "time_flagged",
 ]
 
 EXCERPT_BYTES: Final = 256
@@ -38,6 +40,16 @@ def temperature_series(crate: str, profile: str, sensor: str, shipment: str | No
 def fault_line(series: str, fault: str, seq: int, ts_ms: int) -> str:
     """A reading the probe could not take: visible as field ``fault``, with no ``value_c``."""
     return f"{series} fault={string_field(fault)},seq={seq}i {ts_ms}"
+
+
+def time_flagged(line: str, flag: str) -> str:
+    """A ``temperature`` line with the boolean field ``flag`` (``ts_corrected`` or ``ts_uncertain``) set true.
+
+    Added to the lines already built rather than passed to their builders: the hot path of readings
+    from a set clock stays as it was.
+    """
+    head, ts = line.rsplit(" ", 1)  # the timestamp, last, holds no space
+    return f"{head},{flag}=true {ts}"
 
 
 def alarm_point(alarm: AlarmMessage) -> str:

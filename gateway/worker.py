@@ -29,6 +29,7 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
+from adapters.liveness import Heartbeat
 from coldchain.errors import RetryableStoreError
 from coldchain.lineprotocol import encode_lines
 from coldchain.topics import rejected_topic, storage_ack_topic
@@ -90,6 +91,9 @@ class Worker:
             self._on_exclusive_tick.append(self._forget_idle)
         self._next_forget = 0.0
         self._writer = threading.Thread()
+        # what the systemd watchdog vouches for: every pass of the writer, each wait and each write within its bound
+        self.writer_heartbeat = Heartbeat("the InfluxDB writer thread", _TICK_S)
+        self._write_allowance_s = 2 * config.influxdb.timeout_s  # connect, then the answer: each within the timeout
         self.archive: EvidenceArchive | None = None  # [security] archive: accepted raw messages, hash-chained
 
     @property
@@ -205,6 +209,7 @@ class Worker:
 
     def _write_batches(self, stop: threading.Event) -> None:
         while True:
+            self.writer_heartbeat.beat(_TICK_S)
             try:
                 batch = self._closed.get(timeout=_TICK_S)
             except queue.Empty:
@@ -237,6 +242,7 @@ class Worker:
                     exc,
                     delay,
                 )
+                self.writer_heartbeat.beat(delay)  # waiting on purpose: the broker keeps the messages
                 stop.wait(delay)
                 delay = min(delay * 2, self.config.batch.retry_max_s)
         self.last_write_ms = (time.monotonic() - started) * 1000
@@ -252,6 +258,7 @@ class Worker:
             except (OSError, sqlite3.Error) as exc:
                 self.write_failures += 1
                 log.error("cannot save the state file (%s); retrying, the messages stay unacknowledged", exc)
+                self.writer_heartbeat.beat(delay)
                 if stop.wait(delay):
                     return False
                 delay = min(delay * 2, self.config.batch.retry_max_s)
@@ -263,6 +270,7 @@ class Worker:
 
     def _write(self, lines: list[str]) -> None:
         """Write ``lines``; when the server refuses some, split to store the rest and quarantine the bad."""
+        self.writer_heartbeat.beat(self._write_allowance_s)
         try:
             self.store.write(encode_lines(lines))
         except PointsRefusedError as exc:
@@ -283,6 +291,7 @@ class Worker:
             crate = line.split(",crate=", 1)[1].split(",", 1)[0].split(" ", 1)[0]
         excerpt = encode_lines([line])
         record = rejected_point("store_refused", crate, detail=problem, topic="", payload=excerpt, now_ms=now_ms)
+        self.writer_heartbeat.beat(self._write_allowance_s)
         try:
             self.store.write(encode_lines([record]))
         except PointsRefusedError:

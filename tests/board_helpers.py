@@ -62,6 +62,7 @@ password_hash = "{PASSWORD_HASH}"
 port = {broker_port}
 keepalive_s = 5
 ack_timeout_s = 2.0
+answer_timeout_s = 2.0
 [influxdb]
 url = "{influx_url}"
 database = "{database}"
@@ -73,17 +74,23 @@ timeout_s = 3.0
     return path
 
 
-def start_board(config: Path, timeout: float = 15.0) -> RunningBoard:
-    """Start the board on ``config`` and wait for its 'listening' line."""
+def start_board(
+    config: Path, timeout: float = 15.0, env: dict[str, str] | None = None, code: str = ""
+) -> RunningBoard:
+    """Start the board on ``config`` and wait for its 'listening' line.
+
+    ``env`` adds to the environment; ``code`` (Python) runs the board instead of ``-m cli.main board``.
+    """
     log = config.with_suffix(".log")
     out = log.open("w")
+    program = ["-c", code] if code else ["-m", "cli.main", "board"]
     process = subprocess.Popen(
-        [sys.executable, "-m", "cli.main", "board", "--config", str(config)],
+        [sys.executable, *program, "--config", str(config)],
         cwd=REPO,
         stdout=subprocess.PIPE,
         stderr=out,
         text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
     )
     assert process.stdout is not None
     deadline = time.monotonic() + timeout

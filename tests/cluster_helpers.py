@@ -78,7 +78,7 @@ def start_shipped_cluster(root: Path, crates: tuple[str, ...], staff: tuple[str,
     common = ["--broker-dir", str(root / "mosquitto"), "--keys-dir", str(root / "keys"), "--out", str(creds)]
     (root / "mosquitto").mkdir()
     for crate in crates:
-        assert provision(["crate", crate, *common]) == 0
+        assert provision(["crate", crate, "--broker-host", "127.0.0.1", *common]) == 0
     for name in staff:
         assert provision(["staff", name, *common]) == 0
     assert provision(["gateway", *common]) == 0

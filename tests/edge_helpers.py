@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 import tty
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -227,6 +228,12 @@ class InProcessAgent:
         self.stop_event.set()
         self.thread.join(10)
         assert not self.thread.is_alive(), "agent loop did not stop"
+
+
+# The conftest fixtures that start these parts and stop them after the test, as test parameters' types.
+Listen = Callable[..., Listener]
+RunAgent = Callable[..., InProcessAgent]
+SpawnAgent = Callable[..., AgentProcess]
 
 
 def agent_config(

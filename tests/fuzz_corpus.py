@@ -3,7 +3,7 @@
 Structure-aware: each hostile message is a valid payload (telemetry, status, lid or gap event, staff ack) with one
 field given a hostile JSON value or removed, its bytes damaged, or put on an odd topic under the gateway's
 subscriptions. Each carries a marker (``"fz":"h00042"``, its first key) so a missing reject names it. Whether the
-contract refuses a message is decided by the small model of the README and docs/gateway.md below, never by the
+contract refuses a message is decided by fuzz_contract (a small model of the README and docs/gateway.md), not by the
 gateway's code; a mutation that happens to be valid (``value_c`` = -1, an unknown event name) is not sent.
 
 Accounting the docs prescribe: a refused telemetry whose crate and seq can still be read counts as handled for that
@@ -15,21 +15,25 @@ one of their seqs are sent.
 from __future__ import annotations
 
 import json
-import math
 import random
-import re
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from fuzz_contract import MAX_PAYLOAD, accepted, readable_seq, signature, valid_ack
+
 TS = 1_764_086_400_000  # the valid stream's first sample (as gateway_helpers.TS)
-MAX_PAYLOAD = 16_384
-FUTURE_TOLERANCE_MS = 300_000  # [validation] future_tolerance, default
-FAULTS = ("OPEN", "SHORT", "RANGE")
 VALID_CRATES = ("FZ-V1", "FZ-V2", "FZ-V3", "FZ-V4")
 HOSTILE_CRATES = ("FZ-H1", "FZ-H2", "FZ-H3")
 EVENT_CRATES = ("FZ-E1", "FZ-E2")  # status, lid and gap events that must all be refused: no telemetry there
+# One reading of its three probes at -100 °C raises warning_high and critical_high on each: six alarms that staff
+# acks (hostile ones, and valid ones with odd names and notes) may take on; the first valid ack of each does.
+ALARM_CRATE = "FZ-A1"
+ALARMS = tuple(
+    (rule, sensor) for rule in ("warning_high", "critical_high") for sensor in ("probe1", "probe2", "probe3")
+)
+BYS = ('a"b', "a\\b", "a,b=c d", "é🙂", "x" * 100, " Zoë ", "Robert'); DROP TABLE alarm;--")
+NOTES = ("", "a\nb\r\nc", 'q"uote\\', "\x00\x01\x1f\x7f", "x" * 1000, "é🙂\u2028", 'a,b=c d\n"\\', "\t tab ")
 SENSORS = ("probe1", "probe2")
-_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _SLOT = "\x00slot\x00"  # stands for the hostile JSON text until the payload is serialized
 
 
@@ -64,97 +68,6 @@ TOPIC_LEVELS = (
 # fmt: on
 
 
-def is_id(value: Any) -> bool:
-    """A crate, sensor, rule or profile id of the README: 1-64 of [A-Za-z0-9_.-], starting with a letter or digit."""
-    return isinstance(value, str) and _ID.fullmatch(value) is not None
-
-
-def reserved(crate: str) -> bool:
-    """A staff or service login (never a crate)."""
-    return crate.startswith(("staff.", "coldchain-"))
-
-
-def _int(value: Any, low: int, high: int) -> bool:
-    return type(value) is int and low <= value < high
-
-
-def _body(payload: bytes, crate: str) -> dict[str, Any] | None:
-    """The payload as a v1 JSON object naming ``crate``, or None when the contract refuses it as such."""
-    if len(payload) > MAX_PAYLOAD or not is_id(crate) or reserved(crate):
-        return None
-    try:
-        body = json.loads(payload.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError):
-        return None
-    if not isinstance(body, dict) or type(body.get("v")) is not int or body["v"] != 1 or body.get("crate") != crate:
-        return None
-    return body
-
-
-def _value_ok(value: Any) -> bool:
-    if type(value) not in (int, float):
-        return False
-    try:
-        number = float(value)
-    except OverflowError:
-        return False
-    return math.isfinite(number) and -200.0 <= number <= 80.0
-
-
-def _reading_ok(raw: Any) -> bool:
-    if not isinstance(raw, dict) or not is_id(raw.get("sensor")) or "value_c" not in raw:
-        return False
-    value, fault = raw["value_c"], raw.get("fault")
-    if value is None:
-        return isinstance(fault, str) and fault in FAULTS
-    return _value_ok(value) and fault is None
-
-
-def accepted(topic: str, payload: bytes, now_ms: int) -> bool:
-    """True when the contract accepts this message (stored or taken as an alarm input, no reject)."""
-    parts = topic.split("/")
-    if parts[2] == "acks":
-        return False  # no alarm is active: every staff ack is refused (ack_rejected when it reads well)
-    crate, kind = parts[3], parts[4]
-    body = _body(payload, crate)
-    if body is None:
-        return False
-    if kind == "status":
-        return body.get("state") in ("online", "offline")
-    if kind == "events":
-        event = body.get("event")
-        ts = body.get("ts")
-        if not _int(ts, 1, 2**63) or ts > now_ms + FUTURE_TOLERANCE_MS or not isinstance(event, str):
-            return False
-        first, last = body.get("first_seq"), body.get("last_seq")
-        return event != "gap" or (_int(first, 0, 2**63) and _int(last, 0, 2**63) and last >= first)
-    seq, ts, readings = body.get("seq"), body.get("ts"), body.get("readings")
-    if not (_int(seq, 0, 2**63) and _int(ts, 1, 2**53) and isinstance(readings, list)):
-        return False
-    if ts > now_ms + FUTURE_TOLERANCE_MS:
-        return False
-    if not 1 <= len(readings) <= 64 or not all(_reading_ok(r) for r in readings):
-        return False
-    if len({r["sensor"] for r in readings}) != len(readings):
-        return False
-    profile, powered_on = body.get("profile"), body.get("powered_on")
-    return (profile is None or is_id(profile)) and (powered_on is None or _int(powered_on, 1, ts + 1))
-
-
-def readable_seq(topic: str, payload: bytes) -> int | None:
-    """The seq a refused telemetry settles for its topic's crate: its crate and seq can still be read."""
-    parts = topic.split("/")
-    if parts[2] != "crates" or parts[4] != "telemetry" or not is_id(parts[3]) or reserved(parts[3]):
-        return None
-    try:
-        body = json.loads(payload)
-    except (ValueError, RecursionError):
-        return None
-    if not isinstance(body, dict) or body.get("crate") != parts[3] or not _int(body.get("seq"), 1, 2**63):
-        return None
-    return int(body["seq"])
-
-
 @dataclass(frozen=True)
 class Message:
     """One publication of the stream: what the gateway must do with it."""
@@ -167,6 +80,7 @@ class Message:
     crate: str = ""  # the crate whose seq it stores or settles
     seq: int = 0
     ts: int = 0
+    ack: tuple[str, str, str, str, int] | None = None  # rule, sensor, by, note, ts of an accepted staff ack
     qos: int = 1  # a crate may publish at QoS 0 too: the gateway gets it at QoS 0 (packet id 0)
     properties: bool = False  # published with MQTT 5 properties the gateway must skip (large user properties...)
 
@@ -231,10 +145,21 @@ _PATHS = {
 }
 # fmt: on
 _ID_PATHS = ("crate", "readings.0.sensor", "readings.1.sensor", "profile", "rule", "sensor", "by")
-_BAD_BYTES = (b"\xff", b"\xc3\x28", b"\xed\xa0\x80", b"\xc0\xaf", b"\x80", b"\xf8\x88\x80\x80\x80", b"\x00", b"\x1b")
+_BAD_BYTES = (
+    b"\xff",
+    b"\xc3\x28",
+    b"\xed\xa0\x80",
+    b"\xc0\xaf",
+    b"\x80",
+    b"\xf8\x88\x80\x80\x80",
+    b"\x00",
+    b"\x1b",
+    b"\n",
+    b"\r\n",
+)
 
 
-def _base(kind: str, crate: str, marker: str, seq: int) -> dict[str, Any]:
+def _base(kind: str, crate: str, marker: str, seq: int, target: tuple[str, str]) -> dict[str, Any]:
     ts = TS + seq * 1000
     if kind == "telemetry":
         body = telemetry_body(crate, seq, {"probe1": -170.0, "probe2": "OPEN"}, marker)
@@ -247,7 +172,7 @@ def _base(kind: str, crate: str, marker: str, seq: int) -> dict[str, Any]:
         return {**head, "ts": ts, "event": "lid_open"}
     if kind == "gap":
         return {**head, "ts": ts, "event": "gap", "reason": "spool_full", "first_seq": 5, "last_seq": 7}
-    return {**head, "rule": "warning_high", "sensor": "probe1", "by": "Alice", "note": "re-iced", "ts": ts}
+    return {**head, "rule": target[0], "sensor": target[1], "by": "Alice", "note": "re-iced", "ts": ts}
 
 
 def _damage(rng: random.Random, payload: bytes, keep: int) -> tuple[bytes, str]:
@@ -265,13 +190,16 @@ def _damage(rng: random.Random, payload: bytes, keep: int) -> tuple[bytes, str]:
         return payload[:keep] + b"\x00" * 3 + payload[keep:], "NULs"
     if how == 4:
         return payload.replace(b"}", b"]", 1), "bracket swapped"
+    # the test broker sets no message_size_limit (mosquitto's default): a payload beyond 16 KiB reaches the gateway
     pad = b" " * (MAX_PAYLOAD + rng.randrange(1, 4000) - len(payload))
     return payload[:-1] + b',"pad":"' + pad + b'"}', "beyond 16 KiB"
 
 
-def _hostile(rng: random.Random, kind: str, topic: str, crate: str, marker: str, seq: int) -> tuple[bytes, str]:
+def _hostile(
+    rng: random.Random, kind: str, topic: str, crate: str, marker: str, seq: int, target: tuple[str, str]
+) -> tuple[bytes, str]:
     """One mutation of a valid ``kind`` payload for ``crate`` (which the topic may not name)."""
-    body = _base(kind, crate, marker, seq)
+    body = _base(kind, crate, marker, seq, target)
     op = rng.randrange(10)
     if op <= 4:
         path = rng.choice(_PATHS[kind])
@@ -291,6 +219,9 @@ def _hostile(rng: random.Random, kind: str, topic: str, crate: str, marker: str,
         readings = [{"sensor": f"p{i % rng.choice((64, 65, 70))}", "value_c": -170.0} for i in range(65)]
         body["readings"] = readings[: rng.choice((65, 64))] if rng.random() < 0.5 else readings[:2] * 2
         return _dump(body), "readings too many or repeated"
+    if op == 7 and kind == "ack":
+        body.update(by=rng.choice(BYS), note=rng.choice(NOTES))
+        return _dump(body), "ack with odd text"
     if op == 8:
         other = rng.choice((*VALID_CRATES, *HOSTILE_CRATES, "FZ-X9"))
         body["crate"] = other
@@ -303,13 +234,43 @@ def _hostile(rng: random.Random, kind: str, topic: str, crate: str, marker: str,
     return damaged, f"{kind} {how}"
 
 
-def _extras_telemetry(crate: str, seq: int, marker: str) -> Message:
+_BAD_SIGS = (*VALUES, json.dumps("é" * 64), json.dumps("0" * 64), json.dumps("\ud800"))
+
+
+def _sign(payload: bytes, marker: str, keys: dict[str, bytes], bad: str | None = None) -> tuple[bytes, str]:
+    """The payload with a ``sig`` after its marker: its crate's signature, or the JSON text ``bad``."""
+    head = f'{{"fz":"{marker}",'.encode()
+    try:
+        body = json.loads(payload.decode("utf-8")) if payload.startswith(head) else None
+    except (ValueError, RecursionError):
+        body = None
+    crate = body.get("crate") if isinstance(body, dict) else None
+    key = keys.get(crate) if isinstance(crate, str) else None
+    if body is None:
+        return payload, ""
+    if bad is not None or key is None:
+        sig, label = bad or _BAD_SIGS[-2], " sig"
+    else:
+        try:
+            sig, label = json.dumps(signature(body, key)), " signed"
+        except ValueError:
+            return payload, " unsigned"  # its crate could not sign it either
+    return head + b'"sig":' + sig.encode() + b"," + payload[len(head) :], f"{label}={sig[:20]}"
+
+
+def _extras_telemetry(crate: str, seq: int, marker: str, keys: dict[str, bytes] | None) -> Message:
     """Valid telemetry carrying unknown fields with hostile values: the decoder must ignore them and store it."""
     readings = valid_reading(crate, seq)
     body = telemetry_body(crate, seq, readings, marker)
-    body.update(x_str='a,b=c d\n"\\\x00\x1f', x_ids=list(IDS), x_null=None, x_neg=-1e308, x_big=_SLOT)
+    ids = [i for i in IDS if keys is None or i != "\ud800"]  # a lone surrogate cannot be signed
+    body.update(x_str='a,b=c d\n"\\\x00\x1f', x_ids=ids, x_null=None, x_neg=-1e308, x_big=_SLOT)
     text = _dump(body, str(10**400)).decode()
     payload = (text[:-1] + ',"x_deep":' + _deep(50, "list") + ',"x_obj":' + _deep(50, "dict") + "}").encode()
+    if seq % 3 == 0:  # exactly the largest payload the contract allows (a signature takes 73 bytes)
+        room = MAX_PAYLOAD - len(payload) - 9 - (73 if keys is not None else 0)
+        payload = payload[:-1] + b',"pad":"' + b"p" * room + b'"}'
+    if keys is not None:
+        payload = _sign(payload, marker, keys)[0]
     return Message(
         topic_of(crate, "telemetry"),
         payload,
@@ -321,33 +282,51 @@ def _extras_telemetry(crate: str, seq: int, marker: str) -> Message:
     )
 
 
+def _event(payload: bytes) -> object:
+    return json.loads(payload).get("event")
+
+
 def topic_of(crate: str, kind: str) -> str:
     """``coldchain/v1/crates/{crate}/{kind}``."""
     return f"coldchain/v1/crates/{crate}/{kind}"
 
 
-def _ack_topic(rng: random.Random, crate: str) -> str:
-    levels = [crate, "warning_high", "probe1"]
+def alarm_telemetry(now_ms: int, keys: dict[str, bytes] | None) -> Message:
+    """The alarm crate's one reading, live (so its alarms are announced at once): six alarms."""
+    readings: dict[str, float | str] = {sensor: -100.0 for _, sensor in ALARMS}
+    body = {**telemetry_body(ALARM_CRATE, 1, readings), "ts": now_ms - 1000}
+    if keys is not None:
+        body["sig"] = signature(body, keys[ALARM_CRATE])
+    topic = topic_of(ALARM_CRATE, "telemetry")
+    return Message(topic, _dump(body), "excursion", readings=readings, crate=ALARM_CRATE, seq=1, ts=now_ms - 1000)
+
+
+def _ack_topic(rng: random.Random, crate: str, target: tuple[str, str]) -> str:
+    levels = [crate, *target]
     if rng.random() < 0.4:  # levels that differ from the payload's, or are odd
         levels[rng.randrange(3)] = rng.choice((*TOPIC_LEVELS, "critical_high", "probe2", "FZ-V2"))
     return "coldchain/v1/acks/" + "/".join(levels)
 
 
-def hostile_stream(seed: int, count: int, now_ms: int) -> list[Message]:
-    """``count`` hostile messages (and some valid ones with hostile extras on the hostile crates), in order."""
+def hostile_stream(seed: int, count: int, now_ms: int, keys: dict[str, bytes] | None = None) -> list[Message]:
+    """``count`` hostile messages (and some valid ones with hostile extras on the hostile crates), in order.
+
+    With ``keys`` (the gateway requires signatures) telemetry carries its crate's signature, or a hostile one.
+    """
     rng = random.Random(seed)
     next_seq = dict.fromkeys(HOSTILE_CRATES, 1)
-    out: list[Message] = []
+    out = [alarm_telemetry(now_ms, keys)]
+    active = {f"{ALARM_CRATE}/{rule}/{sensor}" for rule, sensor in ALARMS}
     n = 0
     while sum(m.hostile for m in out) < count:
         n += 1
         marker = f"h{n:05d}"
         kind = rng.choices(("telemetry", "status", "lid", "gap", "ack"), weights=(50, 12, 9, 9, 20))[0]
         where = rng.random()
-        seq = 10**6  # never one of the valid crates' seqs
+        seq, target = 10**6, rng.choice(ALARMS)  # 10**6: never one of the valid crates' seqs
         if kind == "ack":
-            crate = rng.choice((*VALID_CRATES, *EVENT_CRATES))
-            topic = _ack_topic(rng, crate)
+            crate = rng.choice((ALARM_CRATE, ALARM_CRATE, *VALID_CRATES, *EVENT_CRATES))
+            topic = _ack_topic(rng, crate, target)
         elif where < 0.15:  # an odd crate level; the payload names it, or a real crate
             level = rng.choice(TOPIC_LEVELS)
             kind_topic = "events" if kind in ("lid", "gap") else kind
@@ -359,20 +338,31 @@ def hostile_stream(seed: int, count: int, now_ms: int) -> list[Message]:
             crate = rng.choice(HOSTILE_CRATES)
             topic, seq = topic_of(crate, "telemetry"), next_seq[crate]
             if rng.random() < 0.04:
-                out.append(_extras_telemetry(crate, seq, marker))
+                out.append(_extras_telemetry(crate, seq, marker, keys))
                 next_seq[crate] += 1
                 continue
         else:
             crate = rng.choice((*EVENT_CRATES, *VALID_CRATES) if kind == "status" else EVENT_CRATES)
             topic = topic_of(crate, "events" if kind in ("lid", "gap") else kind)
-        payload, label = _hostile(rng, kind, topic, crate, marker, seq)
-        if accepted(topic, payload, now_ms):
-            continue  # the mutation left it valid: not a hostile message
-        settles = readable_seq(topic, payload)
+        payload, label = _hostile(rng, kind, topic, crate, marker, seq, target)
+        if keys is not None and kind == "telemetry":
+            bad = rng.choice(_BAD_SIGS) if rng.random() < 0.2 else None
+            payload, signed = _sign(payload, marker, keys, bad)
+            label += signed
+        ack = valid_ack(topic, payload, now_ms) if kind == "ack" else None
+        if ack is not None and "/".join(ack[:3]) in active:
+            active.discard("/".join(ack[:3]))  # it takes the alarm on; the next valid ack of it is refused
+            out.append(Message(topic, payload, label, ack=(ack[1], ack[2], ack[3], ack[4], ack[5])))
+            continue
+        if accepted(topic, payload, now_ms, keys):
+            if kind in ("lid", "gap") and _event(payload) not in ("lid_open", "lid_closed", "gap"):
+                out.append(Message(topic, payload, f"{label}: an event the gateway stores nowhere"))
+            continue  # otherwise the mutation left it valid: it would feed the alarms or the seqs, not sent
+        settles = readable_seq(topic, payload, keys)
         if settles is not None and (topic.split("/")[3] not in HOSTILE_CRATES or settles != seq):
             continue  # it would settle a valid crate's seq (as the docs say it must): not on these topics
         # QoS 0 only where order cannot matter (the broker may send it ahead of queued QoS 1 messages)
-        qos = 0 if settles is None and rng.random() < 0.03 else 1
+        qos = 0 if settles is None and ack is None and rng.random() < 0.03 else 1
         message = Message(topic, payload, label, hostile=True, qos=qos, properties=rng.random() < 0.1)
         if settles is not None:
             message = replace(message, crate=topic.split("/")[3], seq=settles)
@@ -381,13 +371,18 @@ def hostile_stream(seed: int, count: int, now_ms: int) -> list[Message]:
     return out
 
 
-def valid_stream(seqs: int) -> dict[str, list[Message]]:
-    """Each valid crate's telemetry, seqs 1..``seqs`` in order."""
+def valid_stream(seqs: int, keys: dict[str, bytes] | None = None) -> dict[str, list[Message]]:
+    """Each valid crate's telemetry, seqs 1..``seqs`` in order (signed, with ``keys``)."""
+
+    def body(crate: str, seq: int) -> dict[str, Any]:
+        out = telemetry_body(crate, seq, valid_reading(crate, seq))
+        return out if keys is None else {**out, "sig": signature(out, keys[crate])}
+
     return {
         crate: [
             Message(
                 topic_of(crate, "telemetry"),
-                _dump(telemetry_body(crate, seq, valid_reading(crate, seq))),
+                _dump(body(crate, seq)),
                 f"valid {crate} seq {seq}",
                 readings=valid_reading(crate, seq),
                 crate=crate,

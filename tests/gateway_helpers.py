@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import queue
 import subprocess
 import sys
@@ -77,16 +78,21 @@ class GatewayProcess:
 
     running: ClassVar[list[GatewayProcess]] = []
 
-    def __init__(self, config: Path, log: Path, wait: bool = True) -> None:
+    def __init__(
+        self, config: Path, log: Path, wait: bool = True, env: dict[str, str] | None = None, code: str = ""
+    ) -> None:
+        """``env`` adds to the environment; ``code`` (Python) runs the gateway instead of ``-m gateway``."""
         self.log = log
         self._lines: queue.Queue[str | None] = queue.Queue()
+        program = ["-c", code] if code else ["-m", "gateway"]
         with log.open("ab") as err:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "gateway", "--config", str(config)],
+                [sys.executable, *program, "--config", str(config)],
                 stdout=subprocess.PIPE,
                 stderr=err,
                 cwd=ROOT,
                 text=True,
+                env={**os.environ, **(env or {})},
             )
         GatewayProcess.running.append(self)
         threading.Thread(target=self._pump, daemon=True).start()

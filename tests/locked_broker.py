@@ -50,7 +50,7 @@ def start_locked_broker(root: Path, crates: tuple[str, ...] = (), staff: tuple[s
     creds = root / "creds"
     common = ["--broker-dir", str(etc), "--keys-dir", str(root / "keys"), "--out", str(creds)]
     for crate in crates:
-        assert provision(["crate", crate, *common]) == 0
+        assert provision(["crate", crate, "--broker-host", "127.0.0.1", *common]) == 0
     for name in staff:
         assert provision(["staff", name, *common]) == 0
     assert provision(["gateway", *common]) == 0

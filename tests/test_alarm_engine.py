@@ -134,7 +134,7 @@ def test_restart_does_not_blame_crates_for_the_gateways_own_downtime() -> None:
 
 
 def test_forget_drops_the_crates_rule_state_only_when_no_alarm_is_open() -> None:
-    """An engine forgets a crate (monitor and cleared alarms) only when none of its alarms is open."""
+    """An engine forgets a crate (monitor and cleared alarms) only when none of its alarms is open or awaits review."""
     engine = _engine()
     for i in range(20):  # warm: warning_high and critical_high raised
         engine.telemetry(telemetry(i, i * MIN, _jitter(i, -140.0)), i * MIN)
@@ -148,6 +148,9 @@ def test_forget_drops_the_crates_rule_state_only_when_no_alarm_is_open() -> None
         ("critical_high", "cleared"),
         ("warning_high", "cleared"),
     ]
+    assert engine.forget("C-1") is False  # cleared before anyone acknowledged them: they await review
+    for rule in ("critical_high", "warning_high"):
+        engine.acknowledge(StaffAck("C-1", rule, "probe1", "Ana", "reviewed", 50 * MIN))
     assert engine.forget("C-1") is True
     assert "C-1" not in engine.monitors
     assert engine.book.get("C-1", "critical_high", "probe1") is None

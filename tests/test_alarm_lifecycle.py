@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 from alarm_helpers import MIN, telemetry
@@ -64,12 +65,13 @@ def test_alarm_id_matches_the_wire_message() -> None:
     ("setup", "reason"),
     [
         ([], "no alarm C-1/critical_high/probe1 is known"),
-        ([("active", 1000, 1000), ("cleared", 2000, 1000)], "is not active: it cleared at 2000"),
         ([("active", 1000, 1000), ("ack", 0, 0)], "already acknowledged by Ana Ruiz"),
+        ([("active", 1000, 1000), ("ack", 0, 0), ("cleared", 2000, 1000)], "already acknowledged by Ana Ruiz"),
+        ([("active", 1000, 1000), ("cleared", 2000, 1000), ("ack", 0, 0)], "already acknowledged by Ana Ruiz"),
     ],
 )
 def test_ack_of_a_non_active_alarm_is_rejected(setup: list[tuple[str, int, int]], reason: str) -> None:
-    """Acknowledging an unknown, cleared or already acknowledged alarm is refused with the reason."""
+    """Acknowledging an unknown, already acknowledged or already reviewed alarm is refused with the reason."""
     book = AlarmBook(POLICY)
     for state, ts, started in setup:
         if state == "ack":
@@ -78,6 +80,54 @@ def test_ack_of_a_non_active_alarm_is_rejected(setup: list[tuple[str, int, int]]
             book.apply("C-1", _t(state, ts, started), arrival_ms=ts)
     with pytest.raises(AckRejectedError, match=reason):
         book.acknowledge(_ack(by="Ben"))
+
+
+def test_ack_of_an_alarm_that_cleared_unacknowledged_records_the_review() -> None:
+    """An alarm that cleared before anyone acknowledged it needs review; an ack records it and it stays cleared."""
+    book = AlarmBook(POLICY)
+    book.apply("C-1", _t("active", 1000, 1000), arrival_ms=1000)
+    (cleared,) = book.apply("C-1", _t("cleared", 2000, 1000), arrival_ms=2000)
+    assert cleared.alarm.needs_review
+    reviewed = book.acknowledge(_ack(ts=3000))
+    assert (reviewed.change, reviewed.alarm.state, reviewed.alarm.acknowledged_by) == (
+        "acknowledged", "cleared", "Ana Ruiz",
+    )  # fmt: skip
+    assert not reviewed.alarm.needs_review
+    assert (reviewed.alarm.to_wire()["ts"], reviewed.alarm.to_wire()["acknowledged_ts"]) == (2000, 3000)
+
+
+def test_late_excursion_is_reviewed_by_an_ack() -> None:
+    """A late excursion (it began and ended while the crate was offline) needs review; an ack records it."""
+    book = AlarmBook(POLICY)
+    book.apply("C-1", _t("active", 60_000, 60_000), arrival_ms=5 * 3_600_000)
+    late = book.apply("C-1", _t("cleared", 900_000, 60_000), arrival_ms=5 * 3_600_000)[-1].alarm
+    assert (late.late, late.needs_review) == (True, True)
+    reviewed = book.acknowledge(_ack(ts=5 * 3_600_000 + 1000)).alarm
+    assert (reviewed.state, reviewed.late, reviewed.acknowledged_by, reviewed.needs_review) == (
+        "cleared", True, "Ana Ruiz", False,
+    )  # fmt: skip
+
+
+def test_ack_naming_another_alarm_id_is_rejected() -> None:
+    """An ack for the alarm the person saw is refused once another alarm is current on that crate/rule/sensor."""
+    book = AlarmBook(POLICY)
+    book.apply("C-1", _t("active", 1000, 1000), arrival_ms=1000)
+    book.apply("C-1", _t("cleared", 2000, 1000), arrival_ms=2000)
+    book.apply("C-1", _t("active", 5000, 5000), arrival_ms=5000)
+    old = StaffAck("C-1", "critical_high", "probe1", "Ana", "seen", 6000, alarm_id="C-1/critical_high/probe1/1000")
+    with pytest.raises(AckRejectedError, match="C-1/critical_high/probe1/1000 is no longer current"):
+        book.acknowledge(old)
+    assert book.acknowledge(replace(old, alarm_id="C-1/critical_high/probe1/5000")).alarm.state == "acknowledged"
+
+
+def test_crate_with_an_alarm_awaiting_review_is_not_forgotten() -> None:
+    """An idle crate is forgotten only once each cleared alarm of it was acknowledged or reviewed."""
+    book = AlarmBook(POLICY)
+    book.apply("C-1", _t("active", 1000, 1000), arrival_ms=1000)
+    book.apply("C-1", _t("cleared", 2000, 1000), arrival_ms=2000)
+    assert not book.forget("C-1")
+    book.acknowledge(_ack(ts=3000))
+    assert book.forget("C-1")
 
 
 def test_unacknowledged_alarm_escalates_once() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import time
 from collections.abc import Iterator
@@ -125,7 +126,8 @@ def test_retained_alarm_appears_on_the_open_board_within_two_seconds(
 
 
 def test_ack_from_the_page_reaches_the_broker(page: Page, mosquitto: Mosquitto) -> None:
-    """Name and note typed on the page arrive on the acks topic as the staff-ack contract says."""
+    """Name and note typed on the page arrive on the acks topic as the staff-ack contract says; with no gateway to
+    answer, the row says the acknowledgement was not confirmed."""
     crate = f"{CRATE}-k"
     topic = f"coldchain/v1/acks/{crate}/critical_high/probe1"
     with mqtt_client(mosquitto.port, subscribe=topic) as (client, received):
@@ -137,7 +139,9 @@ def test_ack_from_the_page_reaches_the_broker(page: Page, mosquitto: Mosquitto) 
         clicked_ms = int(time.time() * 1000)
         row.locator("button[type=submit]").click()
         message = received.get(timeout=5)
-        expect(row.locator(".ack-result")).to_contain_text("Sent")
+        # no gateway on this broker in this test: nothing may say it was recorded
+        expect(row.locator(".ack-result")).to_contain_text("Sent. Waiting for the gateway")
+        expect(row.locator(".ack-result")).to_contain_text("the gateway did not answer within 2 s", timeout=5000)
         publish(client, f"coldchain/v1/alarms/{crate}/critical_high/probe1", b"")
     ack = json.loads(message.payload)
     assert decode_staff_ack(message.payload, (crate, "critical_high", "probe1")).by == "Ana Souza"
@@ -201,6 +205,31 @@ def test_crate_page_charts_history_with_limit_bands_and_excursion(
     _shot(page, tmp_path, "crate.png")
 
 
+def test_release_decision_from_the_crate_page_is_recorded(
+    page: Page, board: RunningBoard, influxdb: InfluxDB, tmp_path: Path
+) -> None:
+    """The crate page shows the verdict and data hash a release rests on; a decision sent from it is recorded
+    for the signed-in login and listed on the page as taken on this data."""
+    crate = f"{CRATE}-r"
+    now = int(time.time() * 1000)
+    lines = [
+        f"temperature,crate={crate},profile=cryo,sensor=probe1 value_c=-170.0,seq={k}i {now - (10 - k) * 30_000}"
+        for k in range(10)
+    ]
+    write_points(influxdb.url, DATABASE, lines)
+    page.goto(f"{board.url}/crates/{crate}")
+    expect(page.locator("#release-verdict")).to_have_text("Verdict: within profile", timeout=5000)
+    expect(page.locator("#release-sha")).to_have_text(re.compile("^[0-9a-f]{64}$"))
+    page.select_option("#release-decision", "released")
+    page.fill("#release-note", "record complete")
+    page.locator("#release-form button[type=submit]").click()
+    expect(page.locator("#release-result")).to_have_text("Recorded: released by ops", timeout=5000)
+    expect(page.locator("#release-decisions")).to_contain_text("RELEASED by ops: record complete (on this data)")
+    rows = influxdb.rows(f"SELECT * FROM release WHERE crate = '{crate}'", DATABASE)
+    assert [(r["by"], r["decision"]) for r in rows] == [("ops", "released")]
+    _shot(page, tmp_path, "release.png")
+
+
 def test_crate_card_follows_telemetry_and_goes_offline_live(page: Page, mosquitto: Mosquitto) -> None:
     """A reading and then the crate's offline last will change its card without a reload."""
     crate = f"{CRATE}-t"
@@ -237,7 +266,7 @@ def test_excursion_raised_by_the_real_gateway_appears_within_two_seconds(
             row = page.locator(f'.alarm[data-alarm="{crate}/critical_high/probe1"]')
             row.wait_for(state="visible", timeout=2000)
             elapsed = time.monotonic() - started
-        expect(row.locator(".value")).to_have_text("-145.0 °C")
+        expect(row.locator(".value")).to_have_text("-145.0 °C when raised")
         expect(page.locator(f'.crate[data-crate="{crate}"] .temp')).to_have_text("-145.0 °C")
     finally:
         gateway.stop()
@@ -274,6 +303,7 @@ def test_ack_from_the_page_reaches_the_gateway(
                 state = json.loads(message.payload) if message.payload else {}
             assert (state.get("state"), state.get("acknowledged_by")) == ("acknowledged", "Ana Souza")
             expect(row.locator(".acked")).to_contain_text("acknowledged by Ana Souza", timeout=3000)
+            expect(row.locator(".ack-result")).to_have_text("Acknowledgement recorded by the gateway: Ana Souza.")
     finally:
         gateway.stop()
         with mqtt_client(mosquitto.port) as (client, _):  # leave the shared broker as we found it

@@ -120,8 +120,9 @@ def test_alarms_are_ordered_by_severity_then_unacknowledged_then_age() -> None:
     assert [a["crate"] for a in state.alarms_json()] == ["C-old", "C-new", "C-acked", "W"]
 
 
-def test_cleared_alarm_leaves_the_board() -> None:
-    """A cleared state removes the alarm from the open list and from its crate's count."""
+def test_cleared_alarm_leaves_the_open_list_and_awaits_review_until_reviewed() -> None:
+    """A cleared state removes the alarm from the open list and its crate's count; unacknowledged, it needs review
+    (and stays in the crate's excursions) until its retained state names who reviewed it."""
     state = BoardState({}, "cryo")
     for alarm_state in ("active", "cleared"):
         alarm = decode_alarm("coldchain/v1/alarms/C-1/r/s", alarm_payload("C-1", "r", "s", state=alarm_state))
@@ -129,6 +130,17 @@ def test_cleared_alarm_leaves_the_board() -> None:
         state.apply_alarm(alarm.key, alarm)
     assert state.alarms_json() == []
     assert state.crate_json("C-1")["alarm_count"] == 0
+    assert [(a["crate"], a["state"]) for a in state.review_json()] == [("C-1", "cleared")]
+    assert state.crate_json("C-1")["review_count"] == 1
+    assert state.open_alarm("C-1", "r", "s") is not None  # it may be acknowledged: that is the review
+    reviewed = decode_alarm(
+        "coldchain/v1/alarms/C-1/r/s", alarm_payload("C-1", "r", "s", state="cleared", acknowledged_by="Ana")
+    )
+    assert reviewed is not None
+    state.apply_alarm(reviewed.key, reviewed)
+    assert state.review_json() == []
+    assert state.open_alarm("C-1", "r", "s") is None
+    assert [(x["state"], x["acknowledged_by"]) for x in state.crate_json("C-1")["excursions"]] == [("cleared", "Ana")]
 
 
 def test_a_crate_shows_the_shipment_record_its_alarms_carry() -> None:

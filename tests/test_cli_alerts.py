@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import queue
+import re
 import signal
 import subprocess
 import sys
@@ -16,9 +17,10 @@ import paho.mqtt.publish as publish
 import pytest
 from locked_broker import start_locked_broker
 
-from cli.alerts import main
+from cli.alerts import _transition, main
 from cli.provision import mosquitto_password_hash
 from cli.services import Mosquitto, free_port
+from coldchain.alarm_view import AlarmView, decode_alarm
 from coldchain.topics import alarm_topic, status_topic
 from coldchain.wire import AlarmMessage, CrateStatus, encode
 
@@ -92,7 +94,7 @@ def test_lists_open_alarms_most_severe_then_oldest_first(
         ["warning", "active", a, "warning_high"],
     ]
     assert "alice" in lines[0]
-    assert "2h00m" in lines[2]
+    assert re.search(r"\b2h0[0-4]m\b", lines[2]), lines[2]  # two hours and the minutes a loaded machine took
 
 
 def test_json_prints_the_alarm_payloads(
@@ -320,3 +322,47 @@ def test_alarm_engine_payload_extensions_are_shown(
     (line,) = [line for line in capsys.readouterr().out.splitlines() if f"{crate} [S-17]" in line]
     assert line.split()[:5] == ["warning", "acknowledged", "(late)", crate, "[S-17]"]
     assert line.rstrip().endswith("dave")
+
+
+def test_alarms_that_need_review_are_listed_per_shipment_by_default(
+    mosquitto: Mosquitto, retain: Callable[..., None], crate_prefix: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A late excursion and one that cleared unacknowledged are listed under NEEDS REVIEW, per shipment; a reviewed
+    one is not; --active-only leaves the section out; an escalated active alarm says so."""
+    late, live, done = f"{crate_prefix}-L", f"{crate_prefix}-C", f"{crate_prefix}-D"
+    retain(
+        _alarm(late, "critical_high", "critical", "cleared", 7200, late=True, shipment="SHP-9", origin="Kyoto",
+               destination="Leiden", product="iPSC cardiomyocytes", ended_ts=NOW_MS - 3_600_000),
+        _alarm(live, "warning_high", "warning", "cleared", 600, ended_ts=NOW_MS - 300_000),
+        _alarm(done, "warning_high", "warning", "cleared", 600, acknowledged_by="Ana", acknowledged_ts=NOW_MS),
+        _alarm(live, "critical_high", "critical", "active", 1200, escalated=True),
+    )  # fmt: skip
+    assert main(_broker_args(mosquitto)) == 0
+    out = capsys.readouterr().out
+    section = out[out.index("NEEDS REVIEW") :]
+    assert "shipment SHP-9 (iPSC cardiomyocytes, Kyoto -> Leiden):" in section
+    rows = {line.split()[1]: line for line in section.splitlines() if line.startswith("  ") and crate_prefix in line}
+    assert set(rows) == {late, live}
+    assert rows[late].split()[:4] == ["critical", late, "critical_high", "probe1"]
+    assert rows[late].endswith("late")
+    assert section.index("shipment SHP-9") < section.index("no shipment:") < section.index(live)
+    assert any(live in line and "active ESCALATED" in line for line in out[: out.index("NEEDS REVIEW")].splitlines())
+    assert main([*_broker_args(mosquitto), "--active-only"]) == 0
+    assert "NEEDS REVIEW" not in capsys.readouterr().out
+
+
+def test_follow_says_escalated_and_reviewed() -> None:
+    """A transition to escalated reads ESCALATED; the review of an alarm that cleared unacknowledged reads REVIEWED."""
+
+    def view(state: str, **extra: object) -> AlarmView:
+        topic, payload = _alarm("C-1", "critical_high", "critical", state, 60, **extra)
+        alarm = decode_alarm(topic, payload)
+        assert alarm is not None
+        return alarm
+
+    raised, escalated = view("active"), view("active", escalated=True)
+    assert " ESCALATED " in _transition(escalated, raised)
+    cleared, reviewed = view("cleared"), view("cleared", acknowledged_by="Ana", note="cells fine")
+    line = _transition(reviewed, cleared)
+    assert " REVIEWED " in line
+    assert line.endswith("by Ana (cells fine)")

@@ -138,7 +138,7 @@ def test_config_file_influxdb_table_is_used(
     config = tmp_path / "gateway.toml"
     config.write_text(
         f'[mqtt]\nhost = "127.0.0.1"\n\n[influxdb]\napi = "v1"\nurl = "{influxdb.url}"\n'
-        f'database = "{database}"\nbatch_size = 1000\n'
+        f'database = "{database}"\ntimeout_s = 10\n'
     )
     assert main([crate, "--since", "1h", "--summary", "--config", str(config)]) == 0
     assert _summary_row(capsys.readouterr().out, "probe2")[1] == "180"

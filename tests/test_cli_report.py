@@ -116,7 +116,9 @@ def test_pdf_report_has_verdict_statistics_alarms_gaps_and_data_hash(
     assert "50s" in words
     assert "acknowledged -147.50 alice re-iced" in words
     assert "80 .. 82 open 3" in words
-    assert "probe2: 1 fault readings (OPEN)" in words
+    assert "the record has 2 hole(s)" in words
+    assert "fault probe2" in words
+    assert "1 fault reading(s) (OPEN):" in words
     assert "probe2 OPEN 1" in words
     end_ms = BASE_MS + COUNT * STEP_MS + 1  # the last record is the fault
     expected = _independent_sha256(influxdb, database, crate, BASE_MS, end_ms, crate)
@@ -145,20 +147,31 @@ def test_cold_crate_is_within_profile_in_json(
     )
 
 
-def test_csv_has_one_row_per_probe_with_verdict_and_hash(
+def test_csv_has_the_records_verdict_then_each_probes_own(
     influxdb: InfluxDB, database: str, crate_prefix: str, tmp_path: Path
 ) -> None:
-    """--format csv --out writes one row per probe with its statistics, the verdict and the hash."""
+    """--format csv --out: a record row with the record's verdict and reasons, then one row per probe with
+    its statistics and its own verdict: the cold probe2 is incomplete (its OPEN fault, its crate's gap),
+    not 'excursion' as if probe1's excursion were its own."""
     crate = f"{crate_prefix}-V"
     _excursion_crate(influxdb, database, crate)
     out = tmp_path / "report.csv"
     assert main([crate, "--format", "csv", "--out", str(out), *_args(influxdb, database)]) == 0
     rows = list(csv.DictReader(io.StringIO(out.read_text())))
-    assert [(r["crate_sensor"], r["readings"], r["max_c"], r["critical_excursions"]) for r in rows] == [
-        ("probe1", "120", "-147.50", "1"),
-        ("probe2", "120", "-171.00", "0"),
+    assert [(r["scope"], r["crate_sensor"], r["readings"], r["max_c"], r["critical_excursions"]) for r in rows] == [
+        ("record", "", "240", "-147.50", "1"),
+        ("probe", "probe1", "120", "-147.50", "1"),
+        ("probe", "probe2", "120", "-171.00", "0"),
     ]
-    assert {r["verdict"] for r in rows} == {"excursion: review required"}
+    assert [r["verdict"] for r in rows] == [
+        "excursion: review required",
+        "excursion: review required",
+        "incomplete record: review required",
+    ]
+    assert "seq 80..82 not all stored: 3 still awaited" in rows[0]["reasons"]
+    assert "probe2: 1 fault reading(s) (OPEN)" in rows[2]["reasons"]
+    assert "critical_high" not in rows[2]["reasons"]
+    assert len({r["sha256"] for r in rows}) == 1
     assert len(rows[0]["sha256"]) == 64
 
 
@@ -245,7 +258,7 @@ def _annotated(columns: list[tuple[str, str]], rows: list[list[str]]) -> str:
 
 def test_v2_report_through_recording_standin(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Against the recording v2 stand-in (no v2 server on Debian), the report's Flux queries
-    (shipment, extent, readings, alarms, gaps) are sent to the bucket and their answers judged."""
+    (shipment, extent, readings, alarms, gaps, releases) are sent to the bucket and their answers judged."""
     t = [iso(BASE_MS + i * STEP_MS) for i in range(4)]
     time_col = [("_time", "dateTime:RFC3339")]
     answers = [
@@ -277,11 +290,12 @@ def test_v2_report_through_recording_standin(tmp_path: Path, capsys: pytest.Capt
         argv = ["C-V2", "--format", "json", "--api", "v2", "--influx-url", standin.url, "--org", "qa"]
         assert main([*argv, "--bucket", "cold", "--token-file", str(token)]) == 0
     fluxes = [json.loads(r["body"])["query"] for r in standin.requests]
-    assert len(fluxes) == 6
+    assert len(fluxes) == 7
     assert all('from(bucket: "cold")' in flux for flux in fluxes)
     assert 'r.shipment == "C-V2"' in fluxes[0]
     assert 'r._measurement == "alarm"' in fluxes[4]
     assert 'r._measurement == "gap"' in fluxes[5]
+    assert 'r._measurement == "release" and r.crate == "C-V2"' in fluxes[6]
     report = json.loads(capsys.readouterr().out)
     assert report["verdict"] == "excursion: review required"
     assert [(a["state"], a["by"], a["alarm_id"]) for a in report["alarms"]] == [

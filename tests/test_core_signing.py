@@ -5,6 +5,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from coldchain.signing import canonical, sign, verify
 
 KEY = bytes.fromhex("00" * 31 + "01")
@@ -39,3 +42,15 @@ def test_verify_accepts_the_signed_body_and_refuses_any_change() -> None:
     assert not verify({**signed, "seq": 18}, KEY)
     assert not verify(signed, b"another key")
     assert not verify(BODY, KEY)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    sig=st.none() | st.integers() | st.text(max_size=80) | st.sampled_from(["\u00e9" * 64, "\ud800", "ab" * 32]),
+    extra=st.none() | st.floats() | st.text(max_size=10) | st.just("\ud800"),
+)
+def test_verify_is_total(sig: object, extra: object) -> None:
+    """Any signature value and any extra field (NaN, a lone surrogate) give True or False, never an exception."""
+    body = {"v": 1, "crate": "C-1", "seq": 1, "extra": extra, "sig": sig}
+    assert verify(body, b"k" * 32) in (True, False)
+    assert not verify({"v": 1, "sig": "\u00e9" * 64}, b"k" * 32)

@@ -9,16 +9,8 @@ import pytest
 from coldchain.digest import data_digest
 from coldchain.profiles import Profile, ThresholdRule
 from coldchain.rules import CumulativeRule
-from coldchain.stats import (
-    REVIEW_REQUIRED,
-    WITHIN_PROFILE,
-    BudgetUse,
-    budget_use,
-    default_max_hold_ms,
-    product_limits,
-    summarise,
-    verdict,
-)
+from coldchain.stats import BudgetUse, budget_use, default_max_hold_ms, product_limits, summarise
+from coldchain.verdict import REVIEW_REQUIRED, WITHIN_PROFILE, verdict
 
 S = 1000
 WARNING = ThresholdRule("warning_high", "high", -160.0, "warning")
@@ -136,8 +128,8 @@ def test_data_hash_is_sha256_of_the_documented_lines() -> None:
         "C-1",
         0,
         100,
-        [("C-1", "p2", 5, -150.0, None), ("C-1", "p1", 5, -162.31, 17)],
-        faults=[("C-1", "p2", 6, "OPEN", 18)],
+        [("C-1", "p2", 5, -150.0, None, None), ("C-1", "p1", 5, -162.31, 17, None)],
+        faults=[("C-1", "p2", 6, "OPEN", 18, None)],
         alarms=[
             (
                 5,
@@ -161,6 +153,19 @@ def test_data_hash_is_sha256_of_the_documented_lines() -> None:
 
 def test_data_hash_changes_when_one_reading_changes_by_a_hundredth() -> None:
     """Altering one value by 0.01 °C changes the hash."""
-    readings = [("C-1", "p1", i, -162.31, i) for i in range(100)]
-    altered = [*readings[:50], ("C-1", "p1", 50, -162.30, 50), *readings[51:]]
+    readings = [("C-1", "p1", i, -162.31, i, None) for i in range(100)]
+    altered = [*readings[:50], ("C-1", "p1", 50, -162.30, 50, None), *readings[51:]]
     assert data_digest("C-1", 0, 100, readings) != data_digest("C-1", 0, 100, altered)
+
+
+def test_a_corrected_time_ends_its_line_with_the_flag() -> None:
+    """A reading or fault whose time the crate corrected ends with its flag; the others' lines are as before."""
+    text = (
+        '["coldchain-report-data",1,"C-1",0,100]\n'
+        '["T","C-1","p1",5,"-162.3100",17,"ts_corrected"]\n'
+        '["T","C-1","p1",6,"-162.0000",18]\n'
+        '["F","C-1","p2",5,"OPEN",17,"ts_uncertain"]\n'
+    )
+    readings = [("C-1", "p1", 6, -162.0, 18, None), ("C-1", "p1", 5, -162.31, 17, "ts_corrected")]
+    digest = data_digest("C-1", 0, 100, readings, faults=[("C-1", "p2", 5, "OPEN", 17, "ts_uncertain")])
+    assert digest == hashlib.sha256(text.encode()).hexdigest()

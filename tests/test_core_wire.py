@@ -8,7 +8,19 @@ from pathlib import Path
 import pytest
 
 from coldchain.errors import WireFormatError
-from coldchain.wire import AlarmMessage, Reading, StorageAck, Telemetry, decode_storage_ack, decode_telemetry, encode
+from coldchain.wire import (
+    TS_CORRECTED,
+    TS_UNCERTAIN,
+    AlarmMessage,
+    Reading,
+    StaffAck,
+    StorageAck,
+    Telemetry,
+    decode_staff_ack,
+    decode_storage_ack,
+    decode_telemetry,
+    encode,
+)
 
 GOLDEN = (Path(__file__).parent / "data" / "telemetry_v1.json").read_bytes().strip()
 GOOD = {
@@ -115,6 +127,35 @@ def test_bad_powered_on_is_rejected(powered_on: object, reason: str) -> None:
     assert "powered_on" in caught.value.detail
 
 
+@pytest.mark.parametrize(
+    ("flags", "carried"),
+    [
+        ({"ts_corrected": True}, TS_CORRECTED),
+        ({"ts_uncertain": True}, TS_UNCERTAIN),
+        ({"ts_corrected": True, "ts_uncertain": True}, TS_UNCERTAIN),  # the weaker claim wins
+        ({"ts_corrected": False, "ts_uncertain": None}, None),
+        ({}, None),
+    ],
+    ids=["corrected", "uncertain", "both", "false-or-null", "absent"],
+)
+def test_time_flags_are_carried_and_round_trip(flags: dict[str, object], carried: str | None) -> None:
+    """ts_corrected / ts_uncertain set Telemetry.ts_flag; encoded back, only the flag carried is there, as true."""
+    message = decode_telemetry(_payload(**flags), topic_crate="C-0042")
+    assert message.ts_flag == carried
+    body = json.loads(encode(message))
+    assert {k: v for k, v in body.items() if k.startswith("ts_")} == ({carried: True} if carried else {})
+    assert decode_telemetry(encode(message)) == message
+
+
+@pytest.mark.parametrize("value", [1, 0, "true", [True], {"x": True}, 1.0])
+@pytest.mark.parametrize("key", ["ts_corrected", "ts_uncertain"])
+def test_a_time_flag_that_is_no_boolean_is_refused_as_type(key: str, value: object) -> None:
+    """A time flag of any JSON type but a boolean (or null) is refused with reason type, naming the field."""
+    with pytest.raises(WireFormatError) as caught:
+        decode_telemetry(_payload(**{key: value}), topic_crate="C-0042")
+    assert (caught.value.reason, key in caught.value.detail) == ("type", True)
+
+
 def test_storage_ack_round_trips() -> None:
     """The gateway's stored_through acknowledgement encodes and decodes."""
     ack = StorageAck("C-0042", 99)
@@ -128,3 +169,16 @@ def test_alarm_message_has_a_deterministic_id() -> None:
     body = json.loads(encode(alarm))
     assert body["id"] == "C-1/critical_high/probe1/10"
     assert (body["seq"], body["ts"], body["state"]) == (7, 20, "active")
+
+
+def test_staff_ack_optional_request_and_alarm_id_round_trip_and_are_checked() -> None:
+    """An ack's optional request id and alarm id survive encoding; an id of another alarm key is refused."""
+    ack = StaffAck(
+        "C-1", "critical_high", "probe1", "Ana", "x", 5, request="a1b2", alarm_id="C-1/critical_high/probe1/9"
+    )
+    assert decode_staff_ack(encode(ack), ("C-1", "critical_high", "probe1")) == ack
+    assert encode(ack).startswith(b'{"v":1,"request":"a1b2",')  # within a refusal's excerpt
+    for bad in ("C-1/critical_high/probe2/9", "C-1/critical_high/probe1/x", 7):
+        body = {**ack.to_wire(), "id": bad}
+        with pytest.raises(WireFormatError, match="'id' must be the id of an alarm"):
+            decode_staff_ack(json.dumps(body).encode())

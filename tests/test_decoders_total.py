@@ -18,17 +18,20 @@ from pytest_mock import MockerFixture
 
 from board.broker import BoardEvent, BrokerLink
 from board.config import MqttSettings
+from board.history import HistoryReadError, parse_history
 from board.hub import Hub
 from board.messages import alarm_json
 from board.state import BoardState
 from cli.alerts import Board as AlertsBoard
-from cli.alerts import _table, _transition
+from cli.alerts import _review, _table, _transition
 from cli.mqtt_read import Inbound
+from coldchain.ack_answer import answer_to
 from coldchain.alarm_view import OPTIONAL_FIELDS, AlarmView, decode_alarm
 from coldchain.errors import WireFormatError
 from coldchain.lifecycle import Alarm
 from coldchain.status_view import StatusView, decode_status
 from coldchain.topics import alarm_topic, status_topic
+from coldchain.wire import StaffAck
 
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 NOW_MS = 1_795_000_000_000
@@ -93,6 +96,7 @@ def _shown_everywhere(alarm: AlarmView) -> None:
     json.dumps(alarm.body, allow_nan=False, sort_keys=True)
     _table([alarm], {"C-1": NOW_MS}, NOW_MS).encode()
     _transition(alarm).encode()
+    _review([alarm], NOW_MS).encode()
     state = BoardState({}, "cryo")
     state.apply_alarm(alarm.key, alarm)
     json.dumps(state.snapshot(), allow_nan=False)
@@ -225,7 +229,7 @@ def _message(topic: bytes, payload: bytes) -> mqtt.MQTTMessage:
 
 def test_board_link_survives_a_decoder_failing_unexpectedly(mocker: MockerFixture) -> None:
     """A decoder fault (any exception) on one message is counted and logged; the next message goes through."""
-    settings_ = MqttSettings("127.0.0.1", 1, None, None, None, "board-test", 5, 1.0)
+    settings_ = MqttSettings("127.0.0.1", 1, None, None, None, "board-test", 5, 1.0, 1.0)
     delivered: list[BoardEvent] = []
     link = BrokerLink(settings_, delivered.append)
     fault = mocker.patch("board.broker.decode_alarm", side_effect=TypeError("unhashable type: 'dict'"))
@@ -235,3 +239,83 @@ def test_board_link_survives_a_decoder_failing_unexpectedly(mocker: MockerFixtur
     mocker.stop(fault)
     link._on_message(link._client, None, _message(TOPIC.encode(), _encoded(RAISED)))
     assert [e.kind for e in delivered] == ["alarm"]
+
+
+ACK = StaffAck("C-1", "critical_high", "probe1", "Ana", "re-iced", 1_795_000_000_000, request="r1", alarm_id=None)
+
+
+@FAST
+@given(
+    topic=st.sampled_from(["coldchain/v1/rejected", alarm_topic("C-1", "critical_high", "probe1"), "x/y"]),
+    body=st.dictionaries(
+        st.sampled_from(
+            [
+                "request",
+                "reason",
+                "detail",
+                "crate",
+                "rule",
+                "sensor",
+                "severity",
+                "state",
+                "ts",
+                "acknowledged_by",
+                "acknowledged_ts",
+                "id",
+            ]
+        ),
+        JSON_VALUES,
+        max_size=8,
+    ),
+)
+@example(topic="coldchain/v1/rejected", body={"request": "r1", "reason": "\ud800", "detail": ["x"]})
+def test_ack_answer_is_total_for_any_message(topic: str, body: dict[str, Any]) -> None:
+    """Whatever arrives on the alarm or rejected topic, the answer to an ack is an AckAnswer or None, printable."""
+    payload = json.dumps(body, allow_nan=True).encode("utf-8", "surrogatepass")
+    answer = answer_to(ACK, topic, payload)
+    if answer is not None:
+        assert answer.reason.isprintable()
+        answer.reason.encode("utf-8")
+
+
+@FAST
+@given(payload=st.binary(max_size=200))
+def test_ack_answer_is_total_for_any_bytes(payload: bytes) -> None:
+    """Any bytes on the rejected topic are an answer only when they carry this ack's request id."""
+    assert answer_to(ACK, "coldchain/v1/rejected", payload) is None or b"r1" in payload
+
+
+ROW_VALUES = st.one_of(JSON_VALUES, st.floats(allow_nan=True, allow_infinity=True), st.integers())
+
+
+@FAST
+@given(
+    results=st.lists(
+        st.fixed_dictionaries(
+            {},
+            optional={
+                "error": JSON_VALUES,
+                "series": st.lists(
+                    st.fixed_dictionaries(
+                        {"columns": st.just(["time", "started_ts", "id", "change", "by", "ended_ts", "late"])},
+                        optional={
+                            "tags": st.dictionaries(st.sampled_from(["crate", "shipment", "rule"]), JSON_VALUES),
+                            "values": st.lists(st.lists(ROW_VALUES, min_size=7, max_size=7), max_size=3),
+                        },
+                    )
+                    | JSON_VALUES,
+                    max_size=2,
+                ),
+            },
+        )
+        | JSON_VALUES,
+        max_size=3,
+    )
+)
+def test_board_history_reader_is_total(results: list[Any]) -> None:
+    """Whatever InfluxDB answers, the board's history is a FleetHistory or the reader's own error."""
+    try:
+        fleet = parse_history({"results": results}, 31.0)
+    except HistoryReadError:
+        return
+    json.dumps([list(c.trips) for c in fleet.crates.values()])

@@ -53,3 +53,11 @@ def test_stateful_units_keep_state_in_their_own_directory(name: str) -> None:
     """The agent's spool and the gateway's state live in a StateDirectory= that survives restarts."""
     text = next(u for u in UNITS if u.name == name).read_text()
     assert "StateDirectory=" in text
+
+
+@pytest.mark.parametrize("unit", UNITS, ids=[u.name for u in UNITS])
+def test_every_long_running_service_is_watched(unit: Path) -> None:
+    """Every service tells systemd when it is ready and is restarted when its watchdog pings stop."""
+    settings = {line.strip() for line in unit.read_text().splitlines() if not line.startswith("#")}
+    assert {"Type=notify", "NotifyAccess=main"} <= settings
+    assert any(line.startswith("WatchdogSec=") for line in settings)

@@ -2,14 +2,17 @@
 
 One record per module, made through the real broker by the real gateway into a real influxd: a live
 crate on a shipment (an alarm raised, escalated, acknowledged, cleared; a second one raised and
-cleared; a gap) and a crate whose late backlog held a whole excursion. Each InfluxQL query is run
-as printed, only its ids and dates swapped for the record's, and its answer checked. The Flux
+cleared; a gap; QA's release decision, by ``coldchain release``) and a crate whose late backlog held a
+whole excursion. Each InfluxQL query is run as printed, only its ids and dates swapped for the record's,
+and its answer checked. The Flux
 versions are checked for their form against the README's schema and sent through influxdb-client
 to the recording v2 stand-in (no v2 server can be installed here).
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import re
@@ -25,6 +28,8 @@ from gateway_helpers import PROFILES, ROOT, Client, GatewayProcess, gateway_conf
 from influxdb_client import InfluxDBClient
 from wait_helpers import wait_until
 
+from cli.release import main as release_main
+from cli.report import main as report_main
 from cli.services import InfluxDB, Mosquitto
 from coldchain.wire import StaffAck, encode
 
@@ -34,6 +39,7 @@ DOCS = (ROOT / "README.md", ROOT / "docs" / "queries.md")
 MIN_MS = 60_000
 HOUR_MS = 3_600_000
 PERSON, NOTE = "Dana Ops", "re-iced the shipper"
+RELEASE_NOTE = "excursion of 2 min reviewed against stability data"
 ORIGIN, DESTINATION, PRODUCT = "Kyoto CiRA", "Leiden LUMC", "iPSC cardiomyocytes"
 # the shipped cryo limits, without the trend and silence rules whose timing a short record cannot pin down
 PROFILE = """[cryo]
@@ -51,6 +57,7 @@ severity = "critical"
 hysteresis_c = 2.0
 """
 LIVE_VALUES = {0: -170.0, 1: -171.0, 2: -145.0, 5: -147.0, 6: -170.0}  # seqs 3 and 4 never sent: a gap
+LIVE_FLAGS = {1: "ts_corrected", 6: "ts_uncertain"}  # taken while the crate's clock was unset
 BACKLOG_VALUES = {0: -172.0, 1: -171.0, 2: -148.0, 3: -147.0, 4: -171.0, 5: -172.0}  # an excursion, all late
 
 
@@ -105,7 +112,8 @@ def _make_record(tmp: Path, mosquitto: Mosquitto, influxdb: InfluxDB) -> Record:
 
     def send(crate: str, seq: int, value: float, ts: int) -> None:
         readings[crate][seq] = (ts, value)
-        client.publish(f"coldchain/v1/crates/{crate}/telemetry", telemetry(crate, seq, value, ts))
+        flags = {LIVE_FLAGS[seq]: True} if crate == live and seq in LIVE_FLAGS else {}
+        client.publish(f"coldchain/v1/crates/{crate}/telemetry", telemetry(crate, seq, value, ts, **flags))
 
     try:
         with GatewayProcess(config, tmp / "gateway.log"):
@@ -134,9 +142,21 @@ def _make_record(tmp: Path, mosquitto: Mosquitto, influxdb: InfluxDB) -> Record:
             wait_until(lambda: all(_count(influxdb, database, q) >= n for q, n in everything.items()), 15, "record")
     finally:
         client.close()
+    _release(influxdb, database, shipment)
     start = min(ts for crate in readings.values() for ts, _ in crate.values())
     end = max([ack_ts] + [ts for crate in readings.values() for ts, _ in crate.values()])
     return Record(database, live, backlog, shipment, readings, ack_ts, start - 1000, end + 1000)
+
+
+def _release(influxdb: InfluxDB, database: str, shipment: str) -> None:
+    """QA's decision on the shipment, as ``coldchain release`` records it on the hash of its report."""
+    where = ["--influx-url", influxdb.url, "--database", database]
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
+        assert report_main([shipment, "--format", "json", *where]) == 0
+        sha = json.loads(out.getvalue())["sha256"]
+        decision = ["--by", PERSON, "--decision", "released", "--note", RELEASE_NOTE, "--sha256", sha]
+        assert release_main([shipment, *decision, *where]) == 0
 
 
 @pytest.fixture(scope="module")
@@ -240,6 +260,15 @@ def _crate_trace(rows: Rows, rec: Record) -> None:
     assert got == [("probe1", ts, seq, value) for seq, (ts, value) in sorted(rec.readings[rec.live].items())]
 
 
+def _corrected_times(rows: Rows, rec: Record) -> None:
+    got = [(r["sensor"], r["time"], r["seq"], r["value_c"], r["ts_corrected"], r["ts_uncertain"]) for r in rows]
+    live = rec.readings[rec.live]
+    assert got == [
+        ("probe1", live[1][0], 1, live[1][1], True, None),
+        ("probe1", live[6][0], 6, live[6][1], None, True),
+    ]
+
+
 def _shipment_record(rows: Rows, rec: Record) -> None:
     (row,) = rows
     got = (row["shipment"], row["crate"], row["origin"], row["destination"], row["product"])
@@ -272,6 +301,13 @@ def _hourly(rows: Rows, rec: Record) -> None:
     assert [(r["time"], r["sensor"], r["min"], r["max"], r["mean"]) for r in rows] == expected
 
 
+def _releases(rows: Rows, rec: Record) -> None:
+    (row,) = rows
+    got = (row["decision"], row["by"], row["note"], row["verdict"])
+    assert got == ("released", PERSON, RELEASE_NOTE, "excursion: review required")
+    assert re.fullmatch("[0-9a-f]{64}", row["sha256"])
+
+
 CHECKS: dict[str, Callable[[Rows, Record], None]] = {
     'SELECT last("value_c") AS "value_c" FROM "temperature" WHERE time > now() - 7d GROUP BY "crate", "sensor"': (
         _last_reading
@@ -293,11 +329,15 @@ CHECKS: dict[str, Callable[[Rows, Record], None]] = {
     "'2026-11-01T00:00:00Z' AND time < '2026-12-01T00:00:00Z' GROUP BY \"crate\", \"sensor\"": _warmer_than_critical,
     'SELECT "value_c", "seq" FROM "temperature" WHERE "crate" = \'C-0042\' AND time >= \'2026-11-20T08:00:00Z\' '
     "AND time < '2026-11-22T17:30:00Z' GROUP BY \"sensor\"": _crate_trace,
+    'SELECT "value_c", "fault", "seq", "ts_corrected", "ts_uncertain" FROM "temperature" WHERE "crate" = \'C-0042\' '
+    'AND ("ts_corrected" = true OR "ts_uncertain" = true) AND time >= \'2026-11-20T08:00:00Z\' '
+    "AND time < '2026-11-22T17:30:00Z' GROUP BY \"sensor\"": _corrected_times,
     'SELECT * FROM "shipment" WHERE "shipment" = \'S-2026-0117\' ORDER BY time DESC LIMIT 1': _shipment_record,
     "SELECT * FROM \"alarm\" WHERE \"crate\" = 'C-0042' AND time >= '2026-11-20T08:00:00Z' "
     "AND time < '2026-11-22T17:30:00Z'": _alarm_transitions,
     "SELECT * FROM \"gap\" WHERE \"crate\" = 'C-0042' AND time >= '2026-11-20T08:00:00Z' "
     "AND time < '2026-11-22T17:30:00Z'": _gaps,
+    'SELECT "decision", "by", "note", "sha256", "verdict" FROM "release" WHERE "shipment" = \'S-2026-0117\'': _releases,
     'SELECT min("value_c"), max("value_c"), mean("value_c") FROM "temperature" WHERE "crate" = \'C-0042\' AND '
     "time >= '2026-11-20T08:00:00Z' AND time < '2026-11-22T17:30:00Z' GROUP BY time(1h), \"sensor\" fill(none)": (
         _hourly

@@ -42,6 +42,7 @@ def test_minimal_config_takes_defaults(tmp_path: Path) -> None:
     assert config.spool.max_rows == 120_960
     assert config.mqtt.client_id == "coldchain-agent-C-1"
     assert config.stuck_samples == 360
+    assert config.spool.gateway_silent_s == 120.0
 
 
 @pytest.mark.parametrize(
@@ -58,6 +59,9 @@ def test_minimal_config_takes_defaults(tmp_path: Path) -> None:
         (('port = "loop://"', 'port = "loop://"\ntime_source = "gps"'), "probes[0].time_source"),
         (("[[probes]]", '[alarm]\nwhen = "never"\n[[probes]]'), "alarm.when"),
         (("[[probes]]", "[spool]\nmax_rows = 5\n[[probes]]"), "spool.max_rows: 5 is below the minimum 10"),
+        (("[[probes]]", "[spool]\ngateway_silent_s = 0.5\n[[probes]]"), "spool.gateway_silent_s: 0.5 is below"),
+        (("[[probes]]", "[spool]\ngateway_silent_s = nan\n[[probes]]"), "spool.gateway_silent_s: must be a finite"),
+        (("[[probes]]", '[spool]\ngateway_silent_s = "2m"\n[[probes]]'), "spool.gateway_silent_s: must be a number"),
         (("[[probes]]", '[mqtt]\npassword_file = "p"\n[[probes]]'), "mqtt.password_file: is set but username"),
         ((SERIAL, 'driver = "ds18b20"\ndevices = ["28-1", "28-2"]'), "probes[0].devices: needs one 1-wire id"),
         ((SERIAL, 'driver = "mcp3008"\nchannels = [9]'), "probes[0].channels: needs one channel 0-7"),

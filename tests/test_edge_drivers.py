@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from edge_helpers import PROFILES, InProcessAgent, Listener, MockMCP3008, agent_config, wait_until
+from edge_helpers import PROFILES, Listen, MockMCP3008, RunAgent, agent_config, wait_until
 from gpiozero.pins.mock import MockFactory
 
 from cli.services import Mosquitto
@@ -88,7 +88,9 @@ devices = ["28-000000000001"]
         load_config(path)
 
 
-def test_ds18b20_readings_are_published(tmp_path: Path, mosquitto: Mosquitto, crate_prefix: str) -> None:
+def test_ds18b20_readings_are_published(
+    tmp_path: Path, mosquitto: Mosquitto, crate_prefix: str, listen: Listen, run_agent: RunAgent
+) -> None:
     """The agent samples DS18B20s on its own period and publishes each sample."""
     crate = f"{crate_prefix}-W1"
     devices = _w1(tmp_path, {"28-000000000001": GOOD.replace("t=-23125", "t=4250")})
@@ -98,18 +100,14 @@ sensors = ["inner"]
 devices = ["28-000000000001"]
 devices_dir = "{devices}"
 """
-    listener = Listener(mosquitto, [f"coldchain/v1/crates/{crate}/telemetry"])
+    listener = listen(mosquitto, [f"coldchain/v1/crates/{crate}/telemetry"])
     config = agent_config(
         tmp_path, crate, mosquitto, probes=probes, profile="refrigerated", extra="[agent]\nsample_period_s = 0.05"
     )
-    run = InProcessAgent(config, with_probes=True)
-    try:
-        got = wait_until(lambda: len(listener.telemetry()) >= 2 and listener.telemetry(), 10, "2 samples")
-        assert got[0]["readings"] == [{"sensor": "inner", "value_c": 4.25}]
-        assert got[1]["seq"] == got[0]["seq"] + 1
-    finally:
-        run.stop()
-        listener.close()
+    run_agent(config, with_probes=True)
+    got = wait_until(lambda: len(listener.telemetry()) >= 2 and listener.telemetry(), 10, "2 samples")
+    assert got[0]["readings"] == [{"sensor": "inner", "value_c": 4.25}]
+    assert got[1]["seq"] == got[0]["seq"] + 1
 
 
 @pytest.mark.parametrize("celsius", [-196.0, -150.0, -80.0, 0.0, 25.0, 60.0])

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from edge_helpers import AgentProcess, Listener, PtyBoard, prefill_spool, wait_until, write_config
+from edge_helpers import AgentProcess, Listen, Listener, PtyBoard, SpawnAgent, prefill_spool, wait_until, write_config
 
 from cli.services import Mosquitto
 
@@ -30,59 +30,58 @@ def _settled(listener: Listener) -> int:
 
 
 def test_broker_outage_loses_nothing_and_duplicates_nothing(
-    tmp_path: Path, make_mosquitto: Callable[..., Mosquitto], crate_prefix: str, board: PtyBoard
+    tmp_path: Path,
+    make_mosquitto: Callable[..., Mosquitto],
+    crate_prefix: str,
+    board: PtyBoard,
+    listen: Listen,
+    spawn_agent: SpawnAgent,
 ) -> None:
     """Readings taken while the broker is down all arrive after it returns, in order, each once."""
     crate = f"{crate_prefix}-O"
     broker = make_mosquitto()
-    listener = Listener(broker, [f"coldchain/v1/crates/{crate}/telemetry"], client_id=f"{crate}-listener")
-    agent = AgentProcess(write_config(tmp_path, crate, broker, board.device))
-    try:
-        agent.wait_log("connected to broker")
-        agent.wait_log("opened")
-        for i in range(5):
-            board.tick({"probe1": -170.0 + i, "probe2": -171.0})
-        wait_until(lambda: len(_seqs(listener)) == 5, 10, "5 messages before the outage")
-        # let the listener's own PUBACKs reach the broker first, or the restarted broker
-        # rightly redelivers those messages to it (DUP): a duplicate the agent did not send
-        time.sleep(0.3)
-        broker.stop()
-        agent.wait_log("spooling")
-        for i in range(5, 25):
-            board.tick({"probe1": -170.0 + i, "probe2": -171.0})
-            time.sleep(0.01)
-        broker.start()
-        wait_until(lambda: len(_seqs(listener)) >= 25, 15, "all 25 messages")
-        time.sleep(0.3)  # a duplicate would show up now
-        assert _seqs(listener) == list(range(25))
-        assert [m["readings"][0]["value_c"] for m in listener.telemetry()] == [-170.0 + i for i in range(25)]
-    finally:
-        agent.stop()
-        listener.close()
+    listener = listen(broker, [f"coldchain/v1/crates/{crate}/telemetry"], client_id=f"{crate}-listener")
+    agent = spawn_agent(write_config(tmp_path, crate, broker, board.device))
+    agent.wait_log("connected to broker")
+    agent.wait_log("opened")
+    for i in range(5):
+        board.tick({"probe1": -170.0 + i, "probe2": -171.0})
+    wait_until(lambda: len(_seqs(listener)) == 5, 10, "5 messages before the outage")
+    # let the listener's own PUBACKs reach the broker first, or the restarted broker
+    # rightly redelivers those messages to it (DUP): a duplicate the agent did not send
+    time.sleep(0.3)
+    broker.stop()
+    agent.wait_log("spooling")
+    for i in range(5, 25):
+        board.tick({"probe1": -170.0 + i, "probe2": -171.0})
+        time.sleep(0.01)
+    broker.start()
+    wait_until(lambda: len(_seqs(listener)) >= 25, 15, "all 25 messages")
+    time.sleep(0.3)  # a duplicate would show up now
+    assert _seqs(listener) == list(range(25))
+    assert [m["readings"][0]["value_c"] for m in listener.telemetry()] == [-170.0 + i for i in range(25)]
 
 
-def test_sigkill_mid_drain_loses_nothing(tmp_path: Path, mosquitto: Mosquitto, crate_prefix: str) -> None:
+def test_sigkill_mid_drain_loses_nothing(
+    tmp_path: Path, mosquitto: Mosquitto, crate_prefix: str, listen: Listen, spawn_agent: SpawnAgent
+) -> None:
     """An agent killed while draining a backlog delivers the rest after restart (re-sends allowed)."""
     crate = f"{crate_prefix}-K"
     count = 3000
     prefill_spool(tmp_path / "spool.sqlite", crate, count)
-    listener = Listener(mosquitto, [f"coldchain/v1/crates/{crate}/telemetry"])
+    listener = listen(mosquitto, [f"coldchain/v1/crates/{crate}/telemetry"])
     # window = 1: one message at a time, so the kill surely lands mid-drain
     config = write_config(tmp_path, crate, mosquitto, "loop://", extra="", probe="")
     config.write_text(config.read_text().replace("reconnect_max_s = 0.3", "reconnect_max_s = 0.3\nwindow = 1"))
-    agent = AgentProcess(config)
-    try:
-        wait_until(lambda: len(_seqs(listener)) >= 200, 15, "drain under way")
-        agent.kill()
-        first_run = _settled(listener)  # what the broker had already taken still reaches the listener
-        assert first_run < count
-        agent = AgentProcess(config)
-        wait_until(lambda: set(_seqs(listener)) >= set(range(count)), 30, "every seq delivered")
-        second = _seqs(listener)[first_run:]
-        assert second == sorted(second)
-    finally:
-        agent.stop()
-        listener.close()
+    agent = spawn_agent(config)
+    wait_until(lambda: len(_seqs(listener)) >= 200, 15, "drain under way")
+    agent.kill()
+    first_run = _settled(listener)  # what the broker had already taken still reaches the listener
+    assert first_run < count
+    agent = spawn_agent(config)
+    wait_until(lambda: set(_seqs(listener)) >= set(range(count)), 30, "every seq delivered")
+    second = _seqs(listener)[first_run:]
+    assert second == sorted(second)
 
 
 def test_sigkill_during_spool_writes_loses_at_most_the_reading_being_written(

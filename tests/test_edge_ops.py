@@ -11,7 +11,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from edge_helpers import AgentProcess, InProcessAgent, Listener, PtyBoard, agent_config, wait_until, write_config
+from edge_helpers import (
+    AgentProcess,
+    InProcessAgent,
+    Listen,
+    Listener,
+    PtyBoard,
+    RunAgent,
+    SpawnAgent,
+    agent_config,
+    wait_until,
+    write_config,
+)
 
 from cli.services import Mosquitto, free_port
 
@@ -124,41 +135,34 @@ def _tls_config(tmp_path: Path, secure: SecureBroker, password: str, extra: str 
 
 
 def test_tls_with_password_from_file_connects_and_refused_publish_is_retried(
-    tmp_path: Path, secure: SecureBroker
+    tmp_path: Path, secure: SecureBroker, listen: Listen, run_agent: RunAgent
 ) -> None:
     """Over TLS with the password file the crate connects; telemetry the ACL refuses (v5 reason) stays
     spooled, uncounted, and is delivered once the broker allows it."""
-    listener = Listener(secure.broker, [f"coldchain/v1/crates/{secure.crate}/#"])
-    run = InProcessAgent(_tls_config(tmp_path, secure, PASSWORD, "refused_retry_s = 0.2"))
-    try:
-        wait_until(lambda: any(s["state"] == "online" for s in listener.on("/status")), 10, "online over TLS")
-        run.sample(TS, probe1=-170.0)
-        wait_until(lambda: run.agent.outbox.refused >= 1, 10, "refused publish")
-        assert run.agent.outbox.published == 0
-        assert len(run.agent.spool) == 1
-        assert listener.telemetry() == []
-        secure.write_acl(telemetry_allowed=True)
-        secure.reload()
-        got = wait_until(listener.telemetry, 10, "delivered after the ACL allows it")
-        assert got[0]["seq"] == 0
-        wait_until(lambda: run.agent.outbox.published == 1, 5, "counted once accepted")
-    finally:
-        run.stop()
-        listener.close()
+    listener = listen(secure.broker, [f"coldchain/v1/crates/{secure.crate}/#"])
+    run = run_agent(_tls_config(tmp_path, secure, PASSWORD, "refused_retry_s = 0.2"))
+    wait_until(lambda: any(s["state"] == "online" for s in listener.on("/status")), 10, "online over TLS")
+    run.sample(TS, probe1=-170.0)
+    wait_until(lambda: run.agent.outbox.refused >= 1, 10, "refused publish")
+    assert run.agent.outbox.published == 0
+    assert len(run.agent.spool) == 1
+    assert listener.telemetry() == []
+    secure.write_acl(telemetry_allowed=True)
+    secure.reload()
+    got = wait_until(listener.telemetry, 10, "delivered after the ACL allows it")
+    assert got[0]["seq"] == 0
+    wait_until(lambda: run.agent.outbox.published == 1, 5, "counted once accepted")
 
 
 def test_wrong_password_is_refused_and_nothing_is_lost(
-    tmp_path: Path, secure: SecureBroker, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, secure: SecureBroker, caplog: pytest.LogCaptureFixture, run_agent: RunAgent
 ) -> None:
     """With a wrong password the broker refuses the connection; readings stay in the spool."""
-    run = InProcessAgent(_tls_config(tmp_path, secure, "wrong"))
-    try:
-        run.sample(TS, probe1=-170.0)
-        wait_until(lambda: "refused the connection: Not authorized" in caplog.text, 10, "refusal logged")
-        assert not run.agent.link.connected
-        assert len(run.agent.spool) == 1
-    finally:
-        run.stop()
+    run = run_agent(_tls_config(tmp_path, secure, "wrong"))
+    run.sample(TS, probe1=-170.0)
+    wait_until(lambda: "refused the connection: Not authorized" in caplog.text, 10, "refusal logged")
+    assert not run.agent.link.connected
+    assert len(run.agent.spool) == 1
 
 
 def test_sd_notify_ready_watchdog_and_stopping(tmp_path: Path, mosquitto: Mosquitto, crate_prefix: str) -> None:
@@ -189,44 +193,37 @@ def test_sd_notify_ready_watchdog_and_stopping(tmp_path: Path, mosquitto: Mosqui
         sock.close()
 
 
-def test_sigterm_flushes_and_exits_within_5_s(tmp_path: Path, mosquitto: Mosquitto, crate_prefix: str) -> None:
+def test_sigterm_flushes_and_exits_within_5_s(
+    tmp_path: Path, mosquitto: Mosquitto, crate_prefix: str, board: PtyBoard, listen: Listen, spawn_agent: SpawnAgent
+) -> None:
     """SIGTERM mid-stream: the agent exits 0 within 5 s, the last tick is spooled, and it says offline."""
     crate = f"{crate_prefix}-X"
-    board = PtyBoard()
-    listener = Listener(mosquitto, [f"coldchain/v1/crates/{crate}/status"])
+    listener = listen(mosquitto, [f"coldchain/v1/crates/{crate}/status"])
     config = write_config(tmp_path, crate, mosquitto, board.device)
-    agent = AgentProcess(config)
-    try:
-        agent.wait_log("opened")
-        board.tick({"probe1": -170.0})  # half a tick: only the SIGTERM flush completes it
-        time.sleep(0.05)
-        start = time.monotonic()
-        assert agent.terminate(timeout=5) == 0
-        assert time.monotonic() - start < 5
-        assert "stopped; 1 message(s) left in the spool" in agent.text()
-        wait_until(lambda: listener.on("/status") and listener.on("/status")[-1]["state"] == "offline", 5, "offline")
-    finally:
-        agent.stop()
-        board.close()
-        listener.close()
+    agent = spawn_agent(config)
+    agent.wait_log("opened")
+    board.tick({"probe1": -170.0})  # half a tick: only the SIGTERM flush completes it
+    time.sleep(0.05)
+    start = time.monotonic()
+    assert agent.terminate(timeout=5) == 0
+    assert time.monotonic() - start < 5
+    assert "stopped; 1 message(s) left in the spool" in agent.text()
+    wait_until(lambda: listener.on("/status") and listener.on("/status")[-1]["state"] == "offline", 5, "offline")
 
 
-def test_sigterm_while_broker_unreachable_exits_promptly(tmp_path: Path, crate_prefix: str) -> None:
+def test_sigterm_while_broker_unreachable_exits_promptly(
+    tmp_path: Path, crate_prefix: str, board: PtyBoard, spawn_agent: SpawnAgent
+) -> None:
     """Even while reconnecting to a broker that is not there, SIGTERM ends the agent within 5 s."""
-    board = PtyBoard()
     broker = Mosquitto(tmp_path / "never-started")
     config = write_config(tmp_path, f"{crate_prefix}-Y", broker, board.device)
     config.write_text(config.read_text().replace("reconnect_max_s = 0.3", "reconnect_max_s = 30"))
-    agent = AgentProcess(config)
-    try:
-        agent.wait_log("cannot reach broker")
-        time.sleep(1.0)  # let the back-off grow
-        start = time.monotonic()
-        assert agent.terminate(timeout=5) == 0
-        assert time.monotonic() - start < 5
-    finally:
-        agent.stop()
-        board.close()
+    agent = spawn_agent(config)
+    agent.wait_log("cannot reach broker")
+    time.sleep(1.0)  # let the back-off grow
+    start = time.monotonic()
+    assert agent.terminate(timeout=5) == 0
+    assert time.monotonic() - start < 5
 
 
 def test_client_certificate_is_presented_when_the_broker_requires_one(

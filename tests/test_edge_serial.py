@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from edge_helpers import InProcessAgent, Listener, PtyBoard, agent_config, wait_until
+from edge_helpers import InProcessAgent, Listen, Listener, PtyBoard, RunAgent, agent_config, wait_until
 from pytest_mock import MockerFixture
 from serial.tools.list_ports_common import ListPortInfo
 
@@ -57,7 +57,13 @@ def _opened(run: InProcessAgent) -> bool:
 
 
 def test_board_found_by_usb_serial_number(
-    tmp_path: Path, mosquitto: Mosquitto, crate_prefix: str, board: PtyBoard, mocker: MockerFixture
+    tmp_path: Path,
+    mosquitto: Mosquitto,
+    crate_prefix: str,
+    board: PtyBoard,
+    mocker: MockerFixture,
+    listen: Listen,
+    run_agent: RunAgent,
 ) -> None:
     """usb_serial picks the port whose USB adapter reports that serial number (enumeration faked: no USB here)."""
     crate = f"{crate_prefix}-U"
@@ -67,66 +73,51 @@ def test_board_found_by_usb_serial_number(
         info.serial_number = number
         ports.append(info)
     mocker.patch("edge.probes.serial_board.list_ports.comports", return_value=ports)
-    listener = Listener(mosquitto, [f"coldchain/v1/crates/{crate}/telemetry"])
+    listener = listen(mosquitto, [f"coldchain/v1/crates/{crate}/telemetry"])
     config = agent_config(tmp_path, crate, mosquitto, probes=_serial('usb_serial = "A10K3XYZ"'))
-    run = InProcessAgent(config, with_probes=True)
-    try:
-        wait_until(lambda: run.agent.probes[0].device == board.device, 10, "port resolved")  # type: ignore[attr-defined]
-        board.tick({"probe1": -171.0})
-        got = wait_until(listener.telemetry, 10, "a reading")
-        assert got[0]["readings"][0]["value_c"] == -171.0
-    finally:
-        run.stop()
-        listener.close()
+    run = run_agent(config, with_probes=True)
+    wait_until(lambda: run.agent.probes[0].device == board.device, 10, "port resolved")  # type: ignore[attr-defined]
+    board.tick({"probe1": -171.0})
+    got = wait_until(listener.telemetry, 10, "a reading")
+    assert got[0]["readings"][0]["value_c"] == -171.0
 
 
 def test_rate_command_is_sent_and_acknowledged(
-    tmp_path: Path, mosquitto: Mosquitto, crate_prefix: str, board: PtyBoard
+    tmp_path: Path, mosquitto: Mosquitto, crate_prefix: str, board: PtyBoard, run_agent: RunAgent
 ) -> None:
     """With rate_ms the agent sends $CCCMD,RATE,<ms> and records the board's $CCACK."""
     crate = f"{crate_prefix}-R"
     config = agent_config(tmp_path, crate, mosquitto, probes=_serial(f'port = "{board.device}"', "rate_ms = 500"))
-    run = InProcessAgent(config, with_probes=True)
-    try:
-        sent = wait_until(lambda: board.read_available(0.1), 10, "a command")
-        assert sent == CommandSentence("RATE", "500").encode()
-        board.write(AckSentence("RATE", "500").encode())
-        wait_until(lambda: run.agent.probes[0].rate_acked == 500, 5, "ack recorded")  # type: ignore[attr-defined]
-    finally:
-        run.stop()
+    run = run_agent(config, with_probes=True)
+    sent = wait_until(lambda: board.read_available(0.1), 10, "a command")
+    assert sent == CommandSentence("RATE", "500").encode()
+    board.write(AckSentence("RATE", "500").encode())
+    wait_until(lambda: run.agent.probes[0].rate_acked == 500, 5, "ack recorded")  # type: ignore[attr-defined]
 
 
 def test_missing_heartbeat_and_its_return_are_events(
-    tmp_path: Path, mosquitto: Mosquitto, crate_prefix: str, board: PtyBoard
+    tmp_path: Path, mosquitto: Mosquitto, crate_prefix: str, board: PtyBoard, listen: Listen, run_agent: RunAgent
 ) -> None:
     """No CCHBT within heartbeat_timeout_s gives heartbeat_missing; the next one gives heartbeat_restored."""
     crate = f"{crate_prefix}-H"
-    listener = Listener(mosquitto, [f"coldchain/v1/crates/{crate}/events"])
+    listener = listen(mosquitto, [f"coldchain/v1/crates/{crate}/events"])
     probe = _serial(f'port = "{board.device}"', "heartbeat_timeout_s = 0.3")
-    run = InProcessAgent(agent_config(tmp_path, crate, mosquitto, probes=probe), with_probes=True)
-    try:
-        wait_until(lambda: listener.on("/events"), 10, "heartbeat_missing")
-        board.heartbeat(5)
-        got = wait_until(lambda: len(listener.on("/events")) >= 2 and listener.on("/events"), 10, "restored")
-        assert [e["event"] for e in got[:2]] == ["heartbeat_missing", "heartbeat_restored"]
-    finally:
-        run.stop()
-        listener.close()
+    run_agent(agent_config(tmp_path, crate, mosquitto, probes=probe), with_probes=True)
+    wait_until(lambda: listener.on("/events"), 10, "heartbeat_missing")
+    board.heartbeat(5)
+    got = wait_until(lambda: len(listener.on("/events")) >= 2 and listener.on("/events"), 10, "restored")
+    assert [e["event"] for e in got[:2]] == ["heartbeat_missing", "heartbeat_restored"]
 
 
 def test_lid_sentence_from_the_board_is_an_event(
-    tmp_path: Path, mosquitto: Mosquitto, crate_prefix: str, board: PtyBoard
+    tmp_path: Path, mosquitto: Mosquitto, crate_prefix: str, board: PtyBoard, listen: Listen, run_agent: RunAgent
 ) -> None:
     """A lid switch wired to the probe board ($CCLID) is published like the Pi's own."""
     crate = f"{crate_prefix}-D"
-    listener = Listener(mosquitto, [f"coldchain/v1/crates/{crate}/events"])
+    listener = listen(mosquitto, [f"coldchain/v1/crates/{crate}/events"])
     probe = _serial(f'port = "{board.device}"')
-    run = InProcessAgent(agent_config(tmp_path, crate, mosquitto, probes=probe), with_probes=True)
-    try:
-        wait_until(lambda: run.agent.probes[0].device is not None, 10, "port open")  # type: ignore[attr-defined]
-        board.write(LidSentence("OPEN").encode())
-        got = wait_until(lambda: listener.on("/events"), 10, "lid event")
-        assert got[0]["event"] == "lid_open"
-    finally:
-        run.stop()
-        listener.close()
+    run = run_agent(agent_config(tmp_path, crate, mosquitto, probes=probe), with_probes=True)
+    wait_until(lambda: run.agent.probes[0].device is not None, 10, "port open")  # type: ignore[attr-defined]
+    board.write(LidSentence("OPEN").encode())
+    got = wait_until(lambda: listener.on("/events"), 10, "lid event")
+    assert got[0]["event"] == "lid_open"

@@ -8,7 +8,7 @@ import string
 from pathlib import Path
 
 import pytest
-from edge_helpers import InProcessAgent, Listener, PtyBoard, agent_config, wait_until
+from edge_helpers import Listen, PtyBoard, RunAgent, agent_config, wait_until
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from pytest_mock import MockerFixture
@@ -124,32 +124,28 @@ def test_agent_reader_survives_a_line_handler_failing_unexpectedly(mocker: Mocke
 
 @pytest.mark.integration
 def test_agent_reading_a_real_pty_survives_hostile_lines_and_publishes_the_next_tick(
-    tmp_path: Path, mosquitto: Mosquitto, crate_prefix: str, board: PtyBoard
+    tmp_path: Path, mosquitto: Mosquitto, crate_prefix: str, board: PtyBoard, listen: Listen, run_agent: RunAgent
 ) -> None:
     """Garbage, bad numbers and absurd heartbeats on the serial line: counted, and the next tick is published."""
     crate = f"{crate_prefix}-H"
-    listener = Listener(mosquitto, [f"coldchain/v1/crates/{crate}/telemetry"])
+    listener = listen(mosquitto, [f"coldchain/v1/crates/{crate}/telemetry"])
     probes = f'[[probes]]\ndriver = "serial"\nport = "{board.device}"\nsensors = ["probe1"]\npower_on_wait_s = 0\n'
-    run = InProcessAgent(agent_config(tmp_path, crate, mosquitto, probes=probes), with_probes=True)
-    try:
-        wait_until(lambda: run.agent.probes[0].device == board.device, 10, "port opened")  # type: ignore[attr-defined]
-        hostile = [
-            b"\xff\xfe\x00garbage",
-            b"$" + b"9" * 300,
-            frame("CCHBT,-5,1.0,3300"),
-            frame("CCTMP,probe1,1e400,OK"),
-            frame("CCTMP,../etc,1.0,OK"),
-            frame("CCTIM,99999999999999999999"),
-        ]
-        board.write(b"\r\n".join(hostile) + b"\r\n")
-        board.tick({"probe1": 500.0})  # a value no probe can mean: a RANGE fault, not a refused message
-        board.tick({"probe1": -170.0})
-        got = wait_until(lambda: len(listener.telemetry()) >= 2 and listener.telemetry(), 10, "two ticks")
-        assert [m["readings"] for m in got[:2]] == [
-            [{"sensor": "probe1", "value_c": None, "fault": "RANGE"}],
-            [{"sensor": "probe1", "value_c": -170.0}],
-        ]
-        assert run.agent.probes[0].bad_lines == len(hostile)  # type: ignore[attr-defined]
-    finally:
-        run.stop()
-        listener.close()
+    run = run_agent(agent_config(tmp_path, crate, mosquitto, probes=probes), with_probes=True)
+    wait_until(lambda: run.agent.probes[0].device == board.device, 10, "port opened")  # type: ignore[attr-defined]
+    hostile = [
+        b"\xff\xfe\x00garbage",
+        b"$" + b"9" * 300,
+        frame("CCHBT,-5,1.0,3300"),
+        frame("CCTMP,probe1,1e400,OK"),
+        frame("CCTMP,../etc,1.0,OK"),
+        frame("CCTIM,99999999999999999999"),
+    ]
+    board.write(b"\r\n".join(hostile) + b"\r\n")
+    board.tick({"probe1": 500.0})  # a value no probe can mean: a RANGE fault, not a refused message
+    board.tick({"probe1": -170.0})
+    got = wait_until(lambda: len(listener.telemetry()) >= 2 and listener.telemetry(), 10, "two ticks")
+    assert [m["readings"] for m in got[:2]] == [
+        [{"sensor": "probe1", "value_c": None, "fault": "RANGE"}],
+        [{"sensor": "probe1", "value_c": -170.0}],
+    ]
+    assert run.agent.probes[0].bad_lines == len(hostile)  # type: ignore[attr-defined]

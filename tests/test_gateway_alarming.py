@@ -67,13 +67,14 @@ def test_active_alarm_survives_a_restart_without_being_raised_twice(
     assert changes == [("critical_high", "active"), ("critical_high", "cleared")]
 
 
-def _ack(mosquitto: Mosquitto, crate: str, rule: str, sensor: str, by: str, note: str) -> None:
+def _ack(mosquitto: Mosquitto, crate: str, rule: str, sensor: str, by: str, note: str, status: int = 0) -> str:
     args = [crate, rule, sensor, "--by", by, "--note", note, "--host", mosquitto.host, "--port", str(mosquitto.port)]
     done = subprocess.run(
         [sys.executable, "-m", "cli.main", "ack", *args, "--timeout", "5"],
         cwd=ROOT, capture_output=True, text=True, timeout=20, check=False,
     )  # fmt: skip
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == status, done.stderr
+    return done.stderr
 
 
 def test_staff_ack_marks_the_alarm_acknowledged_and_records_who(
@@ -107,7 +108,7 @@ def test_ack_of_an_alarm_that_is_not_active_is_rejected_and_recorded(
     watcher = Client(mosquitto, ["coldchain/v1/rejected"])
     gateway = GatewayProcess(gateway_config(tmp_path, mosquitto, influxdb, database), tmp_path / "gw.log")
     try:
-        _ack(mosquitto, crate, "critical_high", "probe1", "Dana Ops", "false alarm?")
+        said = _ack(mosquitto, crate, "critical_high", "probe1", "Dana Ops", "false alarm?", status=1)
         rejected = wait_until(
             lambda: [r for r in watcher.received() if r.get("crate") == crate], 5, "rejection on MQTT"
         )
@@ -117,6 +118,7 @@ def test_ack_of_an_alarm_that_is_not_active_is_rejected_and_recorded(
         gateway.stop()
     assert rejected[0]["reason"] == "ack_rejected"
     assert "no alarm" in rows[0]["detail"]
+    assert f"REFUSED by the gateway: ack_rejected: acknowledgement by 'Dana Ops' refused: no alarm {crate}" in said
 
 
 def test_lid_left_open_raises_the_lid_alarm_in_event_time(

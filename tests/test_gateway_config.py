@@ -59,6 +59,25 @@ def test_bad_value_is_refused_naming_file_and_key(tmp_path: Path, text: str, key
     assert problem in caught.value.problem
 
 
+def test_profiles_default_is_optional_and_means_cryo(tmp_path: Path) -> None:
+    """[profiles] default may be left out, as config/gateway.toml says: unlisted crates are then judged as cryo."""
+    path = tmp_path / "gw.toml"
+    path.write_text(f"[profiles]\nfile = {json.dumps(str(PROFILES))}\n")
+    assert load_config(path).default_profile == "cryo"
+
+
+def test_unset_default_without_a_cryo_profile_is_refused(tmp_path: Path) -> None:
+    """With no [profiles] default and no cryo profile to fall back on, start-up names the key and the choices."""
+    profiles = tmp_path / "profiles.toml"
+    profiles.write_text(PROFILES.read_text().replace("[cryo]", "[cryo_ln2]").replace("[cryo.", "[cryo_ln2."))
+    path = tmp_path / "gw.toml"
+    path.write_text(f"[profiles]\nfile = {json.dumps(str(profiles))}\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert caught.value.key == "profiles.default"
+    assert "'cryo_ln2'" in caught.value.problem
+
+
 def test_bad_config_exits_2_with_one_line(tmp_path: Path) -> None:
     """`coldchain gateway` with a bad value prints one line naming file, key and problem, and exits 2."""
     path = _write(tmp_path, "[mqtt]\nport = 0\n")

@@ -2,12 +2,14 @@
 mosquitto and InfluxDB. The gateway stays up, refuses each hostile message exactly once with a documented reason,
 stores every valid reading exactly once and nothing else, and acknowledges every crate up to its last seq.
 
-The stream runs once (module fixture ``run``); each test checks one outcome of it. fuzz_corpus.py builds the stream
-and says, from the contract, which messages must be refused.
+The stream runs once per pass (module fixture ``run``: unsigned, and with signatures required); each test checks
+one outcome of it. fuzz_corpus.py builds the stream; fuzz_contract.py says, from the README and docs/gateway.md,
+which messages must be refused and which seqs a refused one still settles.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -16,6 +18,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import fuzz_corpus as fc
@@ -26,6 +29,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from cli.services import InfluxDB, Mosquitto
+from cli.verify_archive import main as verify_archive
 
 pytestmark = pytest.mark.integration
 
@@ -34,6 +38,7 @@ SEED = int(os.environ.get("COLDCHAIN_FUZZ_SEED", "17"))
 HOSTILE = 3000  # hostile messages
 VALID_SEQS = 100  # per valid crate, two readings each
 SETTLE_S = 90.0  # the most the gateway may take for the whole stream (a few seconds normally)
+QUIET_S = 10.0  # nothing published for this long: the gateway has done all it will
 
 
 @dataclass
@@ -43,10 +48,14 @@ class Run:
     stream: list[fc.Message]
     rejects: list[dict[str, Any]]  # bodies received on coldchain/v1/rejected
     acks: dict[str, list[int]]  # crate -> stored_through values received, in order
-    alarms: list[str]  # topics of alarms received
+    alarms: list[tuple[str, dict[str, Any]]]  # alarms received: topic, body
     influx_rejects: list[dict[str, Any]]
+    alarm_points: list[dict[str, Any]]
     temperatures: list[dict[str, Any]]
     measurements: set[str]
+    gaps: list[dict[str, Any]]  # gap points (there should be none)
+    archive: Path  # the evidence archive ([security] archive)
+    keys_dir: Path | None  # signing keys, in the signed pass
     alive_after: bool  # the gateway still ran when the stream was settled
     exit_code: int
     log: str
@@ -94,17 +103,18 @@ def _publish_all(broker: Mosquitto, stream: list[fc.Message]) -> None:
 
 
 def _wait_settled(listener: Client, gateway: GatewayProcess, last: dict[str, int], hostile: int) -> None:
-    """Until every crate's ack reached its last seq and the rejects are all there or stopped coming (or the
-    gateway died, or SETTLE_S passed: the tests then say what is missing)."""
+    """Until every crate's ack reached its last seq and every reject came, or nothing at all came for QUIET_S (the
+    tests then say what is missing), or the gateway died, or SETTLE_S passed."""
     deadline = time.monotonic() + SETTLE_S
     count, quiet_since = -1, time.monotonic()
     while time.monotonic() < deadline and gateway.process.poll() is None:
+        if len(listener.messages) != count:
+            count, quiet_since = len(listener.messages), time.monotonic()
         acks = _acks(listener)
         acked = all(acks.get(crate, [0])[-1] >= seq for crate, seq in last.items())
-        rejects = len(listener.received("coldchain/v1/rejected"))
-        if rejects != count:
-            count, quiet_since = rejects, time.monotonic()
-        if acked and (rejects >= hostile or time.monotonic() - quiet_since > 3.0):
+        if acked and len(listener.received("coldchain/v1/rejected")) >= hostile:
+            return
+        if time.monotonic() - quiet_since > QUIET_S:
             return
         time.sleep(0.1)
 
@@ -126,17 +136,37 @@ def _last_seqs(stream: list[fc.Message]) -> dict[str, int]:
     return last
 
 
-@pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory, influxdb: InfluxDB) -> Iterator[Run]:
-    """The stream, once, against a gateway on a broker of its own (thousands of rejects and retained acks)."""
-    tmp = tmp_path_factory.mktemp("fuzz")
+def _keys(directory: Path) -> dict[str, bytes]:
+    """A signing key per valid and hostile crate, as ``coldchain provision crate`` writes them (hex files)."""
+    directory.mkdir()
+    keys = {
+        crate: hashlib.sha256(crate.encode()).digest()
+        for crate in (*fc.VALID_CRATES, *fc.HOSTILE_CRATES, fc.ALARM_CRATE)
+    }
+    for crate, key in keys.items():
+        (directory / f"{crate}.key").write_text(key.hex())
+    return keys
+
+
+@pytest.fixture(scope="module", params=["unsigned", "signed"])
+def run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, influxdb: InfluxDB) -> Iterator[Run]:
+    """The stream, once per mode, against a gateway on a broker of its own (thousands of rejects, retained acks).
+
+    ``signed``: the gateway requires signatures ([security] keys_dir, require_signatures), the crates sign.
+    """
+    tmp = tmp_path_factory.mktemp(f"fuzz-{request.param}")
+    keys = _keys(tmp / "keys") if request.param == "signed" else None
+    extra = f"[security]\narchive = {json.dumps(str(tmp / 'archive.jsonl'))}\n"
+    if keys is not None:
+        extra += f"keys_dir = {json.dumps(str(tmp / 'keys'))}\nrequire_signatures = true\n"
     broker = Mosquitto(tmp / "mosquitto").start()
-    database = f"fuzz{SEED}_{int(time.time())}"
+    database = f"fuzz{SEED}_{request.param}_{int(time.time())}"
     listener = Client(broker, ["coldchain/v1/rejected", "coldchain/v1/crates/+/ack", "coldchain/v1/alarms/#"])
-    gateway = GatewayProcess(gateway_config(tmp, broker, influxdb, database, client_id="gw-fuzz"), tmp / "gw.log")
+    config = gateway_config(tmp, broker, influxdb, database, extra, client_id=f"gw-fuzz-{request.param}")
+    gateway = GatewayProcess(config, tmp / "gw.log")
     try:
-        hostile = fc.hostile_stream(SEED, HOSTILE, int(time.time() * 1000))
-        stream = fc.interleave(SEED, hostile, fc.valid_stream(VALID_SEQS))
+        hostile = fc.hostile_stream(SEED, HOSTILE, int(time.time() * 1000), keys)
+        stream = fc.interleave(SEED, hostile, fc.valid_stream(VALID_SEQS, keys))
         _publish_all(broker, stream)
         last = _last_seqs(stream)
         _wait_settled(listener, gateway, last, HOSTILE)
@@ -147,10 +177,14 @@ def run(tmp_path_factory: pytest.TempPathFactory, influxdb: InfluxDB) -> Iterato
             stream=stream,
             rejects=listener.received("coldchain/v1/rejected"),
             acks=_acks(listener),
-            alarms=[t for t, _, _ in listener.messages if t.startswith("coldchain/v1/alarms/")],
+            alarms=[(t, json.loads(p)) for t, p, _ in listener.messages if t.startswith("coldchain/v1/alarms/")],
+            alarm_points=influxdb.rows("SELECT * FROM alarm", database),
             influx_rejects=influxdb.rows("SELECT * FROM rejected", database),
             temperatures=influxdb.rows("SELECT * FROM temperature", database),
             measurements={str(r["name"]) for r in influxdb.rows("SHOW MEASUREMENTS", database)},
+            gaps=influxdb.rows("SELECT * FROM gap", database),
+            archive=tmp / "archive.jsonl",
+            keys_dir=tmp / "keys" if keys is not None else None,
             alive_after=alive,
             exit_code=exit_code,
             log=gateway.log.read_text(errors="replace"),
@@ -166,12 +200,19 @@ def _listing(items: list[str], limit: int = 40) -> str:
     return "\n  " + "\n  ".join(items[:limit]) + more
 
 
-def _reject_diff(stream: list[fc.Message], received: list[tuple[str, str]]) -> str:
+def _stored(text: str | None) -> str | None:
+    """A string field as read back from InfluxDB: a line break is stored as the two characters \\n (docs/gateway.md)."""
+    return None if text is None else text.replace("\n", "\\n")
+
+
+def _reject_diff(stream: list[fc.Message], received: list[tuple[str, str]], influx: bool = False) -> str:
     """The hostile messages without a reject, and the rejects no hostile message explains ('' when none)."""
     by_key: dict[tuple[str, str], list[fc.Message]] = {}
     for message in stream:
         if message.hostile:
-            by_key.setdefault(message.reject_key(), []).append(message)
+            topic, excerpt = message.reject_key()
+            key = (topic, _stored(excerpt) or "") if influx else (topic, excerpt)
+            by_key.setdefault(key, []).append(message)
     expected = Counter({key: len(messages) for key, messages in by_key.items()})
     got = Counter(received)
     missing = [m.describe() for key, n in (expected - got).items() for m in by_key[key][-n:]]
@@ -205,7 +246,7 @@ def test_every_hostile_message_gets_exactly_one_reject_on_mqtt(run: Run) -> None
 def test_every_hostile_message_gets_exactly_one_reject_in_influxdb(run: Run) -> None:
     """Measurement rejected holds one point per hostile message (matched by topic and excerpt), none for others."""
     received = [(str(r.get("topic") or ""), str(r.get("excerpt") or "")) for r in run.influx_rejects]
-    diff = _reject_diff(run.stream, received)
+    diff = _reject_diff(run.stream, received, influx=True)
     assert not diff, diff
 
 
@@ -240,10 +281,28 @@ def test_every_valid_reading_is_stored_exactly_once(run: Run) -> None:
     assert {r.get("profile") for r in run.temperatures} == {"cryo"}
 
 
-def test_nothing_else_appears_in_influxdb_or_on_alarm_topics(run: Run) -> None:
-    """The stream raises no alarm and opens no gap: InfluxDB holds temperature, rejected and gateway figures only."""
-    assert run.measurements <= {"temperature", "rejected", "gateway"}, f"measurements {sorted(run.measurements)}"
-    assert not run.alarms, f"alarms published: {run.alarms[:10]}"
+def test_nothing_else_appears_in_influxdb(run: Run) -> None:
+    """No gap opens, no shipment is written: InfluxDB holds temperature, alarm, rejected and gateway figures only."""
+    expected = {"temperature", "alarm", "rejected", "gateway"}
+    assert run.measurements <= expected, f"measurements {sorted(run.measurements)}; gap points {run.gaps[:10]}"
+
+
+def test_alarms_are_the_excursion_and_the_acks_that_took_them_on(run: Run) -> None:
+    """Only the alarm crate's six alarms are raised; each is acknowledged by the first valid ack naming it, with its
+    person and note as sent (line-protocol and control characters and all; a line break stored as \\n); every other
+    ack is refused."""
+    acks = {(m.ack[0], m.ack[1]): m.ack for m in run.stream if m.ack}
+    expected = {(rule, sensor, "active", None, None) for rule, sensor in fc.ALARMS}
+    expected |= {(rule, sensor, "acknowledged", by, _stored(note)) for rule, sensor, by, note, _ in acks.values()}
+    stored = {(r["rule"], r["sensor"], r["state"], r.get("by"), r.get("note")) for r in run.alarm_points}
+    assert {r["crate"] for r in run.alarm_points} == {fc.ALARM_CRATE}
+    assert stored == expected, f"alarm points missing: {expected - stored}; not expected: {stored - expected}"
+    last = dict(run.alarms)  # the latest state of each alarm topic
+    shown = {(b["rule"], b["sensor"], b["state"], b.get("acknowledged_by"), b.get("note")) for b in last.values()}
+    final = {(r, s, "active", None, None) for r, s in fc.ALARMS if (r, s) not in acks}
+    final |= {(r, s, "acknowledged", by, note) for r, s, by, note, _ in acks.values()}
+    assert len(last) == len(fc.ALARMS), f"alarm topics {sorted(last)}"
+    assert shown == final, f"retained alarms missing: {final - shown}; not expected: {shown - final}"
 
 
 def test_every_crate_storage_ack_reaches_its_last_seq(run: Run) -> None:
@@ -251,3 +310,16 @@ def test_every_crate_storage_ack_reaches_its_last_seq(run: Run) -> None:
     last = _last_seqs(run.stream)
     reached = {crate: values[-1] for crate, values in run.acks.items()}
     assert reached == last, f"last stored_through per crate {reached}, expected {last}"
+
+
+def test_the_evidence_archive_holds_each_valid_message_once_and_verifies(run: Run) -> None:
+    """The archive holds every stored telemetry message once, as sent, and verify-archive finds it intact."""
+    records = [json.loads(line) for line in run.archive.read_bytes().splitlines()]
+    archived = Counter((r["topic"], r["payload"]) for r in records)
+    expected = Counter((m.topic, m.payload.decode()) for m in run.stream if m.readings)
+    missing = [f"{t}: {p[:100]!r}" for (t, p), n in (expected - archived).items()]
+    extra = [f"{n} x {t}: {p[:100]!r}" for (t, p), n in (archived - expected).items()]
+    assert not missing, f"{len(missing)} stored messages not archived:{_listing(missing)}"
+    assert not extra, f"{len(extra)} archive records no stored message explains:{_listing(extra)}"
+    keys = ["--keys-dir", str(run.keys_dir)] if run.keys_dir else []
+    assert verify_archive([str(run.archive), *keys]) == 0

@@ -61,6 +61,30 @@ def test_fault_reading_is_stored_as_fault_without_value(gateway, mosquitto, infl
     client.close()
 
 
+def test_a_corrected_time_is_stored_as_a_flag_on_each_reading(
+    gateway, mosquitto, influxdb, database, crate_prefix
+) -> None:
+    """ts_corrected / ts_uncertain become boolean fields of the message's readings (a fault's too); others lack them."""
+    crate = f"{crate_prefix}-K"
+    client = Client(mosquitto)
+    client.publish(f"coldchain/v1/crates/{crate}/telemetry", telemetry(crate, 1))
+    client.publish(f"coldchain/v1/crates/{crate}/telemetry", telemetry(crate, 2, ts_corrected=True))
+    client.publish(f"coldchain/v1/crates/{crate}/telemetry", telemetry(crate, 3, "OPEN", ts_uncertain=True))
+    wait_until(lambda: count(influxdb, database, crate) == 3, 10, "3 points")
+    query = f"SELECT seq, value_c, fault, ts_corrected, ts_uncertain FROM temperature WHERE crate = '{crate}'"
+    got = [
+        (r["seq"], r["value_c"], r["fault"], r["ts_corrected"], r["ts_uncertain"])
+        for r in influxdb.rows(query, database)
+    ]
+    assert got == [(1, -170.0, None, None, None), (2, -170.0, None, True, None), (3, None, "OPEN", None, True)]
+    types = influxdb.rows("SHOW FIELD KEYS FROM temperature", database)
+    assert {r["fieldKey"]: r["fieldType"] for r in types if r["fieldKey"].startswith("ts_")} == {
+        "ts_corrected": "boolean",
+        "ts_uncertain": "boolean",
+    }
+    client.close()
+
+
 def test_excursion_raises_exactly_one_retained_alarm(gateway, mosquitto, influxdb, database, crate_prefix) -> None:
     """Warming past the limit gives one active alarm, on MQTT (retained) and in InfluxDB, with the crossing seq."""
     crate = f"{crate_prefix}-D"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -92,10 +93,12 @@ def test_a_gateway_restarted_without_its_state_file_waits_for_what_the_crate_hol
 
 
 def test_a_forgotten_crate_returning_with_a_backlog_is_waited_for(
-    tmp_path: Path, mosquitto: Mosquitto, influxdb: InfluxDB, database: str, crate_prefix: str
+    tmp_path: Path, make_mosquitto: Callable[[], Mosquitto], influxdb: InfluxDB, database: str, crate_prefix: str
 ) -> None:
     """Forgotten after forget_after, a crate whose 5..9 never reached the gateway returns with its backlog 10..14
     first (held_from 5): the gateway confirms no more than 4 until 5..9 come, then all 15 are stored."""
+    # its own broker: on the session broker other tests' crates are forgotten too, and the log names only 20
+    mosquitto = make_mosquitto()
     crate = f"{crate_prefix}-C"
     config = gateway_config(tmp_path, mosquitto, influxdb, database, STATE + 'forget_after = "2s"\n')
     client = Client(mosquitto, [f"coldchain/v1/crates/{crate}/ack"])

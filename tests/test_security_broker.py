@@ -151,6 +151,19 @@ def test_staff_login_cannot_publish_under_its_own_crate_topics(locked_broker: Lo
     crate_a.close()
 
 
+def test_staff_login_hears_the_gateways_refusals_and_cannot_forge_one(locked_broker: LockedBroker) -> None:
+    """A provisioned staff login reads coldchain/v1/rejected (where 'coldchain ack' hears a refusal); a refusal it
+    publishes itself reaches nobody."""
+    staff, other, service = (Client(locked_broker, u) for u in ("staff.alice", "staff.bob", "coldchain-gateway"))
+    assert staff.connected() == other.connected() == service.connected() == 0
+    staff.subscribe("coldchain/v1/rejected")
+    other.publish("coldchain/v1/rejected", b"forged refusal")
+    service.publish("coldchain/v1/rejected", b"genuine refusal")
+    assert staff.received() == [("coldchain/v1/rejected", b"genuine refusal")]
+    for client in (staff, other, service):
+        client.close()
+
+
 def test_gateway_login_cannot_publish_under_its_own_crate_topics(locked_broker: LockedBroker) -> None:
     """The gateway's login has the same deny: its status under crates/coldchain-gateway/ reaches no reader."""
     reader, service = Client(locked_broker, "staff.bob"), Client(locked_broker, "coldchain-gateway")

@@ -132,3 +132,20 @@ def test_custom_ambient_interpolates_between_points() -> None:
     ambient = Ambient(((0.0, 10.0), (10.0, 30.0), (24.0, 10.0)), 24.0, offset_c=-5.0)
     assert ambient.at(5 * HOUR) == pytest.approx(15.0)
     assert ambient.at(29 * HOUR) == pytest.approx(15.0)
+
+
+def test_refill_restores_the_buffer_and_the_payload_cools_back_to_the_plateau() -> None:
+    """A dry shipper re-iced after 2 days of warming holds -190..-180 °C again; tipping flags are untouched."""
+    dry = replace(LN2, charge=0.0, start_c=-185.0)
+    model = ShipperModel(dry, ROOM, [Event(2 * DAY, "refill", charge=0.5)])
+    assert model.temperature(2 * DAY) > -150.0
+    assert model.state(2 * DAY + 10).charge == pytest.approx(0.5, abs=0.01)
+    assert -186.0 < model.temperature(2 * DAY + 2 * HOUR) < -184.0
+    assert model.flags_at(3 * DAY) == (False, False)
+    assert ShipperModel(dry, ROOM).temperature(2 * DAY + 2 * HOUR) > -150.0
+
+
+def test_refill_charge_outside_0_to_1_is_refused() -> None:
+    """An event's charge is a fraction of a full buffer."""
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        Event(0.0, "refill", charge=1.5)

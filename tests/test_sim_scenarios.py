@@ -164,6 +164,7 @@ def test_board_faults_scenario_garbles_lines_only_while_corrupting() -> None:
         ({"probes": [{"name": "a", "location": "roof"}]}, "probes[0].location: 'roof' is not one of"),
         ({"board": {"period": 0}}, "board.period: 0 is below the minimum"),
         ({"lanes": "x"}, "lanes: is not a known setting"),
+        ({"events": [{"kind": "tip", "at": "1h", "charge": 0.5}]}, "events[0].charge: only refill events take"),
     ],
 )
 def test_bad_scenario_values_name_file_key_and_problem(change: dict[str, object], message: str) -> None:
@@ -181,3 +182,25 @@ def test_bad_scenario_values_name_file_key_and_problem(change: dict[str, object]
 def test_scenario_heartbeat_is_paced_to_at_most_5_real_seconds(heartbeat_s: float, speed: float, paced: float) -> None:
     """A 5-min scenario heartbeat comes every 5 s in real time, unchanged when accelerated; 0 stays off."""
     assert paced_heartbeat(heartbeat_s, speed) == paced
+
+
+def test_demo_story_crate_warns_goes_critical_and_clears_after_its_refill() -> None:
+    """demo-cryo-reiced: warning, critical, then both cleared once it is re-iced at 80 s, within 2 minutes."""
+    outcome = run(dataclasses.replace(load("demo-cryo-reiced"), duration_s=150))
+    story = [(t.rule, t.state, (t.ts - EPOCH_MS) / 1000) for t in outcome.transitions]
+    assert [(rule, state) for rule, state, _ in story] == [
+        ("warning_high", ACTIVE),
+        ("critical_high", ACTIVE),
+        ("critical_high", CLEARED),
+        ("warning_high", CLEARED),
+    ]
+    assert 30 < story[0][2] < story[1][2] < 80 < story[2][2] < story[3][2] < 120
+
+
+def test_demo_offline_crate_has_one_short_warning_while_its_lid_is_open() -> None:
+    """demo-cryo-inspection: one warning_high, raised after 30 s and cleared before 100 s, every 1 or 4 s."""
+    scenario = dataclasses.replace(load("demo-cryo-inspection"), duration_s=150)
+    for period in (1.0, 4.0):
+        outcome = run(dataclasses.replace(scenario, period_s=period))
+        assert outcome.raised() == [("warning_high", "probe1", ACTIVE), ("warning_high", "probe1", CLEARED)]
+        assert 30 < _hours(outcome.transitions[0].ts) * 3600 < _hours(outcome.transitions[1].ts) * 3600 < 100

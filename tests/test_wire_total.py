@@ -27,6 +27,7 @@ from coldchain.wire import (
     decode_storage_ack,
     decode_telemetry,
     describe,
+    encode,
 )
 from gateway.config import GatewayConfig, load_config
 from gateway.ingest import Batch, Ingest
@@ -91,7 +92,18 @@ def _check(decode: Any, payload: bytes) -> None:
         outcome.detail.encode()  # always text that can be logged, stored and sent
 
 
-TELEMETRY_KEYS = ["v", "crate", "seq", "ts", "readings", "profile", "powered_on", "extra"]
+TELEMETRY_KEYS = [
+    "v",
+    "crate",
+    "seq",
+    "ts",
+    "readings",
+    "profile",
+    "powered_on",
+    "ts_corrected",
+    "ts_uncertain",
+    "extra",
+]
 READING_KEYS = ["sensor", "value_c", "fault", "extra"]
 
 
@@ -102,6 +114,24 @@ def test_telemetry_with_any_value_in_any_field_decodes_or_is_refused(key: str, v
     body = _valid_telemetry()
     body[key] = value
     _check(lambda p: decode_telemetry(p, "C-1", NOW), _dumps(body))
+
+
+@settings(max_examples=200, deadline=None)
+@given(key=st.sampled_from(["ts_corrected", "ts_uncertain"]), value=hostile_values, other=st.sampled_from([None, True]))
+def test_a_time_flag_of_any_value_is_a_boolean_or_refused_as_type(key: str, value: Any, other: Any) -> None:
+    """A time flag set to any JSON value: the flag it means (true), none (false, null), or reason ``type``."""
+    body = _valid_telemetry()
+    body[key] = value
+    if other is not None:
+        body[next(k for k in ("ts_corrected", "ts_uncertain") if k != key)] = other
+    outcome = _outcome(lambda p: decode_telemetry(p, "C-1", NOW), _dumps(body))
+    if not (value is None or isinstance(value, bool)):
+        assert isinstance(outcome, WireFormatError)
+        assert outcome.reason == "type"
+        return
+    flags = {k for k in ("ts_corrected", "ts_uncertain") if body.get(k) is True}
+    assert outcome.ts_flag == ("ts_uncertain" if "ts_uncertain" in flags else next(iter(flags), None))
+    assert decode_telemetry(encode(outcome), "C-1", NOW) == outcome  # what the gateway carries encodes back
 
 
 @settings(max_examples=300, deadline=None)

@@ -1,19 +1,21 @@
 // The board page: open alarms on top, then every crate, problems first.
 "use strict";
 (function () {
-  const { el, celsius, clockTime } = Board;
+  const { el, celsius, clockTime, plural } = Board;
+  const SHOWN_EXCURSIONS = 3;
   const crates = new Map();
   const RANK = { critical: 0, warning: 1, info: 2 };
 
   function rank(crate) {
     if (crate.worst) return RANK[crate.worst];
+    if (crate.review_count) return 2.5; // an excursion nobody has looked at yet: never a calm card
     if (crate.state === "offline") return 3;
     if (crate.state === "unknown") return 4;
     return 5;
   }
 
   function card(crate) {
-    const node = el("a", `crate state-${crate.state}${crate.worst ? ` worst-${crate.worst}` : ""}`);
+    const node = el("a", `crate state-${crate.state}${crate.worst ? ` worst-${crate.worst}` : crate.review_count ? " needs-review" : ""}`);
     node.href = `/crates/${encodeURIComponent(crate.crate)}`;
     node.dataset.crate = crate.crate;
     const head = el("div", "crate-head");
@@ -33,8 +35,10 @@
     const meta = el("div", "crate-meta");
     meta.append(el("span", "profile", crate.profile));
     if (crate.shipment) meta.append(el("span", "shipment", `shipment ${crate.shipment}`));
-    if (crate.alarm_count) meta.append(el("span", `alarm-count sev-${crate.worst}`, `${crate.alarm_count} alarm${crate.alarm_count > 1 ? "s" : ""}`));
+    if (crate.alarm_count) meta.append(el("span", `alarm-count sev-${crate.worst}`, plural(crate.alarm_count, "alarm")));
+    if (crate.review_count) meta.append(el("span", "review-count", `${crate.review_count} to review`));
     node.append(meta);
+    node.append(history(crate));
     const foot = el("div", "crate-foot");
     if (crate.last_ts) {
       const updated = el("span", "updated");
@@ -48,6 +52,28 @@
     return node;
   }
 
+  // The alarms of the crate's shipment (InfluxDB and the broker's retained alarms), newest first.
+  function history(crate) {
+    const box = el("div", "history");
+    const list = crate.excursions || [];
+    // every alarm point is tagged with the crate's shipment: all of the shipment's excursions, even a backlog's
+    const since = crate.shipment ? "on this shipment" : `in the last ${crate.history_days} days`;
+    box.append(el("div", "history-head", list.length ? `${plural(list.length, "alarm")} ${since}` : `No alarm ${since}`));
+    for (const x of list.slice(0, SHOWN_EXCURSIONS)) {
+      const line = el("div", `excursion sev-${x.severity}`);
+      const who = x.needs_review ? "needs review" : x.acknowledged_by ? `seen by ${x.acknowledged_by}` : x.state;
+      line.append(
+        el("span", "x-rule", `${x.rule.replaceAll("_", " ")} · ${x.sensor}`),
+        el("span", "x-when", Board.span(x.started_ts, x.ended_ts)),
+        el("span", `x-who${x.needs_review ? " needs" : ""}`, (x.late ? "late, " : "") + who),
+      );
+      box.append(line);
+    }
+    if (list.length > SHOWN_EXCURSIONS) box.append(el("div", "x-more", `+ ${list.length - SHOWN_EXCURSIONS} more on the crate's page`));
+    if (crate.history_error) box.append(el("div", "x-error", `Stored history not current: ${crate.history_error}`));
+    return box;
+  }
+
   function drawCrates() {
     const list = [...crates.values()].sort((a, b) => rank(a) - rank(b) || a.crate.localeCompare(b.crate));
     document.getElementById("crates").replaceChildren(...list.map(card));
@@ -59,6 +85,7 @@
   let pending = false;
   let resort = false;
   function update(crate) {
+    Board.readings(crate);
     const before = crates.get(crate.crate);
     crates.set(crate.crate, crate);
     if (!before || rank(before) !== rank(crate)) resort = true;
@@ -83,16 +110,20 @@
   Board.start().then((ok) => {
     if (!ok) return;
     document.getElementById("title").textContent = Board.me.title;
+    document.title = Board.me.title;
     const alarms = document.getElementById("alarms");
+    const review = document.getElementById("review");
     Board.connect({
       snapshot(data) {
         crates.clear();
-        for (const c of data.crates) crates.set(c.crate, c);
+        for (const c of data.crates) { crates.set(c.crate, c); Board.readings(c); }
         Board.drawAlarms(alarms, data.alarms);
+        Board.drawReview(review, data.review);
         Board.broker(data.broker);
         drawCrates();
       },
       alarms(list) { Board.drawAlarms(alarms, list); },
+      review(list) { Board.drawReview(review, list); },
       crate(c) { update(c); },
     });
   });

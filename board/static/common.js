@@ -3,7 +3,12 @@
 "use strict";
 
 const Board = (function () {
-  const me = { user: "", csrf: "", stale_after_s: 120 };
+  const me = { user: "", csrf: "", stale_after_s: 120, chart_hours: 24 };
+  // The gateway's last answer to an acknowledgement sent from this page, by alarm id: shown on the row
+  // (and on the redrawn row once the alarm's new state arrives).
+  const outcomes = new Map();
+  // The latest reading per crate and sensor, for "now" beside an alarm's value when raised.
+  const current = new Map();
   const SEVERITY_LABEL = { critical: "CRITICAL", warning: "WARNING", info: "INFO" };
 
   function el(tag, className, text) {
@@ -54,16 +59,51 @@ const Board = (function () {
     return { ok: response.ok, status: response.status, data };
   }
 
+  function plural(n, word) {
+    return `${n} ${word}${n === 1 ? "" : "s"}`;
+  }
+
+  function span(from, to) {
+    return to ? `${clockTime(from)} – ${clockTime(to)} (${duration(to - from)})` : `since ${clockTime(from)}`;
+  }
+
+  function duration(ms) {
+    const m = Math.max(0, Math.round(ms / 60000));
+    if (m < 1) return "under 1 min";
+    if (m < 60) return `${m} min`;
+    const h = Math.floor(m / 60);
+    return h < 48 ? `${h} h ${m % 60} min` : `${Math.floor(h / 24)} days`;
+  }
+
+  function notice(text, kind) {
+    const box = document.getElementById("notice");
+    if (!box) return;
+    box.textContent = text;
+    box.className = `notice ${kind}`;
+    box.hidden = false;
+  }
+
+  // What the gateway said, in words a person can act on.
+  function outcomeOf(alarm, answer) {
+    if (answer.ok) {
+      const what = answer.data.reviewed ? "Review" : "Acknowledgement";
+      return { text: `${what} recorded by the gateway: ${answer.data.by}.`, kind: "ok" };
+    }
+    if (answer.data.refused) return { text: `Refused by the gateway — ${answer.data.error.replace(/^refused by the gateway: /, "")}`, kind: "failed" };
+    return { text: answer.data.error || `failed (HTTP ${answer.status})`, kind: "failed" };
+  }
+
   function ackForm(alarm) {
+    const review = alarm.state === "cleared";
     const form = el("form", "ack-form");
     const name = el("input");
     name.name = "by"; name.required = true; name.maxLength = 100; name.value = me.user;
     name.setAttribute("aria-label", "Your name");
     const note = el("input");
     note.name = "note"; note.required = true; note.maxLength = 1000;
-    note.placeholder = "What was done (e.g. shipper re-iced, courier called)";
+    note.placeholder = review ? "What you checked (e.g. cells inspected, QA informed)" : "What was done (e.g. shipper re-iced, courier called)";
     note.setAttribute("aria-label", "Note");
-    const send = el("button", "primary", "Send acknowledgement");
+    const send = el("button", "primary", review ? "Record review" : "Send acknowledgement");
     send.type = "submit";
     const cancel = el("button", "quiet", "Cancel");
     cancel.type = "button";
@@ -77,20 +117,23 @@ const Board = (function () {
     form.addEventListener("submit", async (event) => {
       event.preventDefault();
       send.disabled = true;
-      result.textContent = "sending…";
+      result.textContent = "Sent. Waiting for the gateway to record it…";
       result.className = "ack-result";
       const answer = await post("/api/ack", {
         crate: alarm.crate, rule: alarm.rule, sensor: alarm.sensor, by: name.value, note: note.value,
       });
+      const outcome = outcomeOf(alarm, answer);
+      outcomes.set(alarm.id, outcome);
+      result.textContent = outcome.text;
+      result.className = `ack-result ${outcome.kind}`;
+      showOutcome(alarm);
+      const where = `${alarm.crate} ${alarm.rule.replaceAll("_", " ")} · ${alarm.sensor}: `;
+      notice(where + outcome.text, outcome.kind);
       if (answer.ok) {
-        result.textContent = "Sent. Waiting for the gateway to record it…";
-        result.className = "ack-result ok";
         // the list may have been redrawn since: mark the row the form is in now
-        const current = form.closest(".alarm");
-        if (current) current.classList.add("ack-sent");
+        const row = form.closest(".alarm");
+        if (row) row.classList.add("ack-sent");
       } else {
-        result.textContent = answer.data.error || `failed (HTTP ${answer.status})`;
-        result.className = "ack-result failed";
         send.disabled = false;
       }
     });
@@ -109,13 +152,20 @@ const Board = (function () {
     if (alarm.late) head.append(el("span", "tag", "late: happened while offline"));
     if (alarm.escalated) head.append(el("span", "tag escalated", "escalated"));
     const facts = el("div", "alarm-facts");
+    const raised = el("span", "value", alarm.value_c === null ? "" : celsius(alarm.value_c));
+    if (alarm.value_c !== null) raised.append(el("small", "when", " when raised"));
+    const now = el("span", "now");
+    now.dataset.crate = alarm.crate;
+    now.dataset.sensor = alarm.sensor;
     facts.append(
-      el("span", "value", alarm.value_c === null ? "" : celsius(alarm.value_c)),
+      raised,
+      now,
       el("span", "limit", alarm.threshold_c === null ? "" : `limit ${celsius(alarm.threshold_c)}`),
       el("span", "since", `since ${clockTime(alarm.started_ts)}`),
       el("span", "age", `(${age(alarm.started_ts)})`),
     );
     facts.lastChild.dataset.since = alarm.started_ts;
+    showNow(now);
     main.append(head, facts);
     if (alarm.detail) main.append(el("div", "detail", alarm.detail));
     const side = el("div", "alarm-side");
@@ -132,8 +182,115 @@ const Board = (function () {
       side.append(el("span", "acked", who ? `acknowledged by ${who}${when}` : "acknowledged"));
       if (alarm.note) side.append(el("span", "note", alarm.note));
     }
+    const outcome = outcomes.get(alarm.id);
+    if (outcome) side.append(el("span", `ack-result ${outcome.kind}`, outcome.text));
     row.append(badge, main, side);
     return row;
+  }
+
+  // The alarm's row may have been redrawn (its new state arrived first): put the outcome on the row shown now.
+  function showOutcome(alarm) {
+    const outcome = outcomes.get(alarm.id);
+    document.querySelectorAll(`.alarm[data-alarm="${CSS.escape(`${alarm.crate}/${alarm.rule}/${alarm.sensor}`)}"]`).forEach((row) => {
+      if (row.querySelector(".ack-form")) return; // the form says it
+      let node = row.querySelector(".alarm-side .ack-result");
+      if (!node) { node = el("span"); row.querySelector(".alarm-side").append(node); }
+      node.className = `ack-result ${outcome.kind}`;
+      node.textContent = outcome.text;
+    });
+  }
+
+  // "now −152.0 °C" from the crate's latest reading of the alarm's sensor (none for whole-crate alarms).
+  function showNow(node) {
+    const reading = (current.get(node.dataset.crate) || {})[node.dataset.sensor];
+    if (!reading) { node.textContent = ""; return; }
+    node.textContent = reading.fault ? `now: probe fault ${reading.fault}` : `now ${celsius(reading.value_c)}`;
+  }
+
+  // A crate's readings changed: remember them and update every "now" of its alarms.
+  function readings(crate) {
+    const bySensor = {};
+    for (const r of crate.readings) bySensor[r.sensor] = r;
+    current.set(crate.crate, bySensor);
+    document.querySelectorAll(`.alarm .now[data-crate="${CSS.escape(crate.crate)}"]`).forEach(showNow);
+  }
+
+  function reviewRow(alarm) {
+    const row = el("article", `alarm review sev-${alarm.severity}`);
+    row.dataset.alarm = `${alarm.crate}/${alarm.rule}/${alarm.sensor}`;
+    const badge = el("span", `badge sev-${alarm.severity}`, SEVERITY_LABEL[alarm.severity] || alarm.severity);
+    const main = el("div", "alarm-main");
+    const head = el("div", "alarm-head");
+    const link = el("a", "crate-link", alarm.crate);
+    link.href = `/crates/${encodeURIComponent(alarm.crate)}`;
+    head.append(link, el("span", "rule", `${alarm.rule.replaceAll("_", " ")} · ${alarm.sensor}`));
+    head.append(el("span", "tag late", alarm.late ? "late: happened while the crate was offline" : "cleared before anyone acknowledged it"));
+    const facts = el("div", "alarm-facts");
+    facts.append(
+      el("span", "when-span", span(alarm.started_ts, alarm.ended_ts || alarm.ts)),
+      el("span", "limit", alarm.threshold_c === null ? "" : `limit ${celsius(alarm.threshold_c)}`),
+    );
+    main.append(head, facts);
+    if (alarm.detail) main.append(el("div", "detail", alarm.detail));
+    const side = el("div", "alarm-side");
+    const button = el("button", "ack-button", "Review");
+    button.addEventListener("click", () => {
+      if (!row.querySelector(".ack-form")) row.append(ackForm(alarm));
+      row.querySelector(".ack-form input[name=note]").focus();
+    });
+    side.append(button);
+    const outcome = outcomes.get(alarm.id);
+    if (outcome) side.append(el("span", `ack-result ${outcome.kind}`, outcome.text));
+    row.append(badge, main, side);
+    return row;
+  }
+
+  function shipmentTitle(alarm) {
+    if (!alarm.shipment) return "No shipment";
+    const route = alarm.origin || alarm.destination ? `${alarm.origin || "?"} → ${alarm.destination || "?"}` : "";
+    return [`Shipment ${alarm.shipment}`, alarm.product, route].filter(Boolean).join(" · ");
+  }
+
+  // A form kept across a redraw says the outcome itself: the row does not say it twice.
+  function attachForm(row, form) {
+    const said = row.querySelector(".alarm-side .ack-result");
+    if (said) said.remove();
+    row.append(form);
+  }
+
+  // The needs-review list, one group per shipment, keeping any review someone is typing.
+  function drawReview(container, alarms) {
+    const open = {};
+    container.querySelectorAll(".alarm").forEach((row) => {
+      const form = row.querySelector(".ack-form");
+      if (form) open[row.dataset.alarm] = form;
+    });
+    container.replaceChildren();
+    const section = container.closest("section");
+    if (section) section.hidden = alarms.length === 0;
+    const groups = new Map();
+    for (const alarm of alarms) {
+      const title = shipmentTitle(alarm);
+      if (!groups.has(title)) groups.set(title, []);
+      groups.get(title).push(alarm);
+    }
+    const titles = [...groups.keys()].sort((a, b) => (a === "No shipment") - (b === "No shipment") || a.localeCompare(b));
+    for (const title of titles) {
+      const group = el("div", "review-group");
+      group.append(el("h3", "shipment-title", title));
+      for (const alarm of groups.get(title)) {
+        const row = reviewRow(alarm);
+        const form = open[row.dataset.alarm];
+        if (form) attachForm(row, form);
+        group.append(row);
+      }
+      container.append(group);
+    }
+    const count = document.getElementById("review-count");
+    if (count) {
+      count.textContent = String(alarms.length);
+      count.className = alarms.length ? "count warning" : "count";
+    }
   }
 
   // Redraws the alarm list, keeping any acknowledgement form someone is typing in.
@@ -150,7 +307,7 @@ const Board = (function () {
     for (const alarm of alarms) {
       const row = alarmRow(alarm);
       const form = open[row.dataset.alarm];
-      if (form && alarm.state === "active") row.append(form);
+      if (form && alarm.state === "active") attachForm(row, form);
       container.append(row);
     }
     document.getElementById("alarm-count").textContent = String(alarms.length);
@@ -176,6 +333,7 @@ const Board = (function () {
     const source = new EventSource("/api/events");
     source.addEventListener("snapshot", (e) => handlers.snapshot(JSON.parse(e.data)));
     source.addEventListener("alarms", (e) => handlers.alarms(JSON.parse(e.data)));
+    source.addEventListener("review", (e) => handlers.review(JSON.parse(e.data)));
     source.addEventListener("crate", (e) => handlers.crate(JSON.parse(e.data)));
     source.addEventListener("broker", (e) => broker(JSON.parse(e.data)));
     source.addEventListener("open", () => setLive("live", "live"));
@@ -219,5 +377,8 @@ const Board = (function () {
     return true;
   }
 
-  return { me, el, celsius, clockTime, age, updated, drawAlarms, connect, broker, start, setLive };
+  return {
+    me, el, post, celsius, clockTime, age, updated, drawAlarms, drawReview, readings, connect, broker, start, setLive,
+    plural, span,
+  };
 })();

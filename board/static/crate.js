@@ -1,11 +1,11 @@
 // One crate: its live card, its open alarms and its temperature chart with limit bands and excursions.
 "use strict";
 (function () {
-  const { el, celsius, clockTime } = Board;
+  const { el, post, celsius, clockTime } = Board;
   const crateId = decodeURIComponent(window.location.pathname.split("/").pop());
   const COLORS = { critical: [229, 72, 77], warning: [245, 165, 36], info: [59, 130, 246] };
   const LINE_COLORS = ["#7dd3fc", "#c4b5fd", "#86efac", "#fda4af", "#fde68a", "#a5b4fc"];
-  let hours = 24;
+  let hours = 24; // until /api/me gives the board's chart_hours
   let plot = null;
 
   function rgba(severity, alpha) {
@@ -13,7 +13,34 @@
     return `rgba(${r},${g},${b},${alpha})`;
   }
 
+  function windowName(h) {
+    return h % 24 === 0 && h >= 48 ? `${h / 24} days` : `${h} h`;
+  }
+
+  // Every alarm of the crate's shipment, newest first.
+  function drawHistory(crate) {
+    const box = document.getElementById("history");
+    const list = crate.excursions || [];
+    // every alarm point is tagged with the crate's shipment: all of the shipment's excursions, even a backlog's
+    const since = crate.shipment ? "on this shipment" : `in the last ${crate.history_days} days`;
+    const rows = [el("p", "history-head", list.length ? `${Board.plural(list.length, "alarm")} ${since}` : `No alarm ${since}.`)];
+    for (const x of list) {
+      const line = el("div", `excursion sev-${x.severity}`);
+      const who = x.needs_review ? "needs review" : x.acknowledged_by ? `seen by ${x.acknowledged_by}` : x.state;
+      line.append(
+        el("span", "x-rule", `${x.severity} · ${x.rule.replaceAll("_", " ")} · ${x.sensor}`),
+        el("span", "x-when", Board.span(x.started_ts, x.ended_ts)),
+        el("span", `x-who${x.needs_review ? " needs" : ""}`, (x.late ? "late, " : "") + who),
+      );
+      rows.push(line);
+    }
+    if (crate.history_error) rows.push(el("p", "x-error", `Stored history not current: ${crate.history_error}`));
+    box.replaceChildren(...rows);
+  }
+
   function drawCard(crate) {
+    Board.readings(crate);
+    drawHistory(crate);
     const box = document.getElementById("crate-card");
     const facts = el("dl", "facts");
     const add = (label, value) => {
@@ -25,6 +52,7 @@
     add("Shipment", crate.shipment);
     add("Product", crate.product);
     add("Route", crate.origin || crate.destination ? `${crate.origin || "?"} → ${crate.destination || "?"}` : null);
+    add("On shipment since", crate.departed_ts ? `${clockTime(crate.departed_ts)} (first seen by the gateway)` : null);
     add("Last reading", crate.last_ts ? clockTime(crate.last_ts) : "none yet");
     const readings = el("div", "readings big");
     if (crate.readings.length === 0) readings.append(el("span", "no-reading", "no reading yet"));
@@ -37,7 +65,7 @@
     box.className = `crate-detail state-${crate.state}${crate.worst ? ` worst-${crate.worst}` : ""}`;
     box.replaceChildren(readings, facts);
     document.getElementById("crate-title").textContent = `Crate ${crate.crate}`;
-    document.title = `${crate.crate} · coldchain alert board`;
+    document.title = `${crate.crate} · ${Board.me.title}`;
   }
 
   // Limit bands (everything beyond each rule's threshold) and excursion spans, under the lines.
@@ -118,8 +146,8 @@
     const status = document.getElementById("chart-status");
     const minutes = Math.round(data.bucket_ms / 60000);
     status.textContent = data.x.length === 0
-      ? `No readings in the last ${hours} h.`
-      : `${data.x.length} points, profile ${data.profile}` +
+      ? `No readings in the last ${windowName(hours)}.`
+      : `${Board.plural(data.x.length, "point")}, profile ${data.profile}` +
         (data.bucket_ms > 1000 ? `; each point is the highest and lowest reading of ${minutes >= 1 ? `${minutes} min` : `${data.bucket_ms / 1000} s`}` : "") +
         (data.excursions.length ? `; ${data.excursions.length} excursion span(s) shaded` : "; no excursion");
     const series = [{ label: "time", value: (u, t) => (t === null ? "—" : clockTime(t * 1000)) }];
@@ -159,18 +187,77 @@
     drawChart(data);
   }
 
+  // The release decision rests on the data hash shown: the server refuses it if the record changed since.
+  let shown = null;
+
+  function verdictClass(line) {
+    if (line === "within profile") return "within";
+    return line.startsWith("incomplete") ? "incomplete" : "excursion";
+  }
+
+  async function loadRelease() {
+    const status = document.getElementById("release-status");
+    const response = await fetch(`/api/crates/${encodeURIComponent(crateId)}/release`, { credentials: "same-origin" });
+    const data = await response.json();
+    if (!response.ok) {
+      status.textContent = `No release from this page: ${data.error || response.status}`;
+      document.getElementById("release").hidden = true;
+      return;
+    }
+    shown = data;
+    status.textContent = `${data.kind} ${data.subject}, record ${data.start} to ${data.end}`;
+    const verdict = document.getElementById("release-verdict");
+    verdict.textContent = `Verdict: ${data.verdict}`;
+    verdict.className = `release-verdict ${verdictClass(data.verdict)}`;
+    document.getElementById("release-reasons").replaceChildren(...data.reasons.map((r) => el("li", null, r)));
+    document.getElementById("release-sha").textContent = data.sha256;
+    document.getElementById("release-decisions").replaceChildren(...data.releases.map((x) => el("li", null,
+      `${x.time}: ${x.decision.toUpperCase()} by ${x.by}: ${x.note} (${x.on_this_data ? "on this data" : "on other data"})`)));
+    document.getElementById("release").hidden = false;
+  }
+
+  function releaseForm() {
+    const form = document.getElementById("release-form");
+    const result = document.getElementById("release-result");
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      if (!shown) return;
+      result.className = "ack-result";
+      result.textContent = "recording…";
+      const answer = await post("/api/release", {
+        crate: crateId,
+        decision: document.getElementById("release-decision").value,
+        note: document.getElementById("release-note").value,
+        sha256: shown.sha256,
+      });
+      if (answer.ok) {
+        result.classList.add("ok");
+        result.textContent = `Recorded: ${answer.data.decision} by ${answer.data.by}`;
+        form.reset();
+      } else {
+        result.classList.add("failed");
+        result.textContent = `Not recorded: ${answer.data.error || answer.status}`;
+      }
+      loadRelease();
+    });
+  }
+
   Board.start().then((ok) => {
     if (!ok) return;
+    hours = Board.me.chart_hours;
     const alarms = document.getElementById("alarms");
+    const review = document.getElementById("review");
     const mine = (list) => list.filter((a) => a.crate === crateId);
     Board.connect({
       snapshot(data) {
         const crate = data.crates.find((c) => c.crate === crateId);
         if (crate) drawCard(crate);
         Board.drawAlarms(alarms, mine(data.alarms));
+        Board.drawReview(review, mine(data.review));
         Board.broker(data.broker);
       },
       alarms(list) { Board.drawAlarms(alarms, mine(list)); },
+      review(list) { Board.drawReview(review, mine(list)); },
       crate(c) { if (c.crate === crateId) drawCard(c); },
     });
     document.querySelectorAll("#window-picker button").forEach((b) => b.addEventListener("click", () => {
@@ -179,5 +266,7 @@
     }));
     loadChart();
     setInterval(loadChart, 60000);
+    releaseForm();
+    loadRelease();
   });
 })();

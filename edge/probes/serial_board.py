@@ -107,7 +107,7 @@ class SerialBoard:
             stop.wait(delay)
             delay = min(delay * 2, REOPEN_MAX_S)
 
-    def _session(self, link: serial.SerialBase, emit: Callable[[Event], None], stop: threading.Event) -> None:
+    def _session(self, link: serial.Serial, emit: Callable[[Event], None], stop: threading.Event) -> None:
         self.rate_acked = None
         self._rate_tries = 0
         self._rate_sent_ms = 0
@@ -129,7 +129,7 @@ class SerialBoard:
             self._check_heartbeat(emit)
             self._ask_rate(link)
 
-    def _ask_rate(self, link: serial.SerialBase) -> None:
+    def _ask_rate(self, link: serial.Serial) -> None:
         """Send $CCCMD,RATE until the board acknowledges it (a board that just reset may miss the first)."""
         wanted = self.config.rate_ms
         if wanted is None or self.rate_acked == wanted or self._rate_tries > RATE_TRIES:

@@ -14,7 +14,7 @@ would list the excursion twice to anyone asking for ``state = 'active'``.
 
 from __future__ import annotations
 
-from coldchain.lifecycle import ESCALATED, AlarmEvent
+from coldchain.lifecycle import ACKNOWLEDGED, ESCALATED, AlarmEvent
 from coldchain.lineprotocol import FieldValue, point
 
 __all__ = ["audit_point"]
@@ -35,7 +35,8 @@ def audit_point(event: AlarmEvent) -> str:
         # only the new field: any other would overwrite the raising point's own value
         return point("alarm", tags, {"escalated_ts": event.ts}, alarm.raised_ts)
     fields: dict[str, FieldValue] = {
-        "state": alarm.state,
+        # the review of an alarm that cleared unacknowledged is an acknowledgement like any other to the audit trail
+        "state": ACKNOWLEDGED if event.change == ACKNOWLEDGED else alarm.state,
         "change": event.change,
         "started_ts": alarm.started_ts,
         "id": alarm.alarm_id,
@@ -51,7 +52,7 @@ def audit_point(event: AlarmEvent) -> str:
         "predicted_ts": alarm.predicted_ts,
         "detail": alarm.detail or None,
     }
-    if event.change == "acknowledged":
+    if event.change == ACKNOWLEDGED:
         optional |= {"by": alarm.acknowledged_by, "note": alarm.note}
     fields |= {key: value for key, value in optional.items() if value is not None}
     return point("alarm", tags, fields, event.ts)

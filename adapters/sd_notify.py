@@ -1,9 +1,11 @@
 """systemd notification (sd_notify) without libsystemd: READY, WATCHDOG pings and STOPPING.
 
-With ``WatchdogSec=`` in the unit, systemd sets ``NOTIFY_SOCKET`` and ``WATCHDOG_USEC``
-and restarts the agent when the pings stop: the ping comes from the agent's main
-loop, so a hung loop (not just a dead process) is caught. Pings go out at half the
-interval, as sd_watchdog_enabled(3) recommends.
+With ``Type=notify`` and ``WatchdogSec=`` in its unit, systemd sets ``NOTIFY_SOCKET`` and
+``WATCHDOG_USEC`` and restarts a service whose pings stop. Each program pings from a loop
+that only goes round while it is alive (the agent's main loop; the gateway's clock and the
+board's event loop, each vouching for its other threads through ``adapters.liveness``), so a
+hung loop, not just a dead process, is caught. Pings go out at half the interval, as
+sd_watchdog_enabled(3) recommends.
 """
 
 from __future__ import annotations
@@ -36,6 +38,11 @@ class Watchdog:
         if self.address:
             self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
 
+    @property
+    def period_s(self) -> float | None:
+        """systemd's ``WatchdogSec=`` in seconds, None when no watchdog is armed."""
+        return None if self.interval_ms is None else self.interval_ms * 2 / 1000
+
     def _send(self, message: str) -> None:
         if self._socket is None:
             return
@@ -55,7 +62,7 @@ class Watchdog:
             self._next_ms = mono_ms + self.interval_ms
 
     def stopping(self) -> None:
-        """Tell systemd the agent is shutting down on purpose."""
+        """Tell systemd the service is shutting down on purpose."""
         self._send("STOPPING=1")
         if self._socket is not None:
             self._socket.close()
