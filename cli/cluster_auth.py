@@ -114,7 +114,9 @@ def _from_credentials(creds: Path) -> str:
 
 def main(argv: list[str], prog: str = "coldchain cluster-auth") -> int:
     """Write the cluster's ``auth.conf`` (mode 0600) from a directory of provisioned credentials."""
-    parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog=prog, description="Write the NATS cluster's logins and rights from coldchain provision's credentials."
+    )
     parser.add_argument("--creds", required=True, type=Path, help="the --out directory of 'coldchain provision'")
     parser.add_argument("--out", required=True, type=Path, help="the auth.conf every node.conf includes")
     args = parser.parse_args(argv)
@@ -124,9 +126,13 @@ def main(argv: list[str], prog: str = "coldchain cluster-auth") -> int:
         print(f"{prog}: {exc}", file=sys.stderr)
         return 2
     tmp = args.out.with_name(args.out.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-    tmp.replace(args.out)
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        tmp.replace(args.out)
+    except OSError as exc:
+        print(f"{prog}: cannot write --out {args.out}: {exc.strerror}", file=sys.stderr)
+        return 2
     print(f"{prog}: wrote {args.out}; reload every node (systemctl reload coldchain-nats)")
     return 0
