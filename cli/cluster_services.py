@@ -136,10 +136,14 @@ class NatsCluster:
 
     def start(self, timeout: float = 30.0) -> NatsCluster:
         """Start every node; returns once each is healthy and the cluster has a JetStream meta leader."""
-        for node in self.nodes:
-            if not node.running:
-                node.spawn()
-        self.wait_ready(timeout)
+        try:
+            for node in self.nodes:
+                if not node.running:
+                    node.spawn()
+            self.wait_ready(timeout)
+        except BaseException:
+            self.stop()  # nodes run in sessions of their own: nobody else would ever stop them
+            raise
         return self
 
     def wait_ready(self, timeout: float = 30.0) -> None:

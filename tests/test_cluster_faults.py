@@ -27,9 +27,11 @@ pytestmark = [pytest.mark.integration, pytest.mark.fault, pytest.mark.cluster]
 def cluster(tmp_path: Path) -> Iterator[NatsCluster]:
     """A cluster of this test's own (it kills a node), with the telemetry stream."""
     cluster = NatsCluster(tmp_path / "nats").start()
-    create_stream(cluster.urls)
-    yield cluster
-    cluster.stop()
+    try:
+        create_stream(cluster.urls)
+        yield cluster
+    finally:
+        cluster.stop()
 
 
 def _seqs(cluster: NatsCluster, crate: str, count: int) -> list[int]:

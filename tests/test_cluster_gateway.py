@@ -24,9 +24,11 @@ pytestmark = [pytest.mark.integration, pytest.mark.cluster]
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsCluster]:
     """One cluster for this module's tests (each uses crates and a durable consumer of its own)."""
     cluster = NatsCluster(tmp_path_factory.mktemp("nats-gw")).start()
-    create_stream(cluster.urls)
-    yield cluster
-    cluster.stop()
+    try:
+        create_stream(cluster.urls)
+        yield cluster
+    finally:
+        cluster.stop()
 
 
 def _gateway(tmp_path: Path, cluster: NatsCluster, influx: InfluxDB, database: str) -> ClusterGateway:

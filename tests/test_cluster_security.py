@@ -18,10 +18,11 @@ pytestmark = [pytest.mark.integration, pytest.mark.cluster]
 def shipped(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ShippedCluster]:
     """Three nodes on config/nats/node.conf with crates C-A and C-B, staff alice, and the gateway; the stream made."""
     shipped = start_shipped_cluster(tmp_path_factory.mktemp("nats-shipped"), ("C-A", "C-B"), ("alice",))
-    gateway = ("coldchain-gateway", shipped.password("coldchain-gateway"), shipped.ca)
-    create_stream(shipped.cluster.urls, *gateway)
-    yield shipped
-    shipped.cluster.stop()
+    try:
+        create_stream(shipped.cluster.urls, "coldchain-gateway", shipped.password("coldchain-gateway"), shipped.ca)
+        yield shipped
+    finally:
+        shipped.cluster.stop()
 
 
 def _login(shipped: ShippedCluster, user: str | None, node: int = 0) -> Mqtt311:

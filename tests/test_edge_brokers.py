@@ -99,13 +99,21 @@ def test_refused_ack_subscription_is_tried_again(tmp_path: Path) -> None:
     the ack arrives and the spool is pruned (without the retry the crate stays deaf to acks until a reconnect)."""
     crate = "C-SUB"
     cluster = NatsCluster(tmp_path / "nats", auth=_auth(crate, ack_allowed=False)).start()
-    password = tmp_path / "pw"
-    password.write_text("pw\n")
-    mqtt = f'username = "{crate}"\npassword_file = "{password}"\nprotocol = "3.1.1"\nrefused_retry_s = 0.2\n'
-    mqtt += "brokers = [" + ", ".join(f'"{b}"' for b in cluster.mqtt_brokers) + "]"
-    config = agent_config(tmp_path / "agent", crate, SimpleNamespace(host="", port=0), mqtt_extra=mqtt)  # type: ignore[arg-type]
-    config.write_text(config.read_text().replace('host = ""\nport = 0\n', ""))
-    run = InProcessAgent(config)
+    try:
+        password = tmp_path / "pw"
+        password.write_text("pw\n")
+        password.chmod(0o600)
+        mqtt = f'username = "{crate}"\npassword_file = "{password}"\nprotocol = "3.1.1"\nrefused_retry_s = 0.2\n'
+        mqtt += "brokers = [" + ", ".join(f'"{b}"' for b in cluster.mqtt_brokers) + "]"
+        stand_in = SimpleNamespace(host="", port=0)  # brokers replace host and port
+        config = agent_config(tmp_path / "agent", crate, stand_in, mqtt_extra=mqtt)  # type: ignore[arg-type]
+        config.write_text(config.read_text().replace('host = ""\nport = 0\n', ""))
+        _refused_then_allowed(cluster, crate, InProcessAgent(config))
+    finally:
+        cluster.stop()
+
+
+def _refused_then_allowed(cluster: NatsCluster, crate: str, run: InProcessAgent) -> None:
     gateway = Mqtt311(cluster.mqtt_brokers[0], "gw", "gw", "pw")
     try:
         wait_until(lambda: run.agent.outbox.connected, 20, "connected")
@@ -122,4 +130,3 @@ def test_refused_ack_subscription_is_tried_again(tmp_path: Path) -> None:
     finally:
         gateway.close()
         run.stop()
-        cluster.stop()
