@@ -1,6 +1,6 @@
 """Per-message CPU cost of the gateway's worker step (``Ingest.handle``), in-process, no broker or database.
 
-Usage: .venv/bin/python bench/ingest_cost.py [--signed] [--archive] [--messages N] [--crates C]
+Usage: .venv/bin/python bench/ingest_cost.py [--signed] [--archive] [--messages N] [--crates C] [--runs R]
 Live telemetry (ts = now) from C crates, cryo profile, one reading each, no excursion: the common case.
 ``--signed`` verifies an HMAC signature on every message (``[security] keys_dir``); ``--archive``
 keeps each accepted payload for the evidence archive (its fsync is per batch, on the writer thread).
@@ -24,12 +24,13 @@ from gateway.ingest import Batch, Ingest  # noqa: E402
 
 
 def main() -> None:
-    """Print microseconds per message (best of three runs)."""
+    """Print microseconds per message (best of ``--runs`` runs)."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--signed", action="store_true")
     parser.add_argument("--archive", action="store_true")
     parser.add_argument("--messages", type=int, default=50_000)
     parser.add_argument("--crates", type=int, default=100)
+    parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp)
@@ -54,11 +55,11 @@ def main() -> None:
             for crate in crates:
                 (base / f"{crate}.key").write_text((crate.encode() * 4).hex())
         best = float("inf")
-        for _ in range(3):
-            ingest = Ingest(config)
+        for _ in range(args.runs):
+            authenticity = None
             if args.signed:
-                ingest.authenticity = Authenticity(SecurityConfig(keys_dir=base, require_signatures=True))
-            ingest.archiving = args.archive
+                authenticity = Authenticity(SecurityConfig(keys_dir=base, require_signatures=True))
+            ingest = Ingest(config, authenticity=authenticity, archiving=args.archive)
             batch = Batch()
             started = time.perf_counter()
             for i, delivery in enumerate(deliveries):

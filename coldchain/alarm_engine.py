@@ -87,6 +87,47 @@ class AlarmEngine:
         """The crate powered on at event time ``ts``: its profile's start delay begins."""
         self.monitor(crate).switched_on(ts)
 
+    def powered_on(self, crate: str, reported: str | None, ts: int) -> None:
+        """A reading says the crate's board powered on at ``ts``: only the shipment's first starts the delay.
+
+        A later one (a reboot mid-shipment, e.g. a brown-out) does not: its probes are in place, and
+        silencing them for the delay could hide an excursion under way. The monitor is made with the
+        profile the crate reports, before its start delay begins.
+        """
+        monitor = self.monitor(crate, reported)
+        if monitor.switched_on_ts is None:
+            monitor.switched_on(ts)
+
+    def adopt_profile(self, crate: str, reported: str) -> None:
+        """The crate reported what it carries after a status or lid event made its monitor with another profile.
+
+        Before its first reading the monitor takes the reported profile, keeping what it knows;
+        later a crate's profile stays for the shipment.
+        """
+        monitor = self.monitors.get(crate)
+        if monitor is None or monitor.last_ts is not None:
+            return
+        profile = self.profile_for(crate, reported)
+        if profile is not monitor.profile:
+            fresh = CrateMonitor(crate, profile)
+            fresh.restore(monitor.snapshot())
+            self.monitors[crate] = fresh
+
+    def restart(self, crate: str) -> None:
+        """The crate numbers its messages afresh (new device or shipment): fresh rule state, made on its next input."""
+        self.monitors.pop(crate, None)
+
+    def watches(self, crate: str) -> bool:
+        """True when the crate has rule state (which the caller saves with the crate's own)."""
+        return crate in self.monitors
+
+    def monitor_state(self, crate: str) -> dict[str, Any] | None:
+        """One crate's rule state with its profile's name, as ``snapshot()`` holds it; None without any."""
+        monitor = self.monitors.get(crate)
+        if monitor is None:
+            return None
+        return {"profile": monitor.profile.name, "state": monitor.snapshot()}
+
     def excuse_silence(self, now_ms: int) -> None:
         """Nothing could arrive until ``now_ms`` (the gateway held its window): stale-data rules count from then."""
         for monitor in self.monitors.values():

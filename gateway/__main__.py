@@ -18,13 +18,13 @@ from adapters.sd_notify import Watchdog
 from coldchain.errors import ConfigError, StoreError
 from coldchain.helptext import help_text
 from coldchain.lineprotocol import encode_lines
-from gateway.alarming import BOOK_KEY
+from gateway.alarming import BOOK_KEY, Alarming
 from gateway.archive import EvidenceArchive
 from gateway.authenticity import Authenticity
 from gateway.config import GatewayConfig, load_config
 from gateway.ingest import Ingest
 from gateway.monitor import Monitor, read_health
-from gateway.mqtt_link import Deliveries, MqttLink
+from gateway.mqtt_link import MqttLink
 from gateway.notify import Notifier
 from gateway.statefile import StateFile
 from gateway.store import open_store
@@ -62,24 +62,20 @@ def _stop_on_signals(stop: threading.Event) -> None:
     threading.Thread(target=wait, name="signals", daemon=True).start()
 
 
-# (config, deliver, on_subscribed, read_budget) -> the link the worker reads from and publishes through
-LinkFactory = Callable[[GatewayConfig, Callable[[Deliveries], None], Callable[[], None], Callable[[], int]], Any]
+# (config, on_subscribed) -> the link the worker reads from and publishes through (``gateway.worker.Link``,
+# plus start/stop, connected, failed and a heartbeat): mosquitto's MQTT 5 session, or the NATS cluster's stream
+LinkFactory = Callable[[GatewayConfig, Callable[[], None]], Any]
 
 
-def _mqtt_link(
-    config: GatewayConfig,
-    deliver: Callable[[Deliveries], None],
-    on_subscribed: Callable[[], None],
-    read_budget: Callable[[], int],
-) -> MqttLink:
-    return MqttLink(config.mqtt, deliver, on_subscribed, read_budget)
+def _mqtt_link(config: GatewayConfig, on_subscribed: Callable[[], None]) -> MqttLink:
+    return MqttLink(config.mqtt, on_subscribed)
 
 
 def _run(config: GatewayConfig, prog: str, make_link: LinkFactory = _mqtt_link) -> int:
-    """Run the gateway until stopped; ``make_link``: the broker side (mosquitto's MQTT 5, or the NATS cluster's)."""
+    """The composition root: every part is made here, given what it needs, and started; then run until stopped."""
     stop = threading.Event()
     _stop_on_signals(stop)
-    store = open_store(config.influxdb)
+    store = open_store(config.influxdb)  # the writer thread's
     try:
         store.check()
     except StoreError as exc:
@@ -88,26 +84,11 @@ def _run(config: GatewayConfig, prog: str, make_link: LinkFactory = _mqtt_link) 
     # the network thread (which judges and publishes alarms) shares the GIL with the writer and the
     # clock: hand it over within 1 ms instead of 5, so an alarm is not kept waiting behind them
     sys.setswitchinterval(0.001)
-    ingest = Ingest(config)
-    alarming = ingest.alarming
     try:
         state = StateFile(config.state_file) if config.state_file is not None else None
     except (OSError, sqlite3.Error) as exc:
         print(f"{prog}: cannot open the state file {config.state_file}: {exc} (check [state] file)", file=sys.stderr)
         return 1
-    if state is not None:
-        saved = state.load()
-        alarming.restore(saved, int(time.time() * 1000))
-        saved.pop(BOOK_KEY, None)
-        ingest.restore(saved, int(time.time() * 1000))
-        log.info("resumed %d crates from %s", len(ingest.crates), config.state_file)
-    security = config.security
-    if security.keys_dir is not None:
-        ingest.authenticity = Authenticity(security)
-    worker = Worker(config, store, ingest, state)
-    if security.archive is not None:
-        worker.archive = EvidenceArchive(security.archive)
-        ingest.archiving = True
     subscribed = threading.Event()
     watchdog = Watchdog()
 
@@ -117,36 +98,52 @@ def _run(config: GatewayConfig, prog: str, make_link: LinkFactory = _mqtt_link) 
             print(f"gateway subscribed to {config.mqtt.telemetry_filter} as {config.mqtt.client_id}", flush=True)
             watchdog.ready()  # database checked, state restored, messages flowing in: it does its job now
 
-    link = make_link(config, worker.deliver, on_subscribed, worker.read_budget)
+    link = make_link(config, on_subscribed)
+    # the clock's thread writes alarm points of its ticks and the gateway's own figures on a connection of its own
+    clock_store = open_store(config.influxdb)
+    notifier = Notifier(config.notify)  # its channels' outbox files are opened; delivery starts below
+    alarming = Alarming(
+        config, notifier, publish=link.publish, write=lambda lines: clock_store.write(encode_lines(lines))
+    )
+    security = config.security
+    authenticity = Authenticity(security) if security.keys_dir is not None else None
+    ingest = Ingest(config, alarming, authenticity, archiving=security.archive is not None)
+    if state is not None:
+        saved = state.load()
+        alarming.restore(saved, int(time.time() * 1000))
+        saved.pop(BOOK_KEY, None)
+        ingest.restore(saved, int(time.time() * 1000))
+        log.info("resumed %d crates from %s", len(ingest.crates), config.state_file)
+    archive = EvidenceArchive(security.archive) if security.archive is not None else None
+    worker = Worker(config, store, ingest, link, state=state, archive=archive)
     worker.every_tick(lambda now: stop.set() if link.failed.is_set() else None)
-    worker.link = link
     # alarms raised by the clock (stale, offline, escalation) are published and written on their own
-    alarm_store = open_store(config.influxdb)
-    alarming.publish = link.publish
-    alarming.write = lambda lines: alarm_store.write(encode_lines(lines))
-    alarming.deaf = lambda: worker.deaf
-    worker.every_tick(lambda now: alarming.tick(now, int(time.time() * 1000)), exclusive=True)
-    alarming.notifier = Notifier(config.notify).start()
-    monitor_store = open_store(config.influxdb)
-    monitor = Monitor(worker, monitor_store, config.mqtt.client_id, config.monitor_interval_s, config.health_file)
-    monitor.connected = link.connected.is_set
+    worker.every_tick(lambda now: alarming.tick(now, int(time.time() * 1000), worker.deaf), exclusive=True)
+    notifier.start()
+    monitor = Monitor(
+        worker,
+        clock_store,
+        config.mqtt.client_id,
+        config.monitor_interval_s,
+        config.health_file,
+        connected=link.connected.is_set,
+    )
     worker.every_tick(monitor.tick)
     # pinged from the clock (this thread) only while the network thread and the writer go round too
     liveness = Liveness(watchdog, [link.heartbeat, worker.writer_heartbeat])
     worker.every_tick(lambda now: liveness.check())
     log.info("InfluxDB %s (%s API); broker %s:%d", store.url, config.influxdb.api, config.mqtt.host, config.mqtt.port)
-    link.start()
+    link.start(worker.deliver, worker.read_budget)
     try:
         worker.run(stop)
     finally:
         watchdog.stopping()
         link.stop()
-        alarming.notifier.stop()
+        notifier.stop()
         store.close()
-        monitor_store.close()
-        alarm_store.close()
-        if worker.archive is not None:
-            worker.archive.close()
+        clock_store.close()
+        if archive is not None:
+            archive.close()
         if state is not None:
             state.close()
     return 1 if worker.failed or link.failed.is_set() else 0

@@ -2,14 +2,15 @@
 
 ``Ingest`` hands telemetry to ``Alarming.telemetry`` and every other delivery
 (crate status, crate events, staff acks) to ``Alarming.route``. Each
-``AlarmEvent`` is published retained on its alarm topic, written as an
-``alarm`` point into the same batch as the message that caused it, and queued
-durably for the notification channels, all before that message is
-acknowledged. The engine's state is saved with the batch (``snapshots``): a
+``AlarmEvent`` is returned as a publication (retained, on its alarm topic) for
+the caller to publish, written as an ``alarm`` point into the same batch as the
+message that caused it, and queued durably for the notification channels, all
+before that message is acknowledged. The engine's state is saved with the batch (``snapshots``): a
 crate's rule state with the crate's own state, the alarm book under
 ``BOOK_KEY``, so a restarted gateway neither loses an active alarm nor raises
 it twice. ``tick`` runs the wall-clock rules (stale data, offline crates,
-held backlog alarms, escalation) from the worker thread.
+held backlog alarms, escalation) from the worker thread, and publishes and
+writes what they raise itself (no batch is open then).
 """
 
 from __future__ import annotations
@@ -17,13 +18,12 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Final
 
 from coldchain.alarm_engine import AlarmEngine
 from coldchain.errors import StoreError, WireFormatError
 from coldchain.lifecycle import AckRejectedError, AlarmBook, AlarmEvent
-from coldchain.monitor import CrateMonitor
 from coldchain.topics import (
     ROOT,
     acks_from_topic,
@@ -38,7 +38,7 @@ from gateway.notify import Notifier, audit_point
 from gateway.points import rejected_point
 from gateway.store import PointsRefusedError
 
-__all__ = ["BOOK_KEY", "Alarming", "Lost"]
+__all__ = ["BOOK_KEY", "NO_PUBLICATIONS", "Alarming", "Lost", "Publication", "Publications"]
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,11 @@ _WRITE_RETRY_S: Final = 5.0  # the worker must not block on an absent InfluxDB e
 
 # (crate, first_seq, last_seq, ts): seqs a crate says it dropped for good (an edge ``gap`` event)
 Lost = tuple[str, int, int, int]
-Outbox = list[tuple[str, bytes, bool]]
+# (topic, payload, retain): a message for the caller to publish at QoS 1
+Publication = tuple[str, bytes, bool]
+# what judging one message asks to publish: most ask nothing, and get this one shared empty tuple
+Publications = Sequence[Publication]
+NO_PUBLICATIONS: Final[tuple[Publication, ...]] = ()
 
 
 def _body(payload: bytes, topic_crate: str) -> dict[str, Any]:
@@ -82,11 +86,20 @@ def _ack_request(topic: str, payload: bytes) -> str | None:
 class Alarming:
     """Owns the alarm engine and the notifier; turns their events into publications, points and notifications."""
 
-    def __init__(self, config: GatewayConfig, outbox: Outbox, rejects: Counter[str]) -> None:
+    def __init__(
+        self,
+        config: GatewayConfig,
+        notifier: Notifier | None = None,
+        *,
+        publish: Callable[[str, bytes, bool], object] | None = None,
+        write: Callable[[list[str]], None] | None = None,
+    ) -> None:
+        """``notifier``: the started channels (none without); ``publish`` and ``write``: where the alarms of
+        ``tick`` go, since no batch is open then (without them they are only kept in the engine)."""
         self.engine = AlarmEngine(
             config.profiles, config.default_profile, config.crate_profiles, config.alarm_policy, config.shipments
         )
-        self.notifier = Notifier(())  # the real channels are attached at start-up (they open outbox files)
+        self.notifier = notifier if notifier is not None else Notifier(())
         # crate -> origin, destination, product of its shipment's record: built once, an alarm only looks it up
         self.shipments: dict[str, dict[str, str]] = {}
         for crate in config.shipments:
@@ -94,24 +107,20 @@ class Alarming:
             if record is not None and record.details:
                 self.shipments[crate] = record.details
         self._future_ms = int(config.future_tolerance_s * 1000)
-        self.outbox = outbox  # the ingest's: the worker publishes it after each delivery
-        self.rejects = rejects
+        self.rejects: Counter[str] = Counter()  # refused staff acks (the ingest counts the other rejects)
         self.events = 0
         self.acks = 0
         self.book_changed = False  # since the last snapshot: save the book with the next batch
-        # ticks publish and write on their own: no batch is open then
-        self.publish: Callable[[str, bytes, bool], object] | None = None
-        self.write: Callable[[list[str]], None] | None = None
+        self._publish = publish
+        self._write = write
         self._tick_lines: list[str] = []
         self._next_tick = 0.0
         self._next_write = 0.0
-        # True while the broker sends us nothing because we hold its window (InfluxDB away or slow)
-        self.deaf: Callable[[], bool] = lambda: False
 
     # --- inputs ---------------------------------------------------------------------------------
 
-    def telemetry(self, telemetry: Telemetry, arrival_ms: int, lines: list[str]) -> None:
-        """Judge a new (neither duplicate nor late gap-filling) telemetry message.
+    def telemetry(self, telemetry: Telemetry, arrival_ms: int, lines: list[str]) -> Publications:
+        """Judge a new (neither duplicate nor late gap-filling) telemetry message; its alarms to publish.
 
         The first ``powered_on`` of a shipment (the crate's probe board was switched on) starts the
         profile's start delay: readings within it raise no value alarm while the probes settle. A later
@@ -119,63 +128,63 @@ class Alarming:
         silencing them for the delay could hide an excursion under way.
         """
         crate = telemetry.crate
-        monitor = self.engine.monitors.get(crate)
-        if monitor is not None and monitor.last_ts is None and telemetry.profile is not None:
-            # a status or lid event made the monitor before the crate said what it carries
-            profile = self.engine.profile_for(telemetry.crate, telemetry.profile)
-            if profile is not monitor.profile:
-                fresh = CrateMonitor(telemetry.crate, profile)
-                fresh.restore(monitor.snapshot())
-                self.engine.monitors[telemetry.crate] = fresh
-        powered_on = telemetry.powered_on
-        # the monitor is made with the profile the crate reports, before its start delay begins
-        if powered_on is not None and self.engine.monitor(crate, telemetry.profile).switched_on_ts is None:
-            self.engine.switched_on(crate, powered_on)
+        if telemetry.profile is not None:
+            self.engine.adopt_profile(crate, telemetry.profile)  # a status or lid event may have come first
+        if telemetry.powered_on is not None:
+            self.engine.powered_on(crate, telemetry.profile, telemetry.powered_on)
         events = self.engine.telemetry(telemetry, arrival_ms)
-        if events:
-            self._emit(events, lines)
+        return self._emit(events, lines) if events else NO_PUBLICATIONS
+
+    def watches(self, crate: str) -> bool:
+        """True when the crate has rule state, saved with its own state."""
+        return self.engine.watches(crate)
+
+    def forget(self, crate: str) -> bool:
+        """Forget an idle crate's rule state and cleared alarms; False while it has an open alarm."""
+        if not self.engine.forget(crate):
+            return False
+        self.book_changed = True  # the book without its cleared alarms is saved next
+        return True
 
     def restart(self, crate: str) -> None:
         """The crate numbers its messages afresh (new device or shipment): fresh rule state for it."""
-        self.engine.monitors.pop(crate, None)
+        self.engine.restart(crate)
 
-    def route(self, topic: str, payload: bytes, lines: list[str], now_ms: int) -> Lost | None:
-        """A status, event or staff ack delivery; the seqs a crate declares lost, if it did.
+    def route(self, topic: str, payload: bytes, lines: list[str], now_ms: int) -> tuple[Publications, Lost | None]:
+        """A status, event or staff ack delivery: what to publish, and the seqs a crate declares lost, if it did.
 
         Raises WireFormatError for a payload that cannot be read, or any message on the crate
         topics of a reserved login (``reserved_crate``; the caller rejects it).
         """
         parts = topic.split("/")
         if len(parts) == 6 and parts[2] == "acks":
-            self._staff_ack(topic, payload, lines, now_ms)
-            return None
+            return self._staff_ack(topic, payload, lines, now_ms), None
         if len(parts) != 5 or parts[2] != "crates" or not valid_identifier(parts[3]):
             raise WireFormatError("topic", f"no crate message is expected on {topic[:200]!r}")
         crate, kind = parts[3], parts[4]
         refuse_reserved_crate(crate)  # the broker lets every login, staff too, write its own crate topics
         if not payload and kind == "status":
-            return None  # someone deleted the retained status: nothing was said
+            return NO_PUBLICATIONS, None  # someone deleted the retained status: nothing was said
         body = _body(payload, crate)
         if kind == "status":
             state = body.get("state")
             if state not in ("online", "offline"):
                 raise WireFormatError("schema", f"status 'state' must be online or offline, got {describe(state)}")
             # arrival time: a last will's own ts is when it was registered, not when the crate vanished
-            self._emit(self.engine.status(crate, state == "online", now_ms), lines)
-            return None
+            return self._emit(self.engine.status(crate, state == "online", now_ms), lines), None
         event = body.get("event")
         ts = self._when(body, now_ms)
         if event in ("lid_open", "lid_closed"):
-            self._emit(self.engine.lid(crate, event == "lid_open", ts, now_ms), lines)
-        elif event == "gap":
+            return self._emit(self.engine.lid(crate, event == "lid_open", ts, now_ms), lines), None
+        if event == "gap":
             first, last = _integer(body, "first_seq"), _integer(body, "last_seq")
             if last < first:
                 raise WireFormatError("schema", f"gap event with last_seq {last} < first_seq {first}")
             log.warning("crate %s says seqs %d..%d are lost (%s)", crate, first, last, describe(body.get("reason")))
-            return crate, first, last, ts
-        elif not isinstance(event, str):
+            return NO_PUBLICATIONS, (crate, first, last, ts)
+        if not isinstance(event, str):
             raise WireFormatError("schema", f"'event' must be a string, got {describe(event)}")
-        return None  # the crate's own excursion, stuck-value, clock events: its local view, stored nowhere
+        return NO_PUBLICATIONS, None  # the crate's own excursion, stuck-value, clock events: stored nowhere
 
     def _when(self, body: dict[str, Any], now_ms: int) -> int:
         """An event's ``ts``: an epoch millisecond not beyond the future tolerance (it dates stored points)."""
@@ -184,7 +193,7 @@ class Alarming:
             raise WireFormatError("future_ts", f"ts {ts} is {(ts - now_ms) / 1000:.0f} s in the future")
         return ts
 
-    def _staff_ack(self, topic: str, payload: bytes, lines: list[str], now_ms: int) -> None:
+    def _staff_ack(self, topic: str, payload: bytes, lines: list[str], now_ms: int) -> Publications:
         ack = decode_staff_ack(payload, acks_from_topic(topic))
         if ack.ts > now_ms + self._future_ms:  # the person's clock dates the acknowledged point
             raise WireFormatError("future_ts", f"ts {ack.ts} is {(ack.ts - now_ms) / 1000:.0f} s in the future")
@@ -194,16 +203,18 @@ class Alarming:
             self.rejects["ack_rejected"] += 1
             detail = f"acknowledgement by {ack.by!r} refused: {exc.reason}"
             log.warning("%s (%s)", detail, topic)
-            self.reject("ack_rejected", ack.crate, detail, topic=topic, payload=payload, lines=lines, now_ms=now_ms)
-            return
+            refusal = self.reject(
+                "ack_rejected", ack.crate, detail, topic=topic, payload=payload, lines=lines, now_ms=now_ms
+            )
+            return (refusal,)
         self.acks += 1
         log.info("alarm %s acknowledged by %s: %s", event.alarm.alarm_id, ack.by, ack.note)
-        self._emit([event], lines)
+        return self._emit([event], lines)
 
     def reject(
         self, reason: str, crate: str | None, detail: str, *, topic: str, payload: bytes, lines: list[str], now_ms: int
-    ) -> None:
-        """Record a refused message: measurement ``rejected`` and ``coldchain/v1/rejected``."""
+    ) -> Publication:
+        """Record a refused message: measurement ``rejected`` into ``lines``; its ``coldchain/v1/rejected``."""
         lines.append(rejected_point(reason, crate, detail=detail, topic=topic, payload=payload, now_ms=now_ms))
         body: dict[str, Any] = {"v": 1, "reason": reason, "detail": detail[:500], "topic": topic[:200], "ts": now_ms}
         if crate is not None:
@@ -212,11 +223,12 @@ class Alarming:
         if request is not None:
             body["request"] = request  # the sender's id of a staff ack: it can tell its own refusal
         body["excerpt"] = payload[:256].decode("utf-8", "replace")
-        self.outbox.append((rejected_topic(), json.dumps(body, separators=(",", ":")).encode(), False))
+        return rejected_topic(), json.dumps(body, separators=(",", ":")).encode(), False
 
     # --- outputs --------------------------------------------------------------------------------
 
-    def _emit(self, events: list[AlarmEvent], lines: list[str]) -> None:
+    def _emit(self, events: list[AlarmEvent], lines: list[str]) -> list[Publication]:
+        publications: list[Publication] = []
         for event in events:
             alarm = event.alarm
             wire = alarm.to_wire()
@@ -224,35 +236,33 @@ class Alarming:
             if details is not None:
                 wire.update(details)
             payload = json.dumps(wire, separators=(",", ":")).encode()
-            self.outbox.append((alarm_topic(alarm.crate, alarm.rule, alarm.sensor), payload, True))
+            publications.append((alarm_topic(alarm.crate, alarm.rule, alarm.sensor), payload, True))
             lines.append(audit_point(event))
             # durable before the message behind it is acknowledged: a crash re-raises it, the outbox de-duplicates
             self.notifier.publish(event, details)
             self.events += 1
             self.book_changed = True
+        return publications
 
-    def tick(self, now: float, wall_ms: int) -> None:
-        """Wall-clock rules, at most every 0.25 s (``now`` monotonic): publish at once, write on our own."""
+    def tick(self, now: float, wall_ms: int, deaf: bool = False) -> None:
+        """Wall-clock rules, at most every 0.25 s (``now`` monotonic): publish at once, write on our own.
+
+        ``deaf``: the broker sends us nothing now because we hold its window (InfluxDB away or slow).
+        """
         if now < self._next_tick:
             return
         self._next_tick = now + _TICK_S
-        if self.deaf():
+        if deaf:
             # no reading can reach us: that silence must not raise stale data on every crate
             self.engine.excuse_silence(wall_ms)
         events = self.engine.tick(wall_ms)
         if events:
-            outbox: Outbox = []
-            saved, self.outbox = self.outbox, outbox
+            for topic, payload, retain in self._emit(events, self._tick_lines):
+                if self._publish is not None:
+                    self._publish(topic, payload, retain)
+        if self._tick_lines and self._write is not None and now >= self._next_write:
             try:
-                self._emit(events, self._tick_lines)
-            finally:
-                self.outbox = saved
-            for topic, payload, retain in outbox:
-                if self.publish is not None:
-                    self.publish(topic, payload, retain)
-        if self._tick_lines and self.write is not None and now >= self._next_write:
-            try:
-                self.write(self._tick_lines)
+                self._write(self._tick_lines)
             except PointsRefusedError as exc:
                 log.error("InfluxDB refused alarm points for good (%s): %s", exc, self._tick_lines)
             except StoreError as exc:
@@ -265,10 +275,7 @@ class Alarming:
 
     def monitor_snapshot(self, crate: str) -> dict[str, Any] | None:
         """The crate's rule state, saved with the crate's own state."""
-        monitor = self.engine.monitors.get(crate)
-        if monitor is None:
-            return None
-        return {"profile": monitor.profile.name, "state": monitor.snapshot()}
+        return self.engine.monitor_state(crate)
 
     def book_snapshot(self) -> dict[str, Any] | None:
         """The alarm book when it changed since the last call (None: nothing to save)."""

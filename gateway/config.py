@@ -56,7 +56,7 @@ class MqttConfig:
     @property
     def filters(self) -> tuple[str, ...]:
         """Every subscription: telemetry, then crate status and events and staff acks (the alarm inputs)."""
-        others = (f"{ROOT}/crates/+/status", f"{ROOT}/crates/+/events", ACKS_FILTER)
+        others: tuple[str, ...] = (f"{ROOT}/crates/+/status", f"{ROOT}/crates/+/events", ACKS_FILTER)
         if self.shared_group:
             others = tuple(f"$share/{self.shared_group}/{f}" for f in others)
         return (self.telemetry_filter, *others)

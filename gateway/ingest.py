@@ -1,9 +1,9 @@
 """From one MQTT delivery to points, alarms and rejects: validation, de-duplication, gaps, alarm inputs.
 
-No I/O here: ``Ingest.handle`` appends line protocol to the open batch and
-messages to publish to the outbox; the worker writes, publishes and acknowledges.
-(Two exceptions, injected at start-up: alarm notifications are queued in their durable
-outboxes at once, and crate signing keys are read from their files once.)
+No I/O here: ``Ingest.handle`` appends line protocol to the open batch the caller
+passes and returns the messages to publish; the worker writes, publishes and
+acknowledges. (Two exceptions, injected at start-up: alarm notifications are queued
+in their durable outboxes at once, and crate signing keys are read from their files once.)
 All per-crate state is keyed by crate, so gateways sharing a fleet by crate
 (``$share`` with sticky dispatch) never need each other's state.
 """
@@ -21,7 +21,7 @@ from coldchain.lineprotocol import reading_line
 from coldchain.profiles import Profile
 from coldchain.topics import ROOT, crate_from_topic, reserved_login, valid_identifier
 from coldchain.wire import FUTURE_TOLERANCE_MS, Telemetry, decode_telemetry
-from gateway.alarming import BOOK_KEY, Alarming
+from gateway.alarming import BOOK_KEY, NO_PUBLICATIONS, Alarming, Publications
 from gateway.authenticity import Authenticity
 from gateway.config import GatewayConfig
 from gateway.mqtt_link import Delivery
@@ -73,6 +73,30 @@ class CrateState:
         self.last_ts = int(snapshot["last_ts"])
         self.seen_ms = int(snapshot.get("seen", self.seen_ms))  # state files of before 'seen': from now
 
+    def heard(self, now_ms: int) -> None:
+        """A message of the crate arrived at ``now_ms``: it is not idle."""
+        self.seen_ms = now_ms
+
+    def advance(self, ts: int) -> bool:
+        """Make ``ts`` the newest reading judged; False when an earlier judged one is newer (stored, not judged)."""
+        if ts < self.last_ts:
+            return False
+        self.last_ts = ts
+        return True
+
+    def renumbered(self) -> None:
+        """The crate numbers its messages afresh: whatever it sends next is judged."""
+        self.last_ts = 0
+
+    def ack_again(self) -> None:
+        """The crate re-sent a message: it missed our storage ack, so the next one goes out even if unchanged."""
+        self.acked_through = None
+
+    def storage_acked(self, through: int, at: float) -> None:
+        """``stored_through`` ``through`` was published at monotonic time ``at``."""
+        self.acked_through = through
+        self.acked_at = at
+
     def switch_profile(self, profile: Profile) -> None:
         """A crate now carries another product: new series tags."""
         self.profile = profile
@@ -94,6 +118,10 @@ class Batch:
 
     def __len__(self) -> int:
         return len(self.deliveries)
+
+    def begin(self, now: float) -> None:
+        """Its first delivery arrived at monotonic time ``now``: its linger counts from here."""
+        self.started = now
 
 
 def _failure_site(exc: BaseException) -> tuple[str, str, int]:
@@ -128,13 +156,21 @@ def _salvage(payload: bytes) -> tuple[str | None, int | None, int | None, int | 
 
 
 class Ingest:
-    """Turns deliveries into a batch and an outbox; keeps per-crate state and counters."""
+    """Turns deliveries into a batch and messages to publish; keeps per-crate state and counters."""
 
-    def __init__(self, config: GatewayConfig) -> None:
+    def __init__(
+        self,
+        config: GatewayConfig,
+        alarming: Alarming | None = None,
+        authenticity: Authenticity | None = None,
+        archiving: bool = False,
+    ) -> None:
+        """``alarming``: the alarm engine's side (one without notification channels when not given);
+        ``authenticity``: given when ``[security] keys_dir`` is, signatures are checked; ``archiving``:
+        accepted raw messages are kept in the batch, for the evidence archive."""
         self.config = config
         self.profiles = config.profiles
         self.crates: dict[str, CrateState] = {}
-        self.outbox: list[tuple[str, bytes, bool]] = []  # (topic, payload, retain) to publish
         self.records: list[str] = []  # shipment points of crates first seen since the last batch closed
         self.rejects: Counter[str] = Counter()
         self.received = 0
@@ -142,9 +178,9 @@ class Ingest:
         self.duplicates = 0
         self.restarts = 0
         self.late = 0
-        self.alarming = Alarming(config, self.outbox, self.rejects)  # the alarm engine: every rule, the lifecycle
-        self.authenticity: Authenticity | None = None  # set when [security] keys_dir is: signatures checked
-        self.archiving = False  # keep accepted raw messages in the batch, for the evidence archive
+        self.alarming = alarming if alarming is not None else Alarming(config)  # every rule, the lifecycle
+        self.authenticity = authenticity
+        self.archiving = archiving
         # the decoder allows FUTURE_TOLERANCE_MS; shifting its 'now' applies the configured tolerance instead
         self._future_ms = int(config.future_tolerance_s * 1000)
         self._clock_shift = self._future_ms - FUTURE_TOLERANCE_MS
@@ -154,6 +190,10 @@ class Ingest:
     def alarms(self) -> int:
         """Alarm events raised: every change (active, acknowledged, cleared, escalated)."""
         return self.alarming.events
+
+    def rejected(self) -> Counter[str]:
+        """Messages refused so far, by reason (refused staff acks included)."""
+        return self.rejects + self.alarming.rejects
 
     def _profile_for(self, crate: str, claimed: str | None) -> Profile:
         name = self.config.crate_profiles.get(crate)
@@ -176,7 +216,7 @@ class Ingest:
         """Resume every crate of a state file (profiles re-resolved from the current configuration)."""
         for crate, snapshot in snapshots.items():
             state = self.state_of(crate, snapshot.get("profile"), now_ms=now_ms)
-            state.seen_ms = now_ms
+            state.heard(now_ms)
             state.restore(snapshot)
 
     def forget_idle(self, now_ms: int, silent_ms: int) -> list[str]:
@@ -186,12 +226,10 @@ class Ingest:
         speaks again starts afresh, as a new shipment would.
         """
         cutoff = now_ms - silent_ms
-        engine = self.alarming.engine
-        gone = [c for c, state in self.crates.items() if state.seen_ms < cutoff and engine.forget(c)]
+        forget = self.alarming.forget
+        gone = [c for c, state in self.crates.items() if state.seen_ms < cutoff and forget(c)]
         for crate in gone:
             del self.crates[crate]
-        if gone:
-            self.alarming.book_changed = True  # the book without their cleared alarms is saved next
         return gone
 
     def close(self, batch: Batch, with_snapshots: bool) -> None:
@@ -200,7 +238,7 @@ class Ingest:
         The shipment records of crates first seen since the last batch go with it.
         """
         if self.records:
-            batch.lines += self.records
+            batch.lines.extend(self.records)
             self.records = []
         for crate in batch.crates:
             state = self.crates[crate]
@@ -215,36 +253,34 @@ class Ingest:
         if book is not None:
             batch.snapshots.append((BOOK_KEY, book))
 
-    def handle(self, delivery: Delivery, batch: Batch, now_ms: int) -> None:
-        """Validate one delivery and account for it in ``batch``; never raises.
+    def handle(self, delivery: Delivery, batch: Batch, now_ms: int) -> Publications:
+        """Validate one delivery and account for it in ``batch``; what to publish for it. Never raises.
 
         Each message is judged in isolation: should judging it fail in a way nobody foresaw, what it
-        had added to the batch and the outbox is taken back and it is rejected as ``internal``
-        (recorded and acknowledged like any reject), so one message can never stop the gateway nor,
-        redelivered after a restart, stop it again.
+        had added to the batch is taken back, nothing it meant to publish is returned, and it is
+        rejected as ``internal`` (recorded and acknowledged like any reject), so one message can never
+        stop the gateway nor, redelivered after a restart, stop it again.
         """
         self.received += 1
         batch.deliveries.append(delivery)
         topic, payload = delivery[0], delivery[1]
-        lines, published, archived = len(batch.lines), len(self.outbox), len(batch.archived)
+        lines, archived = len(batch.lines), len(batch.archived)
         try:
-            self._judge(topic, payload, batch, now_ms)
+            return self._judge(topic, payload, batch, now_ms)
         except Exception as exc:  # the isolation itself: any failure becomes this message's reject
-            del batch.lines[lines:], self.outbox[published:], batch.archived[archived:]
-            self._internal(exc, topic, payload, batch, now_ms)
+            del batch.lines[lines:], batch.archived[archived:]
+            return self._internal(exc, topic, payload, batch, now_ms)
 
-    def _judge(self, topic: str, payload: bytes, batch: Batch, now_ms: int) -> None:
+    def _judge(self, topic: str, payload: bytes, batch: Batch, now_ms: int) -> Publications:
         topic_crate = crate_from_topic(topic)
         if not (topic.endswith("/telemetry") and topic.startswith(_CRATES)) or reserved_login(topic_crate or ""):
-            self._other(topic, payload, batch, now_ms)  # which refuses a reserved login's telemetry too
-            return
+            return self._other(topic, payload, batch, now_ms)  # which refuses a reserved login's telemetry too
         try:
             telemetry = decode_telemetry(payload, topic_crate, now_ms + self._clock_shift)
             if self.authenticity is not None:
                 self.authenticity.check(telemetry.crate, payload)
         except WireFormatError as exc:
-            self._reject(exc, topic, payload, batch, now_ms)
-            return
+            return self._reject(exc, topic, payload, batch, now_ms)
         crate = telemetry.crate
         state = self.crates.get(crate)
         if state is None:
@@ -253,7 +289,7 @@ class Ingest:
             profile = self._profile_for(crate, telemetry.profile)
             if profile is not state.profile:
                 state.switch_profile(profile)
-        state.seen_ms = now_ms
+        state.heard(now_ms)
         verdict, gap = state.seqs.accept(telemetry.seq, telemetry.ts, telemetry.held_from)
         if verdict == RESTART:
             self._restart(state, telemetry, batch)
@@ -262,9 +298,9 @@ class Ingest:
         if verdict == DUPLICATE:
             # a crate re-sends when it missed our storage ack: make sure it hears it again
             self.duplicates += 1
-            state.acked_through = None
+            state.ack_again()
             batch.crates.add(crate)
-            return
+            return NO_PUBLICATIONS
         batch.crates.add(crate)
         if self.archiving:
             batch.archived.append((topic, payload.decode(), now_ms))
@@ -285,29 +321,29 @@ class Ingest:
         self.readings += len(telemetry.readings)
         if verdict == LATE:
             self.late += 1
-        elif ts >= state.last_ts:
-            state.last_ts = ts
-            self.alarming.telemetry(telemetry, now_ms, lines)
+        elif state.advance(ts):
+            return self.alarming.telemetry(telemetry, now_ms, lines)
+        return NO_PUBLICATIONS
 
-    def _other(self, topic: str, payload: bytes, batch: Batch, now_ms: int) -> None:
+    def _other(self, topic: str, payload: bytes, batch: Batch, now_ms: int) -> Publications:
         """Crate status and events, staff acks: alarm inputs. A crate's gap event settles the seqs it lost."""
         try:
-            lost = self.alarming.route(topic, payload, batch.lines, now_ms)
+            publications, lost = self.alarming.route(topic, payload, batch.lines, now_ms)
         except WireFormatError as exc:
-            self._reject(exc, topic, payload, batch, now_ms)
-            return
+            return self._reject(exc, topic, payload, batch, now_ms)
         if lost is not None:
             crate, first, last, ts = lost
             state = self.state_of(crate, now_ms=now_ms)
-            state.seen_ms = now_ms
+            state.heard(now_ms)
             for gap in state.seqs.lose(first, last, ts):
                 batch.lines.append(gap_point(crate, gap))
             batch.crates.add(crate)  # stored_through may move past what the crate dropped
-            return
-        crate = crate_from_topic(topic)
-        if crate is not None and crate in self.alarming.engine.monitors:
-            self.state_of(crate, now_ms=now_ms).seen_ms = now_ms
-            batch.crates.add(crate)  # its rule state is saved with the batch
+            return publications
+        topic_crate = crate_from_topic(topic)
+        if topic_crate is not None and self.alarming.watches(topic_crate):
+            self.state_of(topic_crate, now_ms=now_ms).heard(now_ms)
+            batch.crates.add(topic_crate)  # its rule state is saved with the batch
+        return publications
 
     def _restart(self, state: CrateState, telemetry: Telemetry, batch: Batch) -> None:
         self.restarts += 1
@@ -321,10 +357,13 @@ class Ingest:
         for gap in state.seqs.restart(telemetry.seq, telemetry.ts, telemetry.held_from):
             batch.lines.append(gap_point(state.crate, gap))
         self.alarming.restart(state.crate)
-        state.last_ts = 0
+        state.renumbered()
 
-    def _reject(self, exc: WireFormatError, topic: str, payload: bytes, batch: Batch, now_ms: int) -> None:
-        """Count, log and record a refused message; a refused reading whose crate and seq can be read is handled."""
+    def _reject(self, exc: WireFormatError, topic: str, payload: bytes, batch: Batch, now_ms: int) -> Publications:
+        """Count, log and record a refused message; a refused reading whose crate and seq can be read is handled.
+
+        Returns the ``coldchain/v1/rejected`` message to publish.
+        """
         reason, detail = exc.reason, exc.detail
         self.rejects[reason] += 1
         topic_crate = crate_from_topic(topic)
@@ -347,11 +386,13 @@ class Ingest:
             if verdict != RESTART:
                 batch.crates.add(crate)
         crate = crate or (topic_crate if topic_crate and valid_identifier(topic_crate) else None)
-        count = sum(self.rejects.values())
+        count = sum(self.rejected().values())
         log.warning("rejected message #%d on %r (%s): %s", count, topic[:200], reason, detail[:500])
-        self.alarming.reject(reason, crate, detail, topic=topic, payload=payload, lines=batch.lines, now_ms=now_ms)
+        return (
+            self.alarming.reject(reason, crate, detail, topic=topic, payload=payload, lines=batch.lines, now_ms=now_ms),
+        )
 
-    def _internal(self, exc: Exception, topic: str, payload: bytes, batch: Batch, now_ms: int) -> None:
+    def _internal(self, exc: Exception, topic: str, payload: bytes, batch: Batch, now_ms: int) -> Publications:
         """Reject a message whose judging failed unexpectedly: reason ``internal``, the exception's type in the detail.
 
         The traceback is logged the first time a cause (exception type and place) is met, a line after that:
@@ -365,6 +406,7 @@ class Ingest:
             log.error("judging a message on %r failed unexpectedly: rejected as internal", topic[:200], exc_info=exc)
         detail = f"{type(exc).__name__} while judging the message: {exc}"
         try:
-            self._reject(WireFormatError("internal", detail[:500]), topic, payload, batch, now_ms)
+            return self._reject(WireFormatError("internal", detail[:500]), topic, payload, batch, now_ms)
         except Exception:  # recording the failure failed too: the log is all that is left
             log.exception("cannot record the internal reject of a message on %r", topic[:200])
+            return NO_PUBLICATIONS

@@ -62,17 +62,13 @@ class JetStreamLink:
     """Consumes the telemetry stream for the worker and publishes its acks and alarms over MQTT."""
 
     def __init__(
-        self,
-        settings: ClusterSettings,
-        deliver: Callable[[Deliveries], None],
-        on_subscribed: Callable[[], None],
-        read_budget: Callable[[], int] = lambda: 1 << 30,
-        client_id: str = "coldchain-gateway",
+        self, settings: ClusterSettings, on_subscribed: Callable[[], None], client_id: str = "coldchain-gateway"
     ) -> None:
+        """``on_subscribed``: called (on the consumer thread) once the durable consumer is bound."""
         self.settings = settings
-        self._deliver = deliver
         self._on_subscribed = on_subscribed
-        self._read_budget = read_budget
+        self._deliver: Callable[[Deliveries], None] = lambda deliveries: None  # given by start()
+        self._read_budget: Callable[[], int] = lambda: 1 << 30
         self.connected = threading.Event()  # the NATS connection is up and the consumer bound
         self.failed = threading.Event()  # the consumer thread died of an unexpected error
         self._stop = threading.Event()
@@ -92,8 +88,13 @@ class JetStreamLink:
 
     # --- used by the worker -------------------------------------------------------------------
 
-    def start(self) -> None:
-        """Connect in the background; deliveries follow the consumer's creation."""
+    def start(self, deliver: Callable[[Deliveries], None], read_budget: Callable[[], int] = lambda: 1 << 30) -> None:
+        """Connect in the background; what each fetch brings goes to ``deliver`` (on the consumer thread).
+
+        ``read_budget``: how many more messages may be fetched now (asked before each fetch).
+        """
+        self._deliver = deliver
+        self._read_budget = read_budget
         self.publisher.start()
         self._thread.start()
 

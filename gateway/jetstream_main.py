@@ -21,7 +21,6 @@ from coldchain.errors import ConfigError
 from gateway.__main__ import _run
 from gateway.config import GatewayConfig, load_config
 from gateway.jetstream_link import ClusterSettings, JetStreamLink
-from gateway.mqtt_link import Deliveries
 
 __all__ = ["main"]
 
@@ -70,13 +69,8 @@ def main(argv: list[str], prog: str = "python -m gateway.jetstream_main") -> int
         print(f"{prog}: cannot read the [mqtt] password_file: {exc}", file=sys.stderr)
         return 2
 
-    def make_link(
-        config: GatewayConfig,
-        deliver: Callable[[Deliveries], None],
-        on_subscribed: Callable[[], None],
-        read_budget: Callable[[], int],
-    ) -> JetStreamLink:
-        return JetStreamLink(settings, deliver, on_subscribed, read_budget, config.mqtt.client_id)
+    def make_link(config: GatewayConfig, on_subscribed: Callable[[], None]) -> JetStreamLink:
+        return JetStreamLink(settings, on_subscribed, config.mqtt.client_id)
 
     return _run(config, prog, make_link)
 

@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,14 +35,23 @@ class Monitor:
     """Called on every tick of the worker's clock; reports once per interval."""
 
     def __init__(
-        self, worker: Worker, store: Store, client_id: str, interval_s: float, health_file: Path | None
+        self,
+        worker: Worker,
+        store: Store,
+        client_id: str,
+        interval_s: float,
+        health_file: Path | None,
+        *,
+        connected: Callable[[], bool] = lambda: True,
     ) -> None:
+        """``store``: a connection of the clock's thread (the writer thread owns the worker's);
+        ``connected``: whether the broker is connected now."""
         self.worker = worker
-        self.store = store  # its own connection: the writer thread owns the worker's
+        self.store = store
         self.client_id = client_id
         self.interval_s = interval_s
         self.health_file = health_file
-        self.connected = lambda: True
+        self.connected = connected
         self._next = time.monotonic()  # the first report (and health file) right away
         self._last_readings = 0
         self._last_at = time.monotonic()
@@ -51,6 +61,9 @@ class Monitor:
         ingest, worker = self.worker.ingest, self.worker
         elapsed = max(now - self._last_at, 1e-9)
         rate = (ingest.readings - self._last_readings) / elapsed
+        rejects = ingest.rejected()
+        if worker.quarantined:  # points InfluxDB refused for good: rejected too, by the writer
+            rejects["store_refused"] += worker.quarantined
         self._last_readings, self._last_at = ingest.readings, now
         fields: dict[str, FieldValue] = {
             "received": ingest.received,
@@ -58,7 +71,7 @@ class Monitor:
             "duplicates": ingest.duplicates,
             "late": ingest.late,
             "alarms": ingest.alarms,
-            "rejected": sum(ingest.rejects.values()),
+            "rejected": sum(rejects.values()),
             "readings_per_s": round(rate, 1),
             "queue_depth": worker.held,
             "held_max": worker.held_max,
@@ -71,7 +84,7 @@ class Monitor:
             "connected": self.connected(),
             "write_failing_s": round(time.time() - worker.failing_since, 1) if worker.failing_since else 0.0,
         }
-        for reason, n in sorted(ingest.rejects.items()):
+        for reason, n in sorted(rejects.items()):
             fields[f"rejected_{reason}"] = n
         return fields
 

@@ -32,8 +32,10 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from adapters.liveness import Heartbeat
 from gateway.config import MqttConfig
@@ -64,15 +66,17 @@ class _IngestClient(mqtt.Client):
     """paho's client with a read buffer, a lean PUBLISH decoder and batched PUBACKs (see the module doc)."""
 
     def __init__(self, config: MqttConfig, deliver: Callable[[str, bytes, int], None]) -> None:
-        super().__init__(
-            mqtt.CallbackAPIVersion.VERSION2, client_id=config.client_id, protocol=mqtt.MQTTv5, manual_ack=True
-        )
+        super().__init__(CallbackAPIVersion.VERSION2, client_id=config.client_id, protocol=mqtt.MQTTv5, manual_ack=True)
         self._fast_deliver = deliver
         self._rbuf = b""
         self._rpos = 0
         # PUBLISH packets we may still take in this pass: paho's loop_read reads as many packets as we have
         # messages in flight (hundreds), so only a stop inside the read bounds what one pass brings
         self.read_budget = 1 << 30
+
+    def allow(self, packets: int) -> None:
+        """Take in at most ``packets`` more PUBLISH packets until the next call."""
+        self.read_budget = packets
 
     def reset_buffer(self) -> None:
         """Forget unread bytes of a previous connection."""
@@ -91,18 +95,19 @@ class _IngestClient(mqtt.Client):
             buf = super()._sock_recv(_READ_CHUNK)  # raises BlockingIOError when nothing is there
             if not buf:
                 return buf
-            if _QUICKACK is not None and self._sock is not None:
+            sock = self._sock  # a TCP or TLS socket (paho's websocket wrapper is never used here)
+            if _QUICKACK is not None and isinstance(sock, socket.socket):
                 # we PUBACK only after the write, so no reply carries our TCP ACK: without this the
                 # kernel delays it, and a broker without TCP_NODELAY holds the next message (an alarm's
                 # reading too) until it comes. Linux resets quick-ack mode, hence after every read.
-                self._sock.setsockopt(socket.IPPROTO_TCP, _QUICKACK, 1)
+                sock.setsockopt(socket.IPPROTO_TCP, _QUICKACK, 1)
             pos = 0
             self._rbuf = buf
         out = buf[pos : pos + bufsize]
         self._rpos = pos + len(out)
         return out
 
-    def _handle_publish(self) -> mqtt.MQTTErrorCode:
+    def _handle_publish(self) -> MQTTErrorCode:
         packet = self._in_packet["packet"]
         qos = (self._in_packet["command"] & 0x06) >> 1
         if qos == 2:  # never granted by our subscription; let paho run the full QoS 2 flow
@@ -124,10 +129,10 @@ class _IngestClient(mqtt.Client):
                 if not byte & 0x80:
                     break
         except IndexError:
-            return mqtt.MQTTErrorCode.MQTT_ERR_PROTOCOL  # a truncated packet: paho drops the connection
+            return MQTTErrorCode.MQTT_ERR_PROTOCOL  # a truncated packet: paho drops the connection
         self.read_budget -= 1
         self._fast_deliver(topic, bytes(packet[end + length :]), mid)
-        return mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS
+        return MQTTErrorCode.MQTT_ERR_SUCCESS
 
     def ack_many(self, mids: list[int]) -> None:
         """Queue the PUBACKs of ``mids`` as one write (reason code 0 and no properties may be omitted)."""
@@ -135,24 +140,21 @@ class _IngestClient(mqtt.Client):
         self._packet_queue(_PUBACK, packet, 0, 0)
 
 
+def _unbounded() -> int:
+    return 1 << 30
+
+
 class MqttLink:
     """One durable MQTT v5 session, reconnecting with capped exponential back-off until stopped."""
 
-    def __init__(
-        self,
-        config: MqttConfig,
-        deliver: Callable[[Deliveries], None],
-        on_subscribed: Callable[[], None],
-        read_budget: Callable[[], int] = lambda: 1 << 30,
-    ) -> None:
+    def __init__(self, config: MqttConfig, on_subscribed: Callable[[], None]) -> None:
+        """``on_subscribed``: called (on the network thread) after each accepted subscription."""
         self.config = config
-        self._deliver = deliver
-        self._read_budget = read_budget  # how many more messages we may take in now
         self._on_subscribed = on_subscribed
         self.generation = 0
         self.connected = threading.Event()
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._guarded_run, name="mqtt", daemon=True)
+        self._thread = threading.Thread()  # the network thread, made by start()
         self.failed = threading.Event()  # the network thread died of an unexpected error
         self._received: Deliveries = []
         client = _IngestClient(config, self._on_publish_received)
@@ -164,6 +166,7 @@ class MqttLink:
         # our alarms, rejects and storage acks: enough in flight that publishing never waits on the broker
         client.max_inflight_messages_set(1000)
         client.max_queued_messages_set(0)
+        # paho takes its callbacks only as attributes of a made client
         client.on_socket_open = self._on_socket_open
         # an external loop: paho never writes on its own; publish() from another thread queues and wakes our select()
         client.on_socket_register_write = self._on_register_write
@@ -197,7 +200,7 @@ class MqttLink:
         # subscribing again on a present session is harmless and covers a broker that lost it; retained
         # crate status only when the subscription is new (a present session has seen it already), and
         # never to a shared group (MQTT 5 sends none there; Mosquitto would give every member all of them)
-        options = mqtt.SubscribeOptions(qos=1, retainHandling=2 if self.config.shared_group else 1)
+        options = SubscribeOptions(qos=1, retainHandling=2 if self.config.shared_group else 1)
         client.subscribe([(topic_filter, options) for topic_filter in self.config.filters])
 
     def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, reasons: Any, props: Any) -> None:
@@ -214,8 +217,12 @@ class MqttLink:
 
     # --- used by the worker -------------------------------------------------------------------
 
-    def start(self) -> None:
-        """Connect in the background; deliveries follow the SUBACK."""
+    def start(self, deliver: Callable[[Deliveries], None], read_budget: Callable[[], int] = _unbounded) -> None:
+        """Connect in the background; what each read brings goes to ``deliver`` (on the network thread).
+
+        ``read_budget``: how many more messages may be taken in now (asked before each read).
+        """
+        self._thread = threading.Thread(target=self._guarded_run, args=(deliver, read_budget), name="mqtt", daemon=True)
         self._thread.start()
 
     def ack(self, deliveries: Iterable[Delivery]) -> int:
@@ -258,12 +265,12 @@ class MqttLink:
             self.config.host, self.config.port, self.config.keepalive_s, clean_start=False, properties=properties
         )
 
-    def _serve(self) -> None:
+    def _serve(self, deliver: Callable[[Deliveries], None], read_budget: Callable[[], int]) -> None:
         """Pump the connection until it fails or we stop; each read's messages go to the worker at once."""
         client = self._client
         while not self._stop.is_set():
             self.heartbeat.beat(_SELECT_S)
-            client.read_budget = self._read_budget()
+            client.allow(read_budget())
             if client.read_budget <= 0:
                 # mosquitto 2.0.11 may send far more than Receive Maximum once we acknowledge
                 # (eclipse/mosquitto#2301): the excess waits in its queue and our socket buffer, not in
@@ -289,21 +296,21 @@ class MqttLink:
                 rc = client.loop(timeout=_SELECT_S)
             if self._received:
                 received, self._received = self._received, []
-                self._deliver(received)
+                deliver(received)
                 if len(received) < _FEW and not client.buffered and rc == mqtt.MQTT_ERR_SUCCESS:
                     time.sleep(_GATHER_S)
             if rc != mqtt.MQTT_ERR_SUCCESS:
                 return
 
-    def _guarded_run(self) -> None:
+    def _guarded_run(self, deliver: Callable[[Deliveries], None], read_budget: Callable[[], int]) -> None:
         try:
-            self._run()
+            self._run(deliver, read_budget)
         except Exception:
             # a silent dead network thread would look like an idle fleet: make it loud instead
             log.exception("the MQTT network thread failed; stopping the gateway")
             self.failed.set()
 
-    def _run(self) -> None:
+    def _run(self, deliver: Callable[[Deliveries], None], read_budget: Callable[[], int]) -> None:
         config = self.config
         delay = 0.0
         while not self._stop.is_set():
@@ -314,7 +321,7 @@ class MqttLink:
             except OSError as exc:
                 log.warning("cannot reach broker %s:%d (%s)", config.host, config.port, exc)
             else:
-                self._serve()
+                self._serve(deliver, read_budget)
             if self._stop.is_set():
                 break
             self.connected.clear()

@@ -67,6 +67,35 @@ class Gap:
                 return True
         return False
 
+    def abandon(self) -> None:
+        """Stop waiting for it (too many open gaps, or the crate numbers afresh): it stays visible as abandoned."""
+        self.state = "abandoned"
+
+    def settle_below(self, held_from: int) -> None:
+        """Stop waiting for seqs below ``held_from`` (the crate holds none any more); closed when none is left."""
+        self.missing = [[max(a, held_from), b] for a, b in self.missing if b >= held_from]
+        if not self.missing:
+            self.state = "closed"
+
+    def lose(self, first: int, last: int) -> int:
+        """The crate says seqs ``first``..``last`` are gone for good: how many of those this gap still awaited.
+
+        A gap left with nothing to wait for is ``lost``.
+        """
+        runs = []
+        for a, b in self.missing:
+            if a < first:
+                runs.append([a, min(b, first - 1)])
+            if b > last:
+                runs.append([max(a, last + 1), b])
+        dropped = self.remaining - sum(b - a + 1 for a, b in runs)
+        if dropped:
+            self.missing = runs
+            self.lost += dropped
+            if not runs:
+                self.state = "lost"
+        return dropped
+
 
 class SeqTracker:
     """Sequence state of one crate."""
@@ -79,19 +108,18 @@ class SeqTracker:
         self.gaps: list[Gap] = []  # open gaps, oldest first
         self.gap_ts = 0  # the time of the newest gap: every gap's time is later (see _gap)
 
-    def _gap(self, first: int, last: int, ts: int) -> Gap:
+    def _gap(self, first: int, last: int, ts: int, assumed: bool = False) -> Gap:
         """A new gap at ``ts``, or 1 ms after the crate's previous gap: a gap point's identity is its crate
         and time, so two gaps revealed in the same millisecond (a crate that drops seqs twice in a row)
         would overwrite each other."""
         self.gap_ts = max(ts, self.gap_ts + 1)
-        return Gap(first, last, self.gap_ts, [[first, last]])
+        return Gap(first, last, self.gap_ts, [[first, last]], assumed=assumed)
 
     def _assume(self, held_from: int | None, seq: int, ts: int) -> Gap | None:
         """Meeting the crate at ``seq``: the gap of what it still holds below it (``held_from``..seq-1), if any."""
         if held_from is None or held_from >= seq:
             return None
-        gap = self._gap(held_from, seq - 1, ts)
-        gap.assumed = True
+        gap = self._gap(held_from, seq - 1, ts, assumed=True)
         self.gaps.append(gap)
         return gap
 
@@ -117,7 +145,7 @@ class SeqTracker:
             self.gaps.append(gap)
             if len(self.gaps) > MAX_OPEN_GAPS:
                 # the caller writes the newest gap; the abandoned one is reported by ``abandoned()``
-                self.gaps[0].state = "abandoned"
+                self.gaps[0].abandon()
             return NEW, gap
         for gap in self.gaps:
             if gap.first <= seq <= gap.last:
@@ -135,7 +163,7 @@ class SeqTracker:
         assumed gap of what the crate still holds below ``seq`` (a new numbering is met like a new crate)."""
         abandoned = self.gaps
         for gap in abandoned:
-            gap.state = "abandoned"
+            gap.abandon()
         self.gaps = []
         self.highest = seq
         self.newest_ts = ts
@@ -158,9 +186,8 @@ class SeqTracker:
         gap = self.gaps[0]  # an assumed gap starts below everything the crate sent since: the oldest
         if not gap.assumed or gap.missing[0][0] >= held_from:
             return None
-        gap.missing = [[max(a, held_from), b] for a, b in gap.missing if b >= held_from]
-        if not gap.missing:
-            gap.state = "closed"
+        gap.settle_below(held_from)
+        if gap.state == "closed":
             self.gaps.remove(gap)
         return gap
 
@@ -180,19 +207,9 @@ class SeqTracker:
         for gap in list(self.gaps):
             if gap.last < first or gap.first > last:
                 continue
-            runs = []
-            for a, b in gap.missing:
-                if a < first:
-                    runs.append([a, min(b, first - 1)])
-                if b > last:
-                    runs.append([max(a, last + 1), b])
-            dropped = gap.remaining - sum(b - a + 1 for a, b in runs)
-            if not dropped:
+            if not gap.lose(first, last):
                 continue
-            gap.missing = runs
-            gap.lost += dropped
-            if not runs:
-                gap.state = "lost"
+            if gap.state == "lost":
                 self.gaps.remove(gap)
             changed.append(gap)
         return changed

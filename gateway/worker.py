@@ -63,12 +63,24 @@ class Link(Protocol):
 class Worker:
     """Owns the batches, the store and the acknowledgements; runs until ``stop`` is set."""
 
-    def __init__(self, config: GatewayConfig, store: Store, ingest: Ingest, state: StateFile | None = None) -> None:
+    def __init__(
+        self,
+        config: GatewayConfig,
+        store: Store,
+        ingest: Ingest,
+        link: Link,
+        *,
+        state: StateFile | None = None,
+        archive: EvidenceArchive | None = None,
+    ) -> None:
+        """``state``: where crate state is saved (``[state] file``); ``archive``: where accepted raw messages
+        are kept, hash-chained (``[security] archive``; the ingest must be archiving)."""
         self.config = config
         self.store = store
         self.ingest = ingest
+        self.link = link
         self.state = state
-        self.link: Link  # attached before run(): the link needs our deliver() first
+        self.archive = archive
         # the ingest is touched by the network thread (deliveries) and the clock (linger, alarm ticks)
         self.lock = threading.Lock()
         self.delivered = 0  # messages handed over by the network thread
@@ -94,7 +106,6 @@ class Worker:
         # what the systemd watchdog vouches for: every pass of the writer, each wait and each write within its bound
         self.writer_heartbeat = Heartbeat("the InfluxDB writer thread", _TICK_S)
         self._write_allowance_s = 2 * config.influxdb.timeout_s  # connect, then the answer: each within the timeout
-        self.archive: EvidenceArchive | None = None  # [security] archive: accepted raw messages, hash-chained
 
     @property
     def held(self) -> int:
@@ -117,7 +128,7 @@ class Worker:
 
     def deliver(self, deliveries: Deliveries) -> None:
         """Called from the network thread with what one read brought: judge, publish alarms, batch."""
-        handle, ingest, size = self.ingest.handle, self.ingest, self.config.batch.size
+        handle, publish, size = self.ingest.handle, self.link.publish, self.config.batch.size
         with self.lock:
             self.delivered += len(deliveries)
             self.held_max = max(self.held_max, self.held)
@@ -125,12 +136,12 @@ class Worker:
                 return  # after the last batch: the broker redelivers these after the restart
             batch = self._batch
             if not batch:
-                batch.started = time.monotonic()
+                batch.begin(time.monotonic())
             now_ms = int(time.time() * 1000)
             for delivery in deliveries:
-                handle(delivery, batch, now_ms)
-                if ingest.outbox:
-                    self._publish_outbox()
+                # its alarms and rejects leave before the next message is judged
+                for topic, payload, retain in handle(delivery, batch, now_ms):
+                    publish(topic, payload, retain)
             # the batch may end up a little over size: never beyond the broker's window
             if len(batch) >= size:
                 self._close_batch()
@@ -189,11 +200,6 @@ class Worker:
         batch, self._batch = self._batch, Batch()
         self.ingest.close(batch, with_snapshots=self.state is not None)
         self._closed.put(batch)
-
-    def _publish_outbox(self) -> None:
-        for topic, payload, retain in self.ingest.outbox:
-            self.link.publish(topic, payload, retain)
-        self.ingest.outbox.clear()
 
     # --- the writer thread ----------------------------------------------------------------------
 
@@ -282,8 +288,7 @@ class Worker:
             self._write(lines[half:])
 
     def _quarantine(self, line: str, problem: str) -> None:
-        self.quarantined += 1
-        self.ingest.rejects["store_refused"] += 1
+        self.quarantined += 1  # counted as rejected for reason store_refused too
         log.error("InfluxDB refused a point for good, quarantined in 'rejected': %s (%s)", line[:200], problem)
         now_ms = int(time.time() * 1000)
         crate = None
@@ -314,6 +319,5 @@ class Worker:
             if now - state.acked_at < interval:
                 continue
             if self.link.publish(storage_ack_topic(crate), encode(StorageAck(crate, through)), retain=True):
-                state.acked_through = through
-                state.acked_at = now
+                state.storage_acked(through, now)
                 del self._pending_acks[crate]

@@ -2,7 +2,8 @@
 
 A small model of the README and docs/gateway.md, written apart from the gateway's code: whether a message is
 accepted (stored, or taken as an alarm input) or must be refused, and which seq a refused telemetry message still
-settles for its crate ("whose crate and seq can still be read counts as handled").
+settles for its crate ("whose crate and seq can still be read counts as handled"); and ``Message``, one publication
+of the stream with what the gateway must do with it.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import json
 import math
 import re
 from collections.abc import Collection
+from dataclasses import dataclass, field
 from typing import Any
 
 MAX_PAYLOAD = 16_384
@@ -178,3 +180,28 @@ def readable_seq(topic: str, payload: bytes, keys: dict[str, bytes] | None = Non
     if not isinstance(body, dict) or body.get("crate") != parts[3] or not _int(body.get("seq"), 1, 2**63):
         return None
     return int(body["seq"]) if _verifies(body, keys) else None
+
+
+@dataclass(frozen=True)
+class Message:
+    """One publication of the stream: what the gateway must do with it."""
+
+    topic: str
+    payload: bytes
+    label: str  # how it was made, for failure messages
+    hostile: bool = False  # exactly one reject expected
+    readings: dict[str, float | str] = field(default_factory=dict)  # sensor -> value or fault, when it is stored
+    crate: str = ""  # the crate whose seq it stores or settles
+    seq: int = 0
+    ts: int = 0
+    ack: tuple[str, str, str, str, int] | None = None  # rule, sensor, by, note, ts of an accepted staff ack
+    qos: int = 1  # a crate may publish at QoS 0 too: the gateway gets it at QoS 0 (packet id 0)
+    properties: bool = False  # published with MQTT 5 properties the gateway must skip (large user properties...)
+
+    def reject_key(self) -> tuple[str, str]:
+        """(topic, excerpt) as a reject reports them (docs/gateway.md: topic, the first 256 bytes)."""
+        return self.topic[:200], self.payload[:256].decode("utf-8", "replace")
+
+    def describe(self) -> str:
+        """Index-free description for a failure message."""
+        return f"{self.label} on {self.topic[:80]!r}: {self.payload[:120]!r}{'...' if len(self.payload) > 120 else ''}"

@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import json
 import random
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any
 
-from fuzz_contract import MAX_PAYLOAD, accepted, readable_seq, signature, valid_ack
+from fuzz_contract import MAX_PAYLOAD, Message, accepted, readable_seq, signature, valid_ack
 
 TS = 1_764_086_400_000  # the valid stream's first sample (as gateway_helpers.TS)
 VALID_CRATES = ("FZ-V1", "FZ-V2", "FZ-V3", "FZ-V4")
@@ -34,7 +34,7 @@ ALARMS = tuple(
 BYS = ('a"b', "a\\b", "a,b=c d", "é🙂", "x" * 100, " Zoë ", "Robert'); DROP TABLE alarm;--")
 NOTES = ("", "a\nb\r\nc", 'q"uote\\', "\x00\x01\x1f\x7f", "x" * 1000, "é🙂\u2028", 'a,b=c d\n"\\', "\t tab ")
 SENSORS = ("probe1", "probe2")
-_SLOT = "\x00slot\x00"  # stands for the hostile JSON text until the payload is serialized
+_SLOT = "\x00slot\x00"  # with a number: stands for a hostile JSON text until the payload is serialized
 
 
 def _deep(n: int, kind: str) -> str:
@@ -68,31 +68,6 @@ TOPIC_LEVELS = (
 # fmt: on
 
 
-@dataclass(frozen=True)
-class Message:
-    """One publication of the stream: what the gateway must do with it."""
-
-    topic: str
-    payload: bytes
-    label: str  # how it was made, for failure messages
-    hostile: bool = False  # exactly one reject expected
-    readings: dict[str, float | str] = field(default_factory=dict)  # sensor -> value or fault, when it is stored
-    crate: str = ""  # the crate whose seq it stores or settles
-    seq: int = 0
-    ts: int = 0
-    ack: tuple[str, str, str, str, int] | None = None  # rule, sensor, by, note, ts of an accepted staff ack
-    qos: int = 1  # a crate may publish at QoS 0 too: the gateway gets it at QoS 0 (packet id 0)
-    properties: bool = False  # published with MQTT 5 properties the gateway must skip (large user properties...)
-
-    def reject_key(self) -> tuple[str, str]:
-        """(topic, excerpt) as a reject reports them (docs/gateway.md: topic, the first 256 bytes)."""
-        return self.topic[:200], self.payload[:256].decode("utf-8", "replace")
-
-    def describe(self) -> str:
-        """Index-free description for a failure message."""
-        return f"{self.label} on {self.topic[:80]!r}: {self.payload[:120]!r}{'...' if len(self.payload) > 120 else ''}"
-
-
 def valid_reading(crate: str, seq: int) -> dict[str, float | str]:
     """The valid stream's values: a few hundredths around -175 °C (no alarm rule is near), one probe fault."""
     if seq % 50 == 7:
@@ -111,11 +86,16 @@ def telemetry_body(crate: str, seq: int, readings: dict[str, float | str], marke
     return body
 
 
-def _dump(body: Any, value: str | None = None) -> bytes:
+def _dump(body: Any, *values: str) -> bytes:
+    """Compact JSON of ``body``; the i-th hostile JSON text of ``values`` stands where ``_slot(i)`` was put."""
     text = json.dumps(body, separators=(",", ":"))
-    if value is not None:
-        text = text.replace(json.dumps(_SLOT), value)
+    for i, value in enumerate(values):
+        text = text.replace(json.dumps(_slot(i)), value)
     return text.encode("utf-8", "surrogatepass")
+
+
+def _slot(i: int) -> str:
+    return f"{_SLOT}{i}"
 
 
 def _set(body: dict[str, Any], path: str, value: Any) -> None:
@@ -201,11 +181,16 @@ def _hostile(
     """One mutation of a valid ``kind`` payload for ``crate`` (which the topic may not name)."""
     body = _base(kind, crate, marker, seq, target)
     op = rng.randrange(10)
-    if op <= 4:
-        path = rng.choice(_PATHS[kind])
-        value = json.dumps(rng.choice(IDS)) if path in _ID_PATHS and rng.random() < 0.5 else rng.choice(VALUES)
-        _set(body, path, _SLOT)
-        return _dump(body, value), f"{kind} {path}={value[:40]}"
+    if op <= 4:  # one field, or (one in four) two unrelated fields, given hostile values
+        paths = rng.sample(_PATHS[kind], 2 if rng.random() < 0.25 else 1)
+        if len(paths) == 2 and (paths[0].startswith(paths[1]) or paths[1].startswith(paths[0])):
+            paths = paths[:1]
+        values = [
+            json.dumps(rng.choice(IDS)) if p in _ID_PATHS and rng.random() < 0.5 else rng.choice(VALUES) for p in paths
+        ]
+        for i, path in enumerate(paths):
+            _set(body, path, _slot(i))
+        return _dump(body, *values), f"{kind} " + " ".join(f"{p}={v[:40]}" for p, v in zip(paths, values, strict=True))
     if op == 5:
         path = rng.choice(_PATHS[kind])
         _set(body, path, _REMOVE)
@@ -263,7 +248,7 @@ def _extras_telemetry(crate: str, seq: int, marker: str, keys: dict[str, bytes] 
     readings = valid_reading(crate, seq)
     body = telemetry_body(crate, seq, readings, marker)
     ids = [i for i in IDS if keys is None or i != "\ud800"]  # a lone surrogate cannot be signed
-    body.update(x_str='a,b=c d\n"\\\x00\x1f', x_ids=ids, x_null=None, x_neg=-1e308, x_big=_SLOT)
+    body.update(x_str='a,b=c d\n"\\\x00\x1f', x_ids=ids, x_null=None, x_neg=-1e308, x_big=_slot(0))
     text = _dump(body, str(10**400)).decode()
     payload = (text[:-1] + ',"x_deep":' + _deep(50, "list") + ',"x_obj":' + _deep(50, "dict") + "}").encode()
     if seq % 3 == 0:  # exactly the largest payload the contract allows (a signature takes 73 bytes)
@@ -271,15 +256,13 @@ def _extras_telemetry(crate: str, seq: int, marker: str, keys: dict[str, bytes] 
         payload = payload[:-1] + b',"pad":"' + b"p" * room + b'"}'
     if keys is not None:
         payload = _sign(payload, marker, keys)[0]
-    return Message(
-        topic_of(crate, "telemetry"),
-        payload,
-        "valid telemetry with hostile extra fields",
-        readings=readings,
-        crate=crate,
-        seq=seq,
-        ts=TS + seq * 1000,
-    )
+    return _valid(crate, seq, payload, "valid telemetry with hostile extra fields", readings)
+
+
+def _valid(crate: str, seq: int, payload: bytes, label: str, readings: dict[str, float | str], **more: Any) -> Message:
+    """A valid telemetry message: its readings must be stored once (``ts``: the sample's time if not TS + seq s)."""
+    more.setdefault("ts", TS + seq * 1000)
+    return Message(topic_of(crate, "telemetry"), payload, label, readings=readings, crate=crate, seq=seq, **more)
 
 
 def _event(payload: bytes) -> object:
@@ -297,8 +280,7 @@ def alarm_telemetry(now_ms: int, keys: dict[str, bytes] | None) -> Message:
     body = {**telemetry_body(ALARM_CRATE, 1, readings), "ts": now_ms - 1000}
     if keys is not None:
         body["sig"] = signature(body, keys[ALARM_CRATE])
-    topic = topic_of(ALARM_CRATE, "telemetry")
-    return Message(topic, _dump(body), "excursion", readings=readings, crate=ALARM_CRATE, seq=1, ts=now_ms - 1000)
+    return _valid(ALARM_CRATE, 1, _dump(body), "excursion", readings, ts=now_ms - 1000)
 
 
 def _ack_topic(rng: random.Random, crate: str, target: tuple[str, str]) -> str:
@@ -380,17 +362,15 @@ def valid_stream(seqs: int, keys: dict[str, bytes] | None = None) -> dict[str, l
 
     return {
         crate: [
-            Message(
-                topic_of(crate, "telemetry"),
-                _dump(body(crate, seq)),
-                f"valid {crate} seq {seq}",
-                readings=valid_reading(crate, seq),
-                crate=crate,
-                seq=seq,
-                ts=TS + seq * 1000,
-                properties=seq % 10 == 3,
+            _valid(
+                crate,
+                s,
+                _dump(body(crate, s)),
+                f"valid {crate} seq {s}",
+                valid_reading(crate, s),
+                properties=s % 10 == 3,
             )
-            for seq in range(1, seqs + 1)
+            for s in range(1, seqs + 1)
         ]
         for crate in VALID_CRATES
     }

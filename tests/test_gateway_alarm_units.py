@@ -10,6 +10,7 @@ from gateway_helpers import PROFILES, TS, telemetry
 
 from coldchain.errors import ConfigError
 from coldchain.signing import sign
+from gateway.alarming import Alarming
 from gateway.authenticity import Authenticity
 from gateway.config import GatewayConfig, SecurityConfig, load_config
 from gateway.ingest import Batch, Ingest
@@ -85,18 +86,18 @@ def test_status_before_telemetry_does_not_fix_the_profile_the_crate_reports(tmp_
     """A crate's online status arrives first; its telemetry naming dry_ice still gets the dry_ice rules."""
     ingest, batch = Ingest(_config(tmp_path)), Batch()
     status = json.dumps({"v": 1, "crate": "C-1", "state": "online", "ts": NOW}).encode()
-    ingest.handle(("coldchain/v1/crates/C-1/status", status, 1, 0), batch, NOW)
+    published = ingest.handle(("coldchain/v1/crates/C-1/status", status, 1, 0), batch, NOW)
     payload = telemetry("C-1", 1, value=-59.0, ts=NOW, profile="dry_ice")
-    ingest.handle(("coldchain/v1/crates/C-1/telemetry", payload, 2, 0), batch, NOW)
+    published = [*published, *ingest.handle(("coldchain/v1/crates/C-1/telemetry", payload, 2, 0), batch, NOW)]
     assert ingest.alarming.engine.monitors["C-1"].profile.name == "dry_ice"
-    assert [t for t, _, _ in ingest.outbox] == ["coldchain/v1/alarms/C-1/critical_high/probe1"]
+    assert [t for t, _, _ in published] == ["coldchain/v1/alarms/C-1/critical_high/probe1"]
 
 
 def test_forged_message_does_not_settle_its_seq(tmp_path: Path) -> None:
     """A message signed with the wrong key is refused and its seq stays open for the genuine one."""
     (tmp_path / "C-1.key").write_text(("11" * 32) + "\n")
-    ingest, batch = Ingest(_config(tmp_path)), Batch()
-    ingest.authenticity = Authenticity(SecurityConfig(keys_dir=tmp_path, require_signatures=True))
+    authenticity = Authenticity(SecurityConfig(keys_dir=tmp_path, require_signatures=True))
+    ingest, batch = Ingest(_config(tmp_path), authenticity=authenticity), Batch()
     body = json.loads(telemetry("C-1", 1, ts=NOW))
     body["sig"] = sign(body, b"\x22" * 32)
     ingest.handle(("coldchain/v1/crates/C-1/telemetry", json.dumps(body).encode(), 1, 0), batch, NOW)
@@ -140,17 +141,16 @@ def test_stale_data_does_not_count_while_the_gateway_cannot_hear(tmp_path: Path)
     profiles.write_text('[p]\ndescription = "t"\n[[p.rules]]\nname = "stale"\nkind = "stale"\nseverity = "warning"\n'
                         "after_s = 60\n")  # fmt: skip
     (tmp_path / "gw.toml").write_text(f'[profiles]\nfile = {json.dumps(str(profiles))}\ndefault = "p"\n')
-    ingest, batch = Ingest(load_config(tmp_path / "gw.toml")), Batch()
-    alarming, deaf = ingest.alarming, [False]
-    alarming.deaf = lambda: deaf[0]
     published: list[str] = []
-    alarming.publish = lambda topic, payload, retain: published.append(topic)
+    config = load_config(tmp_path / "gw.toml")
+    alarming = Alarming(config, publish=lambda topic, payload, retain: published.append(topic))
+    ingest, batch, deaf = Ingest(config, alarming), Batch(), [False]
     status = json.dumps({"v": 1, "crate": "C-1", "state": "online", "ts": NOW}).encode()
     ingest.handle(("coldchain/v1/crates/C-1/status", status, 1, 0), batch, NOW)
     ingest.handle(("coldchain/v1/crates/C-1/telemetry", telemetry("C-1", 1, ts=NOW), 2, 0), batch, NOW)
 
     def tick(at_s: float) -> None:
-        alarming.tick(at_s, NOW + int(at_s * 1000))
+        alarming.tick(at_s, NOW + int(at_s * 1000), deaf[0])
 
     deaf[0] = True
     for second in range(1, 600, 10):  # ten minutes of a database outage

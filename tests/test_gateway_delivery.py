@@ -163,8 +163,8 @@ def test_network_thread_failure_is_reported(mosquitto, crate_prefix) -> None:
     crate = f"{crate_prefix}-N"
     subscribed = []
     config = MqttConfig(host=mosquitto.host, port=mosquitto.port, client_id=f"fail-{crate}", session_expiry_s=60)
-    link = MqttLink(config, broken, lambda: subscribed.append(True))
-    link.start()
+    link = MqttLink(config, lambda: subscribed.append(True))
+    link.start(broken)
     wait_until(lambda: subscribed, 10, "subscription")
     client = Client(mosquitto)
     client.send(crate, [1])

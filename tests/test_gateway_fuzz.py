@@ -24,6 +24,7 @@ from typing import Any
 import fuzz_corpus as fc
 import paho.mqtt.client as mqtt
 import pytest
+from fuzz_contract import Message
 from gateway_helpers import ROOT, Client, GatewayProcess, gateway_config
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
@@ -45,9 +46,10 @@ QUIET_S = 10.0  # nothing published for this long: the gateway has done all it w
 class Run:
     """What one pass of the stream left behind."""
 
-    stream: list[fc.Message]
+    stream: list[Message]
     rejects: list[dict[str, Any]]  # bodies received on coldchain/v1/rejected
     acks: dict[str, list[int]]  # crate -> stored_through values received, in order
+    retained_acks: dict[str, int]  # crate -> stored_through of its retained ack, as a crate connecting now reads it
     alarms: list[tuple[str, dict[str, Any]]]  # alarms received: topic, body
     influx_rejects: list[dict[str, Any]]
     alarm_points: list[dict[str, Any]]
@@ -79,7 +81,7 @@ def _properties() -> Properties:
     return properties
 
 
-def _publish_all(broker: Mosquitto, stream: list[fc.Message]) -> None:
+def _publish_all(broker: Mosquitto, stream: list[Message]) -> None:
     """Publish the stream in order from one client (the broker keeps the order of its QoS 1 messages), pipelined."""
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="fuzz-publisher", protocol=mqtt.MQTTv5)
     client.max_inflight_messages_set(100)
@@ -128,7 +130,18 @@ def _acks(listener: Client) -> dict[str, list[int]]:
     return out
 
 
-def _last_seqs(stream: list[fc.Message]) -> dict[str, int]:
+def _retained_acks(broker: Mosquitto, crates: int) -> dict[str, int]:
+    """The retained storage acks a client subscribing now receives (waits briefly for ``crates`` of them)."""
+    client = Client(broker, ["coldchain/v1/crates/+/ack"])
+    deadline = time.monotonic() + 5.0
+    while len(client.messages) < crates and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.2)  # one more than expected would come now
+    client.close()
+    return {t.split("/")[3]: json.loads(p)["stored_through"] for t, p, retain in client.messages if retain}
+
+
+def _last_seqs(stream: list[Message]) -> dict[str, int]:
     last: dict[str, int] = {}
     for message in stream:
         if message.crate:
@@ -173,10 +186,12 @@ def run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
         time.sleep(1.0)  # a duplicate reject or a stray point would come now
         alive = gateway.process.poll() is None
         exit_code = gateway.stop()
+        retained = _retained_acks(broker, len(last))
         yield Run(
             stream=stream,
             rejects=listener.received("coldchain/v1/rejected"),
             acks=_acks(listener),
+            retained_acks=retained,
             alarms=[(t, json.loads(p)) for t, p, _ in listener.messages if t.startswith("coldchain/v1/alarms/")],
             alarm_points=influxdb.rows("SELECT * FROM alarm", database),
             influx_rejects=influxdb.rows("SELECT * FROM rejected", database),
@@ -205,9 +220,9 @@ def _stored(text: str | None) -> str | None:
     return None if text is None else text.replace("\n", "\\n")
 
 
-def _reject_diff(stream: list[fc.Message], received: list[tuple[str, str]], influx: bool = False) -> str:
+def _reject_diff(stream: list[Message], received: list[tuple[str, str]], influx: bool = False) -> str:
     """The hostile messages without a reject, and the rejects no hostile message explains ('' when none)."""
-    by_key: dict[tuple[str, str], list[fc.Message]] = {}
+    by_key: dict[tuple[str, str], list[Message]] = {}
     for message in stream:
         if message.hostile:
             topic, excerpt = message.reject_key()
@@ -306,10 +321,12 @@ def test_alarms_are_the_excursion_and_the_acks_that_took_them_on(run: Run) -> No
 
 
 def test_every_crate_storage_ack_reaches_its_last_seq(run: Run) -> None:
-    """Valid crates, and hostile crates whose refused messages still name their seq, are acknowledged through it."""
+    """Valid crates, and hostile crates whose refused messages still name their seq, are acknowledged through it
+    (the last ack published, and the retained one a crate reads when it connects)."""
     last = _last_seqs(run.stream)
     reached = {crate: values[-1] for crate, values in run.acks.items()}
     assert reached == last, f"last stored_through per crate {reached}, expected {last}"
+    assert run.retained_acks == last, f"retained stored_through per crate {run.retained_acks}, expected {last}"
 
 
 def test_the_evidence_archive_holds_each_valid_message_once_and_verifies(run: Run) -> None:

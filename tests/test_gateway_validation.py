@@ -93,11 +93,11 @@ def test_every_plausible_value_is_stored_exactly(config: GatewayConfig, value: f
 def test_rejects_are_counted_per_reason(config: GatewayConfig, payload: bytes, topic: str, reason: str) -> None:
     """Each kind of bad message is counted under its reason and recorded in measurement rejected."""
     ingest, batch = Ingest(config), Batch()
-    ingest.handle((topic, payload, 1, 0), batch, NOW)
+    published = ingest.handle((topic, payload, 1, 0), batch, NOW)
     assert dict(ingest.rejects) == {reason: 1}
     assert batch.lines[-1].startswith(f"rejected,crate=C-1,reason={reason} ")
-    assert ingest.outbox[-1][0] == "coldchain/v1/rejected"
-    assert json.loads(ingest.outbox[-1][1])["reason"] == reason
+    assert published[-1][0] == "coldchain/v1/rejected"
+    assert json.loads(published[-1][1])["reason"] == reason
 
 
 @pytest.mark.parametrize(
@@ -156,9 +156,10 @@ def test_restarted_crate_is_stored_and_alarms_afresh(config: GatewayConfig) -> N
     """After a seq restart the readings are stored again and a new excursion raises a new alarm."""
     ingest, batch = Ingest(config), Batch()
     live = NOW - 10_000  # live data: a backlog's alarms would be held back until the crate caught up
+    published = []
     for seq, ts in ((1, live), (2, live + 1000), (1, live + 5000)):
-        ingest.handle((TOPIC, telemetry("C-1", seq, value=-140.0, ts=ts), seq, 0), batch, NOW)
+        published += ingest.handle((TOPIC, telemetry("C-1", seq, value=-140.0, ts=ts), seq, 0), batch, NOW)
     assert ingest.restarts == 1
     assert sum(line.startswith("temperature,") for line in batch.lines) == 3
-    critical = [t for t, _, _ in ingest.outbox if t == "coldchain/v1/alarms/C-1/critical_high/probe1"]
+    critical = [t for t, _, _ in published if t == "coldchain/v1/alarms/C-1/critical_high/probe1"]
     assert len(critical) == 2

@@ -293,18 +293,28 @@ def test_an_unforeseen_failure_rejects_that_message_only(config: GatewayConfig, 
     ingest, batch = Ingest(config), Batch()
     engine = ingest.alarming.engine
     mocker.patch.object(engine, "telemetry", side_effect=[TypeError("unhashable type: 'dict'"), []])
-    ingest.handle(("coldchain/v1/crates/C-1/telemetry", telemetry("C-1", 1), 1, 0), batch, NOW)
+    publications = ingest.handle(("coldchain/v1/crates/C-1/telemetry", telemetry("C-1", 1), 1, 0), batch, NOW)
     assert not any(line.startswith("temperature") for line in batch.lines)
     [reject] = [line for line in batch.lines if line.startswith("rejected")]
     assert "reason=internal" in reject
     assert "TypeError while judging the message" in reject
-    [published] = [json.loads(p) for t, p, _ in ingest.outbox if t == "coldchain/v1/rejected"]
+    [published] = [json.loads(p) for t, p, _ in publications if t == "coldchain/v1/rejected"]
     assert (published["reason"], published["crate"]) == ("internal", "C-1")
     ingest.handle(("coldchain/v1/crates/C-1/telemetry", telemetry("C-1", 2), 2, 0), batch, NOW)
     assert [line.split(" ")[1] for line in batch.lines if line.startswith("temperature")] == ["value_c=-170.0,seq=2i"]
     batch.crates.add("C-1")
     ingest.close(batch, with_snapshots=False)
     assert batch.through == {"C-1": 2}  # the failed message counts as handled: no gap, nothing held back
+
+
+def test_an_unforeseen_failure_publishes_nothing_of_that_message(config: GatewayConfig, mocker: Any) -> None:
+    """A fault after the engine raised an alarm: neither the alarm nor its points leave, only the internal reject."""
+    ingest, batch = Ingest(config), Batch()
+    mocker.patch.object(ingest.alarming.notifier, "publish", side_effect=OSError("outbox disk full"))
+    payload = telemetry("C-1", 1, value=-140.0, ts=NOW - 1000)
+    publications = ingest.handle(("coldchain/v1/crates/C-1/telemetry", payload, 1, 0), batch, NOW)
+    assert [topic for topic, _, _ in publications] == ["coldchain/v1/rejected"]
+    assert [line.split(",")[0] for line in batch.lines] == ["rejected"]
 
 
 def test_a_write_body_is_always_utf8() -> None:
