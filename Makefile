@@ -19,9 +19,10 @@ lint: $(STAMP)
 
 # Debian packages the demo and the tests use, as command:package. mosquitto and influxd are started
 # as private instances on free ports, never the system's; openssl makes test certificates;
-# systemd-analyze checks the units; chromium runs the board's browser tests; poppler-utils reads reports.
+# systemd-analyze checks the units; chromium runs the board's browser tests; poppler-utils reads reports;
+# nats-server runs the fleet deployment's three-node cluster (private, on free ports, never the system's).
 APT_NEEDS := mosquitto:mosquitto mosquitto_pub:mosquitto-clients influxd:influxdb openssl:openssl \
-	systemd-analyze:systemd chromium:chromium pdftotext:poppler-utils
+	systemd-analyze:systemd chromium:chromium pdftotext:poppler-utils nats-server:nats-server
 
 services:
 	@missing=""; for need in $(APT_NEEDS); do \

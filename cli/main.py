@@ -33,6 +33,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "release": ("cli.release", "record QA's release decision on the data a report showed"),
     "verify-archive": ("cli.verify_archive", "check the gateway's evidence archive for tampering"),
     "ack": ("cli.ack", "acknowledge an active alarm: who takes it on, with a note"),
+    "cluster-auth": ("cli.cluster_auth", "write the NATS cluster's logins and rights from provisioned credentials"),
 }
 
 

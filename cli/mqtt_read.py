@@ -50,6 +50,8 @@ PROGRAM_KEYS = frozenset(
         "refused_retry_s",
         "ack_timeout_s",
         "answer_timeout_s",
+        "brokers",  # the agent's cluster nodes (docs/cluster.md): these commands use host and port
+        "protocol",
     }
 )
 _FILES = ("password_file", "ca_file", "cert_file", "key_file")

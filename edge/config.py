@@ -39,6 +39,37 @@ DS18B20_MIN_C: Final = -55.0
 # the default 10 s period (or 6 min at 1 Hz) means a frozen ADC, board or firmware
 DEFAULT_STUCK_SAMPLES: Final = 360
 CONVERSIONS: Final = ("pt1000", "pt100", "steinhart_hart")
+PROTOCOLS: Final = ("5", "3.1.1")
+MAX_BROKERS: Final = 16
+
+
+def _broker(table: Table, entry: str) -> tuple[str, int]:
+    """One ``"host:port"`` (``"[v6 address]:port"``) of ``[mqtt] brokers``."""
+    host, colon, port = entry.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not colon or not host or any(c.isspace() for c in host) or "/" in host:
+        raise table.error("brokers", f"{entry!r} is not host:port (e.g. \"nats-1.example.org:8883\")")
+    if not (port.isascii() and port.isdigit()) or not 1 <= int(port) <= 65535:
+        raise table.error("brokers", f"{entry!r}: the port must be a number 1-65535")
+    return host, int(port)
+
+
+def _brokers(table: Table) -> tuple[tuple[str, int], ...]:
+    """``[mqtt] brokers``: the nodes of a clustered broker, instead of ``host``/``port``."""
+    if "brokers" not in table:
+        return ()
+    entries = table.text_list("brokers")
+    if not entries:
+        raise table.error("brokers", "must name at least one broker (or leave it out and set host and port)")
+    if len(entries) > MAX_BROKERS:
+        raise table.error("brokers", f"names {len(entries)} brokers; at most {MAX_BROKERS}")
+    if "host" in table or "port" in table:
+        raise table.error("brokers", "set either brokers or host and port, not both")
+    brokers = tuple(_broker(table, entry) for entry in entries)
+    if len(set(brokers)) != len(brokers):
+        raise table.error("brokers", f"a broker is listed twice: {entries}")
+    return brokers
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +90,14 @@ class MqttConfig:
     reconnect_max_s: float = 60.0
     window: int = 200  # messages handed to paho but not yet PUBACKed
     refused_retry_s: float = 5.0
+    # nodes of a clustered broker, tried in turn (empty: host and port); docs/cluster.md
+    brokers: tuple[tuple[str, int], ...] = ()
+    protocol: str = "5"  # "3.1.1" for brokers that speak no MQTT 5 (nats-server)
+
+    @property
+    def addresses(self) -> tuple[tuple[str, int], ...]:
+        """Every broker address to try, in order: ``brokers``, else ``host``/``port``."""
+        return self.brokers or ((self.host, self.port),)
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +209,8 @@ def _mqtt(table: Table, crate: str, base: Path) -> MqttConfig:
         reconnect_max_s=table.number("reconnect_max_s", 60.0, minimum=0.01),
         window=table.integer("window", 200, minimum=1, maximum=10_000),
         refused_retry_s=table.number("refused_retry_s", 5.0, minimum=0.01),
+        brokers=_brokers(table),
+        protocol=table.text("protocol", "5", choices=PROTOCOLS),
     )
     if config.reconnect_max_s < config.reconnect_min_s:
         raise table.error("reconnect_max_s", "must not be below reconnect_min_s")

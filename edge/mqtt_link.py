@@ -1,9 +1,16 @@
-"""The agent's only contact with paho-mqtt: MQTT v5, TLS, credentials, reconnect.
+"""The agent's only contact with paho-mqtt: MQTT v5 (or 3.1.1), TLS, credentials, reconnect.
 
 Paho's callbacks convert what happened into ``edge.events`` values and hand them
 to the agent loop, nothing more. The network loop is ours (not paho's
 ``loop_start``) so reconnects back off exponentially with jitter: after a broker
-restart a fleet of crates must not reconnect in lock-step.
+restart a fleet of crates must not reconnect in lock-step. With ``[mqtt] brokers``
+(the nodes of a cluster) each failed or lost connection moves on to the next node.
+
+MQTT 3.1.1 (``protocol = "3.1.1"``, for nats-server) keeps the same session
+semantics: a clean session (v5: clean start, session expiry 0), the same will.
+What it lacks is a refusal reason in PUBACK: a publish the broker drops (e.g. no
+right to the topic) looks delivered, and the spool sends it again after
+``[spool] ack_timeout_s`` without a storage ack, as after any loss.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ import logging
 import random
 import ssl
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -58,9 +66,19 @@ class MqttLink:
         self.emit = emit
         self.wall_ms = wall_ms
         self.bad_acks = 0
+        self._addresses = config.addresses
+        # the broker the next attempt goes to; a fleet starts spread over a cluster's nodes
+        self._next = random.randrange(len(self._addresses))  # noqa: S311 (load spreading, not cryptography)
+        host, port = self._addresses[self._next]
+        self.broker = f"{host}:{port}"  # the broker of the current (or last) attempt
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="mqtt", daemon=True)
-        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=config.client_id, protocol=mqtt.MQTTv5)
+        if config.protocol == "3.1.1":
+            client = mqtt.Client(
+                CallbackAPIVersion.VERSION2, client_id=config.client_id, protocol=mqtt.MQTTv311, clean_session=True
+            )
+        else:
+            client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=config.client_id, protocol=mqtt.MQTTv5)
         # our own window keeps paho's RAM queue short; the spool holds the rest
         client.max_inflight_messages_set(config.window)
         if config.tls or config.ca_file is not None:
@@ -81,6 +99,8 @@ class MqttLink:
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
         client.on_message = self._on_message
+        client.on_subscribe = self._on_subscribe
+        self._resubscribe_at: float | None = None  # monotonic time to subscribe to acks again after a refusal
         # Without a paho loop thread of its own, publish() writes to the socket from the calling
         # (agent) thread while our network thread writes too: both pop paho's packet queue, so
         # telemetry left out of seq order (seen: seq 298 before 297). A write hook, even one that
@@ -93,10 +113,11 @@ class MqttLink:
 
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
         if reason.is_failure:
-            log.error("broker %s:%d refused the connection: %s", self.config.host, self.config.port, reason)
+            log.error("broker %s refused the connection: %s", self.broker, reason)
             return
         if self._connected:  # paho may report a connect twice; the loop must hear it once
             return
+        self._resubscribe_at = None  # the agent subscribes afresh on every connection
         self._connected = True
         self.emit(Connected())
 
@@ -107,6 +128,16 @@ class MqttLink:
 
     def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int, reason: Any, props: Any) -> None:
         self.emit(Published(mid, int(reason.value), str(reason)))
+
+    def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, reasons: Any, props: Any) -> None:
+        failed = [r for r in reasons if r.is_failure]
+        if failed:
+            # Without the subscription no storage ack arrives, the spool never shrinks and everything is sent
+            # again and again. nats-server refuses a QoS 1 subscription when it cannot create its JetStream
+            # consumer (seen for 4 s and more while its cluster recovers from a lost node).
+            retry = self.config.refused_retry_s
+            log.error("broker %s refused the ack subscription (%s); again in %.1f s", self.broker, failed[0], retry)
+            self._resubscribe_at = time.monotonic() + retry
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
         # An exception leaving this callback would end our network loop: no more publishing, no
@@ -160,20 +191,28 @@ class MqttLink:
         offline = encode(CrateStatus(self.crate, "offline", self.wall_ms()))
         self._client.will_set(status_topic(self.crate), offline, qos=1, retain=True)
 
+    def _connect(self) -> None:
+        """Connect to the next broker of the list (the only one without ``brokers``)."""
+        host, port = self._addresses[self._next]
+        self._next = (self._next + 1) % len(self._addresses)
+        self.broker = f"{host}:{port}"
+        if self.config.protocol == "3.1.1":
+            self._client.connect(host, port, self.config.keepalive_s)
+            return
+        properties = Properties(PacketTypes.CONNECT)
+        properties.SessionExpiryInterval = 0
+        self._client.connect(host, port, self.config.keepalive_s, clean_start=True, properties=properties)
+
     def _run(self) -> None:
         config = self.config
         backoff = Backoff(config.reconnect_min_s, config.reconnect_max_s)
         while not self._stop.is_set():
             self._will()
-            properties = Properties(PacketTypes.CONNECT)
-            properties.SessionExpiryInterval = 0
             try:
-                self._client.connect(
-                    config.host, config.port, config.keepalive_s, clean_start=True, properties=properties
-                )
+                self._connect()
             except (OSError, ssl.SSLError) as exc:
                 delay = backoff.next()
-                log.warning("cannot reach broker %s:%d (%s); retrying in %.1f s", config.host, config.port, exc, delay)
+                log.warning("cannot reach broker %s (%s); retrying in %.1f s", self.broker, exc, delay)
                 self._stop.wait(delay)
                 continue
             rc = mqtt.MQTT_ERR_SUCCESS
@@ -183,13 +222,16 @@ class MqttLink:
                     break
                 if self._connected:
                     backoff.reset()
+                    if self._resubscribe_at is not None and time.monotonic() >= self._resubscribe_at:
+                        self._resubscribe_at = None
+                        self.subscribe_acks()
             if self._stop.is_set():
                 self._close()
                 return
             reason = mqtt.error_string(rc)
             self._on_disconnect(self._client, None, None, reason, None)
             delay = backoff.next()
-            log.warning("lost broker %s:%d (%s); reconnecting in %.1f s", config.host, config.port, reason, delay)
+            log.warning("lost broker %s (%s); reconnecting in %.1f s", self.broker, reason, delay)
             self._stop.wait(delay)
 
     def _close(self) -> None:

@@ -85,7 +85,7 @@ class Outbox:
     def on_connected(self) -> None:
         """The broker accepted us: listen for acks, say online, publish again."""
         self.connected = True
-        log.info("connected to broker %s:%d", self.mqtt.host, self.mqtt.port)
+        log.info("connected to broker %s", self.link.broker)
         self.link.subscribe_acks()
         online = encode(CrateStatus(self.crate, "online", self.clock.wall_ms()))
         mid = self.link.publish(status_topic(self.crate), online, retain=True)

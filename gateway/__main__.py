@@ -9,7 +9,9 @@ import sqlite3
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from adapters.liveness import Liveness
 from adapters.sd_notify import Watchdog
@@ -60,7 +62,16 @@ def _stop_on_signals(stop: threading.Event) -> None:
     threading.Thread(target=wait, name="signals", daemon=True).start()
 
 
-def _run(config: GatewayConfig, prog: str) -> int:
+# (config, on_subscribed) -> the link the worker reads from and publishes through (``gateway.worker.Link``,
+# plus start/stop, connected, failed and a heartbeat): mosquitto's MQTT 5 session, or the NATS cluster's stream
+LinkFactory = Callable[[GatewayConfig, Callable[[], None]], Any]
+
+
+def _mqtt_link(config: GatewayConfig, on_subscribed: Callable[[], None]) -> MqttLink:
+    return MqttLink(config.mqtt, on_subscribed)
+
+
+def _run(config: GatewayConfig, prog: str, make_link: LinkFactory = _mqtt_link) -> int:
     """The composition root: every part is made here, given what it needs, and started; then run until stopped."""
     stop = threading.Event()
     _stop_on_signals(stop)
@@ -87,7 +98,7 @@ def _run(config: GatewayConfig, prog: str) -> int:
             print(f"gateway subscribed to {config.mqtt.telemetry_filter} as {config.mqtt.client_id}", flush=True)
             watchdog.ready()  # database checked, state restored, messages flowing in: it does its job now
 
-    link = MqttLink(config.mqtt, on_subscribed)
+    link = make_link(config, on_subscribed)
     # the clock's thread writes alarm points of its ticks and the gateway's own figures on a connection of its own
     clock_store = open_store(config.influxdb)
     notifier = Notifier(config.notify)  # its channels' outbox files are opened; delivery starts below

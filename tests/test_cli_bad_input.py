@@ -259,6 +259,8 @@ def _bad_arguments(root: Path) -> list[Case]:
         ("release", [*RELEASE, "--decision", "maybe"], "--decision"),
         ("release", [*RELEASE, "--influx-url", "notaurl"], "--influx-url"),
         ("release", [*RELEASE, "--profile", "lukewarm"], "not a profile"),
+        ("cluster-auth", [], "--creds"),
+        ("cluster-auth", ["--creds", str(root / "no-such"), "--out", str(root / "auth.conf")], "provision gateway"),
         ("verify-archive", [], "archive"),
         ("verify-archive", [str(root / "no-such.jsonl")], "no such archive file"),
         ("verify-archive", [str(root / "a-directory")], "not a file"),

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
-UNITS = sorted((Path(__file__).resolve().parent.parent / "systemd").glob("*.service"))
+# the NATS node runs Debian's nats-server, not coldchain: tests/test_cluster_config.py checks its unit
+SYSTEMD = Path(__file__).resolve().parent.parent / "systemd"
+UNITS = sorted(u for u in SYSTEMD.glob("*.service") if "nats" not in u.name)
 INSTALLED_COMMAND = "/opt/coldchain/.venv/bin/coldchain"
 
 
