@@ -20,6 +20,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from coldchain.argtypes import port_number, text
+from coldchain.broker_settings import CONNECTION_KEYS, FILE_KEYS, BrokerSettings
 from coldchain.errors import ConfigError
 from coldchain.settings import load_toml
 
@@ -34,7 +35,6 @@ __all__ = [
 ]
 
 CONNECT_TIMEOUT_S = 5.0
-CONNECTION_KEYS = ("host", "port", "username", "password_file", "tls", "ca_file", "cert_file", "key_file")
 # Keys of the agent's, gateway's and board's [mqtt] tables that only those programs use (their example
 # configs document each; a test keeps this list complete). Any other key in --config's [mqtt] is a typo.
 PROGRAM_KEYS = frozenset(
@@ -54,35 +54,10 @@ PROGRAM_KEYS = frozenset(
         "protocol",
     }
 )
-_FILES = ("password_file", "ca_file", "cert_file", "key_file")
 
 
 class BrokerError(Exception):
     """The broker cannot be reached or refused us: the message says which broker and what to check."""
-
-
-@dataclass(frozen=True, slots=True)
-class BrokerSettings:
-    """How to reach the broker (the keys of an agent's or gateway's ``[mqtt]`` table)."""
-
-    host: str = "127.0.0.1"
-    port: int = 1883
-    username: str | None = None
-    password_file: Path | None = None
-    tls: bool = False
-    ca_file: Path | None = None
-    cert_file: Path | None = None
-    key_file: Path | None = None
-
-    @property
-    def address(self) -> str:
-        """``host:port`` with the scheme, for messages."""
-        return f"{'mqtts' if self.uses_tls else 'mqtt'}://{self.host}:{self.port}"
-
-    @property
-    def uses_tls(self) -> bool:
-        """TLS is on when asked for or when any certificate is given."""
-        return self.tls or self.ca_file is not None or self.cert_file is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,7 +105,7 @@ def _from_file(path: Path) -> BrokerSettings:
 
 def _readable(settings: BrokerSettings, args: argparse.Namespace) -> None:
     """Every file the connection needs can be read now: say which, before reaching for the broker."""
-    for name in _FILES:
+    for name in FILE_KEYS:
         path: Path | None = getattr(settings, name)
         if path is None or (path.is_file() and os.access(path, os.R_OK)):
             continue

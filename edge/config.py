@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from adapters.secrets import require_files
+from coldchain.broker_settings import BrokerSchema, BrokerSettings, parse_broker
 from coldchain.errors import ConfigError
 from coldchain.profiles import Profile, load_profiles
 from coldchain.settings import Table, load_toml
@@ -39,65 +41,16 @@ DS18B20_MIN_C: Final = -55.0
 # the default 10 s period (or 6 min at 1 Hz) means a frozen ADC, board or firmware
 DEFAULT_STUCK_SAMPLES: Final = 360
 CONVERSIONS: Final = ("pt1000", "pt100", "steinhart_hart")
-PROTOCOLS: Final = ("5", "3.1.1")
-MAX_BROKERS: Final = 16
-
-
-def _broker(table: Table, entry: str) -> tuple[str, int]:
-    """One ``"host:port"`` (``"[v6 address]:port"``) of ``[mqtt] brokers``."""
-    host, colon, port = entry.rpartition(":")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    if not colon or not host or any(c.isspace() for c in host) or "/" in host:
-        raise table.error("brokers", f"{entry!r} is not host:port (e.g. \"nats-1.example.org:8883\")")
-    if not (port.isascii() and port.isdigit()) or not 1 <= int(port) <= 65535:
-        raise table.error("brokers", f"{entry!r}: the port must be a number 1-65535")
-    return host, int(port)
-
-
-def _brokers(table: Table) -> tuple[tuple[str, int], ...]:
-    """``[mqtt] brokers``: the nodes of a clustered broker, instead of ``host``/``port``."""
-    if "brokers" not in table:
-        return ()
-    entries = table.text_list("brokers")
-    if not entries:
-        raise table.error("brokers", "must name at least one broker (or leave it out and set host and port)")
-    if len(entries) > MAX_BROKERS:
-        raise table.error("brokers", f"names {len(entries)} brokers; at most {MAX_BROKERS}")
-    if "host" in table or "port" in table:
-        raise table.error("brokers", "set either brokers or host and port, not both")
-    brokers = tuple(_broker(table, entry) for entry in entries)
-    if len(set(brokers)) != len(brokers):
-        raise table.error("brokers", f"a broker is listed twice: {entries}")
-    return brokers
+_BROKER: Final = BrokerSchema(cluster=True)
 
 
 @dataclass(frozen=True, slots=True)
-class MqttConfig:
-    """Broker connection."""
+class MqttConfig(BrokerSettings):
+    """Broker connection (the shared keys) and the agent's own session settings."""
 
-    host: str
-    port: int
-    client_id: str
-    keepalive_s: int = 30
-    tls: bool = False
-    ca_file: Path | None = None
-    cert_file: Path | None = None
-    key_file: Path | None = None
-    username: str | None = None
-    password_file: Path | None = None
-    reconnect_min_s: float = 0.5
-    reconnect_max_s: float = 60.0
+    client_id: str = ""
     window: int = 200  # messages handed to paho but not yet PUBACKed
     refused_retry_s: float = 5.0
-    # nodes of a clustered broker, tried in turn (empty: host and port); docs/cluster.md
-    brokers: tuple[tuple[str, int], ...] = ()
-    protocol: str = "5"  # "3.1.1" for brokers that speak no MQTT 5 (nats-server)
-
-    @property
-    def addresses(self) -> tuple[tuple[str, int], ...]:
-        """Every broker address to try, in order: ``brokers``, else ``host``/``port``."""
-        return self.brokers or ((self.host, self.port),)
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,34 +147,16 @@ def _signing_key(table: Table, base: Path) -> bytes | None:
 
 
 def _mqtt(table: Table, crate: str, base: Path) -> MqttConfig:
-    config = MqttConfig(
-        host=table.text("host", "127.0.0.1"),
-        port=table.integer("port", 1883, minimum=1, maximum=65535),
+    config = parse_broker(
+        table,
+        base,
+        _BROKER,
+        MqttConfig,
         client_id=table.text("client_id", f"coldchain-agent-{crate}"),
-        keepalive_s=table.integer("keepalive_s", 30, minimum=5, maximum=3600),
-        tls=table.flag("tls", False),
-        ca_file=table.file_path("ca_file", base),
-        cert_file=table.file_path("cert_file", base),
-        key_file=table.file_path("key_file", base),
-        username=table.text("username", None),
-        password_file=table.file_path("password_file", base),
-        reconnect_min_s=table.number("reconnect_min_s", 0.5, minimum=0.01),
-        reconnect_max_s=table.number("reconnect_max_s", 60.0, minimum=0.01),
         window=table.integer("window", 200, minimum=1, maximum=10_000),
         refused_retry_s=table.number("refused_retry_s", 5.0, minimum=0.01),
-        brokers=_brokers(table),
-        protocol=table.text("protocol", "5", choices=PROTOCOLS),
     )
-    if config.reconnect_max_s < config.reconnect_min_s:
-        raise table.error("reconnect_max_s", "must not be below reconnect_min_s")
-    if (config.cert_file is None) != (config.key_file is None):
-        raise table.error("cert_file", "a client certificate needs both cert_file and key_file")
-    if config.password_file is not None and config.username is None:
-        raise table.error("password_file", "is set but username is missing")
-    for name in ("ca_file", "cert_file", "key_file", "password_file"):
-        path = getattr(config, name)
-        if path is not None and not path.is_file():
-            raise table.error(name, f"file {path} does not exist")
+    require_files(table, config)
     return config
 
 

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
+from adapters.secrets import require_files
+from coldchain.broker_settings import BrokerSchema, BrokerSettings, parse_broker
 from coldchain.errors import ConfigError
 from coldchain.lifecycle import LifecyclePolicy, parse_lifecycle_policy
 from coldchain.profiles import Profile, load_profiles
@@ -26,24 +28,20 @@ __all__ = [
 # [profiles] default when unset: the product this system is built for (cryopreserved cells)
 DEFAULT_PROFILE: Final = "cryo"
 SHIPMENT_TEXT_CHARS: Final = 200  # origin, destination, product: a line on a label, not a document
+# the gateway takes no client certificate and no broker cluster list (docs/cluster.md: one node's address)
+_BROKER: Final = BrokerSchema(
+    defaults=BrokerSettings(reconnect_max_s=30.0), client_certificate=False, reconnect_floor_s=0.05
+)
 
 
 @dataclass(frozen=True, slots=True)
-class MqttConfig:
-    """The broker connection and the durable session on it."""
+class MqttConfig(BrokerSettings):
+    """The broker connection (the shared keys) and the durable session on it."""
 
-    host: str = "127.0.0.1"
-    port: int = 1883
     client_id: str = "coldchain-gateway"
-    username: str | None = None
-    password_file: Path | None = None
-    ca_file: Path | None = None
-    tls: bool = False
-    keepalive_s: int = 30
     session_expiry_s: int = 7 * 86400
     receive_maximum: int = 1000
     shared_group: str | None = None
-    reconnect_min_s: float = 0.5
     reconnect_max_s: float = 30.0
 
     @property
@@ -152,23 +150,17 @@ def _existing(table: Table, name: str, base: Path) -> Path | None:
 
 def _mqtt(t: Table, base: Path) -> MqttConfig:
     d = MqttConfig()
-    config = MqttConfig(
-        host=t.text("host", d.host),
-        port=t.integer("port", d.port, minimum=1, maximum=65535),
+    config = parse_broker(
+        t,
+        base,
+        _BROKER,
+        MqttConfig,
         client_id=t.identifier("client_id", d.client_id),
-        username=t.text("username", None),
-        password_file=_existing(t, "password_file", base),
-        ca_file=_existing(t, "ca_file", base),
-        tls=t.flag("tls", d.tls),
-        keepalive_s=t.integer("keepalive_s", d.keepalive_s, minimum=5, maximum=3600),
         session_expiry_s=int(t.duration("session_expiry", d.session_expiry_s, minimum=60, maximum=2**32 - 2)),
         receive_maximum=t.integer("receive_maximum", d.receive_maximum, minimum=1, maximum=65535),
         shared_group=t.identifier("shared_group", None),
-        reconnect_min_s=t.number("reconnect_min_s", d.reconnect_min_s, minimum=0.05),
-        reconnect_max_s=t.number("reconnect_max_s", d.reconnect_max_s, minimum=0.05),
     )
-    if config.password_file is not None and config.username is None:
-        raise t.error("password_file", "is set but username is not")
+    require_files(t, config)
     return config
 
 

@@ -1,0 +1,37 @@
+"""The files a connection needs: that they exist when the config is loaded, and reading a secret from one.
+
+The core names the files (``coldchain.broker_settings``); looking at the disk is I/O, so it is done here,
+once for every program.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from coldchain.broker_settings import FILE_KEYS, BrokerSettings
+from coldchain.settings import Table
+
+__all__ = ["loosely_readable", "read_secret", "require_files"]
+
+log = logging.getLogger(__name__)
+
+
+def require_files(table: Table, settings: BrokerSettings) -> None:
+    """Refuse, naming the key, a CA, certificate, key or password file of ``settings`` that does not exist."""
+    for name in FILE_KEYS:
+        path: Path | None = getattr(settings, name)
+        if path is not None and not path.is_file():
+            raise table.error(name, f"file {path} does not exist")
+
+
+def loosely_readable(path: Path) -> bool:
+    """True when users other than the owner may read or write the file at ``path``."""
+    return bool(path.stat().st_mode & 0o077)
+
+
+def read_secret(path: Path) -> str:
+    """The secret held by the file at ``path``, stripped; warns when other users can read it (OSError if unreadable)."""
+    if loosely_readable(path):
+        log.warning("password file %s can be read by other users: chmod 600 it", path)
+    return path.read_text().strip()
