@@ -12,9 +12,13 @@ from pathlib import Path
 from coldchain.broker_settings import FILE_KEYS, BrokerSettings
 from coldchain.settings import Table
 
-__all__ = ["loosely_readable", "read_secret", "require_files"]
+__all__ = ["SecretError", "loosely_readable", "read_secret", "require_files"]
 
 log = logging.getLogger(__name__)
+
+
+class SecretError(Exception):
+    """A password or token file gave no secret: the message names the file and why."""
 
 
 def require_files(table: Table, settings: BrokerSettings) -> None:
@@ -31,7 +35,16 @@ def loosely_readable(path: Path) -> bool:
 
 
 def read_secret(path: Path) -> str:
-    """The secret held by the file at ``path``, stripped; warns when other users can read it (OSError if unreadable)."""
-    if loosely_readable(path):
-        log.warning("password file %s can be read by other users: chmod 600 it", path)
-    return path.read_text().strip()
+    """The first line of the file at ``path``, stripped; warns when other users can read it.
+
+    SecretError when the file cannot be read or holds no secret.
+    """
+    try:
+        if loosely_readable(path):
+            log.warning("password file %s can be read by other users: chmod 600 it", path)
+        lines = path.read_text().strip().splitlines()
+    except (OSError, ValueError) as exc:  # ValueError: not UTF-8 text
+        raise SecretError(f"cannot read the broker password from {path}: {exc}") from None
+    if not lines:
+        raise SecretError(f"cannot read the broker password from {path}: the file is empty")
+    return lines[0].strip()

@@ -24,13 +24,15 @@ import ssl
 import sys
 import time
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 
-from cli.mqtt_read import BrokerError, BrokerSettings, add_broker_arguments, broker_settings, read_password
+from adapters.mqtt_client import broker_client
+from adapters.secrets import SecretError
+from cli.mqtt_read import BrokerSettings, add_broker_arguments, broker_settings
 from coldchain.ack_answer import AckAnswer, answer_to
 from coldchain.alarm_view import AlarmView, decode_alarm
 from coldchain.argtypes import positive, utf8_text
@@ -68,13 +70,17 @@ class AckSession:
         self.where = f"{config.host}:{config.port}"
         self.inbox: queue.Queue[tuple[str, bytes]] = queue.Queue()
         self._events: queue.Queue[tuple[str, Any]] = queue.Queue()
-        self._client = mqtt.Client(
-            CallbackAPIVersion.VERSION2, client_id=f"coldchain-ack-{uuid.uuid4().hex[:12]}", protocol=mqtt.MQTTv5
-        )
-        self._client.on_connect = lambda c, u, f, reason, p: self._events.put(("connect", reason))
-        self._client.on_subscribe = lambda c, u, mid, reasons, p: self._events.put(("subscribe", reasons))
-        self._client.on_publish = lambda c, u, mid, reason, p: self._events.put(("publish", reason))
-        self._client.on_message = self._on_message
+        self._client: mqtt.Client  # made by open(): reading the password can fail
+
+    def _new_client(self) -> mqtt.Client:
+        """An MQTT 5 client for the settings, its callbacks set (paho takes them only as attributes)."""
+        client_id = f"coldchain-ack-{uuid.uuid4().hex[:12]}"
+        client = broker_client(replace(self.config, protocol="5"), client_id, mqtt.Client)
+        client.on_connect = lambda c, u, f, reason, p: self._events.put(("connect", reason))
+        client.on_subscribe = lambda c, u, mid, reasons, p: self._events.put(("subscribe", reasons))
+        client.on_publish = lambda c, u, mid, reason, p: self._events.put(("publish", reason))
+        client.on_message = self._on_message
+        return client
 
     def _on_message(self, _c: mqtt.Client, _u: Any, message: mqtt.MQTTMessage) -> None:
         try:
@@ -97,20 +103,12 @@ class AckSession:
     def open(self) -> None:
         """Connect; AckError saying what to check when that fails."""
         config = self.config
-        if config.uses_tls:
-            self._client.tls_set(
-                ca_certs=str(config.ca_file) if config.ca_file else None,
-                certfile=str(config.cert_file) if config.cert_file else None,
-                keyfile=str(config.key_file) if config.key_file else None,
-                tls_version=ssl.PROTOCOL_TLS_CLIENT,
-            )
-        if config.username is not None:
-            try:
-                self._client.username_pw_set(config.username, read_password(config))
-            except BrokerError as exc:
-                raise AckError(str(exc)) from None
         try:
-            self._client.connect(config.host, config.port, keepalive=30)
+            self._client = self._new_client()
+        except SecretError as exc:
+            raise AckError(str(exc)) from None
+        try:
+            self._client.connect(config.host, config.port, keepalive=config.keepalive_s)
         except (OSError, ssl.SSLError) as exc:
             raise AckError(f"cannot reach the broker at {self.where}: {exc}; {_connect_hint(config)}") from None
         self._client.loop_start()

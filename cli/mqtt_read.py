@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 
+from adapters.mqtt_client import broker_client
+from adapters.secrets import SecretError
 from coldchain.argtypes import port_number, text
 from coldchain.broker_settings import CONNECTION_KEYS, FILE_KEYS, BrokerSettings
 from coldchain.errors import ConfigError
@@ -31,7 +32,6 @@ __all__ = [
     "Subscription",
     "add_broker_arguments",
     "broker_settings",
-    "read_password",
 ]
 
 CONNECT_TIMEOUT_S = 5.0
@@ -131,16 +131,6 @@ def broker_settings(args: argparse.Namespace) -> BrokerSettings:
     return settings
 
 
-def read_password(settings: BrokerSettings) -> str | None:
-    """The broker password from ``password_file`` (first line), or None without a login."""
-    if settings.password_file is None:
-        return None
-    try:
-        return settings.password_file.read_text().splitlines()[0].strip()
-    except (OSError, IndexError) as exc:
-        raise BrokerError(f"cannot read the broker password from {settings.password_file}: {exc}") from None
-
-
 # mosquitto answers a wrong password with "Not authorized" under MQTT 3.1.1: one hint serves both.
 _LOGIN_HINT = (
     "check --username/--password-file (or the [mqtt] table of --config) and that the broker's passwd file "
@@ -156,17 +146,18 @@ class Subscription:
         self.settings = settings
         self.filters = filters
         self.inbox: queue.Queue[Inbound | tuple[str, str]] = queue.Queue()
-        self._client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=f"coldchain-cli-{uuid.uuid4().hex[:12]}",
-            protocol=mqtt.MQTTv311,
-            clean_session=True,
-        )
-        self._client.connect_timeout = CONNECT_TIMEOUT_S
-        self._client.on_connect = self._on_connect
-        self._client.on_subscribe = self._on_subscribe
-        self._client.on_message = self._on_message
-        self._client.on_disconnect = self._on_disconnect
+        self._client: mqtt.Client | None = None  # made by open(): reading the password can fail
+
+    def _new_client(self) -> mqtt.Client:
+        """A clean MQTT 3.1.1 session for the settings, its callbacks set (paho takes them only as attributes)."""
+        client_id = f"coldchain-cli-{uuid.uuid4().hex[:12]}"
+        client = broker_client(replace(self.settings, protocol="3.1.1"), client_id, mqtt.Client)
+        client.connect_timeout = CONNECT_TIMEOUT_S
+        client.on_connect = self._on_connect
+        client.on_subscribe = self._on_subscribe
+        client.on_message = self._on_message
+        client.on_disconnect = self._on_disconnect
+        return client
 
     # --- paho callbacks: convert and enqueue, nothing more -------------------------------------
     def _on_connect(self, client: mqtt.Client, _ud: Any, _flags: Any, reason: Any, _props: Any) -> None:
@@ -195,16 +186,11 @@ class Subscription:
     def open(self) -> None:
         """Connect and subscribe; raise BrokerError saying what to check when that fails."""
         s = self.settings
-        if s.username is not None:
-            self._client.username_pw_set(s.username, read_password(s))
         try:
-            if s.uses_tls:
-                self._client.tls_set(
-                    ca_certs=str(s.ca_file) if s.ca_file else None,
-                    certfile=str(s.cert_file) if s.cert_file else None,
-                    keyfile=str(s.key_file) if s.key_file else None,
-                )
-            self._client.connect(s.host, s.port, keepalive=30)
+            self._client = client = self._new_client()
+            client.connect(s.host, s.port, keepalive=s.keepalive_s)
+        except SecretError as exc:
+            raise BrokerError(str(exc)) from None
         except (OSError, ssl.SSLError, ValueError) as exc:
             hint = (
                 "check the CA file and that the broker's certificate names this host"
@@ -213,7 +199,7 @@ class Subscription:
                 "(or the [mqtt] table of --config) name it"
             )
             raise BrokerError(f"cannot reach the MQTT broker at {s.address}: {exc}; {hint}") from None
-        self._client.loop_start()
+        client.loop_start()
         event = self._expect(CONNECT_TIMEOUT_S * 2)
         if event != ("subscribed", ""):
             self.close()
@@ -241,6 +227,7 @@ class Subscription:
                 self.inbox.put(message)
 
     def close(self) -> None:
-        """Disconnect and stop paho's network thread."""
-        self._client.disconnect()
-        self._client.loop_stop()
+        """Disconnect and stop paho's network thread (nothing to do before ``open``)."""
+        if self._client is not None:
+            self._client.disconnect()
+            self._client.loop_stop()

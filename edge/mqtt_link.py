@@ -24,10 +24,10 @@ from collections.abc import Callable
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from adapters.mqtt_client import broker_client
 from coldchain.errors import WireFormatError
 from coldchain.topics import crate_from_topic, status_topic, storage_ack_topic
 from coldchain.wire import CrateStatus, decode_storage_ack, encode
@@ -73,28 +73,9 @@ class MqttLink:
         self.broker = f"{host}:{port}"  # the broker of the current (or last) attempt
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="mqtt", daemon=True)
-        if config.protocol == "3.1.1":
-            client = mqtt.Client(
-                CallbackAPIVersion.VERSION2, client_id=config.client_id, protocol=mqtt.MQTTv311, clean_session=True
-            )
-        else:
-            client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=config.client_id, protocol=mqtt.MQTTv5)
+        client = broker_client(config, config.client_id, mqtt.Client)
         # our own window keeps paho's RAM queue short; the spool holds the rest
         client.max_inflight_messages_set(config.window)
-        if config.tls or config.ca_file is not None:
-            client.tls_set(
-                ca_certs=str(config.ca_file) if config.ca_file else None,
-                certfile=str(config.cert_file) if config.cert_file else None,
-                keyfile=str(config.key_file) if config.key_file else None,
-                tls_version=ssl.PROTOCOL_TLS_CLIENT,
-            )
-        if config.username is not None:
-            password = None
-            if config.password_file is not None:
-                if config.password_file.stat().st_mode & 0o077:
-                    log.warning("password file %s can be read by other users: chmod 600 it", config.password_file)
-                password = config.password_file.read_text().strip()
-            client.username_pw_set(config.username, password)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish

@@ -32,12 +32,13 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.enums import MQTTErrorCode
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from adapters.liveness import Heartbeat
+from adapters.mqtt_client import broker_client
 from gateway.config import MqttConfig
 
 __all__ = ["Deliveries", "Delivery", "MqttLink"]
@@ -65,8 +66,9 @@ _SELECT_S = 0.5  # the longest the network loop waits for the socket in one pass
 class _IngestClient(mqtt.Client):
     """paho's client with a read buffer, a lean PUBLISH decoder and batched PUBACKs (see the module doc)."""
 
-    def __init__(self, config: MqttConfig, deliver: Callable[[str, bytes, int], None]) -> None:
-        super().__init__(CallbackAPIVersion.VERSION2, client_id=config.client_id, protocol=mqtt.MQTTv5, manual_ack=True)
+    def __init__(self, deliver: Callable[[str, bytes, int], None], **paho: Any) -> None:
+        """``paho``: the constructor arguments ``adapters.mqtt_client.broker_client`` chooses."""
+        super().__init__(**paho)
         self._fast_deliver = deliver
         self._rbuf = b""
         self._rpos = 0
@@ -157,12 +159,9 @@ class MqttLink:
         self._thread = threading.Thread()  # the network thread, made by start()
         self.failed = threading.Event()  # the network thread died of an unexpected error
         self._received: Deliveries = []
-        client = _IngestClient(config, self._on_publish_received)
-        if config.tls or config.ca_file is not None:
-            client.tls_set(ca_certs=str(config.ca_file) if config.ca_file else None)
-        if config.username is not None:
-            password = config.password_file.read_text().strip() if config.password_file else None
-            client.username_pw_set(config.username, password)
+        client = broker_client(
+            config, config.client_id, _IngestClient, manual_ack=True, deliver=self._on_publish_received
+        )
         # our alarms, rejects and storage acks: enough in flight that publishing never waits on the broker
         client.max_inflight_messages_set(1000)
         client.max_queued_messages_set(0)
