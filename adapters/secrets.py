@@ -12,13 +12,13 @@ from pathlib import Path
 from coldchain.broker_settings import FILE_KEYS, BrokerSettings
 from coldchain.settings import Table
 
-__all__ = ["SecretError", "loosely_readable", "read_secret", "require_files"]
+__all__ = ["SecretError", "loosely_readable", "read_secret", "require_files", "secret_setting"]
 
 log = logging.getLogger(__name__)
 
 
 class SecretError(Exception):
-    """A password or token file gave no secret: the message names the file and why."""
+    """A password, token or key file gave no secret: the message names the file and why."""
 
 
 def require_files(table: Table, settings: BrokerSettings) -> None:
@@ -41,10 +41,20 @@ def read_secret(path: Path) -> str:
     """
     try:
         if loosely_readable(path):
-            log.warning("password file %s can be read by other users: chmod 600 it", path)
+            log.warning("secret file %s can be read by other users: chmod 600 it", path)
         lines = path.read_text().strip().splitlines()
-    except (OSError, ValueError) as exc:  # ValueError: not UTF-8 text
-        raise SecretError(f"cannot read the broker password from {path}: {exc}") from None
+    except OSError as exc:
+        raise SecretError(f"cannot read {path}: {exc.strerror}") from None
+    except ValueError:  # not UTF-8 text, or a NUL in the name
+        raise SecretError(f"cannot read {str(path)!r}: not UTF-8 text, or a NUL in its name") from None
     if not lines:
-        raise SecretError(f"cannot read the broker password from {path}: the file is empty")
+        raise SecretError(f"{path} is empty")
     return lines[0].strip()
+
+
+def secret_setting(table: Table, name: str, path: Path) -> str:
+    """``read_secret`` of the file key ``name`` of ``table`` names, its failure a ConfigError naming the key."""
+    try:
+        return read_secret(path)
+    except SecretError as exc:
+        raise table.error(name, str(exc)) from None

@@ -7,16 +7,16 @@ becomes one event passed to ``deliver`` (the web app hands it to its event loop)
 from __future__ import annotations
 
 import logging
-import ssl
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.enums import MQTTErrorCode
 
 from adapters.liveness import Heartbeat
+from adapters.mqtt_client import broker_client
 from board.config import MqttSettings
 from board.messages import ALARM_FILTER, STATUS_FILTER
 from coldchain.alarm_view import AlarmView, decode_alarm
@@ -30,10 +30,7 @@ __all__ = ["AckNotSentError", "BoardEvent", "BrokerLink"]
 log = logging.getLogger("coldchain.board.broker")
 
 _PASS_S = 1.0  # paho's network loop (loop_start) waits for the socket this long at most per pass
-_RECONNECT_MAX_S = 30
 _CONNECT_TIMEOUT_S = 5.0
-# the longest paho's thread is away between passes: its back-off, then a connect (TCP, then TLS)
-_AWAY_S = _RECONNECT_MAX_S + 2 * _CONNECT_TIMEOUT_S
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,8 +69,8 @@ def _shown_topic(message: mqtt.MQTTMessage) -> str:
 class _WatchedClient(mqtt.Client):
     """paho's client whose network thread stamps ``heartbeat`` on every pass of its loop (systemd's watchdog)."""
 
-    def __init__(self, heartbeat: Heartbeat, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, heartbeat: Heartbeat, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
         self.heartbeat = heartbeat
 
     def loop_misc(self) -> MQTTErrorCode:
@@ -98,19 +95,11 @@ class BrokerLink:
         self._connected = threading.Event()
         self.rejected = 0  # messages that broke the contract, counted and logged
         # paho's network thread: every pass while connected, or its reconnect wait and attempt
-        self.heartbeat = Heartbeat("the broker subscription thread", _AWAY_S)
-        client = _WatchedClient(
-            self.heartbeat,
-            CallbackAPIVersion.VERSION2,
-            client_id=settings.client_id,
-            clean_session=True,  # every (re)connect replays the retained alarms and status in full
-            protocol=mqtt.MQTTv311,
-        )
-        if settings.username:
-            client.username_pw_set(settings.username, settings.password)
-        if settings.ca_file:
-            client.tls_set(ca_certs=settings.ca_file, tls_version=ssl.PROTOCOL_TLS_CLIENT)
-        client.reconnect_delay_set(min_delay=1, max_delay=_RECONNECT_MAX_S)
+        # the longest paho's thread is away between passes: its back-off, then a connect (TCP, then TLS)
+        self._away_s = settings.reconnect_max_s + 2 * _CONNECT_TIMEOUT_S
+        self.heartbeat = Heartbeat("the broker subscription thread", self._away_s)
+        # MQTT 3.1.1, clean session: every (re)connect replays the retained alarms and status in full
+        client = broker_client(settings, settings.client_id, _WatchedClient, heartbeat=self.heartbeat)
         client.connect_timeout = _CONNECT_TIMEOUT_S
         client.on_connect = self._on_connect
         client.on_connect_fail = self._on_connect_fail
@@ -162,10 +151,10 @@ class BrokerLink:
         self._deliver(BoardEvent("connection", connected=True))
 
     def _on_connect_fail(self, _client: mqtt.Client, _userdata: Any) -> None:
-        self.heartbeat.beat(_AWAY_S)  # waiting on purpose, then trying again
+        self.heartbeat.beat(self._away_s)  # waiting on purpose, then trying again
 
     def _on_disconnect(self, _client: mqtt.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any) -> None:
-        self.heartbeat.beat(_AWAY_S)
+        self.heartbeat.beat(self._away_s)
         self._connected.clear()
         log.warning("lost the broker at %s:%s: %s", self._settings.host, self._settings.port, reason)
         self._deliver(BoardEvent("connection", connected=False, reason=str(reason)))

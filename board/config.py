@@ -6,7 +6,9 @@ import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
 
+from adapters.secrets import secret_setting
 from board.auth import parse_password_hash
+from coldchain.broker_settings import BrokerSchema, BrokerSettings, parse_broker
 from coldchain.errors import ConfigError
 from coldchain.profiles import Profile, load_profiles
 from coldchain.settings import Table, load_toml
@@ -14,6 +16,16 @@ from coldchain.settings import Table, load_toml
 __all__ = ["BoardConfig", "CrateInfo", "HttpSettings", "InfluxSettings", "MqttSettings", "User", "load_config"]
 
 AUTH_MODES = ("users", "proxy")
+# MQTT 3.1.1 with a clean session: every (re)connect replays the retained alarms and status in full; paho's own
+# loop reconnects, waiting 1 s at first, at most 30 s
+_BROKER = BrokerSchema(
+    defaults=BrokerSettings(protocol="3.1.1", reconnect_min_s=1.0, reconnect_max_s=30.0),
+    client_certificate=False,
+    tls_flag=False,
+    reconnect=False,
+    keepalive_max_s=300,
+    password_needs_username=False,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,18 +51,12 @@ class HttpSettings:
 
 
 @dataclass(frozen=True, slots=True)
-class MqttSettings:
-    """The broker the board watches and publishes acknowledgements to."""
+class MqttSettings(BrokerSettings):
+    """The broker the board watches and publishes acknowledgements to (the shared keys and the board's own)."""
 
-    host: str
-    port: int
-    username: str | None
-    password: str | None
-    ca_file: str | None
-    client_id: str
-    keepalive_s: int
-    ack_timeout_s: float
-    answer_timeout_s: float  # how long an acknowledgement waits for the gateway to record or refuse it
+    client_id: str = ""  # paho makes one up
+    ack_timeout_s: float = 5.0
+    answer_timeout_s: float = 5.0  # how long an acknowledgement waits for the gateway to record or refuse it
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,20 +102,11 @@ class BoardConfig:
 
 
 def _secret(table: Table, name: str, base: Path) -> str | None:
-    """The first line of the file named by key ``name`` (relative to the config file), or None."""
+    """The secret in the file named by key ``name`` (relative to the config file), or None."""
     value: str | None = table.text(name, None)
     if not value:
         return None
-    path = base / value
-    try:
-        lines = path.read_text().strip().splitlines()
-    except OSError as exc:
-        raise table.error(name, f"cannot read {path}: {exc.strerror}") from None
-    except ValueError:  # not UTF-8 text, or a NUL in the name
-        raise table.error(name, f"cannot read {str(path)!r}: not UTF-8 text, or a NUL in its name") from None
-    if not lines:
-        raise table.error(name, f"{path} is empty")
-    return str(lines[0].strip())
+    return secret_setting(table, name, base / value)
 
 
 def _http(root: Table, base: Path) -> HttpSettings:
@@ -155,18 +152,18 @@ def _http(root: Table, base: Path) -> HttpSettings:
 
 def _mqtt(root: Table, base: Path) -> MqttSettings:
     mqtt = root.table("mqtt")
-    ca_file = mqtt.text("ca_file", None)
-    return MqttSettings(
-        host=mqtt.text("host", "127.0.0.1"),
-        port=mqtt.integer("port", 1883, minimum=1, maximum=65535),
-        username=mqtt.text("username", None),
-        password=_secret(mqtt, "password_file", base),
-        ca_file=str(base / ca_file) if ca_file else None,
+    settings = parse_broker(
+        mqtt,
+        base,
+        _BROKER,
+        MqttSettings,
         client_id=mqtt.text("client_id", ""),
-        keepalive_s=mqtt.integer("keepalive_s", 30, minimum=5, maximum=300),
         ack_timeout_s=mqtt.number("ack_timeout_s", 5.0, minimum=0.5, maximum=60.0),
         answer_timeout_s=mqtt.number("answer_timeout_s", 5.0, minimum=0.5, maximum=60.0),
     )
+    if settings.password_file is not None:
+        secret_setting(mqtt, "password_file", settings.password_file)  # read again on connecting: refused now
+    return settings
 
 
 def _influx(root: Table, base: Path) -> InfluxSettings:

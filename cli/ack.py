@@ -106,7 +106,7 @@ class AckSession:
         try:
             self._client = self._new_client()
         except SecretError as exc:
-            raise AckError(str(exc)) from None
+            raise AckError(f"the broker password: {exc}") from None
         try:
             self._client.connect(config.host, config.port, keepalive=config.keepalive_s)
         except (OSError, ssl.SSLError) as exc:

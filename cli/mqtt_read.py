@@ -190,7 +190,7 @@ class Subscription:
             self._client = client = self._new_client()
             client.connect(s.host, s.port, keepalive=s.keepalive_s)
         except SecretError as exc:
-            raise BrokerError(str(exc)) from None
+            raise BrokerError(f"the broker password: {exc}") from None
         except (OSError, ssl.SSLError, ValueError) as exc:
             hint = (
                 "check the CA file and that the broker's certificate names this host"

@@ -68,6 +68,9 @@ class BrokerSchema:
     defaults: BrokerSettings = field(default_factory=BrokerSettings)
     client_certificate: bool = True  # cert_file and key_file
     cluster: bool = False  # brokers and protocol
+    tls_flag: bool = True  # tls (without it, TLS is on when ca_file is set)
+    reconnect: bool = True  # reconnect_min_s and reconnect_max_s (without them, the defaults' bounds)
+    password_needs_username: bool = True  # False: a password without a login is ignored (the board, as released)
     reconnect_floor_s: float = 0.01
     keepalive_max_s: int = 3600
 
@@ -116,13 +119,17 @@ def parse_broker(table: Table, base: Path, schema: BrokerSchema, settings_class:
         port=table.integer("port", d.port, minimum=1, maximum=65535),
         username=table.text("username", None),
         password_file=table.file_path("password_file", base),
-        tls=table.flag("tls", d.tls),
+        tls=table.flag("tls", d.tls) if s.tls_flag else d.tls,
         ca_file=table.file_path("ca_file", base),
         cert_file=table.file_path("cert_file", base) if s.client_certificate else None,
         key_file=table.file_path("key_file", base) if s.client_certificate else None,
         keepalive_s=table.integer("keepalive_s", d.keepalive_s, minimum=5, maximum=s.keepalive_max_s),
-        reconnect_min_s=table.number("reconnect_min_s", d.reconnect_min_s, minimum=floor),
-        reconnect_max_s=table.number("reconnect_max_s", d.reconnect_max_s, minimum=floor),
+        reconnect_min_s=table.number("reconnect_min_s", d.reconnect_min_s, minimum=floor)
+        if s.reconnect
+        else d.reconnect_min_s,
+        reconnect_max_s=table.number("reconnect_max_s", d.reconnect_max_s, minimum=floor)
+        if s.reconnect
+        else d.reconnect_max_s,
         brokers=_brokers(table) if s.cluster else (),
         protocol=table.text("protocol", d.protocol, choices=PROTOCOLS) if s.cluster else d.protocol,
     )
@@ -130,6 +137,6 @@ def parse_broker(table: Table, base: Path, schema: BrokerSchema, settings_class:
         raise table.error("reconnect_max_s", "must not be below reconnect_min_s")
     if (settings.cert_file is None) != (settings.key_file is None):
         raise table.error("cert_file", "a client certificate needs both cert_file and key_file")
-    if settings.password_file is not None and settings.username is None:
+    if s.password_needs_username and settings.password_file is not None and settings.username is None:
         raise table.error("password_file", "is set but username is missing")
     return settings

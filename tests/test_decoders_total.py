@@ -229,7 +229,7 @@ def _message(topic: bytes, payload: bytes) -> mqtt.MQTTMessage:
 
 def test_board_link_survives_a_decoder_failing_unexpectedly(mocker: MockerFixture) -> None:
     """A decoder fault (any exception) on one message is counted and logged; the next message goes through."""
-    settings_ = MqttSettings("127.0.0.1", 1, None, None, None, "board-test", 5, 1.0, 1.0)
+    settings_ = MqttSettings(host="127.0.0.1", port=1, client_id="board-test", keepalive_s=5, protocol="3.1.1")
     delivered: list[BoardEvent] = []
     link = BrokerLink(settings_, delivered.append)
     fault = mocker.patch("board.broker.decode_alarm", side_effect=TypeError("unhashable type: 'dict'"))
