@@ -1,15 +1,15 @@
 """The files a connection needs: that they exist when the config is loaded, and reading a secret from one.
 
-The core names the files (``coldchain.broker_settings``); looking at the disk is I/O, so it is done here,
-once for every program.
+The core names the files (``coldchain.broker_settings``, ``coldchain.influx_settings``); looking at the
+disk is I/O, so it is done here, once for every program.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from pathlib import Path
 
-from coldchain.broker_settings import FILE_KEYS, BrokerSettings
 from coldchain.settings import Table
 
 __all__ = ["SecretError", "loosely_readable", "read_secret", "require_files", "secret_setting"]
@@ -21,9 +21,9 @@ class SecretError(Exception):
     """A password, token or key file gave no secret: the message names the file and why."""
 
 
-def require_files(table: Table, settings: BrokerSettings) -> None:
-    """Refuse, naming the key, a CA, certificate, key or password file of ``settings`` that does not exist."""
-    for name in FILE_KEYS:
+def require_files(table: Table, settings: object, names: Iterable[str]) -> None:
+    """Refuse, naming the key, a file of ``settings`` (its attributes ``names``) that does not exist."""
+    for name in names:
         path: Path | None = getattr(settings, name)
         if path is not None and not path.is_file():
             raise table.error(name, f"file {path} does not exist")

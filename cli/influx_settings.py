@@ -9,48 +9,21 @@ from __future__ import annotations
 
 import argparse
 import os
-import urllib.parse
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 from coldchain.argtypes import text
 from coldchain.errors import ConfigError
+from coldchain.influx_settings import CONNECTION_KEYS, DEFAULT_DATABASE, DEFAULT_URL, InfluxSettings, url_problem
 from coldchain.settings import load_toml
 
 __all__ = ["InfluxSettings", "add_influx_arguments", "settings_from_args"]
 
-DEFAULT_URL = "http://127.0.0.1:8086"
-DEFAULT_DATABASE = "coldchain"
-CONNECTION_KEYS = (
-    "api", "url", "database", "retention_policy", "username", "password_file", "org", "bucket", "token_file"
-)  # fmt: skip
 # Keys of the gateway's and board's [influxdb] tables that only those programs use (their example configs
 # document each; a test keeps this list complete). Any other key in --config's [influxdb] is a typo.
 PROGRAM_KEYS = frozenset(
     {"timeout_s", "startup_wait", "chart_hours", "max_points", "history_days", "history_refresh_s"}
 )
-
-
-@dataclass(frozen=True, slots=True)
-class InfluxSettings:
-    """Where the record lives."""
-
-    api: str = "v1"
-    url: str = DEFAULT_URL
-    database: str = DEFAULT_DATABASE
-    retention_policy: str | None = None
-    username: str | None = None
-    password_file: Path | None = None
-    org: str | None = None
-    bucket: str | None = None
-    token_file: Path | None = None
-
-    @property
-    def where(self) -> str:
-        """The server and database, for messages."""
-        if self.api == "v2":
-            return f"InfluxDB (v2 API) at {self.url}, org {self.org}, bucket {self.bucket}"
-        return f"InfluxDB at {self.url}, database {self.database}"
 
 
 def add_influx_arguments(parser: argparse.ArgumentParser) -> None:
@@ -88,18 +61,6 @@ def _from_file(path: Path) -> InfluxSettings:
     return settings
 
 
-def _url_problem(url: str) -> str | None:
-    """What is wrong with ``url`` as an InfluxDB server address, or None."""
-    try:
-        parts = urllib.parse.urlsplit(url)
-        parts.port  # noqa: B018 -- raises ValueError for a port that is no number or out of range
-    except ValueError as exc:
-        return f"{url!r} is not a URL ({exc})"
-    if parts.scheme not in ("http", "https") or not parts.hostname or not url.isprintable() or " " in url:
-        return f"{url!r} is not an http:// or https:// URL such as {DEFAULT_URL}"
-    return None
-
-
 def _where(args: argparse.Namespace, name: str, flag: str) -> tuple[str, str]:
     """The source and key to name in an error about setting ``name``: the option, else --config's key."""
     if getattr(args, name) is not None or args.config is None:
@@ -112,7 +73,7 @@ def settings_from_args(args: argparse.Namespace) -> InfluxSettings:
     settings = _from_file(args.config) if args.config else InfluxSettings()
     overrides = {n: getattr(args, n) for n in CONNECTION_KEYS if getattr(args, n) is not None}
     settings = replace(settings, **overrides)
-    if (problem := _url_problem(settings.url)) is not None:
+    if (problem := url_problem(settings.url)) is not None:
         raise ConfigError(*_where(args, "url", "--influx-url"), problem)
     if settings.api == "v2":
         for name in ("org", "bucket", "token_file"):

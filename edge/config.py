@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Final
 
 from adapters.secrets import require_files
+from coldchain.broker_settings import FILE_KEYS as BROKER_FILES
 from coldchain.broker_settings import BrokerSchema, BrokerSettings, parse_broker
 from coldchain.errors import ConfigError
 from coldchain.profiles import Profile, load_profiles
@@ -156,7 +157,7 @@ def _mqtt(table: Table, crate: str, base: Path) -> MqttConfig:
         window=table.integer("window", 200, minimum=1, maximum=10_000),
         refused_retry_s=table.number("refused_retry_s", 5.0, minimum=0.01),
     )
-    require_files(table, config)
+    require_files(table, config, BROKER_FILES)
     return config
 
 

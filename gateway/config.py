@@ -7,8 +7,11 @@ from pathlib import Path
 from typing import Final
 
 from adapters.secrets import require_files
+from coldchain.broker_settings import FILE_KEYS as BROKER_FILES
 from coldchain.broker_settings import BrokerSchema, BrokerSettings, parse_broker
 from coldchain.errors import ConfigError
+from coldchain.influx_settings import FILE_KEYS as INFLUX_FILES
+from coldchain.influx_settings import InfluxSchema, InfluxSettings, parse_influx
 from coldchain.lifecycle import LifecyclePolicy, parse_lifecycle_policy
 from coldchain.profiles import Profile, load_profiles
 from coldchain.settings import Table, load_toml
@@ -61,19 +64,9 @@ class MqttConfig(BrokerSettings):
 
 
 @dataclass(frozen=True, slots=True)
-class InfluxConfig:
-    """Where points go: InfluxDB 1.x through ``/write``, or a v2-API server through influxdb-client."""
+class InfluxConfig(InfluxSettings):
+    """Where points go (the shared keys): InfluxDB 1.x through ``/write``, or a v2 API through influxdb-client."""
 
-    api: str = "v1"
-    url: str = "http://127.0.0.1:8086"
-    database: str = "coldchain"
-    retention_policy: str | None = None
-    username: str | None = None
-    password_file: Path | None = None
-    org: str | None = None
-    bucket: str | None = None
-    token_file: Path | None = None
-    timeout_s: float = 10.0
     startup_wait_s: float = 15.0
 
 
@@ -160,37 +153,16 @@ def _mqtt(t: Table, base: Path) -> MqttConfig:
         receive_maximum=t.integer("receive_maximum", d.receive_maximum, minimum=1, maximum=65535),
         shared_group=t.identifier("shared_group", None),
     )
-    require_files(t, config)
+    require_files(t, config, BROKER_FILES)
     return config
 
 
 def _influx(t: Table, base: Path) -> InfluxConfig:
     d = InfluxConfig()
-    api = t.text("api", d.api, choices=("v1", "v2"))
-    url = t.text("url", d.url)
-    if not url.startswith(("http://", "https://")):
-        raise t.error("url", f"{url!r} must start with http:// or https://")
-    config = InfluxConfig(
-        api=api,
-        url=url.rstrip("/"),
-        database=t.text("database", d.database),
-        retention_policy=t.text("retention_policy", None),
-        username=t.text("username", None),
-        password_file=_existing(t, "password_file", base),
-        org=t.text("org", None),
-        bucket=t.text("bucket", None),
-        token_file=_existing(t, "token_file", base),
-        timeout_s=t.number("timeout_s", d.timeout_s, minimum=0.1),
-        startup_wait_s=t.duration("startup_wait", d.startup_wait_s, minimum=0.0),
+    config = parse_influx(
+        t, base, InfluxSchema(), InfluxConfig, startup_wait_s=t.duration("startup_wait", d.startup_wait_s, minimum=0.0)
     )
-    if api == "v2":
-        for key in ("org", "bucket", "token_file"):
-            if getattr(config, key) is None:
-                raise t.error(key, 'is required when api = "v2"')
-    if config.password_file is not None and config.username is None:
-        raise t.error("password_file", "is set but username is not")
-    if not config.database:
-        raise t.error("database", "must not be empty")
+    require_files(t, config, INFLUX_FILES)
     return config
 
 
