@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from adapters.secrets import secret_setting
 from board.auth import parse_password_hash
 from coldchain.broker_settings import BrokerSchema, BrokerSettings, parse_broker
 from coldchain.errors import ConfigError
+from coldchain.influx_settings import InfluxSchema, InfluxSettings, parse_influx
 from coldchain.profiles import Profile, load_profiles
 from coldchain.settings import Table, load_toml
 
-__all__ = ["BoardConfig", "CrateInfo", "HttpSettings", "InfluxSettings", "MqttSettings", "User", "load_config"]
+__all__ = ["BoardConfig", "BoardInfluxSettings", "CrateInfo", "HttpSettings", "MqttSettings", "User", "load_config"]
 
 AUTH_MODES = ("users", "proxy")
 # MQTT 3.1.1 with a clean session: every (re)connect replays the retained alarms and status in full; paho's own
@@ -25,6 +26,10 @@ _BROKER = BrokerSchema(
     reconnect=False,
     keepalive_max_s=300,
     password_needs_username=False,
+)
+# InfluxDB 1.x only; the database name goes into the InfluxQL the board sends
+_INFLUX = InfluxSchema(
+    database_identifier=True, v2=False, timeout_min_s=0.5, timeout_max_s=120.0, password_needs_username=False
 )
 
 
@@ -60,18 +65,14 @@ class MqttSettings(BrokerSettings):
 
 
 @dataclass(frozen=True, slots=True)
-class InfluxSettings:
-    """The InfluxDB 1.x server the per-crate chart reads (InfluxQL over HTTP)."""
+class BoardInfluxSettings(InfluxSettings):
+    """The InfluxDB 1.x server the per-crate chart reads (InfluxQL over HTTP): the shared keys and the board's."""
 
-    url: str
-    database: str
-    username: str | None
-    password: str | None
-    timeout_s: float
-    chart_hours: float
-    max_points: int
-    history_days: float  # how far back crate cards look for their shipment's excursions
-    history_refresh_s: float
+    password: str | None = None  # read from password_file at start-up
+    chart_hours: float = 24.0
+    max_points: int = 2000
+    history_days: float = 31.0  # how far back crate cards look for their shipment's excursions
+    history_refresh_s: float = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +96,7 @@ class BoardConfig:
     default_profile: str
     http: HttpSettings
     mqtt: MqttSettings
-    influxdb: InfluxSettings
+    influxdb: BoardInfluxSettings
     profiles: dict[str, Profile]
     crates: dict[str, CrateInfo]
     profiles_file: Path | None = None  # where ``profiles`` came from (the release action judges by it too)
@@ -166,22 +167,21 @@ def _mqtt(root: Table, base: Path) -> MqttSettings:
     return settings
 
 
-def _influx(root: Table, base: Path) -> InfluxSettings:
+def _influx(root: Table, base: Path) -> BoardInfluxSettings:
     influx = root.table("influxdb")
-    url = influx.text("url", "http://127.0.0.1:8086").rstrip("/")
-    if not url.startswith(("http://", "https://")):
-        raise influx.error("url", f"{url!r} must start with http:// or https://")
-    return InfluxSettings(
-        url=url,
-        database=influx.identifier("database", "coldchain"),
-        username=influx.text("username", None),
-        password=_secret(influx, "password_file", base),
-        timeout_s=influx.number("timeout_s", 10.0, minimum=0.5, maximum=120.0),
+    settings = parse_influx(
+        influx,
+        base,
+        _INFLUX,
+        BoardInfluxSettings,
         chart_hours=influx.number("chart_hours", 24.0, minimum=0.01, maximum=24.0 * 92),
         max_points=influx.integer("max_points", 2000, minimum=100, maximum=50_000),
         history_days=influx.number("history_days", 31.0, minimum=1.0, maximum=366.0),
         history_refresh_s=influx.number("history_refresh_s", 60.0, minimum=5.0, maximum=3600.0),
     )
+    if settings.password_file is None:
+        return settings
+    return replace(settings, password=secret_setting(influx, "password_file", settings.password_file))
 
 
 def _crates(root: Table) -> dict[str, CrateInfo]:

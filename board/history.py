@@ -19,7 +19,7 @@ from typing import Any, Final
 
 import aiohttp
 
-from board.config import InfluxSettings
+from board.config import BoardInfluxSettings
 from coldchain.alarm_view import AlarmView
 
 __all__ = [
@@ -180,7 +180,7 @@ def parse_history(body: Any, days: float) -> FleetHistory:
     return FleetHistory(days, crates)
 
 
-async def read_fleet_history(session: aiohttp.ClientSession, settings: InfluxSettings) -> FleetHistory:
+async def read_fleet_history(session: aiohttp.ClientSession, settings: BoardInfluxSettings) -> FleetHistory:
     """Every crate's shipments and excursions over ``settings.history_days``; a FleetHistory with ``error`` when
     InfluxDB cannot answer (the board then says the history is not current, and keeps what it had)."""
     params = {"db": settings.database, "q": queries(settings.history_days), "epoch": "ms"}

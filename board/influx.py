@@ -8,7 +8,7 @@ from typing import Any
 import aiohttp
 
 from board.chart import Bucket
-from board.config import InfluxSettings
+from board.config import BoardInfluxSettings
 from coldchain.topics import valid_identifier
 
 __all__ = ["HistoryError", "bucket_ms_for", "read_history", "write_point"]
@@ -32,7 +32,7 @@ def _query(crate: str, start_ms: int, end_ms: int, bucket_ms: int) -> str:
     )
 
 
-def _buckets(body: dict[str, Any], settings: InfluxSettings) -> list[Bucket]:
+def _buckets(body: dict[str, Any], settings: BoardInfluxSettings) -> list[Bucket]:
     out: list[Bucket] = []
     for result in body.get("results", []):
         if "error" in result:
@@ -55,7 +55,7 @@ def _buckets(body: dict[str, Any], settings: InfluxSettings) -> list[Bucket]:
 
 
 async def read_history(
-    session: aiohttp.ClientSession, settings: InfluxSettings, crate: str, start_ms: int, end_ms: int
+    session: aiohttp.ClientSession, settings: BoardInfluxSettings, crate: str, start_ms: int, end_ms: int
 ) -> tuple[list[Bucket], int]:
     """Highest and lowest reading per sensor per bucket in [start, end), and the bucket width."""
     if not valid_identifier(crate):
@@ -84,7 +84,7 @@ async def read_history(
     return _buckets(body, settings), bucket_ms
 
 
-async def write_point(session: aiohttp.ClientSession, settings: InfluxSettings, line: str) -> None:
+async def write_point(session: aiohttp.ClientSession, settings: BoardInfluxSettings, line: str) -> None:
     """Write one line of line protocol (ms precision) through ``/write``; HistoryError saying why it was not stored."""
     auth = aiohttp.BasicAuth(settings.username, settings.password or "") if settings.username else None
     params = {"db": settings.database, "precision": "ms"}

@@ -24,7 +24,6 @@ from board.config import BoardConfig
 from board.influx import HistoryError, write_point
 from board.state import BoardState
 from cli.influx_read import InfluxReadError, V1Reader
-from cli.influx_settings import InfluxSettings
 from cli.progress import Progress
 from cli.release import DECISIONS, SHA256, refusal, release_point
 from cli.report import Report, build_report, identify
@@ -41,8 +40,7 @@ log = logging.getLogger("coldchain.board")
 def build_for_crate(config: BoardConfig, crate: str, shipment: str | None) -> Report:
     """The report a decision on this crate's page rests on: its shipment's when there is one, else its own."""
     influx = config.influxdb
-    settings = InfluxSettings(url=influx.url, database=influx.database, username=influx.username)
-    reader = V1Reader(settings, influx.password)
+    reader = V1Reader(influx, influx.password)
     args = argparse.Namespace(
         subject=shipment or crate, product=None, origin=None, destination=None, profile=None,
         profiles=config.profiles_file, config=None, max_hold=None,
