@@ -17,8 +17,11 @@ __all__ = ["SecretError", "loosely_readable", "read_secret", "require_files", "s
 log = logging.getLogger(__name__)
 
 
-class SecretError(Exception):
-    """A password, token or key file gave no secret: the message names the file and why."""
+class SecretError(OSError):
+    """A password, token or key file gave no secret: the message names the file and why.
+
+    An OSError, as reading the file directly raised before, so every existing handler still catches it.
+    """
 
 
 def require_files(table: Table, settings: object, names: Iterable[str]) -> None:
@@ -42,7 +45,7 @@ def read_secret(path: Path) -> str:
     try:
         if loosely_readable(path):
             log.warning("secret file %s can be read by other users: chmod 600 it", path)
-        lines = path.read_text().strip().splitlines()
+        lines = path.read_text(encoding="utf-8").strip().splitlines()
     except OSError as exc:
         raise SecretError(f"cannot read {path}: {exc.strerror}") from None
     except ValueError:  # not UTF-8 text, or a NUL in the name

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from adapters.secrets import SecretError, read_secret
 from cli.influx_settings import InfluxSettings
 from coldchain.wire import TS_CORRECTED, TS_UNCERTAIN
 
@@ -156,9 +157,9 @@ def _secret(path: Path | None, what: str) -> str | None:
     if path is None:
         return None
     try:
-        return path.read_text().splitlines()[0].strip()
-    except (OSError, IndexError) as exc:
-        raise InfluxReadError(f"cannot read the InfluxDB {what} from {path}: {exc}") from None
+        return read_secret(path)
+    except SecretError as exc:
+        raise InfluxReadError(f"the InfluxDB {what}: {exc}") from None
 
 
 def _q(value: str) -> str:

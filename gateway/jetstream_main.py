@@ -17,6 +17,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from adapters.secrets import read_secret
 from coldchain.errors import ConfigError
 from gateway.__main__ import _run
 from gateway.config import GatewayConfig, load_config
@@ -34,7 +35,7 @@ def _address(text: str) -> tuple[str, int]:
 
 def _settings(config: GatewayConfig, args: argparse.Namespace) -> ClusterSettings:
     mqtt = config.mqtt
-    password = mqtt.password_file.read_text().strip() if mqtt.password_file is not None else None
+    password = read_secret(mqtt.password_file) if mqtt.password_file is not None else None
     return ClusterSettings(
         servers=tuple(args.nats),
         brokers=tuple(args.broker),

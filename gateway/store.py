@@ -18,9 +18,9 @@ import json
 import logging
 import time
 import urllib.parse
-from pathlib import Path
 from typing import Any, Protocol
 
+from adapters.secrets import read_secret
 from coldchain.errors import RetryableStoreError, StoreError
 from gateway.config import InfluxConfig
 
@@ -48,10 +48,6 @@ class Store(Protocol):
         """Release connections."""
 
 
-def _secret(path: Path | None) -> str | None:
-    return path.read_text(encoding="utf-8").strip() if path is not None else None
-
-
 class V1Store:
     """InfluxDB 1.x: POST ``/write?db=..&rp=..&precision=ms`` on one keep-alive connection."""
 
@@ -67,7 +63,7 @@ class V1Store:
             params["rp"] = config.retention_policy
         self._write_path = f"{self._prefix}/write?{urllib.parse.urlencode(params)}"
         self._headers = {"Content-Type": "text/plain; charset=utf-8"}
-        password = _secret(config.password_file)
+        password = read_secret(config.password_file) if config.password_file is not None else None
         if config.username is not None:
             token = base64.b64encode(f"{config.username}:{password or ''}".encode()).decode()
             self._headers["Authorization"] = f"Basic {token}"
@@ -176,7 +172,7 @@ class V2Store:
         self.config = config
         self.url = config.url
         self._org, self._bucket = config.org, config.bucket
-        token = config.token_file.read_text(encoding="utf-8").strip()
+        token = read_secret(config.token_file)
         self._client = InfluxDBClient(url=config.url, token=token, org=self._org, timeout=int(config.timeout_s * 1000))
         # SYNCHRONOUS: the batching mode acknowledges before the server does and drops on close
         self._write_api = self._client.write_api(write_options=SYNCHRONOUS)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+from adapters.secrets import secret_setting
 from coldchain.lifecycle import ACKNOWLEDGED, ESCALATED, AlarmEvent
 from coldchain.settings import Table
 from gateway.notify.channel import Channel, Dispatcher
@@ -54,15 +55,7 @@ def _path(table: Table, name: str, base: Path, default: str | None = None) -> Pa
 
 def _secret(table: Table, name: str, base: Path) -> str | None:
     path = _path(table, name, base)
-    if path is None:
-        return None
-    try:
-        value = path.read_text().strip()
-    except OSError as exc:
-        raise table.error(name, f"cannot read {path}: {exc.strerror}") from None
-    if not value:
-        raise table.error(name, f"{path} is empty")
-    return value
+    return None if path is None else secret_setting(table, name, path)
 
 
 def _common(table: Table, base: Path, kind: str) -> dict[str, object]:
