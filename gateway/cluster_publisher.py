@@ -13,11 +13,12 @@ import logging
 import random
 import ssl
 import threading
-from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
+
+from adapters.mqtt_client import broker_client
+from coldchain.broker_settings import BrokerSettings
 
 __all__ = ["ClusterPublisher"]
 
@@ -27,29 +28,15 @@ log = logging.getLogger(__name__)
 class ClusterPublisher:
     """One MQTT 3.1.1 connection to one of ``brokers`` at a time, for QoS 1 publishing only."""
 
-    def __init__(
-        self,
-        brokers: list[tuple[str, int]],
-        client_id: str,
-        *,
-        username: str | None = None,
-        password: str | None = None,
-        ca_file: Path | None = None,
-        keepalive_s: int = 30,
-    ) -> None:
-        self.brokers = brokers
-        self.keepalive_s = keepalive_s
+    def __init__(self, settings: BrokerSettings, client_id: str) -> None:
+        """``settings``: the cluster nodes' MQTT listeners as ``brokers``, MQTT 3.1.1, the gateway's login."""
+        self.brokers = settings.addresses
+        self.keepalive_s = settings.keepalive_s
         self.connected = threading.Event()
-        self._next = random.randrange(len(brokers))  # noqa: S311 (load spreading, not cryptography)
+        self._next = random.randrange(len(self.brokers))  # noqa: S311 (load spreading, not cryptography)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="mqtt-out", daemon=True)
-        client = mqtt.Client(
-            CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv311, clean_session=True
-        )
-        if ca_file is not None:
-            client.tls_set(ca_certs=str(ca_file), tls_version=ssl.PROTOCOL_TLS_CLIENT)
-        if username is not None:
-            client.username_pw_set(username, password)
+        client = broker_client(settings, client_id, mqtt.Client)
         # alarms, storage acks and rejects: enough in flight that publishing never waits on the broker
         client.max_inflight_messages_set(1000)
         client.max_queued_messages_set(0)

@@ -28,6 +28,7 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from adapters.liveness import Heartbeat
+from coldchain.broker_settings import BrokerSettings
 from gateway.cluster_publisher import ClusterPublisher
 from gateway.jetstream_stream import STREAM, connect, ensure_stream, topic_of
 from gateway.mqtt_link import Deliveries, Delivery
@@ -52,6 +53,7 @@ class ClusterSettings:
     durable: str = "coldchain-gateway"
     username: str | None = None
     password: str | None = None
+    password_file: Path | None = None  # where password came from (the MQTT publisher reads it there)
     ca_file: Path | None = None
     ack_wait_s: float = 60.0  # longer than the slowest write the gateway still retries calmly
     batch: int = 500  # messages per fetch at most
@@ -78,13 +80,14 @@ class JetStreamLink:
         self._fetched: dict[int, Msg] = {}  # local id -> message awaiting the worker's ack
         # what the systemd watchdog vouches for: every pass of the consumer loop (adapters.liveness)
         self.heartbeat = Heartbeat("the JetStream consumer thread", _PASS_S)
-        self.publisher = ClusterPublisher(
-            list(settings.brokers),
-            f"{client_id}-out",
+        mqtt = BrokerSettings(
+            brokers=settings.brokers,
+            protocol="3.1.1",  # nats-server speaks no MQTT 5
             username=settings.username,
-            password=settings.password,
+            password_file=settings.password_file,
             ca_file=settings.ca_file,
         )
+        self.publisher = ClusterPublisher(mqtt, f"{client_id}-out")
 
     # --- used by the worker -------------------------------------------------------------------
 

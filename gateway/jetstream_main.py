@@ -42,6 +42,7 @@ def _settings(config: GatewayConfig, args: argparse.Namespace) -> ClusterSetting
         durable=args.durable or mqtt.client_id,
         username=mqtt.username,
         password=password,
+        password_file=mqtt.password_file,
         ca_file=mqtt.ca_file,
         ack_wait_s=args.ack_wait,
     )
