@@ -32,8 +32,8 @@ from types import FrameType
 from typing import BinaryIO, TextIO
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 
+from adapters.mqtt_client import broker_client
 from board.auth import hash_password
 from cli.demo_link import Relay
 from cli.demo_setup import (
@@ -127,7 +127,8 @@ def _tail(path: Path) -> str:
 
 def _watch(broker: Mosquitto, view: DemoView) -> mqtt.Client:
     """Feed the view with what crosses the broker."""
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"coldchain-demo-{secrets.token_hex(4)}")
+    settings = BrokerSettings(broker.host, broker.port, protocol="3.1.1")
+    client = broker_client(settings, f"coldchain-demo-{secrets.token_hex(4)}", mqtt.Client)
 
     def on_connect(c: mqtt.Client, userdata: object, flags: object, reason: object, props: object) -> None:
         c.subscribe([(topic, 1) for topic in SUBSCRIPTIONS])
