@@ -14,7 +14,7 @@ from pathlib import Path
 
 from coldchain.argtypes import text
 from coldchain.errors import ConfigError
-from coldchain.influx_settings import CONNECTION_KEYS, DEFAULT_DATABASE, DEFAULT_URL, InfluxSettings, url_problem
+from coldchain.influx_settings import APIS, CONNECTION_KEYS, DEFAULT_DATABASE, DEFAULT_URL, InfluxSettings, url_problem
 from coldchain.settings import load_toml
 
 __all__ = ["InfluxSettings", "add_influx_arguments", "settings_from_args"]
@@ -45,7 +45,7 @@ def _from_file(path: Path) -> InfluxSettings:
     table = load_toml(path).table("influxdb", required=True)
     # Only the connection keys are read: batching and retry settings belong to the gateway.
     settings = InfluxSettings(
-        api=table.text("api", "v1", choices=("v1", "v2")),
+        api=table.text("api", "v1", choices=APIS),
         url=table.text("url", DEFAULT_URL),
         database=table.text("database", DEFAULT_DATABASE),
         retention_policy=table.text("retention_policy", None),

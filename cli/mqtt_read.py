@@ -86,13 +86,15 @@ def add_broker_arguments(parser: argparse.ArgumentParser) -> None:
 def _from_file(path: Path) -> BrokerSettings:
     table = load_toml(path).table("mqtt", required=True)
     base = path.parent
-    # Only the connection keys are read: the rest of the table belongs to the program the file configures.
+    # Only the connection keys are read, without their cross-checks (the options given may complete them):
+    # the rest of the table belongs to the program the file configures.
+    d = BrokerSettings()
     settings = BrokerSettings(
-        host=table.text("host", "127.0.0.1"),
-        port=table.integer("port", 1883, minimum=1, maximum=65535),
+        host=table.text("host", d.host),
+        port=table.integer("port", d.port, minimum=1, maximum=65535),
         username=table.text("username", None),
         password_file=table.file_path("password_file", base),
-        tls=table.flag("tls", False),
+        tls=table.flag("tls", d.tls),
         ca_file=table.file_path("ca_file", base),
         cert_file=table.file_path("cert_file", base),
         key_file=table.file_path("key_file", base),

@@ -16,6 +16,7 @@ from typing import Any, Final, TypeVar
 from coldchain.settings import Table
 
 __all__ = [
+    "APIS",
     "CONNECTION_KEYS",
     "DEFAULT_DATABASE",
     "DEFAULT_URL",
