@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from adapters.secrets import require_files
+from adapters.secrets import require_files, secret_setting
 from coldchain.broker_settings import FILE_KEYS as BROKER_FILES
 from coldchain.broker_settings import BrokerSchema, BrokerSettings, parse_broker
 from coldchain.errors import ConfigError
@@ -134,10 +134,7 @@ def _signing_key(table: Table, base: Path) -> bytes | None:
     path = table.file_path("key_file", base)
     if path is None:
         return None
-    try:
-        text = path.read_text().strip()
-    except OSError as exc:
-        raise table.error("key_file", f"cannot read {path}: {exc.strerror}") from None
+    text = secret_setting(table, "key_file", path)
     try:
         key = bytes.fromhex(text)
     except ValueError:
