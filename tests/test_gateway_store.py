@@ -76,7 +76,8 @@ def test_dropped_database_is_created_again(tmp_path: Path, mosquitto, influxdb, 
         try:
             return count(influxdb, database, crate) == 1
         except ServiceError as exc:  # until the gateway's next write has created it again
-            if "database not found" not in str(exc):
+            # influxd answers 'engine is closed' to a query that meets the dropped shard while it closes
+            if "database not found" not in str(exc) and "engine is closed" not in str(exc):
                 raise
             return False
 
