@@ -17,12 +17,14 @@ from pathlib import Path
 from typing import Any
 
 from coldchain.errors import ConfigError
+from coldchain.position import Position
 from coldchain.profiles import Profile
 from coldchain.settings import Table
 from firmware_sim.ambient import PRESETS, Ambient
 from firmware_sim.board import Board, BoardSpec
 from firmware_sim.faults import FAULT_KINDS, PROBE_FAULTS, Fault
 from firmware_sim.model import EVENT_KINDS, SHIPPER_DEFAULTS, Event, ShipperModel, ShipperParams
+from firmware_sim.route import NoFix, Route, Waypoint
 from firmware_sim.sensor import Probe
 
 __all__ = ["REAL_HEARTBEAT_S", "Scenario", "paced_heartbeat", "parse_scenario", "read_scenario"]
@@ -59,6 +61,7 @@ class Scenario:
     faults: tuple[Fault, ...]
     accelerometer: bool = False  # the board reports its tilt ($CCTLT)
     orientation: tuple[tuple[float, float, float], ...] = ()  # (t, tilt_deg, shock_g) from tip/upright events
+    route: Route | None = None  # where the crate travels, for a simulated GPS receiver
 
     def model(self) -> ShipperModel:
         """The crate's physics."""
@@ -173,6 +176,30 @@ def _events(tables: list[Table], duration_s: float) -> tuple[tuple[Event, ...], 
     return tuple(events), tuple(sorted(orientation))
 
 
+def _route(table: Table, duration_s: float) -> Route | None:
+    """``[route]``: timed waypoints and the spans without a GPS fix; None when the scenario has none."""
+    waypoints = []
+    for point in table.tables("waypoints"):
+        lat, lon = point.number("lat", minimum=-90.0, maximum=90.0), point.number("lon")
+        try:
+            here = Position(lat, lon)
+        except ValueError as exc:
+            raise point.error("lon", str(exc)) from None
+        waypoints.append(Waypoint(point.duration("at", minimum=0.0, maximum=duration_s), here, point.text("name", "")))
+    spans = []
+    for span in table.tables("no_fix"):
+        start = span.duration("at", minimum=0.0, maximum=duration_s)
+        spans.append(NoFix(start, start + span.duration("duration", minimum=1.0), span.text("reason", "")))
+    if not waypoints:
+        if spans:
+            raise table.error("waypoints", "a route with no_fix spans needs its waypoints")
+        return None
+    try:
+        return Route(tuple(waypoints), tuple(spans))
+    except ValueError as exc:
+        raise table.error("waypoints", str(exc)) from None
+
+
 def _probes(tables: list[Table]) -> tuple[Probe, ...]:
     probes = []
     for table in tables:
@@ -238,6 +265,7 @@ def parse_scenario(data: Mapping[str, Any], source: str, profiles: Mapping[str, 
     if len({p.name for p in probes}) != len(probes):
         raise root.error("probes", "probe names must be unique")
     faults = _faults(root.tables("faults"), probes)
+    route = _route(root.table("route"), duration)
     root.finish()
     return Scenario(
         name,
@@ -253,6 +281,7 @@ def parse_scenario(data: Mapping[str, Any], source: str, profiles: Mapping[str, 
         faults,
         accelerometer,
         orientation,
+        route,
     )
 
 
