@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import pynmea2
-from edge_helpers import PtyBoard, wait_until
+import pytest
+from edge_helpers import Listen, PtyBoard, RunAgent, agent_config, wait_until
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sim_scenarios import EPOCH_MS, load
 
+from cli.services import Mosquitto
 from coldchain.position import Position
 from edge.clock import Clock
 from edge.events import Event, Notice
@@ -89,3 +92,24 @@ def test_simulated_route_over_a_pty_reports_fix_changes_and_never_a_position_wit
     assert (notices[0].detail["lat"], notices[0].detail["lon"]) == (KYOTO.lat, KYOTO.lon)
     assert notices[-1].detail["lat"] == 52.298  # back out of the customs hall at Schiphol
     assert receiver.bad_lines == 0
+
+
+@pytest.mark.integration
+def test_agent_with_a_gps_publishes_position_and_no_fix_events(
+    tmp_path: Path, mosquitto: Mosquitto, crate_prefix: str, board: PtyBoard, listen: Listen, run_agent: RunAgent
+) -> None:
+    """[gps] port = a pty: the agent publishes the simulated receiver's fix and its loss on the events topic."""
+    crate = f"{crate_prefix}-G"
+    route = load("cryo-air-route").route
+    assert route is not None
+    listener = listen(mosquitto, [f"coldchain/v1/crates/{crate}/events"])
+    config = agent_config(tmp_path, crate, mosquitto, extra=f'[gps]\nport = "{board.device}"\n')
+    run = run_agent(config, with_probes=True)
+    wait_until(lambda: any(getattr(p, "device", None) for p in run.agent.probes), 10, "gps port open")
+    board.write(b"".join(route.nmea(0.0, EPOCH_MS) + route.nmea(12 * HOUR_S, EPOCH_MS)))
+    got = wait_until(lambda: len(listener.on("/events")) >= 2 and listener.on("/events"), 10, "gps events")
+    # RMC comes before GGA: the first fix is reported before any satellite count, the loss with none
+    assert [(e["event"], e.get("lat"), e.get("satellites")) for e in got] == [
+        ("position", KYOTO.lat, None),
+        ("gps_no_fix", None, None),
+    ]

@@ -43,13 +43,15 @@ class GpsTracker:
 
     def feed(self, update: GpsUpdate, ts: int, mono_ms: int) -> list[Notice]:
         """The notices one update, heard at ``ts`` / ``mono_ms``, gives."""
-        if update.satellites is not None:
-            self.satellites = update.satellites
         if update.position is None:
+            # a count from before the loss would misstate it: only this sentence's own, if any
+            self.satellites = update.satellites
             if self.fix is False:
                 return []
             self.fix, self.speed_kmh = False, None
             return [Notice("gps_no_fix", ts, mono_ms, self._detail())]
+        if update.satellites is not None:
+            self.satellites = update.satellites
         if update.speed_kmh is not None:
             self.speed_kmh = update.speed_kmh
         regained = self.fix is not True
