@@ -16,6 +16,7 @@ from coldchain.helptext import help_text
 from edge.agent import Agent, Probe
 from edge.clock import Clock, system_clock
 from edge.config import AgentConfig, SerialProbeConfig, W1ProbeConfig, load_config
+from edge.probes.accel import Adxl345
 from edge.probes.ds18b20 import DS18B20
 from edge.probes.gps import GpsReceiver
 from edge.probes.mcp3008 import AdcThermometer
@@ -26,7 +27,7 @@ __all__ = ["build_probes", "main"]
 
 
 def build_probes(config: AgentConfig, clock: Clock, pin_factory: Any = None) -> list[Probe]:
-    """A reader per serial board and GPS receiver; the polled drivers (DS18B20, ADC) share one sampling clock."""
+    """A reader per serial board, GPS receiver and accelerometer; polled drivers (DS18B20, ADC) share one clock."""
     probes: list[Probe] = []
     polled: list[Sensor] = []
     for probe in config.probes:
@@ -40,6 +41,8 @@ def build_probes(config: AgentConfig, clock: Clock, pin_factory: Any = None) -> 
         probes.append(PolledProbes(polled, config.sample_period_s, clock))
     if config.gps is not None:
         probes.append(GpsReceiver(config.gps, clock))
+    if config.accelerometer is not None:
+        probes.append(Adxl345(config.accelerometer, clock))
     return probes
 
 

@@ -1,4 +1,4 @@
-"""What a probe board's accelerometer (``$CCTLT``) tells people: orientation changes and shocks.
+"""What an accelerometer (the probe board's ``$CCTLT``, or the Pi's own) tells people: orientation and shocks.
 
 A board sends its tilt after every tick; publishing each would flood the events topic
 with the same angle. The agent reports the first reading of a session, every change of
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import Final
 
-from coldchain.sentences import TiltSentence
 from edge.events import Notice
 
 __all__ = ["SHOCK_G", "TILT_STEP_DEG", "OrientationWatch"]
@@ -20,7 +19,7 @@ SHOCK_G: Final = 2.0  # a drop from table height onto a hard floor, well above h
 
 
 class OrientationWatch:
-    """Turns a board's tilt sentences into ``orientation`` and ``shock`` notices."""
+    """Turns tilt and shock readings into ``orientation`` and ``shock`` notices."""
 
     def __init__(self, probe: str) -> None:
         self.probe = probe
@@ -30,13 +29,13 @@ class OrientationWatch:
         """A reopened (maybe rebooted) board: its next reading is reported afresh."""
         self.reported_deg = None
 
-    def feed(self, sentence: TiltSentence, ts: int, mono_ms: int) -> list[Notice]:
-        """The notices one tilt sentence, taken at ``ts``, gives (none when nothing changed)."""
+    def feed(self, tilt_deg: float, shock_g: float, ts: int, mono_ms: int) -> list[Notice]:
+        """The notices one reading, taken at ``ts``, gives (none when nothing changed)."""
         notices = []
-        if self.reported_deg is None or abs(sentence.tilt_deg - self.reported_deg) >= TILT_STEP_DEG:
-            self.reported_deg = sentence.tilt_deg
-            notices.append(Notice("orientation", ts, mono_ms, {"probe": self.probe, "tilt_deg": sentence.tilt_deg}))
-        if sentence.shock_g >= SHOCK_G:
-            detail = {"probe": self.probe, "shock_g": sentence.shock_g, "tilt_deg": sentence.tilt_deg}
+        if self.reported_deg is None or abs(tilt_deg - self.reported_deg) >= TILT_STEP_DEG:
+            self.reported_deg = tilt_deg
+            notices.append(Notice("orientation", ts, mono_ms, {"probe": self.probe, "tilt_deg": tilt_deg}))
+        if shock_g >= SHOCK_G:
+            detail = {"probe": self.probe, "shock_g": shock_g, "tilt_deg": tilt_deg}
             notices.append(Notice("shock", ts, mono_ms, detail))
         return notices

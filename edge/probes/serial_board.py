@@ -204,7 +204,8 @@ class SerialBoard:
             event = "lid_open" if sentence.state == "OPEN" else "lid_closed"
             emit(Notice(event, self._event_ts(now_wall), now_mono, {}))
         elif isinstance(sentence, TiltSentence):
-            for notice in self.orientation.feed(sentence, self._event_ts(now_wall), now_mono):
+            ts = self._event_ts(now_wall)
+            for notice in self.orientation.feed(sentence.tilt_deg, sentence.shock_g, ts, now_mono):
                 emit(notice)
         else:
             self._bad(f"unexpected sentence from the board: {sentence!r}")
