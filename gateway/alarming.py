@@ -183,7 +183,7 @@ class Alarming:
                 raise WireFormatError("schema", f"gap event with last_seq {last} < first_seq {first}")
             log.warning("crate %s says seqs %d..%d are lost (%s)", crate, first, last, describe(body.get("reason")))
             return NO_PUBLICATIONS, (crate, first, last, ts)
-        if event in POSITION_EVENTS:  # where the crate is and how it stands: stored, judged by no rule yet
+        if isinstance(event, str) and event in POSITION_EVENTS:  # where the crate is and how it stands: stored
             lines.append(position_point(crate, event, body, ts))
             return NO_PUBLICATIONS, None
         if not isinstance(event, str):
