@@ -8,6 +8,7 @@ documented in ``docs/firmware-protocol.md``.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import Final
 
@@ -24,6 +25,7 @@ __all__ = [
     "LidSentence",
     "Sentence",
     "TemperatureSentence",
+    "TiltSentence",
     "checksum",
     "frame",
     "parse_sentence",
@@ -31,7 +33,9 @@ __all__ = [
 
 PROBE_STATUSES: Final = frozenset({"OK", "OPEN", "SHORT", "RANGE"})
 LID_STATES: Final = frozenset({"OPEN", "CLOSED"})
+MAX_SHOCK_G: Final = 400.0  # beyond any accelerometer a probe board carries: a garbled field, not a drop
 MAX_SENTENCE_BYTES: Final = 82  # NMEA's limit; keeps a garbage stream from growing a line buffer
+_DECIMAL: Final = re.compile(r"-?[0-9]{1,6}(\.[0-9]{1,4})?", re.ASCII)
 
 
 def checksum(body: str) -> str:
@@ -117,7 +121,24 @@ class LidSentence:
         return frame(f"CCLID,{self.state}")
 
 
-Sentence = TemperatureSentence | HeartbeatSentence | CommandSentence | AckSentence | ClockSentence | LidSentence
+@dataclass(frozen=True, slots=True)
+class TiltSentence:
+    """``$CCTLT,<tilt_deg>,<shock_g>``: the board's accelerometer after a tick's burst.
+
+    ``tilt_deg`` is the shipper's axis from vertical (0 upright, 90 on its side, 180
+    upside down); ``shock_g`` the largest acceleration beyond gravity since the last CCTLT.
+    """
+
+    tilt_deg: float
+    shock_g: float
+
+    def encode(self) -> bytes:
+        return frame(f"CCTLT,{self.tilt_deg:.1f},{self.shock_g:.2f}")
+
+
+Sentence = (
+    TemperatureSentence | HeartbeatSentence | CommandSentence | AckSentence | ClockSentence | LidSentence | TiltSentence
+)
 
 
 def _sensor_name(raw: str) -> str:
@@ -140,6 +161,23 @@ def _count(raw: str, what: str) -> int:
     if value < 0:
         raise SentenceError(f"{what} {raw!r} is negative")
     return value
+
+
+def _decimal(raw: str, what: str, low: float, high: float) -> float:
+    # plain decimals only: float() would also take 'nan', '1e3', ' 5' and '1_0', which no board sends
+    if _DECIMAL.fullmatch(raw) is None:
+        raise SentenceError(f"{what} {raw!r} is not a decimal number")
+    value = float(raw)
+    if not low <= value <= high:
+        raise SentenceError(f"{what} {raw!r} is not between {low:g} and {high:g}")
+    return value
+
+
+def _tilt(fields: list[str]) -> TiltSentence:
+    if len(fields) != 2:
+        raise SentenceError(f"CCTLT needs 2 fields, got {len(fields)}")
+    tilt = _decimal(fields[0], "CCTLT tilt", 0.0, 180.0)
+    return TiltSentence(tilt, _decimal(fields[1], "CCTLT shock", 0.0, MAX_SHOCK_G))
 
 
 def parse_sentence(line: bytes) -> Sentence:
@@ -197,4 +235,6 @@ def parse_sentence(line: bytes) -> Sentence:
         if len(fields) != 1 or fields[0] not in LID_STATES:
             raise SentenceError(f"CCLID needs one field, OPEN or CLOSED, got {fields!r}")
         return LidSentence(fields[0])
+    if kind == "CCTLT":
+        return _tilt(fields)
     raise SentenceError(f"unknown sentence type {kind!r}")

@@ -16,7 +16,9 @@ from coldchain.helptext import help_text
 from edge.agent import Agent, Probe
 from edge.clock import Clock, system_clock
 from edge.config import AgentConfig, SerialProbeConfig, W1ProbeConfig, load_config
+from edge.probes.accel import Adxl345
 from edge.probes.ds18b20 import DS18B20
+from edge.probes.gps import GpsReceiver
 from edge.probes.mcp3008 import AdcThermometer
 from edge.probes.polled import PolledProbes, Sensor
 from edge.probes.serial_board import SerialBoard
@@ -25,7 +27,7 @@ __all__ = ["build_probes", "main"]
 
 
 def build_probes(config: AgentConfig, clock: Clock, pin_factory: Any = None) -> list[Probe]:
-    """A reader per serial board; the polled drivers (DS18B20, ADC) share one sampling clock."""
+    """A reader per serial board, GPS receiver and accelerometer; polled drivers (DS18B20, ADC) share one clock."""
     probes: list[Probe] = []
     polled: list[Sensor] = []
     for probe in config.probes:
@@ -37,6 +39,10 @@ def build_probes(config: AgentConfig, clock: Clock, pin_factory: Any = None) -> 
             polled.append(AdcThermometer(probe.channels, probe.curve, probe.series_ohms, probe.spi_device, pin_factory))
     if polled:
         probes.append(PolledProbes(polled, config.sample_period_s, clock))
+    if config.gps is not None:
+        probes.append(GpsReceiver(config.gps, clock))
+    if config.accelerometer is not None:
+        probes.append(Adxl345(config.accelerometer, clock))
     return probes
 
 

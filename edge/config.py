@@ -20,6 +20,8 @@ from coldchain.settings import Table, load_toml
 from coldchain.thermistors import IEC_60751, CallendarVanDusen, SteinhartHart
 from coldchain.topics import IDENTIFIER_RULE, reserved_login, valid_identifier
 from coldchain.wire import MAX_READINGS
+from edge.probes.accel import AccelConfig, parse_accel
+from edge.probes.gps_config import GpsConfig, parse_gps
 
 __all__ = [
     "AdcProbeConfig",
@@ -128,6 +130,8 @@ class AgentConfig:
     sample_period_s: float = 10.0
     stuck_samples: int = DEFAULT_STUCK_SAMPLES
     signing_key: bytes | None = None  # HMAC key provisioned with the crate; None: telemetry unsigned
+    gps: GpsConfig | None = None  # a GPS receiver ([gps]); None: the crate reports no position
+    accelerometer: AccelConfig | None = None  # an ADXL345 on the Pi's I2C ([accelerometer]); None: none fitted
 
 
 def _signing_key(table: Table, base: Path) -> bytes | None:
@@ -311,6 +315,8 @@ def parse_config(data: dict[str, object], source: str, base: Path) -> AgentConfi
         sample_period_s=agent_table.number("sample_period_s", 10.0, minimum=0.01),
         stuck_samples=agent_table.integer("stuck_samples", DEFAULT_STUCK_SAMPLES, minimum=0),
         signing_key=_signing_key(root.table("signing"), base),
+        gps=parse_gps(root.table("gps")),
+        accelerometer=parse_accel(root.table("accelerometer")) if "accelerometer" in root else None,
     )
     root.finish()
     return config

@@ -58,7 +58,8 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=prog,
         description="Simulate the crate's probe board on a pseudo-terminal (protocol: docs/firmware-protocol.md). "
-        "All durations are simulated seconds. 'coldchain sim fleet --help': many crates straight to MQTT.",
+        "All durations are simulated seconds. 'coldchain sim fleet --help': many crates straight to MQTT; "
+        "'coldchain sim gps --help': a GPS receiver along a scenario's route.",
     )
     add = parser.add_argument
     add("--scenario", type=Path, metavar="FILE", help="simulate a shipment from a scenario file (config/scenarios/)")
@@ -193,11 +194,15 @@ def run(board: Board, link: PtyLink, speed: float, duration_s: float, stop: _Sto
 
 
 def main(argv: list[str], prog: str = "coldchain sim") -> int:
-    """Run the simulator (or, with ``fleet`` first, the fleet); returns the process exit status."""
+    """Run the simulator (or, with ``fleet`` / ``gps`` first, those); returns the process exit status."""
     if argv[:1] == ["fleet"]:
         from firmware_sim import fleet  # noqa: PLC0415 -- paho is needed by the fleet only
 
         return fleet.main(argv[1:], f"{prog} fleet")
+    if argv[:1] == ["gps"]:
+        from firmware_sim import gps_sim  # noqa: PLC0415 -- like the fleet: its own command
+
+        return gps_sim.main(argv[1:], f"{prog} gps")
     parser = _parser(prog)
     args = parser.parse_args(argv)
     if args.scenario is not None:

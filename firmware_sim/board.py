@@ -20,6 +20,7 @@ from coldchain.sentences import (
     HeartbeatSentence,
     LidSentence,
     TemperatureSentence,
+    TiltSentence,
     parse_sentence,
 )
 from firmware_sim.faults import NOMINAL_SUPPLY_MV, Fault
@@ -45,6 +46,8 @@ class BoardSpec:
     epoch_ms: int = 0  # the board clock at boot (t = 0)
     faults: Sequence[Fault] = ()
     lid_changes: Sequence[tuple[float, bool]] | None = None  # (t, open); None: no lid switch on the board
+    # (t, tilt_deg, shock_g): the shipper turned to tilt_deg at t with that jolt; None: no accelerometer
+    orientation: Sequence[tuple[float, float, float]] | None = None
 
 
 class Board:
@@ -71,6 +74,9 @@ class Board:
         # a board with a lid switch reports its state once after boot
         self._lid = [(0.0, any(open_ for t, open_ in lid if t <= 0))] if spec.lid_changes is not None else []
         self._lid += [(t, open_) for t, open_ in lid if t > 0]
+        self._orientation = sorted(spec.orientation or ())
+        self._tilt_deg = 0.0  # upright until the first change
+        self._last_tilt_s = -math.inf  # shocks since the previous CCTLT go into the next one
         self._brownouts = [f for f in spec.faults if f.kind == "brownout"]
         self._disconnects = [f for f in spec.faults if f.kind == "disconnect"]
 
@@ -156,7 +162,20 @@ class Board:
         for probe in self.spec.probes:
             reading = self._read(probe, now)
             out.append(TemperatureSentence(reading.sensor, reading.celsius, reading.status).encode())
+        if self.spec.orientation is not None:
+            out.append(self._tilt(now).encode())
         return out
+
+    def _tilt(self, now: float) -> TiltSentence:
+        """The accelerometer after a burst: the angle now, the hardest jolt since the previous burst."""
+        shock = 0.0
+        for t, tilt_deg, shock_g in self._orientation:
+            if self._last_tilt_s < t <= now:
+                shock = max(shock, shock_g)
+            if t <= now:
+                self._tilt_deg = tilt_deg
+        self._last_tilt_s = now
+        return TiltSentence(self._tilt_deg, shock)
 
     def _read(self, probe: Probe, now: float) -> ProbeReading:
         faults = [f for f in self.spec.faults if f.applies_to(probe.name) and f.active(now)]

@@ -17,12 +17,14 @@ from pathlib import Path
 from typing import Any
 
 from coldchain.errors import ConfigError
+from coldchain.position import Position
 from coldchain.profiles import Profile
 from coldchain.settings import Table
 from firmware_sim.ambient import PRESETS, Ambient
 from firmware_sim.board import Board, BoardSpec
 from firmware_sim.faults import FAULT_KINDS, PROBE_FAULTS, Fault
 from firmware_sim.model import EVENT_KINDS, SHIPPER_DEFAULTS, Event, ShipperModel, ShipperParams
+from firmware_sim.route import NoFix, Route, Waypoint
 from firmware_sim.sensor import Probe
 
 __all__ = ["REAL_HEARTBEAT_S", "Scenario", "paced_heartbeat", "parse_scenario", "read_scenario"]
@@ -57,6 +59,9 @@ class Scenario:
     events: tuple[Event, ...]
     probes: tuple[Probe, ...]
     faults: tuple[Fault, ...]
+    accelerometer: bool = False  # the board reports its tilt ($CCTLT)
+    orientation: tuple[tuple[float, float, float], ...] = ()  # (t, tilt_deg, shock_g) from tip/upright events
+    route: Route | None = None  # where the crate travels, for a simulated GPS receiver
 
     def model(self) -> ShipperModel:
         """The crate's physics."""
@@ -74,7 +79,9 @@ class Scenario:
         model = self.model()
         lid = [(e.at_s, e.kind == "lid_open") for e in self.events if e.kind in ("lid_open", "lid_close")]
         heartbeat = self.heartbeat_s if heartbeat_s is None else heartbeat_s
-        spec = BoardSpec(self.probes, period_s or self.period_s, heartbeat, clock, epoch_ms, self.faults, lid or None)
+        orientation = self.orientation if self.accelerometer else None
+        period = period_s or self.period_s
+        spec = BoardSpec(self.probes, period, heartbeat, clock, epoch_ms, self.faults, lid or None, orientation)
         rng = random.Random(seed)  # noqa: S311 -- simulation, not secrets
         return Board(spec, model.temperature, rng, model.ambient.at)
 
@@ -136,21 +143,61 @@ def _ambient(table: Table) -> Ambient:
         raise table.error("points", str(exc)) from None
 
 
-def _events(tables: list[Table], duration_s: float) -> tuple[Event, ...]:
-    events = []
+Orientation = tuple[tuple[float, float, float], ...]
+
+
+def _events(tables: list[Table], duration_s: float) -> tuple[tuple[Event, ...], Orientation]:
+    """The handling events, and the accelerometer's view of the tip/upright ones: (t, tilt_deg, shock_g)."""
+    events, orientation = [], []
     for table in tables:
         kind = table.text("kind", choices=EVENT_KINDS)
         at = table.duration("at", minimum=0.0, maximum=duration_s)
         charge = table.number("charge", None, minimum=0.0, maximum=1.0)
         if charge is not None and kind != "refill":
             raise table.error("charge", f"only refill events take a charge, not {kind}")
+        tilt = table.number("tilt_deg", None, minimum=0.0, maximum=180.0)
+        shock = table.number("shock_g", None, minimum=0.0, maximum=100.0)
+        for key, value in (("tilt_deg", tilt), ("shock_g", shock)):
+            if value is not None and kind not in ("tip", "upright"):
+                raise table.error(key, f"only tip and upright events take {key}, not {kind}")
+        if tilt is not None and (tilt >= 45.0) != (kind == "tip"):
+            # the physics knows tipped or upright only: the angle must say the same
+            raise table.error("tilt_deg", "a tip leaves the shipper at 45° or more, an upright under 45°")
         events.append(Event(at, kind, 1.0 if charge is None else charge))
+        if kind in ("tip", "upright"):
+            orientation.append((at, (90.0 if kind == "tip" else 0.0) if tilt is None else tilt, shock or 0.0))
         length = table.duration("duration", None, minimum=1.0)
         if length is not None:
             if kind not in ("lid_open", "tip"):
                 raise table.error("duration", f"only lid_open and tip events take a duration, not {kind}")
             events.append(Event(at + length, "lid_close" if kind == "lid_open" else "upright"))
-    return tuple(events)
+            if kind == "tip":
+                orientation.append((at + length, 0.0, 0.0))
+    return tuple(events), tuple(sorted(orientation))
+
+
+def _route(table: Table, duration_s: float) -> Route | None:
+    """``[route]``: timed waypoints and the spans without a GPS fix; None when the scenario has none."""
+    waypoints = []
+    for point in table.tables("waypoints"):
+        lat, lon = point.number("lat", minimum=-90.0, maximum=90.0), point.number("lon")
+        try:
+            here = Position(lat, lon)
+        except ValueError as exc:
+            raise point.error("lon", str(exc)) from None
+        waypoints.append(Waypoint(point.duration("at", minimum=0.0, maximum=duration_s), here, point.text("name", "")))
+    spans = []
+    for span in table.tables("no_fix"):
+        start = span.duration("at", minimum=0.0, maximum=duration_s)
+        spans.append(NoFix(start, start + span.duration("duration", minimum=1.0), span.text("reason", "")))
+    if not waypoints:
+        if spans:
+            raise table.error("waypoints", "a route with no_fix spans needs its waypoints")
+        return None
+    try:
+        return Route(tuple(waypoints), tuple(spans))
+    except ValueError as exc:
+        raise table.error("waypoints", str(exc)) from None
 
 
 def _probes(tables: list[Table]) -> tuple[Probe, ...]:
@@ -208,17 +255,34 @@ def parse_scenario(data: Mapping[str, Any], source: str, profiles: Mapping[str, 
     board = root.table("board")
     period = board.duration("period", 60.0, minimum=0.01, maximum=86_400.0)
     heartbeat = board.duration("heartbeat", 300.0, minimum=0.0, maximum=86_400.0)
+    accelerometer = board.flag("accelerometer", False)
     shipper = _shipper(root.table("shipper", required=True))
     ambient = _ambient(root.table("ambient"))
-    events = _events(root.tables("events"), duration)
+    events, orientation = _events(root.tables("events"), duration)
     probes = _probes(root.tables("probes"))
     if not probes:
         raise root.error("probes", "a scenario needs at least one [[probes]] entry")
     if len({p.name for p in probes}) != len(probes):
         raise root.error("probes", "probe names must be unique")
     faults = _faults(root.tables("faults"), probes)
+    route = _route(root.table("route"), duration)
     root.finish()
-    return Scenario(name, description, profile, duration, period, heartbeat, shipper, ambient, events, probes, faults)
+    return Scenario(
+        name,
+        description,
+        profile,
+        duration,
+        period,
+        heartbeat,
+        shipper,
+        ambient,
+        events,
+        probes,
+        faults,
+        accelerometer,
+        orientation,
+        route,
+    )
 
 
 def read_scenario(path: Path) -> Scenario:

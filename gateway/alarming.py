@@ -24,6 +24,7 @@ from typing import Any, Final
 from coldchain.alarm_engine import AlarmEngine
 from coldchain.errors import StoreError, WireFormatError
 from coldchain.lifecycle import AckRejectedError, AlarmBook, AlarmEvent
+from coldchain.position_events import POSITION_EVENTS, position_point
 from coldchain.topics import (
     ROOT,
     acks_from_topic,
@@ -182,6 +183,9 @@ class Alarming:
                 raise WireFormatError("schema", f"gap event with last_seq {last} < first_seq {first}")
             log.warning("crate %s says seqs %d..%d are lost (%s)", crate, first, last, describe(body.get("reason")))
             return NO_PUBLICATIONS, (crate, first, last, ts)
+        if isinstance(event, str) and event in POSITION_EVENTS:  # where the crate is and how it stands: stored
+            lines.append(position_point(crate, event, body, ts))
+            return NO_PUBLICATIONS, None
         if not isinstance(event, str):
             raise WireFormatError("schema", f"'event' must be a string, got {describe(event)}")
         return NO_PUBLICATIONS, None  # the crate's own excursion, stuck-value, clock events: stored nowhere

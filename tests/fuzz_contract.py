@@ -37,6 +37,28 @@ def _int(value: Any, low: int, high: int) -> bool:
     return type(value) is int and low <= value < high
 
 
+# README, the events row: each position or orientation event's required and optional fields
+PLACE_FIELDS = {
+    "position": (("lat", "lon"), ("speed_kmh", "satellites")),
+    "gps_no_fix": ((), ("satellites",)),
+    "orientation": (("tilt_deg",), ()),
+    "shock": (("shock_g", "tilt_deg"), ()),
+}
+PLACE_RANGES = {"lat": (-90, 90), "lon": (-180, 180), "speed_kmh": (0, 2000), "tilt_deg": (0, 180), "shock_g": (0, 400)}
+
+
+def _place_ok(body: dict[str, Any], fields: tuple[tuple[str, ...], tuple[str, ...]]) -> bool:
+    required, optional = fields
+    for key in (*required, *(k for k in optional if body.get(k) is not None)):
+        value = body.get(key)
+        if key == "satellites":
+            if not _int(value, 0, 256):
+                return False
+        elif type(value) not in (int, float) or not PLACE_RANGES[key][0] <= value <= PLACE_RANGES[key][1]:
+            return False
+    return True
+
+
 def _object(payload: bytes) -> dict[str, Any] | None:
     """The payload as a v1 JSON object (UTF-8, at most 16 KiB), or None."""
     if len(payload) > MAX_PAYLOAD:
@@ -150,6 +172,8 @@ def accepted(
         ts = body.get("ts")
         if not _int(ts, 1, 2**63) or ts > now_ms + FUTURE_TOLERANCE_MS or not isinstance(event, str):
             return False
+        if event in PLACE_FIELDS:
+            return _place_ok(body, PLACE_FIELDS[event])
         first, last = body.get("first_seq"), body.get("last_seq")
         return event != "gap" or (_int(first, 0, 2**63) and _int(last, 0, 2**63) and last >= first)
     seq, ts, readings = body.get("seq"), body.get("ts"), body.get("readings")

@@ -73,6 +73,7 @@ class Record:
     ack_ts: int
     start_ms: int
     end_ms: int
+    place_ts: int  # the live crate's position fix; its loss 1 ms later, its tip and jolt 2 ms later
 
     def ts(self, crate: str, seq: int) -> int:
         """When the crate's reading ``seq`` was taken."""
@@ -123,6 +124,8 @@ def _make_record(tmp: Path, mosquitto: Mosquitto, influxdb: InfluxDB) -> Record:
             for seq in (0, 1, 2):
                 send(live, seq, LIVE_VALUES[seq], _now_ms())
                 time.sleep(0.01)
+            place_ts = _now_ms()
+            _place_events(client, live, place_ts)
             wait_until(lambda: _retained(client, live, "critical_high").get("escalated"), 10, "escalation")
             ack_ts = _now_ms()
             ack = StaffAck(live, "critical_high", "probe1", PERSON, NOTE, ack_ts)
@@ -138,6 +141,9 @@ def _make_record(tmp: Path, mosquitto: Mosquitto, influxdb: InfluxDB) -> Record:
                 "SELECT * FROM alarm WHERE escalated_ts > 0": 1,
                 "SELECT * FROM gap": 1,
                 "SELECT * FROM shipment": 1,
+                "SELECT * FROM position": 2,
+                "SELECT * FROM orientation": 1,
+                "SELECT * FROM shock": 1,
             }
             wait_until(lambda: all(_count(influxdb, database, q) >= n for q, n in everything.items()), 15, "record")
     finally:
@@ -145,7 +151,19 @@ def _make_record(tmp: Path, mosquitto: Mosquitto, influxdb: InfluxDB) -> Record:
     _release(influxdb, database, shipment)
     start = min(ts for crate in readings.values() for ts, _ in crate.values())
     end = max([ack_ts] + [ts for crate in readings.values() for ts, _ in crate.values()])
-    return Record(database, live, backlog, shipment, readings, ack_ts, start - 1000, end + 1000)
+    return Record(database, live, backlog, shipment, readings, ack_ts, start - 1000, end + 1000, place_ts)
+
+
+def _place_events(client: Client, crate: str, ts: int) -> None:
+    """Where the crate was and how it stood: a fix, its loss, a tip and the jolt of it."""
+    for offset, event, fields in (
+        (0, "position", {"lat": 52.298, "lon": 4.763, "speed_kmh": 0.0, "satellites": 9}),
+        (1, "gps_no_fix", {"satellites": 2}),
+        (2, "orientation", {"tilt_deg": 88.5}),
+        (2, "shock", {"shock_g": 3.5, "tilt_deg": 88.5}),
+    ):
+        body = {"v": 1, "crate": crate, "ts": ts + offset, "event": event, "probe": "gps0", **fields}
+        client.publish(f"coldchain/v1/crates/{crate}/events", json.dumps(body).encode())
 
 
 def _release(influxdb: InfluxDB, database: str, shipment: str) -> None:
@@ -269,6 +287,19 @@ def _corrected_times(rows: Rows, rec: Record) -> None:
     ]
 
 
+def _route(rows: Rows, rec: Record) -> None:
+    got = [(r["time"], r["fix"], r["lat"], r["lon"], r["speed_kmh"], r["satellites"]) for r in rows]
+    assert got == [(rec.place_ts, True, 52.298, 4.763, 0.0, 9), (rec.place_ts + 1, False, None, None, None, 2)]
+
+
+def _orientation(rows: Rows, rec: Record) -> None:
+    assert [(r["time"], r["tilt_deg"]) for r in rows] == [(rec.place_ts + 2, 88.5)]
+
+
+def _shocks(rows: Rows, rec: Record) -> None:
+    assert [(r["time"], r["shock_g"], r["tilt_deg"]) for r in rows] == [(rec.place_ts + 2, 3.5, 88.5)]
+
+
 def _shipment_record(rows: Rows, rec: Record) -> None:
     (row,) = rows
     got = (row["shipment"], row["crate"], row["origin"], row["destination"], row["product"])
@@ -338,6 +369,12 @@ CHECKS: dict[str, Callable[[Rows, Record], None]] = {
     "SELECT * FROM \"gap\" WHERE \"crate\" = 'C-0042' AND time >= '2026-11-20T08:00:00Z' "
     "AND time < '2026-11-22T17:30:00Z'": _gaps,
     'SELECT "decision", "by", "note", "sha256", "verdict" FROM "release" WHERE "shipment" = \'S-2026-0117\'': _releases,
+    'SELECT "fix", "lat", "lon", "speed_kmh", "satellites" FROM "position" WHERE "crate" = \'C-0042\' AND time >= '
+    "'2026-11-20T08:00:00Z' AND time < '2026-11-22T17:30:00Z'": _route,
+    'SELECT "tilt_deg" FROM "orientation" WHERE "crate" = \'C-0042\' AND time >= \'2026-11-20T08:00:00Z\' '
+    "AND time < '2026-11-22T17:30:00Z'": _orientation,
+    'SELECT "shock_g", "tilt_deg" FROM "shock" WHERE "crate" = \'C-0042\' AND time >= \'2026-11-20T08:00:00Z\' '
+    "AND time < '2026-11-22T17:30:00Z'": _shocks,
     'SELECT min("value_c"), max("value_c"), mean("value_c") FROM "temperature" WHERE "crate" = \'C-0042\' AND '
     "time >= '2026-11-20T08:00:00Z' AND time < '2026-11-22T17:30:00Z' GROUP BY time(1h), \"sensor\" fill(none)": (
         _hourly

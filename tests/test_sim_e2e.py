@@ -253,3 +253,19 @@ def test_every_other_scenario_end_to_end_raises_exactly_the_predicted_alarms(
         ("cryo-probe-faults", "probe3", "probe reports RANGE"),
     }
     assert ("sensor_fault", "probe1", "cleared") in {t[:3] for t in stories["cryo-probe-faults"]}  # the short ended
+
+
+@pytest.mark.integration
+def test_tipped_shipper_orientation_and_shock_reach_influxdb_at_board_time(
+    tmp_path: Path, make_mosquitto: Callable[..., Mosquitto], influxdb: InfluxDB, database: str, crate_prefix: str
+) -> None:
+    """cryo-tipped-jolt through sim, agent and gateway: upright at the start, 88.5° and a 3.5 g jolt at 24 h."""
+    mosquitto = make_mosquitto()  # its own: the retained alarms it leaves must not reach later tests' pages
+    crate = f"{crate_prefix}-tlt"
+    with _shipped(tmp_path, mosquitto, influxdb, database, crate, "cryo-tipped-jolt.toml", "--period", "3600") as ship:
+        where = f"WHERE crate = '{crate}'"
+        wait_until(lambda: influxdb.rows(f"SELECT * FROM shock {where}", database), timeout=30, what="the shock point")
+        orientation = influxdb.rows(f"SELECT tilt_deg FROM orientation {where}", database)
+        shock = influxdb.rows(f"SELECT shock_g, tilt_deg FROM shock {where}", database)
+    assert [(r["time"] - ship.epoch, r["tilt_deg"]) for r in orientation] == [(0, 0.0), (24 * HOUR_MS, 88.5)]
+    assert [(r["time"] - ship.epoch, r["shock_g"], r["tilt_deg"]) for r in shock] == [(24 * HOUR_MS, 3.5, 88.5)]

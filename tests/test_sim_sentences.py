@@ -1,4 +1,4 @@
-"""Protocol v1 extensions of the simulated board: clock (CCTIM) and lid (CCLID), against golden bytes."""
+"""Protocol v1 extensions of the simulated board: clock (CCTIM), lid (CCLID), tilt (CCTLT), against golden bytes."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from coldchain.errors import SentenceError
-from coldchain.sentences import ClockSentence, LidSentence, checksum, parse_sentence
+from coldchain.sentences import ClockSentence, LidSentence, TiltSentence, checksum, parse_sentence
 
 GOLDEN = (Path(__file__).parent / "data" / "sentences_sim_v1.txt").read_bytes().splitlines(keepends=True)
-EXPECTED = [ClockSentence(1764086400123), LidSentence("OPEN"), LidSentence("CLOSED")]
+EXPECTED = [ClockSentence(1764086400123), LidSentence("OPEN"), LidSentence("CLOSED"), TiltSentence(88.5, 3.5)]
 
 
 @pytest.mark.parametrize(("line", "sentence"), list(zip(GOLDEN, EXPECTED, strict=True)))
@@ -21,7 +21,9 @@ def test_golden_extension_lines_decode(line: bytes, sentence: object) -> None:
 
 
 @pytest.mark.parametrize(("line", "sentence"), list(zip(GOLDEN, EXPECTED, strict=True)))
-def test_extension_sentences_encode_to_golden_bytes(line: bytes, sentence: ClockSentence | LidSentence) -> None:
+def test_extension_sentences_encode_to_golden_bytes(
+    line: bytes, sentence: ClockSentence | LidSentence | TiltSentence
+) -> None:
     """Encoding CCTIM/CCLID gives the golden bytes, CRLF included."""
     assert sentence.encode() == line
 

@@ -140,8 +140,9 @@ const Board = (function () {
     return form;
   }
 
-  function alarmRow(alarm) {
-    const row = el("article", `alarm sev-${alarm.severity} state-${alarm.state}`);
+  // The parts every alarm row shares: the row, its severity badge, its main column and its head line.
+  function rowParts(alarm, className) {
+    const row = el("article", className);
     row.dataset.alarm = `${alarm.crate}/${alarm.rule}/${alarm.sensor}`;
     const badge = el("span", `badge sev-${alarm.severity}`, SEVERITY_LABEL[alarm.severity] || alarm.severity);
     const main = el("div", "alarm-main");
@@ -149,6 +150,11 @@ const Board = (function () {
     const link = el("a", "crate-link", alarm.crate);
     link.href = `/crates/${encodeURIComponent(alarm.crate)}`;
     head.append(link, el("span", "rule", `${alarm.rule.replaceAll("_", " ")} · ${alarm.sensor}`));
+    return { row, badge, main, head };
+  }
+
+  function alarmRow(alarm) {
+    const { row, badge, main, head } = rowParts(alarm, `alarm sev-${alarm.severity} state-${alarm.state}`);
     if (alarm.late) head.append(el("span", "tag", "late: happened while offline"));
     if (alarm.escalated) head.append(el("span", "tag escalated", "escalated"));
     const facts = el("div", "alarm-facts");
@@ -216,14 +222,7 @@ const Board = (function () {
   }
 
   function reviewRow(alarm) {
-    const row = el("article", `alarm review sev-${alarm.severity}`);
-    row.dataset.alarm = `${alarm.crate}/${alarm.rule}/${alarm.sensor}`;
-    const badge = el("span", `badge sev-${alarm.severity}`, SEVERITY_LABEL[alarm.severity] || alarm.severity);
-    const main = el("div", "alarm-main");
-    const head = el("div", "alarm-head");
-    const link = el("a", "crate-link", alarm.crate);
-    link.href = `/crates/${encodeURIComponent(alarm.crate)}`;
-    head.append(link, el("span", "rule", `${alarm.rule.replaceAll("_", " ")} · ${alarm.sensor}`));
+    const { row, badge, main, head } = rowParts(alarm, `alarm review sev-${alarm.severity}`);
     head.append(el("span", "tag late", alarm.late ? "late: happened while the crate was offline" : "cleared before anyone acknowledged it"));
     const facts = el("div", "alarm-facts");
     facts.append(

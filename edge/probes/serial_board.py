@@ -25,11 +25,13 @@ from coldchain.sentences import (
     HeartbeatSentence,
     LidSentence,
     TemperatureSentence,
+    TiltSentence,
     parse_sentence,
 )
 from edge.clock import Clock
 from edge.config import SerialProbeConfig
 from edge.events import Event, Notice, PowerOn, Sample
+from edge.probes.orientation import OrientationWatch
 from edge.probes.ticks import Tick, TickAssembler
 
 __all__ = ["SerialBoard"]
@@ -68,6 +70,7 @@ class SerialBoard:
         self.rate_acked: int | None = None
         self.device: str | None = None  # the device open right now
         self._assembler = TickAssembler(config.sensors, int(config.tick_timeout_s * 1000))
+        self.orientation = OrientationWatch(self.name)
         self._last_heartbeat_ms: int | None = None
         self._heartbeat_missing = False
         self._warned_no_board_clock = False
@@ -114,6 +117,7 @@ class SerialBoard:
         self._board_clock_ms = None  # a reopened (maybe rebooted) board stamps its lid afresh
         self._last_heartbeat_ms = self.clock.mono_ms()
         self._power_on = self._power_on_by = None  # ...and tells its switch-on time afresh
+        self.orientation.restart()
         buffer = b""
         while not stop.is_set():
             chunk = link.read(max(1, link.in_waiting))
@@ -198,12 +202,19 @@ class SerialBoard:
                 self._bad(f"acknowledgement of a command we did not send: {sentence!r}")
         elif isinstance(sentence, LidSentence):
             event = "lid_open" if sentence.state == "OPEN" else "lid_closed"
-            ts = now_wall
-            if self.config.time_source == "board" and self._board_clock_ms is not None:
-                ts = self._board_clock_ms  # event time like the readings': the gateway's lid rule compares them
-            emit(Notice(event, ts, now_mono, {}))
+            emit(Notice(event, self._event_ts(now_wall), now_mono, {}))
+        elif isinstance(sentence, TiltSentence):
+            ts = self._event_ts(now_wall)
+            for notice in self.orientation.feed(sentence.tilt_deg, sentence.shock_g, ts, now_mono):
+                emit(notice)
         else:
             self._bad(f"unexpected sentence from the board: {sentence!r}")
+
+    def _event_ts(self, now_wall: int) -> int:
+        """An event's time like the readings': the gateway's rules compare them."""
+        if self.config.time_source == "board" and self._board_clock_ms is not None:
+            return self._board_clock_ms
+        return now_wall
 
     def _heard_uptime(self, uptime_s: int, now_mono: int, emit: Callable[[Event], None]) -> None:
         """The first heartbeat of a session, or one whose uptime went back (the board rebooted), dates its switch-on."""
