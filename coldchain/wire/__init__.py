@@ -1,0 +1,61 @@
+"""MQTT payload contract v1: the messages crates, gateway and people exchange.
+
+One module per kind of message (``telemetry``, ``status``, ``acks``, ``alarms``), what they share in
+``common``. Decoders are the only way external bytes become these types; each rejects bad input
+with a WireFormatError whose ``reason`` is a short stable label (counted per reason by the gateway)
+and whose ``detail`` says what exactly is wrong. Everything is re-exported here:
+``from coldchain.wire import X`` is how programs import it.
+"""
+
+from coldchain.wire.acks import (
+    MAX_ACK_BY,
+    MAX_ACK_NOTE,
+    StaffAck,
+    StorageAck,
+    decode_staff_ack,
+    decode_storage_ack,
+)
+from coldchain.wire.alarms import AlarmMessage
+from coldchain.wire.common import MAX_PAYLOAD_BYTES, WIRE_VERSION, describe, encode, json_object, versioned_object
+from coldchain.wire.status import CrateStatus
+from coldchain.wire.telemetry import (
+    FAULTS,
+    FUTURE_TOLERANCE_MS,
+    MAX_READINGS,
+    PLAUSIBLE_MAX_C,
+    PLAUSIBLE_MIN_C,
+    TS_CORRECTED,
+    TS_FLAGS,
+    TS_UNCERTAIN,
+    Reading,
+    Telemetry,
+    decode_telemetry,
+)
+
+__all__ = [
+    "FAULTS",
+    "FUTURE_TOLERANCE_MS",
+    "MAX_ACK_BY",
+    "MAX_ACK_NOTE",
+    "MAX_PAYLOAD_BYTES",
+    "MAX_READINGS",
+    "PLAUSIBLE_MAX_C",
+    "PLAUSIBLE_MIN_C",
+    "TS_CORRECTED",
+    "TS_FLAGS",
+    "TS_UNCERTAIN",
+    "WIRE_VERSION",
+    "AlarmMessage",
+    "CrateStatus",
+    "Reading",
+    "StaffAck",
+    "StorageAck",
+    "Telemetry",
+    "decode_staff_ack",
+    "decode_storage_ack",
+    "decode_telemetry",
+    "describe",
+    "encode",
+    "json_object",
+    "versioned_object",
+]
