@@ -32,7 +32,15 @@ from coldchain.topics import (
     rejected_topic,
     valid_identifier,
 )
-from coldchain.wire import Telemetry, decode_staff_ack, describe, json_object, versioned_object
+from coldchain.wire import (
+    Rejected,
+    Telemetry,
+    decode_staff_ack,
+    describe,
+    encode,
+    request_of,
+    versioned_object,
+)
 from gateway.config import GatewayConfig
 from gateway.notify import Notifier, audit_point
 from gateway.points import rejected_point
@@ -69,18 +77,6 @@ def _integer(body: dict[str, Any], key: str, minimum: int = 0) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or not minimum <= value < 2**63:
         raise WireFormatError("schema", f"'{key}' must be an integer >= {minimum}, got {describe(value)}")
     return value
-
-
-def _ack_request(topic: str, payload: bytes) -> str | None:
-    """The optional ``request`` id of a staff ack payload, when it carries a valid one (never raises)."""
-    if not topic.startswith(f"{ROOT}/acks/"):
-        return None
-    try:
-        body = json_object(payload)
-    except WireFormatError:
-        return None
-    request = body.get("request")
-    return request if isinstance(request, str) and valid_identifier(request) else None
 
 
 class Alarming:
@@ -216,14 +212,10 @@ class Alarming:
     ) -> Publication:
         """Record a refused message: measurement ``rejected`` into ``lines``; its ``coldchain/v1/rejected``."""
         lines.append(rejected_point(reason, crate, detail=detail, topic=topic, payload=payload, now_ms=now_ms))
-        body: dict[str, Any] = {"v": 1, "reason": reason, "detail": detail[:500], "topic": topic[:200], "ts": now_ms}
-        if crate is not None:
-            body["crate"] = crate
-        request = _ack_request(topic, payload)
-        if request is not None:
-            body["request"] = request  # the sender's id of a staff ack: it can tell its own refusal
-        body["excerpt"] = payload[:256].decode("utf-8", "replace")
-        return rejected_topic(), json.dumps(body, separators=(",", ":")).encode(), False
+        # a staff ack's own id goes back with its refusal, so its sender can tell it
+        request = request_of(payload) if topic.startswith(f"{ROOT}/acks/") else None
+        refusal = Rejected(reason, detail, now_ms, payload[:256].decode("utf-8", "replace"), topic, crate, request)
+        return rejected_topic(), encode(refusal), False
 
     # --- outputs --------------------------------------------------------------------------------
 

@@ -1,7 +1,7 @@
 """MQTT payload contract v1: the messages crates, gateway and people exchange.
 
-One module per kind of message (``telemetry``, ``status``, ``acks``, ``alarms``), what they share in
-``common``. Decoders are the only way external bytes become these types; each rejects bad input
+One module per kind of message (``telemetry``, ``status``, ``acks``, ``alarms``, ``rejects``),
+what they share in ``common``. Decoders are the only way external bytes become these types; each rejects bad input
 with a WireFormatError whose ``reason`` is a short stable label (counted per reason by the gateway)
 and whose ``detail`` says what exactly is wrong. Everything is re-exported here:
 ``from coldchain.wire import X`` is how programs import it.
@@ -17,6 +17,7 @@ from coldchain.wire.acks import (
 )
 from coldchain.wire.alarms import AlarmMessage
 from coldchain.wire.common import MAX_PAYLOAD_BYTES, WIRE_VERSION, describe, encode, json_object, versioned_object
+from coldchain.wire.rejects import Rejected, decode_rejected, request_of
 from coldchain.wire.status import CrateStatus
 from coldchain.wire.telemetry import (
     FAULTS,
@@ -48,14 +49,17 @@ __all__ = [
     "AlarmMessage",
     "CrateStatus",
     "Reading",
+    "Rejected",
     "StaffAck",
     "StorageAck",
     "Telemetry",
+    "decode_rejected",
     "decode_staff_ack",
     "decode_storage_ack",
     "decode_telemetry",
     "describe",
     "encode",
     "json_object",
+    "request_of",
     "versioned_object",
 ]
