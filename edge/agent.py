@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from adapters.sd_notify import Watchdog
-from coldchain.wire import Telemetry, encode
+from coldchain.wire import CrateEvent, Telemetry, encode
 from edge.clock import Clock, system_clock
 from edge.config import AgentConfig
 from edge.events import Connected, Disconnected, Event, Notice, PowerOn, Published, Sample, StorageAcked
@@ -294,10 +294,9 @@ class Agent:
 
     def add_event(self, name: str, ts: int, detail: dict[str, Any], mono_ms: int | None = None) -> None:
         """Spool an event for ``coldchain/v1/crates/{crate}/events`` (held like a sample if ``ts`` is unset)."""
-        body = {"v": 1, "crate": self.crate, "ts": ts, "event": name, **detail}
         log.info("event %s %s", name, detail or "")
         held = self._hold_if_unset(ts, self.clock.mono_ms() if mono_ms is None else mono_ms)
-        self.spool.add_event(json.dumps(body, separators=(",", ":")).encode(), held)
+        self.spool.add_event(encode(CrateEvent(self.crate, ts, name, detail)), held)
 
     def _hold_if_unset(self, ts: int, mono_ms: int) -> Stamp | None:
         """A stamp to correct ``ts`` from later when it comes from an unset clock, else None."""

@@ -33,13 +33,18 @@ from coldchain.topics import (
     valid_identifier,
 )
 from coldchain.wire import (
+    GAP,
+    LID_CLOSED,
+    LID_OPEN,
+    ONLINE,
     Rejected,
     Telemetry,
+    decode_crate_status,
+    decode_event,
     decode_staff_ack,
     describe,
     encode,
     request_of,
-    versioned_object,
 )
 from gateway.config import GatewayConfig
 from gateway.notify import Notifier, audit_point
@@ -61,22 +66,6 @@ Publication = tuple[str, bytes, bool]
 # what judging one message asks to publish: most ask nothing, and get this one shared empty tuple
 Publications = Sequence[Publication]
 NO_PUBLICATIONS: Final[tuple[Publication, ...]] = ()
-
-
-def _body(payload: bytes, topic_crate: str) -> dict[str, Any]:
-    """A crate's status or event payload as a dict naming ``topic_crate``; WireFormatError otherwise."""
-    body = versioned_object(payload)
-    if body.get("crate") != topic_crate:
-        claimed = describe(body.get("crate"))
-        raise WireFormatError("crate_mismatch", f"payload crate {claimed} != topic crate {topic_crate!r}")
-    return body
-
-
-def _integer(body: dict[str, Any], key: str, minimum: int = 0) -> int:
-    value = body.get(key)
-    if not isinstance(value, int) or isinstance(value, bool) or not minimum <= value < 2**63:
-        raise WireFormatError("schema", f"'{key}' must be an integer >= {minimum}, got {describe(value)}")
-    return value
 
 
 class Alarming:
@@ -161,33 +150,19 @@ class Alarming:
         refuse_reserved_crate(crate)  # the broker lets every login, staff too, write its own crate topics
         if not payload and kind == "status":
             return NO_PUBLICATIONS, None  # someone deleted the retained status: nothing was said
-        body = _body(payload, crate)
         if kind == "status":
-            state = body.get("state")
-            if state not in ("online", "offline"):
-                raise WireFormatError("schema", f"status 'state' must be online or offline, got {describe(state)}")
+            status = decode_crate_status(payload, crate)
             # arrival time: a last will's own ts is when it was registered, not when the crate vanished
-            return self._emit(self.engine.status(crate, state == "online", now_ms), lines), None
-        event = body.get("event")
-        ts = self._when(body, now_ms)
-        if event in ("lid_open", "lid_closed"):
-            return self._emit(self.engine.lid(crate, event == "lid_open", ts, now_ms), lines), None
-        if event == "gap":
-            first, last = _integer(body, "first_seq"), _integer(body, "last_seq")
-            if last < first:
-                raise WireFormatError("schema", f"gap event with last_seq {last} < first_seq {first}")
-            log.warning("crate %s says seqs %d..%d are lost (%s)", crate, first, last, describe(body.get("reason")))
-            return NO_PUBLICATIONS, (crate, first, last, ts)
-        if not isinstance(event, str):
-            raise WireFormatError("schema", f"'event' must be a string, got {describe(event)}")
+            return self._emit(self.engine.status(crate, status.state == ONLINE, now_ms), lines), None
+        event = decode_event(payload, crate, now_ms, self._future_ms)
+        if event.event in (LID_OPEN, LID_CLOSED):
+            return self._emit(self.engine.lid(crate, event.event == LID_OPEN, event.ts, now_ms), lines), None
+        if event.event == GAP:
+            first, last = event.lost
+            reason = describe(event.detail.get("reason"))
+            log.warning("crate %s says seqs %d..%d are lost (%s)", crate, first, last, reason)
+            return NO_PUBLICATIONS, (crate, first, last, event.ts)
         return NO_PUBLICATIONS, None  # the crate's own excursion, stuck-value, clock events: stored nowhere
-
-    def _when(self, body: dict[str, Any], now_ms: int) -> int:
-        """An event's ``ts``: an epoch millisecond not beyond the future tolerance (it dates stored points)."""
-        ts = _integer(body, "ts", 1)
-        if ts > now_ms + self._future_ms:
-            raise WireFormatError("future_ts", f"ts {ts} is {(ts - now_ms) / 1000:.0f} s in the future")
-        return ts
 
     def _staff_ack(self, topic: str, payload: bytes, lines: list[str], now_ms: int) -> Publications:
         ack = decode_staff_ack(payload, acks_from_topic(topic))

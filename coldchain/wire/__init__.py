@@ -1,6 +1,7 @@
 """MQTT payload contract v1: the messages crates, gateway and people exchange.
 
-One module per kind of message (``telemetry``, ``status``, ``acks``, ``alarms``, ``rejects``),
+One module per kind of message (``telemetry``, ``status``, ``acks``, ``alarms``, ``rejects``,
+``events``),
 what they share in ``common``. Decoders are the only way external bytes become these types; each rejects bad input
 with a WireFormatError whose ``reason`` is a short stable label (counted per reason by the gateway)
 and whose ``detail`` says what exactly is wrong. Everything is re-exported here:
@@ -17,8 +18,9 @@ from coldchain.wire.acks import (
 )
 from coldchain.wire.alarms import AlarmMessage
 from coldchain.wire.common import MAX_PAYLOAD_BYTES, WIRE_VERSION, describe, encode, json_object, versioned_object
+from coldchain.wire.events import GAP, LID_CLOSED, LID_OPEN, CrateEvent, decode_event
 from coldchain.wire.rejects import Rejected, decode_rejected, request_of
-from coldchain.wire.status import CrateStatus
+from coldchain.wire.status import ONLINE, CrateStatus, decode_crate_status
 from coldchain.wire.telemetry import (
     FAULTS,
     FUTURE_TOLERANCE_MS,
@@ -36,10 +38,14 @@ from coldchain.wire.telemetry import (
 __all__ = [
     "FAULTS",
     "FUTURE_TOLERANCE_MS",
+    "GAP",
+    "LID_CLOSED",
+    "LID_OPEN",
     "MAX_ACK_BY",
     "MAX_ACK_NOTE",
     "MAX_PAYLOAD_BYTES",
     "MAX_READINGS",
+    "ONLINE",
     "PLAUSIBLE_MAX_C",
     "PLAUSIBLE_MIN_C",
     "TS_CORRECTED",
@@ -47,12 +53,15 @@ __all__ = [
     "TS_UNCERTAIN",
     "WIRE_VERSION",
     "AlarmMessage",
+    "CrateEvent",
     "CrateStatus",
     "Reading",
     "Rejected",
     "StaffAck",
     "StorageAck",
     "Telemetry",
+    "decode_crate_status",
+    "decode_event",
     "decode_rejected",
     "decode_staff_ack",
     "decode_storage_ack",

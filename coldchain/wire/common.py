@@ -18,6 +18,7 @@ __all__ = [
     "WIRE_VERSION",
     "WireMessage",
     "crate_field",
+    "crate_object",
     "describe",
     "encode",
     "field",
@@ -123,3 +124,12 @@ def crate_field(body: dict[str, Any], topic_crate: str | None) -> str:
     if topic_crate is not None and crate != topic_crate:
         raise WireFormatError("crate_mismatch", f"payload crate {crate!r} != topic crate {topic_crate!r}")
     return crate
+
+
+def crate_object(payload: bytes, topic_crate: str) -> dict[str, Any]:
+    """``versioned_object`` of a crate's status or event: it must name ``topic_crate`` (reason ``crate_mismatch``)."""
+    body = versioned_object(payload)
+    if body.get("crate") != topic_crate:
+        claimed = describe(body.get("crate"))
+        raise WireFormatError("crate_mismatch", f"payload crate {claimed} != topic crate {topic_crate!r}")
+    return body
