@@ -15,7 +15,6 @@ writes what they raise itself (no batch is open then).
 
 from __future__ import annotations
 
-import json
 import logging
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -44,6 +43,7 @@ from coldchain.wire import (
     decode_staff_ack,
     describe,
     encode,
+    encode_alarm,
     request_of,
 )
 from gateway.config import GatewayConfig
@@ -198,11 +198,8 @@ class Alarming:
         publications: list[Publication] = []
         for event in events:
             alarm = event.alarm
-            wire = alarm.to_wire()
             details = self.shipments.get(alarm.crate)
-            if details is not None:
-                wire.update(details)
-            payload = json.dumps(wire, separators=(",", ":")).encode()
+            payload = encode_alarm(alarm, details)
             publications.append((alarm_topic(alarm.crate, alarm.rule, alarm.sensor), payload, True))
             lines.append(audit_point(event))
             # durable before the message behind it is acknowledged: a crash re-raises it, the outbox de-duplicates

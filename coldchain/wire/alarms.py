@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from coldchain.wire.common import WIRE_VERSION
+from coldchain.wire.common import WIRE_VERSION, WireMessage, encode_body
 
-__all__ = ["AlarmMessage"]
+__all__ = ["AlarmMessage", "encode_alarm"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,3 +37,11 @@ class AlarmMessage:
         body["v"] = WIRE_VERSION
         body["id"] = self.alarm_id
         return body
+
+
+def encode_alarm(alarm: WireMessage, details: Mapping[str, str] | None = None) -> bytes:
+    """The retained alarm as published: its own fields, then its shipment's ``origin``, ``destination``, ``product``."""
+    body = alarm.to_wire()
+    if details:
+        body.update(details)
+    return encode_body(body)

@@ -21,6 +21,7 @@ __all__ = [
     "crate_object",
     "describe",
     "encode",
+    "encode_body",
     "field",
     "is_text",
     "json_object",
@@ -41,7 +42,12 @@ class WireMessage(Protocol):
 
 def encode(message: WireMessage) -> bytes:
     """Compact JSON bytes of a message, as published."""
-    return json.dumps(message.to_wire(), separators=(",", ":"), allow_nan=False).encode()
+    return encode_body(message.to_wire())
+
+
+def encode_body(body: dict[str, Any]) -> bytes:
+    """Compact JSON bytes of a message's body, as published (a wire number is never NaN or infinite)."""
+    return json.dumps(body, separators=(",", ":"), allow_nan=False).encode()
 
 
 def describe(value: Any) -> str:
