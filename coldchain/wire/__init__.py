@@ -1,11 +1,11 @@
 """MQTT payload contract v1: the messages crates, gateway and people exchange.
 
-One module per kind of message (``telemetry``, ``status``, ``acks``, ``alarms``, ``rejects``,
-``events``),
-what they share in ``common``. Decoders are the only way external bytes become these types; each rejects bad input
-with a WireFormatError whose ``reason`` is a short stable label (counted per reason by the gateway)
-and whose ``detail`` says what exactly is wrong. Everything is re-exported here:
-``from coldchain.wire import X`` is how programs import it.
+One module per kind of message: ``telemetry``, ``status``, ``events``, ``acks`` (storage and staff),
+``alarms``, ``rejects``; what they share in ``common``; ``spooled`` sets the facts that come later
+on a crate's own spooled messages. Decoders are the only way external bytes become these types;
+each rejects bad input with a WireFormatError whose ``reason`` is a short stable label (counted per
+reason by the gateway) and whose ``detail`` says what exactly is wrong. Everything is re-exported
+here: ``from coldchain.wire import X`` is how programs import it.
 """
 
 from coldchain.wire.acks import (
@@ -20,6 +20,7 @@ from coldchain.wire.alarms import AlarmMessage, encode_alarm
 from coldchain.wire.common import MAX_PAYLOAD_BYTES, WIRE_VERSION, describe, encode, json_object, versioned_object
 from coldchain.wire.events import GAP, LID_CLOSED, LID_OPEN, CrateEvent, decode_event
 from coldchain.wire.rejects import Rejected, decode_rejected, request_of
+from coldchain.wire.spooled import amended, restamped, signed, with_powered_on
 from coldchain.wire.status import ONLINE, CrateStatus, decode_crate_status
 from coldchain.wire.telemetry import (
     FAULTS,
@@ -60,6 +61,7 @@ __all__ = [
     "StaffAck",
     "StorageAck",
     "Telemetry",
+    "amended",
     "decode_crate_status",
     "decode_event",
     "decode_rejected",
@@ -71,5 +73,8 @@ __all__ = [
     "encode_alarm",
     "json_object",
     "request_of",
+    "restamped",
+    "signed",
     "versioned_object",
+    "with_powered_on",
 ]
