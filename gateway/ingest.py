@@ -10,7 +10,6 @@ All per-crate state is keyed by crate, so gateways sharing a fleet by crate
 
 from __future__ import annotations
 
-import json
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
@@ -20,7 +19,7 @@ from coldchain.errors import WireFormatError
 from coldchain.lineprotocol import reading_line
 from coldchain.profiles import Profile
 from coldchain.topics import ROOT, crate_from_topic, reserved_login, valid_identifier
-from coldchain.wire import FUTURE_TOLERANCE_MS, Telemetry, decode_telemetry
+from coldchain.wire import FUTURE_TOLERANCE_MS, Telemetry, decode_telemetry, salvage_telemetry
 from gateway.alarming import BOOK_KEY, NO_PUBLICATIONS, Alarming, Publications
 from gateway.authenticity import Authenticity
 from gateway.config import GatewayConfig
@@ -132,27 +131,6 @@ def _failure_site(exc: BaseException) -> tuple[str, str, int]:
     if tb is None:
         return type(exc).__name__, "", 0
     return type(exc).__name__, tb.tb_frame.f_code.co_filename, tb.tb_lineno
-
-
-def _salvage(payload: bytes) -> tuple[str | None, int | None, int | None, int | None]:
-    """Crate, seq, ts and held_from of a rejected payload when they can be read, so its seq counts as handled
-    (and, for a crate met for the first time, what it still holds below it is waited for)."""
-    try:
-        body: Any = json.loads(payload)
-    except (ValueError, RecursionError):
-        return None, None, None, None
-    if not isinstance(body, dict):
-        return None, None, None, None
-
-    def integer(value: Any, limit: int) -> int | None:
-        return value if isinstance(value, int) and not isinstance(value, bool) and 0 < value < limit else None
-
-    crate = body.get("crate")
-    crate = crate if isinstance(crate, str) and valid_identifier(crate) else None
-    seq = integer(body.get("seq"), 2**63)
-    held_from = body.get("held_from")
-    valid = seq is not None and isinstance(held_from, int) and not isinstance(held_from, bool) and 0 <= held_from <= seq
-    return crate, seq, integer(body.get("ts"), 2**53), held_from if valid else None
 
 
 class Ingest:
@@ -369,7 +347,7 @@ class Ingest:
         topic_crate = crate_from_topic(topic)
         crate, seq, ts, held_from = None, None, None, None
         if topic_crate is not None and topic.endswith("/telemetry") and not reserved_login(topic_crate):
-            crate, seq, ts, held_from = _salvage(payload)  # only telemetry carries a crate's seqs
+            crate, seq, ts, held_from = salvage_telemetry(payload)  # only telemetry carries a crate's seqs
         if crate is not None and crate != topic_crate:
             crate, seq = None, None  # a payload naming another crate must not move that crate's accounting
         trusted = self.authenticity is None or (crate is not None and self.authenticity.vouches(crate, payload))

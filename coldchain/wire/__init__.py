@@ -34,6 +34,7 @@ from coldchain.wire.telemetry import (
     Reading,
     Telemetry,
     decode_telemetry,
+    salvage_telemetry,
 )
 
 __all__ = [
@@ -74,6 +75,7 @@ __all__ = [
     "json_object",
     "request_of",
     "restamped",
+    "salvage_telemetry",
     "signed",
     "versioned_object",
     "with_powered_on",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 from typing import Any, Final
@@ -23,6 +24,7 @@ __all__ = [
     "Reading",
     "Telemetry",
     "decode_telemetry",
+    "salvage_telemetry",
 ]
 
 MAX_READINGS: Final = 64
@@ -177,3 +179,27 @@ def _ts_flag(body: dict[str, Any]) -> str | None:
         if value:
             found = key  # TS_UNCERTAIN comes last: a ts both restamped and the wrong clock's is not known
     return found
+
+
+def salvage_telemetry(payload: bytes) -> tuple[str | None, int | None, int | None, int | None]:
+    """Crate, seq, ts and held_from of a refused telemetry payload, each when it can be read (never raises).
+
+    The gateway counts the seq of a refused message as handled, and for a crate met for the first
+    time waits for what it still holds below ``held_from``.
+    """
+    try:
+        body: Any = json.loads(payload)
+    except (ValueError, RecursionError):
+        return None, None, None, None
+    if not isinstance(body, dict):
+        return None, None, None, None
+
+    def integer(value: Any, limit: int) -> int | None:
+        return value if isinstance(value, int) and not isinstance(value, bool) and 0 < value < limit else None
+
+    crate = body.get("crate")
+    crate = crate if isinstance(crate, str) and valid_identifier(crate) else None
+    seq = integer(body.get("seq"), 2**63)
+    held_from = body.get("held_from")
+    valid = seq is not None and isinstance(held_from, int) and not isinstance(held_from, bool) and 0 <= held_from <= seq
+    return crate, seq, integer(body.get("ts"), 2**53), held_from if valid else None
