@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from coldchain.errors import WireFormatError
-from coldchain.topics import ROOT, valid_identifier
+from coldchain.topics import ROOT, STATUS, parse_topic, valid_identifier
 from coldchain.wire import json_object
 
 __all__ = ["MAX_STATUS_BYTES", "STATUS_STATES", "StatusView", "decode_status"]
@@ -32,10 +32,10 @@ class StatusView:
 
 
 def _crate(topic: str) -> str:
-    levels = topic[len(_PREFIX) :].split("/") if topic.startswith(_PREFIX) else []
-    if len(levels) != 2 or levels[1] != "status" or not valid_identifier(levels[0]):
+    route = parse_topic(topic)
+    if route.kind != STATUS or not valid_identifier(route.crate):
         raise WireFormatError("topic", f"{topic[:200]!r} is not {_PREFIX}{{crate}}/status with a valid crate id")
-    return levels[0]
+    return route.crate
 
 
 def decode_status(topic: str, payload: bytes) -> StatusView:

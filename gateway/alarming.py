@@ -24,8 +24,11 @@ from coldchain.alarm_engine import AlarmEngine
 from coldchain.errors import StoreError, WireFormatError
 from coldchain.lifecycle import AckRejectedError, AlarmBook, AlarmEvent
 from coldchain.topics import (
+    CRATE_KINDS,
     ROOT,
-    acks_from_topic,
+    STAFF_ACK,
+    STATUS,
+    Route,
     alarm_topic,
     refuse_reserved_crate,
     rejected_topic,
@@ -135,22 +138,24 @@ class Alarming:
         """The crate numbers its messages afresh (new device or shipment): fresh rule state for it."""
         self.engine.restart(crate)
 
-    def route(self, topic: str, payload: bytes, lines: list[str], now_ms: int) -> tuple[Publications, Lost | None]:
-        """A status, event or staff ack delivery: what to publish, and the seqs a crate declares lost, if it did.
+    def route(
+        self, where: Route, topic: str, payload: bytes, lines: list[str], now_ms: int
+    ) -> tuple[Publications, Lost | None]:
+        """A status, event or staff ack delivery on ``topic`` (parsed: ``where``): what to publish, and the seqs
+        a crate declares lost, if it did.
 
         Raises WireFormatError for a payload that cannot be read, or any message on the crate
         topics of a reserved login (``reserved_crate``; the caller rejects it).
         """
-        parts = topic.split("/")
-        if len(parts) == 6 and parts[2] == "acks":
-            return self._staff_ack(topic, payload, lines, now_ms), None
-        if len(parts) != 5 or parts[2] != "crates" or not valid_identifier(parts[3]):
+        if where.kind == STAFF_ACK:
+            return self._staff_ack(where, topic, payload, lines, now_ms), None
+        if where.kind not in CRATE_KINDS or not valid_identifier(where.crate):
             raise WireFormatError("topic", f"no crate message is expected on {topic[:200]!r}")
-        crate, kind = parts[3], parts[4]
+        crate, kind = where.crate, where.kind
         refuse_reserved_crate(crate)  # the broker lets every login, staff too, write its own crate topics
-        if not payload and kind == "status":
+        if not payload and kind == STATUS:
             return NO_PUBLICATIONS, None  # someone deleted the retained status: nothing was said
-        if kind == "status":
+        if kind == STATUS:
             status = decode_crate_status(payload, crate)
             # arrival time: a last will's own ts is when it was registered, not when the crate vanished
             return self._emit(self.engine.status(crate, status.state == ONLINE, now_ms), lines), None
@@ -164,8 +169,8 @@ class Alarming:
             return NO_PUBLICATIONS, (crate, first, last, event.ts)
         return NO_PUBLICATIONS, None  # the crate's own excursion, stuck-value, clock events: stored nowhere
 
-    def _staff_ack(self, topic: str, payload: bytes, lines: list[str], now_ms: int) -> Publications:
-        ack = decode_staff_ack(payload, acks_from_topic(topic))
+    def _staff_ack(self, where: Route, topic: str, payload: bytes, lines: list[str], now_ms: int) -> Publications:
+        ack = decode_staff_ack(payload, where.ids)
         if ack.ts > now_ms + self._future_ms:  # the person's clock dates the acknowledged point
             raise WireFormatError("future_ts", f"ts {ack.ts} is {(ack.ts - now_ms) / 1000:.0f} s in the future")
         try:
