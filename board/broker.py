@@ -21,7 +21,6 @@ from board.config import MqttSettings
 from board.messages import ALARM_FILTER, STATUS_FILTER
 from coldchain.alarm_view import AlarmView, decode_alarm
 from coldchain.errors import WireFormatError
-from coldchain.status_view import StatusView, decode_status
 from coldchain.topics import (
     REJECTED,
     STATUS,
@@ -31,7 +30,7 @@ from coldchain.topics import (
     refuse_reserved_crate,
     rejected_topic,
 )
-from coldchain.wire import Telemetry, decode_telemetry
+from coldchain.wire import CrateStatus, Telemetry, decode_status, decode_telemetry
 
 __all__ = ["AckNotSentError", "BoardEvent", "BrokerLink"]
 
@@ -56,7 +55,7 @@ class BoardEvent:
     kind: str
     key: tuple[str, str, str] | None = None
     alarm: AlarmView | None = None
-    status: StatusView | None = None
+    status: CrateStatus | None = None
     telemetry: Telemetry | None = None
     connected: bool = False
     reason: str = ""

@@ -27,8 +27,8 @@ from coldchain.alarm_view import AlarmView, decode_alarm
 from coldchain.argtypes import positive
 from coldchain.errors import ConfigError, WireFormatError
 from coldchain.helptext import help_text
-from coldchain.status_view import decode_status
 from coldchain.topics import ROOT, parse_topic, reserved_login
+from coldchain.wire import decode_status
 
 __all__ = ["main"]
 

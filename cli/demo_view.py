@@ -20,9 +20,8 @@ from typing import TextIO
 
 from coldchain.alarm_view import AlarmView, decode_alarm
 from coldchain.errors import WireFormatError
-from coldchain.status_view import decode_status
 from coldchain.topics import ROOT, STATUS, TELEMETRY, parse_topic
-from coldchain.wire import decode_telemetry
+from coldchain.wire import decode_status, decode_telemetry
 
 __all__ = ["SUBSCRIPTIONS", "DemoView"]
 

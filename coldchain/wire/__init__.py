@@ -21,7 +21,7 @@ from coldchain.wire.common import MAX_PAYLOAD_BYTES, WIRE_VERSION, describe, enc
 from coldchain.wire.events import GAP, LID_CLOSED, LID_OPEN, CrateEvent, decode_event
 from coldchain.wire.rejects import Rejected, decode_rejected, request_of
 from coldchain.wire.spooled import amended, restamped, signed, with_powered_on
-from coldchain.wire.status import ONLINE, CrateStatus, decode_crate_status
+from coldchain.wire.status import MAX_STATUS_BYTES, ONLINE, STATES, CrateStatus, decode_crate_status, decode_status
 from coldchain.wire.telemetry import (
     FAULTS,
     FUTURE_TOLERANCE_MS,
@@ -47,9 +47,11 @@ __all__ = [
     "MAX_ACK_NOTE",
     "MAX_PAYLOAD_BYTES",
     "MAX_READINGS",
+    "MAX_STATUS_BYTES",
     "ONLINE",
     "PLAUSIBLE_MAX_C",
     "PLAUSIBLE_MIN_C",
+    "STATES",
     "TS_CORRECTED",
     "TS_FLAGS",
     "TS_UNCERTAIN",
@@ -67,6 +69,7 @@ __all__ = [
     "decode_event",
     "decode_rejected",
     "decode_staff_ack",
+    "decode_status",
     "decode_storage_ack",
     "decode_telemetry",
     "describe",
