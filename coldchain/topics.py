@@ -143,6 +143,7 @@ class Route(NamedTuple):
 
 
 NO_ROUTE: Final = Route("")
+_tuple_new: Final = tuple.__new__
 _CRATE_LEVELS: Final = {TELEMETRY: TELEMETRY, STATUS: STATUS, EVENTS: EVENTS, STORAGE_ACK: STORAGE_ACK}
 
 
@@ -154,11 +155,13 @@ def parse_topic(topic: str) -> Route:
     (a refusal then names the problem).
     """
     parts = topic.split("/")
-    if len(parts) < 3 or parts[0] != "coldchain" or parts[1] != "v1":
+    depth = len(parts)
+    if depth == 5 and parts[2] == "crates" and parts[0] == "coldchain" and parts[1] == "v1":
+        # the gateway's hot path (telemetry, once per message): tuple.__new__ skips NamedTuple's argument handling
+        return _tuple_new(Route, (_CRATE_LEVELS.get(parts[4], OTHER_CRATE), parts[3], "", ""))
+    if depth < 3 or parts[0] != "coldchain" or parts[1] != "v1":
         return NO_ROUTE
-    area, depth = parts[2], len(parts)
-    if area == "crates" and depth == 5:
-        return Route(_CRATE_LEVELS.get(parts[4], OTHER_CRATE), parts[3])
+    area = parts[2]
     if depth == 6 and area in ("alarms", "acks"):
         return Route(ALARM if area == "alarms" else STAFF_ACK, parts[3], parts[4], parts[5])
     if area == "rejected" and depth == 3:
