@@ -21,9 +21,16 @@ from board.config import MqttSettings
 from board.messages import ALARM_FILTER, STATUS_FILTER
 from coldchain.alarm_view import AlarmView, decode_alarm
 from coldchain.errors import WireFormatError
-from coldchain.status_view import StatusView, decode_status
-from coldchain.topics import TELEMETRY_FILTER, crate_from_topic, refuse_reserved_crate, rejected_topic
-from coldchain.wire import Telemetry, decode_telemetry
+from coldchain.topics import (
+    REJECTED,
+    STATUS,
+    TELEMETRY,
+    TELEMETRY_FILTER,
+    parse_topic,
+    refuse_reserved_crate,
+    rejected_topic,
+)
+from coldchain.wire import CrateStatus, Telemetry, decode_status, decode_telemetry
 
 __all__ = ["AckNotSentError", "BoardEvent", "BrokerLink"]
 
@@ -45,7 +52,7 @@ class BoardEvent:
     kind: str
     key: tuple[str, str, str] | None = None
     alarm: AlarmView | None = None
-    status: StatusView | None = None
+    status: CrateStatus | None = None
     telemetry: Telemetry | None = None
     connected: bool = False
     reason: str = ""
@@ -177,15 +184,15 @@ class BrokerLink:
 
     @staticmethod
     def _convert(topic: str, payload: bytes, retained: bool) -> BoardEvent:
-        if topic == rejected_topic():
+        route = parse_topic(topic)
+        if route.kind == REJECTED:
             return BoardEvent("rejected", raw=payload)
-        crate = crate_from_topic(topic)
+        crate = route.own_crate
         if crate is not None:
             refuse_reserved_crate(crate)  # the broker lets every login, staff too, write its own crate topics
-        if topic.endswith("/telemetry"):
+        if route.kind == TELEMETRY:
             return BoardEvent("telemetry", telemetry=decode_telemetry(payload, crate))
-        if topic.endswith("/status"):
+        if route.kind == STATUS:
             return BoardEvent("status", status=decode_status(topic, payload), live=not retained)
-        alarm = decode_alarm(topic, payload)
-        crate, rule, sensor = topic.rsplit("/", 3)[1:]
-        return BoardEvent("alarm", key=(crate, rule, sensor), alarm=alarm)
+        alarm = decode_alarm(topic, payload)  # which refuses any other topic
+        return BoardEvent("alarm", key=route.ids, alarm=alarm)

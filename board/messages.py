@@ -2,7 +2,7 @@
 
 Retained alarms and crate status are decoded by the core (``coldchain.alarm_view``: tolerant
 of newer optional fields, refusing an alarm without its identity or severity;
-``coldchain.status_view``): the decoders ``coldchain alerts`` uses too.
+``coldchain.wire.decode_status``): the decoders ``coldchain alerts`` uses too.
 """
 
 from __future__ import annotations

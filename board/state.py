@@ -9,8 +9,7 @@ from board.config import CrateInfo
 from board.history import CrateHistory, FleetHistory, Trip, live_excursion
 from board.messages import alarm_json
 from coldchain.alarm_view import AlarmView
-from coldchain.status_view import StatusView
-from coldchain.wire import Telemetry
+from coldchain.wire import CrateStatus, Telemetry
 
 __all__ = ["BoardState", "CrateView", "alarm_order"]
 
@@ -99,7 +98,7 @@ class BoardState:
             view = self.crates[crate] = CrateView(crate)
         return view
 
-    def apply_status(self, status: StatusView, arrived_ms: int | None = None) -> str:
+    def apply_status(self, status: CrateStatus, arrived_ms: int | None = None) -> str:
         """An online/offline message: live ones (``arrived_ms``) in the broker's order, dated by their arrival.
 
         A crate's last will carries the time the crate connected (it is registered then), always older

@@ -27,8 +27,8 @@ from coldchain.alarm_view import AlarmView, decode_alarm
 from coldchain.argtypes import positive
 from coldchain.errors import ConfigError, WireFormatError
 from coldchain.helptext import help_text
-from coldchain.status_view import decode_status
-from coldchain.topics import ROOT, reserved_login
+from coldchain.topics import ROOT, parse_topic, reserved_login
+from coldchain.wire import decode_status
 
 __all__ = ["main"]
 
@@ -202,7 +202,7 @@ class Board:
         return ("alarm", (alarm, previous))
 
     def _status(self, message: Inbound) -> tuple[str, Any] | None:
-        crate = message.topic.split("/")[3]
+        crate = parse_topic(message.topic).crate
         if reserved_login(crate):
             return None  # a staff or service login's own status topic: never a crate
         was_offline = crate in self.offline

@@ -20,9 +20,8 @@ from typing import TextIO
 
 from coldchain.alarm_view import AlarmView, decode_alarm
 from coldchain.errors import WireFormatError
-from coldchain.status_view import decode_status
-from coldchain.topics import ROOT, crate_from_topic
-from coldchain.wire import decode_telemetry
+from coldchain.topics import ROOT, STATUS, TELEMETRY, parse_topic
+from coldchain.wire import decode_status, decode_telemetry
 
 __all__ = ["SUBSCRIPTIONS", "DemoView"]
 
@@ -108,15 +107,16 @@ class DemoView:
             if alarm is not None:
                 self._alarm(alarm)
             return
-        crate = self._crates.get(crate_from_topic(topic) or "")
+        route = parse_topic(topic)
+        crate = self._crates.get(route.own_crate or "")
         if crate is None:
             return
-        if topic.endswith("/status"):
+        if route.kind == STATUS:
             status = decode_status(topic, payload)
             if status.state != crate.link:
                 crate.link = status.state
                 self._event("CRATE", f"{crate.crate} {status.state}")
-        elif topic.endswith("/telemetry"):
+        elif route.kind == TELEMETRY:
             telemetry = decode_telemetry(payload, crate.crate)
             for reading in telemetry.readings:
                 value = _celsius(reading.value_c) if reading.fault is None else reading.fault

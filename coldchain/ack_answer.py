@@ -11,14 +11,13 @@ Nothing else counts as an answer: another person's acknowledgement of the same a
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Final
 
 from coldchain.alarm_view import AlarmView, decode_alarm
 from coldchain.errors import WireFormatError
 from coldchain.topics import alarm_topic, rejected_topic
-from coldchain.wire import MAX_PAYLOAD_BYTES, StaffAck
+from coldchain.wire import StaffAck, decode_rejected
 
 __all__ = ["AckAnswer", "answer_to", "recorded_in"]
 
@@ -41,15 +40,15 @@ def _printable(value: object) -> str:
 
 
 def _refusal(ack: StaffAck, payload: bytes) -> AckAnswer | None:
-    if ack.request is None or len(payload) > MAX_PAYLOAD_BYTES:
+    if ack.request is None:
         return None
     try:
-        body = json.loads(payload)
-    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+        refusal = decode_rejected(payload)
+    except WireFormatError:
         return None
-    if not isinstance(body, dict) or body.get("request") != ack.request:
+    if refusal.request != ack.request:
         return None
-    reason, detail = _printable(body.get("reason")) or "refused", _printable(body.get("detail"))
+    reason, detail = _printable(refusal.reason) or "refused", _printable(refusal.detail)
     return AckAnswer(False, f"{reason}: {detail}" if detail else reason)
 
 

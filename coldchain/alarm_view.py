@@ -22,7 +22,7 @@ from coldchain.errors import WireFormatError
 from coldchain.excursions import ACTIVE, CLEARED
 from coldchain.lifecycle import ACKNOWLEDGED
 from coldchain.profiles import SEVERITIES
-from coldchain.topics import ROOT, alarm_topic, valid_identifier
+from coldchain.topics import ALARM, ROOT, alarm_topic, parse_topic, valid_identifier
 from coldchain.wire import json_object
 
 __all__ = ["ALARM_STATES", "MAX_OPTIONAL_CHARS", "OPTIONAL_FIELDS", "AlarmView", "decode_alarm"]
@@ -105,10 +105,10 @@ class AlarmView:
 
 
 def _levels(topic: str) -> tuple[str, str, str]:
-    levels = topic[len(_PREFIX) :].split("/") if topic.startswith(_PREFIX) else []
-    if len(levels) != 3 or not all(valid_identifier(level) for level in levels):
+    route = parse_topic(topic)
+    if route.kind != ALARM or not all(valid_identifier(level) for level in route.ids):
         raise WireFormatError("topic", f"{topic[:200]!r} is not {_PREFIX}{{crate}}/{{rule}}/{{sensor}} with valid ids")
-    return levels[0], levels[1], levels[2]
+    return route.ids
 
 
 def _depth(value: Any) -> int:

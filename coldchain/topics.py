@@ -3,21 +3,31 @@
 from __future__ import annotations
 
 import re
-from typing import Final
+from typing import Final, NamedTuple
 
 from coldchain.errors import WireFormatError
 
 __all__ = [
     "ACKS_FILTER",
+    "ALARM",
+    "CRATE_KINDS",
+    "EVENTS",
     "IDENTIFIER_RULE",
+    "NO_ROUTE",
+    "OTHER_CRATE",
+    "REJECTED",
     "ROOT",
     "SERVICE_LOGIN_PREFIX",
+    "STAFF_ACK",
     "STAFF_LOGIN_PREFIX",
+    "STATUS",
+    "STORAGE_ACK",
+    "TELEMETRY",
     "TELEMETRY_FILTER",
-    "acks_from_topic",
+    "Route",
     "alarm_topic",
-    "crate_from_topic",
     "events_topic",
+    "parse_topic",
     "refuse_reserved_crate",
     "rejected_topic",
     "reserved_login",
@@ -93,22 +103,67 @@ def staff_ack_topic(crate: str, rule: str, sensor: str) -> str:
     return f"{ROOT}/acks/{crate}/{rule}/{sensor}"
 
 
-def acks_from_topic(topic: str) -> tuple[str, str, str] | None:
-    """(crate, rule, sensor) of a ``coldchain/v1/acks/{crate}/{rule}/{sensor}`` topic, or None."""
-    parts = topic.split("/")
-    if len(parts) == 6 and parts[:3] == ["coldchain", "v1", "acks"]:
-        return parts[3], parts[4], parts[5]
-    return None
-
-
 def rejected_topic() -> str:
     """Where the gateway reports messages it refused, with the reason."""
     return REJECTED_TOPIC
 
 
-def crate_from_topic(topic: str) -> str | None:
-    """The crate level of a ``coldchain/v1/crates/{crate}/...`` topic, or None."""
+# What a topic is about (``Route.kind``): a crate's own topics by their last level, then the others
+TELEMETRY: Final = "telemetry"
+STATUS: Final = "status"
+EVENTS: Final = "events"
+STORAGE_ACK: Final = "ack"
+OTHER_CRATE: Final = "crate"  # coldchain/v1/crates/{crate}/{anything else}
+CRATE_KINDS: Final = frozenset({TELEMETRY, STATUS, EVENTS, STORAGE_ACK, OTHER_CRATE})
+ALARM: Final = "alarm"
+STAFF_ACK: Final = "staff_ack"
+REJECTED: Final = "rejected"
+
+
+class Route(NamedTuple):
+    """What a topic of the v1 contract is about: its ``kind`` and the ids its levels name ("" for none).
+
+    A named tuple, not a dataclass: the gateway parses one per message on its hot path.
+    """
+
+    kind: str  # one of the kinds above, "" for a topic outside the contract
+    crate: str = ""
+    rule: str = ""
+    sensor: str = ""
+
+    @property
+    def own_crate(self) -> str | None:
+        """The crate of one of its own topics (``coldchain/v1/crates/{crate}/…``); None for the others."""
+        return self.crate if self.kind in CRATE_KINDS else None
+
+    @property
+    def ids(self) -> tuple[str, str, str]:
+        """(crate, rule, sensor) of an alarm or staff ack topic."""
+        return self.crate, self.rule, self.sensor
+
+
+NO_ROUTE: Final = Route("")
+_tuple_new: Final = tuple.__new__
+_CRATE_LEVELS: Final = {TELEMETRY: TELEMETRY, STATUS: STATUS, EVENTS: EVENTS, STORAGE_ACK: STORAGE_ACK}
+
+
+def parse_topic(topic: str) -> Route:
+    """The route of ``topic``: ``coldchain/v1/crates/{crate}/{kind}``, ``.../alarms/{crate}/{rule}/{sensor}``,
+    ``.../acks/{crate}/{rule}/{sensor}`` or ``.../rejected``; NO_ROUTE for any other topic.
+
+    The levels are taken as they are: whoever needs them to be valid ids checks ``valid_identifier``
+    (a refusal then names the problem).
+    """
     parts = topic.split("/")
-    if len(parts) >= 4 and parts[0] == "coldchain" and parts[1] == "v1" and parts[2] == "crates":
-        return parts[3]
-    return None
+    depth = len(parts)
+    if depth == 5 and parts[2] == "crates" and parts[0] == "coldchain" and parts[1] == "v1":
+        # the gateway's hot path (telemetry, once per message): tuple.__new__ skips NamedTuple's argument handling
+        return _tuple_new(Route, (_CRATE_LEVELS.get(parts[4], OTHER_CRATE), parts[3], "", ""))
+    if depth < 3 or parts[0] != "coldchain" or parts[1] != "v1":
+        return NO_ROUTE
+    area = parts[2]
+    if depth == 6 and area in ("alarms", "acks"):
+        return Route(ALARM if area == "alarms" else STAFF_ACK, parts[3], parts[4], parts[5])
+    if area == "rejected" and depth == 3:
+        return Route(REJECTED)
+    return NO_ROUTE

@@ -9,7 +9,6 @@ so a backlog drains in order while new samples keep being spooled behind it.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import queue
 import sqlite3
@@ -18,7 +17,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from adapters.sd_notify import Watchdog
-from coldchain.wire import Telemetry, encode
+from coldchain.wire import CrateEvent, Telemetry, encode, restamped, with_powered_on
 from edge.clock import Clock, system_clock
 from edge.config import AgentConfig
 from edge.events import Connected, Disconnected, Event, Notice, PowerOn, Published, Sample, StorageAcked
@@ -226,11 +225,9 @@ class Agent:
             payload = self.spool.payload(seq)
             if powered_on is None or payload is None:
                 continue
-            body = json.loads(payload)
-            if body.get("ts") != sample.ts:
-                continue  # restamped or renumbered meanwhile: not the row this sample was spooled as
-            body["powered_on"] = powered_on
-            patched.append((seq, json.dumps(body, separators=(",", ":")).encode()))
+            amended = with_powered_on(payload, sample.ts, powered_on)
+            if amended is not None:  # else restamped or renumbered meanwhile: not the row it was spooled as
+                patched.append((seq, amended))
         self.spool.replace_payloads(patched)
         self._stop_awaiting(lambda sample: sample.probe == power_on.probe)
 
@@ -245,14 +242,14 @@ class Agent:
         corrected = []
         uncertain = 0
         for seq, _, stamp, payload in self.spool.held_rows():
-            body, known = self._restamp(payload, stamp, offset)
-            uncertain += not known
-            corrected.append((seq, int(body["ts"]), json.dumps(body, separators=(",", ":")).encode()))
+            ts = self._restamp(stamp, offset)
+            uncertain += ts is None
+            amended, ts_now = restamped(payload, ts)
+            corrected.append((seq, ts_now, amended))
         self.spool.release(corrected)
         events = []
         for event_id, stamp, payload in self.spool.held_events():
-            body, _ = self._restamp(payload, stamp, offset)
-            events.append((event_id, json.dumps(body, separators=(",", ":")).encode()))
+            events.append((event_id, restamped(payload, self._restamp(stamp, offset))[0]))
         self.spool.release_events(events)
         self._held = 0
         log.warning(
@@ -273,18 +270,12 @@ class Agent:
                 },
             )
 
-    def _restamp(self, payload: bytes, stamp: Stamp, offset: int) -> tuple[dict[str, Any], bool]:
-        body: dict[str, Any] = json.loads(payload)
+    def _restamp(self, stamp: Stamp, offset: int) -> int | None:
+        """The wall time of a held message from its monotonic stamp; None when taken in an earlier boot,
+        whose monotonic time has no known relation to now."""
         if stamp.boot == self.clock.boot and stamp.boot != "unknown":
-            ts = stamp.mono_ms + offset
-            if "powered_on" in body:  # stamped by the same unset clock: it moves with ts
-                body["powered_on"] = min(ts, body["powered_on"] + ts - body["ts"])
-            body["ts"] = ts
-            body["ts_corrected"] = True
-            return body, True
-        # taken in an earlier boot: its monotonic time has no known relation to now
-        body["ts_uncertain"] = True
-        return body, False
+            return stamp.mono_ms + offset
+        return None
 
     def _update_alarm(self) -> None:
         if self.indicators is None:
@@ -294,10 +285,9 @@ class Agent:
 
     def add_event(self, name: str, ts: int, detail: dict[str, Any], mono_ms: int | None = None) -> None:
         """Spool an event for ``coldchain/v1/crates/{crate}/events`` (held like a sample if ``ts`` is unset)."""
-        body = {"v": 1, "crate": self.crate, "ts": ts, "event": name, **detail}
         log.info("event %s %s", name, detail or "")
         held = self._hold_if_unset(ts, self.clock.mono_ms() if mono_ms is None else mono_ms)
-        self.spool.add_event(json.dumps(body, separators=(",", ":")).encode(), held)
+        self.spool.add_event(encode(CrateEvent(self.crate, ts, name, detail)), held)
 
     def _hold_if_unset(self, ts: int, mono_ms: int) -> Stamp | None:
         """A stamp to correct ``ts`` from later when it comes from an unset clock, else None."""

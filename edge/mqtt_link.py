@@ -29,7 +29,7 @@ from paho.mqtt.properties import Properties
 
 from adapters.mqtt_client import broker_client
 from coldchain.errors import WireFormatError
-from coldchain.topics import crate_from_topic, status_topic, storage_ack_topic
+from coldchain.topics import parse_topic, status_topic, storage_ack_topic
 from coldchain.wire import CrateStatus, decode_storage_ack, encode
 from edge.config import MqttConfig
 from edge.events import Connected, Disconnected, Event, Published, StorageAcked
@@ -125,7 +125,7 @@ class MqttLink:
         # reconnecting. One bad ack is counted and logged; the next one may be good.
         shown = bytes(message._topic).decode("utf-8", "replace")[:200]
         try:
-            ack = decode_storage_ack(bytes(message.payload), crate_from_topic(message.topic))
+            ack = decode_storage_ack(bytes(message.payload), parse_topic(message.topic).own_crate)
         except WireFormatError as exc:
             self.bad_acks += 1
             log.warning("ignored bad storage ack #%d on %s: %s", self.bad_acks, shown, exc)

@@ -9,14 +9,12 @@ Events leave on PUBACK (the gateway acknowledges no event seq).
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from typing import Any, Final
 
-from coldchain.signing import SIGNATURE_FIELD, sign
 from coldchain.topics import events_topic, status_topic, telemetry_topic
-from coldchain.wire import CrateStatus, encode
+from coldchain.wire import CrateStatus, encode, signed
 from edge.clock import Clock
 from edge.config import AgentConfig
 from edge.events import Published
@@ -228,9 +226,7 @@ class Outbox:
         in the spool can never leave a stale signature behind."""
         if self.signing_key is None:
             return payload
-        body = json.loads(payload)
-        body[SIGNATURE_FIELD] = sign(body, self.signing_key)
-        return json.dumps(body, separators=(",", ":")).encode()
+        return signed(payload, self.signing_key)
 
     def pump(self) -> None:
         """Hand the next spooled messages to the broker, oldest first, within the window."""

@@ -21,7 +21,6 @@ Durability choices, for a Pi that loses power without warning:
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import sqlite3
@@ -29,6 +28,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
+
+from coldchain.wire import amended
 
 __all__ = ["Dropped", "Spool", "Stamp"]
 
@@ -266,9 +267,7 @@ class Spool:
         with self._db:
             self._db.execute("BEGIN IMMEDIATE")
             for seq, payload in rows:  # highest first, so no new seq collides with an old one
-                body = json.loads(payload)
-                body["seq"] = seq + shift
-                encoded = json.dumps(body, separators=(",", ":")).encode()
+                encoded = amended(payload, {"seq": seq + shift})
                 self._db.execute("UPDATE telemetry SET seq = ?, payload = ? WHERE seq = ?", (seq + shift, encoded, seq))
             self._next_seq += shift
             self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('next_seq', ?)", (self._next_seq,))

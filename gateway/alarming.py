@@ -15,7 +15,6 @@ writes what they raise itself (no batch is open then).
 
 from __future__ import annotations
 
-import json
 import logging
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -26,14 +25,31 @@ from coldchain.errors import StoreError, WireFormatError
 from coldchain.lifecycle import AckRejectedError, AlarmBook, AlarmEvent
 from coldchain.position_events import POSITION_EVENTS, position_point
 from coldchain.topics import (
+    CRATE_KINDS,
     ROOT,
-    acks_from_topic,
+    STAFF_ACK,
+    STATUS,
+    Route,
     alarm_topic,
     refuse_reserved_crate,
     rejected_topic,
     valid_identifier,
 )
-from coldchain.wire import Telemetry, decode_staff_ack, describe, json_object, versioned_object
+from coldchain.wire import (
+    GAP,
+    LID_CLOSED,
+    LID_OPEN,
+    ONLINE,
+    Rejected,
+    Telemetry,
+    decode_crate_status,
+    decode_event,
+    decode_staff_ack,
+    describe,
+    encode,
+    encode_alarm,
+    request_of,
+)
 from gateway.config import GatewayConfig
 from gateway.notify import Notifier, audit_point
 from gateway.points import rejected_point
@@ -54,34 +70,6 @@ Publication = tuple[str, bytes, bool]
 # what judging one message asks to publish: most ask nothing, and get this one shared empty tuple
 Publications = Sequence[Publication]
 NO_PUBLICATIONS: Final[tuple[Publication, ...]] = ()
-
-
-def _body(payload: bytes, topic_crate: str) -> dict[str, Any]:
-    """A crate's status or event payload as a dict naming ``topic_crate``; WireFormatError otherwise."""
-    body = versioned_object(payload)
-    if body.get("crate") != topic_crate:
-        claimed = describe(body.get("crate"))
-        raise WireFormatError("crate_mismatch", f"payload crate {claimed} != topic crate {topic_crate!r}")
-    return body
-
-
-def _integer(body: dict[str, Any], key: str, minimum: int = 0) -> int:
-    value = body.get(key)
-    if not isinstance(value, int) or isinstance(value, bool) or not minimum <= value < 2**63:
-        raise WireFormatError("schema", f"'{key}' must be an integer >= {minimum}, got {describe(value)}")
-    return value
-
-
-def _ack_request(topic: str, payload: bytes) -> str | None:
-    """The optional ``request`` id of a staff ack payload, when it carries a valid one (never raises)."""
-    if not topic.startswith(f"{ROOT}/acks/"):
-        return None
-    try:
-        body = json_object(payload)
-    except WireFormatError:
-        return None
-    request = body.get("request")
-    return request if isinstance(request, str) and valid_identifier(request) else None
 
 
 class Alarming:
@@ -151,54 +139,42 @@ class Alarming:
         """The crate numbers its messages afresh (new device or shipment): fresh rule state for it."""
         self.engine.restart(crate)
 
-    def route(self, topic: str, payload: bytes, lines: list[str], now_ms: int) -> tuple[Publications, Lost | None]:
-        """A status, event or staff ack delivery: what to publish, and the seqs a crate declares lost, if it did.
+    def route(
+        self, where: Route, topic: str, payload: bytes, lines: list[str], now_ms: int
+    ) -> tuple[Publications, Lost | None]:
+        """A status, event or staff ack delivery on ``topic`` (parsed: ``where``): what to publish, and the seqs
+        a crate declares lost, if it did.
 
         Raises WireFormatError for a payload that cannot be read, or any message on the crate
         topics of a reserved login (``reserved_crate``; the caller rejects it).
         """
-        parts = topic.split("/")
-        if len(parts) == 6 and parts[2] == "acks":
-            return self._staff_ack(topic, payload, lines, now_ms), None
-        if len(parts) != 5 or parts[2] != "crates" or not valid_identifier(parts[3]):
+        if where.kind == STAFF_ACK:
+            return self._staff_ack(where, topic, payload, lines, now_ms), None
+        if where.kind not in CRATE_KINDS or not valid_identifier(where.crate):
             raise WireFormatError("topic", f"no crate message is expected on {topic[:200]!r}")
-        crate, kind = parts[3], parts[4]
+        crate, kind = where.crate, where.kind
         refuse_reserved_crate(crate)  # the broker lets every login, staff too, write its own crate topics
-        if not payload and kind == "status":
+        if not payload and kind == STATUS:
             return NO_PUBLICATIONS, None  # someone deleted the retained status: nothing was said
-        body = _body(payload, crate)
-        if kind == "status":
-            state = body.get("state")
-            if state not in ("online", "offline"):
-                raise WireFormatError("schema", f"status 'state' must be online or offline, got {describe(state)}")
+        if kind == STATUS:
+            status = decode_crate_status(payload, crate)
             # arrival time: a last will's own ts is when it was registered, not when the crate vanished
-            return self._emit(self.engine.status(crate, state == "online", now_ms), lines), None
-        event = body.get("event")
-        ts = self._when(body, now_ms)
-        if event in ("lid_open", "lid_closed"):
-            return self._emit(self.engine.lid(crate, event == "lid_open", ts, now_ms), lines), None
-        if event == "gap":
-            first, last = _integer(body, "first_seq"), _integer(body, "last_seq")
-            if last < first:
-                raise WireFormatError("schema", f"gap event with last_seq {last} < first_seq {first}")
-            log.warning("crate %s says seqs %d..%d are lost (%s)", crate, first, last, describe(body.get("reason")))
-            return NO_PUBLICATIONS, (crate, first, last, ts)
-        if isinstance(event, str) and event in POSITION_EVENTS:  # where the crate is and how it stands: stored
-            lines.append(position_point(crate, event, body, ts))
+            return self._emit(self.engine.status(crate, status.state == ONLINE, now_ms), lines), None
+        event = decode_event(payload, crate, now_ms, self._future_ms)
+        if event.event in (LID_OPEN, LID_CLOSED):
+            return self._emit(self.engine.lid(crate, event.event == LID_OPEN, event.ts, now_ms), lines), None
+        if event.event == GAP:
+            first, last = event.lost
+            reason = describe(event.detail.get("reason"))
+            log.warning("crate %s says seqs %d..%d are lost (%s)", crate, first, last, reason)
+            return NO_PUBLICATIONS, (crate, first, last, event.ts)
+        if event.event in POSITION_EVENTS:  # where the crate is and how it stands: stored
+            lines.append(position_point(crate, event.event, event.detail, event.ts))
             return NO_PUBLICATIONS, None
-        if not isinstance(event, str):
-            raise WireFormatError("schema", f"'event' must be a string, got {describe(event)}")
         return NO_PUBLICATIONS, None  # the crate's own excursion, stuck-value, clock events: stored nowhere
 
-    def _when(self, body: dict[str, Any], now_ms: int) -> int:
-        """An event's ``ts``: an epoch millisecond not beyond the future tolerance (it dates stored points)."""
-        ts = _integer(body, "ts", 1)
-        if ts > now_ms + self._future_ms:
-            raise WireFormatError("future_ts", f"ts {ts} is {(ts - now_ms) / 1000:.0f} s in the future")
-        return ts
-
-    def _staff_ack(self, topic: str, payload: bytes, lines: list[str], now_ms: int) -> Publications:
-        ack = decode_staff_ack(payload, acks_from_topic(topic))
+    def _staff_ack(self, where: Route, topic: str, payload: bytes, lines: list[str], now_ms: int) -> Publications:
+        ack = decode_staff_ack(payload, where.ids)
         if ack.ts > now_ms + self._future_ms:  # the person's clock dates the acknowledged point
             raise WireFormatError("future_ts", f"ts {ack.ts} is {(ack.ts - now_ms) / 1000:.0f} s in the future")
         try:
@@ -220,14 +196,10 @@ class Alarming:
     ) -> Publication:
         """Record a refused message: measurement ``rejected`` into ``lines``; its ``coldchain/v1/rejected``."""
         lines.append(rejected_point(reason, crate, detail=detail, topic=topic, payload=payload, now_ms=now_ms))
-        body: dict[str, Any] = {"v": 1, "reason": reason, "detail": detail[:500], "topic": topic[:200], "ts": now_ms}
-        if crate is not None:
-            body["crate"] = crate
-        request = _ack_request(topic, payload)
-        if request is not None:
-            body["request"] = request  # the sender's id of a staff ack: it can tell its own refusal
-        body["excerpt"] = payload[:256].decode("utf-8", "replace")
-        return rejected_topic(), json.dumps(body, separators=(",", ":")).encode(), False
+        # a staff ack's own id goes back with its refusal, so its sender can tell it
+        request = request_of(payload) if topic.startswith(f"{ROOT}/acks/") else None
+        refusal = Rejected(reason, detail, now_ms, payload[:256].decode("utf-8", "replace"), topic, crate, request)
+        return rejected_topic(), encode(refusal), False
 
     # --- outputs --------------------------------------------------------------------------------
 
@@ -235,11 +207,8 @@ class Alarming:
         publications: list[Publication] = []
         for event in events:
             alarm = event.alarm
-            wire = alarm.to_wire()
             details = self.shipments.get(alarm.crate)
-            if details is not None:
-                wire.update(details)
-            payload = json.dumps(wire, separators=(",", ":")).encode()
+            payload = encode_alarm(alarm, details)
             publications.append((alarm_topic(alarm.crate, alarm.rule, alarm.sensor), payload, True))
             lines.append(audit_point(event))
             # durable before the message behind it is acknowledged: a crash re-raises it, the outbox de-duplicates

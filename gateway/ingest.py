@@ -10,7 +10,6 @@ All per-crate state is keyed by crate, so gateways sharing a fleet by crate
 
 from __future__ import annotations
 
-import json
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
@@ -19,8 +18,8 @@ from typing import Any
 from coldchain.errors import WireFormatError
 from coldchain.lineprotocol import reading_line
 from coldchain.profiles import Profile
-from coldchain.topics import ROOT, crate_from_topic, reserved_login, valid_identifier
-from coldchain.wire import FUTURE_TOLERANCE_MS, Telemetry, decode_telemetry
+from coldchain.topics import TELEMETRY, Route, parse_topic, reserved_login, valid_identifier
+from coldchain.wire import FUTURE_TOLERANCE_MS, Telemetry, decode_telemetry, salvage_telemetry
 from gateway.alarming import BOOK_KEY, NO_PUBLICATIONS, Alarming, Publications
 from gateway.authenticity import Authenticity
 from gateway.config import GatewayConfig
@@ -31,8 +30,6 @@ from gateway.sequence import DUPLICATE, LATE, RESTART, SeqTracker
 __all__ = ["Batch", "CrateState", "Ingest"]
 
 log = logging.getLogger(__name__)
-
-_CRATES = f"{ROOT}/crates/"
 
 
 class CrateState:
@@ -132,27 +129,6 @@ def _failure_site(exc: BaseException) -> tuple[str, str, int]:
     if tb is None:
         return type(exc).__name__, "", 0
     return type(exc).__name__, tb.tb_frame.f_code.co_filename, tb.tb_lineno
-
-
-def _salvage(payload: bytes) -> tuple[str | None, int | None, int | None, int | None]:
-    """Crate, seq, ts and held_from of a rejected payload when they can be read, so its seq counts as handled
-    (and, for a crate met for the first time, what it still holds below it is waited for)."""
-    try:
-        body: Any = json.loads(payload)
-    except (ValueError, RecursionError):
-        return None, None, None, None
-    if not isinstance(body, dict):
-        return None, None, None, None
-
-    def integer(value: Any, limit: int) -> int | None:
-        return value if isinstance(value, int) and not isinstance(value, bool) and 0 < value < limit else None
-
-    crate = body.get("crate")
-    crate = crate if isinstance(crate, str) and valid_identifier(crate) else None
-    seq = integer(body.get("seq"), 2**63)
-    held_from = body.get("held_from")
-    valid = seq is not None and isinstance(held_from, int) and not isinstance(held_from, bool) and 0 <= held_from <= seq
-    return crate, seq, integer(body.get("ts"), 2**53), held_from if valid else None
 
 
 class Ingest:
@@ -272,11 +248,11 @@ class Ingest:
             return self._internal(exc, topic, payload, batch, now_ms)
 
     def _judge(self, topic: str, payload: bytes, batch: Batch, now_ms: int) -> Publications:
-        topic_crate = crate_from_topic(topic)
-        if not (topic.endswith("/telemetry") and topic.startswith(_CRATES)) or reserved_login(topic_crate or ""):
-            return self._other(topic, payload, batch, now_ms)  # which refuses a reserved login's telemetry too
+        route = parse_topic(topic)
+        if route.kind != TELEMETRY or reserved_login(route.crate):
+            return self._other(route, topic, payload, batch, now_ms)  # which refuses a reserved login's telemetry too
         try:
-            telemetry = decode_telemetry(payload, topic_crate, now_ms + self._clock_shift)
+            telemetry = decode_telemetry(payload, route.crate, now_ms + self._clock_shift)
             if self.authenticity is not None:
                 self.authenticity.check(telemetry.crate, payload)
         except WireFormatError as exc:
@@ -325,10 +301,10 @@ class Ingest:
             return self.alarming.telemetry(telemetry, now_ms, lines)
         return NO_PUBLICATIONS
 
-    def _other(self, topic: str, payload: bytes, batch: Batch, now_ms: int) -> Publications:
+    def _other(self, route: Route, topic: str, payload: bytes, batch: Batch, now_ms: int) -> Publications:
         """Crate status and events, staff acks: alarm inputs. A crate's gap event settles the seqs it lost."""
         try:
-            publications, lost = self.alarming.route(topic, payload, batch.lines, now_ms)
+            publications, lost = self.alarming.route(route, topic, payload, batch.lines, now_ms)
         except WireFormatError as exc:
             return self._reject(exc, topic, payload, batch, now_ms)
         if lost is not None:
@@ -339,7 +315,7 @@ class Ingest:
                 batch.lines.append(gap_point(crate, gap))
             batch.crates.add(crate)  # stored_through may move past what the crate dropped
             return publications
-        topic_crate = crate_from_topic(topic)
+        topic_crate = route.own_crate
         if topic_crate is not None and self.alarming.watches(topic_crate):
             self.state_of(topic_crate, now_ms=now_ms).heard(now_ms)
             batch.crates.add(topic_crate)  # its rule state is saved with the batch
@@ -366,10 +342,11 @@ class Ingest:
         """
         reason, detail = exc.reason, exc.detail
         self.rejects[reason] += 1
-        topic_crate = crate_from_topic(topic)
+        route = parse_topic(topic)
+        topic_crate = route.own_crate
         crate, seq, ts, held_from = None, None, None, None
-        if topic_crate is not None and topic.endswith("/telemetry") and not reserved_login(topic_crate):
-            crate, seq, ts, held_from = _salvage(payload)  # only telemetry carries a crate's seqs
+        if route.kind == TELEMETRY and not reserved_login(route.crate):
+            crate, seq, ts, held_from = salvage_telemetry(payload)  # only telemetry carries a crate's seqs
         if crate is not None and crate != topic_crate:
             crate, seq = None, None  # a payload naming another crate must not move that crate's accounting
         trusted = self.authenticity is None or (crate is not None and self.authenticity.vouches(crate, payload))

@@ -20,7 +20,6 @@ periodic duties; it takes turns with the network thread on the ingest through
 
 from __future__ import annotations
 
-import json
 import logging
 import queue
 import sqlite3
@@ -33,7 +32,7 @@ from adapters.liveness import Heartbeat
 from coldchain.errors import RetryableStoreError
 from coldchain.lineprotocol import encode_lines
 from coldchain.topics import rejected_topic, storage_ack_topic
-from coldchain.wire import StorageAck, encode
+from coldchain.wire import Rejected, StorageAck, encode
 from gateway.archive import EvidenceArchive
 from gateway.config import GatewayConfig
 from gateway.ingest import Batch, Ingest
@@ -301,11 +300,8 @@ class Worker:
             self.store.write(encode_lines([record]))
         except PointsRefusedError:
             log.error("the quarantine record was refused too; the point is only in this log: %s", line)
-        body = {"v": 1, "reason": "store_refused", "detail": problem[:500], "ts": now_ms}
-        body["excerpt"] = line[:EXCERPT_BYTES]
-        if crate:
-            body["crate"] = crate
-        self.link.publish(rejected_topic(), json.dumps(body, separators=(",", ":")).encode(), False)
+        refusal = Rejected("store_refused", problem, now_ms, line[:EXCERPT_BYTES], crate=crate or None)
+        self.link.publish(rejected_topic(), encode(refusal), False)
 
     def _storage_acks(self, now: float) -> None:
         """Publish ``stored_through`` for crates whose value moved, at most once per ack interval each."""

@@ -17,7 +17,7 @@ from wait_helpers import wait_until
 
 from cli.main import main
 from cli.services import InfluxDB, Mosquitto, free_port
-from coldchain.topics import acks_from_topic
+from coldchain.topics import parse_topic
 from coldchain.wire import decode_staff_ack
 
 REPO = Path(__file__).resolve().parent.parent
@@ -179,7 +179,7 @@ def test_no_gateway_answer_exits_1_saying_so(make_mosquitto: Callable[..., Mosqu
     (body,) = acks.received()
     acks.close()
     topic = f"coldchain/v1/acks/{crate}/critical_high/probe1"
-    ack = decode_staff_ack(json.dumps(body).encode(), acks_from_topic(topic))
+    ack = decode_staff_ack(json.dumps(body).encode(), parse_topic(topic).ids)
     assert (ack.crate, ack.sensor, ack.by, ack.note, ack.alarm_id) == (crate, "probe1", "Ana Ruiz", "re-iced", None)
     assert ack.request is not None
 

@@ -14,7 +14,7 @@ from coldchain.lifecycle import AckRejectedError, AlarmBook, LifecyclePolicy, pa
 from coldchain.monitor import CrateMonitor
 from coldchain.profiles import Profile, ThresholdRule
 from coldchain.settings import Table
-from coldchain.topics import acks_from_topic, staff_ack_topic
+from coldchain.topics import parse_topic, staff_ack_topic
 from coldchain.wire import AlarmMessage, StaffAck, decode_staff_ack, encode
 
 POLICY = LifecyclePolicy(escalate_after_s={"critical": 600}, late_after_s=60, hold_s=30)
@@ -222,7 +222,7 @@ def test_staff_ack_payload_round_trip() -> None:
     }  # fmt: skip
     topic = staff_ack_topic("C-1", "critical_high", "probe1")
     assert topic == "coldchain/v1/acks/C-1/critical_high/probe1"
-    assert decode_staff_ack(payload, acks_from_topic(topic)) == ack
+    assert decode_staff_ack(payload, parse_topic(topic).ids) == ack
 
 
 @pytest.mark.parametrize(

@@ -23,7 +23,7 @@ from coldchain.alarm_view import decode_alarm
 from coldchain.errors import ConfigError, WireFormatError
 from coldchain.profiles import parse_profiles
 from coldchain.settings import Table
-from coldchain.status_view import StatusView, decode_status
+from coldchain.wire import CrateStatus, decode_status
 
 PROFILES = parse_profiles(Table(tomllib.loads((REPO / "config" / "profiles.toml").read_text()), "profiles.toml"))
 
@@ -272,7 +272,7 @@ def test_inbox_hands_events_from_another_thread_to_the_loop_in_order() -> None:
     async def run() -> None:
         loop = asyncio.get_running_loop()
         inbox = Inbox(loop, lambda event: handled.append(event.status.ts if event.status else -1))
-        events = [BoardEvent("status", status=StatusView("C-1", "online", ts)) for ts in range(2000)]
+        events = [BoardEvent("status", status=CrateStatus("C-1", "online", ts)) for ts in range(2000)]
         sender = threading.Thread(target=lambda: [inbox.put(e) for e in events])
         sender.start()
         await asyncio.to_thread(sender.join)
@@ -292,7 +292,7 @@ def test_page_that_falls_behind_is_disconnected_not_silently_skipped() -> None:
         hub = Hub(BoardState({}, "cryo"), page_queue=5)
         slow, fast = hub.open_page(), hub.open_page()
         for ts in range(10):
-            hub.apply(BoardEvent("status", status=StatusView("C-1", "online", ts)))
+            hub.apply(BoardEvent("status", status=CrateStatus("C-1", "online", ts)))
             while not fast.queue.empty():
                 fast.queue.get_nowait()
         left = [slow.queue.get_nowait() for _ in range(slow.queue.qsize())]

@@ -1,11 +1,36 @@
-"""Topic identifiers: which names may be crate ids."""
+"""Topics: which names may be crate ids, and what a topic is about."""
 
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from coldchain.errors import WireFormatError
-from coldchain.topics import refuse_reserved_crate, reserved_login, valid_identifier
+from coldchain.topics import (
+    ALARM,
+    CRATE_KINDS,
+    EVENTS,
+    NO_ROUTE,
+    OTHER_CRATE,
+    REJECTED,
+    STAFF_ACK,
+    STATUS,
+    STORAGE_ACK,
+    TELEMETRY,
+    Route,
+    alarm_topic,
+    events_topic,
+    parse_topic,
+    refuse_reserved_crate,
+    rejected_topic,
+    reserved_login,
+    staff_ack_topic,
+    status_topic,
+    storage_ack_topic,
+    telemetry_topic,
+    valid_identifier,
+)
 
 
 @pytest.mark.parametrize(
@@ -33,3 +58,40 @@ def test_a_reserved_crate_topic_is_refused_naming_the_login() -> None:
         refuse_reserved_crate("staff.alice")
     assert caught.value.reason == "reserved_crate"
     assert "'staff.alice'" in caught.value.detail
+
+
+@pytest.mark.parametrize(
+    ("topic", "route"),
+    [
+        (telemetry_topic("C-1"), Route(TELEMETRY, "C-1")),
+        (status_topic("C-1"), Route(STATUS, "C-1")),
+        (events_topic("C-1"), Route(EVENTS, "C-1")),
+        (storage_ack_topic("C-1"), Route(STORAGE_ACK, "C-1")),
+        ("coldchain/v1/crates/C-1/lid", Route(OTHER_CRATE, "C-1")),
+        (alarm_topic("C-1", "critical_high", "probe1"), Route(ALARM, "C-1", "critical_high", "probe1")),
+        (staff_ack_topic("C-1", "critical_high", "probe1"), Route(STAFF_ACK, "C-1", "critical_high", "probe1")),
+        (rejected_topic(), Route(REJECTED)),
+        ("coldchain/v1/crates/C-1/telemetry/x", NO_ROUTE),
+        ("coldchain/v2/crates/C-1/telemetry", NO_ROUTE),
+        ("coldchain/v1/alarms/C-1/r", NO_ROUTE),
+    ],
+)
+def test_a_topic_is_parsed_once_into_its_route(topic: str, route: Route) -> None:
+    """Every topic of the contract gives its kind and ids; any other topic gives NO_ROUTE."""
+    assert parse_topic(topic) == route
+
+
+def test_only_a_crates_own_topics_name_their_crate() -> None:
+    """own_crate is the crate of coldchain/v1/crates/{crate}/…, None on alarm and ack topics."""
+    assert parse_topic(status_topic("C-1")).own_crate == "C-1"
+    assert parse_topic(alarm_topic("C-1", "r", "s")).own_crate is None
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    topic=st.text(max_size=80)
+    | st.lists(st.sampled_from(["coldchain", "v1", "crates", "alarms", "acks", "", "x"])).map("/".join)
+)
+def test_any_text_is_a_route(topic: str) -> None:
+    """Parsing never raises: any text is a route of the contract or NO_ROUTE."""
+    assert parse_topic(topic).kind in CRATE_KINDS | {ALARM, STAFF_ACK, REJECTED, ""}

@@ -29,9 +29,8 @@ from coldchain.ack_answer import answer_to
 from coldchain.alarm_view import OPTIONAL_FIELDS, AlarmView, decode_alarm
 from coldchain.errors import WireFormatError
 from coldchain.lifecycle import Alarm
-from coldchain.status_view import StatusView, decode_status
 from coldchain.topics import alarm_topic, status_topic
-from coldchain.wire import StaffAck
+from coldchain.wire import CrateStatus, StaffAck, decode_status
 
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 NOW_MS = 1_795_000_000_000
@@ -142,12 +141,12 @@ def test_nesting_no_reader_could_print_is_refused_as_json() -> None:
 @FAST
 @given(field=st.sampled_from(["v", "crate", "state", "ts"]), value=JSON_VALUES)
 def test_status_with_any_json_in_any_field_decodes_or_raises_the_contracts_error(field: str, value: Any) -> None:
-    """Any JSON value in any field of a crate status: a StatusView with a bounded ts, or WireFormatError."""
+    """Any JSON value in any field of a crate status: a CrateStatus with a bounded ts, or WireFormatError."""
     try:
         status = decode_status(STATUS_TOPIC, _encoded({**STATUS, field: value}))
     except WireFormatError:
         return
-    assert isinstance(status, StatusView)
+    assert isinstance(status, CrateStatus)
     assert 0 <= status.ts < 2**53
 
 
@@ -155,7 +154,7 @@ def test_status_with_any_json_in_any_field_decodes_or_raises_the_contracts_error
 @given(topic=st.text(max_size=60) | st.just(STATUS_TOPIC), payload=st.binary(max_size=200))
 @example(topic=STATUS_TOPIC, payload=b"[" * 100_000)
 def test_status_from_any_bytes_on_any_topic_decodes_or_raises_the_contracts_error(topic: str, payload: bytes) -> None:
-    """Any bytes on any topic: a StatusView or WireFormatError."""
+    """Any bytes on any topic: a CrateStatus or WireFormatError."""
     with contextlib.suppress(WireFormatError):
         decode_status(topic, payload)
 
