@@ -20,6 +20,7 @@ from aiohttp import web
 
 from adapters.liveness import Liveness
 from adapters.sd_notify import Watchdog
+from adapters.service_log import add_log_level, start_log
 from board.app import Board, make_app
 from board.auth import hash_password
 from board.broker import BrokerLink
@@ -103,9 +104,9 @@ def main(argv: list[str], prog: str = "coldchain board") -> int:
         prog=prog, description=help_text(__doc__), formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--config", required=True, type=Path, help="the board's TOML file (see config/board.toml)")
-    parser.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    add_log_level(parser)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    start_log(args.log_level)
     try:
         config = load_config(args.config)
         with contextlib.suppress(KeyboardInterrupt):

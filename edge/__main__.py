@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import signal
 import sys
 import threading
@@ -11,6 +10,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from adapters.service_log import add_log_level, start_log
 from coldchain.errors import ConfigError
 from coldchain.helptext import help_text
 from edge.agent import Agent, Probe
@@ -50,11 +50,9 @@ def main(argv: list[str], prog: str = "coldchain agent") -> int:
     """Parse options, check the config, run the agent; 2 on a config error."""
     parser = argparse.ArgumentParser(prog=prog, description=help_text(__doc__))
     parser.add_argument("--config", required=True, type=Path, help="agent TOML file (see config/agent.toml)")
-    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    add_log_level(parser)
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    start_log(args.log_level)
     try:
         config = load_config(args.config)
     except ConfigError as exc:

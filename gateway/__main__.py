@@ -15,6 +15,7 @@ from typing import Any
 
 from adapters.liveness import Liveness
 from adapters.sd_notify import Watchdog
+from adapters.service_log import add_log_level, start_log
 from coldchain.errors import ConfigError, StoreError
 from coldchain.helptext import help_text
 from coldchain.lineprotocol import encode_lines
@@ -154,11 +155,9 @@ def main(argv: list[str], prog: str = "coldchain gateway") -> int:
     parser = argparse.ArgumentParser(prog=prog, description=help_text(__doc__))
     parser.add_argument("--config", required=True, type=Path, help="gateway TOML file (see config/gateway.toml)")
     parser.add_argument("--health", action="store_true", help="print the running gateway's health; exit 1 if unhealthy")
-    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    add_log_level(parser)
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    start_log(args.log_level)
     try:
         config = load_config(args.config)
     except ConfigError as exc:

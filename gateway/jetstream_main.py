@@ -12,12 +12,12 @@ now (``--nats``, ``--broker``, each once per node).
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
 from adapters.secrets import read_secret
+from adapters.service_log import add_log_level, start_log
 from coldchain.errors import ConfigError
 from gateway.__main__ import _run
 from gateway.config import GatewayConfig, load_config
@@ -56,11 +56,9 @@ def main(argv: list[str], prog: str = "python -m gateway.jetstream_main") -> int
     parser.add_argument("--broker", required=True, action="append", type=_address, help="MQTT host:port of a node")
     parser.add_argument("--durable", help="the durable consumer's name (default: [mqtt] client_id)")
     parser.add_argument("--ack-wait", type=float, default=60.0, help="seconds before JetStream redelivers")
-    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    add_log_level(parser)
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    start_log(args.log_level)
     try:
         config = load_config(args.config)
         settings = _settings(config, args)
