@@ -5,14 +5,12 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from board_helpers import (
-    PASSWORD,
     RunningBoard,
     alarm_payload,
     http,
@@ -22,34 +20,21 @@ from board_helpers import (
     write_config,
     write_points,
 )
+from browser_helpers import chromium, shot, signed_in
 from gateway_helpers import (
     GatewayProcess,
     gateway_config,
     telemetry,
 )
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from cli.services import InfluxDB, Mosquitto
 from coldchain.wire import decode_staff_ack
 
 pytestmark = pytest.mark.integration
 
-# Debian's package, never a browser Playwright downloads
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 CRATE = f"B{os.getpid()}"
 DATABASE = f"board{os.getpid()}"
-# Screenshots land here for a person to look at (make test keeps them with pytest's temp dirs).
-SHOTS_ENV = "COLDCHAIN_BOARD_SHOTS"
 
 
 @pytest.fixture(scope="module")
@@ -65,34 +50,16 @@ def board(tmp_path_factory: pytest.TempPathFactory, mosquitto: Mosquitto, influx
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    """Debian's Chromium driven by Playwright (no downloaded browser)."""
-    assert Path(CHROMIUM).exists(), "chromium not found: apt-get install chromium chromium-driver"
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+    """Debian's Chromium driven by Playwright."""
+    with chromium() as launched:
         yield launched
-        launched.close()
 
 
 @pytest.fixture
 def page(browser: Browser, board: RunningBoard) -> Iterator[Page]:
     """A signed-in page showing the live board."""
-    context = browser.new_context(viewport={"width": 1400, "height": 900})
-    signed_in = context.new_page()
-    signed_in.goto(f"{board.url}/")
-    signed_in.fill("input[name=user]", "ops")
-    signed_in.fill("input[name=password]", PASSWORD)
-    signed_in.click("button[type=submit]")
-    expect(signed_in.locator("#live")).to_have_text("live", timeout=5000)
-    yield signed_in
-    context.close()
-
-
-def _shot(page: Page, tmp_path: Path, name: str) -> Path:
-    directory = Path(os.environ.get(SHOTS_ENV, tmp_path))
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / name
-    page.screenshot(path=str(path), full_page=True)
-    return path
+    with signed_in(browser, board, height=900) as shown:
+        yield shown
 
 
 def test_retained_alarm_appears_on_the_open_board_within_two_seconds(
@@ -118,7 +85,7 @@ def test_retained_alarm_appears_on_the_open_board_within_two_seconds(
     assert page.locator(".alarm").first.get_attribute("data-alarm") == f"{crate}/critical_high/probe1"
     expect(row.locator(".badge")).to_have_text("CRITICAL")
     expect(page.locator(f'.crate[data-crate="{crate}"] .alarm-count')).to_have_text("2 alarms")
-    _shot(page, tmp_path, "board.png")
+    shot(page, tmp_path, "board.png")
     with mqtt_client(mosquitto.port) as (client, _):  # leave the shared broker as we found it
         for rule in ("critical_high", "warning_high"):
             publish(client, f"coldchain/v1/alarms/{crate}/{rule}/probe1", b"")
@@ -202,7 +169,7 @@ def test_crate_page_charts_history_with_limit_bands_and_excursion(
     expect(status).to_contain_text("excursion span")
     expect(page.locator("#chart canvas")).to_be_visible()
     expect(page.locator(".facts")).to_contain_text("SH-2026-0193")
-    _shot(page, tmp_path, "crate.png")
+    shot(page, tmp_path, "crate.png")
 
 
 def test_release_decision_from_the_crate_page_is_recorded(
@@ -227,7 +194,7 @@ def test_release_decision_from_the_crate_page_is_recorded(
     expect(page.locator("#release-decisions")).to_contain_text("RELEASED by ops: record complete (on this data)")
     rows = influxdb.rows(f"SELECT * FROM release WHERE crate = '{crate}'", DATABASE)
     assert [(r["by"], r["decision"]) for r in rows] == [("ops", "released")]
-    _shot(page, tmp_path, "release.png")
+    shot(page, tmp_path, "release.png")
 
 
 def test_crate_card_follows_telemetry_and_goes_offline_live(page: Page, mosquitto: Mosquitto) -> None:

@@ -9,11 +9,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from board_helpers import PASSWORD, RunningBoard, alarm_payload, mqtt_client, publish, start_board, write_config
+from board_helpers import RunningBoard, alarm_payload, mqtt_client, publish, start_board, write_config
 from board_helpers import write_points as write_influx
+from browser_helpers import chromium, shot, signed_in
 from gateway_helpers import GatewayProcess, gateway_config, telemetry
-from playwright.sync_api import Browser, Page, expect, sync_playwright
-from test_board_browser import CHROMIUM, CHROMIUM_ARGS, SHOTS_ENV
+from playwright.sync_api import Browser, Page, expect
 from wait_helpers import wait_until
 
 from cli.services import InfluxDB, Mosquitto
@@ -63,32 +63,15 @@ def gateway(tmp_path: Path, broker: Mosquitto, influxdb: InfluxDB, database: str
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     """Debian's Chromium driven by Playwright."""
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+    with chromium() as launched:
         yield launched
-        launched.close()
 
 
 @pytest.fixture
 def page(browser: Browser, board: RunningBoard) -> Iterator[Page]:
     """A signed-in page showing the board."""
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    signed_in = context.new_page()
-    signed_in.goto(f"{board.url}/")
-    signed_in.fill("input[name=user]", "ops")
-    signed_in.fill("input[name=password]", PASSWORD)
-    signed_in.click("button[type=submit]")
-    expect(signed_in.locator("#live")).to_have_text("live", timeout=5000)
-    yield signed_in
-    context.close()
-
-
-def _shot(page: Page, tmp_path: Path, name: str) -> Path:
-    directory = Path(os.environ.get(SHOTS_ENV, tmp_path))
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / name
-    page.screenshot(path=str(path), full_page=True)
-    return path
+    with signed_in(browser, board, height=1000) as shown:
+        yield shown
 
 
 def _ack_on_page(row: object, by: str, note: str) -> None:
@@ -127,7 +110,7 @@ def test_board_shows_the_gateways_answers_and_the_needs_review_section(
     expect(card.locator(".review-count")).to_have_text("1 to review")
     expect(card.locator(".history-head")).to_contain_text("1 alarm on this shipment", timeout=8000)
     expect(card.locator(".x-who")).to_have_text("needs review")
-    _shot(page, tmp_path, "board-review.png")
+    shot(page, tmp_path, "board-review.png")
 
     _ack_on_page(live, "Ana Souza", "re-iced at the hub")
     expect(page.locator("#notice")).to_have_text(
@@ -150,7 +133,7 @@ def test_board_shows_the_gateways_answers_and_the_needs_review_section(
     query = 'SELECT "by" FROM "alarm" WHERE "crate" = \'R-V\' AND "state" = \'acknowledged\''
     rows = wait_until(lambda: influxdb.rows(query, database), 10, "the review's audit point")
     assert [r["by"] for r in rows] == ["Ana Souza"]
-    _shot(page, tmp_path, "board-reviewed.png")
+    shot(page, tmp_path, "board-reviewed.png")
 
 
 def test_late_excursion_needs_review_under_its_shipment(page: Page, broker: Mosquitto) -> None:
