@@ -103,6 +103,8 @@ class CrateMonitor:
             out += lid.advance(ts)
         for tilt in self.tilts:
             out += tilt.advance(ts)
+        for shock in self.shocks:
+            out += shock.reading(ts)
         settling = self.settling(ts)
         for reading in telemetry.readings:
             evaluators, faults = self._probe(reading.sensor)
@@ -174,7 +176,7 @@ class CrateMonitor:
         return out
 
     def _crate_evaluators(self) -> list[Evaluator]:
-        return [*self.cumulative, *self.stale, *self.offline, *self.lids, *self.tilts]
+        return [*self.cumulative, *self.stale, *self.offline, *self.lids, *self.tilts, *self.shocks]
 
     def snapshot(self) -> dict[str, Any]:
         """JSON-able state of every rule on every probe."""

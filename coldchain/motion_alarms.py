@@ -61,21 +61,37 @@ class TiltEvaluator(Evaluator):
 
 
 class ShockEvaluator(Evaluator):
-    """A shock above ``limit_g``: raised at the shock's own time and cleared at once (the jolt is over)."""
+    """A shock above ``limit_g``, raised at the shock's own time; the crate's next reading after it clears it.
 
-    __slots__ = ("rule",)
+    The jolt is over when it is reported: a reading after it says the crate came through
+    reporting. Clearing at the shock's own instant would overwrite its raise in InfluxDB
+    (one series, one timestamp), and ticks are not used as their event time is the gateway's guess.
+    """
+
+    _STATE = ("shock_ts",)
+    __slots__ = ("rule", "shock_ts")
 
     def __init__(self, rule: ShockRule) -> None:
         super().__init__(CRATE_SENSOR)
         self.rule = rule
+        self.shock_ts: int | None = None  # event time of the raised shock
+
+    def _transition(self, state: str, ts: int, detail: str = "") -> AlarmTransition:
+        rule = self.rule
+        return AlarmTransition(rule.name, rule.kind, rule.severity, self.sensor, state, ts, self._started,
+                               detail=detail)  # fmt: skip
 
     def shock(self, shock_g: float, ts: int) -> list[AlarmTransition]:
         """The crate reported a shock of ``shock_g`` at event time ``ts``."""
         rule = self.rule
         if shock_g <= rule.limit_g:
             return []
-        detail = f"shock of {shock_g:.1f} g above {rule.limit_g:g} g"
-        return [
-            AlarmTransition(rule.name, rule.kind, rule.severity, self.sensor, state, ts, ts, detail=detail)
-            for state in (ACTIVE, CLEARED)
-        ]
+        self._phase, self._started, self.shock_ts = _ACTIVE, ts, ts
+        return [self._transition(ACTIVE, ts, f"shock of {shock_g:.1f} g above {rule.limit_g:g} g")]
+
+    def reading(self, ts: int) -> list[AlarmTransition]:
+        """A reading of event time ``ts``: one after the shock clears it."""
+        if self.shock_ts is None or ts <= self.shock_ts:
+            return []
+        self._phase, self.shock_ts = _IDLE, None
+        return [self._transition(CLEARED, ts)]

@@ -160,7 +160,7 @@ class TiltRule:
 
 @dataclass(frozen=True, slots=True)
 class ShockRule:
-    """Raise (and clear at once: a jolt is over when it is reported) for a shock of more than ``limit_g``."""
+    """Raise at its own time for a shock of more than ``limit_g``; the crate's next reading clears it (it is over)."""
 
     name: str
     severity: str

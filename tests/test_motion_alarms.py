@@ -60,14 +60,19 @@ def test_tilt_beyond_limit_for_the_delay_raises_once_with_its_start(
 
 @pytest.mark.parametrize(
     ("shock_g", "expected"),
-    [(2.5, []), (3.0, []), (3.5, [("dropped", "active", 60, 60), ("dropped", "cleared", 60, 60)])],
+    [(2.5, []), (3.0, []), (3.5, [("dropped", "active", 60, 60), ("dropped", "cleared", 61, 60)])],
 )
-def test_shock_above_limit_raises_at_its_time_and_is_over(
+def test_shock_above_limit_raises_at_its_time_and_clears_with_the_next_reading(
     shock_g: float, expected: list[tuple[str, str, int, int]]
 ) -> None:
-    """A shock over limit_g raises at the shock's own time and clears at once; one at or under it raises nothing."""
+    """A shock over limit_g raises at the shock's own time and clears with a later reading; one at or under it
+    raises nothing."""
     monitor = CrateMonitor("C-1", profile_of(MOTION))
-    assert _summary(monitor.shock(shock_g, 0.0, 60 * MIN)) == expected
+    out = monitor.feed(telemetry(0, 60 * MIN, -190.0), 60 * MIN)  # the reading of the shock's own tick
+    out += monitor.shock(shock_g, 0.0, 60 * MIN)
+    out += monitor.feed(telemetry(1, 60 * MIN, -190.0), 60 * MIN)
+    out += monitor.feed(telemetry(2, 61 * MIN, -190.0), 61 * MIN)
+    assert _summary(out) == expected
 
 
 def test_tilt_delay_runs_on_the_crates_event_time_at_ticks() -> None:
