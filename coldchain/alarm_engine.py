@@ -1,7 +1,7 @@
 """The alarm engine: every crate's rules and the alarm book behind one small interface.
 
-The gateway's pipeline hands it what arrived (telemetry, crate status, lid
-events, staff acks) with the arrival time, calls ``tick`` about once a second,
+The gateway's pipeline hands it what arrived (telemetry, crate status, lid,
+orientation and shock events, staff acks) with the arrival time, calls ``tick`` about once a second,
 and publishes the ``AlarmEvent`` values it returns (retained MQTT state, the
 ``alarm`` measurement, notification channels). Pure: no clock, no I/O.
 """
@@ -82,6 +82,16 @@ class AlarmEngine:
         """A lid event of event time ``ts`` arrived at ``arrival_ms``."""
         monitor = self.monitor(crate)
         return self._apply(monitor, monitor.lid(is_open, ts), arrival_ms)
+
+    def orientation(self, crate: str, tilt_deg: float, ts: int, arrival_ms: int) -> list[AlarmEvent]:
+        """An orientation event (tilt from vertical) of event time ``ts`` arrived at ``arrival_ms``."""
+        monitor = self.monitor(crate)
+        return self._apply(monitor, monitor.orientation(tilt_deg, ts), arrival_ms)
+
+    def shock(self, crate: str, shock_g: float, tilt_deg: float, ts: int, arrival_ms: int) -> list[AlarmEvent]:
+        """A shock event of event time ``ts`` arrived at ``arrival_ms``."""
+        monitor = self.monitor(crate)
+        return self._apply(monitor, monitor.shock(shock_g, tilt_deg, ts), arrival_ms)
 
     def switched_on(self, crate: str, ts: int) -> None:
         """The crate powered on at event time ``ts``: its profile's start delay begins."""

@@ -20,6 +20,7 @@ from coldchain.alarm_rules import (
     StaleEvaluator,
     ThresholdEvaluator,
 )
+from coldchain.motion_alarms import ShockEvaluator, TiltEvaluator
 from coldchain.profiles import Profile
 from coldchain.rules import (
     CumulativeRule,
@@ -28,7 +29,9 @@ from coldchain.rules import (
     PredictionRule,
     RateRule,
     SensorFaultRule,
+    ShockRule,
     StaleRule,
+    TiltRule,
 )
 from coldchain.trend import PredictionEvaluator, RateEvaluator
 from coldchain.wire import Telemetry
@@ -53,6 +56,8 @@ class CrateMonitor:
         self.stale = [StaleEvaluator(r) for r in extra if isinstance(r, StaleRule)]
         self.offline = [OfflineEvaluator(r) for r in extra if isinstance(r, OfflineRule)]
         self.lids = [LidEvaluator(r) for r in extra if isinstance(r, LidRule)]
+        self.tilts = [TiltEvaluator(r) for r in extra if isinstance(r, TiltRule)]
+        self.shocks = [ShockEvaluator(r) for r in extra if isinstance(r, ShockRule)]
         self.probes: dict[str, list[ProbeEvaluator]] = {}
         self.faults: dict[str, list[SensorFaultEvaluator]] = {}
         self._pending_state: dict[str, Any] = {}  # restored state of probes not yet seen again
@@ -96,6 +101,10 @@ class CrateMonitor:
         self.last_ts, self.last_arrival = ts, arrival_ms
         for lid in self.lids:
             out += lid.advance(ts)
+        for tilt in self.tilts:
+            out += tilt.advance(ts)
+        for shock in self.shocks:
+            out += shock.reading(ts)
         settling = self.settling(ts)
         for reading in telemetry.readings:
             evaluators, faults = self._probe(reading.sensor)
@@ -127,6 +136,20 @@ class CrateMonitor:
             out += lid.lid(is_open, ts)
         return out
 
+    def orientation(self, tilt_deg: float, ts: int) -> list[AlarmTransition]:
+        """The crate reported its tilt from vertical at event time ``ts``."""
+        out: list[AlarmTransition] = []
+        for tilt in self.tilts:
+            out += tilt.orientation(tilt_deg, ts)
+        return out
+
+    def shock(self, shock_g: float, tilt_deg: float, ts: int) -> list[AlarmTransition]:
+        """The crate reported a shock at event time ``ts``, and how it stood after it."""
+        out: list[AlarmTransition] = []
+        for shock in self.shocks:
+            out += shock.shock(shock_g, ts)
+        return out + self.orientation(tilt_deg, ts)
+
     def event_time_at(self, now_ms: int) -> int | None:
         """The crate's event time at wall time ``now_ms``: its newest reading's, plus the time since it arrived.
 
@@ -138,12 +161,14 @@ class CrateMonitor:
         return self.last_ts + max(0, now_ms - self.last_arrival)
 
     def tick(self, now_ms: int) -> list[AlarmTransition]:
-        """Wall-clock tick: stale data, crate offline, and a lid left open while no reading comes."""
+        """Wall-clock tick: stale data, crate offline, and a lid left open or a crate tipped while no reading comes."""
         out: list[AlarmTransition] = []
         event_now = self.event_time_at(now_ms)
         if event_now is not None:
             for lid in self.lids:
                 out += lid.advance(event_now)
+            for tilt in self.tilts:
+                out += tilt.advance(event_now)
         for stale in self.stale:
             out += stale.tick(now_ms)
         for offline in self.offline:
@@ -151,7 +176,7 @@ class CrateMonitor:
         return out
 
     def _crate_evaluators(self) -> list[Evaluator]:
-        return [*self.cumulative, *self.stale, *self.offline, *self.lids]
+        return [*self.cumulative, *self.stale, *self.offline, *self.lids, *self.tilts, *self.shocks]
 
     def snapshot(self) -> dict[str, Any]:
         """JSON-able state of every rule on every probe."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
+from coldchain.sentences import MAX_SHOCK_G
 from coldchain.settings import Table
 
 __all__ = [
@@ -21,7 +22,9 @@ __all__ = [
     "PredictionRule",
     "RateRule",
     "SensorFaultRule",
+    "ShockRule",
     "StaleRule",
+    "TiltRule",
     "parse_extra_rule",
 ]
 
@@ -138,8 +141,40 @@ class SensorFaultRule:
     kind: str = "sensor_fault"
 
 
-ExtraRule = CumulativeRule | RateRule | PredictionRule | StaleRule | OfflineRule | LidRule | SensorFaultRule
-EXTRA_KINDS: Final = ("cumulative", "rate_of_rise", "prediction", "stale", "offline", "lid", "sensor_fault")
+@dataclass(frozen=True, slots=True)
+class TiltRule:
+    """Raise when the crate's axis stays more than ``limit_deg`` from vertical for ``delay_s``.
+
+    A dry shipper on its side loses its nitrogen several times faster; a crate
+    rocking on a truck bed, or tipped for a moment while loaded, raises nothing.
+    Clears once the tilt is back below ``limit_deg - hysteresis_deg``.
+    """
+
+    name: str
+    severity: str
+    limit_deg: float
+    delay_s: float = 0.0
+    hysteresis_deg: float = 5.0
+    kind: str = "tilt"
+
+
+@dataclass(frozen=True, slots=True)
+class ShockRule:
+    """Raise at its own time for a shock of more than ``limit_g``; the crate's next reading clears it (it is over)."""
+
+    name: str
+    severity: str
+    limit_g: float
+    kind: str = "shock"
+
+
+ExtraRule = (
+    CumulativeRule | RateRule | PredictionRule | StaleRule | OfflineRule | LidRule | SensorFaultRule | TiltRule
+    | ShockRule
+)  # fmt: skip
+EXTRA_KINDS: Final = (
+    "cumulative", "rate_of_rise", "prediction", "stale", "offline", "lid", "sensor_fault", "tilt", "shock",
+)  # fmt: skip
 
 
 def _cumulative(t: Table, name: str, severity: str) -> CumulativeRule:
@@ -197,6 +232,19 @@ def _fault(t: Table, name: str, severity: str) -> SensorFaultRule:
     )
 
 
+def _tilt(t: Table, name: str, severity: str) -> TiltRule:
+    rule = TiltRule(
+        name,
+        severity,
+        limit_deg=t.number("limit_deg", minimum=0.0, maximum=180.0),
+        delay_s=t.number("delay_s", 0.0, minimum=0.0),
+        hysteresis_deg=t.number("hysteresis_deg", 5.0, minimum=0.0),
+    )
+    if rule.hysteresis_deg > rule.limit_deg:
+        raise t.error("hysteresis_deg", "must not exceed limit_deg")
+    return rule
+
+
 def parse_extra_rule(t: Table, kind: str) -> ExtraRule:
     """One ``[[profile.rules]]`` table of a kind in ``EXTRA_KINDS`` (its ``kind`` already read)."""
     name = t.identifier("name")
@@ -209,6 +257,10 @@ def parse_extra_rule(t: Table, kind: str) -> ExtraRule:
         return _prediction(t, name, severity)
     if kind == "sensor_fault":
         return _fault(t, name, severity)
+    if kind == "tilt":
+        return _tilt(t, name, severity)
+    if kind == "shock":
+        return ShockRule(name, severity, t.number("limit_g", minimum=0.0, maximum=MAX_SHOCK_G))
     after_s = t.number("after_s", minimum=0.0)
     if kind == "stale":
         return StaleRule(name, severity, after_s)

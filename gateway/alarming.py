@@ -169,7 +169,13 @@ class Alarming:
             log.warning("crate %s says seqs %d..%d are lost (%s)", crate, first, last, reason)
             return NO_PUBLICATIONS, (crate, first, last, event.ts)
         if event.event in POSITION_EVENTS:  # where the crate is and how it stands: stored
-            lines.append(position_point(crate, event.event, event.detail, event.ts))
+            lines.append(position_point(crate, event.event, event.detail, event.ts))  # checks the fields first
+            if event.event == "orientation":
+                tilt_deg = float(event.detail["tilt_deg"])
+                return self._emit(self.engine.orientation(crate, tilt_deg, event.ts, now_ms), lines), None
+            if event.event == "shock":
+                shock_g, tilt_deg = float(event.detail["shock_g"]), float(event.detail["tilt_deg"])
+                return self._emit(self.engine.shock(crate, shock_g, tilt_deg, event.ts, now_ms), lines), None
             return NO_PUBLICATIONS, None
         return NO_PUBLICATIONS, None  # the crate's own excursion, stuck-value, clock events: stored nowhere
 

@@ -11,9 +11,10 @@ from coldchain.alarm_rules import AlarmTransition
 from coldchain.errors import SentenceError
 from coldchain.monitor import CrateMonitor
 from coldchain.profiles import Profile, parse_profiles
-from coldchain.sentences import ClockSentence, LidSentence, TemperatureSentence, parse_sentence
+from coldchain.sentences import ClockSentence, LidSentence, TemperatureSentence, TiltSentence, parse_sentence
 from coldchain.settings import Table
 from coldchain.wire import Reading, Telemetry
+from edge.probes.orientation import OrientationWatch
 from firmware_sim.board import emit_until
 from firmware_sim.scenario import Scenario, parse_scenario
 
@@ -57,13 +58,17 @@ class Outcome:
 
 
 def run(scenario: Scenario, seed: int = 1) -> Outcome:
-    """Feed the scenario's sentences, one telemetry message per CCTIM-stamped tick, to a CrateMonitor."""
+    """Feed the scenario's sentences, one telemetry message per CCTIM-stamped tick, to a CrateMonitor.
+
+    Tilts go through the agent's own ``OrientationWatch``: only what it would publish reaches the monitor.
+    """
     monitor = CrateMonitor(CRATE, profiles()[scenario.profile])
     monitor.switched_on(EPOCH_MS)
     outcome = Outcome()
     clock = EPOCH_MS
     seq = 0
     readings: list[Reading] = []
+    watch = OrientationWatch("board")
 
     def send_tick() -> None:
         nonlocal seq
@@ -84,6 +89,13 @@ def run(scenario: Scenario, seed: int = 1) -> Outcome:
             outcome.transitions.extend(monitor.tick(clock))
         elif isinstance(sentence, LidSentence):
             outcome.transitions.extend(monitor.lid(sentence.state == "OPEN", clock))
+        elif isinstance(sentence, TiltSentence):
+            for notice in watch.feed(sentence.tilt_deg, sentence.shock_g, clock, 0):
+                if notice.event == "shock":
+                    shock = monitor.shock(notice.detail["shock_g"], notice.detail["tilt_deg"], clock)
+                    outcome.transitions.extend(shock)
+                else:
+                    outcome.transitions.extend(monitor.orientation(notice.detail["tilt_deg"], clock))
         elif isinstance(sentence, TemperatureSentence):
             outcome.statuses[sentence.sensor, sentence.status] += 1
             if sentence.status == "OK":

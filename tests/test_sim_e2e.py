@@ -259,7 +259,8 @@ def test_every_other_scenario_end_to_end_raises_exactly_the_predicted_alarms(
 def test_tipped_shipper_orientation_and_shock_reach_influxdb_at_board_time(
     tmp_path: Path, make_mosquitto: Callable[..., Mosquitto], influxdb: InfluxDB, database: str, crate_prefix: str
 ) -> None:
-    """cryo-tipped-jolt through sim, agent and gateway: upright at the start, 88.5° and a 3.5 g jolt at 24 h."""
+    """cryo-tipped-jolt through sim, agent and gateway: upright at the start, 88.5° and a 3.5 g jolt at 24 h;
+    the shock alarm raised once at 24 h and the tilt alarm once at 24 h 10 min, dated from the tip."""
     mosquitto = make_mosquitto()  # its own: the retained alarms it leaves must not reach later tests' pages
     crate = f"{crate_prefix}-tlt"
     with _shipped(tmp_path, mosquitto, influxdb, database, crate, "cryo-tipped-jolt.toml", "--period", "3600") as ship:
@@ -267,5 +268,12 @@ def test_tipped_shipper_orientation_and_shock_reach_influxdb_at_board_time(
         wait_until(lambda: influxdb.rows(f"SELECT * FROM shock {where}", database), timeout=30, what="the shock point")
         orientation = influxdb.rows(f"SELECT tilt_deg FROM orientation {where}", database)
         shock = influxdb.rows(f"SELECT shock_g, tilt_deg FROM shock {where}", database)
+        predicted = _predicted(run(dataclasses.replace(load("cryo-tipped-jolt"), period_s=3600), seed=3))
+        story, arrival = _settled(influxdb, database, crate, ship.epoch, predicted)
+        raised = influxdb.rows(f"SELECT * FROM alarm {where} AND state = 'active' AND kind =~ /tilt|shock/", database)
     assert [(r["time"] - ship.epoch, r["tilt_deg"]) for r in orientation] == [(0, 0.0), (24 * HOUR_MS, 88.5)]
     assert [(r["time"] - ship.epoch, r["shock_g"], r["tilt_deg"]) for r in shock] == [(24 * HOUR_MS, 3.5, 88.5)]
+    assert story == predicted
+    assert arrival == []
+    once = sorted((r["rule"], r["time"] - ship.epoch, r["started_ts"] - ship.epoch) for r in raised)
+    assert once == [("dropped", 24 * HOUR_MS, 24 * HOUR_MS), ("tipped", 24 * HOUR_MS + 600_000, 24 * HOUR_MS)]
