@@ -39,15 +39,17 @@ class NatsNode(_Process):
         super().__init__(workdir)
         self.server_name = server_name
         self.host = "127.0.0.1"
-        self.port = free_port()
-        self.cluster_port = free_port()
-        self.mqtt_port = free_port()
-        self.http_port = free_port()
+        self.port = self.cluster_port = self.mqtt_port = self.http_port = 0
+        self.pick_ports()
         self.auth = auth
         self.mqtt_extra = mqtt_extra
         self.routes: list[int] = []
         self.render = render
         self.conf = self.dir / "node.conf"
+
+    def pick_ports(self) -> None:
+        """Free loopback ports for the client, route, MQTT and monitoring listeners (before the node starts)."""
+        self.port, self.cluster_port, self.mqtt_port, self.http_port = (free_port() for _ in range(4))
 
     @property
     def url(self) -> str:
@@ -121,6 +123,9 @@ class NatsCluster:
         render: Callable[[NatsNode], str] | None = None,
     ) -> None:
         self.nodes = [NatsNode(workdir / f"n{i + 1}", f"n{i + 1}", auth, mqtt_extra, render) for i in range(size)]
+        self._route()
+
+    def _route(self) -> None:
         for node in self.nodes:
             node.routes = [other.cluster_port for other in self.nodes if other is not node]
 
@@ -134,16 +139,29 @@ class NatsCluster:
         """``host:port`` of every node's MQTT listener (the agent's ``[mqtt] brokers``)."""
         return [f"{node.host}:{node.mqtt_port}" for node in self.nodes]
 
-    def start(self, timeout: float = 30.0) -> NatsCluster:
-        """Start every node; returns once each is healthy and the cluster has a JetStream meta leader."""
-        try:
-            for node in self.nodes:
-                if not node.running:
-                    node.spawn()
-            self.wait_ready(timeout)
-        except BaseException:
-            self.stop()  # nodes run in sessions of their own: nobody else would ever stop them
-            raise
+    def start(self, timeout: float = 30.0, attempts: int = 3) -> NatsCluster:
+        """Start every node; returns once each is healthy and the cluster has a JetStream meta leader.
+
+        A free port can be taken by another process between its pick and the node's bind (a busy
+        machine): then every node starts again on ports picked afresh, ``attempts`` times at most.
+        """
+        for attempt in range(attempts):
+            try:
+                for node in self.nodes:
+                    if not node.running:
+                        node.spawn()
+                self.wait_ready(timeout)
+                return self
+            except ServiceError as exc:
+                self.stop()  # nodes run in sessions of their own: nobody else would ever stop them
+                if "address already in use" not in str(exc) or attempt == attempts - 1:
+                    raise
+                for node in self.nodes:
+                    node.pick_ports()
+                self._route()
+            except BaseException:
+                self.stop()
+                raise
         return self
 
     def wait_ready(self, timeout: float = 30.0) -> None:
