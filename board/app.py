@@ -24,6 +24,7 @@ from board.history import read_fleet_history
 from board.hub import Hub
 from board.influx import HistoryError, read_history
 from board.release import record_release, release_view
+from board.track import read_track
 from coldchain.topics import staff_ack_topic, valid_identifier
 from coldchain.wire import MAX_ACK_BY, MAX_ACK_NOTE, StaffAck, encode
 
@@ -296,11 +297,9 @@ async def _send_and_wait(board: Board, ack: StaffAck, user: str) -> web.Response
     return web.json_response({"recorded": True, "alarm": result.alarm.alarm_id, "by": ack.by, "reviewed": reviewed})
 
 
-async def history(request: web.Request) -> web.StreamResponse:
-    """Chart data for one crate: aligned series, limit bands, excursions, over the last N hours."""
-    board = _board(request)
-    crate = request.match_info["crate"]
-    if not valid_identifier(crate):
+def _window(request: web.Request, board: Board) -> tuple[int, int] | web.Response:
+    """[start, end) in ms of the last ``hours`` (the chart's window), or the error response naming the problem."""
+    if not valid_identifier(request.match_info["crate"]):
         return _json_error(404, "no such crate id")
     try:
         hours = float(request.query.get("hours", board.config.influxdb.chart_hours))
@@ -309,7 +308,33 @@ async def history(request: web.Request) -> web.StreamResponse:
     if not 0 < hours <= 24 * 92:
         return _json_error(400, "hours must be within 0..2208")
     end_ms = int(time.time() * 1000) + 60_000
-    start_ms = end_ms - int(hours * 3_600_000)
+    return end_ms - int(hours * 3_600_000), end_ms
+
+
+async def track(request: web.Request) -> web.StreamResponse:
+    """The crate's GPS track over the last N hours (stretches broken where it had no fix), latest tilt and shock."""
+    board = _board(request)
+    crate = request.match_info["crate"]
+    window = _window(request, board)
+    if isinstance(window, web.Response):
+        return window
+    assert board.http is not None
+    try:
+        data = await read_track(board.http, board.config.influxdb, crate, *window)
+    except HistoryError as exc:
+        log.error("track of %s: %s", crate, exc)
+        return _json_error(502, str(exc))
+    return web.json_response({"crate": crate, "from": window[0], "to": window[1], **data})
+
+
+async def history(request: web.Request) -> web.StreamResponse:
+    """Chart data for one crate: aligned series, limit bands, excursions, over the last N hours."""
+    board = _board(request)
+    crate = request.match_info["crate"]
+    window = _window(request, board)
+    if isinstance(window, web.Response):
+        return window
+    start_ms, end_ms = window
     profile_name = board.hub.state.crate_json(crate)["profile"]
     profile = board.config.profiles.get(profile_name) or board.config.profiles[board.config.default_profile]
     assert board.http is not None
@@ -370,6 +395,7 @@ def make_app(board: Board) -> web.Application:
     app.router.add_get("/api/events", events)
     app.router.add_post("/api/ack", acknowledge)
     app.router.add_get("/api/crates/{crate}/history", history)
+    app.router.add_get("/api/crates/{crate}/track", track)
     app.router.add_get("/api/crates/{crate}/release", release_state)
     app.router.add_post("/api/release", release)
     app.router.add_get("/healthz", healthz)

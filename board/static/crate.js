@@ -187,6 +187,11 @@
     drawChart(data);
   }
 
+  // The route over the chart's window, and how the crate stands now.
+  function loadTrack() {
+    CrateTrack.load(crateId, hours, windowName(hours));
+  }
+
   // The release decision rests on the data hash shown: the server refuses it if the record changed since.
   let shown = null;
 
@@ -263,9 +268,11 @@
     document.querySelectorAll("#window-picker button").forEach((b) => b.addEventListener("click", () => {
       hours = Number(b.dataset.hours);
       loadChart();
+      loadTrack();
     }));
     loadChart();
-    setInterval(loadChart, 60000);
+    loadTrack();
+    setInterval(() => { loadChart(); loadTrack(); }, 60000);
     releaseForm();
     loadRelease();
   });

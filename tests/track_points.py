@@ -1,0 +1,22 @@
+"""A crate's route as the gateway stores it: two stretches of fixes with a no-fix span between, a tilt, a shock."""
+
+from __future__ import annotations
+
+
+def route_lines(crate: str, now_ms: int) -> list[str]:
+    """3 fixes, a lost fix, 2 fixes (Amsterdam towards Leiden), then tilt 42.5° and a 3.40 g shock."""
+    t = now_ms - 3_600_000
+    fix = [(52.3086, 4.7639), (52.3300, 4.7000), (52.3500, 4.6400), (52.1400, 4.4900), (52.1600, 4.4900)]
+    lines = [
+        f"position,crate={crate} fix=true,lat={lat},lon={lon},speed_kmh=80.0,satellites=9i {t + k * 300_000}"
+        for k, (lat, lon) in enumerate(fix[:3])
+    ]
+    lines.append(f"position,crate={crate} fix=false,satellites=2i {t + 1_000_000}")
+    later = t + 1_500_000
+    lines += [
+        f"position,crate={crate} fix=true,lat={lat},lon={lon},speed_kmh=12.5,satellites=7i {later + k * 300_000}"
+        for k, (lat, lon) in enumerate(fix[3:])
+    ]
+    lines.append(f"orientation,crate={crate} tilt_deg=42.5 {t + 1_900_000}")
+    lines.append(f"shock,crate={crate} shock_g=3.4,tilt_deg=42.5 {t + 1_890_000}")
+    return lines
