@@ -13,6 +13,8 @@ from typing import Any
 
 from coldchain.lifecycle import AlarmBook, AlarmEvent, LifecyclePolicy
 from coldchain.monitor import CrateMonitor
+from coldchain.phases import Area, phase_of
+from coldchain.position import Position
 from coldchain.profiles import Profile
 from coldchain.wire import StaffAck, Telemetry
 
@@ -29,9 +31,12 @@ class AlarmEngine:
         crate_profiles: Mapping[str, str] | None = None,
         policy: LifecyclePolicy | None = None,
         shipments: Mapping[str, str] | None = None,
+        *,
+        areas: Mapping[str, tuple[Area | None, Area | None]] | None = None,
     ) -> None:
         """``crate_profiles`` (from config) wins over the profile a crate reports, which wins over the default;
-        ``shipments`` maps a crate to the shipment id its alarms carry."""
+        ``shipments`` maps a crate to the shipment id its alarms carry; ``areas`` a crate to its
+        shipment's origin and destination areas (which set its phase, coldchain.phases)."""
         if default_profile not in profiles:
             raise ValueError(f"default profile {default_profile!r} is not one of {sorted(profiles)}")
         unknown = {p for p in (crate_profiles or {}).values() if p not in profiles}
@@ -41,6 +46,7 @@ class AlarmEngine:
         self.default_profile = default_profile
         self.crate_profiles = dict(crate_profiles or {})
         self.shipments = dict(shipments or {})
+        self.areas = dict(areas or {})
         self.book = AlarmBook(policy)
         self.monitors: dict[str, CrateMonitor] = {}
         self.unknown_profiles = 0  # telemetry naming a profile we do not have (the default was used)
@@ -92,6 +98,12 @@ class AlarmEngine:
         """A shock event of event time ``ts`` arrived at ``arrival_ms``."""
         monitor = self.monitor(crate)
         return self._apply(monitor, monitor.shock(shock_g, tilt_deg, ts), arrival_ms)
+
+    def position(self, crate: str, where: Position, ts: int, arrival_ms: int) -> list[AlarmEvent]:
+        """A GPS fix of event time ``ts`` arrived at ``arrival_ms``: the crate's shipment phase follows it."""
+        origin, destination = self.areas.get(crate, (None, None))
+        monitor = self.monitor(crate)
+        return self._apply(monitor, monitor.enter_phase(phase_of(where, origin, destination), ts), arrival_ms)
 
     def switched_on(self, crate: str, ts: int) -> None:
         """The crate powered on at event time ``ts``: its profile's start delay begins."""

@@ -126,6 +126,8 @@ class Evaluator:
         """Resume from ``snapshot()``."""
         self._phase, self._since, self._started = int(state["phase"]), int(state["since"]), int(state["started"])
         for name in self._STATE:
+            if name not in state:
+                continue  # saved by a version without it: it keeps its initial value
             current = getattr(self, name)
             if hasattr(current, "restore"):
                 current.restore(state[name])

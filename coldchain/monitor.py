@@ -150,6 +150,15 @@ class CrateMonitor:
             out += shock.shock(shock_g, ts)
         return out + self.orientation(tilt_deg, ts)
 
+    def enter_phase(self, phase: str, ts: int) -> list[AlarmTransition]:
+        """A fix of event time ``ts`` puts the crate in shipment ``phase`` (coldchain.phases)."""
+        out: list[AlarmTransition] = []
+        for tilt in self.tilts:
+            out += tilt.enter_phase(phase, ts)
+        for shock in self.shocks:
+            out += shock.enter_phase(phase, ts)
+        return out
+
     def event_time_at(self, now_ms: int) -> int | None:
         """The crate's event time at wall time ``now_ms``: its newest reading's, plus the time since it arrived.
 

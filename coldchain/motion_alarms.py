@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from coldchain.alarm_rules import _ACTIVE, _IDLE, AlarmTransition, Evaluator
 from coldchain.excursions import ACTIVE, CLEARED
+from coldchain.phases import TRANSIT
 from coldchain.rules import CRATE_SENSOR, ShockRule, TiltRule
 
 __all__ = ["ShockEvaluator", "TiltEvaluator"]
@@ -17,14 +18,15 @@ __all__ = ["ShockEvaluator", "TiltEvaluator"]
 class TiltEvaluator(Evaluator):
     """The crate has stood more than ``limit_deg`` from vertical for ``delay_s``, in event time."""
 
-    _STATE = ("tilted", "tilt_deg")
-    __slots__ = ("rule", "tilt_deg", "tilted")
+    _STATE = ("tilted", "tilt_deg", "trip_phase")
+    __slots__ = ("rule", "tilt_deg", "tilted", "trip_phase")
 
     def __init__(self, rule: TiltRule) -> None:
         super().__init__(CRATE_SENSOR)
         self.rule = rule
         self.tilted: int | None = None  # event time the tilt went above the limit
         self.tilt_deg: float | None = None  # the latest tilt reported
+        self.trip_phase: str = TRANSIT  # the shipment's phase (coldchain.phases), which may silence or delay it
 
     def _transition(self, state: str, ts: int, detail: str = "") -> AlarmTransition:
         rule = self.rule
@@ -51,13 +53,29 @@ class TiltEvaluator(Evaluator):
     def advance(self, ts: int) -> list[AlarmTransition]:
         """Event time has reached ``ts`` (a reading or event of this crate)."""
         tilted = self.tilted
-        delay_ms = round(self.rule.delay_s * 1000)
-        if self.active or tilted is None or ts - tilted < delay_ms:
+        override = self.rule.phases.get(self.trip_phase)
+        delay_s = self.rule.delay_s if override.delay_s is None else override.delay_s
+        delay_ms = round(delay_s * 1000)
+        if self.active or override.off or tilted is None or ts - tilted < delay_ms:
             return []
         self._phase, self._started = _ACTIVE, tilted
-        detail = f"tilted {self.tilt_deg:.0f}° from vertical for {self.rule.delay_s / 60:g} min"
+        detail = f"tilted {self.tilt_deg:.0f}° from vertical for {delay_s / 60:g} min"
         # dated from when it had lasted too long, which a late backlog may report well after the fact
         return [self._transition(ACTIVE, tilted + delay_ms, detail)]
+
+    def enter_phase(self, phase: str, ts: int) -> list[AlarmTransition]:
+        """The crate's fix of event time ``ts`` puts it in ``phase``: the phase it leaves judges up to ``ts``.
+
+        A tilt the phase left silenced counts its delay from ``ts``: the crate was laid down where
+        that was expected, and only staying down after it left counts. A raised alarm stays raised.
+        """
+        if phase == self.trip_phase:
+            return []
+        out = self.advance(ts)
+        if self.rule.phases.get(self.trip_phase).off and self.tilted is not None and not self.active:
+            self.tilted = max(self.tilted, ts)
+        self.trip_phase = phase
+        return out + self.advance(ts)
 
 
 class ShockEvaluator(Evaluator):
@@ -68,13 +86,14 @@ class ShockEvaluator(Evaluator):
     (one series, one timestamp), and ticks are not used as their event time is the gateway's guess.
     """
 
-    _STATE = ("shock_ts",)
-    __slots__ = ("rule", "shock_ts")
+    _STATE = ("shock_ts", "trip_phase")
+    __slots__ = ("rule", "shock_ts", "trip_phase")
 
     def __init__(self, rule: ShockRule) -> None:
         super().__init__(CRATE_SENSOR)
         self.rule = rule
         self.shock_ts: int | None = None  # event time of the raised shock
+        self.trip_phase: str = TRANSIT  # the shipment's phase (coldchain.phases), which may silence it
 
     def _transition(self, state: str, ts: int, detail: str = "") -> AlarmTransition:
         rule = self.rule
@@ -84,10 +103,15 @@ class ShockEvaluator(Evaluator):
     def shock(self, shock_g: float, ts: int) -> list[AlarmTransition]:
         """The crate reported a shock of ``shock_g`` at event time ``ts``."""
         rule = self.rule
-        if shock_g <= rule.limit_g:
+        if shock_g <= rule.limit_g or rule.phases.get(self.trip_phase).off:
             return []
         self._phase, self._started, self.shock_ts = _ACTIVE, ts, ts
         return [self._transition(ACTIVE, ts, f"shock of {shock_g:.1f} g above {rule.limit_g:g} g")]
+
+    def enter_phase(self, phase: str, ts: int) -> list[AlarmTransition]:
+        """The crate's fix of event time ``ts`` puts it in ``phase`` (shocks after it are judged there)."""
+        self.trip_phase = phase
+        return []
 
     def reading(self, ts: int) -> list[AlarmTransition]:
         """A reading of event time ``ts``: one after the shock clears it."""

@@ -64,6 +64,8 @@ def _rule(table: Table) -> ThresholdRule | ExtraRule:
     kind = table.text("kind", choices=THRESHOLD_KINDS + EXTRA_KINDS)
     if kind in EXTRA_KINDS:
         return parse_extra_rule(table, kind)
+    if "phases" in table:
+        raise table.error("phases", "only tilt and shock rules take phases")
     return ThresholdRule(
         name=table.identifier("name"),
         kind=kind,

@@ -6,9 +6,10 @@ apply them to readings in event-time order.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 
+from coldchain.phases import PhaseRules, parse_phase_rules
 from coldchain.sentences import MAX_SHOCK_G
 from coldchain.settings import Table
 
@@ -156,6 +157,7 @@ class TiltRule:
     delay_s: float = 0.0
     hysteresis_deg: float = 5.0
     kind: str = "tilt"
+    phases: PhaseRules = field(default_factory=PhaseRules)  # off, or another delay, in a phase
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,12 +168,14 @@ class ShockRule:
     severity: str
     limit_g: float
     kind: str = "shock"
+    phases: PhaseRules = field(default_factory=PhaseRules)  # silenced at origin, in transit or at destination
 
 
 ExtraRule = (
     CumulativeRule | RateRule | PredictionRule | StaleRule | OfflineRule | LidRule | SensorFaultRule | TiltRule
     | ShockRule
 )  # fmt: skip
+PHASED_KINDS: Final = ("tilt", "shock")  # the rules a shipment's phase can silence or delay
 EXTRA_KINDS: Final = (
     "cumulative", "rate_of_rise", "prediction", "stale", "offline", "lid", "sensor_fault", "tilt", "shock",
 )  # fmt: skip
@@ -239,6 +243,7 @@ def _tilt(t: Table, name: str, severity: str) -> TiltRule:
         limit_deg=t.number("limit_deg", minimum=0.0, maximum=180.0),
         delay_s=t.number("delay_s", 0.0, minimum=0.0),
         hysteresis_deg=t.number("hysteresis_deg", 5.0, minimum=0.0),
+        phases=parse_phase_rules(t, has_delay=True),
     )
     if rule.hysteresis_deg > rule.limit_deg:
         raise t.error("hysteresis_deg", "must not exceed limit_deg")
@@ -249,6 +254,8 @@ def parse_extra_rule(t: Table, kind: str) -> ExtraRule:
     """One ``[[profile.rules]]`` table of a kind in ``EXTRA_KINDS`` (its ``kind`` already read)."""
     name = t.identifier("name")
     severity = t.text("severity", choices=_SEVERITIES)
+    if "phases" in t and kind not in PHASED_KINDS:
+        raise t.error("phases", f"only {' and '.join(PHASED_KINDS)} rules take phases")
     if kind == "cumulative":
         return _cumulative(t, name, severity)
     if kind == "rate_of_rise":
@@ -260,7 +267,8 @@ def parse_extra_rule(t: Table, kind: str) -> ExtraRule:
     if kind == "tilt":
         return _tilt(t, name, severity)
     if kind == "shock":
-        return ShockRule(name, severity, t.number("limit_g", minimum=0.0, maximum=MAX_SHOCK_G))
+        limit_g = t.number("limit_g", minimum=0.0, maximum=MAX_SHOCK_G)
+        return ShockRule(name, severity, limit_g, phases=parse_phase_rules(t, has_delay=False))
     after_s = t.number("after_s", minimum=0.0)
     if kind == "stale":
         return StaleRule(name, severity, after_s)

@@ -23,6 +23,7 @@ from typing import Any, Final
 from coldchain.alarm_engine import AlarmEngine
 from coldchain.errors import StoreError, WireFormatError
 from coldchain.lifecycle import AckRejectedError, AlarmBook, AlarmEvent
+from coldchain.position import Position
 from coldchain.position_events import POSITION_EVENTS, position_point
 from coldchain.topics import (
     CRATE_KINDS,
@@ -85,9 +86,15 @@ class Alarming:
     ) -> None:
         """``notifier``: the started channels (none without); ``publish`` and ``write``: where the alarms of
         ``tick`` go, since no batch is open then (without them they are only kept in the engine)."""
+        areas = {}
+        for crate in config.shipments:
+            record = config.shipment_of(crate)
+            if record is not None:
+                areas[crate] = (record.origin_area, record.destination_area)
         self.engine = AlarmEngine(
-            config.profiles, config.default_profile, config.crate_profiles, config.alarm_policy, config.shipments
-        )
+            config.profiles, config.default_profile, config.crate_profiles, config.alarm_policy, config.shipments,
+            areas=areas,
+        )  # fmt: skip
         self.notifier = notifier if notifier is not None else Notifier(())
         # crate -> origin, destination, product of its shipment's record: built once, an alarm only looks it up
         self.shipments: dict[str, dict[str, str]] = {}
@@ -176,6 +183,9 @@ class Alarming:
             if event.event == "shock":
                 shock_g, tilt_deg = float(event.detail["shock_g"]), float(event.detail["tilt_deg"])
                 return self._emit(self.engine.shock(crate, shock_g, tilt_deg, event.ts, now_ms), lines), None
+            if event.event == "position":  # its phase (origin, transit, destination) follows the latest fix
+                fix = Position(float(event.detail["lat"]), float(event.detail["lon"]))
+                return self._emit(self.engine.position(crate, fix, event.ts, now_ms), lines), None
             return NO_PUBLICATIONS, None
         return NO_PUBLICATIONS, None  # the crate's own excursion, stuck-value, clock events: stored nowhere
 

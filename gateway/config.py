@@ -13,6 +13,8 @@ from coldchain.errors import ConfigError
 from coldchain.influx_settings import FILE_KEYS as INFLUX_FILES
 from coldchain.influx_settings import InfluxSchema, InfluxSettings, parse_influx
 from coldchain.lifecycle import LifecyclePolicy, parse_lifecycle_policy
+from coldchain.phases import Area, parse_area
+from coldchain.position import distance_m
 from coldchain.profiles import Profile, load_profiles
 from coldchain.settings import Table, load_toml
 from coldchain.topics import ACKS_FILTER, IDENTIFIER_RULE, ROOT, TELEMETRY_FILTER, valid_identifier
@@ -98,6 +100,8 @@ class Shipment:
     origin: str | None = None
     destination: str | None = None
     product: str | None = None
+    origin_area: Area | None = None  # geofences: the crate's latest fix inside one is in that phase
+    destination_area: Area | None = None
 
     @property
     def details(self) -> dict[str, str]:
@@ -228,7 +232,15 @@ def _shipments(root: Table, assigned: dict[str, str]) -> dict[str, Shipment]:
             _shipment_text(entry, "origin"),
             _shipment_text(entry, "destination"),
             _shipment_text(entry, "product"),
+            parse_area(entry, "origin_area"),
+            parse_area(entry, "destination_area"),
         )
+        origin, destination = records[shipment].origin_area, records[shipment].destination_area
+        if origin is not None and destination is not None:
+            gap_km = distance_m(origin.center, destination.center) / 1000.0
+            if gap_km < origin.radius_km + destination.radius_km:
+                # a fix in both would be in two phases at once
+                raise entry.error("destination_area", f"overlaps origin_area (centres {gap_km:.1f} km apart)")
         for crate in entry.text_list("crates", []):
             if not valid_identifier(crate):
                 raise entry.error("crates", f"{crate!r} is not a crate id ({IDENTIFIER_RULE})")
