@@ -20,6 +20,7 @@ from typing import Any, Final
 import aiohttp
 
 from board.config import BoardInfluxSettings
+from board.influx import HistoryError, query
 from coldchain.alarm_view import AlarmView
 
 __all__ = [
@@ -183,18 +184,7 @@ def parse_history(body: Any, days: float) -> FleetHistory:
 async def read_fleet_history(session: aiohttp.ClientSession, settings: BoardInfluxSettings) -> FleetHistory:
     """Every crate's shipments and excursions over ``settings.history_days``; a FleetHistory with ``error`` when
     InfluxDB cannot answer (the board then says the history is not current, and keeps what it had)."""
-    params = {"db": settings.database, "q": queries(settings.history_days), "epoch": "ms"}
-    auth = aiohttp.BasicAuth(settings.username, settings.password or "") if settings.username else None
     try:
-        async with session.get(
-            f"{settings.url}/query", params=params, auth=auth, timeout=aiohttp.ClientTimeout(total=settings.timeout_s)
-        ) as response:
-            if response.status >= 300:
-                raise HistoryReadError(f"InfluxDB at {settings.url} answered HTTP {response.status}")
-            body = await response.json(content_type=None)
-        return parse_history(body, settings.history_days)
-    except HistoryReadError as exc:
+        return parse_history(await query(session, settings, queries(settings.history_days)), settings.history_days)
+    except (HistoryError, HistoryReadError) as exc:
         return FleetHistory(settings.history_days, error=str(exc))
-    except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-        error = f"InfluxDB at {settings.url} cannot be reached ({exc.__class__.__name__})"
-        return FleetHistory(settings.history_days, error=error)

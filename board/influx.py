@@ -11,7 +11,7 @@ from board.chart import Bucket
 from board.config import BoardInfluxSettings
 from coldchain.topics import valid_identifier
 
-__all__ = ["HistoryError", "bucket_ms_for", "read_history", "write_point"]
+__all__ = ["HistoryError", "bucket_ms_for", "query", "read_history", "write_point"]
 
 
 class HistoryError(Exception):
@@ -54,6 +54,30 @@ def _buckets(body: dict[str, Any], settings: BoardInfluxSettings) -> list[Bucket
     return out
 
 
+async def query(session: aiohttp.ClientSession, settings: BoardInfluxSettings, q: str) -> dict[str, Any]:
+    """InfluxQL ``q`` asked of the board's InfluxDB (times in epoch ms): its answer, or HistoryError saying why not."""
+    params = {"db": settings.database, "q": q, "epoch": "ms"}
+    auth = aiohttp.BasicAuth(settings.username, settings.password or "") if settings.username else None
+    try:
+        async with session.get(
+            f"{settings.url}/query", params=params, auth=auth, timeout=aiohttp.ClientTimeout(total=settings.timeout_s)
+        ) as response:
+            if response.status == 401:
+                raise HistoryError(f"InfluxDB at {settings.url} refused the board's credentials (influxdb.username)")
+            if response.status == 404 or response.status >= 500:
+                raise HistoryError(f"InfluxDB at {settings.url} answered HTTP {response.status}")
+            body = await response.json(content_type=None)
+    except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+        raise HistoryError(
+            f"InfluxDB at {settings.url} cannot be reached ({exc.__class__.__name__}): is influxd running there?"
+        ) from None
+    if not isinstance(body, dict):
+        raise HistoryError(f"InfluxDB at {settings.url} sent something that is not a query result")
+    if response.status >= 400:
+        raise HistoryError(f"InfluxDB refused the query: {body.get('error', response.status)}")
+    return body
+
+
 async def read_history(
     session: aiohttp.ClientSession, settings: BoardInfluxSettings, crate: str, start_ms: int, end_ms: int
 ) -> tuple[list[Bucket], int]:
@@ -61,26 +85,7 @@ async def read_history(
     if not valid_identifier(crate):
         raise HistoryError(f"{crate!r} is not a crate id")
     bucket_ms = bucket_ms_for(end_ms - start_ms, settings.max_points)
-    params = {"db": settings.database, "q": _query(crate, start_ms, end_ms, bucket_ms), "epoch": "ms"}
-    auth = aiohttp.BasicAuth(settings.username, settings.password or "") if settings.username else None
-    url = f"{settings.url}/query"
-    try:
-        async with session.get(
-            url, params=params, auth=auth, timeout=aiohttp.ClientTimeout(total=settings.timeout_s)
-        ) as response:
-            if response.status == 401:
-                raise HistoryError(f"InfluxDB at {settings.url} refused the board's credentials (influxdb.username)")
-            if response.status == 404 or response.status >= 500:
-                raise HistoryError(f"InfluxDB at {settings.url} answered HTTP {response.status}")
-            body = await response.json(content_type=None)
-    except (aiohttp.ClientError, TimeoutError) as exc:
-        raise HistoryError(
-            f"InfluxDB at {settings.url} cannot be reached ({exc.__class__.__name__}): is influxd running there?"
-        ) from None
-    if response.status >= 400:
-        raise HistoryError(f"InfluxDB refused the query: {body.get('error', response.status)}")
-    if not isinstance(body, dict):
-        raise HistoryError(f"InfluxDB at {settings.url} sent something that is not a query result")
+    body = await query(session, settings, _query(crate, start_ms, end_ms, bucket_ms))
     return _buckets(body, settings), bucket_ms
 
 

@@ -15,7 +15,7 @@ from typing import Any, Final
 import aiohttp
 
 from board.config import BoardInfluxSettings
-from board.influx import HistoryError
+from board.influx import HistoryError, query
 from coldchain.topics import valid_identifier
 
 __all__ = ["MAX_FIXES", "TIPPED_DEG", "parse_track", "read_track", "track_queries"]
@@ -126,17 +126,5 @@ async def read_track(
     """The crate's track over [start, end) and its latest orientation and shock; HistoryError saying why not."""
     if not valid_identifier(crate):
         raise HistoryError(f"{crate!r} is not a crate id")
-    params = {"db": settings.database, "q": track_queries(crate, start_ms, end_ms), "epoch": "ms"}
-    auth = aiohttp.BasicAuth(settings.username, settings.password or "") if settings.username else None
-    try:
-        async with session.get(
-            f"{settings.url}/query", params=params, auth=auth, timeout=aiohttp.ClientTimeout(total=settings.timeout_s)
-        ) as response:
-            if response.status >= 300:
-                raise HistoryError(f"InfluxDB at {settings.url} answered HTTP {response.status}")
-            body = await response.json(content_type=None)
-    except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-        raise HistoryError(
-            f"InfluxDB at {settings.url} cannot be reached ({exc.__class__.__name__}): is influxd running there?"
-        ) from None
+    body = await query(session, settings, track_queries(crate, start_ms, end_ms))
     return parse_track(body)
