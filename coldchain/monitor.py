@@ -51,6 +51,7 @@ class CrateMonitor:
         self.last_ts: int | None = None  # event time of the newest reading evaluated
         self.last_arrival: int | None = None  # ...and when it arrived
         self.out_of_order = 0  # readings older than ones already evaluated: stored, but not evaluated
+        self.tipped_deg: float | None = None  # the latest tilt, while beyond the profile's tilt limit
         extra = profile.extra_rules
         self.cumulative = [CumulativeEvaluator(r) for r in extra if isinstance(r, CumulativeRule)]
         self.stale = [StaleEvaluator(r) for r in extra if isinstance(r, StaleRule)]
@@ -69,7 +70,9 @@ class CrateMonitor:
                 if isinstance(rule, RateRule):
                     evaluators.append(RateEvaluator(rule, sensor))
                 elif isinstance(rule, PredictionRule):
-                    evaluators.append(PredictionEvaluator(rule, sensor))
+                    prediction = PredictionEvaluator(rule, sensor)
+                    prediction.tipped_deg = self.tipped_deg
+                    evaluators.append(prediction)
             faults = [
                 SensorFaultEvaluator(r, sensor) for r in self.profile.extra_rules if isinstance(r, SensorFaultRule)
             ]
@@ -138,6 +141,12 @@ class CrateMonitor:
 
     def orientation(self, tilt_deg: float, ts: int) -> list[AlarmTransition]:
         """The crate reported its tilt from vertical at event time ``ts``."""
+        limit = self.profile.tipped_deg
+        self.tipped_deg = tilt_deg if limit is not None and tilt_deg > limit else None
+        for evaluators in self.probes.values():
+            for evaluator in evaluators:
+                if isinstance(evaluator, PredictionEvaluator):
+                    evaluator.tipped_deg = self.tipped_deg
         out: list[AlarmTransition] = []
         for tilt in self.tilts:
             out += tilt.orientation(tilt_deg, ts)
@@ -196,6 +205,7 @@ class CrateMonitor:
             "switched_on_ts": self.switched_on_ts,
             "last_ts": self.last_ts,
             "last_arrival": self.last_arrival,
+            "tipped_deg": self.tipped_deg,
             "crate": {e.rule.name: e.snapshot() for e in self._crate_evaluators()},
             "probes": probes,
         }
@@ -205,6 +215,7 @@ class CrateMonitor:
         self.switched_on_ts = state["switched_on_ts"]
         self.last_ts = state["last_ts"]
         self.last_arrival = state.get("last_arrival")
+        self.tipped_deg = state.get("tipped_deg")
         for evaluator in self._crate_evaluators():
             saved = state["crate"].get(evaluator.rule.name)
             if saved is not None:

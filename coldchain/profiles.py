@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from coldchain.rules import EXTRA_KINDS, ExtraRule, parse_extra_rule
+from coldchain.rules import EXTRA_KINDS, ExtraRule, PredictionRule, TiltRule, parse_extra_rule
 from coldchain.settings import Table, load_toml
 from coldchain.topics import IDENTIFIER_RULE, valid_identifier
 
@@ -59,6 +59,12 @@ class Profile:
     extra_rules: tuple[ExtraRule, ...] = ()
     start_delay_s: float = 0.0
 
+    @property
+    def tipped_deg(self) -> float | None:
+        """The tilt from vertical beyond which the crate counts as tipped: its tilt rules' lowest limit, if any."""
+        limits = [r.limit_deg for r in self.extra_rules if isinstance(r, TiltRule)]
+        return min(limits) if limits else None
+
 
 def _rule(table: Table) -> ThresholdRule | ExtraRule:
     kind = table.text("kind", choices=THRESHOLD_KINDS + EXTRA_KINDS)
@@ -90,6 +96,10 @@ def parse_profiles(root: Table) -> dict[str, Profile]:
             raise table.error("rules", f"rule names must be unique within a profile, got {names}")
         if not parsed:
             raise table.error("rules", "a profile needs at least one rule")
+        tipping = [r.name for r in parsed if isinstance(r, PredictionRule) and r.tipped_factor != 1.0]
+        if tipping and not any(isinstance(r, TiltRule) for r in parsed):
+            problem = f"{tipping[0]} sets tipped_factor: the profile needs a tilt rule (its limit_deg)"
+            raise table.error("rules", problem)
         profiles[name] = Profile(
             name,
             table.text("description", ""),

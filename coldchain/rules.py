@@ -81,7 +81,10 @@ class PredictionRule:
     Only a warming of at least ``min_rate_c_per_h`` counts, so probe noise on a
     steady shipper never predicts anything; the prediction must hold for
     ``delay_s`` (a lid opening's spike does not); clears once the predicted time
-    is beyond ``horizon_s + clear_margin_s`` or the warming stops.
+    is beyond ``horizon_s + clear_margin_s`` or the warming stops. While the crate
+    stands beyond its profile's tilt limit the warming is taken ``tipped_factor``
+    times faster: a dry shipper on its side boils its nitrogen off that much sooner,
+    which the fitted line shows only a window later, if at all before it runs dry.
     """
 
     name: str
@@ -93,6 +96,7 @@ class PredictionRule:
     min_samples: int = 10
     clear_margin_s: float = 1800.0
     delay_s: float = 0.0
+    tipped_factor: float = 1.0
     kind: str = "prediction"
 
 
@@ -223,6 +227,7 @@ def _prediction(t: Table, name: str, severity: str) -> PredictionRule:
         min_samples=t.integer("min_samples", 10, minimum=2),
         clear_margin_s=t.number("clear_margin_s", 1800.0, minimum=0.0),
         delay_s=t.number("delay_s", 0.0, minimum=0.0),
+        tipped_factor=t.number("tipped_factor", 1.0, minimum=1.0, maximum=100.0),
     )
 
 

@@ -127,15 +127,20 @@ class RateEvaluator(Evaluator):
 
 
 class PredictionEvaluator(Evaluator):
-    """Predicted excursion: a line fitted over the window reaches the target within the horizon."""
+    """Predicted excursion: a line fitted over the window reaches the target within the horizon.
 
-    _STATE = ("window",)
-    __slots__ = ("rule", "window")
+    While ``tipped_deg`` is set (the crate stands beyond its profile's tilt limit) the
+    fitted warming counts ``rule.tipped_factor`` times faster.
+    """
+
+    _STATE = ("window", "tipped_deg")
+    __slots__ = ("rule", "tipped_deg", "window")
 
     def __init__(self, rule: PredictionRule, sensor: str) -> None:
         super().__init__(sensor)
         self.rule = rule
         self.window = _Window(rule.window_s * 1000)
+        self.tipped_deg: float | None = None  # the crate's tilt while beyond the limit, set by its monitor
 
     def reading(self, ts: int, seq: int, value_c: float) -> list[AlarmTransition]:
         """Account for one good reading."""
@@ -145,7 +150,9 @@ class PredictionEvaluator(Evaluator):
         fit = window.fit()
         if fit is None or len(window.points) < rule.min_samples or window.covered_ms < window.span_ms / 2:
             return []
-        slope, fitted = fit
+        fitted_slope, fitted = fit
+        tipped = self.tipped_deg is not None and rule.tipped_factor != 1.0
+        slope = fitted_slope * rule.tipped_factor if tipped else fitted_slope
         eta_s = max(0.0, (rule.target_c - fitted) / slope * 3600) if slope > 0 else float("inf")
         if self.active:
             condition = slope >= rule.min_rate_c_per_h and eta_s <= rule.horizon_s + rule.clear_margin_s
@@ -157,6 +164,12 @@ class PredictionEvaluator(Evaluator):
         if change == CLEARED:
             return [self._transition(change, ts, seq, value_c)]
         detail = f"predicted to reach {rule.target_c:.1f} °C in ~{eta_s / 3600:.1f} h (warming {slope:.2f} °C/h)"
+        if tipped:
+            detail = (
+                f"predicted to reach {rule.target_c:.1f} °C in ~{eta_s / 3600:.1f} h: tipped {self.tipped_deg:.0f}°, "
+                f"so boiling off {rule.tipped_factor:g}x faster "
+                f"(warming {fitted_slope:.2f} °C/h counted as {slope:.2f})"
+            )
         return [self._transition(change, ts, seq, value_c, detail=detail, predicted_ts=ts + round(eta_s * 1000))]
 
     def _transition(

@@ -57,12 +57,13 @@ class Outcome:
         return next(t for t in self.transitions if t.rule == rule)
 
 
-def run(scenario: Scenario, seed: int = 1) -> Outcome:
-    """Feed the scenario's sentences, one telemetry message per CCTIM-stamped tick, to a CrateMonitor.
+def run(scenario: Scenario, seed: int = 1, profile: Profile | None = None) -> Outcome:
+    """Feed the scenario's sentences, one telemetry message per CCTIM-stamped tick, to a CrateMonitor
+    (with ``profile`` instead of the scenario's, when given).
 
     Tilts go through the agent's own ``OrientationWatch``: only what it would publish reaches the monitor.
     """
-    monitor = CrateMonitor(CRATE, profiles()[scenario.profile])
+    monitor = CrateMonitor(CRATE, profile or profiles()[scenario.profile])
     monitor.switched_on(EPOCH_MS)
     outcome = Outcome()
     clock = EPOCH_MS

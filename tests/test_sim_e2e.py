@@ -21,9 +21,12 @@ from gateway_helpers import (
 )
 from sim_helpers import running_sim, sim_agent_config
 from sim_scenarios import EPOCH_MS, Outcome, load, run
+from sim_scenarios import profiles as run_profiles
 
 from cli.services import InfluxDB, Mosquitto
 from coldchain.excursions import ACTIVE
+from coldchain.profiles import Profile
+from coldchain.rules import PredictionRule
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS = ROOT / "config" / "scenarios"
@@ -277,3 +280,36 @@ def test_tipped_shipper_orientation_and_shock_reach_influxdb_at_board_time(
     assert arrival == []
     once = sorted((r["rule"], r["time"] - ship.epoch, r["started_ts"] - ship.epoch) for r in raised)
     assert once == [("dropped", 24 * HOUR_MS, 24 * HOUR_MS), ("tipped", 24 * HOUR_MS + 600_000, 24 * HOUR_MS)]
+
+
+def _upright_prediction(cryo: Profile) -> Profile:
+    """``cryo`` with a prediction that takes no account of the crate's tilt."""
+    extra = tuple(dataclasses.replace(r, tipped_factor=1.0) if isinstance(r, PredictionRule) else r
+                  for r in cryo.extra_rules)  # fmt: skip
+    return dataclasses.replace(cryo, extra_rules=extra)
+
+
+@pytest.mark.integration
+def test_tipped_shipper_is_predicted_earlier_end_to_end(
+    tmp_path: Path, make_mosquitto: Callable[..., Mosquitto], influxdb: InfluxDB, database: str, crate_prefix: str
+) -> None:
+    """cryo-tipped-jolt at 5-min samples through sim, agent and gateway: the prediction, counting the warming of a
+    shipper on its side 4x faster, is raised once, earlier than it would be upright, with a detail saying why."""
+    mosquitto = make_mosquitto()  # its own: the retained alarms it leaves must not reach later tests' pages
+    crate = f"{crate_prefix}-tpp"
+    scenario = dataclasses.replace(load("cryo-tipped-jolt"), period_s=300)
+    with _shipped(tmp_path, mosquitto, influxdb, database, crate, "cryo-tipped-jolt.toml", "--period", "300") as ship:
+        ticks = 5 * 24 * 12
+        wait_until(lambda: count(influxdb, database, crate) >= ticks, timeout=90, what=f"{ticks} stored readings")
+        predicted = _predicted(run(scenario, seed=3))
+        story, arrival = _settled(influxdb, database, crate, ship.epoch, predicted)
+        where = f"WHERE crate = '{crate}' AND rule = 'predicted_excursion' AND state = 'active'"
+        raised = influxdb.rows(f"SELECT started_ts, detail FROM alarm {where}", database)
+    assert story == predicted
+    assert arrival == []
+    assert len(raised) == 1
+    upright = run(scenario, seed=3, profile=_upright_prediction(run_profiles()["cryo"])).first("predicted_excursion")
+    raised_ms = int(raised[0]["time"]) - ship.epoch  # type: ignore[call-overload]
+    assert 72 * HOUR_MS < raised_ms < upright.ts - EPOCH_MS  # once the nitrogen is gone, before the upright count
+    assert "tipped 88°, so boiling off 4x faster" in str(raised[0]["detail"])
+    assert "tipped" not in upright.detail
