@@ -21,6 +21,7 @@ from cli.influx_read import (
     InfluxReadError,
     ReadingRow,
     ReleaseRow,
+    StoredPoint,
     alarm_row,
     gap_row,
     reading_row,
@@ -115,22 +116,24 @@ class V2Reader:
             return None
         return _ms(first[0]["_time"]), _ms(last[0]["_time"])
 
-    def _pivoted(self, measurement: str, crates: list[str], start_ms: int, end_ms: int) -> Iterator[dict[str, Any]]:
+    def points(self, measurement: str, crates: list[str], start_ms: int, end_ms: int | None) -> list[StoredPoint]:
+        """(time, fields and tags) of every point of ``measurement`` of these crates in the window (end None: up to
+        the newest), in time order."""
         flux = (
-            self._from(_t(start_ms), _t(end_ms))
+            self._from(_t(start_ms), None if end_ms is None else _t(end_ms))
             + f"  |> filter(fn: (r) => r._measurement == {_s(measurement)} and {_any('crate', crates)})\n"
             + '  |> pivot(rowKey: ["_time"], columnKey: ["_field"], valueColumn: "_value")\n'
             + '  |> group()\n  |> sort(columns: ["_time"])\n'
         )
-        return self._records(flux)
+        return [(_ms(r["_time"]), r) for r in self._records(flux)]
 
     def alarms(self, crates: list[str], start_ms: int, end_ms: int) -> list[AlarmRow]:
         """Every alarm transition of these crates in the window, in time order."""
-        return [alarm_row(r, _ms(r["_time"])) for r in self._pivoted("alarm", crates, start_ms, end_ms)]
+        return [alarm_row(r, ts) for ts, r in self.points("alarm", crates, start_ms, end_ms)]
 
     def gaps(self, crates: list[str], start_ms: int, end_ms: int) -> list[GapRow]:
         """Recorded data gaps of these crates in the window."""
-        return [gap_row(r, _ms(r["_time"])) for r in self._pivoted("gap", crates, start_ms, end_ms)]
+        return [gap_row(r, ts) for ts, r in self.points("gap", crates, start_ms, end_ms)]
 
     def crates_where(self, tag: str, value: str) -> list[str]:
         """Crates whose readings carry ``tag = value`` (e.g. a shipment id)."""

@@ -28,6 +28,7 @@ __all__ = [
     "Reader",
     "ReadingRow",
     "ReleaseRow",
+    "StoredPoint",
     "V1Reader",
     "fetch_readings",
     "open_reader",
@@ -36,6 +37,7 @@ __all__ = [
 
 CHUNK_MS = 6 * 3_600_000  # one query per six hours of data keeps each answer small and feeds the progress line
 TIMEOUT_S = 30
+StoredPoint = tuple[int, dict[str, Any]]  # a point's time (epoch ms) and its fields and tags
 
 
 class InfluxReadError(Exception):
@@ -147,6 +149,8 @@ class Reader(Protocol):
     def gaps(self, crates: list[str], start_ms: int, end_ms: int) -> list[GapRow]: ...
 
     def crates_where(self, tag: str, value: str) -> list[str]: ...
+
+    def points(self, measurement: str, crates: list[str], start_ms: int, end_ms: int | None) -> list[StoredPoint]: ...
 
     def shipment(self, shipment: str) -> dict[str, str]: ...
 
@@ -344,15 +348,19 @@ class V1Reader:
             return None
         return int(first[0]["time"]), int(last[0]["time"])
 
+    def points(self, measurement: str, crates: list[str], start_ms: int, end_ms: int | None) -> list[StoredPoint]:
+        """(time, fields and tags) of every point of ``measurement`` of these crates in the window (end None: up to
+        the newest), in time order."""
+        q = _select("*", measurement, f"{_crates(crates)} AND {_where({}, start_ms, end_ms)}")
+        return [(int(r["time"]), r) for r in self._rows(q)]
+
     def alarms(self, crates: list[str], start_ms: int, end_ms: int) -> list[AlarmRow]:
         """Every alarm transition of these crates in the window, in time order."""
-        q = _select("*", "alarm", f"{_crates(crates)} AND {_where({}, start_ms, end_ms)}")
-        return [alarm_row(r, int(r["time"])) for r in self._rows(q)]
+        return [alarm_row(r, ts) for ts, r in self.points("alarm", crates, start_ms, end_ms)]
 
     def gaps(self, crates: list[str], start_ms: int, end_ms: int) -> list[GapRow]:
         """Recorded data gaps of these crates in the window."""
-        q = _select("*", "gap", f"{_crates(crates)} AND {_where({}, start_ms, end_ms)}")
-        return [gap_row(r, int(r["time"])) for r in self._rows(q)]
+        return [gap_row(r, ts) for ts, r in self.points("gap", crates, start_ms, end_ms)]
 
     def crates_where(self, tag: str, value: str) -> list[str]:
         """Crates whose readings carry ``tag = value`` (e.g. a shipment id)."""

@@ -7,7 +7,9 @@ gateway stored it (measurement ``shipment``, from ``[shipments]`` of its config)
 ``--origin``, ``--destination`` or ``--product`` give them. The report holds the
 identity and times, a chart of every probe with its limits, excursions and holes,
 min/max/mean/MKT, cumulative time out of range against the profile's budget, every
-alarm transition with who acknowledged it, the data gaps, a verdict ("within profile",
+alarm transition with who acknowledged it, the data gaps, for crates with a GPS receiver or an
+accelerometer the route (a plain track plot), the time in each phase of the shipment (origin,
+transit, destination: from its record's geofences) and the tilts and shocks, a verdict ("within profile",
 "incomplete record: review required" or "excursion: review required", coldchain.verdict)
 with every hole of the record, the release decisions taken on it (``coldchain release``)
 and the SHA-256 of the data it rests on (canonical serialisation: docs/queries.md).
@@ -32,6 +34,7 @@ from cli.influx_read import AlarmRow, FaultRow, GapRow, InfluxReadError, Reader,
 from cli.influx_settings import add_influx_arguments
 from cli.progress import Progress
 from cli.query import Record, add_record_arguments, check_record_arguments, read_record
+from cli.report_motion import CrateMotion, read_motion
 from cli.window import Window, add_window_arguments, iso, window_from_args
 from coldchain.argtypes import text
 from coldchain.completeness import Hole, fault_holes, gap_holes, silent_holes, stale_limit_ms, time_holes
@@ -79,6 +82,7 @@ class Report:
     source: str
     releases: tuple[ReleaseRow, ...] = ()
     probe_verdicts: tuple[Verdict, ...] = ()  # one per ``record.summaries``, each judged on that probe alone
+    motion: tuple[CrateMotion, ...] = ()  # route, phases, tilts and shocks of the crates that report them
 
 
 class Details(TypedDict):
@@ -234,9 +238,13 @@ def build_report(
         gaps=[(g.ts_ms, g.crate, g.first_seq, g.last_seq, g.state) for g in gaps],
     )
     releases = tuple(reader.releases(identity.tag, identity.subject)) if record.readings else ()
-    return Report(
-        identity, record, alarms, gaps, tuple(budgets), judged, digest, now, reader.settings.where, releases, per_probe
+    motion = (
+        read_motion(reader, identity.crates, record.profile, record.start_ms, record.end_ms) if record.readings else ()
     )
+    return Report(
+        identity, record, alarms, gaps, tuple(budgets), judged, digest, now, reader.settings.where, releases, per_probe,
+        motion,
+    )  # fmt: skip
 
 
 def add_report_arguments(parser: argparse.ArgumentParser) -> None:

@@ -1,7 +1,7 @@
 """The release report as a PDF: reportlab lays out the document, matplotlib (Agg, no display) draws the charts.
 
-Only this module and ``cli.report_chart`` import either library, and only ``coldchain report --format pdf``
-imports them.
+Only this module, ``cli.report_chart`` and ``cli.report_route`` import either library, and only
+``coldchain report --format pdf`` imports them.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from cli.influx_read import AlarmRow
 from cli.progress import Progress
 from cli.report import Report
 from cli.report_chart import chart_png
+from cli.report_route import route_section
 from cli.window import format_duration, iso
 from coldchain.completeness import TIME
 from coldchain.digest import FORMAT_VERSION
@@ -278,6 +279,9 @@ def render_pdf(report: Report, path: Path, progress: Progress) -> None:
                 ]
             )
         )
+
+    for motion in report.motion:
+        story += route_section(motion, GRID, h2, body)
 
     story.append(Paragraph("Alarm transitions", h2))
     if report.alarms:

@@ -2,7 +2,9 @@
 
 The CSV's first row (``scope`` ``record``) carries the verdict of the whole record and its
 reasons; each probe's row (``scope`` ``probe``) carries that probe's own verdict and reasons
-(its excursions, its faults, its crate's holes), never the record's.
+(its excursions, its faults, its crate's holes), never the record's. Then, for crates that
+report them, a row per phase, tilt beyond the limit and shock (``scope`` ``phase``, ``tilt``,
+``shock``): the crate, its start and end, and in ``reasons`` what it was.
 """
 
 from __future__ import annotations
@@ -15,12 +17,14 @@ from typing import Any, TextIO
 
 from cli.influx_read import FaultRow, ReadingRow
 from cli.report import Report
-from cli.window import iso
+from cli.report_motion import CrateMotion
+from cli.window import format_duration, iso
 from coldchain.completeness import Hole
 from coldchain.digest import FORMAT_VERSION
+from coldchain.phases import PHASES, Area
 from coldchain.stats import SensorSummary
 
-__all__ = ["CSV_COLUMNS", "report_json", "write_csv", "write_text"]
+__all__ = ["CSV_COLUMNS", "motion_rows", "report_json", "write_csv", "write_text"]
 
 
 def _hole(hole: Hole) -> dict[str, Any]:
@@ -72,6 +76,53 @@ def _sensor(report: Report, index: int, s: SensorSummary) -> dict[str, Any]:
     }
 
 
+def _motion(m: CrateMotion) -> dict[str, Any]:
+    """One crate's route, phases, tilts and shocks."""
+
+    def area(a: Area | None) -> dict[str, float] | None:
+        return None if a is None else {"lat": a.center.lat, "lon": a.center.lon, "radius_km": a.radius_km}
+
+    return {
+        "crate": m.crate,
+        "origin_area": area(m.origin),
+        "destination_area": area(m.destination),
+        "time_in_phase_s": {phase: m.time_in(phase) / 1000 for phase in PHASES},
+        "phases": [
+            {"phase": s.phase, "start": iso(s.start_ms), "end": iso(s.end_ms), "start_ms": s.start_ms,
+             "end_ms": s.end_ms, "duration_s": s.duration_ms / 1000}
+            for s in m.phases
+        ],
+        "track": [[list(fix) for fix in stretch] for stretch in m.track],
+        "tilt_limit_deg": m.tipped_deg,
+        "tilts": [
+            {"start": iso(t.start_ms), "end": None if t.end_ms is None else iso(t.end_ms), "start_ms": t.start_ms,
+             "end_ms": t.end_ms, "peak_deg": t.peak_deg}
+            for t in m.tilts
+        ],
+        "shocks": [{"time": iso(x.ts_ms), "ts_ms": x.ts_ms, "shock_g": x.shock_g, "tilt_deg": x.tilt_deg}
+                   for x in m.shocks],
+    }  # fmt: skip
+
+
+def motion_rows(report: Report) -> list[list[Any]]:
+    """CSV rows (``CSV_COLUMNS``) of each crate's phases, tilts beyond the limit and shocks, in that order."""
+    rows: list[list[Any]] = []
+
+    def row(scope: str, crate: str, start_ms: int, end_ms: int | None, what: str) -> None:
+        end = "" if end_ms is None else iso(end_ms)
+        rows.append([report.identity.subject, scope, crate, "", iso(start_ms), end, *[""] * 8, what, report.sha256])
+
+    for m in report.motion:
+        for s in m.phases:
+            row("phase", m.crate, s.start_ms, s.end_ms, f"{s.phase} for {format_duration(s.duration_ms)}")
+        for t in m.tilts:
+            row("tilt", m.crate, t.start_ms, t.end_ms, f"beyond {m.tipped_deg:g}° (at most {t.peak_deg:.1f}°)")
+        for x in m.shocks:
+            left = "" if x.tilt_deg is None else f", left at {x.tilt_deg:.1f}°"
+            row("shock", m.crate, x.ts_ms, x.ts_ms, f"{x.shock_g:.2f} g{left}")
+    return rows
+
+
 def report_json(report: Report) -> dict[str, Any]:
     """The whole report as JSON-ready data, readings included."""
     r = report.record
@@ -116,6 +167,7 @@ def report_json(report: Report) -> dict[str, Any]:
             }
             for g in report.gaps
         ],
+        "motion": [_motion(m) for m in report.motion],
         "faults": [
             {"crate": f.crate, "sensor": f.sensor, "ts_ms": f.ts_ms, "fault": f.fault, "seq": f.seq, **_flag(f)}
             for f in r.faults
@@ -158,6 +210,7 @@ def write_csv(report: Report, out: TextIO) -> None:
              f"{s.out_of_range_ms / 1000:.0f}", by["critical"], by["warning"],
              own.line, "; ".join(own.reasons), report.sha256]
         )  # fmt: skip
+    writer.writerows(motion_rows(report))
 
 
 def write_text(report: Report, form: str, out: TextIO) -> None:

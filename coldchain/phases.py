@@ -9,6 +9,7 @@ Pure: stdlib only, no I/O.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -16,8 +17,8 @@ from coldchain.position import Position, distance_m
 from coldchain.settings import Table
 
 __all__ = [
-    "DESTINATION", "ORIGIN", "PHASES", "TRANSIT", "Area", "PhaseOverride", "PhaseRules",
-    "parse_area", "parse_phase_rules", "phase_of",
+    "DESTINATION", "ORIGIN", "PHASES", "TRANSIT", "Area", "PhaseOverride", "PhaseRules", "PhaseSpan",
+    "parse_area", "parse_phase_rules", "phase_of", "phase_spans",
 ]  # fmt: skip
 
 ORIGIN: Final = "origin"
@@ -48,6 +49,53 @@ def phase_of(where: Position | None, origin: Area | None, destination: Area | No
     if destination is not None and destination.contains(where):
         return DESTINATION
     return TRANSIT
+
+
+@dataclass(frozen=True, slots=True)
+class PhaseSpan:
+    """The crate was in ``phase`` from ``start_ms`` until ``end_ms``."""
+
+    phase: str
+    start_ms: int
+    end_ms: int
+
+    @property
+    def duration_ms(self) -> int:
+        """How long it lasted."""
+        return self.end_ms - self.start_ms
+
+
+def phase_spans(
+    fixes: Sequence[tuple[int, Position]], origin: Area | None, destination: Area | None, start_ms: int, end_ms: int
+) -> list[PhaseSpan]:
+    """The crate's phases over [start_ms, end_ms), as the gateway judges them: each fix (time-ordered
+    (ts, position)) sets the phase until the next, and before the first the crate is in transit.
+
+    A stretch without a fix keeps the phase of the fix before it (the gateway's ``gps_no_fix`` does
+    the same). Adjacent spans of one phase are one span; fixes outside the window only set the
+    phase it starts in.
+    """
+    spans: list[PhaseSpan] = []
+    phase = TRANSIT
+    since = start_ms
+    for ts, where in fixes:
+        if ts >= end_ms:
+            break
+        now = phase_of(where, origin, destination)
+        if now == phase:
+            continue
+        if ts > since:
+            spans.append(PhaseSpan(phase, since, ts))
+        phase, since = now, max(ts, start_ms)
+    if end_ms > since:
+        spans.append(PhaseSpan(phase, since, end_ms))
+    merged: list[PhaseSpan] = []
+    for span in spans:  # a change at or before the window's start leaves nothing between
+        if merged and merged[-1].phase == span.phase:
+            merged[-1] = PhaseSpan(span.phase, merged[-1].start_ms, span.end_ms)
+        else:
+            merged.append(span)
+    return merged
 
 
 @dataclass(frozen=True, slots=True)

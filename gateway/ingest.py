@@ -183,9 +183,10 @@ class Ingest:
         if state is None:
             profile = self._profile_for(crate, claimed_profile)
             state = self.crates[crate] = CrateState(crate, profile, self.config.shipments.get(crate))
-            details = self.alarming.shipments.get(crate)  # the record's fields, looked up once at start-up
-            if details is not None:
-                self.records.append(shipment_point(self.config.shipments[crate], crate, details, now_ms))
+            record = self.config.shipment_of(crate)
+            areas = {"origin_area": record.origin_area, "destination_area": record.destination_area} if record else {}
+            if record is not None and (record.details or any(areas.values())):
+                self.records.append(shipment_point(record.id, crate, record.details, now_ms, areas))
         return state
 
     def restore(self, snapshots: dict[str, dict[str, Any]], now_ms: int) -> None:

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Final
 
 from coldchain.lineprotocol import FieldValue, point, series_key, string_field
+from coldchain.phases import Area
 from gateway.sequence import Gap
 
 __all__ = [
@@ -106,11 +107,20 @@ def monitor_point(client_id: str, fields: dict[str, FieldValue], now_ms: int) ->
     return point("gateway", {"gateway": client_id}, fields, now_ms)
 
 
-def shipment_point(shipment: str, crate: str, details: Mapping[str, str], ts_ms: int) -> str:
+def shipment_point(
+    shipment: str, crate: str, details: Mapping[str, str], ts_ms: int, areas: Mapping[str, Area | None] | None = None
+) -> str:
     """``shipment``: the record of the shipment ``crate`` is assigned to (``[shipments]`` of the config).
 
-    Fields origin, destination, product, those known (``details`` must hold one); time: when the
+    Fields origin, destination, product, those known, and for each geofence of ``areas``
+    (``origin_area``, ``destination_area``) ``<name>_lat``, ``_lon`` and ``_radius_km`` (the report
+    times the shipment's phases with them), which must hold one field at least. Time: when the
     gateway first saw the crate in this run. Written once per crate per run: the newest point
     of a shipment is its current record, and rewriting an unchanged record costs a point a run.
     """
-    return point("shipment", {"shipment": shipment, "crate": crate}, details, ts_ms)
+    fields: dict[str, FieldValue] = dict(details)
+    for name, area in (areas or {}).items():
+        if area is not None:
+            fields |= {f"{name}_lat": area.center.lat, f"{name}_lon": area.center.lon}
+            fields[f"{name}_radius_km"] = area.radius_km
+    return point("shipment", {"shipment": shipment, "crate": crate}, fields, ts_ms)

@@ -4,16 +4,22 @@ from __future__ import annotations
 
 import tomllib
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from coldchain.alarm_rules import AlarmTransition
 from coldchain.errors import SentenceError
 from coldchain.monitor import CrateMonitor
+from coldchain.phases import Area, phase_of
+from coldchain.position import Position
 from coldchain.profiles import Profile, parse_profiles
 from coldchain.sentences import ClockSentence, LidSentence, TemperatureSentence, TiltSentence, parse_sentence
 from coldchain.settings import Table
 from coldchain.wire import Reading, Telemetry
+from edge.probes.gps import GpsTracker
+from edge.probes.nmea import read_nmea
 from edge.probes.orientation import OrientationWatch
 from firmware_sim.board import emit_until
 from firmware_sim.scenario import Scenario, parse_scenario
@@ -57,24 +63,27 @@ class Outcome:
         return next(t for t in self.transitions if t.rule == rule)
 
 
-def run(scenario: Scenario, seed: int = 1, profile: Profile | None = None) -> Outcome:
-    """Feed the scenario's sentences, one telemetry message per CCTIM-stamped tick, to a CrateMonitor
-    (with ``profile`` instead of the scenario's, when given).
+CrateInput = tuple[str, int, Any]  # (kind, event time, what): what a crate's agent would publish, in order
+GPS_REPORT_S = 600.0  # the agent's [gps] report_s the runs use
 
-    Tilts go through the agent's own ``OrientationWatch``: only what it would publish reaches the monitor.
-    """
-    monitor = CrateMonitor(CRATE, profile or profiles()[scenario.profile])
-    monitor.switched_on(EPOCH_MS)
-    outcome = Outcome()
+
+def crate_inputs(scenario: Scenario, seed: int = 1, outcome: Outcome | None = None) -> Iterator[CrateInput]:
+    """What the crate's agent publishes from the scenario, in order: ``telemetry`` (one message per
+    CCTIM-stamped tick), ``tick`` (the gateway's clock reaching a board time), ``lid`` (open or not),
+    ``orientation``/``shock`` (through the agent's ``OrientationWatch``) and ``position``/``gps_no_fix``
+    (the route's NMEA at each tick through the agent's ``GpsTracker``), each with the event's detail.
+    ``outcome``, when given, counts the sentences (statuses, bad lines, faults, maxima)."""
+    outcome = outcome if outcome is not None else Outcome()
     clock = EPOCH_MS
     seq = 0
     readings: list[Reading] = []
     watch = OrientationWatch("board")
+    gps = GpsTracker("gps", GPS_REPORT_S)
 
-    def send_tick() -> None:
+    def flush() -> Iterator[CrateInput]:
         nonlocal seq
         if readings:
-            outcome.transitions.extend(monitor.feed(Telemetry(CRATE, seq, clock, tuple(readings)), clock))
+            yield "telemetry", clock, Telemetry(CRATE, seq, clock, tuple(readings))
             seq += 1
             readings.clear()
 
@@ -85,18 +94,19 @@ def run(scenario: Scenario, seed: int = 1, profile: Profile | None = None) -> Ou
             outcome.bad_lines += 1
             continue
         if isinstance(sentence, ClockSentence):
-            send_tick()
+            yield from flush()
             clock = sentence.epoch_ms
-            outcome.transitions.extend(monitor.tick(clock))
+            yield "tick", clock, None
+            if scenario.route is not None:
+                for nmea in scenario.route.nmea((clock - EPOCH_MS) / 1000, EPOCH_MS):
+                    update = read_nmea(nmea)
+                    for notice in gps.feed(update, clock, clock) if update is not None else []:
+                        yield notice.event, clock, notice.detail
         elif isinstance(sentence, LidSentence):
-            outcome.transitions.extend(monitor.lid(sentence.state == "OPEN", clock))
+            yield "lid", clock, sentence.state == "OPEN"
         elif isinstance(sentence, TiltSentence):
             for notice in watch.feed(sentence.tilt_deg, sentence.shock_g, clock, 0):
-                if notice.event == "shock":
-                    shock = monitor.shock(notice.detail["shock_g"], notice.detail["tilt_deg"], clock)
-                    outcome.transitions.extend(shock)
-                else:
-                    outcome.transitions.extend(monitor.orientation(notice.detail["tilt_deg"], clock))
+                yield notice.event, clock, notice.detail
         elif isinstance(sentence, TemperatureSentence):
             outcome.statuses[sentence.sensor, sentence.status] += 1
             if sentence.status == "OK":
@@ -106,5 +116,32 @@ def run(scenario: Scenario, seed: int = 1, profile: Profile | None = None) -> Ou
             else:
                 readings.append(Reading(sentence.sensor, None, sentence.status))
                 outcome.first_fault_ts.setdefault(sentence.sensor, clock)
-    send_tick()
+    yield from flush()
+
+
+def run(
+    scenario: Scenario,
+    seed: int = 1,
+    profile: Profile | None = None,
+    areas: tuple[Area | None, Area | None] = (None, None),
+) -> Outcome:
+    """Feed ``crate_inputs`` to a CrateMonitor as the gateway would (with ``profile`` instead of the scenario's,
+    when given; ``areas``: the shipment's origin and destination geofences, which set its phase)."""
+    monitor = CrateMonitor(CRATE, profile or profiles()[scenario.profile])
+    monitor.switched_on(EPOCH_MS)
+    outcome = Outcome()
+    for kind, ts, what in crate_inputs(scenario, seed, outcome):
+        if kind == "telemetry":
+            outcome.transitions.extend(monitor.feed(what, ts))
+        elif kind == "tick":
+            outcome.transitions.extend(monitor.tick(ts))
+        elif kind == "lid":
+            outcome.transitions.extend(monitor.lid(what, ts))
+        elif kind == "shock":
+            outcome.transitions.extend(monitor.shock(what["shock_g"], what["tilt_deg"], ts))
+        elif kind == "orientation":
+            outcome.transitions.extend(monitor.orientation(what["tilt_deg"], ts))
+        elif kind == "position":
+            phase = phase_of(Position(what["lat"], what["lon"]), *areas)
+            outcome.transitions.extend(monitor.enter_phase(phase, ts))
     return outcome

@@ -259,7 +259,8 @@ def _annotated(columns: list[tuple[str, str]], rows: list[list[str]]) -> str:
 
 def test_v2_report_through_recording_standin(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Against the recording v2 stand-in (no v2 server on Debian), the report's Flux queries
-    (shipment, extent, readings, alarms, gaps, releases) are sent to the bucket and their answers judged."""
+    (shipment, extent, readings, alarms, gaps, releases; position, orientation, shock and the shipment record's
+    geofences for the route) are sent to the bucket and their answers judged."""
     t = [iso(BASE_MS + i * STEP_MS) for i in range(4)]
     time_col = [("_time", "dateTime:RFC3339")]
     answers = [
@@ -291,12 +292,15 @@ def test_v2_report_through_recording_standin(tmp_path: Path, capsys: pytest.Capt
         argv = ["C-V2", "--format", "json", "--api", "v2", "--influx-url", standin.url, "--org", "qa"]
         assert main([*argv, "--bucket", "cold", "--token-file", str(token)]) == 0
     fluxes = [json.loads(r["body"])["query"] for r in standin.requests]
-    assert len(fluxes) == 7
+    assert len(fluxes) == 11
     assert all('from(bucket: "cold")' in flux for flux in fluxes)
     assert 'r.shipment == "C-V2"' in fluxes[0]
     assert 'r._measurement == "alarm"' in fluxes[4]
     assert 'r._measurement == "gap"' in fluxes[5]
     assert 'r._measurement == "release" and r.crate == "C-V2"' in fluxes[6]
+    for flux, measurement in zip(fluxes[7:], ("position", "orientation", "shock", "shipment"), strict=True):
+        assert f'r._measurement == "{measurement}" and (r.crate == "C-V2")' in flux
+        assert ("stop:" in flux) == (measurement != "shipment")  # the newest record, whenever it was written
     report = json.loads(capsys.readouterr().out)
     assert report["verdict"] == "excursion: review required"
     assert [(a["state"], a["by"], a["alarm_id"]) for a in report["alarms"]] == [
@@ -398,6 +402,9 @@ def test_v2_shipment_report_reads_the_record_through_recording_standin(
     options = ["--origin", "A", "--destination", "B", "--product", "P"]
     with recording_v2_standin([crates, *answers[2:]]) as standin:
         assert main([*argv, *options, "--influx-url", standin.url]) == 0
-    assert not any('r._measurement == "shipment"' in json.loads(r["body"])["query"] for r in standin.requests)
+    record_queries = (
+        'r._measurement == "shipment" and r.shipment' in json.loads(r["body"])["query"] for r in standin.requests
+    )
+    assert not any(record_queries)  # only the crate's geofences are read, by crate, for the route section
     report = json.loads(capsys.readouterr().out)
     assert (report["origin"], report["destination"], report["product"]) == ("A", "B", "P")
