@@ -21,11 +21,12 @@ from aiohttp import web
 from adapters.liveness import Liveness
 from adapters.sd_notify import Watchdog
 from adapters.service_log import add_log_level, start_log
-from board.app import Board, make_app
+from board.app import make_app
 from board.auth import hash_password
 from board.broker import BrokerLink
 from board.config import BoardConfig, load_config
 from board.hub import Hub, Inbox
+from board.running import Board
 from board.state import BoardState
 from coldchain.errors import ConfigError
 from coldchain.helptext import help_text

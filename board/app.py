@@ -1,4 +1,5 @@
-"""The board's web application: pages, the live event stream, acknowledgements, chart data, releases, sign-in."""
+"""The board's web application: pages, sign-in, the live event stream and acknowledgements; the crate page's
+data (chart, route, release) is served by ``board.crate_api``."""
 
 from __future__ import annotations
 
@@ -16,25 +17,20 @@ from urllib.parse import quote
 import aiohttp
 from aiohttp import web
 
-from board.auth import DUMMY_HASH, LoginBrake, SessionSigner, verify_password
-from board.broker import AckNotSentError, BrokerLink
-from board.chart import chart_data
-from board.config import BoardConfig
+from board.auth import DUMMY_HASH, verify_password
+from board.broker import AckNotSentError
+from board.crate_api import history, release, release_state, track
 from board.history import read_fleet_history
-from board.hub import Hub
-from board.influx import HistoryError, read_history
-from board.release import record_release, release_view
-from board.track import read_track
+from board.running import BOARD_KEY, COOKIE, Board, board_of, json_error
 from coldchain.topics import staff_ack_topic, valid_identifier
 from coldchain.wire import MAX_ACK_BY, MAX_ACK_NOTE, StaffAck, encode
 
-__all__ = ["COOKIE", "Board", "make_app"]
+__all__ = ["make_app"]
 
 log = logging.getLogger("coldchain.board")
 
 STATIC = Path(__file__).parent / "static"
 PAGES = Path(__file__).parent / "pages"
-COOKIE = "coldchain_board"
 PUBLIC = ("/login", "/healthz")
 HEARTBEAT_S = 15.0
 MAX_NAME = 64  # sign-in names
@@ -47,54 +43,20 @@ CSP = (
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-class Board:
-    """The running board: config, live state, broker link, sign-in."""
-
-    def __init__(self, config: BoardConfig, hub: Hub, link: BrokerLink) -> None:
-        self.config = config
-        self.hub = hub
-        self.link = link
-        key = config.http.session_key or secrets.token_bytes(32)
-        self.signer = SessionSigner(key, config.http.session_hours * 3600)
-        self.brake = LoginBrake()
-        self.users = {u.name: u.password_hash for u in config.http.users}
-        self.http: aiohttp.ClientSession | None = None
-
-    def identity(self, request: web.Request) -> tuple[str, str] | None:
-        """(user, session id for CSRF) of a request, or None when it is not signed in."""
-        if self.config.http.auth_mode == "proxy":
-            named = request.headers.get(self.config.http.proxy_header, "").strip()
-            return (named, f"proxy:{named}") if named else None
-        cookie = request.cookies.get(COOKIE)
-        user = self.signer.user(cookie, time.time())
-        return (user, cookie or "") if user else None
-
-
-BOARD_KEY = web.AppKey("board", Board)
-
-
-def _board(request: web.Request) -> Board:
-    return request.app[BOARD_KEY]
-
-
-def _json_error(status: int, message: str) -> web.Response:
-    return web.json_response({"error": message}, status=status)
-
-
 @web.middleware
 async def _security(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Sign-in required everywhere but the login page; strict headers on every answer."""
-    board = _board(request)
+    board = board_of(request)
     path = request.path
     if not (path in PUBLIC or path.startswith("/static/")):
         identity = board.identity(request)
         if identity is None:
             if path.startswith("/api/"):
-                return _json_error(401, "not signed in")
+                return json_error(401, "not signed in")
             raise web.HTTPSeeOther(f"/login?next={quote(path)}")
         request["user"], request["session"] = identity
         if request.method == "POST" and not board.signer.csrf_ok(request["session"], request.headers.get("X-CSRF")):
-            return _json_error(403, "missing or wrong CSRF token: reload the page")
+            return json_error(403, "missing or wrong CSRF token: reload the page")
     response = await handler(request)
     response.headers["Content-Security-Policy"] = CSP
     response.headers["X-Content-Type-Options"] = "nosniff"
@@ -110,7 +72,7 @@ def _page(name: str) -> web.FileResponse:
 
 async def login_page(request: web.Request) -> web.StreamResponse:
     """The sign-in form, under the board's configured title (proxy mode has none: the proxy signs people in)."""
-    board = _board(request)
+    board = board_of(request)
     if board.config.http.auth_mode == "proxy":
         return web.Response(status=401, text="sign in through the site's proxy\n")
     title = html.escape(board.config.title)
@@ -125,7 +87,7 @@ def _safe_next(target: str) -> str:
 
 async def login(request: web.Request) -> web.StreamResponse:
     """Check a name and password; on success set the session cookie and go where the user was headed."""
-    board = _board(request)
+    board = board_of(request)
     form = await request.post()
     user, password = str(form.get("user", ""))[:MAX_NAME], str(form.get("password", ""))
     target = _safe_next(str(form.get("next", "/")))
@@ -175,7 +137,7 @@ async def crate_page(request: web.Request) -> web.StreamResponse:
 
 async def me(request: web.Request) -> web.StreamResponse:
     """Who is signed in, the CSRF token for their requests and the board's display settings."""
-    board = _board(request)
+    board = board_of(request)
     return web.json_response(
         {
             "user": request["user"],
@@ -190,12 +152,12 @@ async def me(request: web.Request) -> web.StreamResponse:
 
 async def state(request: web.Request) -> web.StreamResponse:
     """The whole board as JSON (for scripts and for a page's first draw)."""
-    return web.json_response(_board(request).hub.snapshot())
+    return web.json_response(board_of(request).hub.snapshot())
 
 
 async def events(request: web.Request) -> web.StreamResponse:
     """Server-sent events: a snapshot, then every change, with a heartbeat so proxies keep it open."""
-    board = _board(request)
+    board = board_of(request)
     hub = board.hub
     response = web.StreamResponse(
         headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store", "X-Accel-Buffering": "no"}
@@ -233,16 +195,16 @@ def _ack_field(body: dict[str, Any], key: str, limit: int) -> str:
 async def acknowledge(request: web.Request) -> web.StreamResponse:
     """Publish a staff acknowledgement of an open alarm or the review of one that cleared unacknowledged, and say
     what the gateway answered."""
-    board = _board(request)
+    board = board_of(request)
     try:
         body = await request.json()
     except ValueError:
-        return _json_error(400, "the request body is not JSON")
+        return json_error(400, "the request body is not JSON")
     if not isinstance(body, dict):
-        return _json_error(400, "the request body is not a JSON object")
+        return json_error(400, "the request body is not a JSON object")
     crate, rule, sensor = (body.get(k) for k in ("crate", "rule", "sensor"))
     if not all(isinstance(x, str) and valid_identifier(x) for x in (crate, rule, sensor)):
-        return _json_error(400, "crate, rule and sensor must be valid ids")
+        return json_error(400, "crate, rule and sensor must be valid ids")
     assert isinstance(crate, str)
     assert isinstance(rule, str)
     assert isinstance(sensor, str)
@@ -250,12 +212,12 @@ async def acknowledge(request: web.Request) -> web.StreamResponse:
         by = _ack_field(body, "by", MAX_ACK_BY)
         note = _ack_field(body, "note", MAX_ACK_NOTE)
     except web.HTTPBadRequest as exc:
-        return _json_error(400, exc.text or "bad request")
+        return json_error(400, exc.text or "bad request")
     alarm = board.hub.state.open_alarm(crate, rule, sensor)
     if alarm is None:
-        return _json_error(409, f"no open alarm {crate}/{rule}/{sensor} (it may have cleared)")
+        return json_error(409, f"no open alarm {crate}/{rule}/{sensor} (it may have cleared)")
     if not (alarm.state == "active" or alarm.needs_review):
-        return _json_error(409, f"alarm {crate}/{rule}/{sensor} is already {alarm.state}")
+        return json_error(409, f"alarm {crate}/{rule}/{sensor} is already {alarm.state}")
     ack = StaffAck(
         crate, rule, sensor, by=by, note=note, ts=int(time.time() * 1000),
         request=secrets.token_hex(12), alarm_id=alarm.alarm_id,
@@ -275,13 +237,13 @@ async def _send_and_wait(board: Board, ack: StaffAck, user: str) -> web.Response
         except AckNotSentError as exc:
             log.error("ack of %s by %r NOT sent: %s", what, ack.by, exc)
             status = 504 if exc.sent_maybe else 503
-            return _json_error(status, f"acknowledgement not confirmed: {exc}")
+            return json_error(status, f"acknowledgement not confirmed: {exc}")
         timeout_s = board.config.mqtt.answer_timeout_s
         try:
             result = await asyncio.wait_for(answer, timeout_s)
         except TimeoutError:
             log.warning("ack of %s by %r (signed in as %s): no answer from the gateway", what, ack.by, user)
-            return _json_error(
+            return json_error(
                 504,
                 f"not confirmed: the gateway did not answer within {timeout_s:g} s. The broker took the"
                 " acknowledgement, but nothing says it was recorded: check that the gateway runs",
@@ -297,72 +259,9 @@ async def _send_and_wait(board: Board, ack: StaffAck, user: str) -> web.Response
     return web.json_response({"recorded": True, "alarm": result.alarm.alarm_id, "by": ack.by, "reviewed": reviewed})
 
 
-def _window(request: web.Request, board: Board) -> tuple[int, int] | web.Response:
-    """[start, end) in ms of the last ``hours`` (the chart's window), or the error response naming the problem."""
-    if not valid_identifier(request.match_info["crate"]):
-        return _json_error(404, "no such crate id")
-    try:
-        hours = float(request.query.get("hours", board.config.influxdb.chart_hours))
-    except ValueError:
-        return _json_error(400, "hours must be a number")
-    if not 0 < hours <= 24 * 92:
-        return _json_error(400, "hours must be within 0..2208")
-    end_ms = int(time.time() * 1000) + 60_000
-    return end_ms - int(hours * 3_600_000), end_ms
-
-
-async def track(request: web.Request) -> web.StreamResponse:
-    """The crate's GPS track over the last N hours (stretches broken where it had no fix), latest tilt and shock."""
-    board = _board(request)
-    crate = request.match_info["crate"]
-    window = _window(request, board)
-    if isinstance(window, web.Response):
-        return window
-    assert board.http is not None
-    try:
-        data = await read_track(board.http, board.config.influxdb, crate, *window)
-    except HistoryError as exc:
-        log.error("track of %s: %s", crate, exc)
-        return _json_error(502, str(exc))
-    return web.json_response({"crate": crate, "from": window[0], "to": window[1], **data})
-
-
-async def history(request: web.Request) -> web.StreamResponse:
-    """Chart data for one crate: aligned series, limit bands, excursions, over the last N hours."""
-    board = _board(request)
-    crate = request.match_info["crate"]
-    window = _window(request, board)
-    if isinstance(window, web.Response):
-        return window
-    start_ms, end_ms = window
-    profile_name = board.hub.state.crate_json(crate)["profile"]
-    profile = board.config.profiles.get(profile_name) or board.config.profiles[board.config.default_profile]
-    assert board.http is not None
-    try:
-        buckets, bucket_ms = await read_history(board.http, board.config.influxdb, crate, start_ms, end_ms)
-    except HistoryError as exc:
-        log.error("history of %s: %s", crate, exc)
-        return _json_error(502, str(exc))
-    chart = chart_data(buckets, profile, bucket_ms)
-    return web.json_response({"crate": crate, "from": start_ms, "to": end_ms, **chart})
-
-
-async def release_state(request: web.Request) -> web.StreamResponse:
-    """What a release decision from the crate's page rests on (verdict, reasons, data SHA-256, decisions so far)."""
-    board = _board(request)
-    return await release_view(board.config, board.hub.state, request.match_info["crate"])
-
-
-async def release(request: web.Request) -> web.StreamResponse:
-    """Record a release decision by the signed-in login on the data its page showed (``coldchain release``)."""
-    board = _board(request)
-    assert board.http is not None
-    return await record_release(board.config, board.hub.state, board.http, request)
-
-
 async def healthz(request: web.Request) -> web.StreamResponse:
     """Liveness for the service manager or a proxy: says only whether the broker link is up."""
-    return web.json_response({"ok": True, "broker": _board(request).link.connected})
+    return web.json_response({"ok": True, "broker": board_of(request).link.connected})
 
 
 async def _keep_history(board: Board) -> None:

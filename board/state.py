@@ -197,6 +197,11 @@ class BoardState:
                 seen.setdefault(alarm.alarm_id, {}).update(live_excursion(alarm))
         return sorted(seen.values(), key=lambda e: e["started_ts"], reverse=True)
 
+    def profile_of(self, crate: str) -> str:
+        """The name of the crate's profile (configured, reported, else the default), without adding it to the board."""
+        view = self.crates.get(crate)
+        return view.profile(self.default_profile) if view else self.default_profile
+
     def crate_json(self, crate: str) -> dict[str, Any]:
         """One crate's card, with the worst severity of its open alarms and its shipment's excursions."""
         view = self._crate(crate)

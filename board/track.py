@@ -18,10 +18,9 @@ from board.config import BoardInfluxSettings
 from board.influx import HistoryError, query
 from coldchain.topics import valid_identifier
 
-__all__ = ["MAX_FIXES", "TIPPED_DEG", "parse_track", "read_track", "track_queries"]
+__all__ = ["MAX_FIXES", "parse_track", "read_track", "track_queries"]
 
 MAX_FIXES: Final = 5000  # newest points of the window: a route reported every minute for three days and more
-TIPPED_DEG: Final = 30.0  # beyond this from vertical the page says "tipped" (the cryo profile's tilt limit)
 
 
 def track_queries(crate: str, start_ms: int, end_ms: int) -> str:
@@ -79,12 +78,14 @@ def _segments(rows: list[dict[str, Any]]) -> tuple[list[list[list[float]]], dict
     return segments, last, fix_now
 
 
-def _stance(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The latest orientation: its time, tilt and whether that is upright or tipped."""
+def _stance(rows: list[dict[str, Any]], tipped_deg: float | None) -> dict[str, Any] | None:
+    """The latest orientation: its time, tilt and whether that is upright or tipped against ``tipped_deg``
+    (``unjudged`` without a limit)."""
     for row in rows:
         tilt = _number(row.get("tilt_deg"))
         if tilt is not None:
-            return {"ts": int(row["time"]), "tilt_deg": tilt, "stance": "tipped" if tilt > TIPPED_DEG else "upright"}
+            stance = "unjudged" if tipped_deg is None else "tipped" if tilt > tipped_deg else "upright"
+            return {"ts": int(row["time"]), "tilt_deg": tilt, "stance": stance}
     return None
 
 
@@ -97,8 +98,9 @@ def _shock(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
     return None
 
 
-def parse_track(body: Any) -> dict[str, Any]:
-    """The page's track and stance from InfluxDB's answer to ``track_queries``; HistoryError when it is not one."""
+def parse_track(body: Any, tipped_deg: float | None) -> dict[str, Any]:
+    """The page's track and stance from InfluxDB's answer to ``track_queries``, the tilt judged against the
+    crate's profile's limit ``tipped_deg`` (None: it sets none); HistoryError when it is not one."""
     try:
         results = body["results"]
         for result in results:
@@ -112,19 +114,26 @@ def parse_track(body: Any) -> dict[str, Any]:
             "last": last,
             "fix": fix_now,
             "truncated": len(positions) >= MAX_FIXES,
-            "orientation": _stance(statements[1]),
+            "orientation": _stance(statements[1], tipped_deg),
             "shock": _shock(statements[2]),
-            "tipped_deg": TIPPED_DEG,
+            "tipped_deg": tipped_deg,
         }
     except (KeyError, IndexError, TypeError, ValueError, AttributeError, OverflowError) as exc:
         raise HistoryError(f"InfluxDB's answer is not a query result ({type(exc).__name__})") from None
 
 
 async def read_track(
-    session: aiohttp.ClientSession, settings: BoardInfluxSettings, crate: str, start_ms: int, end_ms: int
+    session: aiohttp.ClientSession,
+    settings: BoardInfluxSettings,
+    crate: str,
+    start_ms: int,
+    end_ms: int,
+    *,
+    tipped_deg: float | None,
 ) -> dict[str, Any]:
-    """The crate's track over [start, end) and its latest orientation and shock; HistoryError saying why not."""
+    """The crate's track over [start, end) and its latest orientation (judged against ``tipped_deg``) and shock;
+    HistoryError saying why not."""
     if not valid_identifier(crate):
         raise HistoryError(f"{crate!r} is not a crate id")
     body = await query(session, settings, track_queries(crate, start_ms, end_ms))
-    return parse_track(body)
+    return parse_track(body, tipped_deg)

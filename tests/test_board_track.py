@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 from board_helpers import RunningBoard, api, sign_in, start_board, write_config, write_points
-from track_points import route_lines
+from track_points import LEANING_PROFILE, profiled_crates, route_lines
 
 from cli.services import InfluxDB, Mosquitto
 
@@ -21,8 +21,13 @@ DATABASE = f"track{os.getpid()}"
 @pytest.fixture(scope="module")
 def board(tmp_path_factory: pytest.TempPathFactory, mosquitto: Mosquitto, influxdb: InfluxDB) -> Iterator[RunningBoard]:
     """One board for this module, on a database holding CRATE's route."""
-    write_points(influxdb.url, DATABASE, route_lines(CRATE, int(time.time() * 1000)))
-    running = start_board(write_config(tmp_path_factory.mktemp("board"), mosquitto.port, influxdb.url, DATABASE))
+    now = int(time.time() * 1000)
+    write_points(influxdb.url, DATABASE, [line for c in ("", "-45", "-fridge") for line in route_lines(CRATE + c, now)])
+    directory = tmp_path_factory.mktemp("board")
+    config = write_config(directory, mosquitto.port, influxdb.url, DATABASE, profiled_crates(CRATE))
+    with (directory / "profiles.toml").open("a") as profiles:
+        profiles.write(LEANING_PROFILE)
+    running = start_board(config)
     yield running
     running.stop()
 
@@ -45,6 +50,17 @@ def test_track_is_cut_at_the_lost_fix_and_carries_the_latest_tilt_and_shock(boar
     assert data["fix"] is True
     assert (data["orientation"]["tilt_deg"], data["orientation"]["stance"]) == (42.5, "tipped")
     assert data["shock"]["shock_g"] == 3.4
+
+
+def test_the_stance_is_judged_against_the_crates_profile(board: RunningBoard) -> None:
+    """The same 42.5° is tipped under cryo's 30° (the default), upright under a 45° limit, and not judged under a
+    profile without a tilt rule; the answer carries the limit it used."""
+    stances = {}
+    for suffix in ("", "-45", "-fridge"):
+        status, data = _track(board, CRATE + suffix)
+        assert status == 200
+        stances[suffix] = (data["orientation"]["stance"], data["tipped_deg"])
+    assert stances == {"": ("tipped", 30.0), "-45": ("upright", 45.0), "-fridge": ("unjudged", None)}
 
 
 def test_crate_without_position_gets_an_empty_track(board: RunningBoard) -> None:

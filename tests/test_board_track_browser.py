@@ -11,7 +11,7 @@ import pytest
 from board_helpers import RunningBoard, start_board, write_config, write_points
 from browser_helpers import chromium, shot, signed_in
 from playwright.sync_api import Page, expect
-from track_points import route_lines
+from track_points import LEANING_PROFILE, profiled_crates, route_lines
 
 from cli.services import InfluxDB, Mosquitto
 
@@ -24,8 +24,13 @@ DATABASE = f"route{os.getpid()}"
 @pytest.fixture(scope="module")
 def board(tmp_path_factory: pytest.TempPathFactory, mosquitto: Mosquitto, influxdb: InfluxDB) -> Iterator[RunningBoard]:
     """One board for this module, on a database holding CRATE's route."""
-    write_points(influxdb.url, DATABASE, route_lines(CRATE, int(time.time() * 1000)))
-    running = start_board(write_config(tmp_path_factory.mktemp("board"), mosquitto.port, influxdb.url, DATABASE))
+    now = int(time.time() * 1000)
+    write_points(influxdb.url, DATABASE, [line for c in ("", "-45", "-fridge") for line in route_lines(CRATE + c, now)])
+    directory = tmp_path_factory.mktemp("board")
+    config = write_config(directory, mosquitto.port, influxdb.url, DATABASE, profiled_crates(CRATE))
+    with (directory / "profiles.toml").open("a") as profiles:
+        profiles.write(LEANING_PROFILE)
+    running = start_board(config)
     yield running
     running.stop()
 
@@ -52,6 +57,16 @@ def test_crate_page_plots_the_route_in_two_stretches_and_says_it_is_tipped(
     expect(page.locator("#stance-text")).to_contain_text("Tilt 42.5° from vertical: TIPPED (beyond 30°)")
     expect(page.locator("#shock-text")).to_contain_text("Last shock 3.40 g")
     shot(page, tmp_path, "crate-route.png")
+
+
+def test_the_tilt_wording_comes_from_the_crates_profile(page: Page, board: RunningBoard) -> None:
+    """The same 42.5° reads upright against a profile allowing 45°, and unjudged under one without a tilt rule."""
+    page.goto(f"{board.url}/crates/{CRATE}-45")
+    expect(page.locator("#stance-text")).to_contain_text("Tilt 42.5° from vertical: upright (within 45°)", timeout=5000)
+    page.goto(f"{board.url}/crates/{CRATE}-fridge")
+    expect(page.locator("#stance-text")).to_contain_text(
+        "Tilt 42.5° from vertical: its profile sets no tilt limit", timeout=5000
+    )
 
 
 def test_crate_page_without_position_says_none_was_reported(page: Page, board: RunningBoard) -> None:

@@ -29,11 +29,11 @@ RESULTS = st.lists(
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(results=RESULTS)
-def test_track_reader_is_total(results: list[Any]) -> None:
+@given(results=RESULTS, tipped_deg=st.none() | st.floats(0.0, 180.0))
+def test_track_reader_is_total(results: list[Any], tipped_deg: float | None) -> None:
     """Whatever InfluxDB answers, the track is plain JSON with finite, in-range positions, or a HistoryError."""
     try:
-        track = parse_track({"results": results})
+        track = parse_track({"results": results}, tipped_deg)
     except HistoryError:
         return
     json.dumps(track, allow_nan=False)

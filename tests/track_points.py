@@ -20,3 +20,25 @@ def route_lines(crate: str, now_ms: int) -> list[str]:
     lines.append(f"orientation,crate={crate} tilt_deg=42.5 {t + 1_900_000}")
     lines.append(f"shock,crate={crate} shock_g=3.4,tilt_deg=42.5 {t + 1_890_000}")
     return lines
+
+
+# a profile whose tilt rule allows 45°: the board judges the same 42.5° upright for its crates
+LEANING_PROFILE = """
+[leaning]
+description = "a crate that may lean up to 45°"
+[[leaning.rules]]
+name = "warm"
+kind = "high"
+threshold_c = 8.0
+severity = "critical"
+[[leaning.rules]]
+name = "tipped"
+kind = "tilt"
+severity = "warning"
+limit_deg = 45.0
+"""
+
+
+def profiled_crates(crate: str) -> str:
+    """Board config: ``crate``-45 on the leaning profile, ``crate``-fridge on refrigerated (no tilt rule)."""
+    return f'[[crates]]\nid = "{crate}-45"\nprofile = "leaning"\n[[crates]]\nid = "{crate}-fridge"\nprofile = "refrigerated"\n'

@@ -92,9 +92,12 @@ const CrateTrack = (function () {
     const rows = [];
     if (o) {
       const tipped = o.stance === "tipped";
+      // the limit is the crate's profile's (its tilt rule's limit_deg); a profile without one judges nothing
+      const judged = data.tipped_deg === null
+        ? `: its profile sets no tilt limit`
+        : `: ${tipped ? "TIPPED" : "upright"} (${tipped ? "beyond" : "within"} ${data.tipped_deg}°)`;
       const line = Board.el("p", `stance ${o.stance}`,
-        `Tilt ${o.tilt_deg.toFixed(1)}° from vertical: ${tipped ? "TIPPED" : "upright"} ` +
-        `(${tipped ? "beyond" : "within"} ${data.tipped_deg}°), reported ${Board.clockTime(o.ts)}`);
+        `Tilt ${o.tilt_deg.toFixed(1)}° from vertical${judged}, reported ${Board.clockTime(o.ts)}`);
       line.id = "stance-text";
       rows.push(glyph(o.tilt_deg, tipped), line);
     } else {
