@@ -144,6 +144,17 @@ def test_phase_aware_tilt_raises_once_at_the_destination_with_its_true_start(sto
     ]
 
 
+def test_gateway_stores_the_shipment_record_with_its_geofences(stored: Stored) -> None:
+    """The ``shipment`` point carries the record's text fields and each geofence as three numbers."""
+    (row,) = stored.influxdb.rows(f"SELECT * FROM shipment WHERE crate = '{stored.crate}'", stored.database)
+    assert {k: v for k, v in row.items() if k != "time"} == {
+        "crate": stored.crate, "shipment": stored.shipment, "origin": "Kyoto CiRA", "destination": "Tokyo lab",
+        "origin_area_lat": KYOTO_LAB.lat, "origin_area_lon": KYOTO_LAB.lon,
+        "origin_area_radius_km": 2.0, "destination_area_lat": TOKYO_LAB.lat, "destination_area_lon": TOKYO_LAB.lon,
+        "destination_area_radius_km": 2.0,
+    }  # fmt: skip
+
+
 def test_report_json_and_csv_carry_the_route_phases_tilts_and_shocks(
     stored: Stored, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -41,4 +41,7 @@ limit_deg = 45.0
 
 def profiled_crates(crate: str) -> str:
     """Board config: ``crate``-45 on the leaning profile, ``crate``-fridge on refrigerated (no tilt rule)."""
-    return f'[[crates]]\nid = "{crate}-45"\nprofile = "leaning"\n[[crates]]\nid = "{crate}-fridge"\nprofile = "refrigerated"\n'
+    return "".join(
+        f'[[crates]]\nid = "{crate}{suffix}"\nprofile = "{profile}"\n'
+        for suffix, profile in (("-45", "leaning"), ("-fridge", "refrigerated"))
+    )
