@@ -20,7 +20,7 @@ from coldchain.out_of_range import merge_intervals
 from coldchain.profiles import ThresholdRule
 from coldchain.stats import SensorSummary
 
-__all__ = ["chart_png", "envelope"]
+__all__ = ["chart_png", "envelope", "finished_png"]
 
 SEVERITY_COLOURS = {"critical": "#d62728", "warning": "#ff7f0e", "info": "#1f77b4"}
 CHART_BUCKETS = 1500  # about the chart's width in pixels
@@ -124,9 +124,14 @@ def chart_png(
     ax.xaxis.set_major_locator(locator)
     ax.xaxis.set_major_formatter(ConciseDateFormatter(locator, tz=UTC))
     ax.set_xlabel("UTC")
+    return finished_png(figure, ax, handles, f"{summary.sensor}: {summary.count} readings")
+
+
+def finished_png(figure: Figure, ax: Any, handles: list[Any], title: str) -> bytes:
+    """The report's chart style on ``ax`` (light grid, legend right of the plot, small title), as PNG bytes."""
     ax.grid(True, linewidth=0.3, alpha=0.6)
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=6.5, frameon=False)
-    ax.set_title(f"{summary.sensor}: {summary.count} readings", fontsize=9, loc="left")
+    ax.set_title(title, fontsize=9, loc="left")
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
     return buffer.getvalue()

@@ -16,6 +16,7 @@ from reportlab.lib.styles import ParagraphStyle
 from reportlab.lib.units import cm
 from reportlab.platypus import Flowable, Image, KeepTogether, LongTable, Paragraph, TableStyle
 
+from cli.report_chart import finished_png
 from cli.report_motion import CrateMotion
 from cli.window import format_duration, iso
 from coldchain.phases import PHASES, Area
@@ -82,12 +83,7 @@ def route_png(motion: CrateMotion) -> bytes:
         ax.text(0.5, 0.5, "no GPS fix in this window", transform=ax.transAxes, ha="center", va="center")
     ax.set_xlabel("longitude (°E)")
     ax.set_ylabel("latitude (°N)")
-    ax.grid(True, linewidth=0.3, alpha=0.6)
-    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=6.5, frameon=False)
-    ax.set_title(f"{motion.crate}: {motion.fixes} fixes", fontsize=9, loc="left")
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    return buffer.getvalue()
+    return finished_png(figure, ax, handles, f"{motion.crate}: {motion.fixes} fixes")
 
 
 def _table(rows: list[list[Any]], grid: TableStyle, widths: list[float] | None = None) -> LongTable:

@@ -16,6 +16,24 @@ from coldchain.wire import Reading, Telemetry
 PROFILES_TOML = Path(__file__).resolve().parent.parent / "config" / "profiles.toml"
 MIN = 60_000
 HOUR = 3_600_000
+# tilt and shock depending on the shipment's phase: laid down on purpose while packed at the origin,
+# checked at once on arrival, where a jolt is expected while unloading
+PHASED = """
+[p]
+[[p.rules]]
+name = "tipped"
+kind = "tilt"
+severity = "warning"
+limit_deg = 30.0
+delay_s = 600
+phases = { origin = "off", destination = { delay_s = 60 } }
+[[p.rules]]
+name = "dropped"
+kind = "shock"
+severity = "warning"
+limit_g = 3.0
+phases = { destination = "off" }
+"""
 
 
 def shipped_profiles() -> dict[str, Profile]:

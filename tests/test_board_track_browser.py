@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from board_helpers import RunningBoard, start_board, write_config, write_points
+from board_helpers import RunningBoard
 from browser_helpers import chromium, shot, signed_in
 from playwright.sync_api import Page, expect
-from track_points import LEANING_PROFILE, profiled_crates, route_lines
+from track_points import start_track_board
 
 from cli.services import InfluxDB, Mosquitto
 
@@ -23,14 +22,8 @@ DATABASE = f"route{os.getpid()}"
 
 @pytest.fixture(scope="module")
 def board(tmp_path_factory: pytest.TempPathFactory, mosquitto: Mosquitto, influxdb: InfluxDB) -> Iterator[RunningBoard]:
-    """One board for this module, on a database holding CRATE's route."""
-    now = int(time.time() * 1000)
-    write_points(influxdb.url, DATABASE, [line for c in ("", "-45", "-fridge") for line in route_lines(CRATE + c, now)])
-    directory = tmp_path_factory.mktemp("board")
-    config = write_config(directory, mosquitto.port, influxdb.url, DATABASE, profiled_crates(CRATE))
-    with (directory / "profiles.toml").open("a") as profiles:
-        profiles.write(LEANING_PROFILE)
-    running = start_board(config)
+    """One board for this module, on a database holding the routes of CRATE and its two profiled twins."""
+    running = start_track_board(tmp_path_factory.mktemp("board"), mosquitto.port, influxdb.url, DATABASE, CRATE)
     yield running
     running.stop()
 

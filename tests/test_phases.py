@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from alarm_helpers import profile_of
+from alarm_helpers import PHASED, profile_of
 from gateway_helpers import PROFILES, TS, Client, GatewayProcess, gateway_config, wait_until
 
 from cli.services import InfluxDB, Mosquitto
@@ -22,22 +22,6 @@ ORIGIN, DESTINATION = Area(KYOTO, 5.0), Area(LEIDEN, 5.0)
 AREAS = f"""
 origin_area = {{ lat = {KYOTO.lat}, lon = {KYOTO.lon}, radius_km = 5 }}
 destination_area = {{ lat = {LEIDEN.lat}, lon = {LEIDEN.lon}, radius_km = 5 }}
-"""
-PHASED = """
-[p]
-[[p.rules]]
-name = "tipped"
-kind = "tilt"
-severity = "warning"
-limit_deg = 30.0
-delay_s = 600
-phases = { origin = "off", destination = { delay_s = 60 } }
-[[p.rules]]
-name = "dropped"
-kind = "shock"
-severity = "warning"
-limit_g = 3.0
-phases = { destination = "off" }
 """
 
 

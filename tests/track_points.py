@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
+
+from board_helpers import RunningBoard, start_board, write_config, write_points
+
 
 def route_lines(crate: str, now_ms: int) -> list[str]:
     """3 fixes, a lost fix, 2 fixes (Amsterdam towards Leiden), then tilt 42.5° and a 3.40 g shock."""
@@ -39,9 +44,16 @@ limit_deg = 45.0
 """
 
 
-def profiled_crates(crate: str) -> str:
-    """Board config: ``crate``-45 on the leaning profile, ``crate``-fridge on refrigerated (no tilt rule)."""
-    return "".join(
+def start_track_board(directory: Path, broker_port: int, influx_url: str, database: str, crate: str) -> RunningBoard:
+    """A board on ``database``, which gets the route of ``crate`` (on the default cryo profile), ``crate``-45 (on
+    a leaning profile allowing 45°) and ``crate``-fridge (on refrigerated, which has no tilt rule)."""
+    now = int(time.time() * 1000)
+    write_points(influx_url, database, [line for c in ("", "-45", "-fridge") for line in route_lines(crate + c, now)])
+    crates = "".join(
         f'[[crates]]\nid = "{crate}{suffix}"\nprofile = "{profile}"\n'
         for suffix, profile in (("-45", "leaning"), ("-fridge", "refrigerated"))
     )
+    config = write_config(directory, broker_port, influx_url, database, crates)
+    with (directory / "profiles.toml").open("a") as profiles:
+        profiles.write(LEANING_PROFILE)
+    return start_board(config)
