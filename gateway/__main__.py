@@ -18,7 +18,7 @@ from adapters.sd_notify import Watchdog
 from adapters.service_log import add_log_level, start_log
 from coldchain.errors import ConfigError, StoreError
 from coldchain.helptext import help_text
-from coldchain.lineprotocol import encode_lines
+from coldchain.record.lineprotocol import encode_lines
 from gateway.alarming import BOOK_KEY, Alarming
 from gateway.archive import EvidenceArchive
 from gateway.authenticity import Authenticity

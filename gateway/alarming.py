@@ -20,11 +20,11 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any, Final
 
-from coldchain.alarm_engine import AlarmEngine
+from coldchain.alarms.engine import AlarmEngine
+from coldchain.alarms.lifecycle import AckRejectedError, AlarmBook, AlarmEvent
 from coldchain.errors import StoreError, WireFormatError
-from coldchain.lifecycle import AckRejectedError, AlarmBook, AlarmEvent
-from coldchain.position import Position
-from coldchain.position_events import POSITION_EVENTS, position_point
+from coldchain.position.geometry import Position
+from coldchain.position.measurements import POSITION_EVENTS, position_point
 from coldchain.topics import (
     CRATE_KINDS,
     ROOT,

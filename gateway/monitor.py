@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from coldchain.errors import StoreError
-from coldchain.lineprotocol import FieldValue
+from coldchain.record.lineprotocol import FieldValue
 from gateway.points import monitor_point
 from gateway.store import Store
 from gateway.worker import Worker

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Final
 
-from coldchain.lineprotocol import FieldValue, point, series_key, string_field
+from coldchain.record.lineprotocol import FieldValue, point, series_key, string_field
 from gateway.sequence import Gap
 
 __all__ = [

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from coldchain.alarm_rules import AlarmTransition
-from coldchain.lifecycle import AlarmBook, AlarmEvent
+from coldchain.alarms.evaluators import AlarmTransition
+from coldchain.alarms.lifecycle import AlarmBook, AlarmEvent
 
 
 @dataclass

@@ -7,8 +7,8 @@ import json
 import pytest
 from alarm_helpers import MIN, shipped_profiles, telemetry
 
-from coldchain.alarm_engine import AlarmEngine
-from coldchain.lifecycle import AckRejectedError, AlarmEvent, LifecyclePolicy
+from coldchain.alarms.engine import AlarmEngine
+from coldchain.alarms.lifecycle import AckRejectedError, AlarmEvent, LifecyclePolicy
 from coldchain.wire import StaffAck, Telemetry
 
 HOUR = 60 * MIN

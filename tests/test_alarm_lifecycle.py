@@ -8,12 +8,12 @@ from dataclasses import replace
 import pytest
 from alarm_helpers import MIN, telemetry
 
-from coldchain.alarm_rules import AlarmTransition
+from coldchain.alarms.crate_monitor import CrateMonitor
+from coldchain.alarms.evaluators import AlarmTransition
+from coldchain.alarms.lifecycle import AckRejectedError, AlarmBook, LifecyclePolicy, parse_lifecycle_policy
 from coldchain.errors import ConfigError, WireFormatError
-from coldchain.lifecycle import AckRejectedError, AlarmBook, LifecyclePolicy, parse_lifecycle_policy
-from coldchain.monitor import CrateMonitor
 from coldchain.profiles import Profile, ThresholdRule
-from coldchain.settings import Table
+from coldchain.settings.table import Table
 from coldchain.topics import parse_topic, staff_ack_topic
 from coldchain.wire import AlarmMessage, StaffAck, decode_staff_ack, encode
 

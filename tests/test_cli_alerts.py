@@ -20,9 +20,9 @@ from locked_broker import start_locked_broker
 from cli.alerts import _transition, main
 from cli.provision import mosquitto_password_hash
 from cli.services import Mosquitto, free_port
-from coldchain.alarm_view import AlarmView, decode_alarm
 from coldchain.topics import alarm_topic, status_topic
 from coldchain.wire import AlarmMessage, CrateStatus, encode
+from coldchain.wire.alarm_view import AlarmView, decode_alarm
 
 pytestmark = pytest.mark.integration
 

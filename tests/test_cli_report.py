@@ -17,7 +17,7 @@ from cli_helpers import alarm_line, fault_line, gap_line, recording_v2_standin, 
 from cli.report import main
 from cli.services import InfluxDB
 from cli.window import iso
-from coldchain.lifecycle import Alarm, AlarmEvent
+from coldchain.alarms.lifecycle import Alarm, AlarmEvent
 from gateway.notify.audit import audit_point
 from gateway.points import fault_line as gateway_fault_line
 from gateway.points import gap_point, shipment_point, temperature_series

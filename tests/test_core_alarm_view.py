@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from coldchain.alarm_view import MAX_OPTIONAL_CHARS, decode_alarm
+from coldchain.alarms.lifecycle import Alarm
 from coldchain.errors import WireFormatError
-from coldchain.lifecycle import Alarm
 from coldchain.topics import alarm_topic
 from coldchain.wire import AlarmMessage, encode
+from coldchain.wire.alarm_view import MAX_OPTIONAL_CHARS, decode_alarm
 
 TOPIC = alarm_topic("C-1", "critical_high", "probe1")
 RAISED = Alarm(

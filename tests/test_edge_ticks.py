@@ -6,8 +6,8 @@ import logging
 
 import pytest
 
+from coldchain.alarms.stuck import StuckDetector
 from coldchain.sentences import TemperatureSentence
-from coldchain.stuck import StuckDetector
 from coldchain.wire import Reading
 from edge.probes.ticks import TickAssembler
 from edge.watch import LocalWatch

@@ -14,8 +14,8 @@ would list the excursion twice to anyone asking for ``state = 'active'``.
 
 from __future__ import annotations
 
-from coldchain.lifecycle import ACKNOWLEDGED, ESCALATED, AlarmEvent
-from coldchain.lineprotocol import FieldValue, point
+from coldchain.alarms.lifecycle import ACKNOWLEDGED, ESCALATED, AlarmEvent
+from coldchain.record.lineprotocol import FieldValue, point
 
 __all__ = ["audit_point"]
 

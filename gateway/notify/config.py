@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any, Final
 
 from adapters.secrets import secret_setting
-from coldchain.lifecycle import ACKNOWLEDGED, ESCALATED, AlarmEvent
-from coldchain.settings import Table
+from coldchain.alarms.lifecycle import ACKNOWLEDGED, ESCALATED, AlarmEvent
+from coldchain.settings.table import Table
 from gateway.notify.channel import Channel, Dispatcher
 from gateway.notify.email import EmailChannel, EmailConfig
 from gateway.notify.message import notification_body

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from coldchain.lifecycle import AlarmEvent
+from coldchain.alarms.lifecycle import AlarmEvent
 
 __all__ = ["describe", "notification_body"]
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from coldchain.lifecycle import AlarmBook, AlarmEvent, LifecyclePolicy
-from coldchain.monitor import CrateMonitor
-from coldchain.phases import Area, phase_of
-from coldchain.position import Position
+from coldchain.alarms.crate_monitor import CrateMonitor
+from coldchain.alarms.lifecycle import AlarmBook, AlarmEvent, LifecyclePolicy
+from coldchain.position.geometry import Position
+from coldchain.position.phases import Area, phase_of
 from coldchain.profiles import Profile
 from coldchain.wire import StaffAck, Telemetry
 
@@ -36,7 +36,7 @@ class AlarmEngine:
     ) -> None:
         """``crate_profiles`` (from config) wins over the profile a crate reports, which wins over the default;
         ``shipments`` maps a crate to the shipment id its alarms carry; ``areas`` a crate to its
-        shipment's origin and destination areas (which set its phase, coldchain.phases)."""
+        shipment's origin and destination areas (which set its phase, coldchain.position.phases)."""
         if default_profile not in profiles:
             raise ValueError(f"default profile {default_profile!r} is not one of {sorted(profiles)}")
         unknown = {p for p in (crate_profiles or {}).values() if p not in profiles}

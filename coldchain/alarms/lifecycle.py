@@ -15,11 +15,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Final
 
-from coldchain.alarm_rules import AlarmTransition
+from coldchain.alarms.evaluators import AlarmTransition
+from coldchain.alarms.threshold import ACTIVE, CLEARED
 from coldchain.errors import ColdchainError
-from coldchain.excursions import ACTIVE, CLEARED
 from coldchain.profiles import SEVERITIES
-from coldchain.settings import Table
+from coldchain.settings.table import Table
 from coldchain.wire import WIRE_VERSION, StaffAck
 
 __all__ = [

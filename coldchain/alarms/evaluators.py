@@ -11,9 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar, Final
 
-from coldchain.excursions import ACTIVE, CLEARED, ThresholdTracker, Transition
-from coldchain.profiles import ThresholdRule
-from coldchain.rules import (
+from coldchain.alarms.rules import (
     CRATE_SENSOR,
     CumulativeRule,
     LidRule,
@@ -21,6 +19,8 @@ from coldchain.rules import (
     SensorFaultRule,
     StaleRule,
 )
+from coldchain.alarms.threshold import ACTIVE, CLEARED, ThresholdTracker, Transition
+from coldchain.profiles import ThresholdRule
 
 __all__ = [
     "AlarmTransition",
