@@ -1,4 +1,4 @@
-"""What the agent watches locally, with the gateway's own arithmetic: excursions and stuck probes.
+"""The probe checks the agent runs locally, with the gateway's own arithmetic: excursions and stuck probes.
 
 Excursions come from ``coldchain.alarms.threshold.ThresholdTracker`` over the crate's
 profile (the same code the gateway runs), so the crate and the gateway agree on
@@ -15,12 +15,12 @@ from coldchain.alarms.threshold import ACTIVE, ThresholdTracker
 from coldchain.profiles import Profile
 from coldchain.wire import Reading
 
-__all__ = ["LocalWatch"]
+__all__ = ["ProbeChecks"]
 
 log = logging.getLogger(__name__)
 
 
-class LocalWatch:
+class ProbeChecks:
     """Feeds each reading to the profile's trackers and the stuck detector; returns the events to queue."""
 
     def __init__(self, profile: Profile | None, stuck_samples: int) -> None:
