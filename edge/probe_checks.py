@@ -11,7 +11,8 @@ import logging
 from typing import Any
 
 from coldchain.alarms.stuck import StuckDetector
-from coldchain.alarms.threshold import ACTIVE, ThresholdTracker
+from coldchain.alarms.threshold import ThresholdTracker
+from coldchain.alarms.transition import ACTIVE
 from coldchain.profiles import Profile
 from coldchain.wire import Reading
 

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from coldchain.alarms.crate_monitor import CrateMonitor
-from coldchain.alarms.evaluators import AlarmTransition
+from coldchain.alarms.transition import AlarmTransition
 from coldchain.profiles import Profile, parse_profiles
 from coldchain.settings.table import Table
 from coldchain.wire import Reading, Telemetry

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from coldchain.alarms.evaluators import AlarmTransition
 from coldchain.alarms.lifecycle import AlarmBook, AlarmEvent
+from coldchain.alarms.transition import AlarmTransition
 
 
 @dataclass

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from coldchain.alarms.crate_monitor import CrateMonitor
-from coldchain.alarms.evaluators import AlarmTransition
+from coldchain.alarms.transition import AlarmTransition
 from coldchain.errors import SentenceError
 from coldchain.profiles import Profile, parse_profiles
 from coldchain.sentences import ClockSentence, LidSentence, TemperatureSentence, TiltSentence, parse_sentence

@@ -9,8 +9,8 @@ import pytest
 from alarm_helpers import MIN, telemetry
 
 from coldchain.alarms.crate_monitor import CrateMonitor
-from coldchain.alarms.evaluators import AlarmTransition
 from coldchain.alarms.lifecycle import AckRejectedError, AlarmBook, LifecyclePolicy, parse_lifecycle_policy
+from coldchain.alarms.transition import AlarmTransition
 from coldchain.errors import ConfigError, WireFormatError
 from coldchain.profiles import Profile, ThresholdRule
 from coldchain.settings.table import Table

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from notify_helpers import Receiver, start_receiver, wait_for
 
-from coldchain.alarms.evaluators import AlarmTransition
 from coldchain.alarms.lifecycle import AlarmBook, LifecyclePolicy
+from coldchain.alarms.transition import AlarmTransition
 from coldchain.errors import ConfigError
 from coldchain.settings.table import Table
 from gateway.notify.config import Notifier, parse_notify

@@ -15,7 +15,8 @@ from pathlib import Path
 import serial
 from sim_helpers import read_sentences, running_sim
 
-from coldchain.alarms.threshold import ACTIVE, ThresholdTracker
+from coldchain.alarms.threshold import ThresholdTracker
+from coldchain.alarms.transition import ACTIVE
 from coldchain.errors import SentenceError
 from coldchain.profiles import parse_profiles
 from coldchain.sentences import (

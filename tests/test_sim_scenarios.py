@@ -9,7 +9,7 @@ import tomllib
 import pytest
 from sim_scenarios import CONFIG, EPOCH_MS, load, profiles, run
 
-from coldchain.alarms.threshold import ACTIVE, CLEARED
+from coldchain.alarms.transition import ACTIVE, CLEARED
 from coldchain.errors import ConfigError
 from firmware_sim.scenario import paced_heartbeat, parse_scenario
 

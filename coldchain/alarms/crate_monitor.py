@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Any
 
 from coldchain.alarms.evaluators import (
-    AlarmTransition,
     CumulativeEvaluator,
     Evaluator,
     LidEvaluator,
@@ -32,6 +31,7 @@ from coldchain.alarms.rules import (
     StaleRule,
     TiltRule,
 )
+from coldchain.alarms.transition import AlarmTransition
 from coldchain.alarms.trend import PredictionEvaluator, RateEvaluator
 from coldchain.profiles import Profile
 from coldchain.wire import Telemetry

@@ -15,8 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Final
 
-from coldchain.alarms.evaluators import AlarmTransition
-from coldchain.alarms.threshold import ACTIVE, CLEARED
+from coldchain.alarms.transition import ACTIVE, CLEARED, AlarmTransition
 from coldchain.errors import ColdchainError
 from coldchain.profiles import SEVERITIES
 from coldchain.settings.table import Table

@@ -7,9 +7,9 @@ time, advanced by its readings and by the gateway's ticks.
 
 from __future__ import annotations
 
-from coldchain.alarms.evaluators import _ACTIVE, _IDLE, AlarmTransition, Evaluator
+from coldchain.alarms.evaluators import _ACTIVE, _IDLE, Evaluator
 from coldchain.alarms.rules import CRATE_SENSOR, ShockRule, TiltRule
-from coldchain.alarms.threshold import ACTIVE, CLEARED
+from coldchain.alarms.transition import ACTIVE, CLEARED, AlarmTransition
 from coldchain.position.phases import TRANSIT
 
 __all__ = ["ShockEvaluator", "TiltEvaluator"]

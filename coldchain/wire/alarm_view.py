@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final, TypeGuard
 
 from coldchain.alarms.lifecycle import ACKNOWLEDGED
-from coldchain.alarms.threshold import ACTIVE, CLEARED
+from coldchain.alarms.transition import ACTIVE, CLEARED
 from coldchain.errors import WireFormatError
 from coldchain.profiles import SEVERITIES
 from coldchain.topics import ALARM, ROOT, alarm_topic, parse_topic, valid_identifier
