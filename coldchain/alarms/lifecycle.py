@@ -74,7 +74,7 @@ class Alarm:
 
     @property
     def alarm_id(self) -> str:
-        """Deterministic identity, as ``coldchain.wire.AlarmMessage.alarm_id``."""
+        """Deterministic identity: the same excursion always gets the same id."""
         return f"{self.crate}/{self.rule}/{self.sensor}/{self.started_ts}"
 
     @property

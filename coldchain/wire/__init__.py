@@ -16,7 +16,7 @@ from coldchain.wire.acks import (
     decode_staff_ack,
     decode_storage_ack,
 )
-from coldchain.wire.alarms import AlarmMessage, encode_alarm
+from coldchain.wire.alarms import encode_alarm
 from coldchain.wire.common import MAX_PAYLOAD_BYTES, WIRE_VERSION, describe, encode, json_object, versioned_object
 from coldchain.wire.events import GAP, LID_CLOSED, LID_OPEN, CrateEvent, decode_event
 from coldchain.wire.rejects import Rejected, decode_rejected, request_of
@@ -56,7 +56,6 @@ __all__ = [
     "TS_FLAGS",
     "TS_UNCERTAIN",
     "WIRE_VERSION",
-    "AlarmMessage",
     "CrateEvent",
     "CrateStatus",
     "Reading",
