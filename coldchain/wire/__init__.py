@@ -1,11 +1,13 @@
 """MQTT payload contract v1: the messages crates, gateway and people exchange.
 
 One module per kind of message: ``telemetry``, ``status``, ``events``, ``acks`` (storage and staff),
-``alarms``, ``rejects``; what they share in ``common``; ``spooled`` sets the facts that come later
-on a crate's own spooled messages. Decoders are the only way external bytes become these types;
-each rejects bad input with a WireFormatError whose ``reason`` is a short stable label (counted per
-reason by the gateway) and whose ``detail`` says what exactly is wrong. Everything is re-exported
-here: ``from coldchain.wire import X`` is how programs import it.
+``alarms`` (the retained alarm, encoded from the alarm book's ``Alarm``; its readers decode it with
+``alarm_view``, imported by its own path as it builds on the alarm states), ``rejects``; what they
+share in ``common``; ``spooled`` sets the facts that come later on a crate's own spooled messages.
+Decoders are the only way external bytes become these types; each rejects bad input with a
+WireFormatError whose ``reason`` is a short stable label (counted per reason by the gateway) and
+whose ``detail`` says what exactly is wrong. Everything but ``alarm_view`` is re-exported here:
+``from coldchain.wire import X`` is how programs import it.
 """
 
 from coldchain.wire.acks import (
