@@ -19,7 +19,6 @@ from adapters.liveness import Heartbeat
 from adapters.mqtt_client import broker_client
 from board.config import MqttSettings
 from board.messages import ALARM_FILTER, STATUS_FILTER
-from coldchain.alarm_view import AlarmView, decode_alarm
 from coldchain.errors import WireFormatError
 from coldchain.topics import (
     REJECTED,
@@ -31,6 +30,7 @@ from coldchain.topics import (
     rejected_topic,
 )
 from coldchain.wire import CrateStatus, Telemetry, decode_status, decode_telemetry
+from coldchain.wire.alarm_view import AlarmView, decode_alarm
 
 __all__ = ["AckNotSentError", "BoardEvent", "BrokerLink"]
 

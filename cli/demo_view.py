@@ -18,10 +18,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TextIO
 
-from coldchain.alarm_view import AlarmView, decode_alarm
 from coldchain.errors import WireFormatError
 from coldchain.topics import ROOT, STATUS, TELEMETRY, parse_topic
 from coldchain.wire import decode_status, decode_telemetry
+from coldchain.wire.alarm_view import AlarmView, decode_alarm
 
 __all__ = ["SUBSCRIPTIONS", "DemoView"]
 

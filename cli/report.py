@@ -10,7 +10,7 @@ min/max/mean/MKT, cumulative time out of range against the profile's budget, eve
 alarm transition with who acknowledged it, the data gaps, for crates with a GPS receiver or an
 accelerometer the route (a plain track plot), the time in each phase of the shipment (origin,
 transit, destination: from its record's geofences) and the tilts and shocks, a verdict ("within profile",
-"incomplete record: review required" or "excursion: review required", coldchain.verdict)
+"incomplete record: review required" or "excursion: review required", coldchain.record.verdict)
 with every hole of the record, the release decisions taken on it (``coldchain release``)
 and the SHA-256 of the data it rests on (canonical serialisation: docs/queries.md).
 
@@ -36,15 +36,15 @@ from cli.progress import Progress
 from cli.query import Record, add_record_arguments, check_record_arguments, read_record
 from cli.report_motion import CrateMotion, read_motion
 from cli.window import Window, add_window_arguments, iso, window_from_args
-from coldchain.argtypes import text
-from coldchain.completeness import Hole, fault_holes, gap_holes, silent_holes, stale_limit_ms, time_holes
-from coldchain.digest import data_digest
+from coldchain.alarms.rules import CRATE_SENSOR
 from coldchain.errors import ConfigError
 from coldchain.helptext import help_text
-from coldchain.rules import CRATE_SENSOR
-from coldchain.stats import BudgetUse, SensorSummary, budget_use
+from coldchain.record.completeness import Hole, fault_holes, gap_holes, silent_holes, stale_limit_ms, time_holes
+from coldchain.record.digest import data_digest
+from coldchain.record.stats import BudgetUse, SensorSummary, budget_use
+from coldchain.record.verdict import Verdict, verdict
+from coldchain.settings.argtypes import text
 from coldchain.topics import valid_identifier
-from coldchain.verdict import Verdict, verdict
 
 __all__ = ["Identity", "Report", "build_report", "identify", "main"]
 

@@ -3,7 +3,7 @@
 Read from the gateway's measurements ``position`` (``fix``; ``lat``, ``lon`` with a fix),
 ``orientation`` (``tilt_deg``), ``shock`` (``shock_g``, ``tilt_deg``) and the newest ``shipment``
 record of the crate (its ``origin_area_*`` and ``destination_area_*`` fields: the geofences the
-phases are judged by, ``coldchain.phases``). A crate with none of these points has no motion.
+phases are judged by, ``coldchain.position.phases``). A crate with none of these points has no motion.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from cli.influx_read import Reader, StoredPoint
-from coldchain.phases import Area, PhaseSpan, phase_spans
-from coldchain.position import Position
+from coldchain.position.geometry import Position
+from coldchain.position.phases import Area, PhaseSpan, phase_spans
 from coldchain.profiles import Profile
 
 __all__ = ["CrateMotion", "Shock", "Tilt", "motion_of", "read_motion"]

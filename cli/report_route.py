@@ -19,7 +19,7 @@ from reportlab.platypus import Flowable, Image, KeepTogether, LongTable, Paragra
 from cli.report_chart import finished_png
 from cli.report_motion import CrateMotion
 from cli.window import format_duration, iso
-from coldchain.phases import PHASES, Area
+from coldchain.position.phases import PHASES, Area
 
 __all__ = ["route_png", "route_section"]
 

@@ -19,10 +19,10 @@ from cli.influx_read import FaultRow, ReadingRow
 from cli.report import Report
 from cli.report_motion import CrateMotion
 from cli.window import format_duration, iso
-from coldchain.completeness import Hole
-from coldchain.digest import FORMAT_VERSION
-from coldchain.phases import PHASES, Area
-from coldchain.stats import SensorSummary
+from coldchain.position.phases import PHASES, Area
+from coldchain.record.completeness import Hole
+from coldchain.record.digest import FORMAT_VERSION
+from coldchain.record.stats import SensorSummary
 
 __all__ = ["CSV_COLUMNS", "motion_rows", "report_json", "write_csv", "write_text"]
 

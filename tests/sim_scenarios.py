@@ -9,14 +9,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from coldchain.alarm_rules import AlarmTransition
+from coldchain.alarms.crate_monitor import CrateMonitor
+from coldchain.alarms.transition import AlarmTransition
 from coldchain.errors import SentenceError
-from coldchain.monitor import CrateMonitor
-from coldchain.phases import Area, phase_of
-from coldchain.position import Position
+from coldchain.position.geometry import Position
+from coldchain.position.phases import Area, phase_of
 from coldchain.profiles import Profile, parse_profiles
 from coldchain.sentences import ClockSentence, LidSentence, TemperatureSentence, TiltSentence, parse_sentence
-from coldchain.settings import Table
+from coldchain.settings.table import Table
 from coldchain.wire import Reading, Telemetry
 from edge.probes.gps import GpsTracker
 from edge.probes.nmea import read_nmea

@@ -19,11 +19,11 @@ from board.config import load_config
 from board.hub import Hub, Inbox
 from board.influx import bucket_ms_for
 from board.state import BoardState
-from coldchain.alarm_view import decode_alarm
 from coldchain.errors import ConfigError, WireFormatError
 from coldchain.profiles import parse_profiles
-from coldchain.settings import Table
+from coldchain.settings.table import Table
 from coldchain.wire import CrateStatus, decode_status
+from coldchain.wire.alarm_view import decode_alarm
 
 PROFILES = parse_profiles(Table(tomllib.loads((REPO / "config" / "profiles.toml").read_text()), "profiles.toml"))
 

@@ -24,9 +24,9 @@ from wait_helpers import wait_until
 
 from cli.report import main
 from cli.services import InfluxDB, Mosquitto
-from coldchain.excursions import ACTIVE
-from coldchain.phases import Area
-from coldchain.position import Position
+from coldchain.alarms.transition import ACTIVE
+from coldchain.position.geometry import Position
+from coldchain.position.phases import Area
 from coldchain.wire import encode
 
 pytestmark = pytest.mark.integration

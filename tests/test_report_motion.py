@@ -11,8 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cli.report_motion import motion_of
-from coldchain.phases import Area, PhaseSpan, phase_spans
-from coldchain.position import Position
+from coldchain.position.geometry import Position
+from coldchain.position.phases import Area, PhaseSpan, phase_spans
 
 MIN = 60_000
 LAB, AIRPORT, CLINIC = Position(35.0266, 135.7838), Position(34.4347, 135.2440), Position(35.6803, 139.7186)

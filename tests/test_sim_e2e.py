@@ -24,9 +24,9 @@ from sim_scenarios import EPOCH_MS, Outcome, load, run
 from sim_scenarios import profiles as run_profiles
 
 from cli.services import InfluxDB, Mosquitto
-from coldchain.excursions import ACTIVE
+from coldchain.alarms.rules import PredictionRule
+from coldchain.alarms.transition import ACTIVE
 from coldchain.profiles import Profile
-from coldchain.rules import PredictionRule
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS = ROOT / "config" / "scenarios"

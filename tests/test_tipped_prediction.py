@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from alarm_helpers import HOUR, ln2_running_out, profile_of, run_trace, shipped_profiles, telemetry
 
+from coldchain.alarms.crate_monitor import CrateMonitor
 from coldchain.errors import ConfigError
-from coldchain.monitor import CrateMonitor
 
 PREDICTION = """
 [p]

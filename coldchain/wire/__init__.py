@@ -1,11 +1,13 @@
 """MQTT payload contract v1: the messages crates, gateway and people exchange.
 
 One module per kind of message: ``telemetry``, ``status``, ``events``, ``acks`` (storage and staff),
-``alarms``, ``rejects``; what they share in ``common``; ``spooled`` sets the facts that come later
-on a crate's own spooled messages. Decoders are the only way external bytes become these types;
-each rejects bad input with a WireFormatError whose ``reason`` is a short stable label (counted per
-reason by the gateway) and whose ``detail`` says what exactly is wrong. Everything is re-exported
-here: ``from coldchain.wire import X`` is how programs import it.
+``alarms`` (the retained alarm, encoded from the alarm book's ``Alarm``; its readers decode it with
+``alarm_view``, imported by its own path as it builds on the alarm states), ``rejects``; what they
+share in ``common``; ``spooled`` sets the facts that come later on a crate's own spooled messages.
+Decoders are the only way external bytes become these types; each rejects bad input with a
+WireFormatError whose ``reason`` is a short stable label (counted per reason by the gateway) and
+whose ``detail`` says what exactly is wrong. Everything but ``alarm_view`` is re-exported here:
+``from coldchain.wire import X`` is how programs import it.
 """
 
 from coldchain.wire.acks import (
@@ -16,7 +18,7 @@ from coldchain.wire.acks import (
     decode_staff_ack,
     decode_storage_ack,
 )
-from coldchain.wire.alarms import AlarmMessage, encode_alarm
+from coldchain.wire.alarms import encode_alarm
 from coldchain.wire.common import MAX_PAYLOAD_BYTES, WIRE_VERSION, describe, encode, json_object, versioned_object
 from coldchain.wire.events import GAP, LID_CLOSED, LID_OPEN, CrateEvent, decode_event
 from coldchain.wire.rejects import Rejected, decode_rejected, request_of
@@ -56,7 +58,6 @@ __all__ = [
     "TS_FLAGS",
     "TS_UNCERTAIN",
     "WIRE_VERSION",
-    "AlarmMessage",
     "CrateEvent",
     "CrateStatus",
     "Reading",

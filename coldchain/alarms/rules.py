@@ -1,6 +1,6 @@
 """Rule kinds beyond the plain threshold: what each checks, parsed from a profile's ``[[name.rules]]``.
 
-Each rule is a frozen value; ``coldchain.alarm_rules`` holds the evaluators that
+Each rule is a frozen value; ``coldchain.alarms.evaluators`` holds the evaluators that
 apply them to readings in event-time order.
 """
 
@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Final
 
-from coldchain.phases import PhaseRules, parse_phase_rules
+from coldchain.position.phases import PhaseRules, parse_phase_rules
 from coldchain.sentences import MAX_SHOCK_G
-from coldchain.settings import Table
+from coldchain.settings.table import Table
 
 __all__ = [
     "CRATE_SENSOR",
