@@ -117,8 +117,7 @@ class V2Reader:
         return _ms(first[0]["_time"]), _ms(last[0]["_time"])
 
     def points(self, measurement: str, crates: list[str], start_ms: int, end_ms: int | None) -> list[StoredPoint]:
-        """(time, fields and tags) of every point of ``measurement`` of these crates in the window (end None: up to
-        the newest), in time order."""
+        """(time, row) of each ``measurement`` point of these crates in [start, end) (end None: open), by time."""
         flux = (
             self._from(_t(start_ms), None if end_ms is None else _t(end_ms))
             + f"  |> filter(fn: (r) => r._measurement == {_s(measurement)} and {_any('crate', crates)})\n"

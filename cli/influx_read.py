@@ -349,8 +349,7 @@ class V1Reader:
         return int(first[0]["time"]), int(last[0]["time"])
 
     def points(self, measurement: str, crates: list[str], start_ms: int, end_ms: int | None) -> list[StoredPoint]:
-        """(time, fields and tags) of every point of ``measurement`` of these crates in the window (end None: up to
-        the newest), in time order."""
+        """(time, row) of each ``measurement`` point of these crates in [start, end) (end None: open), by time."""
         q = _select("*", measurement, f"{_crates(crates)} AND {_where({}, start_ms, end_ms)}")
         return [(int(r["time"]), r) for r in self._rows(q)]
 
