@@ -29,7 +29,8 @@ AREA_COLOURS = {"origin": "#1a7f37", "destination": "#b42318"}
 
 
 def _utc(ms: int) -> str:
-    return iso(ms).replace("T", " ").replace(".000Z", "Z")
+    """To the second: a phase runs to the window's end, 1 ms after the last reading."""
+    return iso(ms - ms % 1000).replace("T", " ").replace(".000Z", "Z")
 
 
 def _area(ax: Any, area: Area, name: str) -> Line2D:
