@@ -21,9 +21,10 @@ class ClusterConfig:
     nats: tuple[str, ...]  # NATS URLs of the nodes (the stream, the consumers, the key-value buckets)
     brokers: tuple[tuple[str, int], ...]  # their MQTT listeners: what crates and staff receive goes there
     partitions: int = 32  # as rendered by 'coldchain cluster-auth --partitions' into every node
-    # a dead gateway's partitions are served again within lease_ttl + lease_ttl / 3 + ack_wait at most
+    # a dead gateway's partitions are served again within lease_ttl + lease_ttl / 3 (its leases expire, the
+    # others look every lease_ttl / 3), what it read unacknowledged by then (ack_wait <= 2/3 lease_ttl)
     lease_ttl_s: float = 6.0
-    ack_wait_s: float = 5.0  # JetStream redelivers what was fetched and not acknowledged after this
+    ack_wait_s: float = 4.0  # JetStream redelivers what was fetched and not acknowledged after this
     replicas: int = 3  # of the stream, the consumers and the key-value buckets
     batch: int = 500  # messages per fetch and partition at most
 
@@ -52,12 +53,18 @@ def parse_cluster(table: Table) -> ClusterConfig:
         raise table.error("brokers", 'is required: the nodes\' MQTT listeners, e.g. ["nats-1.example.org:8883"]')
     defaults = ClusterConfig((), ())
     ttl = table.duration("lease_ttl", defaults.lease_ttl_s, minimum=1.0, maximum=300.0)
+    # what a dead gateway read and did not acknowledge must come again before its lease can be taken (it can have
+    # read up to its death, renewed up to lease_ttl / 3 before): else the next owner reads later messages first
+    ack_wait = table.duration("ack_wait", min(defaults.ack_wait_s, ttl * 2 / 3), minimum=0.5)
+    if ack_wait > ttl * 2 / 3:
+        raise table.error("ack_wait", f"{ack_wait:g} s is more than 2/3 of lease_ttl ({ttl:g} s): a crate's messages "
+                          "could reach the next gateway out of order")  # fmt: skip
     return ClusterConfig(
         nats=_nats(table),
         brokers=brokers,
         partitions=table.integer("partitions", defaults.partitions, minimum=1, maximum=MAX_PARTITIONS),
         lease_ttl_s=ttl,
-        ack_wait_s=table.duration("ack_wait", defaults.ack_wait_s, minimum=1.0, maximum=3600.0),
+        ack_wait_s=ack_wait,
         replicas=table.integer("replicas", defaults.replicas, minimum=1, maximum=5),
         batch=table.integer("batch", defaults.batch, minimum=1, maximum=10_000),
     )

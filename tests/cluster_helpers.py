@@ -27,11 +27,12 @@ from cli.cluster_services import NatsCluster, NatsNode
 from cli.provision import main as provision
 from cli.services import InfluxDB
 from gateway.jetstream_stream import STREAM, connect, durable_of, ensure_stream, mappings
+from gateway.leases import LEASES
 
 # few partitions and short leases: the tests' hand-overs take seconds, not the production default's
 TEST_PARTITIONS = 4
 TEST_LEASE_TTL_S = 3.0
-TEST_ACK_WAIT_S = 3.0
+TEST_ACK_WAIT_S = 2.0
 
 SHIPPED = Path(__file__).resolve().parent.parent / "config" / "nats"
 
@@ -293,3 +294,26 @@ def consumer_pending(urls: list[str], partitions: int = TEST_PARTITIONS) -> tupl
             await nc.close()
 
     return asyncio.run(read())
+
+
+def lease_holders(urls: list[str], partitions: int = TEST_PARTITIONS) -> dict[int, str]:
+    """partition -> the gateway holding its lease now (partitions nobody holds are left out)."""
+
+    async def read() -> dict[int, str]:
+        nc = await connect(urls)
+        try:
+            kv = await nc.jetstream(timeout=5).key_value(LEASES)
+            holders = {}
+            for partition in range(partitions):
+                try:
+                    holders[partition] = (await kv.get(f"p{partition}")).value.decode()  # type: ignore[union-attr]
+                except nats.js.errors.KeyNotFoundError:
+                    continue
+            return holders
+        finally:
+            await nc.close()
+
+    try:
+        return asyncio.run(read())
+    except (nats.errors.Error, TimeoutError):
+        return {}  # the bucket is being made, or its leader elected: nobody is known to hold anything
