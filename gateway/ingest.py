@@ -234,7 +234,9 @@ class Ingest:
             batch.lines.extend(self.records)
             self.records = []
         for crate in batch.crates:
-            state = self.crates[crate]
+            state = self.crates.get(crate)
+            if state is None:
+                continue  # dropped since (another gateway serves it now): its messages are not acknowledged
             through = state.seqs.stored_through
             if through is not None:
                 batch.through[crate] = through

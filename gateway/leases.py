@@ -13,6 +13,7 @@ Runs on the link's event loop (``gateway.jetstream_link``).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import random
@@ -57,6 +58,7 @@ class Leases:
         self.held: dict[int, int] = {}  # partition -> revision of our lease
         self._leases: KeyValue | None = None
         self._gateways: KeyValue | None = None
+        self._living = 1  # gateways with a heartbeat, as last counted
 
     async def open(self, js: JetStreamContext) -> None:
         """Open (or make) the two buckets."""
@@ -87,10 +89,14 @@ class Leases:
         _, gateways = self._buckets()
         await gateways.put(self.gateway, b"")
         try:
-            living = len(await gateways.keys())
+            # the listing waits for every heartbeat it was told of: one expiring meanwhile never comes (seen:
+            # a round stuck for good while a paused gateway's heartbeat expired), so it is given a third of a TTL
+            self._living = len(await asyncio.wait_for(gateways.keys(), self.ttl_s / 3))
         except NoKeysError:
-            living = 1
-        return math.ceil(self.partitions / max(1, living))
+            self._living = 1
+        except TimeoutError:
+            log.info("the living gateways were not listed in time; counting %d as before", self._living)
+        return math.ceil(self.partitions / max(1, self._living))
 
     async def acquire(self, wanted: int) -> list[int]:
         """Take up to ``wanted`` free partitions; those taken."""

@@ -109,7 +109,7 @@ def test_killed_gateways_partitions_are_taken_over_and_nothing_is_lost(
     crates = _crates("C-HO", 2)
     gateways = _two_gateways(tmp_path, cluster, influxdb, database)
     holders = lease_holders(cluster.urls)
-    victim = sorted(gateways)[0]
+    victim, survivor = sorted(gateways)
     orphans = {c for c in crates if holders[partition_of(c, TEST_PARTITIONS)] == victim}
     assert 0 < len(orphans) < len(crates), "the fleet's crates are spread over both gateways"
     acks = _Acks(cluster)
@@ -125,7 +125,7 @@ def test_killed_gateways_partitions_are_taken_over_and_nothing_is_lost(
                 gateways[victim].stop(kill=True)
                 killed, first_after = time.monotonic(), seq + 1
             acks.drain(0.05)
-            if killed and not taken and set(lease_holders(cluster.urls).values()) == {sorted(gateways)[1]}:
+            if killed and not taken and lease_holders(cluster.urls) == dict.fromkeys(range(TEST_PARTITIONS), survivor):
                 taken = time.monotonic()
             if killed and not served:
                 served = next((t for t, c, s in acks.seen if c in orphans and s >= first_after), 0.0)
@@ -142,6 +142,7 @@ def test_killed_gateways_partitions_are_taken_over_and_nothing_is_lost(
             assert sorted(stored) == list(range(rounds)), f"{crate}: {stored}"
             assert gaps_stored(influxdb, database, crate) == [], crate
         wait_until(lambda: consumer_pending(cluster.urls) == (0, 0), 15, "everything acknowledged to JetStream")
+        assert gateways[survivor].stop() == 0
     finally:
         fleet.close()
         acks.client.close()
@@ -196,6 +197,7 @@ def test_gateway_killed_during_an_excursion(
         assert sorted(_alarm_changes(influxdb, database, crate, "warning_high")) == ["active", "cleared"]
         assert sorted(seqs_stored(influxdb, database, crate)) == list(range(20))
         assert lease_holders(cluster.urls)[partition_of(crate, TEST_PARTITIONS)] == sorted(gateways)[1]
+        assert gateways[sorted(gateways)[1]].stop() == 0
     finally:
         fleet.close()
         alarms.close()
@@ -223,7 +225,8 @@ def test_paused_owner_cannot_overwrite_its_successor(
                 fleet.publish(telemetry_topic(crate), telemetry(crate, seq))
             if seq == 3:
                 os.kill(process.pid, signal.SIGSTOP)
-        wait_until(lambda: set(lease_holders(cluster.urls).values()) == {successor}, 20, "the successor's leases")
+        every = dict.fromkeys(range(TEST_PARTITIONS), successor)
+        wait_until(lambda: lease_holders(cluster.urls) == every, 20, "the successor holding every partition")
         for seq in range(10, 20):
             for crate in crates:
                 fleet.publish(telemetry_topic(crate), telemetry(crate, seq))
@@ -238,8 +241,11 @@ def test_paused_owner_cannot_overwrite_its_successor(
             assert sorted(seqs_stored(influxdb, database, crate)) == list(range(25)), crate
             assert gaps_stored(influxdb, database, crate) == [], crate
         assert {p for p, g in holders.items() if g == stale}, "the stale owner held partitions before its pause"
+        # it serves on (it takes its share again) and stops cleanly
+        assert [gateway.stop() for gateway in gateways.values()] == [0, 0]
     finally:
-        os.kill(process.pid, signal.SIGCONT)
+        if process.poll() is None:
+            os.kill(process.pid, signal.SIGCONT)
         fleet.close()
         acks.client.close()
         for gateway in gateways.values():
