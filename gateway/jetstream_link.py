@@ -5,8 +5,8 @@ message fetched from a partition's durable consumer becomes a ``Delivery`` (its
 MQTT topic, payload, a local id in place of the packet id) handed to the worker
 on the link's thread, and ``ack`` acknowledges to JetStream only what the worker
 stored (written to InfluxDB, state saved), and only while the partition's lease
-is still held. Every TTL/3 one round renews the leases, says the gateway lives,
-hands partitions beyond the fair share on (once what was read of them is
+is still held. Every TTL/3 the leases are renewed, and one round says the
+gateway lives, hands partitions beyond the fair share on (once what was read of them is
 acknowledged) and takes free ones up to it (``gateway.leases``). Taking a
 partition loads its crates' state from the key-value bucket (``gateway.crate_kv``)
 into the worker before its first message is read; losing one (a renewal refused,
@@ -212,8 +212,9 @@ class JetStreamLink:
         try:
             js = nc.jetstream(timeout=5)
             await self._set_up(js)
-            statuses = asyncio.create_task(self._statuses(js))
-            progress = asyncio.create_task(self._keep_in_progress())
+            # renewals on their own: taking partitions up (loading crates, binding consumers) may take longer than a TTL
+            helpers = [self._statuses(js), self._keep_in_progress(), self._renew()]
+            tasks = [asyncio.create_task(helper) for helper in helpers]
             first = True
             while not self._stop.is_set():
                 self.heartbeat.beat(_PASS_S)
@@ -223,8 +224,8 @@ class JetStreamLink:
                     self.connected.set()
                     self._on_subscribed()
                 await asyncio.sleep(self.cluster.renew_s)
-            statuses.cancel()
-            progress.cancel()
+            for task in tasks:
+                task.cancel()
             for partition in list(self._partitions):
                 await self._drop(partition)
             await self.leases.leave()
@@ -256,10 +257,15 @@ class JetStreamLink:
                 log.warning("cannot set up the stream and buckets yet (%s); retrying", exc)
                 await asyncio.sleep(_RETRY_S)
 
+    async def _renew(self) -> None:
+        """Renew the leases every TTL/3; a lease not renewed is a partition dropped at once."""
+        while True:
+            for partition in await self.leases.renew():
+                await self._drop(partition)
+            await asyncio.sleep(self.cluster.renew_s)
+
     async def _round(self, js: JetStreamContext) -> None:
-        """Renew, then hand on what is beyond the fair share or take free partitions up to it."""
-        for partition in await self.leases.renew():
-            await self._drop(partition)
+        """Hand on what is beyond the fair share, or take free partitions up to it."""
         try:
             share = await self.leases.share()
         except (NatsError, TimeoutError) as exc:
@@ -298,6 +304,10 @@ class JetStreamLink:
         except (NatsError, TimeoutError) as exc:
             log.warning("cannot take up partition %d now (%s); giving its lease up", partition, exc)
             await self.leases.release(partition)
+            return
+        if partition not in self.leases.held:  # lost while we set it up: another gateway may read it already
+            with contextlib.suppress(NatsError, TimeoutError):
+                await subscription.unsubscribe()
             return
         reader = self._require_reader()
         for crate, snapshot in saved.items():

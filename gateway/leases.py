@@ -76,10 +76,16 @@ class Leases:
         lost = []
         for partition, revision in list(self.held.items()):
             try:
-                self.held[partition] = await leases.update(_key(partition), self.gateway.encode(), last=revision)
+                renewed = await leases.update(_key(partition), self.gateway.encode(), last=revision)
             except (NatsError, TimeoutError) as exc:
                 # refused (another holds it) or unknown (no answer): either way we may no longer read it
                 log.warning("lost the lease of partition %d (%s)", partition, exc or type(exc).__name__)
+                renewed = 0
+            if self.held.get(partition) != revision:
+                continue  # given up or forfeited meanwhile (renewals run beside the rounds that take and give)
+            if renewed:
+                self.held[partition] = renewed
+            else:
                 del self.held[partition]
                 lost.append(partition)
         return lost
