@@ -311,7 +311,10 @@ class JetStreamLink:
             return
         reader = self._require_reader()
         for crate, snapshot in saved.items():
-            reader.adopt(crate, snapshot)
+            try:
+                reader.adopt(crate, snapshot)
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:  # written by another version, or damaged
+                log.error("crate %s: its saved state cannot be read (%r); it starts afresh", crate, exc)
         held = self._partitions[partition] = _Partition(subscription, crates=set(saved))
         held.read(self._read(partition, held))
         log.info("serving partition %d (%d crates resumed)", partition, len(saved))
@@ -393,17 +396,25 @@ class JetStreamLink:
                         await message.in_progress()
 
     async def _statuses(self, js: JetStreamContext) -> None:
-        """Crate statuses from now on (an ephemeral consumer, nothing to acknowledge), those of our partitions."""
+        """Crate statuses from now on (an ephemeral consumer, nothing to acknowledge), those of our partitions.
+
+        The consumer is made again when a fetch fails (the cluster deletes an idle ephemeral consumer, e.g. while
+        the gateway was paused, and one on a node that died).
+        """
+        config = ConsumerConfig(deliver_policy=DeliverPolicy.NEW, ack_policy=AckPolicy.NONE)
         while True:
             try:
-                subscription = await js.pull_subscribe(
-                    STATUS_SUBJECT, stream=STREAM,
-                    config=ConsumerConfig(deliver_policy=DeliverPolicy.NEW, ack_policy=AckPolicy.NONE),
-                )  # fmt: skip
-                break
+                subscription = await js.pull_subscribe(STATUS_SUBJECT, stream=STREAM, config=config)
             except (NatsError, TimeoutError) as exc:
                 log.warning("cannot read crate statuses yet (%s); retrying", exc)
                 await asyncio.sleep(_RETRY_S)
+                continue
+            await self._read_statuses(subscription)
+            with contextlib.suppress(NatsError, TimeoutError):
+                await subscription.unsubscribe()
+            await asyncio.sleep(_RETRY_S)
+
+    async def _read_statuses(self, subscription: JetStreamContext.PullSubscription) -> None:
         reader = self._require_reader()
         while True:
             try:
@@ -411,9 +422,8 @@ class JetStreamLink:
             except (NatsTimeout, TimeoutError):
                 continue
             except NatsError as exc:
-                log.warning("fetch of crate statuses failed (%s); trying again", exc)
-                await asyncio.sleep(_FETCH_WAIT_S)
-                continue
+                log.warning("fetch of crate statuses failed (%s); reading them afresh", exc)
+                return
             deliveries: Deliveries = []
             for message in messages:
                 topic = topic_of(message.subject)
