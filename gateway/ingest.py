@@ -202,7 +202,7 @@ class Ingest:
     def adopt(self, crate: str, saved: dict[str, Any], now_ms: int) -> None:
         """Take ``crate`` over from the gateway that served it, from the snapshot it saved (``close``).
 
-        A snapshot that cannot be read raises (KeyError, TypeError, ValueError) with the crate forgotten:
+        A snapshot that cannot be read raises, with the crate forgotten:
         it starts afresh, as a new shipment would.
         """
         self.crates.pop(crate, None)

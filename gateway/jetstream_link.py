@@ -313,7 +313,7 @@ class JetStreamLink:
         for crate, snapshot in saved.items():
             try:
                 reader.adopt(crate, snapshot)
-            except (KeyError, TypeError, ValueError, AttributeError) as exc:  # written by another version, or damaged
+            except Exception as exc:  # written by another version, or damaged: that crate alone starts afresh
                 log.error("crate %s: its saved state cannot be read (%r); it starts afresh", crate, exc)
         held = self._partitions[partition] = _Partition(subscription, crates=set(saved))
         held.read(self._read(partition, held))
