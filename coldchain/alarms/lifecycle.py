@@ -15,11 +15,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Final
 
-from coldchain.alarms.transition import ACTIVE, CLEARED, AlarmTransition
+from coldchain.alarms.transition import AlarmTransition
 from coldchain.errors import ColdchainError
-from coldchain.profiles import SEVERITIES
 from coldchain.settings.table import Table
 from coldchain.wire import WIRE_VERSION, StaffAck
+from coldchain.wire.alarms import ACKNOWLEDGED, ACTIVE, CLEARED, SEVERITIES
 
 __all__ = [
     "ACKNOWLEDGED",
@@ -32,7 +32,6 @@ __all__ = [
     "parse_lifecycle_policy",
 ]
 
-ACKNOWLEDGED: Final = "acknowledged"
 ESCALATED: Final = "escalated"  # an event, not a state: the alarm stays active
 _RECENT_IDS: Final = 32  # per crate/rule/sensor: enough to recognise any replay after a restart
 
