@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from coldchain.broker_settings import parse_brokers
-from coldchain.settings import Table
+from coldchain.settings.broker import parse_brokers
+from coldchain.settings.table import Table
 
 __all__ = ["ClusterConfig", "ClusterLogin", "parse_cluster"]
 

@@ -38,7 +38,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import BadRequestError
 
 from adapters.liveness import Heartbeat
-from coldchain.broker_settings import BrokerSettings
+from coldchain.settings.broker import BrokerSettings
 from gateway.cluster_config import ClusterConfig, ClusterLogin
 from gateway.cluster_publisher import ClusterPublisher
 from gateway.crate_kv import CrateKv
