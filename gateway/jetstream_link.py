@@ -269,6 +269,7 @@ class JetStreamLink:
         wanted = share - len(self._partitions)
         if wanted > 0:
             for partition in await self.leases.acquire(wanted):
+                self.heartbeat.beat(_PASS_S)  # each set-up is bounded by the cluster's request timeouts
                 await self._serve(js, partition)
 
     async def _serve(self, js: JetStreamContext, partition: int) -> None:
