@@ -66,5 +66,6 @@ async def _read(
             topic = topic_of(message.subject)
             if keep(crate_of(topic)):
                 deliveries.append((topic, message.data, 0, 0))
+        log.debug("fetched %d crate statuses, %d of our partitions", len(messages), len(deliveries))
         if deliveries:
             deliver(deliveries)
