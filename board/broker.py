@@ -29,8 +29,7 @@ from coldchain.topics import (
     refuse_reserved_crate,
     rejected_topic,
 )
-from coldchain.wire import CrateStatus, Telemetry, decode_status, decode_telemetry
-from coldchain.wire.alarm_view import AlarmView, decode_alarm
+from coldchain.wire import AlarmView, CrateStatus, Telemetry, decode_alarm, decode_status, decode_telemetry
 
 __all__ = ["AckNotSentError", "BoardEvent", "BrokerLink"]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from coldchain.topics import ROOT
-from coldchain.wire.alarm_view import AlarmView
+from coldchain.wire import AlarmView
 
 __all__ = [
     "ALARM_FILTER",

@@ -38,8 +38,7 @@ from coldchain.errors import ConfigError, WireFormatError
 from coldchain.helptext import help_text
 from coldchain.settings.argtypes import positive, utf8_text
 from coldchain.topics import IDENTIFIER_RULE, ROOT, rejected_topic, staff_ack_topic, valid_identifier
-from coldchain.wire import MAX_ACK_BY, MAX_ACK_NOTE, StaffAck, encode
-from coldchain.wire.alarm_view import AlarmView, decode_alarm
+from coldchain.wire import MAX_ACK_BY, MAX_ACK_NOTE, AlarmView, StaffAck, decode_alarm, encode
 
 __all__ = ["AckError", "main"]
 

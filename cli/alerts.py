@@ -27,8 +27,7 @@ from coldchain.errors import ConfigError, WireFormatError
 from coldchain.helptext import help_text
 from coldchain.settings.argtypes import positive
 from coldchain.topics import ROOT, parse_topic, reserved_login
-from coldchain.wire import decode_status
-from coldchain.wire.alarm_view import AlarmView, decode_alarm
+from coldchain.wire import AlarmView, decode_alarm, decode_status
 
 __all__ = ["main"]
 

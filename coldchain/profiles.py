@@ -9,10 +9,10 @@ from typing import Final
 from coldchain.alarms.rules import EXTRA_KINDS, ExtraRule, PredictionRule, TiltRule, parse_extra_rule
 from coldchain.settings.table import Table, load_toml
 from coldchain.topics import IDENTIFIER_RULE, valid_identifier
+from coldchain.wire.alarms import SEVERITIES
 
 __all__ = ["SEVERITIES", "Profile", "ThresholdRule", "load_profiles", "parse_profiles"]
 
-SEVERITIES: Final = ("info", "warning", "critical")
 THRESHOLD_KINDS: Final = ("high", "low")
 
 

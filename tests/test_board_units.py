@@ -22,8 +22,7 @@ from board.state import BoardState
 from coldchain.errors import ConfigError, WireFormatError
 from coldchain.profiles import parse_profiles
 from coldchain.settings.table import Table
-from coldchain.wire import CrateStatus, decode_status
-from coldchain.wire.alarm_view import decode_alarm
+from coldchain.wire import CrateStatus, decode_alarm, decode_status
 
 PROFILES = parse_profiles(Table(tomllib.loads((REPO / "config" / "profiles.toml").read_text()), "profiles.toml"))
 

@@ -22,8 +22,7 @@ from cli.provision import mosquitto_password_hash
 from cli.services import Mosquitto, free_port
 from coldchain.alarms.lifecycle import Alarm
 from coldchain.topics import alarm_topic, status_topic
-from coldchain.wire import CrateStatus, encode, encode_alarm
-from coldchain.wire.alarm_view import AlarmView, decode_alarm
+from coldchain.wire import AlarmView, CrateStatus, decode_alarm, encode, encode_alarm
 
 pytestmark = pytest.mark.integration
 

@@ -11,7 +11,7 @@ import pytest
 from coldchain.alarms.lifecycle import Alarm
 from coldchain.errors import WireFormatError
 from coldchain.topics import alarm_topic
-from coldchain.wire.alarm_view import MAX_OPTIONAL_CHARS, decode_alarm
+from coldchain.wire import MAX_OPTIONAL_CHARS, decode_alarm
 
 TOPIC = alarm_topic("C-1", "critical_high", "probe1")
 RAISED = Alarm(

@@ -29,8 +29,7 @@ from coldchain.alarms.ack_answer import answer_to
 from coldchain.alarms.lifecycle import Alarm
 from coldchain.errors import WireFormatError
 from coldchain.topics import alarm_topic, status_topic
-from coldchain.wire import CrateStatus, StaffAck, decode_status
-from coldchain.wire.alarm_view import OPTIONAL_FIELDS, AlarmView, decode_alarm
+from coldchain.wire import OPTIONAL_FIELDS, AlarmView, CrateStatus, StaffAck, decode_alarm, decode_status
 
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 NOW_MS = 1_795_000_000_000

@@ -16,8 +16,7 @@ from typing import Final
 
 from coldchain.errors import WireFormatError
 from coldchain.topics import alarm_topic, rejected_topic
-from coldchain.wire import StaffAck, decode_rejected
-from coldchain.wire.alarm_view import AlarmView, decode_alarm
+from coldchain.wire import AlarmView, StaffAck, decode_alarm, decode_rejected
 
 __all__ = ["AckAnswer", "answer_to", "recorded_in"]
 

@@ -15,11 +15,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Final
 
-from coldchain.alarms.transition import ACTIVE, CLEARED, AlarmTransition
+from coldchain.alarms.transition import AlarmTransition
 from coldchain.errors import ColdchainError
-from coldchain.profiles import SEVERITIES
 from coldchain.settings.table import Table
 from coldchain.wire import WIRE_VERSION, StaffAck
+from coldchain.wire.alarms import ACKNOWLEDGED, ACTIVE, CLEARED, SEVERITIES
 
 __all__ = [
     "ACKNOWLEDGED",
@@ -32,7 +32,6 @@ __all__ = [
     "parse_lifecycle_policy",
 ]
 
-ACKNOWLEDGED: Final = "acknowledged"
 ESCALATED: Final = "escalated"  # an event, not a state: the alarm stays active
 _RECENT_IDS: Final = 32  # per crate/rule/sensor: enough to recognise any replay after a restart
 
@@ -277,6 +276,31 @@ class AlarmBook:
             self._recent.pop(key, None)
             self._held.pop(key, None)
         return True
+
+    def crate_dict(self, crate: str) -> dict[str, Any]:
+        """``crate``'s part of ``to_dict`` (what a gateway taking the crate over needs of the book)."""
+        prefix = f"{crate}/"
+        return {
+            "alarms": [a.to_dict() for k, a in self._alarms.items() if k.startswith(prefix)],
+            "held": {k: at for k, at in self._held.items() if k.startswith(prefix)},
+            "recent": {k: list(v) for k, v in self._recent.items() if k.startswith(prefix)},
+        }
+
+    def adopt(self, crate: str, data: Mapping[str, Any]) -> None:
+        """Replace ``crate``'s alarms by its part of a book (``crate_dict``), as its previous gateway saved it."""
+        self.drop(crate)
+        for raw in data["alarms"]:
+            alarm = Alarm.from_dict(raw)
+            self._alarms[alarm.key] = alarm
+        self._held.update({k: int(v) for k, v in data["held"].items()})
+        self._recent.update({k: list(v) for k, v in data["recent"].items()})
+
+    def drop(self, crate: str) -> None:
+        """Forget every alarm of ``crate``, open or not: another gateway serves it now."""
+        prefix = f"{crate}/"
+        for table in (self._alarms, self._held, self._recent):
+            for key in [k for k in table if k.startswith(prefix)]:
+                del table[key]
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able state; persist it after every change that produced events."""

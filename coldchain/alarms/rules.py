@@ -12,6 +12,7 @@ from typing import Final
 from coldchain.position.phases import PhaseRules, parse_phase_rules
 from coldchain.sentences import MAX_SHOCK_G
 from coldchain.settings.table import Table
+from coldchain.wire.alarms import SEVERITIES
 
 __all__ = [
     "CRATE_SENSOR",
@@ -30,7 +31,6 @@ __all__ = [
 ]
 
 CRATE_SENSOR: Final = "crate"  # the sensor level of alarms about the whole crate
-_SEVERITIES: Final = ("info", "warning", "critical")
 _TEMPERATURE: Final = {"minimum": -273.15, "maximum": 200.0}
 
 
@@ -258,7 +258,7 @@ def _tilt(t: Table, name: str, severity: str) -> TiltRule:
 def parse_extra_rule(t: Table, kind: str) -> ExtraRule:
     """One ``[[profile.rules]]`` table of a kind in ``EXTRA_KINDS`` (its ``kind`` already read)."""
     name = t.identifier("name")
-    severity = t.text("severity", choices=_SEVERITIES)
+    severity = t.text("severity", choices=SEVERITIES)
     if "phases" in t and kind not in PHASED_KINDS:
         raise t.error("phases", f"only {' and '.join(PHASED_KINDS)} rules take phases")
     if kind == "cumulative":

@@ -6,12 +6,10 @@ The alarm book (``coldchain.alarms.lifecycle``) turns transitions into alarms an
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Final
+
+from coldchain.wire.alarms import ACTIVE, CLEARED
 
 __all__ = ["ACTIVE", "CLEARED", "AlarmTransition"]
-
-ACTIVE: Final = "active"
-CLEARED: Final = "cleared"
 
 
 @dataclass(frozen=True, slots=True)

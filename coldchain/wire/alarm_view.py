@@ -18,16 +18,13 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Final, TypeGuard
 
-from coldchain.alarms.lifecycle import ACKNOWLEDGED
-from coldchain.alarms.transition import ACTIVE, CLEARED
 from coldchain.errors import WireFormatError
-from coldchain.profiles import SEVERITIES
 from coldchain.topics import ALARM, ROOT, alarm_topic, parse_topic, valid_identifier
-from coldchain.wire import json_object
+from coldchain.wire.alarms import ACKNOWLEDGED, ACTIVE, ALARM_STATES, CLEARED, SEVERITIES
+from coldchain.wire.common import json_object
 
 __all__ = ["ALARM_STATES", "MAX_OPTIONAL_CHARS", "OPTIONAL_FIELDS", "AlarmView", "decode_alarm"]
 
-ALARM_STATES: Final = (ACTIVE, ACKNOWLEDGED, CLEARED)
 _OPEN_STATES: Final = (ACTIVE, ACKNOWLEDGED)
 _PREFIX: Final = f"{ROOT}/alarms/"
 # The lifecycle's optional fields that people want to see (who acknowledged, the shipment, ...).
