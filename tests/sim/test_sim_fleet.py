@@ -138,7 +138,7 @@ def test_malformed_credentials_file_is_refused_with_its_line(tmp_path: Path) -> 
 def test_fleet_replays_a_scenario_for_every_crate_in_simulated_time(mosquitto: Mosquitto, crate_prefix: str) -> None:
     """--scenario: each crate's messages step 5 simulated minutes apart and follow the LN2 shipper running dry."""
     listener = Client(mosquitto, ["coldchain/v1/crates/+/telemetry"])
-    scenario = Path(__file__).resolve().parent.parent / "config" / "scenarios" / "cryo-ln2-out-day3.toml"
+    scenario = Path(__file__).resolve().parents[2] / "config" / "scenarios" / "cryo-ln2-out-day3.toml"
     epoch = 1_764_086_400_000
     per_crate = 4 * 24 * 12  # the whole 4-day shipment at one message per 5 minutes
     try:

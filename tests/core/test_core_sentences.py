@@ -19,7 +19,7 @@ from coldchain.sentences import (
     parse_sentence,
 )
 
-GOLDEN = (Path(__file__).parent / "data" / "sentences_v1.txt").read_bytes().splitlines(keepends=True)
+GOLDEN = (Path(__file__).parents[1] / "data" / "sentences_v1.txt").read_bytes().splitlines(keepends=True)
 EXPECTED = [
     TemperatureSentence("probe1", -162.31, "OK"),
     TemperatureSentence("probe2", 0.0, "OPEN"),

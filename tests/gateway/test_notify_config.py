@@ -16,7 +16,7 @@ from coldchain.lifecycle import AlarmBook, LifecyclePolicy
 from coldchain.settings import Table
 from gateway.notify.config import Notifier, parse_notify
 
-SAMPLE = Path(__file__).resolve().parent.parent / "gateway" / "notify" / "sample.toml"
+SAMPLE = Path(__file__).resolve().parents[2] / "gateway" / "notify" / "sample.toml"
 
 
 def _load(path: Path) -> tuple:  # type: ignore[type-arg]

@@ -11,7 +11,7 @@ from edge.__main__ import main
 from edge.config import load_config
 
 SERIAL = 'driver = "serial"\nport = "loop://"'
-EXAMPLE = Path(__file__).resolve().parent.parent / "config" / "agent.toml"
+EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "agent.toml"
 
 MINIMAL = """[crate]
 id = "C-1"

@@ -10,7 +10,7 @@ import pytest
 
 from cli.cluster_auth import AuthError, authorization, subject
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 UNIT = REPO / "systemd" / "coldchain-nats.service"
 
 

@@ -14,7 +14,7 @@ from coldchain.errors import ConfigError
 from coldchain.profiles import parse_profiles
 from coldchain.settings import Table
 
-CONFIG = Path(__file__).resolve().parent.parent / "config"
+CONFIG = Path(__file__).resolve().parents[2] / "config"
 
 
 def test_shipped_profiles_load() -> None:

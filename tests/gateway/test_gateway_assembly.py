@@ -5,7 +5,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-GATEWAY = Path(__file__).resolve().parent.parent / "gateway"
+GATEWAY = Path(__file__).resolve().parents[2] / "gateway"
 
 # (module, name of the object written) -> why writing its attributes there is not assembling by mutation
 ALLOWED = {

@@ -22,7 +22,7 @@ from coldchain.wire import (
     encode,
 )
 
-GOLDEN = (Path(__file__).parent / "data" / "telemetry_v1.json").read_bytes().strip()
+GOLDEN = (Path(__file__).parents[1] / "data" / "telemetry_v1.json").read_bytes().strip()
 GOOD = {
     "v": 1,
     "crate": "C-0042",

@@ -25,14 +25,14 @@ from sim_scenarios import EPOCH_MS, Outcome, load, run
 from cli.services import InfluxDB, Mosquitto
 from coldchain.excursions import ACTIVE
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SCENARIOS = ROOT / "config" / "scenarios"
 DAY_MS = 86_400_000
 HOUR_MS = 3_600_000
 
 
 # Stale data and crate offline are judged on arrival (wall-clock) time, which no pure run of a scenario
-# has: the pure prediction never holds them, and tests/test_alarm_liveness_e2e.py raises them through a
+# has: the pure prediction never holds them, and tests/e2e/test_alarm_liveness_e2e.py raises them through a
 # real agent. Here every crate streams its backlog without pause while its agent stays online, so neither
 # may appear at all (a gateway judging them by the readings' days-old event time would raise stale at once).
 ARRIVAL_TIME_KINDS = ("stale", "offline")

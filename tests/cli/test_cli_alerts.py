@@ -26,7 +26,7 @@ from coldchain.wire import AlarmMessage, CrateStatus, encode
 
 pytestmark = pytest.mark.integration
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 NOW_MS = int(time.time() * 1000)
 
 

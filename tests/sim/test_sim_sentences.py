@@ -10,7 +10,7 @@ import pytest
 from coldchain.errors import SentenceError
 from coldchain.sentences import ClockSentence, LidSentence, TiltSentence, checksum, parse_sentence
 
-GOLDEN = (Path(__file__).parent / "data" / "sentences_sim_v1.txt").read_bytes().splitlines(keepends=True)
+GOLDEN = (Path(__file__).parents[1] / "data" / "sentences_sim_v1.txt").read_bytes().splitlines(keepends=True)
 EXPECTED = [ClockSentence(1764086400123), LidSentence("OPEN"), LidSentence("CLOSED"), TiltSentence(88.5, 3.5)]
 
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-# the NATS node runs Debian's nats-server, not coldchain: tests/test_cluster_config.py checks its unit
-SYSTEMD = Path(__file__).resolve().parent.parent / "systemd"
+# the NATS node runs Debian's nats-server, not coldchain: tests/cluster/test_cluster_config.py checks its unit
+SYSTEMD = Path(__file__).resolve().parents[2] / "systemd"
 UNITS = sorted(u for u in SYSTEMD.glob("*.service") if "nats" not in u.name)
 INSTALLED_COMMAND = "/opt/coldchain/.venv/bin/coldchain"
 

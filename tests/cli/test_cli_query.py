@@ -190,7 +190,7 @@ def test_shipped_gateway_config_is_read_for_influxdb_and_profiles(
     influxdb: InfluxDB, database: str, crate: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """--config config/gateway.toml (the shipped example) supplies the [influxdb] table and the profiles file."""
-    shipped = Path(__file__).resolve().parent.parent / "config" / "gateway.toml"
+    shipped = Path(__file__).resolve().parents[2] / "config" / "gateway.toml"
     argv = [crate, "--since", "1h", "--summary", "--config", str(shipped), *_args(influxdb, database)]
     assert main(argv) == 0
     out = capsys.readouterr().out

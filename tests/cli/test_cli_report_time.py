@@ -70,7 +70,7 @@ def test_corrected_times_make_the_record_incomplete_and_are_listed(
     }
     assert [(f["seq"], f["ts_corrected"]) for f in report["faults"]] == [(4, True)]
     (tmp_path / "data.json").write_text(json.dumps(report))
-    docs = (Path(__file__).resolve().parent.parent / "docs" / "queries.md").read_text()
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "queries.md").read_text()
     recipe = docs.split("```python\n")[1].split("```")[0]
     printed = subprocess.run([sys.executable, "-c", recipe], cwd=tmp_path, capture_output=True, text=True, check=True)
     assert printed.stdout.strip() == report["sha256"]

@@ -12,7 +12,7 @@ from sim_helpers import running_sim
 
 from edge.probes.nmea import GpsUpdate, read_nmea
 
-SCENARIOS = Path(__file__).resolve().parent.parent / "config" / "scenarios"
+SCENARIOS = Path(__file__).resolve().parents[2] / "config" / "scenarios"
 
 
 def test_sim_gps_sends_the_whole_route_with_its_fix_gaps_and_exits() -> None:

@@ -1,7 +1,7 @@
 """Stale data and crate offline through the real system: sim -> agent -> broker -> gateway, on arrival time.
 
 These two rules fire on silence, judged by the gateway's clock, so the scenarios of
-tests/test_sim_e2e.py (event time, accelerated) cannot drive them: here a simulator
+tests/e2e/test_sim_e2e.py (event time, accelerated) cannot drive them: here a simulator
 at real speed is frozen (SIGSTOP: a hung board, the agent stays online) and an agent
 is SIGKILLed (its last will says offline), under a profile with short times.
 """

@@ -28,7 +28,7 @@ from coldchain.sentences import (
 )
 from coldchain.settings import Table
 
-PROFILES = Path(__file__).resolve().parent.parent / "config" / "profiles.toml"
+PROFILES = Path(__file__).resolve().parents[2] / "config" / "profiles.toml"
 
 
 def _temperatures(sentences: list[object]) -> list[TemperatureSentence]:
@@ -138,7 +138,7 @@ def test_bad_option_is_refused_with_a_clear_message() -> None:
     assert result.stdout == ""
 
 
-SCENARIOS = Path(__file__).resolve().parent.parent / "config" / "scenarios"
+SCENARIOS = Path(__file__).resolve().parents[2] / "config" / "scenarios"
 
 
 def _bursts(port: serial.Serial, timeout: float) -> dict[int, list[bytes]]:

@@ -20,7 +20,7 @@ from cli.services import InfluxDB, Mosquitto, free_port
 from coldchain.topics import parse_topic
 from coldchain.wire import decode_staff_ack
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _ack(*args: str) -> subprocess.CompletedProcess[str]:

@@ -240,7 +240,7 @@ def test_hash_recipe_in_the_docs_recomputes_the_report_hash(
     crate = f"{crate_prefix}-H"
     _excursion_crate(influxdb, database, crate)
     assert main([crate, "--format", "json", "--out", str(tmp_path / "data.json"), *_args(influxdb, database)]) == 0
-    docs = (Path(__file__).resolve().parent.parent / "docs" / "queries.md").read_text()
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "queries.md").read_text()
     recipe = docs.split("```python\n")[1].split("```")[0]
     printed = subprocess.run([sys.executable, "-c", recipe], cwd=tmp_path, capture_output=True, text=True, check=True)
     assert printed.stdout.strip() == json.loads((tmp_path / "data.json").read_text())["sha256"]

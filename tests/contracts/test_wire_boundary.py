@@ -9,7 +9,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PROGRAMS = ("edge", "gateway", "board", "cli")
 JSON_CALLS = {"dumps", "loads", "dump", "load"}
 
