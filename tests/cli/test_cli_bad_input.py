@@ -1,5 +1,9 @@
-"""Every ``coldchain`` subcommand, run as a real process on bad arguments and bad config files: one clear line on
-stderr (argparse's usage line before it is allowed), no traceback, exit status 2, and no service reached.
+"""Every ``coldchain`` subcommand on bad arguments and bad config files: one clear line on stderr (argparse's
+usage line before it is allowed), no traceback, exit status 2, and no service reached.
+
+The corpus runs through ``cli.main.main`` in this process (what is proved is the argument and config handling,
+and each real process would spend seconds importing its program); a sample runs as real processes, to prove
+the exit status a shell sees and that bytes of argv that are not UTF-8 reach the error line unharmed.
 
 Services are never needed: every broker and database address in the corpus is a loopback port nothing listens
 on, so a bad input that slipped through would exit 1 (connection refused) instead of 2 and fail here.
@@ -7,10 +11,15 @@ on, so a bad input that slipped through would exit 1 (connection refused) instea
 
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
 import os
 import re
 import subprocess
 import sys
+import threading
+import traceback
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -22,6 +31,7 @@ from gateway_helpers import ROOT
 from cli.influx_settings import CONNECTION_KEYS as INFLUX_CONNECTION_KEYS
 from cli.influx_settings import PROGRAM_KEYS as INFLUX_PROGRAM_KEYS
 from cli.main import SUBCOMMANDS
+from cli.main import main as coldchain
 from cli.mqtt_read import CONNECTION_KEYS as MQTT_CONNECTION_KEYS
 from cli.mqtt_read import PROGRAM_KEYS as MQTT_PROGRAM_KEYS
 from cli.provision import main as provision
@@ -83,6 +93,44 @@ def _run(case: Case, cwd: Path) -> Outcome:
 def _run_all(cases: Sequence[Case], cwd: Path) -> list[Outcome]:
     with ThreadPoolExecutor(max_workers=6) as pool:
         return list(pool.map(lambda case: _run(case, cwd), cases))
+
+
+def _call(case: Case) -> Outcome:
+    """``coldchain`` run by its ``main`` in this process, ending as the interpreter would end it: a SystemExit's
+    code, or a traceback on stderr and status 1. Bounded: a command that gets past its checks runs in a thread
+    it is abandoned in (the test fails naming it)."""
+    out, err = io.StringIO(), io.StringIO()
+    status: list[int] = []
+
+    def run() -> None:
+        try:
+            status.append(coldchain(list(case.argv)))
+        except SystemExit as exc:
+            if isinstance(exc.code, str):
+                print(exc.code, file=err)
+            status.append(exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1)
+        except BaseException:  # what the interpreter would print as a traceback
+            err.write(traceback.format_exc())
+            status.append(1)
+
+    handlers = logging.root.handlers[:]
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        thread = threading.Thread(target=run, name=f"coldchain {' '.join(case.argv)[:60]}", daemon=True)
+        thread.start()
+        thread.join(timeout=30)
+    logging.root.handlers[:] = handlers
+    if thread.is_alive():
+        return Outcome(case, -1, out.getvalue(), f"still running after 30 s\n{err.getvalue()}")
+    return Outcome(case, status[0], out.getvalue(), err.getvalue())
+
+
+def _call_all(cases: Sequence[Case], cwd: Path, monkeypatch: pytest.MonkeyPatch) -> list[Outcome]:
+    monkeypatch.chdir(cwd)
+    return [_call(case) for case in cases]
+
+
+def _undecodable(case: Case) -> bool:
+    return any(UNDECODABLE in arg for arg in case.argv)
 
 
 def _problems(outcome: Outcome) -> str | None:
@@ -174,14 +222,16 @@ def test_shipped_configs_are_valid_bases(workdir: Path) -> None:
     assert board_config(workdir / "board.toml").mqtt.port != 1883
 
 
-def test_bad_config_files_end_in_one_line_and_status_2(workdir: Path) -> None:
-    """Every command's config error: one line naming file and problem, exit 2, whichever command reads it."""
+def test_bad_config_files_end_in_one_line_and_status_2(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every command's config error: one line naming file and problem, exit 2, whichever command reads it;
+    each kind of config error also from a real process (the agent's, the gateway's and the board's)."""
     cases = [
         Case(_guarded(command, [*CONFIG_ARGS[command], "--config", path]), names)
         for command in CONFIGURED
         for path, names in _config_variants(workdir, command)
     ]
-    _assert_all_refused(_run_all(cases, workdir))
+    real = [case for case in cases if case.argv[0] in PROGRAM_CONFIG or case.argv[0] == "gateway"][::3]
+    _assert_all_refused(_run_all(real, workdir) + _call_all(cases, workdir, monkeypatch))
 
 
 def _bad_arguments(root: Path) -> list[Case]:
@@ -271,10 +321,12 @@ def _bad_arguments(root: Path) -> list[Case]:
     return [Case(_guarded(command, argv), names) for command, argv, names in table]
 
 
-def test_bad_arguments_end_in_one_line_and_status_2(workdir: Path) -> None:
-    """Every subcommand refuses bad arguments with one line naming the problem and exit 2, before any service."""
+def test_bad_arguments_end_in_one_line_and_status_2(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every subcommand refuses bad arguments with one line naming the problem and exit 2, before any service;
+    argv that is not UTF-8 from real processes, whose stderr, unlike a StringIO, must encode what they print."""
     cases = [*_bad_arguments(workdir), Case(("no-such-command",), "unknown command")]
-    _assert_all_refused(_run_all(cases, workdir))
+    real = [case for case in cases if _undecodable(case)]
+    _assert_all_refused(_run_all(real, workdir) + _call_all(cases, workdir, monkeypatch))
     # the refused provisioning runs wrote nothing: only the crate provisioned on purpose has a login
     assert [line.split(":", 1)[0] for line in (workdir / "etc" / "passwd").read_text().splitlines()] == ["C-1"]
     assert [p.name for p in (workdir / "out").iterdir()] == ["C-1"]
@@ -287,10 +339,10 @@ def test_no_command_is_bad_use(workdir: Path) -> None:
     assert outcome.stderr.splitlines()[-1] == "coldchain: error: a command is needed; 'coldchain --help' lists them"
 
 
-def test_help_texts_are_plain(workdir: Path) -> None:
+def test_help_texts_are_plain(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Every command's --help exits 0 and shows no reStructuredText backticks."""
     commands = [[name] for name in SUBCOMMANDS] + [["sim", "fleet"], ["board", "hash-password"], []]
-    outcomes = _run_all([Case((*command, "--help"), "") for command in commands], workdir)
+    outcomes = _call_all([Case((*command, "--help"), "") for command in commands], workdir, monkeypatch)
     for outcome in outcomes:
         assert outcome.returncode == 0, outcome.case.argv
         assert outcome.stdout.startswith("usage: coldchain"), outcome.case.argv
