@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import email
 import email.policy
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
 from notify_helpers import alarm_events, self_signed, wait_for
+from parts import started
 
 from cli.services import free_port
 from coldchain.alarm_rules import AlarmTransition
@@ -31,14 +32,21 @@ class Inbox:
         return "250 OK"
 
 
-@pytest.fixture
-def smtp() -> Iterator[tuple[Controller, Inbox]]:
-    """A real SMTP server on a free loopback port."""
+Relay = Callable[..., tuple[Controller, Inbox]]
+Run = Callable[[Dispatcher], Dispatcher]
+
+
+def _relay(port: int | None = None, **options: Any) -> tuple[Controller, Inbox]:
     inbox = Inbox()
-    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
+    controller = Controller(inbox, hostname="127.0.0.1", port=port or free_port(), **options)
     controller.start()
-    yield controller, inbox
-    controller.stop()
+    return controller, inbox
+
+
+@pytest.fixture
+def relay() -> Iterator[Relay]:
+    """Real SMTP servers on loopback (on ``port`` or a free one, with Controller's ``options``), stopped after."""
+    yield from started(_relay, lambda running: running[0].stop())
 
 
 def _dispatcher(tmp_path: Path, port: int) -> Dispatcher:
@@ -48,17 +56,14 @@ def _dispatcher(tmp_path: Path, port: int) -> Dispatcher:
     return Dispatcher(EmailChannel(config), Outbox(tmp_path / "duty.sqlite"), retry_min_s=0.02, retry_max_s=0.1)
 
 
-def test_alarm_email_arrives_once(tmp_path: Path, smtp: tuple[Controller, Inbox]) -> None:
+def test_alarm_email_arrives_once(tmp_path: Path, relay: Relay, run_dispatcher: Run) -> None:
     """An active alarm becomes one e-mail to every recipient, naming crate, rule, sensor and how to acknowledge."""
-    controller, inbox = smtp
-    dispatcher = _dispatcher(tmp_path, controller.port).start()
-    try:
-        event = alarm_events()[0]
-        dispatcher.notify(event.idempotency_key, notification_body(event))
-        assert wait_for(lambda: dispatcher.outbox.counts()["delivered"] == 1)
-        assert not dispatcher.notify(event.idempotency_key, notification_body(event))
-    finally:
-        dispatcher.stop()
+    controller, inbox = relay()
+    dispatcher = run_dispatcher(_dispatcher(tmp_path, controller.port))
+    event = alarm_events()[0]
+    dispatcher.notify(event.idempotency_key, notification_body(event))
+    assert wait_for(lambda: dispatcher.outbox.counts()["delivered"] == 1)
+    assert not dispatcher.notify(event.idempotency_key, notification_body(event))
     assert inbox.envelopes == [("coldchain@example.org", ["duty@example.org", "qa@example.org"])]
     (message,) = inbox.messages
     assert message["Subject"] == "[coldchain] CRITICAL active: crate C-1, critical_high on probe1"
@@ -68,24 +73,18 @@ def test_alarm_email_arrives_once(tmp_path: Path, smtp: tuple[Controller, Inbox]
     assert "coldchain ack C-1 critical_high probe1 --by NAME --note TEXT" in text
 
 
-def test_email_waits_out_a_relay_outage(tmp_path: Path) -> None:
+def test_email_waits_out_a_relay_outage(tmp_path: Path, relay: Relay, run_dispatcher: Run) -> None:
     """Queued while the relay is down, each e-mail arrives once after it comes up, in order, after a restart."""
     port = free_port()
-    first = _dispatcher(tmp_path, port).start()
+    first = run_dispatcher(_dispatcher(tmp_path, port))
     for event in alarm_events():
         first.notify(event.idempotency_key, notification_body(event))
     assert wait_for(lambda: first.failures >= 2)
     first.stop()
     first.outbox.close()
-    inbox = Inbox()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    second = _dispatcher(tmp_path, port).start()
-    try:
-        assert wait_for(lambda: second.outbox.counts() == {"pending": 0, "delivered": 2, "failed": 0})
-    finally:
-        second.stop()
-        controller.stop()
+    _, inbox = relay(port)
+    second = run_dispatcher(_dispatcher(tmp_path, port))
+    assert wait_for(lambda: second.outbox.counts() == {"pending": 0, "delivered": 2, "failed": 0})
     assert [m["X-Coldchain-Idempotency-Key"].rsplit("/", 1)[1] for m in inbox.messages] == ["active", "cleared"]
 
 
@@ -100,23 +99,18 @@ def test_late_alarm_email_says_it_is_history() -> None:
     assert "LATE: happened while the crate was offline, already over" in message["Subject"]
 
 
-def test_starttls_relay_gets_the_mail_encrypted(tmp_path: Path) -> None:
+def test_starttls_relay_gets_the_mail_encrypted(tmp_path: Path, relay: Relay, run_dispatcher: Run) -> None:
     """With starttls on, the channel upgrades the session, verifies the relay's certificate, and delivers."""
     cert, _, context = self_signed(tmp_path)
-    inbox = Inbox()
-    controller = Controller(inbox, hostname="127.0.0.1", port=free_port(), tls_context=context, require_starttls=True)
-    controller.start()
+    controller, inbox = relay(tls_context=context, require_starttls=True)
     config = EmailConfig(
         "duty", "127.0.0.1", "coldchain@example.org", ("duty@example.org",), port=controller.port,
         starttls=True, ca_file=cert,
     )  # fmt: skip
-    dispatcher = Dispatcher(EmailChannel(config), Outbox(tmp_path / "tls.sqlite"), retry_min_s=0.02, retry_max_s=0.1)
-    dispatcher.start()
-    try:
-        event = alarm_events()[0]
-        dispatcher.notify(event.idempotency_key, notification_body(event))
-        assert wait_for(lambda: dispatcher.outbox.counts()["delivered"] == 1)
-    finally:
-        dispatcher.stop()
-        controller.stop()
+    dispatcher = run_dispatcher(
+        Dispatcher(EmailChannel(config), Outbox(tmp_path / "tls.sqlite"), retry_min_s=0.02, retry_max_s=0.1)
+    )
+    event = alarm_events()[0]
+    dispatcher.notify(event.idempotency_key, notification_body(event))
+    assert wait_for(lambda: dispatcher.outbox.counts()["delivered"] == 1)
     assert len(inbox.messages) == 1
