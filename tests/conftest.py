@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from edge_helpers import AgentProcess, InProcessAgent, Listen, Listener, PtyBoard, RunAgent, SpawnAgent
-from gateway_helpers import GatewayProcess
+from gateway_helpers import Client, Connect, GatewayProcess
 from gpiozero import Device
 from gpiozero.pins.mock import MockFactory
 from parts import started
@@ -97,6 +97,12 @@ def board() -> Iterator[PtyBoard]:
 def listen() -> Iterator[Listen]:
     """Subscribers on a real broker (``Listener``'s arguments), closed after the test."""
     yield from started(Listener, Listener.close)
+
+
+@pytest.fixture
+def connect() -> Iterator[Connect]:
+    """Plain MQTT clients on a real broker (``gateway_helpers.Client``'s arguments), disconnected after the test."""
+    yield from started(Client, Client.close)
 
 
 @pytest.fixture

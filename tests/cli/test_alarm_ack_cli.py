@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from gateway_helpers import Client, GatewayProcess, gateway_config
+from gateway_helpers import Client, Connect, GatewayProcess, gateway_config
 from gateway_helpers import telemetry as telemetry_payload
 from wait_helpers import wait_until
 
@@ -117,11 +117,13 @@ def test_ack_refused_by_the_gateway_exits_1_with_its_reason(live: tuple[Mosquitt
 
 
 @pytest.mark.integration
-def test_left_out_sensor_is_never_guessed_among_several(live: tuple[Mosquitto, Client], crate_prefix: str) -> None:
+def test_left_out_sensor_is_never_guessed_among_several(
+    live: tuple[Mosquitto, Client], crate_prefix: str, connect: Connect
+) -> None:
     """Two probes in alarm and no SENSOR: nothing is sent, both candidates are listed, exit 2."""
     broker, client = live
     crate = f"{crate_prefix}-A"
-    acks = Client(broker, [f"coldchain/v1/acks/{crate}/#"])
+    acks = connect(broker, [f"coldchain/v1/acks/{crate}/#"])
     _send(client, crate, [{"probe1": -140.0, "probe2": -141.0}])
     for probe in ("probe1", "probe2"):
         _retained(broker, f"coldchain/v1/alarms/{crate}/critical_high/{probe}", lambda a: a["state"] == "active")
@@ -167,12 +169,14 @@ def test_alarm_that_cleared_unacknowledged_is_reviewed_by_an_ack(
 
 
 @pytest.mark.integration
-def test_no_gateway_answer_exits_1_saying_so(make_mosquitto: Callable[..., Mosquitto], crate_prefix: str) -> None:
+def test_no_gateway_answer_exits_1_saying_so(
+    make_mosquitto: Callable[..., Mosquitto], crate_prefix: str, connect: Connect
+) -> None:
     """With no gateway, the ack reaches the broker (documented payload, with a request id) but exit 1 says nobody
     answered."""
     broker = make_mosquitto()
     crate = f"{crate_prefix}-N"
-    acks = Client(broker, [f"coldchain/v1/acks/{crate}/#"])
+    acks = connect(broker, [f"coldchain/v1/acks/{crate}/#"])
     done = _ack(crate, "critical_high", "probe1", "--by", "Ana Ruiz", "--note", "re-iced", *_broker_args(broker))
     assert done.returncode == 1
     assert "NOT CONFIRMED: the gateway did not answer within 2 s" in done.stderr
@@ -224,7 +228,12 @@ def test_bad_arguments_are_refused_before_connecting(tmp_path: Path, capsys: pyt
 
 @pytest.mark.integration
 def test_late_backlog_excursion_is_listed_for_review_and_reviewed(
-    make_mosquitto: Callable[..., Mosquitto], influxdb: InfluxDB, database: str, tmp_path: Path, crate_prefix: str
+    make_mosquitto: Callable[..., Mosquitto],
+    influxdb: InfluxDB,
+    database: str,
+    tmp_path: Path,
+    crate_prefix: str,
+    connect: Connect,
 ) -> None:
     """An excursion in a backlog an hour old is recorded late (paging nobody); 'alerts' lists it under NEEDS REVIEW
     by default, and 'ack' records its review."""
@@ -232,7 +241,7 @@ def test_late_backlog_excursion_is_listed_for_review_and_reviewed(
     shipment = f'[shipments."SHP-L"]\nproduct = "iPSC neurons"\ncrates = ["{crate_prefix}-L"]\n[alarms]\nhold_s = 60\n'
     config = gateway_config(tmp_path, broker, influxdb, database, shipment)
     crate = f"{crate_prefix}-L"
-    client = Client(broker)
+    client = connect(broker)
     with GatewayProcess(config, tmp_path / "gateway.log"):
         hour_ago = int(time.time() * 1000) - 3_600_000
         for seq, value in enumerate([-175.0, -145.0, -176.0], 1):

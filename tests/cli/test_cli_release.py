@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from cli_helpers import recording_v2_standin
-from gateway_helpers import ROOT, Client, GatewayProcess, gateway_config, seqs_stored
+from gateway_helpers import ROOT, Connect, GatewayProcess, gateway_config, seqs_stored
 from test_cli_report import _annotated
 from wait_helpers import wait_until
 
@@ -43,6 +43,7 @@ def test_release_is_recorded_shown_by_the_report_and_refused_once_the_data_chang
     database: str,
     crate_prefix: str,
     capsys: pytest.CaptureFixture[str],
+    connect: Connect,
 ) -> None:
     """Released on the hash of the report read: a ``release`` point, shown on the report as taken on this data;
     after one more reading arrives through the gateway, a release on the old hash is refused, nothing written."""
@@ -52,7 +53,7 @@ def test_release_is_recorded_shown_by_the_report_and_refused_once_the_data_chang
     start = int(time.time() * 1000) - 600_000
     args = [shipment, "--influx-url", influxdb.url, "--database", database]
     with GatewayProcess(config, tmp_path / "gw.log"):
-        client = Client(broker)
+        client = connect(broker)
         for seq in range(6):
             client.send(crate, [seq], value=-170.0, ts=start + seq * 10_000)
         wait_until(lambda: len(seqs_stored(influxdb, database, crate)) == 6, 10, "six readings stored")

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 from edge_helpers import AgentProcess, InProcessAgent, Listener, PtyBoard, agent_config, write_config
-from gateway_helpers import PROFILES, ROOT, Client, GatewayProcess, count, gateway_config, wait_until
+from gateway_helpers import PROFILES, ROOT, Connect, GatewayProcess, count, gateway_config, wait_until
 from notify_helpers import Receiver, start_receiver, webhook_channel
 from sim_helpers import BOARD_CLOCK, running_sim, sim_agent_config
 
@@ -205,6 +205,7 @@ def test_excursion_in_a_late_backlog_is_reported_with_its_true_times_and_pages_n
     database: str,
     crate_prefix: str,
     board: PtyBoard,
+    connect: Connect,
 ) -> None:
     """Readings of three hours ago, spooled while the broker is down and holding a 4-minute excursion that
     ended, arrive when it is back: InfluxDB, the retained alarm and the webhook all say it was late, with its
@@ -232,7 +233,7 @@ def test_excursion_in_a_late_backlog_is_reported_with_its_true_times_and_pages_n
         wait_until(lambda: count(influxdb, database, crate) == 40, 15, "the backlog's 40 readings stored")
         rows = wait_until(lambda: len(_alarms(influxdb, database, crate)) >= 2 and _alarms(influxdb, database, crate))
         wait_until(lambda: len(_critical(receiver)) >= 2, 10, "two notifications of critical_high")
-        watcher = Client(broker, [f"coldchain/v1/alarms/{crate}/critical_high/probe1"])
+        watcher = connect(broker, [f"coldchain/v1/alarms/{crate}/critical_high/probe1"])
         retained = wait_until(lambda: [m for m in watcher.received() if m["state"] == "cleared"], 5, "retained clear")
         watcher.close()
         time.sleep(0.5)  # a notification delivered twice would show up now

@@ -25,6 +25,7 @@ from gateway_helpers import (
     PROFILES,
     ROOT,
     Client,
+    Connect,
     GatewayProcess,
     count,
     gateway_config,
@@ -155,13 +156,13 @@ def _stored(influx: InfluxDB, database: str, crate: str) -> list[tuple[str, str]
 
 
 def test_a_hung_board_raises_stale_data_after_its_time_and_clears_when_readings_resume(
-    tmp_path: Path, mosquitto: Mosquitto, influxdb: InfluxDB, database: str, crate_prefix: str
+    tmp_path: Path, mosquitto: Mosquitto, influxdb: InfluxDB, database: str, crate_prefix: str, connect: Connect
 ) -> None:
     """A sim frozen for less than after_s raises nothing; frozen longer, 'stale' is raised while the agent stays
     online, and cleared by the first reading after the sim resumes."""
     crate = f"{crate_prefix}-hung"
     config = _gateway(tmp_path, mosquitto, influxdb, database, {crate: "hung_board"})
-    listener = Client(mosquitto, [f"coldchain/v1/alarms/{crate}/#", f"coldchain/v1/crates/{crate}/status"])
+    listener = connect(mosquitto, [f"coldchain/v1/alarms/{crate}/#", f"coldchain/v1/crates/{crate}/status"])
     agents = Agents()
     try:
         with GatewayProcess(config, tmp_path / "gw.log"), _crate(tmp_path / "crate", crate, mosquitto) as (sim, agent):
@@ -193,14 +194,14 @@ def test_a_hung_board_raises_stale_data_after_its_time_and_clears_when_readings_
 
 
 def test_a_killed_agent_is_offline_after_its_time_but_a_quick_restart_raises_nothing(
-    tmp_path: Path, mosquitto: Mosquitto, influxdb: InfluxDB, database: str, crate_prefix: str
+    tmp_path: Path, mosquitto: Mosquitto, influxdb: InfluxDB, database: str, crate_prefix: str, connect: Connect
 ) -> None:
     """Two crates' agents SIGKILLed: the last will marks both offline; the one restarted at once raises nothing,
     the other raises 'offline' after after_s."""
     gone, back = f"{crate_prefix}-gone", f"{crate_prefix}-back"
     config = _gateway(tmp_path, mosquitto, influxdb, database, {gone: "vanishing_crate", back: "vanishing_crate"})
     topics = [f"coldchain/v1/alarms/{crate}/#" for crate in (gone, back)]
-    listener = Client(mosquitto, topics + [f"coldchain/v1/crates/{crate}/status" for crate in (gone, back)])
+    listener = connect(mosquitto, topics + [f"coldchain/v1/crates/{crate}/status" for crate in (gone, back)])
     agents = Agents()
     try:
         with contextlib.ExitStack() as stack:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from edge_helpers import AgentProcess
-from gateway_helpers import Client, GatewayProcess, count, gaps_stored, gateway_config, seqs_stored, wait_until
+from gateway_helpers import Client, Connect, GatewayProcess, count, gaps_stored, gateway_config, seqs_stored, wait_until
 from sim_helpers import running_sim, sim_agent_config
 
 from cli.services import InfluxDB, Mosquitto
@@ -65,13 +65,13 @@ def test_readings_taken_before_any_gateway_existed_are_all_stored(
 
 
 def test_a_gateway_restarted_without_its_state_file_waits_for_what_the_crate_holds(
-    tmp_path: Path, mosquitto: Mosquitto, influxdb: InfluxDB, database: str, crate_prefix: str
+    tmp_path: Path, mosquitto: Mosquitto, influxdb: InfluxDB, database: str, crate_prefix: str, connect: Connect
 ) -> None:
     """State file deleted across a restart: the gateway meets the crate at seq 10 holding 5..9 unconfirmed (sent
     while nothing received them) and confirms no more than 4 until they come again; then all 11 are stored."""
     crate = f"{crate_prefix}-B"
     config = gateway_config(tmp_path, mosquitto, influxdb, database, STATE)
-    client = Client(mosquitto, [f"coldchain/v1/crates/{crate}/ack"])
+    client = connect(mosquitto, [f"coldchain/v1/crates/{crate}/ack"])
     first = GatewayProcess(config, tmp_path / "gateway-1.log")
     client.send(crate, range(5), held_from=0)
     wait_until(lambda: 4 in _acks(client, crate), 10, "stored_through 4")
@@ -93,7 +93,12 @@ def test_a_gateway_restarted_without_its_state_file_waits_for_what_the_crate_hol
 
 
 def test_a_forgotten_crate_returning_with_a_backlog_is_waited_for(
-    tmp_path: Path, make_mosquitto: Callable[[], Mosquitto], influxdb: InfluxDB, database: str, crate_prefix: str
+    tmp_path: Path,
+    make_mosquitto: Callable[[], Mosquitto],
+    influxdb: InfluxDB,
+    database: str,
+    crate_prefix: str,
+    connect: Connect,
 ) -> None:
     """Forgotten after forget_after, a crate whose 5..9 never reached the gateway returns with its backlog 10..14
     first (held_from 5): the gateway confirms no more than 4 until 5..9 come, then all 15 are stored."""
@@ -101,7 +106,7 @@ def test_a_forgotten_crate_returning_with_a_backlog_is_waited_for(
     mosquitto = make_mosquitto()
     crate = f"{crate_prefix}-C"
     config = gateway_config(tmp_path, mosquitto, influxdb, database, STATE + 'forget_after = "2s"\n')
-    client = Client(mosquitto, [f"coldchain/v1/crates/{crate}/ack"])
+    client = connect(mosquitto, [f"coldchain/v1/crates/{crate}/ack"])
     gateway = GatewayProcess(config, tmp_path / "gateway.log")
     client.send(crate, range(5), held_from=0)
     wait_until(lambda: 4 in _acks(client, crate), 10, "stored_through 4")

@@ -16,6 +16,7 @@ from gateway_helpers import (
     PROFILES,
     ROOT,
     Client,
+    Connect,
     GatewayProcess,
     gateway_config,
     telemetry,
@@ -41,13 +42,13 @@ def _states(watcher: Client, topic: str) -> list[dict[str, Any]]:
 
 
 def test_active_alarm_survives_a_restart_without_being_raised_twice(
-    tmp_path: Path, mosquitto: Mosquitto, influxdb: InfluxDB, database: str, crate_prefix: str
+    tmp_path: Path, mosquitto: Mosquitto, influxdb: InfluxDB, database: str, crate_prefix: str, connect: Connect
 ) -> None:
     """An alarm active when the gateway restarts is neither raised again nor lost: it clears under the same id."""
     crate = f"{crate_prefix}-r"
     topic = f"coldchain/v1/alarms/{crate}/critical_high/probe1"
     config = gateway_config(tmp_path, mosquitto, influxdb, database, f'[state]\nfile = "{tmp_path / "state.db"}"\n')
-    watcher = Client(mosquitto, [f"coldchain/v1/alarms/{crate}/#"])
+    watcher = connect(mosquitto, [f"coldchain/v1/alarms/{crate}/#"])
     start = _now() - 60_000
     gateway = GatewayProcess(config, tmp_path / "gw1.log")
     watcher.send(crate, [1], value=-170.0, ts=start)
@@ -76,12 +77,12 @@ def _ack(mosquitto: Mosquitto, crate: str, rule: str, sensor: str, by: str, note
 
 
 def test_staff_ack_marks_the_alarm_acknowledged_and_records_who(
-    tmp_path: Path, mosquitto: Mosquitto, influxdb: InfluxDB, database: str, crate_prefix: str
+    tmp_path: Path, mosquitto: Mosquitto, influxdb: InfluxDB, database: str, crate_prefix: str, connect: Connect
 ) -> None:
     """``coldchain ack`` turns the retained alarm to acknowledged with by and note, and an alarm point says so."""
     crate = f"{crate_prefix}-a"
     topic = f"coldchain/v1/alarms/{crate}/critical_high/probe1"
-    watcher = Client(mosquitto, [f"coldchain/v1/alarms/{crate}/#"])
+    watcher = connect(mosquitto, [f"coldchain/v1/alarms/{crate}/#"])
     gateway = GatewayProcess(gateway_config(tmp_path, mosquitto, influxdb, database), tmp_path / "gw.log")
     watcher.send(crate, [1], value=-145.0, ts=_now())
     wait_until(lambda: _states(watcher, topic), 5, "active alarm")
@@ -97,11 +98,11 @@ def test_staff_ack_marks_the_alarm_acknowledged_and_records_who(
 
 
 def test_ack_of_an_alarm_that_is_not_active_is_rejected_and_recorded(
-    tmp_path: Path, mosquitto: Mosquitto, influxdb: InfluxDB, database: str, crate_prefix: str
+    tmp_path: Path, mosquitto: Mosquitto, influxdb: InfluxDB, database: str, crate_prefix: str, connect: Connect
 ) -> None:
     """An ack naming no active alarm goes to coldchain/v1/rejected and measurement rejected, reason ack_rejected."""
     crate = f"{crate_prefix}-n"
-    watcher = Client(mosquitto, ["coldchain/v1/rejected"])
+    watcher = connect(mosquitto, ["coldchain/v1/rejected"])
     gateway = GatewayProcess(gateway_config(tmp_path, mosquitto, influxdb, database), tmp_path / "gw.log")
     said = _ack(mosquitto, crate, "critical_high", "probe1", "Dana Ops", "false alarm?", status=1)
     rejected = wait_until(lambda: [r for r in watcher.received() if r.get("crate") == crate], 5, "rejection on MQTT")
@@ -114,12 +115,12 @@ def test_ack_of_an_alarm_that_is_not_active_is_rejected_and_recorded(
 
 
 def test_lid_left_open_raises_the_lid_alarm_in_event_time(
-    tmp_path: Path, mosquitto: Mosquitto, influxdb: InfluxDB, database: str, crate_prefix: str
+    tmp_path: Path, mosquitto: Mosquitto, influxdb: InfluxDB, database: str, crate_prefix: str, connect: Connect
 ) -> None:
     """A lid_open event followed by readings 121 s later (cryo: lid_open after 120 s) raises lid_open on the crate."""
     crate = f"{crate_prefix}-l"
     topic = f"coldchain/v1/alarms/{crate}/lid_open/crate"
-    watcher = Client(mosquitto, [f"coldchain/v1/alarms/{crate}/#"])
+    watcher = connect(mosquitto, [f"coldchain/v1/alarms/{crate}/#"])
     gateway = GatewayProcess(gateway_config(tmp_path, mosquitto, influxdb, database), tmp_path / "gw.log")
     start = _now() - 60_000
     watcher.send(crate, [1], value=-170.0, ts=start)
@@ -132,11 +133,11 @@ def test_lid_left_open_raises_the_lid_alarm_in_event_time(
 
 
 def test_gap_event_lets_stored_through_move_past_seqs_the_crate_lost(
-    tmp_path: Path, mosquitto: Mosquitto, influxdb: InfluxDB, database: str, crate_prefix: str
+    tmp_path: Path, mosquitto: Mosquitto, influxdb: InfluxDB, database: str, crate_prefix: str, connect: Connect
 ) -> None:
     """Seqs 3..5 never come; the crate's gap event (spool_full) settles them: stored_through 6, gap point 'lost'."""
     crate = f"{crate_prefix}-g"
-    watcher = Client(mosquitto, [f"coldchain/v1/crates/{crate}/ack"])
+    watcher = connect(mosquitto, [f"coldchain/v1/crates/{crate}/ack"])
     gateway = GatewayProcess(gateway_config(tmp_path, mosquitto, influxdb, database), tmp_path / "gw.log")
     watcher.send(crate, [1, 2, 6])
     wait_until(lambda: any(a["stored_through"] == 2 for a in watcher.received()), 5, "stored_through 2")
@@ -162,6 +163,7 @@ def test_webhook_hears_each_change_once_across_a_killed_gateway(
     database: str,
     crate_prefix: str,
     serve_hooks: Callable[..., ThreadingHTTPServer],
+    connect: Connect,
 ) -> None:
     """A webhook failing at first gets the raise once; after SIGKILL and restart, the clear once, nothing twice."""
     crate = f"{crate_prefix}-w"
@@ -171,7 +173,7 @@ def test_webhook_hears_each_change_once_across_a_killed_gateway(
         tmp_path, server, 'changes = ["active", "cleared"]\n'
     )
     config = gateway_config(tmp_path, mosquitto, influxdb, database, extra)
-    client = Client(mosquitto)
+    client = connect(mosquitto)
     start = _now() - 60_000
 
     def keys() -> list[str]:
@@ -211,7 +213,7 @@ after_s = 1
 
 
 def test_offline_crate_raises_its_alarm_from_the_clock_and_clears_when_back(
-    tmp_path: Path, mosquitto: Mosquitto, influxdb: InfluxDB, database: str, crate_prefix: str
+    tmp_path: Path, mosquitto: Mosquitto, influxdb: InfluxDB, database: str, crate_prefix: str, connect: Connect
 ) -> None:
     """The crate's last will (offline) raises 'offline' after after_s with no message behind it; online clears it."""
     crate = f"{crate_prefix}-o"
@@ -221,7 +223,7 @@ def test_offline_crate_raises_its_alarm_from_the_clock_and_clears_when_back(
     config = gateway_config(tmp_path, mosquitto, influxdb, database)
     config.write_text(config.read_text().replace(json.dumps(str(PROFILES)), json.dumps(str(profiles))).replace(
         'default = "cryo"', 'default = "quick"'))  # fmt: skip
-    watcher = Client(mosquitto, [f"coldchain/v1/alarms/{crate}/#"])
+    watcher = connect(mosquitto, [f"coldchain/v1/alarms/{crate}/#"])
     gateway = GatewayProcess(config, tmp_path / "gw.log")
     status = f"coldchain/v1/crates/{crate}/status"
     watcher.publish(status, json.dumps({"v": 1, "crate": crate, "state": "offline", "ts": _now()}).encode())

@@ -15,6 +15,7 @@ from edge_helpers import InProcessAgent, agent_config
 from gateway_helpers import (
     ROOT,
     Client,
+    Connect,
     GatewayProcess,
     count,
     gateway_config,
@@ -56,11 +57,11 @@ def secured(tmp_path: Path, mosquitto: Mosquitto, influxdb: InfluxDB, database: 
 
 
 def test_signed_messages_are_stored_and_forgeries_refused(
-    secured: Any, mosquitto: Mosquitto, influxdb: InfluxDB, database: str
+    secured: Any, mosquitto: Mosquitto, influxdb: InfluxDB, database: str, connect: Connect
 ) -> None:
     """Good signatures stored; a forged seq 3 is refused (reason signature) and does not settle seq 3."""
     crate, key, _, _ = secured
-    watcher = Client(mosquitto, ["coldchain/v1/rejected"])
+    watcher = connect(mosquitto, ["coldchain/v1/rejected"])
     topic = f"coldchain/v1/crates/{crate}/telemetry"
     watcher.publish(topic, _signed(crate, 1, key))
     watcher.publish(topic, _signed(crate, 2, key))
@@ -73,11 +74,11 @@ def test_signed_messages_are_stored_and_forgeries_refused(
 
 
 def test_replays_are_stored_once_and_altered_replays_refused(
-    secured: Any, mosquitto: Mosquitto, influxdb: InfluxDB, database: str
+    secured: Any, mosquitto: Mosquitto, influxdb: InfluxDB, database: str, connect: Connect
 ) -> None:
     """An exact replay of a stored message is a duplicate; a replay with a changed value fails its signature."""
     crate, key, _, _ = secured
-    watcher = Client(mosquitto, ["coldchain/v1/rejected"])
+    watcher = connect(mosquitto, ["coldchain/v1/rejected"])
     topic = f"coldchain/v1/crates/{crate}/telemetry"
     original = _signed(crate, 1, key)
     watcher.publish(topic, original)
@@ -99,12 +100,12 @@ def test_replays_are_stored_once_and_altered_replays_refused(
 
 
 def test_unknown_and_unsigned_crates_are_refused(
-    secured: Any, mosquitto: Mosquitto, influxdb: InfluxDB, database: str
+    secured: Any, mosquitto: Mosquitto, influxdb: InfluxDB, database: str, connect: Connect
 ) -> None:
     """A crate without a key is refused as unknown_crate; an unsigned message of a known crate as signature."""
     crate = secured[0]
     stranger = f"{crate}-x"
-    watcher = Client(mosquitto, ["coldchain/v1/rejected"])
+    watcher = connect(mosquitto, ["coldchain/v1/rejected"])
     watcher.send(stranger, [1])
     watcher.send(crate, [1])
     wait_until(lambda: _reasons(watcher, stranger) == ["unknown_crate"], 5, "unknown crate rejected")
@@ -116,11 +117,11 @@ def test_unknown_and_unsigned_crates_are_refused(
 
 
 def test_archive_holds_every_accepted_message_and_verifies_intact(
-    secured: Any, mosquitto: Mosquitto, influxdb: InfluxDB, database: str
+    secured: Any, mosquitto: Mosquitto, influxdb: InfluxDB, database: str, connect: Connect
 ) -> None:
     """Accepted messages (not the forgery) are archived; ``coldchain verify-archive --keys-dir`` reports intact."""
     crate, key, archive, keys = secured
-    client = Client(mosquitto)
+    client = connect(mosquitto)
     topic = f"coldchain/v1/crates/{crate}/telemetry"
     for seq in (1, 2, 3):
         client.publish(topic, _signed(crate, seq, key))

@@ -9,6 +9,7 @@ import pytest
 from gateway_helpers import (
     TS,
     Client,
+    Connect,
     GatewayProcess,
     count,
     gateway_config,
@@ -45,10 +46,12 @@ def _gaps(influxdb: InfluxDB, database: str, crate: str) -> list[tuple[int, int,
     return [(r["first_missing"], r["last_missing"], r["missing"], r["state"]) for r in rows]  # type: ignore[misc]
 
 
-def test_storage_ack_reports_stored_through(gateway, mosquitto, influxdb, database, crate_prefix) -> None:
+def test_storage_ack_reports_stored_through(
+    gateway, mosquitto, influxdb, database, crate_prefix, connect: Connect
+) -> None:
     """After storing seqs 1..3 the gateway publishes {"v":1,"crate":..,"stored_through":3} on the crate's ack topic."""
     crate = f"{crate_prefix}-K"
-    client = Client(mosquitto, [f"coldchain/v1/crates/{crate}/ack"])
+    client = connect(mosquitto, [f"coldchain/v1/crates/{crate}/ack"])
     client.send(crate, [1, 2, 3])
     wait_until(lambda: 3 in _acks(client, crate), 10, "stored_through 3")
     assert client.received(f"coldchain/v1/crates/{crate}/ack")[-1] == {"v": 1, "crate": crate, "stored_through": 3}
@@ -56,10 +59,10 @@ def test_storage_ack_reports_stored_through(gateway, mosquitto, influxdb, databa
     client.close()
 
 
-def test_duplicate_is_stored_once(gateway, mosquitto, influxdb, database, crate_prefix) -> None:
+def test_duplicate_is_stored_once(gateway, mosquitto, influxdb, database, crate_prefix, connect: Connect) -> None:
     """A second message with a seq already stored changes nothing (its different value is not written)."""
     crate = f"{crate_prefix}-U"
-    client = Client(mosquitto, [f"coldchain/v1/crates/{crate}/ack"])
+    client = connect(mosquitto, [f"coldchain/v1/crates/{crate}/ack"])
     client.send(crate, [1, 2], value=-170.0)
     wait_until(lambda: 2 in _acks(client, crate), 10, "stored_through 2")
     client.send(crate, [2], value=-100.0)
@@ -70,10 +73,12 @@ def test_duplicate_is_stored_once(gateway, mosquitto, influxdb, database, crate_
     client.close()
 
 
-def test_gap_is_written_and_closed_by_late_messages(gateway, mosquitto, influxdb, database, crate_prefix) -> None:
+def test_gap_is_written_and_closed_by_late_messages(
+    gateway, mosquitto, influxdb, database, crate_prefix, connect: Connect
+) -> None:
     """Seqs 1,2,5 open gap 3..4 (stored_through stays 2); 3 and 4 arriving late close it and move the ack to 5."""
     crate = f"{crate_prefix}-G"
-    client = Client(mosquitto, [f"coldchain/v1/crates/{crate}/ack"])
+    client = connect(mosquitto, [f"coldchain/v1/crates/{crate}/ack"])
     client.send(crate, [1, 2, 5])
     wait_until(lambda: _gaps(influxdb, database, crate) == [(3, 4, 2, "open")], 10, "open gap 3..4")
     wait_until(lambda: 2 in _acks(client, crate), 5, "stored_through 2")
@@ -88,10 +93,10 @@ def test_gap_is_written_and_closed_by_late_messages(gateway, mosquitto, influxdb
     client.close()
 
 
-def test_rejected_seq_counts_as_handled(gateway, mosquitto, influxdb, database, crate_prefix) -> None:
+def test_rejected_seq_counts_as_handled(gateway, mosquitto, influxdb, database, crate_prefix, connect: Connect) -> None:
     """A message refused for an implausible value opens no gap and does not hold back stored_through."""
     crate = f"{crate_prefix}-H"
-    client = Client(mosquitto, [f"coldchain/v1/crates/{crate}/ack"])
+    client = connect(mosquitto, [f"coldchain/v1/crates/{crate}/ack"])
     client.send(crate, [1])
     client.send(crate, [2], value=999.0)
     client.send(crate, [3])
@@ -102,12 +107,12 @@ def test_rejected_seq_counts_as_handled(gateway, mosquitto, influxdb, database, 
 
 
 def test_messages_sent_while_gateway_is_down_arrive_after_restart(
-    tmp_path, config, mosquitto, influxdb, database, crate_prefix
+    tmp_path, config, mosquitto, influxdb, database, crate_prefix, connect: Connect
 ) -> None:
     """The session persists: what is published while the gateway is stopped is stored when it returns, no gap."""
     crate = f"{crate_prefix}-S"
     first = GatewayProcess(config, tmp_path / "gateway-1.log")
-    client = Client(mosquitto)
+    client = connect(mosquitto)
     client.send(crate, range(1, 11))
     wait_until(lambda: count(influxdb, database, crate) == 10, 10, "10 points")
     assert first.stop() == 0
@@ -120,7 +125,7 @@ def test_messages_sent_while_gateway_is_down_arrive_after_restart(
 
 
 def test_shared_subscription_splits_the_stream_without_loss(
-    tmp_path, make_mosquitto, influxdb, database, crate_prefix
+    tmp_path, make_mosquitto, influxdb, database, crate_prefix, connect: Connect
 ) -> None:
     """Two gateways in one $share group each take part of the stream; together they store every reading once."""
     # a broker of its own: the health files count every message the group receives, and on the session
@@ -136,7 +141,7 @@ def test_shared_subscription_splits_the_stream_without_loss(
         config.write_text(config.read_text().replace("[influxdb]", f"{group}\n\n[influxdb]", 1))
         gateways.append(GatewayProcess(config, workdir / "gateway.log"))
     crates = [f"{crate_prefix}-{i}" for i in range(4)]
-    client = Client(mosquitto)
+    client = connect(mosquitto)
     for crate in crates:
         client.send(crate, range(1, 51))
     wait_until(lambda: sum(count(influxdb, database, c) for c in crates) == 200, 15, "200 points")
@@ -152,7 +157,7 @@ def test_shared_subscription_splits_the_stream_without_loss(
     client.close()
 
 
-def test_network_thread_failure_is_reported(mosquitto, crate_prefix) -> None:
+def test_network_thread_failure_is_reported(mosquitto, crate_prefix, connect: Connect) -> None:
     """An unexpected error on the network thread sets link.failed, which stops the gateway (exit 1)."""
     from gateway.config import MqttConfig
     from gateway.mqtt_link import MqttLink
@@ -166,14 +171,16 @@ def test_network_thread_failure_is_reported(mosquitto, crate_prefix) -> None:
     link = MqttLink(config, lambda: subscribed.append(True))
     link.start(broken)
     wait_until(lambda: subscribed, 10, "subscription")
-    client = Client(mosquitto)
+    client = connect(mosquitto)
     client.send(crate, [1])
     wait_until(link.failed.is_set, 10, "link.failed")
     link.stop()
     client.close()
 
 
-def test_a_backlog_is_read_no_faster_than_it_is_stored(tmp_path, mosquitto, influxdb, database, crate_prefix) -> None:
+def test_a_backlog_is_read_no_faster_than_it_is_stored(
+    tmp_path, mosquitto, influxdb, database, crate_prefix, connect: Connect
+) -> None:
     """After an outage mosquitto 2.0.11 sends far beyond Receive Maximum once the gateway acknowledges
     (eclipse/mosquitto#2301); the gateway still never holds more than twice its window."""
     extra = '[state]\nfile = "state.sqlite"\n[monitoring]\ninterval = "0.1s"\nhealth_file = "health.json"\n'
@@ -183,7 +190,7 @@ def test_a_backlog_is_read_no_faster_than_it_is_stored(tmp_path, mosquitto, infl
     crate = f"{crate_prefix}-F"
     first = GatewayProcess(config, tmp_path / "gateway-1.log")  # makes the durable session
     assert first.stop() == 0
-    client = Client(mosquitto)
+    client = connect(mosquitto)
     client.send(crate, range(1, 2001))
     second = GatewayProcess(config, tmp_path / "gateway-2.log")
     wait_until(lambda: count(influxdb, database, crate) == 2000, 60, "the backlog stored")

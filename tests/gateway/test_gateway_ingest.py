@@ -9,7 +9,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from gateway_helpers import (
     TS,
-    Client,
+    Connect,
     GatewayProcess,
     count,
     gateway_config,
@@ -34,10 +34,12 @@ def gateway(tmp_path: Path, mosquitto: Mosquitto, influxdb: InfluxDB, database: 
     assert process.stop() == 0, process.stderr()
 
 
-def test_readings_are_stored_with_exact_values(gateway, mosquitto, influxdb, database, crate_prefix) -> None:
+def test_readings_are_stored_with_exact_values(
+    gateway, mosquitto, influxdb, database, crate_prefix, connect: Connect
+) -> None:
     """Each reading becomes a temperature point: tags crate/profile/sensor, value_c float, seq integer, time = ts."""
     crate = f"{crate_prefix}-A"
-    client = Client(mosquitto)
+    client = connect(mosquitto)
     client.send(crate, [1, 2], value=-171.25)
     wait_until(lambda: count(influxdb, database, crate) == 2, 10, "2 points")
     rows = influxdb.rows(f"SELECT value_c, seq, profile, sensor FROM temperature WHERE crate = '{crate}'", database)
@@ -50,10 +52,12 @@ def test_readings_are_stored_with_exact_values(gateway, mosquitto, influxdb, dat
     client.close()
 
 
-def test_fault_reading_is_stored_as_fault_without_value(gateway, mosquitto, influxdb, database, crate_prefix) -> None:
+def test_fault_reading_is_stored_as_fault_without_value(
+    gateway, mosquitto, influxdb, database, crate_prefix, connect: Connect
+) -> None:
     """A probe fault is a temperature point with field fault and no value_c, so the hole is visible."""
     crate = f"{crate_prefix}-F"
-    client = Client(mosquitto)
+    client = connect(mosquitto)
     client.send(crate, [1], value="OPEN")
     wait_until(lambda: count(influxdb, database, crate, "fault") == 1, 10, "fault point")
     rows = influxdb.rows(f"SELECT fault, seq, value_c FROM temperature WHERE crate = '{crate}'", database)
@@ -62,11 +66,11 @@ def test_fault_reading_is_stored_as_fault_without_value(gateway, mosquitto, infl
 
 
 def test_a_corrected_time_is_stored_as_a_flag_on_each_reading(
-    gateway, mosquitto, influxdb, database, crate_prefix
+    gateway, mosquitto, influxdb, database, crate_prefix, connect: Connect
 ) -> None:
     """ts_corrected / ts_uncertain become boolean fields of the message's readings (a fault's too); others lack them."""
     crate = f"{crate_prefix}-K"
-    client = Client(mosquitto)
+    client = connect(mosquitto)
     client.publish(f"coldchain/v1/crates/{crate}/telemetry", telemetry(crate, 1))
     client.publish(f"coldchain/v1/crates/{crate}/telemetry", telemetry(crate, 2, ts_corrected=True))
     client.publish(f"coldchain/v1/crates/{crate}/telemetry", telemetry(crate, 3, "OPEN", ts_uncertain=True))
@@ -85,11 +89,13 @@ def test_a_corrected_time_is_stored_as_a_flag_on_each_reading(
     client.close()
 
 
-def test_excursion_raises_exactly_one_retained_alarm(gateway, mosquitto, influxdb, database, crate_prefix) -> None:
+def test_excursion_raises_exactly_one_retained_alarm(
+    gateway, mosquitto, influxdb, database, crate_prefix, connect: Connect
+) -> None:
     """Warming past the limit gives one active alarm, on MQTT (retained) and in InfluxDB, with the crossing seq."""
     crate = f"{crate_prefix}-D"
-    watcher = Client(mosquitto, [f"coldchain/v1/alarms/{crate}/#"])
-    client = Client(mosquitto)
+    watcher = connect(mosquitto, [f"coldchain/v1/alarms/{crate}/#"])
+    client = connect(mosquitto)
     for seq, value in enumerate([-78.0, -70.0, -59.5, -55.0, -52.0], start=1):
         client.send(crate, [seq], value=value)
     wait_until(lambda: count(influxdb, database, crate) == 5, 10, "5 points")
@@ -100,7 +106,7 @@ def test_excursion_raises_exactly_one_retained_alarm(gateway, mosquitto, influxd
     assert alarm["state"] == "active"
     assert (alarm["seq"], alarm["ts"], alarm["value_c"], alarm["threshold_c"]) == (3, TS + 3000, -59.5, -60.0)
     assert (alarm["severity"], alarm["profile"]) == ("critical", "dry_ice")
-    late = Client(mosquitto, [f"coldchain/v1/alarms/{crate}/#"])
+    late = connect(mosquitto, [f"coldchain/v1/alarms/{crate}/#"])
     wait_until(lambda: late.messages, 5, "retained alarm")
     assert late.messages[0][0] == f"coldchain/v1/alarms/{crate}/critical_high/probe1"
     assert late.messages[0][2] is True
@@ -121,12 +127,12 @@ def test_excursion_raises_exactly_one_retained_alarm(gateway, mosquitto, influxd
 
 
 def test_invalid_message_is_rejected_and_valid_ones_behind_it_stored(
-    gateway, mosquitto, influxdb, database, crate_prefix
+    gateway, mosquitto, influxdb, database, crate_prefix, connect: Connect
 ) -> None:
     """Garbage is refused with a reason (log, topic, measurement rejected); the next valid message is stored."""
     crate = f"{crate_prefix}-R"
-    watcher = Client(mosquitto, ["coldchain/v1/rejected"])
-    client = Client(mosquitto)
+    watcher = connect(mosquitto, ["coldchain/v1/rejected"])
+    client = connect(mosquitto)
     client.publish(f"coldchain/v1/crates/{crate}/telemetry", b"\xff not json")
     client.send(crate, [1])
     wait_until(lambda: count(influxdb, database, crate) == 1, 10, "valid point behind the garbage")
@@ -139,10 +145,12 @@ def test_invalid_message_is_rejected_and_valid_ones_behind_it_stored(
         c.close()
 
 
-def test_a_burst_of_rejects_keeps_one_rejected_point_each(gateway, influxdb, mosquitto, database, crate_prefix) -> None:
+def test_a_burst_of_rejects_keeps_one_rejected_point_each(
+    gateway, influxdb, mosquitto, database, crate_prefix, connect: Connect
+) -> None:
     """Fifty implausible readings of one crate in a burst (many in the same millisecond): fifty rejected points."""
     crate = f"{crate_prefix}-B"
-    client = Client(mosquitto)
+    client = connect(mosquitto)
     client.send(crate, range(1, 51), value=500.0)
     query = f"SELECT count(bytes) FROM rejected WHERE crate = '{crate}' AND reason = 'range'"
 
@@ -177,13 +185,13 @@ def test_message_with_mqtt5_properties_is_decoded(gateway, mosquitto, influxdb, 
 
 
 def test_readings_that_once_stopped_the_gateway_are_rejected_and_it_carries_on(
-    gateway, mosquitto, influxdb, database, crate_prefix
+    gateway, mosquitto, influxdb, database, crate_prefix, connect: Connect
 ) -> None:
     """A fault that is an object and a value_c beyond a float: two rejects, the gateway up, the next reading stored."""
     crate = f"{crate_prefix}-H"
     topic = f"coldchain/v1/crates/{crate}/telemetry"
-    watcher = Client(mosquitto, ["coldchain/v1/rejected", f"coldchain/v1/crates/{crate}/ack"])
-    client = Client(mosquitto)
+    watcher = connect(mosquitto, ["coldchain/v1/rejected", f"coldchain/v1/crates/{crate}/ack"])
+    client = connect(mosquitto)
     fault = b'{"sensor":"probe1","value_c":null,"fault":{"OPEN":1}}'
     huge = b'{"sensor":"probe1","value_c":' + b"9" * 400 + b"}"
     for seq, reading in ((1, fault), (2, huge)):
@@ -203,11 +211,11 @@ def test_readings_that_once_stopped_the_gateway_are_rejected_and_it_carries_on(
 
 
 def test_a_message_sent_at_qos0_is_stored_and_never_acknowledged(
-    gateway, mosquitto, influxdb, database, crate_prefix
+    gateway, mosquitto, influxdb, database, crate_prefix, connect: Connect
 ) -> None:
     """Delivered at QoS 0 it has no packet id: a PUBACK for it would be a protocol error that drops the gateway."""
     crate = f"{crate_prefix}-Q"
-    client = Client(mosquitto)
+    client = connect(mosquitto)
     for seq in (1, 2, 3):
         client._client.publish(f"coldchain/v1/crates/{crate}/telemetry", telemetry(crate, seq), qos=0)
     client.send(crate, [4])

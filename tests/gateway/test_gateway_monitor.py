@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from gateway_helpers import (
     ROOT,
-    Client,
+    Connect,
     GatewayProcess,
     count,
     gateway_config,
@@ -35,11 +35,13 @@ def _health(config: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_own_figures_are_written_to_measurement_gateway(tmp_path, mosquitto, influxdb, database, crate_prefix):
+def test_own_figures_are_written_to_measurement_gateway(
+    tmp_path, mosquitto, influxdb, database, crate_prefix, connect: Connect
+):
     """Readings received, rejects by reason and connection state appear in measurement gateway."""
     config = gateway_config(tmp_path, mosquitto, influxdb, database, MONITORING)
     gateway = GatewayProcess(config, tmp_path / "gateway.log")
-    client = Client(mosquitto)
+    client = connect(mosquitto)
     crate = f"{crate_prefix}-M"
     client.send(crate, [1, 2, 3])
     client.publish(f"coldchain/v1/crates/{crate}/telemetry", b"{}")
@@ -73,7 +75,7 @@ def test_health_command_says_healthy_then_stale(tmp_path, mosquitto, influxdb, d
 
 
 def test_a_silent_crate_is_forgotten_unless_an_alarm_of_it_is_open(
-    tmp_path, make_mosquitto, influxdb, database, crate_prefix
+    tmp_path, make_mosquitto, influxdb, database, crate_prefix, connect: Connect
 ) -> None:
     """After [state] forget_after of silence a crate leaves memory and the state file; one with an active
     alarm stays; a forgotten crate that speaks again is taken as a new shipment, not as a duplicate."""
@@ -81,7 +83,7 @@ def test_a_silent_crate_is_forgotten_unless_an_alarm_of_it_is_open(
     extra = MONITORING + '[state]\nfile = "state.sqlite"\nforget_after = "2s"\n'
     config = gateway_config(tmp_path, mosquitto, influxdb, database, extra)
     gateway = GatewayProcess(config, tmp_path / "gateway.log")
-    client = Client(mosquitto)
+    client = connect(mosquitto)
     quiet, warm = f"{crate_prefix}-Q", f"{crate_prefix}-W"
     client.send(quiet, [1, 2, 3])
     client.send(warm, [1], value=-140.0)  # critical_high: active until someone clears it

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from gateway_helpers import (
     TS,
-    Client,
+    Connect,
     GatewayProcess,
     count,
     gateway_config,
@@ -39,7 +39,7 @@ def _written(influxdb: InfluxDB, database: str, body: bytes) -> bool:
 
 
 def test_refused_point_is_quarantined_and_the_rest_stored(
-    tmp_path: Path, mosquitto, influxdb, database, crate_prefix
+    tmp_path: Path, mosquitto, influxdb, database, crate_prefix, connect: Connect
 ) -> None:
     """A field type conflict (HTTP 400) quarantines that point in 'rejected'; its neighbours are stored."""
     crate = f"{crate_prefix}-Q"
@@ -49,7 +49,7 @@ def test_refused_point_is_quarantined_and_the_rest_stored(
     # a loaded influxd once answered this first write 'database not found' (404) right after the CREATE
     wait_until(lambda: _written(influxdb, database, conflicting), 10, "the conflicting point written")
     gateway = GatewayProcess(gateway_config(tmp_path, mosquitto, influxdb, database), tmp_path / "gateway.log")
-    client = Client(mosquitto, [f"coldchain/v1/crates/{crate}/ack"])
+    client = connect(mosquitto, [f"coldchain/v1/crates/{crate}/ack"])
     client.send(crate, [1], value=-170.0)
     client.send(crate, [2], value="OPEN")
     client.send(crate, [3], value=-170.0)
@@ -62,11 +62,13 @@ def test_refused_point_is_quarantined_and_the_rest_stored(
     client.close()
 
 
-def test_dropped_database_is_created_again(tmp_path: Path, mosquitto, influxdb, database, crate_prefix) -> None:
+def test_dropped_database_is_created_again(
+    tmp_path: Path, mosquitto, influxdb, database, crate_prefix, connect: Connect
+) -> None:
     """The gateway never caches 'database exists': a write that finds it dropped creates it and retries."""
     crate = f"{crate_prefix}-W"
     gateway = GatewayProcess(gateway_config(tmp_path, mosquitto, influxdb, database), tmp_path / "gateway.log")
-    client = Client(mosquitto)
+    client = connect(mosquitto)
     client.send(crate, [1])
     wait_until(lambda: count(influxdb, database, crate) == 1, 10, "first point")
     _post(influxdb, "/query", {"q": f'DROP DATABASE "{database}"'})
@@ -88,14 +90,16 @@ def test_dropped_database_is_created_again(tmp_path: Path, mosquitto, influxdb, 
     client.close()
 
 
-def test_retention_policy_is_written_to(tmp_path: Path, mosquitto, influxdb, database, crate_prefix) -> None:
+def test_retention_policy_is_written_to(
+    tmp_path: Path, mosquitto, influxdb, database, crate_prefix, connect: Connect
+) -> None:
     """[influxdb] retention_policy sends points into that policy, not the database's default."""
     crate = f"{crate_prefix}-P"
     _post(influxdb, "/query", {"q": f'CREATE DATABASE "{database}"'})
     _post(influxdb, "/query", {"q": f'CREATE RETENTION POLICY "keep" ON "{database}" DURATION 0s REPLICATION 1'})
     config = gateway_config(tmp_path, mosquitto, influxdb, database, influx_extra='retention_policy = "keep"')
     gateway = GatewayProcess(config, tmp_path / "gateway.log")
-    client = Client(mosquitto)
+    client = connect(mosquitto)
     client.send(crate, [1])
     query = f'SELECT seq FROM "{database}"."keep".temperature WHERE crate = \'{crate}\''
     rows = wait_until(lambda: influxdb.rows(query, database), 10, "point in retention policy keep")

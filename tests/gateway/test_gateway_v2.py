@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from gateway_helpers import (
     TS,
-    Client,
+    Connect,
     GatewayProcess,
     gateway_config,
     run_gateway,
@@ -102,11 +102,13 @@ def _config(tmp_path: Path, broker: Mosquitto, recorder: V2Recorder, token: str 
     return gateway_config(tmp_path, broker, recorder.url, "unused", influx_extra=v2)
 
 
-def test_v2_write_carries_org_bucket_token_and_ms_points(tmp_path, mosquitto, recorder, crate_prefix) -> None:
+def test_v2_write_carries_org_bucket_token_and_ms_points(
+    tmp_path, mosquitto, recorder, crate_prefix, connect: Connect
+) -> None:
     """influxdb-client posts our line protocol to /api/v2/write with org, bucket, ms precision and the token."""
     crate = f"{crate_prefix}-V"
     gateway = GatewayProcess(_config(tmp_path, mosquitto, recorder), tmp_path / "gateway.log")
-    client = Client(mosquitto)
+    client = connect(mosquitto)
     client.send(crate, [1, 2], value=-162.5)
     expected = [
         f"temperature,crate={crate},profile=cryo,sensor=probe1 value_c=-162.5,seq=1i {TS + 1000}",

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from alarm_helpers import profile_of
-from gateway_helpers import PROFILES, TS, Client, GatewayProcess, gateway_config, wait_until
+from gateway_helpers import PROFILES, TS, Client, Connect, GatewayProcess, gateway_config, wait_until
 
 from cli.services import InfluxDB, Mosquitto
 from coldchain.errors import ConfigError
@@ -178,7 +178,7 @@ def _event(client: Client, crate: str, ts: int, event: str, **fields: float) -> 
 
 @pytest.mark.integration
 def test_gateway_silences_a_tilt_at_the_origin_and_raises_it_in_transit(
-    tmp_path: Path, mosquitto: Mosquitto, influxdb: InfluxDB, database: str, crate_prefix: str
+    tmp_path: Path, mosquitto: Mosquitto, influxdb: InfluxDB, database: str, crate_prefix: str, connect: Connect
 ) -> None:
     """Through a real gateway: the same tilt raises nothing at the shipment's origin and the alarm in transit."""
     profiles = tmp_path / "profiles.toml"
@@ -191,23 +191,21 @@ def test_gateway_silences_a_tilt_at_the_origin_and_raises_it_in_transit(
     path = gateway_config(tmp_path, mosquitto, influxdb, database, record)
     path.write_text(path.read_text().replace(json.dumps(str(PROFILES)), json.dumps(str(profiles))))
     gateway = GatewayProcess(path, tmp_path / "gateway.log")
-    client = Client(mosquitto)
-    try:
-        for crate, where in ((at_origin, KYOTO), (in_transit, ANCHORAGE)):
-            _event(client, crate, TS + 1000, "position", lat=where.lat, lon=where.lon)
-            _event(client, crate, TS + 2000, "orientation", tilt_deg=88.0)
-            _event(client, crate, TS + 3000, "orientation", tilt_deg=88.0)  # event time moves on: judged
-        query = "SELECT rule, state FROM alarm WHERE crate = '{}'"
-        rows = wait_until(lambda: influxdb.rows(query.format(in_transit), database), 10, "the transit tilt alarm")
-        assert rows == [{"time": TS + 2000, "rule": "tipped", "state": "active"}]
-        # the origin crate's events went first, and one more of it after the alarm is stored too
-        _event(client, at_origin, TS + 4000, "orientation", tilt_deg=88.0)
-        wait_until(
-            lambda: len(influxdb.rows(f"SELECT * FROM orientation WHERE crate = '{at_origin}'", database)) == 3,
-            10,
-            "the origin crate's orientation points",
-        )
-        assert influxdb.rows(query.format(at_origin), database) == []
-    finally:
-        client.close()
-        assert gateway.stop() == 0, gateway.stderr()
+    client = connect(mosquitto)
+    for crate, where in ((at_origin, KYOTO), (in_transit, ANCHORAGE)):
+        _event(client, crate, TS + 1000, "position", lat=where.lat, lon=where.lon)
+        _event(client, crate, TS + 2000, "orientation", tilt_deg=88.0)
+        _event(client, crate, TS + 3000, "orientation", tilt_deg=88.0)  # event time moves on: judged
+    query = "SELECT rule, state FROM alarm WHERE crate = '{}'"
+    rows = wait_until(lambda: influxdb.rows(query.format(in_transit), database), 10, "the transit tilt alarm")
+    assert rows == [{"time": TS + 2000, "rule": "tipped", "state": "active"}]
+    # the origin crate's events went first, and one more of it after the alarm is stored too
+    _event(client, at_origin, TS + 4000, "orientation", tilt_deg=88.0)
+    wait_until(
+        lambda: len(influxdb.rows(f"SELECT * FROM orientation WHERE crate = '{at_origin}'", database)) == 3,
+        10,
+        "the origin crate's orientation points",
+    )
+    assert influxdb.rows(query.format(at_origin), database) == []
+    client.close()
+    assert gateway.stop() == 0, gateway.stderr()

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from board_helpers import start_board
 from board_helpers import write_config as board_config
-from gateway_helpers import Client, GatewayProcess, gateway_config, telemetry
+from gateway_helpers import Connect, GatewayProcess, gateway_config, telemetry
 
 from cli.services import InfluxDB, Mosquitto
 
@@ -102,34 +102,33 @@ def test_gateway_is_ready_once_subscribed_and_pings_while_a_failed_write_is_retr
     make_influxdb: Callable[[], InfluxDB],
     database: str,
     crate_prefix: str,
+    connect: Connect,
 ) -> None:
     """READY=1 after the subscription; pings go on while the writer retries against a stopped InfluxDB."""
     influx = make_influxdb()
     config = gateway_config(tmp_path, mosquitto, influx, database)
     gateway = GatewayProcess(config, tmp_path / "gateway.log", wait=False, env=systemd.env)
-    client = Client(mosquitto)
-    try:
+    client = connect(mosquitto)
+    first = systemd.next(15)
+    while first == PING:  # the clock may ping before the broker confirms the subscriptions
         first = systemd.next(15)
-        while first == PING:  # the clock may ping before the broker confirms the subscriptions
-            first = systemd.next(15)
-        assert first == b"READY=1"
-        gateway.wait_for("subscribed")
-        _healthy(systemd)
-        influx.stop()
-        crate = f"{crate_prefix}-W"
-        client.publish(f"coldchain/v1/crates/{crate}/telemetry", telemetry(crate, 0))
-        deadline = time.monotonic() + 10
-        while "retrying in" not in gateway.stderr() and time.monotonic() < deadline:
-            systemd.next(0.1)
-        assert "retrying in" in gateway.stderr()
-        _healthy(systemd)
-        assert gateway.stop() == 0
-        while (message := systemd.next(5)) == PING:
-            pass
-        assert message == b"STOPPING=1"
-    finally:
-        client.close()
-        gateway.stop(kill=True)
+    assert first == b"READY=1"
+    gateway.wait_for("subscribed")
+    _healthy(systemd)
+    influx.stop()
+    crate = f"{crate_prefix}-W"
+    client.publish(f"coldchain/v1/crates/{crate}/telemetry", telemetry(crate, 0))
+    deadline = time.monotonic() + 10
+    while "retrying in" not in gateway.stderr() and time.monotonic() < deadline:
+        systemd.next(0.1)
+    assert "retrying in" in gateway.stderr()
+    _healthy(systemd)
+    assert gateway.stop() == 0
+    while (message := systemd.next(5)) == PING:
+        pass
+    assert message == b"STOPPING=1"
+    client.close()
+    gateway.stop(kill=True)
 
 
 @pytest.mark.parametrize(
@@ -146,32 +145,37 @@ def test_gateway_pings_stop_when_one_of_its_threads_is_stuck(
     crate_prefix: str,
     method: str,
     loop: str,
+    connect: Connect,
 ) -> None:
     """A writer stuck in a write, or a network thread stuck handing over a read: the pings stop, the log says which."""
     code = STUCK.format(module="gateway.worker", owner="Worker", method=method, program="gateway")
     config = gateway_config(tmp_path, mosquitto, influxdb, database)
     gateway = GatewayProcess(config, tmp_path / "gateway.log", env=systemd.env, code=code)
-    client = Client(mosquitto)
-    try:
-        _healthy(systemd)
-        crate = f"{crate_prefix}-S"
-        client.publish(f"coldchain/v1/crates/{crate}/telemetry", telemetry(crate, 0))
-        assert systemd.silence(2.0, within=10), "the pings went on"
-        assert f"{loop} stopped going round" in gateway.stderr()
-        assert gateway.process.poll() is None  # alive but stuck: only the watchdog gets it restarted
-    finally:
-        client.close()
-        gateway.stop(kill=True)
+    client = connect(mosquitto)
+    _healthy(systemd)
+    crate = f"{crate_prefix}-S"
+    client.publish(f"coldchain/v1/crates/{crate}/telemetry", telemetry(crate, 0))
+    assert systemd.silence(2.0, within=10), "the pings went on"
+    assert f"{loop} stopped going round" in gateway.stderr()
+    assert gateway.process.poll() is None  # alive but stuck: only the watchdog gets it restarted
+    client.close()
+    gateway.stop(kill=True)
 
 
 def test_board_is_ready_and_its_pings_stop_when_its_broker_thread_is_stuck(
-    tmp_path: Path, systemd: Systemd, mosquitto: Mosquitto, influxdb: InfluxDB, database: str, crate_prefix: str
+    tmp_path: Path,
+    systemd: Systemd,
+    mosquitto: Mosquitto,
+    influxdb: InfluxDB,
+    database: str,
+    crate_prefix: str,
+    connect: Connect,
 ) -> None:
     """The board says READY=1 once it serves, pings while healthy, and stops when paho's thread hangs in a callback."""
     code = STUCK.format(module="board.broker", owner="BrokerLink", method="_on_message", program="board")
     config = board_config(tmp_path, mosquitto.port, influxdb.url, database)
     board = start_board(config, env=systemd.env, code=code)
-    client = Client(mosquitto)
+    client = connect(mosquitto)
     try:
         assert systemd.next(5) == b"READY=1"
         _healthy(systemd)

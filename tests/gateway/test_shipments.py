@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from gateway_helpers import PROFILES, ROOT, Client, GatewayProcess, gateway_config
+from gateway_helpers import PROFILES, ROOT, Connect, GatewayProcess, gateway_config
 from notify_helpers import Receiver, alarm_events, start_receiver, webhook_channel
 from wait_helpers import wait_until
 
@@ -103,6 +103,7 @@ def test_gateway_writes_the_record_once_and_notifications_and_reports_carry_it(
     database: str,
     crate_prefix: str,
     capsys: pytest.CaptureFixture[str],
+    connect: Connect,
 ) -> None:
     """A crate of a [shipments] record: one ``shipment`` point for the run, its retained alarm and the webhook
     carry origin and destination, and ``coldchain report SHIPMENT`` shows them without options (an option
@@ -116,7 +117,7 @@ def test_gateway_writes_the_record_once_and_notifications_and_reports_carry_it(
         'product = "iPSC cardiomyocytes"\n'
     ) + webhook_channel(tmp_path, server, 'changes = ["active"]\n')
     config = gateway_config(tmp_path, mosquitto, influxdb, database, extra)
-    client = Client(mosquitto, [f"coldchain/v1/alarms/{crate}/#"])
+    client = connect(mosquitto, [f"coldchain/v1/alarms/{crate}/#"])
     start = int(time.time() * 1000) - 60_000
     try:
         with GatewayProcess(config, tmp_path / "gw.log"):

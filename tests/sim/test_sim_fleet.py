@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from gateway_helpers import Client, wait_until
+from gateway_helpers import Client, Connect, wait_until
 
 from cli.provision import mosquitto_password_hash
 from cli.services import Mosquitto
@@ -37,40 +37,40 @@ def _seqs_by_crate(client: Client, prefix: str) -> dict[str, list[int]]:
 
 
 @pytest.mark.integration
-def test_fleet_publishes_every_crate_with_its_own_seq(mosquitto: Mosquitto, crate_prefix: str) -> None:
+def test_fleet_publishes_every_crate_with_its_own_seq(
+    mosquitto: Mosquitto, crate_prefix: str, connect: Connect
+) -> None:
     """20 crates, 200 messages: each crate's valid telemetry arrives with seq 0..9 in order; the rate is reported."""
-    listener = Client(mosquitto, ["coldchain/v1/crates/+/telemetry"])
-    try:
-        result = _fleet(mosquitto, "--crates", "20", "--prefix", crate_prefix, "--count", "200", "--rate", "1000")
-        assert result.returncode == 0, result.stderr
-        report = json.loads(result.stdout)
-        assert (report["crates"], report["clients"], report["sent"], report["acked"]) == (20, 1, 200, 200)
-        assert 0 < report["rate"] <= 1100
-        wait_until(lambda: len(listener.received(f"coldchain/v1/crates/{crate_prefix}")) >= 200, what="200 messages")
-        seqs = _seqs_by_crate(listener, crate_prefix)
-        assert len(seqs) == 20
-        assert all(s == list(range(10)) for s in seqs.values())
-    finally:
-        listener.close()
+    listener = connect(mosquitto, ["coldchain/v1/crates/+/telemetry"])
+    result = _fleet(mosquitto, "--crates", "20", "--prefix", crate_prefix, "--count", "200", "--rate", "1000")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert (report["crates"], report["clients"], report["sent"], report["acked"]) == (20, 1, 200, 200)
+    assert 0 < report["rate"] <= 1100
+    wait_until(lambda: len(listener.received(f"coldchain/v1/crates/{crate_prefix}")) >= 200, what="200 messages")
+    seqs = _seqs_by_crate(listener, crate_prefix)
+    assert len(seqs) == 20
+    assert all(s == list(range(10)) for s in seqs.values())
+    listener.close()
 
 
 @pytest.mark.integration
-def test_fleet_of_a_thousand_crates_with_a_client_each(mosquitto: Mosquitto, crate_prefix: str) -> None:
+def test_fleet_of_a_thousand_crates_with_a_client_each(
+    mosquitto: Mosquitto, crate_prefix: str, connect: Connect
+) -> None:
     """1,000 crates, one MQTT client each, 2,000 messages at 4,000 msg/s: all acknowledged, every crate heard."""
-    listener = Client(mosquitto, ["coldchain/v1/crates/+/telemetry"])
-    try:
-        args = ("--crates", "1000", "--client-per-crate", "--prefix", crate_prefix, "--count", "2000", "--rate", "4000")
-        result = _fleet(mosquitto, *args)
-        assert result.returncode == 0, result.stderr
-        report = json.loads(result.stdout)
-        assert (report["clients"], report["acked"]) == (1000, 2000)
-        prefix = f"coldchain/v1/crates/{crate_prefix}"
-        wait_until(lambda: len(listener.received(prefix)) >= 2000, timeout=20, what="2000 messages")
-        seqs = _seqs_by_crate(listener, crate_prefix)
-        assert len(seqs) == 1000
-        assert {tuple(s) for s in seqs.values()} == {(0, 1)}
-    finally:
-        listener.close()
+    listener = connect(mosquitto, ["coldchain/v1/crates/+/telemetry"])
+    args = ("--crates", "1000", "--client-per-crate", "--prefix", crate_prefix, "--count", "2000", "--rate", "4000")
+    result = _fleet(mosquitto, *args)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert (report["clients"], report["acked"]) == (1000, 2000)
+    prefix = f"coldchain/v1/crates/{crate_prefix}"
+    wait_until(lambda: len(listener.received(prefix)) >= 2000, timeout=20, what="2000 messages")
+    seqs = _seqs_by_crate(listener, crate_prefix)
+    assert len(seqs) == 1000
+    assert {tuple(s) for s in seqs.values()} == {(0, 1)}
+    listener.close()
 
 
 @pytest.mark.integration
@@ -135,30 +135,30 @@ def test_malformed_credentials_file_is_refused_with_its_line(tmp_path: Path) -> 
 
 
 @pytest.mark.integration
-def test_fleet_replays_a_scenario_for_every_crate_in_simulated_time(mosquitto: Mosquitto, crate_prefix: str) -> None:
+def test_fleet_replays_a_scenario_for_every_crate_in_simulated_time(
+    mosquitto: Mosquitto, crate_prefix: str, connect: Connect
+) -> None:
     """--scenario: each crate's messages step 5 simulated minutes apart and follow the LN2 shipper running dry."""
-    listener = Client(mosquitto, ["coldchain/v1/crates/+/telemetry"])
+    listener = connect(mosquitto, ["coldchain/v1/crates/+/telemetry"])
     scenario = Path(__file__).resolve().parents[2] / "config" / "scenarios" / "cryo-ln2-out-day3.toml"
     epoch = 1_764_086_400_000
     per_crate = 4 * 24 * 12  # the whole 4-day shipment at one message per 5 minutes
-    try:
-        args = ("--scenario", str(scenario), "--period", "300", "--epoch-ms", str(epoch), "--seed", "1")
-        more = ("--crates", "3", "--prefix", crate_prefix, "--count", str(3 * per_crate), "--rate", "5000")
-        result = _fleet(mosquitto, *args, *more)
-        assert result.returncode == 0, result.stderr
-        prefix = f"coldchain/v1/crates/{crate_prefix}"
-        wait_until(lambda: len(listener.received(prefix)) >= 3 * per_crate, timeout=20, what="every message")
-        by_crate: dict[str, list[tuple[int, float]]] = defaultdict(list)
-        for body in listener.received(prefix):
-            message = decode_telemetry(json.dumps(body).encode())
-            value = message.readings[0].value_c
-            assert value is not None
-            by_crate[message.crate].append((message.ts, value))
-        assert len(by_crate) == 3
-        for series in by_crate.values():
-            assert [ts for ts, _ in series] == [epoch + k * 300_000 for k in range(per_crate)]
-            day1, day4 = series[24 * 12][1], series[-1][1]
-            assert -183.0 < day1 < -181.0  # LN2 vapour while nitrogen remains
-            assert day4 > -150.0  # dry since day 3: past the cryo critical limit
-    finally:
-        listener.close()
+    args = ("--scenario", str(scenario), "--period", "300", "--epoch-ms", str(epoch), "--seed", "1")
+    more = ("--crates", "3", "--prefix", crate_prefix, "--count", str(3 * per_crate), "--rate", "5000")
+    result = _fleet(mosquitto, *args, *more)
+    assert result.returncode == 0, result.stderr
+    prefix = f"coldchain/v1/crates/{crate_prefix}"
+    wait_until(lambda: len(listener.received(prefix)) >= 3 * per_crate, timeout=20, what="every message")
+    by_crate: dict[str, list[tuple[int, float]]] = defaultdict(list)
+    for body in listener.received(prefix):
+        message = decode_telemetry(json.dumps(body).encode())
+        value = message.readings[0].value_c
+        assert value is not None
+        by_crate[message.crate].append((message.ts, value))
+    assert len(by_crate) == 3
+    for series in by_crate.values():
+        assert [ts for ts, _ in series] == [epoch + k * 300_000 for k in range(per_crate)]
+        day1, day4 = series[24 * 12][1], series[-1][1]
+        assert -183.0 < day1 < -181.0  # LN2 vapour while nitrogen remains
+        assert day4 > -150.0  # dry since day 3: past the cryo critical limit
+    listener.close()
