@@ -20,7 +20,7 @@ chunks, parses incoming PUBLISH packets itself (topic, packet id, payload), and
 sends a batch's PUBACKs as one write. The network loop is ours, so it can
 drain what is buffered without waiting for the socket to become readable.
 These are paho internals: pyproject.toml pins paho-mqtt to the releases on which
-tests/test_gateway_paho_internals.py passed, which names any of them that changed.
+tests/gateway/test_gateway_paho_internals.py passed, which names any of them that changed.
 """
 
 from __future__ import annotations

@@ -3,23 +3,21 @@ any gateway a failing test left running, and the edge tests' probe board on a pt
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
 
 import pytest
 from edge_helpers import AgentProcess, InProcessAgent, Listen, Listener, PtyBoard, RunAgent, SpawnAgent
-from gateway_helpers import GatewayProcess
+from gateway_helpers import Client, Connect, GatewayProcess
 from gpiozero import Device
 from gpiozero.pins.mock import MockFactory
+from parts import started
 
 from cli.services import InfluxDB, Mosquitto
 
 _names = itertools.count(1)
-Part = TypeVar("Part")
 
 
 @pytest.fixture(autouse=True)
@@ -95,35 +93,28 @@ def board() -> Iterator[PtyBoard]:
     pty.close()
 
 
-def _started(start: Callable[..., Part], stop: Callable[[Part], object]) -> Iterator[Callable[..., Part]]:
-    """A factory of running parts for one test; after it, every part it started is stopped, the last first,
-    each even when stopping another one failed."""
-    with contextlib.ExitStack() as stack:
-
-        def make(*args: Any, **kwargs: Any) -> Part:
-            part = start(*args, **kwargs)
-            stack.callback(stop, part)
-            return part
-
-        yield make
-
-
 @pytest.fixture
 def listen() -> Iterator[Listen]:
     """Subscribers on a real broker (``Listener``'s arguments), closed after the test."""
-    yield from _started(Listener, Listener.close)
+    yield from started(Listener, Listener.close)
+
+
+@pytest.fixture
+def connect() -> Iterator[Connect]:
+    """Plain MQTT clients on a real broker (``gateway_helpers.Client``'s arguments), disconnected after the test."""
+    yield from started(Client, Client.close)
 
 
 @pytest.fixture
 def run_agent() -> Iterator[RunAgent]:
     """Edge agents in a thread of the test (``InProcessAgent``'s arguments), stopped after it."""
-    yield from _started(InProcessAgent, InProcessAgent.stop)
+    yield from started(InProcessAgent, InProcessAgent.stop)
 
 
 @pytest.fixture
 def spawn_agent() -> Iterator[SpawnAgent]:
     """``python -m edge`` child processes (``AgentProcess``'s arguments), killed after the test if still running."""
-    yield from _started(AgentProcess, AgentProcess.stop)
+    yield from started(AgentProcess, AgentProcess.stop)
 
 
 @pytest.fixture

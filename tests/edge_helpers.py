@@ -245,18 +245,19 @@ def agent_config(
     extra: str = "",
     probes: str = '[[probes]]\ndriver = "serial"\nport = "loop://"\nsensors = ["probe1"]\n',
     profile: str = "cryo",
+    local_alarms: bool = True,
 ) -> Path:
-    """A config for an in-process agent (by default its probe is never opened: samples are fed directly)."""
+    """A config for an agent (by default its probe is never opened: samples are fed directly to it in-process);
+    ``local_alarms`` gives it the shipped profiles, so the crate judges its own readings too."""
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / "agent.toml"
+    profiles = f"[profiles]\nfile = {json.dumps(str(PROFILES))}\n" if local_alarms else ""
     path.write_text(
         f"""[crate]
 id = "{crate}"
 profile = "{profile}"
 
-[profiles]
-file = {json.dumps(str(PROFILES))}
-
+{profiles}
 [mqtt]
 host = "{broker.host}"
 port = {broker.port}

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -221,6 +221,9 @@ class Client:
         """Disconnect."""
         self._client.disconnect()
         self._client.loop_stop()
+
+
+Connect = Callable[..., Client]  # the ``connect`` fixture: Client's arguments, closed after the test
 
 
 def count(influx: InfluxDB, database: str, crate: str, field: str = "seq") -> int:

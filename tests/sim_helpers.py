@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import serial
+from edge_helpers import agent_config
 
 from cli.services import Mosquitto
 from coldchain.errors import SentenceError
@@ -31,30 +32,9 @@ def sim_agent_config(
 ) -> Path:
     """``directory``/agent.toml: an agent reading a simulated board on ``device`` (on the board's clock unless
     ``probe_extra`` says otherwise), reconnecting quickly to ``broker``."""
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / "agent.toml"
     names = ", ".join(f'"{sensor}"' for sensor in sensors)
-    path.write_text(
-        f"""[crate]
-id = "{crate}"
-profile = "{profile}"
-
-[mqtt]
-host = "{broker.host}"
-port = {broker.port}
-reconnect_min_s = 0.05
-reconnect_max_s = 0.3
-
-[spool]
-path = "spool.sqlite"
-
-[[probes]]
-driver = "serial"
-port = "{device}"
-sensors = [{names}]
-{probe_extra}"""
-    )
-    return path
+    probes = f'[[probes]]\ndriver = "serial"\nport = "{device}"\nsensors = [{names}]\n{probe_extra}'
+    return agent_config(directory, crate, broker, probes=probes, profile=profile, local_alarms=False)
 
 
 @dataclass
