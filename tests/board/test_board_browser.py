@@ -38,8 +38,17 @@ DATABASE = f"board{os.getpid()}"
 
 
 @pytest.fixture(scope="module")
+def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mosquitto]:
+    """A broker of this module's own: the board shows every retained alarm on its broker, and the tests count them,
+    so alarms other test files left on the session broker (whichever ran before on this worker) must not reach it."""
+    started = Mosquitto(tmp_path_factory.mktemp("board-broker")).start()
+    yield started
+    started.stop()
+
+
+@pytest.fixture(scope="module")
 def board(tmp_path_factory: pytest.TempPathFactory, mosquitto: Mosquitto, influxdb: InfluxDB) -> Iterator[RunningBoard]:
-    """One board for this module, watching the session broker and influxd."""
+    """One board for this module, watching the module's broker and the session influxd."""
     crates = f'[[crates]]\nid = "{CRATE}"\nprofile = "cryo"\nshipment = "SH-2026-0193"\ndestination = "Leiden"\n'
     running = start_board(
         write_config(tmp_path_factory.mktemp("board"), mosquitto.port, influxdb.url, DATABASE, crates)
@@ -86,7 +95,7 @@ def test_retained_alarm_appears_on_the_open_board_within_two_seconds(
     expect(row.locator(".badge")).to_have_text("CRITICAL")
     expect(page.locator(f'.crate[data-crate="{crate}"] .alarm-count')).to_have_text("2 alarms")
     shot(page, tmp_path, "board.png")
-    with mqtt_client(mosquitto.port) as (client, _):  # leave the shared broker as we found it
+    with mqtt_client(mosquitto.port) as (client, _):  # leave the module's broker as we found it
         for rule in ("critical_high", "warning_high"):
             publish(client, f"coldchain/v1/alarms/{crate}/{rule}/probe1", b"")
     expect(page.locator(".alarm")).to_have_count(0, timeout=2000)
@@ -237,7 +246,7 @@ def test_excursion_raised_by_the_real_gateway_appears_within_two_seconds(
         expect(page.locator(f'.crate[data-crate="{crate}"] .temp')).to_have_text("-145.0 °C")
     finally:
         gateway.stop()
-        with mqtt_client(mosquitto.port) as (client, _):  # leave the shared broker as we found it
+        with mqtt_client(mosquitto.port) as (client, _):  # leave the module's broker as we found it
             for rule in ("critical_high", "warning_high"):
                 publish(client, f"coldchain/v1/alarms/{crate}/{rule}/probe1", b"")
     assert elapsed < 2.0
@@ -273,6 +282,6 @@ def test_ack_from_the_page_reaches_the_gateway(
             expect(row.locator(".ack-result")).to_have_text("Acknowledgement recorded by the gateway: Ana Souza.")
     finally:
         gateway.stop()
-        with mqtt_client(mosquitto.port) as (client, _):  # leave the shared broker as we found it
+        with mqtt_client(mosquitto.port) as (client, _):  # leave the module's broker as we found it
             for rule in ("critical_high", "warning_high"):
                 publish(client, f"coldchain/v1/alarms/{crate}/{rule}/probe1", b"")
