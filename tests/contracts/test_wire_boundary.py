@@ -20,6 +20,8 @@ ALLOWED = {
     ("gateway/notify/outbox.py", "Outbox.add"): "the notification outbox's SQLite rows",
     ("gateway/notify/outbox.py", "Outbox.head"): "the notification outbox's SQLite rows",
     ("gateway/notify/webhook.py", "WebhookChannel.send"): "the webhook's HTTP body (a notification channel)",
+    ("gateway/crate_kv.py", "CrateKv.load"): "a crate's state in the cluster's key-value bucket (the state file's entry)",
+    ("gateway/crate_kv.py", "CrateKv.save"): "a crate's state in the cluster's key-value bucket (the state file's entry)",
     ("gateway/statefile.py", "StateFile.load"): "the state file",
     ("gateway/statefile.py", "StateFile.save"): "the state file",
     ("gateway/store.py", "_error"): "an InfluxDB HTTP error body",
