@@ -25,6 +25,7 @@ import sys
 import time
 from typing import NoReturn
 
+from adapters.influx_write import open_writer
 from cli.influx_read import InfluxReadError, open_reader
 from cli.influx_settings import InfluxSettings, add_influx_arguments
 from cli.progress import Progress
@@ -35,8 +36,6 @@ from coldchain.errors import ConfigError, StoreError
 from coldchain.helptext import help_text
 from coldchain.lineprotocol import point
 from coldchain.wire import MAX_ACK_BY, MAX_ACK_NOTE
-from gateway.config import InfluxConfig
-from gateway.store import open_store
 
 __all__ = ["DECISIONS", "SHA256", "main", "refusal", "release_point"]
 
@@ -66,13 +65,12 @@ def release_point(identity: Identity, report: Report, *, by: str, decision: str,
 
 
 def _write(settings: InfluxSettings, line: str) -> None:
-    """Store one point with the gateway's own writer (1.x ``/write`` or influxdb-client), errors classified."""
-    names = ("api", "url", "database", "retention_policy", "username", "password_file", "org", "bucket", "token_file")
-    store = open_store(InfluxConfig(**{name: getattr(settings, name) for name in names}))
+    """Store one point with the shared writer (1.x ``/write`` or influxdb-client), errors classified."""
+    writer = open_writer(settings)
     try:
-        store.write(line.encode())
+        writer.write(line.encode())
     finally:
-        store.close()
+        writer.close()
 
 
 def _text(parser: argparse.ArgumentParser, value: str, flag: str, limit: int) -> str:

@@ -28,6 +28,7 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
+from adapters.influx_write import PointsRefusedError, Writer
 from adapters.liveness import Heartbeat
 from coldchain.errors import RetryableStoreError
 from coldchain.lineprotocol import encode_lines
@@ -39,7 +40,6 @@ from gateway.ingest import Batch, Ingest
 from gateway.mqtt_link import Deliveries, Delivery
 from gateway.points import EXCERPT_BYTES, rejected_point
 from gateway.statefile import StateFile
-from gateway.store import PointsRefusedError, Store
 
 __all__ = ["Link", "Worker"]
 
@@ -65,7 +65,7 @@ class Worker:
     def __init__(
         self,
         config: GatewayConfig,
-        store: Store,
+        store: Writer,
         ingest: Ingest,
         link: Link,
         *,

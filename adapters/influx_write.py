@@ -1,7 +1,8 @@
 """Writing line protocol to InfluxDB: 1.x through ``/write``, v2-API servers through influxdb-client.
 
-Both stores have the same tiny contract, ``check()`` once at start-up and a
-synchronous ``write(body)``, and classify every failure once:
+The one writer of every program (the gateway's points, a release decision of ``coldchain release`` or
+the board), opened from the core's ``InfluxSettings``. Both writers have the same tiny contract,
+``check(wait_s)`` once at start-up and a synchronous ``write(body)``, and classify every failure once:
 
 - ``PointsRefusedError``: the server refused (some of) the points for good (HTTP 400,
   413, 422): the caller splits the batch to find and quarantine the bad ones;
@@ -22,9 +23,9 @@ from typing import Any, Protocol
 
 from adapters.secrets import read_secret
 from coldchain.errors import RetryableStoreError, StoreError
-from gateway.config import InfluxConfig
+from coldchain.influx_settings import InfluxSettings
 
-__all__ = ["PointsRefusedError", "Store", "V1Store", "V2Store", "open_store"]
+__all__ = ["PointsRefusedError", "V1Writer", "V2Writer", "Writer", "open_writer"]
 
 log = logging.getLogger(__name__)
 
@@ -33,13 +34,13 @@ class PointsRefusedError(StoreError):
     """The server refused points of this body for good; the rest may or may not be stored."""
 
 
-class Store(Protocol):
+class Writer(Protocol):
     """Where batches of line protocol go."""
 
     url: str
 
-    def check(self) -> None:
-        """Verify reachability, credentials and the database; raise StoreError saying what to check."""
+    def check(self, wait_s: float) -> None:
+        """Verify reachability (waiting up to ``wait_s``), credentials and the database, or StoreError."""
 
     def write(self, body: bytes) -> None:
         """Store ``body`` (lines, millisecond precision) or raise PointsRefusedError / RetryableStoreError."""
@@ -48,10 +49,10 @@ class Store(Protocol):
         """Release connections."""
 
 
-class V1Store:
+class V1Writer:
     """InfluxDB 1.x: POST ``/write?db=..&rp=..&precision=ms`` on one keep-alive connection."""
 
-    def __init__(self, config: InfluxConfig) -> None:
+    def __init__(self, config: InfluxSettings) -> None:
         self.config = config
         self.url = config.url
         parts = urllib.parse.urlsplit(config.url)
@@ -109,9 +110,9 @@ class V1Store:
             "check [influxdb] username and password_file, and that the user may write the database"
         )
 
-    def check(self) -> None:
-        """Ping, then create the database with our credentials (proves both)."""
-        deadline = time.monotonic() + self.config.startup_wait_s
+    def check(self, wait_s: float) -> None:
+        """Ping (for up to ``wait_s`` while unreachable), then create the database with our credentials."""
+        deadline = time.monotonic() + wait_s
         while True:
             try:
                 status, text = self._request("GET", f"{self._prefix}/ping")
@@ -159,16 +160,16 @@ def _classify(url: str, status: int, text: str) -> None:
     raise RetryableStoreError(f"InfluxDB at {url} failed the write (HTTP {status}): {_error(text)}")
 
 
-class V2Store:
+class V2Writer:
     """A v2-API server (InfluxDB 2.x, 3.x, Cloud) through influxdb-client, synchronous writes only."""
 
-    def __init__(self, config: InfluxConfig) -> None:
+    def __init__(self, config: InfluxSettings) -> None:
         from influxdb_client.client.influxdb_client import InfluxDBClient  # noqa: PLC0415 (v2 deployments only)
         from influxdb_client.client.write_api import SYNCHRONOUS  # noqa: PLC0415
 
         if config.org is None or config.bucket is None or config.token_file is None:
             # load_config refuses api = "v2" without them, naming the key: only a caller's bug gets here
-            raise ValueError("a v2 store needs [influxdb] org, bucket and token_file")
+            raise ValueError("a v2 writer needs [influxdb] org, bucket and token_file")
         self.config = config
         self.url = config.url
         self._org, self._bucket = config.org, config.bucket
@@ -177,11 +178,12 @@ class V2Store:
         # SYNCHRONOUS: the batching mode acknowledges before the server does and drops on close
         self._write_api = self._client.write_api(write_options=SYNCHRONOUS)
 
-    def check(self) -> None:
-        """Ask for the bucket with our token: proves the URL, the token and the bucket's existence."""
+    def check(self, wait_s: float) -> None:
+        """Ask for the bucket with our token (for up to ``wait_s`` while unreachable): proves the URL, the token
+        and the bucket's existence."""
         from influxdb_client.rest import ApiException  # noqa: PLC0415
 
-        deadline = time.monotonic() + self.config.startup_wait_s
+        deadline = time.monotonic() + wait_s
         while True:
             try:
                 # influxdb-client leaves this method unannotated
@@ -222,6 +224,6 @@ class V2Store:
         self._client.close()  # type: ignore[no-untyped-call]  # influxdb-client leaves it unannotated
 
 
-def open_store(config: InfluxConfig) -> Store:
-    """The store the configuration names."""
-    return V2Store(config) if config.api == "v2" else V1Store(config)
+def open_writer(config: InfluxSettings) -> Writer:
+    """The writer the settings name."""
+    return V2Writer(config) if config.api == "v2" else V1Writer(config)
