@@ -20,10 +20,10 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from adapters.influx_read import InfluxReadError, open_reader
 from board.config import BoardConfig
 from board.influx import HistoryError, write_point
 from board.state import BoardState
-from cli.influx_read import InfluxReadError, V1Reader
 from cli.progress import Progress
 from cli.release import DECISIONS, SHA256, refusal, release_point
 from cli.report import Report, build_report, identify
@@ -40,7 +40,7 @@ log = logging.getLogger("coldchain.board")
 def build_for_crate(config: BoardConfig, crate: str, shipment: str | None) -> Report:
     """The report a decision on this crate's page rests on: its shipment's when there is one, else its own."""
     influx = config.influxdb
-    reader = V1Reader(influx, influx.password)
+    reader = open_reader(influx)
     args = argparse.Namespace(
         subject=shipment or crate, product=None, origin=None, destination=None, profile=None,
         profiles=config.profiles_file, config=None, max_hold=None,

@@ -18,14 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from cli.influx_read import (
-    FaultRow,
-    InfluxReadError,
-    Reader,
-    ReadingRow,
-    fetch_readings,
-    open_reader,
-)
+from adapters.influx_read import InfluxReadError, Reader, fetch_readings, open_reader
+from adapters.influx_rows import FaultRow, ReadingRow
 from cli.influx_settings import InfluxSettings, add_influx_arguments
 from cli.influx_settings import settings_from_args as influx_settings
 from cli.progress import Progress

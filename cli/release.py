@@ -25,8 +25,8 @@ import sys
 import time
 from typing import NoReturn
 
+from adapters.influx_read import InfluxReadError, open_reader
 from adapters.influx_write import open_writer
-from cli.influx_read import InfluxReadError, open_reader
 from cli.influx_settings import InfluxSettings, add_influx_arguments
 from cli.progress import Progress
 from cli.query import add_record_arguments, check_record_arguments

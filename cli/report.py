@@ -28,7 +28,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TextIO, TypedDict
 
-from cli.influx_read import AlarmRow, FaultRow, GapRow, InfluxReadError, Reader, ReadingRow, ReleaseRow, open_reader
+from adapters.influx_read import InfluxReadError, Reader, open_reader
+from adapters.influx_rows import AlarmRow, FaultRow, GapRow, ReadingRow, ReleaseRow
 from cli.influx_settings import add_influx_arguments
 from cli.progress import Progress
 from cli.query import Record, add_record_arguments, check_record_arguments, read_record

@@ -35,7 +35,6 @@ ALLOWED = {
     ("cli/demo_setup.py", "write_gateway_config"): "a TOML string in a config snippet",
     ("cli/demo_setup.py", "write_agent_config"): "a TOML string in a config snippet",
     ("cli/demo_setup.py", "write_board_config"): "a TOML string in a config snippet",
-    ("cli/influx_read.py", "V1Reader._request"): "an InfluxDB 1.x HTTP query answer",
     ("cli/provision.py", "_toml_string"): "a TOML string in a generated config",
     ("cli/report_text.py", "write_text"): "the report's JSON output",
     ("cli/services.py", "InfluxDB.query"): "an InfluxDB 1.x HTTP query answer",

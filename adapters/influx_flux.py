@@ -13,12 +13,11 @@ import urllib3
 from influxdb_client.client.influxdb_client import InfluxDBClient
 from influxdb_client.rest import ApiException
 
-from cli.influx_read import (
-    TIMEOUT_S,
+from adapters.influx_read import TIMEOUT_S, InfluxReadError
+from adapters.influx_rows import (
     AlarmRow,
     FaultRow,
     GapRow,
-    InfluxReadError,
     ReadingRow,
     ReleaseRow,
     alarm_row,
@@ -27,7 +26,7 @@ from cli.influx_read import (
     release_row,
     shipment_details,
 )
-from cli.influx_settings import InfluxSettings
+from coldchain.influx_settings import InfluxSettings
 
 __all__ = ["V2Reader"]
 

@@ -1,7 +1,8 @@
 """Reading the record back: InfluxQL over HTTP for 1.x servers, Flux through influxdb-client for v2.
 
-Both readers return the same rows; every failure becomes an ``InfluxReadError``
-naming the server and what to check. Settings: ``cli.influx_settings``.
+The one reader of every program (the people's commands, the board's release action), opened from the
+core's ``InfluxSettings``. Both readers return the same rows (``adapters.influx_rows``); every failure
+becomes an ``InfluxReadError`` naming the server and what to check.
 """
 
 from __future__ import annotations
@@ -12,27 +13,25 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from adapters.influx_rows import (
+    AlarmRow,
+    FaultRow,
+    GapRow,
+    ReadingRow,
+    ReleaseRow,
+    alarm_row,
+    gap_row,
+    reading_row,
+    release_row,
+    shipment_details,
+)
 from adapters.secrets import SecretError, read_secret
-from cli.influx_settings import InfluxSettings
-from coldchain.wire import TS_CORRECTED, TS_UNCERTAIN
+from coldchain.influx_settings import InfluxSettings
 
-__all__ = [
-    "AlarmRow",
-    "FaultRow",
-    "GapRow",
-    "InfluxReadError",
-    "Reader",
-    "ReadingRow",
-    "ReleaseRow",
-    "V1Reader",
-    "fetch_readings",
-    "open_reader",
-    "shipment_details",
-]
+__all__ = ["InfluxReadError", "Reader", "V1Reader", "fetch_readings", "open_reader"]
 
 CHUNK_MS = 6 * 3_600_000  # one query per six hours of data keeps each answer small and feeds the progress line
 TIMEOUT_S = 30
@@ -40,97 +39,6 @@ TIMEOUT_S = 30
 
 class InfluxReadError(Exception):
     """InfluxDB cannot be read: the message names the server and what to check."""
-
-
-@dataclass(frozen=True, slots=True)
-class ReadingRow:
-    """One stored reading."""
-
-    ts_ms: int
-    crate: str
-    sensor: str
-    value_c: float
-    seq: int | None
-    profile: str | None
-    shipment: str | None = None  # the tag: the shipment the crate was assigned to when the gateway stored it
-    ts_flag: str | None = None  # ``ts_corrected`` or ``ts_uncertain``: taken while the crate's clock was unset
-
-
-@dataclass(frozen=True, slots=True)
-class FaultRow:
-    """A reading the probe could not take (``OPEN``, ``SHORT``, ``RANGE``): the temperature is unknown."""
-
-    ts_ms: int
-    crate: str
-    sensor: str
-    fault: str
-    seq: int | None
-    ts_flag: str | None = None  # ``ts_corrected`` or ``ts_uncertain``: taken while the crate's clock was unset
-
-
-@dataclass(frozen=True, slots=True)
-class AlarmRow:
-    """One stored alarm transition (acknowledgements carry ``by`` and ``note``, or ``acknowledged_by`` in older
-    records; a raising point carries ``escalated_ts`` once escalated; older gateways wrote an escalation as a
-    point of its own, ``change`` ``escalated`` with state ``active``)."""
-
-    ts_ms: int
-    crate: str
-    rule: str
-    sensor: str
-    severity: str
-    state: str
-    value_c: float | None
-    threshold_c: float | None
-    seq: int | None
-    alarm_id: str | None
-    by: str | None
-    note: str | None
-    change: str | None = None
-    escalated_ts: int | None = None  # when the gateway escalated the alarm this point raised
-
-    @property
-    def transition(self) -> str:
-        """The state; ``escalated`` for an escalation an older gateway wrote as a point of its own."""
-        return "escalated" if "escalated" in (self.change, self.state) else self.state
-
-
-@dataclass(frozen=True, slots=True)
-class ReleaseRow:
-    """A QA release decision (measurement ``release``) on the data whose report hash is ``sha256``."""
-
-    ts_ms: int
-    by: str
-    decision: str
-    note: str
-    sha256: str
-    verdict: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class GapRow:
-    """Messages of a crate that did not arrive: seq ``first_seq`` to ``last_seq``.
-
-    ``state`` is the gateway's: ``open``, ``closed`` (the late messages arrived after all)
-    or ``abandoned``; ``still_missing`` how many have not arrived.
-    """
-
-    ts_ms: int
-    crate: str
-    first_seq: int | None
-    last_seq: int | None
-    state: str | None = None
-    still_missing: int | None = None
-    lost: int | None = None  # seqs the crate declared gone for good
-
-    @property
-    def missing(self) -> int | None:
-        """How many messages are still missing (the whole span when the gateway does not say)."""
-        if self.still_missing is not None:
-            return self.still_missing
-        if self.first_seq is None or self.last_seq is None:
-            return None
-        return self.last_seq - self.first_seq + 1
 
 
 class Reader(Protocol):
@@ -185,92 +93,12 @@ def _crates(crates: list[str]) -> str:
     return "(" + " OR ".join(f'"crate" = {_q(c)}' for c in crates) + ")"
 
 
-def _optional(row: Mapping[str, Any], key: str, kind: type) -> Any:
-    value = row.get(key)
-    # Flux answers an absent field of a pivoted row with an empty string: the same as missing
-    return None if value is None or value == "" else kind(value)
-
-
-def _ts_flag(row: Mapping[str, Any]) -> str | None:
-    """Which time flag a reading's row carries (the gateway writes at most one, only as true)."""
-    # Flux answers an absent field with an empty string, InfluxQL with null: only true sets a flag
-    return TS_UNCERTAIN if row.get(TS_UNCERTAIN) is True else TS_CORRECTED if row.get(TS_CORRECTED) is True else None
-
-
-def reading_row(row: Mapping[str, Any], ts_ms: int) -> ReadingRow | FaultRow:
-    """A reading, or a fault when the row has no value, from a flattened row (either API)."""
-    seq, flag = _optional(row, "seq", int), _ts_flag(row)
-    if row.get("value_c") is None:
-        fault = str(row.get("fault") or "unknown")
-        return FaultRow(ts_ms, str(row.get("crate")), str(row.get("sensor")), fault, seq, flag)
-    profile, shipment = _optional(row, "profile", str), _optional(row, "shipment", str)
-    return ReadingRow(
-        ts_ms, str(row.get("crate")), str(row.get("sensor")), float(row["value_c"]), seq, profile, shipment, flag
-    )
-
-
-def alarm_row(row: Mapping[str, Any], ts_ms: int) -> AlarmRow:
-    """An alarm row from a flattened InfluxDB row (either API)."""
-    return AlarmRow(
-        ts_ms=ts_ms,
-        crate=str(row.get("crate")),
-        rule=str(row.get("rule")),
-        sensor=str(row.get("sensor")),
-        severity=str(row.get("severity")),
-        state=str(row.get("state")),
-        value_c=_optional(row, "value_c", float),
-        threshold_c=_optional(row, "threshold_c", float),
-        seq=_optional(row, "seq", int),
-        alarm_id=_optional(row, "alarm_id", str) or _optional(row, "id", str),
-        by=_optional(row, "by", str) or _optional(row, "acknowledged_by", str),
-        note=_optional(row, "note", str),
-        change=_optional(row, "change", str),
-        escalated_ts=_optional(row, "escalated_ts", int),
-    )
-
-
-def release_row(row: Mapping[str, Any], ts_ms: int) -> ReleaseRow:
-    """A release decision from a flattened InfluxDB row (either API)."""
-    return ReleaseRow(
-        ts_ms,
-        str(row.get("by") or ""),
-        str(row.get("decision") or ""),
-        str(row.get("note") or ""),
-        str(row.get("sha256") or ""),
-        _optional(row, "verdict", str),
-    )
-
-
-def gap_row(row: Mapping[str, Any], ts_ms: int) -> GapRow:
-    """A gap row; the seq bounds are read from the first of the field names the gateway may use."""
-    first = next((row[k] for k in ("first_seq", "first_missing", "first") if row.get(k) is not None), None)
-    last = next((row[k] for k in ("last_seq", "last_missing", "last") if row.get(k) is not None), None)
-    return GapRow(
-        ts_ms,
-        str(row.get("crate")),
-        None if first is None else int(first),
-        None if last is None else int(last),
-        _optional(row, "state", str),
-        _optional(row, "missing", int),
-        _optional(row, "lost", int),
-    )
-
-
-SHIPMENT_DETAILS = ("origin", "destination", "product")
-
-
-def shipment_details(row: Mapping[str, Any]) -> dict[str, str]:
-    """origin, destination and product of a ``shipment`` row (either API), those it holds."""
-    return {key: str(row[key]) for key in SHIPMENT_DETAILS if _optional(row, key, str) is not None}
-
-
 class V1Reader:
     """InfluxQL over ``/query`` of an InfluxDB 1.x server (stdlib HTTP, no client library needed)."""
 
-    def __init__(self, settings: InfluxSettings, password: str | None = None) -> None:
-        """``password``: given by a caller that read it already (the board), else read from ``password_file``."""
+    def __init__(self, settings: InfluxSettings) -> None:
         self.settings = settings
-        self._password = password if password is not None else _secret(settings.password_file, "password")
+        self._password = _secret(settings.password_file, "password")
 
     def _request(self, q: str) -> dict[str, Any]:
         s = self.settings
@@ -374,7 +202,7 @@ def open_reader(settings: InfluxSettings) -> Reader:
     """The reader for the configured API."""
     if settings.api == "v2":
         # influxdb-client is loaded only for v2 servers: the 1.x path needs nothing beyond the stdlib
-        from cli.influx_flux import V2Reader  # noqa: PLC0415
+        from adapters.influx_flux import V2Reader  # noqa: PLC0415
 
         return V2Reader(settings, _secret(settings.token_file, "token") or "")
     return V1Reader(settings)
