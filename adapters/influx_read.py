@@ -2,20 +2,16 @@
 
 The one reader of every program (the people's commands, the board's release action), opened from the
 core's ``InfluxSettings``. Both readers return the same rows (``adapters.influx_rows``); every failure
-becomes an ``InfluxReadError`` naming the server and what to check.
+is an ``InfluxError`` of the kind ``adapters.influx_errors`` names, naming the server.
 """
 
 from __future__ import annotations
 
-import base64
 import json
-import urllib.error
-import urllib.parse
-import urllib.request
 from collections.abc import Callable, Iterator, Mapping
-from pathlib import Path
 from typing import Any, Protocol
 
+from adapters.influx_errors import InfluxError, InfluxNotFoundError, InfluxRefusedError
 from adapters.influx_rows import (
     AlarmRow,
     FaultRow,
@@ -28,17 +24,13 @@ from adapters.influx_rows import (
     release_row,
     shipment_details,
 )
-from adapters.secrets import SecretError, read_secret
+from adapters.influx_v1 import V1Http
+from adapters.secrets import SecretError
 from coldchain.influx_settings import InfluxSettings
 
-__all__ = ["InfluxReadError", "Reader", "V1Reader", "fetch_readings", "open_reader"]
+__all__ = ["Reader", "V1Reader", "fetch_readings", "open_reader"]
 
 CHUNK_MS = 6 * 3_600_000  # one query per six hours of data keeps each answer small and feeds the progress line
-TIMEOUT_S = 30
-
-
-class InfluxReadError(Exception):
-    """InfluxDB cannot be read: the message names the server and what to check."""
 
 
 class Reader(Protocol):
@@ -59,15 +51,6 @@ class Reader(Protocol):
     def shipment(self, shipment: str) -> dict[str, str]: ...
 
     def releases(self, tag: str, subject: str) -> list[ReleaseRow]: ...
-
-
-def _secret(path: Path | None, what: str) -> str | None:
-    if path is None:
-        return None
-    try:
-        return read_secret(path)
-    except SecretError as exc:
-        raise InfluxReadError(f"the InfluxDB {what}: {exc}") from None
 
 
 def _q(value: str) -> str:
@@ -94,56 +77,48 @@ def _crates(crates: list[str]) -> str:
 
 
 class V1Reader:
-    """InfluxQL over ``/query`` of an InfluxDB 1.x server (stdlib HTTP, no client library needed)."""
+    """InfluxQL over ``/query`` of an InfluxDB 1.x server (stdlib HTTP, no client library needed).
+
+    Safe to share between threads: every query has a connection of its own.
+    """
 
     def __init__(self, settings: InfluxSettings) -> None:
         self.settings = settings
-        self._password = _secret(settings.password_file, "password")
+        try:
+            self._http = V1Http(settings, keep_alive=False)
+        except SecretError as exc:
+            raise InfluxError(f"the InfluxDB password: {exc}") from None
 
-    def _request(self, q: str) -> dict[str, Any]:
+    def query(self, q: str) -> dict[str, Any]:
+        """InfluxDB's answer to the InfluxQL ``q`` (times in epoch ms), one result per statement.
+
+        InfluxError (of the kind ``adapters.influx_errors`` names) when there is none, or a statement failed.
+        """
         s = self.settings
         params = {"q": q, "db": s.database, "epoch": "ms"}
         if s.retention_policy:
             params["rp"] = s.retention_policy
-        request = urllib.request.Request(  # noqa: S310 (the operator's own InfluxDB URL)
-            f"{s.url.rstrip('/')}/query", data=urllib.parse.urlencode(params).encode(), method="POST"
-        )
-        if s.username is not None:
-            token = base64.b64encode(f"{s.username}:{self._password or ''}".encode()).decode()
-            request.add_header("Authorization", f"Basic {token}")
+        status, text = self._http.request("POST", "/query", params)
+        if status >= 300:
+            raise self._http.failure(status, text, "the query")
         try:
-            with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:  # noqa: S310
-                body: dict[str, Any] = json.load(response)
-        except urllib.error.HTTPError as exc:
-            if exc.code in (401, 403):
-                raise InfluxReadError(
-                    f"{s.where} refused the credentials{f' of {s.username}' if s.username else ''} (HTTP {exc.code}): "
-                    "check --username/--password-file (or [influxdb] username/password_file of --config)"
-                ) from None
-            hint = " (a v2-only server? use --api v2)" if exc.code == 404 else ""
-            raise InfluxReadError(f"{s.where} answered HTTP {exc.code} {exc.reason}{hint}") from None
-        except (urllib.error.URLError, OSError) as exc:
-            reason = getattr(exc, "reason", exc)
-            raise InfluxReadError(
-                f"cannot reach InfluxDB at {s.url} ({reason}): check that influxd runs "
-                "(systemctl status influxdb) and that --influx-url (or [influxdb] url of --config) names it"
-            ) from None
+            body = json.loads(text)
         except ValueError as exc:
-            raise InfluxReadError(f"{s.url} did not answer with InfluxDB JSON ({exc}): is it an InfluxDB?") from None
+            raise InfluxError(f"{s.url} did not answer with InfluxDB JSON ({exc}): is it an InfluxDB?") from None
+        if not isinstance(body, dict) or not isinstance(body.get("results"), list):
+            raise InfluxError(f"InfluxDB at {s.url} sent something that is not a query result")
+        for result in body["results"]:
+            error = str(result.get("error", "")) if isinstance(result, dict) else "a result that is no object"
+            if error.startswith("database not found"):
+                raise InfluxNotFoundError(f"InfluxDB at {s.url} has no database {s.database!r}")
+            if error:
+                raise InfluxRefusedError(f"InfluxDB at {s.url} refused the query: {error[:300]}")
         return body
 
     def _series(self, q: str) -> list[dict[str, Any]]:
-        result = self._request(q)["results"][0]
-        if "error" in result:
-            error = str(result["error"])
-            if error.startswith("database not found"):
-                raise InfluxReadError(
-                    f"database {self.settings.database!r} does not exist at {self.settings.url}: "
-                    "check --database (or [influxdb] database of --config)"
-                )
-            raise InfluxReadError(f"{self.settings.where} rejected the query: {error}")
+        result = self.query(q)["results"][0]
         if result.get("partial"):
-            raise InfluxReadError(f"{self.settings.where} truncated the answer (max-row-limit): narrow the window")
+            raise InfluxError(f"{self.settings.where} truncated the answer (max-row-limit): narrow the window")
         return list(result.get("series", []))
 
     def _rows(self, q: str) -> Iterator[dict[str, Any]]:
@@ -204,7 +179,7 @@ def open_reader(settings: InfluxSettings) -> Reader:
         # influxdb-client is loaded only for v2 servers: the 1.x path needs nothing beyond the stdlib
         from adapters.influx_flux import V2Reader  # noqa: PLC0415
 
-        return V2Reader(settings, _secret(settings.token_file, "token") or "")
+        return V2Reader(settings)
     return V1Reader(settings)
 
 

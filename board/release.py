@@ -20,7 +20,8 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from adapters.influx_read import InfluxReadError, open_reader
+from adapters.influx_errors import InfluxError
+from adapters.influx_read import open_reader
 from board.config import BoardConfig
 from board.influx import HistoryError, write_point
 from board.state import BoardState
@@ -85,7 +86,7 @@ async def release_view(config: BoardConfig, state: BoardState, crate: str) -> we
         return _error(404, "no such crate id")
     try:
         report = await _report(config, state, crate)
-    except (InfluxReadError, ConfigError) as exc:
+    except (InfluxError, ConfigError) as exc:
         return _error(502, str(exc))
     if not report.record.readings:
         return _error(404, f"no readings of crate {crate} are stored: nothing to release")
@@ -125,7 +126,7 @@ async def record_release(
     crate, decision, note, sha = body["crate"], body["decision"], body["note"].strip(), body["sha256"].lower()
     try:
         report = await _report(config, state, crate)
-    except (InfluxReadError, ConfigError) as exc:
+    except (InfluxError, ConfigError) as exc:
         return _error(502, str(exc))
     if report.sha256 != sha:
         return _error(409, refusal(report, sha))

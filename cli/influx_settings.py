@@ -12,12 +12,15 @@ import os
 from dataclasses import replace
 from pathlib import Path
 
+from adapters.influx_errors import InfluxAuthError, InfluxError, InfluxNotFoundError, InfluxUnreachableError
 from coldchain.argtypes import text
 from coldchain.errors import ConfigError
 from coldchain.influx_settings import APIS, CONNECTION_KEYS, DEFAULT_DATABASE, DEFAULT_URL, InfluxSettings, url_problem
 from coldchain.settings import load_toml
 
-__all__ = ["InfluxSettings", "add_influx_arguments", "settings_from_args"]
+__all__ = ["READ_TIMEOUT_S", "InfluxSettings", "add_influx_arguments", "influx_problem", "settings_from_args"]
+
+READ_TIMEOUT_S = 30.0  # a report's query reads six hours of a crate's record: longer than the gateway's writes
 
 # Keys of the gateway's and board's [influxdb] tables that only those programs use (their example configs
 # document each; a test keeps this list complete). Any other key in --config's [influxdb] is a typo.
@@ -54,6 +57,7 @@ def _from_file(path: Path) -> InfluxSettings:
         org=table.text("org", None),
         bucket=table.text("bucket", None),
         token_file=table.file_path("token_file", path.parent),
+        timeout_s=READ_TIMEOUT_S,
     )
     for key in table.data:
         if key not in CONNECTION_KEYS and key not in PROGRAM_KEYS:
@@ -70,7 +74,7 @@ def _where(args: argparse.Namespace, name: str, flag: str) -> tuple[str, str]:
 
 def settings_from_args(args: argparse.Namespace) -> InfluxSettings:
     """Settings from ``--config`` (if any), overridden by the options given; ConfigError when unusable."""
-    settings = _from_file(args.config) if args.config else InfluxSettings()
+    settings = _from_file(args.config) if args.config else InfluxSettings(timeout_s=READ_TIMEOUT_S)
     overrides = {n: getattr(args, n) for n in CONNECTION_KEYS if getattr(args, n) is not None}
     settings = replace(settings, **overrides)
     if (problem := url_problem(settings.url)) is not None:
@@ -86,3 +90,19 @@ def settings_from_args(args: argparse.Namespace) -> InfluxSettings:
             problem = "no such file" if not path.exists() else "not a readable file"
             raise ConfigError(*_where(args, name, "--" + name.replace("_", "-")), f"{path}: {problem}")
     return settings
+
+
+def influx_problem(exc: InfluxError, settings: InfluxSettings) -> str:
+    """``exc`` and what to check: the options (or --config's keys) that set what failed."""
+    v2 = settings.api == "v2"
+    if isinstance(exc, InfluxAuthError):
+        if v2:
+            return f"{exc}: check --token-file (or [influxdb] token_file of --config) and that it may read the bucket"
+        return f"{exc}: check --username/--password-file (or [influxdb] username/password_file of --config)"
+    if isinstance(exc, InfluxNotFoundError):
+        if v2:
+            return f"{exc}: check --org and --bucket, and that the server speaks the v2 API (1.x servers: --api v1)"
+        return f"{exc}: check --database (or [influxdb] database of --config); a v2-only server? use --api v2"
+    if isinstance(exc, InfluxUnreachableError):
+        return f"{exc}: check that influxd runs and that --influx-url (or [influxdb] url of --config) names it"
+    return str(exc)

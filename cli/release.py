@@ -25,9 +25,10 @@ import sys
 import time
 from typing import NoReturn
 
-from adapters.influx_read import InfluxReadError, open_reader
+from adapters.influx_errors import InfluxError
+from adapters.influx_read import open_reader
 from adapters.influx_write import open_writer
-from cli.influx_settings import InfluxSettings, add_influx_arguments
+from cli.influx_settings import InfluxSettings, add_influx_arguments, influx_problem
 from cli.progress import Progress
 from cli.query import add_record_arguments, check_record_arguments
 from cli.report import Identity, Report, build_report, identify
@@ -127,8 +128,8 @@ def main(argv: list[str], prog: str = "coldchain release") -> int:
         report = build_report(reader, identity, tags, window, args=args, progress=Progress(args.progress), err=err)
     except ConfigError as exc:
         parser.error(str(exc))
-    except InfluxReadError as exc:
-        print(f"{prog}: {exc}", file=err)
+    except InfluxError as exc:
+        print(f"{prog}: {influx_problem(exc, settings)}", file=err)
         return 1
     if not report.record.readings:
         print(
