@@ -92,7 +92,8 @@ class V1Reader:
     def query(self, q: str) -> dict[str, Any]:
         """InfluxDB's answer to the InfluxQL ``q`` (times in epoch ms), one result per statement.
 
-        InfluxError (of the kind ``adapters.influx_errors`` names) when there is none, or a statement failed.
+        InfluxError (of the kind ``adapters.influx_errors`` names) when there is none; a statement's own
+        error is in its result, for the caller to judge (a board's history is empty before the first write).
         """
         s = self.settings
         params = {"q": q, "db": s.database, "epoch": "ms"}
@@ -105,18 +106,17 @@ class V1Reader:
             body = json.loads(text)
         except ValueError as exc:
             raise InfluxError(f"{s.url} did not answer with InfluxDB JSON ({exc}): is it an InfluxDB?") from None
-        if not isinstance(body, dict) or not isinstance(body.get("results"), list):
+        if not isinstance(body, dict):
             raise InfluxError(f"InfluxDB at {s.url} sent something that is not a query result")
-        for result in body["results"]:
-            error = str(result.get("error", "")) if isinstance(result, dict) else "a result that is no object"
-            if error.startswith("database not found"):
-                raise InfluxNotFoundError(f"InfluxDB at {s.url} has no database {s.database!r}")
-            if error:
-                raise InfluxRefusedError(f"InfluxDB at {s.url} refused the query: {error[:300]}")
         return body
 
     def _series(self, q: str) -> list[dict[str, Any]]:
         result = self.query(q)["results"][0]
+        if "error" in result:
+            error = str(result["error"])
+            if error.startswith("database not found"):
+                raise InfluxNotFoundError(f"InfluxDB at {self.settings.url} has no database {self.settings.database!r}")
+            raise InfluxRefusedError(f"InfluxDB at {self.settings.url} refused the query: {error[:300]}")
         if result.get("partial"):
             raise InfluxError(f"{self.settings.where} truncated the answer (max-row-limit): narrow the window")
         return list(result.get("series", []))

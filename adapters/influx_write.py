@@ -110,7 +110,8 @@ class V1Writer:
             self.create_database()
             status, text = self._request("POST", "/write", self._write_params, body)
         if status >= 300:
-            raise _reaction(self._http.failure(status, text, "the points"))
+            error = self._http.failure(status, text, "the points")
+            raise _reaction(error) from error
 
     def close(self) -> None:
         """Close the keep-alive connection."""
@@ -171,7 +172,8 @@ class V2Writer:
             precision: Any = WritePrecision.MS
             self._write_api.write(bucket=self._bucket, org=self._org, record=body, write_precision=precision)
         except Exception as exc:
-            raise _reaction(v2_error(self.config, exc, "the points")) from exc
+            error = v2_error(self.config, exc, "the points")
+            raise _reaction(error) from error
 
     def close(self) -> None:
         """Close the client."""

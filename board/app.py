@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-import aiohttp
 from aiohttp import web
 
+from adapters.influx_read import V1Reader
 from board.auth import DUMMY_HASH, LoginBrake, SessionSigner, verify_password
 from board.broker import AckNotSentError, BrokerLink
 from board.chart import chart_data
@@ -58,7 +58,7 @@ class Board:
         self.signer = SessionSigner(key, config.http.session_hours * 3600)
         self.brake = LoginBrake()
         self.users = {u.name: u.password_hash for u in config.http.users}
-        self.http: aiohttp.ClientSession | None = None
+        self.reader = V1Reader(config.influxdb)  # InfluxDB 1.x only (the board's [influxdb] offers no api)
 
     def identity(self, request: web.Request) -> tuple[str, str] | None:
         """(user, session id for CSRF) of a request, or None when it is not signed in."""
@@ -318,9 +318,8 @@ async def track(request: web.Request) -> web.StreamResponse:
     window = _window(request, board)
     if isinstance(window, web.Response):
         return window
-    assert board.http is not None
     try:
-        data = await read_track(board.http, board.config.influxdb, crate, *window)
+        data = await read_track(board.reader, crate, *window)
     except HistoryError as exc:
         log.error("track of %s: %s", crate, exc)
         return _json_error(502, str(exc))
@@ -337,9 +336,8 @@ async def history(request: web.Request) -> web.StreamResponse:
     start_ms, end_ms = window
     profile_name = board.hub.state.crate_json(crate)["profile"]
     profile = board.config.profiles.get(profile_name) or board.config.profiles[board.config.default_profile]
-    assert board.http is not None
     try:
-        buckets, bucket_ms = await read_history(board.http, board.config.influxdb, crate, start_ms, end_ms)
+        buckets, bucket_ms = await read_history(board.reader, board.config.influxdb, crate, start_ms, end_ms)
     except HistoryError as exc:
         log.error("history of %s: %s", crate, exc)
         return _json_error(502, str(exc))
@@ -350,14 +348,13 @@ async def history(request: web.Request) -> web.StreamResponse:
 async def release_state(request: web.Request) -> web.StreamResponse:
     """What a release decision from the crate's page rests on (verdict, reasons, data SHA-256, decisions so far)."""
     board = _board(request)
-    return await release_view(board.config, board.hub.state, request.match_info["crate"])
+    return await release_view(board.config, board.reader, board.hub.state, request.match_info["crate"])
 
 
 async def release(request: web.Request) -> web.StreamResponse:
     """Record a release decision by the signed-in login on the data its page showed (``coldchain release``)."""
     board = _board(request)
-    assert board.http is not None
-    return await record_release(board.config, board.hub.state, board.http, request)
+    return await record_release(board.config, board.reader, board.hub.state, request)
 
 
 async def healthz(request: web.Request) -> web.StreamResponse:
@@ -370,9 +367,8 @@ async def _keep_history(board: Board) -> None:
     changes (a second later, so a burst of changes costs one read)."""
     settings = board.config.influxdb
     while True:
-        assert board.http is not None
         board.hub.history_wanted.clear()
-        fleet = await read_fleet_history(board.http, settings)
+        fleet = await read_fleet_history(board.reader, settings)
         if fleet.error:
             log.warning("excursion history not read: %s", fleet.error)
         board.hub.apply_history(fleet)
@@ -402,13 +398,11 @@ def make_app(board: Board) -> web.Application:
     app.router.add_static("/static/", STATIC, append_version=False)
 
     async def lifecycle(app: web.Application) -> Any:
-        board.http = aiohttp.ClientSession()
         flusher = asyncio.create_task(board.hub.run_flusher())
         historian = asyncio.create_task(_keep_history(board))
         yield
         flusher.cancel()
         historian.cancel()
-        await board.http.close()
 
     app.cleanup_ctx.append(lifecycle)
     return app

@@ -12,9 +12,7 @@ import math
 from collections.abc import Mapping
 from typing import Any, Final
 
-import aiohttp
-
-from board.config import BoardInfluxSettings
+from adapters.influx_read import V1Reader
 from board.influx import HistoryError, query
 from coldchain.topics import valid_identifier
 
@@ -120,11 +118,9 @@ def parse_track(body: Any) -> dict[str, Any]:
         raise HistoryError(f"InfluxDB's answer is not a query result ({type(exc).__name__})") from None
 
 
-async def read_track(
-    session: aiohttp.ClientSession, settings: BoardInfluxSettings, crate: str, start_ms: int, end_ms: int
-) -> dict[str, Any]:
+async def read_track(reader: V1Reader, crate: str, start_ms: int, end_ms: int) -> dict[str, Any]:
     """The crate's track over [start, end) and its latest orientation and shock; HistoryError saying why not."""
     if not valid_identifier(crate):
         raise HistoryError(f"{crate!r} is not a crate id")
-    body = await query(session, settings, track_queries(crate, start_ms, end_ms))
+    body = await query(reader, track_queries(crate, start_ms, end_ms))
     return parse_track(body)
