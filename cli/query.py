@@ -21,7 +21,7 @@ from typing import TextIO
 from adapters.influx_errors import InfluxError
 from adapters.influx_read import Reader, fetch_readings, open_reader
 from adapters.influx_rows import FaultRow, ReadingRow
-from cli.influx_settings import InfluxSettings, add_influx_arguments, influx_problem
+from cli.influx_settings import add_influx_arguments, influx_problem
 from cli.influx_settings import settings_from_args as influx_settings
 from cli.progress import Progress
 from cli.window import Window, add_window_arguments, format_duration, iso, window_from_args
@@ -29,6 +29,7 @@ from coldchain import profiles
 from coldchain.argtypes import positive_int
 from coldchain.errors import ConfigError
 from coldchain.helptext import help_text
+from coldchain.influx_settings import InfluxSettings
 from coldchain.profiles import Profile, ThresholdRule
 from coldchain.settings import load_toml
 from coldchain.stats import SensorSummary, default_max_hold_ms, summarise

@@ -28,13 +28,14 @@ from typing import NoReturn
 from adapters.influx_errors import InfluxError
 from adapters.influx_read import open_reader
 from adapters.influx_write import open_writer
-from cli.influx_settings import InfluxSettings, add_influx_arguments, influx_problem
+from cli.influx_settings import add_influx_arguments, influx_problem
 from cli.progress import Progress
 from cli.query import add_record_arguments, check_record_arguments
 from cli.report import Identity, Report, build_report, identify
 from cli.window import add_window_arguments, iso, window_from_args
 from coldchain.errors import ConfigError, StoreError
 from coldchain.helptext import help_text
+from coldchain.influx_settings import InfluxSettings
 from coldchain.lineprotocol import point
 from coldchain.wire import MAX_ACK_BY, MAX_ACK_NOTE
 
