@@ -37,7 +37,6 @@ ALLOWED = {
     ("cli/demo_setup.py", "write_board_config"): "a TOML string in a config snippet",
     ("cli/provision.py", "_toml_string"): "a TOML string in a generated config",
     ("cli/report_text.py", "write_text"): "the report's JSON output",
-    ("cli/services.py", "InfluxDB.query"): "an InfluxDB 1.x HTTP query answer",
 }
 
 
