@@ -25,7 +25,7 @@ from coldchain.influx_settings import InfluxSettings
 if TYPE_CHECKING:
     from influxdb_client.client.influxdb_client import InfluxDBClient
 
-__all__ = ["PointsRefusedError", "V1Writer", "V2Writer", "Writer", "open_writer"]
+__all__ = ["PointsRefusedError", "V1Writer", "V2Writer", "Writer", "open_writer", "write_once"]
 
 POLL_S = 0.5  # between start-up checks while the server does not answer yet
 
@@ -183,3 +183,12 @@ class V2Writer:
 def open_writer(config: InfluxSettings) -> Writer:
     """The writer the settings name."""
     return V2Writer(config) if config.api == "v2" else V1Writer(config)
+
+
+def write_once(config: InfluxSettings, body: bytes) -> None:
+    """Store ``body`` on a connection of its own (a person's decision, not a stream): open, write, close."""
+    writer = open_writer(config)
+    try:
+        writer.write(body)
+    finally:
+        writer.close()

@@ -9,7 +9,7 @@ from typing import Any
 
 from adapters.influx_errors import InfluxAuthError, InfluxError, InfluxNotFoundError, InfluxUnreachableError
 from adapters.influx_read import V1Reader
-from adapters.influx_write import open_writer
+from adapters.influx_write import write_once
 from board.chart import Bucket
 from board.config import BoardInfluxSettings
 from coldchain.errors import StoreError
@@ -89,18 +89,10 @@ async def read_history(
     return _buckets(body, settings), bucket_ms
 
 
-def _write(settings: BoardInfluxSettings, line: str) -> None:
-    writer = open_writer(settings)
-    try:
-        writer.write(line.encode())
-    finally:
-        writer.close()
-
-
 async def write_point(settings: BoardInfluxSettings, line: str) -> None:
     """Write one line of line protocol (ms precision); HistoryError saying why it was not stored."""
     try:
-        await asyncio.to_thread(_write, settings, line)
+        await asyncio.to_thread(write_once, settings, line.encode())
     except (StoreError, OSError) as exc:
         if isinstance(exc.__cause__, InfluxAuthError):
             raise HistoryError(

@@ -27,7 +27,7 @@ from typing import NoReturn
 
 from adapters.influx_errors import InfluxError
 from adapters.influx_read import open_reader
-from adapters.influx_write import open_writer
+from adapters.influx_write import write_once
 from cli.influx_settings import add_influx_arguments, influx_problem
 from cli.progress import Progress
 from cli.query import add_record_arguments, check_record_arguments
@@ -35,7 +35,6 @@ from cli.report import Identity, Report, build_report, identify
 from cli.window import add_window_arguments, iso, window_from_args
 from coldchain.errors import ConfigError, StoreError
 from coldchain.helptext import help_text
-from coldchain.influx_settings import InfluxSettings
 from coldchain.lineprotocol import point
 from coldchain.wire import MAX_ACK_BY, MAX_ACK_NOTE
 
@@ -64,15 +63,6 @@ def release_point(identity: Identity, report: Report, *, by: str, decision: str,
         "end_ms": report.record.end_ms,
     }
     return point("release", {identity.tag: identity.subject}, fields, ts_ms)
-
-
-def _write(settings: InfluxSettings, line: str) -> None:
-    """Store one point with the shared writer (1.x ``/write`` or influxdb-client), errors classified."""
-    writer = open_writer(settings)
-    try:
-        writer.write(line.encode())
-    finally:
-        writer.close()
 
 
 def _text(parser: argparse.ArgumentParser, value: str, flag: str, limit: int) -> str:
@@ -143,7 +133,8 @@ def main(argv: list[str], prog: str = "coldchain release") -> int:
         return 1
     now = int(time.time() * 1000)
     try:
-        _write(settings, release_point(identity, report, by=by, decision=args.decision, note=note, ts_ms=now))
+        line = release_point(identity, report, by=by, decision=args.decision, note=note, ts_ms=now)
+        write_once(settings, line.encode())
     except (StoreError, OSError) as exc:
         print(f"{prog}: the decision was NOT recorded: {exc}", file=err)
         return 1
