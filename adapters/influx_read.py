@@ -1,8 +1,9 @@
 """Reading the record back: InfluxQL over HTTP for 1.x servers, Flux through influxdb-client for v2.
 
-The one reader of every program (the people's commands, the board's release action), opened from the
-core's ``InfluxSettings``. Both readers return the same rows (``adapters.influx_rows``); every failure
-is an ``InfluxError`` of the kind ``adapters.influx_errors`` names, naming the server.
+The one reader of every program (the people's commands, the board's pages, the private influxd of the
+demo and the tests), opened from the core's ``InfluxSettings``. Both readers return the same rows
+(``adapters.influx_rows``); every failure is an ``InfluxError`` of the kind ``adapters.influx_errors``
+names, naming the server.
 """
 
 from __future__ import annotations
