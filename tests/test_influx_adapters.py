@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import socket
 import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,6 +16,7 @@ from adapters.influx_errors import (
     InfluxError,
     InfluxNotFoundError,
     InfluxRefusedError,
+    InfluxTimeoutError,
     InfluxUnreachableError,
     http_error,
 )
@@ -68,6 +72,31 @@ def test_nothing_listening_is_unreachable_to_reader_and_writer(tmp_path: Path, a
     finally:
         writer.close()
     assert isinstance(caught.value.__cause__, InfluxUnreachableError)
+
+
+@pytest.fixture
+def silent_peer() -> Iterator[str]:
+    """A fault: a loopback port that takes connections and never answers (a hung server)."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+
+
+def test_a_server_that_does_not_answer_times_out_for_reader_and_writer(silent_peer: str) -> None:
+    """No answer within timeout_s is InfluxTimeoutError (an unreachable server) for the reader and the writer."""
+    settings = InfluxSettings(url=silent_peer, timeout_s=0.5)
+    started = time.monotonic()
+    with pytest.raises(InfluxTimeoutError, match=r"no answer within 0\.5 s"):
+        open_reader(settings).extent({"crate": "C-1"})
+    writer = open_writer(settings)
+    try:
+        with pytest.raises(RetryableStoreError) as caught:
+            writer.write(temperature_line("C-1", "probe1", TS, -170.0, 1).encode())
+    finally:
+        writer.close()
+    assert isinstance(caught.value.__cause__, InfluxTimeoutError)
+    assert time.monotonic() - started < 10  # the writer's one fresh retry included
 
 
 @pytest.mark.integration
