@@ -27,7 +27,7 @@ from adapters.influx_rows import (
 )
 from adapters.influx_v2 import open_client, v2_error
 from adapters.secrets import SecretError
-from coldchain.influx_settings import InfluxSettings
+from coldchain.settings.influx import InfluxSettings
 
 __all__ = ["V2Reader"]
 

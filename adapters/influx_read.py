@@ -27,7 +27,7 @@ from adapters.influx_rows import (
 )
 from adapters.influx_v1 import V1Http
 from adapters.secrets import SecretError
-from coldchain.influx_settings import InfluxSettings
+from coldchain.settings.influx import InfluxSettings
 
 __all__ = ["Reader", "V1Reader", "fetch_readings", "open_reader"]
 

@@ -11,7 +11,7 @@ import urllib.parse
 
 from adapters.influx_errors import InfluxError, connection_error, http_error
 from adapters.secrets import read_secret
-from coldchain.influx_settings import InfluxSettings
+from coldchain.settings.influx import InfluxSettings
 
 __all__ = ["V1Http"]
 

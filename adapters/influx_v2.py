@@ -12,7 +12,7 @@ from influxdb_client.rest import ApiException
 
 from adapters.influx_errors import InfluxError, connection_error, http_error
 from adapters.secrets import read_secret
-from coldchain.influx_settings import InfluxSettings
+from coldchain.settings.influx import InfluxSettings
 
 __all__ = ["open_client", "v2_error"]
 

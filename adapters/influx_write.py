@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from adapters.influx_errors import InfluxAuthError, InfluxError, InfluxRefusedError, InfluxUnreachableError
 from adapters.influx_v1 import V1Http
 from coldchain.errors import RetryableStoreError, StoreError
-from coldchain.influx_settings import InfluxSettings
+from coldchain.settings.influx import InfluxSettings
 
 if TYPE_CHECKING:
     from influxdb_client.client.influxdb_client import InfluxDBClient

@@ -20,7 +20,7 @@ from typing import Any, Final
 from adapters.influx_read import V1Reader
 from board.config import BoardInfluxSettings
 from board.influx import HistoryError, query
-from coldchain.alarm_view import AlarmView
+from coldchain.wire import AlarmView
 
 __all__ = [
     "CrateHistory",

@@ -2,7 +2,7 @@
 
 Keys are named as in the gateway's table (api, url, database, retention_policy,
 username, password_file, org, bucket, token_file), so ``--config`` can point at the
-gateway's (or the board's) file: the core reads them (``coldchain.influx_settings``) as it
+gateway's (or the board's) file: the core reads them (``coldchain.settings.influx``) as it
 does for those programs; their own keys are theirs.
 """
 
@@ -14,10 +14,10 @@ from dataclasses import replace
 from pathlib import Path
 
 from adapters.influx_errors import InfluxAuthError, InfluxError, InfluxNotFoundError, InfluxUnreachableError
-from coldchain.argtypes import text
 from coldchain.errors import ConfigError
-from coldchain.influx_settings import CONNECTION_KEYS, InfluxSchema, InfluxSettings, parse_influx, url_problem
-from coldchain.settings import load_toml
+from coldchain.settings.argtypes import text
+from coldchain.settings.influx import CONNECTION_KEYS, InfluxSchema, InfluxSettings, parse_influx, url_problem
+from coldchain.settings.table import load_toml
 
 __all__ = ["READ_TIMEOUT_S", "add_influx_arguments", "influx_problem", "settings_from_args"]
 

@@ -18,7 +18,7 @@ from typing import Any
 from adapters.influx_errors import InfluxError
 from adapters.influx_read import V1Reader
 from adapters.influx_v1 import V1Http
-from coldchain.influx_settings import InfluxSettings
+from coldchain.settings.influx import InfluxSettings
 
 __all__ = ["InfluxDB", "Mosquitto", "ServiceError", "free_port"]
 

@@ -28,7 +28,7 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from adapters.liveness import Heartbeat
-from coldchain.broker_settings import BrokerSettings
+from coldchain.settings.broker import BrokerSettings
 from gateway.cluster_publisher import ClusterPublisher
 from gateway.jetstream_stream import STREAM, connect, ensure_stream, topic_of
 from gateway.mqtt_link import Deliveries, Delivery

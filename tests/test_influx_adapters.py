@@ -24,7 +24,7 @@ from adapters.influx_read import V1Reader, open_reader
 from adapters.influx_write import PointsRefusedError, open_writer
 from cli.services import InfluxDB, free_port
 from coldchain.errors import RetryableStoreError
-from coldchain.influx_settings import InfluxSettings
+from coldchain.settings.influx import InfluxSettings
 
 TS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 
