@@ -22,6 +22,8 @@ ALLOWED = {
     ("gateway/notify/webhook.py", "WebhookChannel.send"): "the webhook's HTTP body (a notification channel)",
     ("gateway/statefile.py", "StateFile.load"): "the state file",
     ("gateway/statefile.py", "StateFile.save"): "the state file",
+    ("gateway/crate_kv.py", "CrateKv.load"): "the cluster's per-crate state snapshots (key-value bucket)",
+    ("gateway/crate_kv.py", "CrateKv.save"): "the cluster's per-crate state snapshots (key-value bucket)",
     ("board/hub.py", "sse"): "the board's HTTP event stream",
     ("board/hub.py", "Hub._check_showable"): "the board's HTTP event stream (can the page parse it)",
     ("cli/alerts.py", "_follow"): "--json output for scripts: an alarm the core decoded, printed",
