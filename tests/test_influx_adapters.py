@@ -51,6 +51,17 @@ def test_an_http_status_is_classified_once(status: int, kind: type[InfluxError])
     assert "it says why" in str(error)
 
 
+def _retry_cause(settings: InfluxSettings) -> BaseException | None:
+    """The classified failure behind the RetryableStoreError the writer raises for one reading."""
+    writer = open_writer(settings)
+    try:
+        with pytest.raises(RetryableStoreError) as caught:
+            writer.write(temperature_line("C-1", "probe1", TS, -170.0, 1).encode())
+    finally:
+        writer.close()
+    return caught.value.__cause__
+
+
 def _v2(tmp_path: Path, url: str) -> InfluxSettings:
     token = tmp_path / "token"
     token.write_text("a-token\n")
@@ -65,13 +76,7 @@ def test_nothing_listening_is_unreachable_to_reader_and_writer(tmp_path: Path, a
     settings = _v2(tmp_path, url) if api == "v2" else InfluxSettings(url=url, timeout_s=5.0)
     with pytest.raises(InfluxUnreachableError, match=f"InfluxDB at {url} cannot be reached"):
         open_reader(settings).extent({"crate": "C-1"})
-    writer = open_writer(settings)
-    try:
-        with pytest.raises(RetryableStoreError) as caught:
-            writer.write(temperature_line("C-1", "probe1", TS, -170.0, 1).encode())
-    finally:
-        writer.close()
-    assert isinstance(caught.value.__cause__, InfluxUnreachableError)
+    assert isinstance(_retry_cause(settings), InfluxUnreachableError)
 
 
 @pytest.fixture
@@ -89,13 +94,7 @@ def test_a_server_that_does_not_answer_times_out_for_reader_and_writer(silent_pe
     started = time.monotonic()
     with pytest.raises(InfluxTimeoutError, match=r"no answer within 0\.5 s"):
         open_reader(settings).extent({"crate": "C-1"})
-    writer = open_writer(settings)
-    try:
-        with pytest.raises(RetryableStoreError) as caught:
-            writer.write(temperature_line("C-1", "probe1", TS, -170.0, 1).encode())
-    finally:
-        writer.close()
-    assert isinstance(caught.value.__cause__, InfluxTimeoutError)
+    assert isinstance(_retry_cause(settings), InfluxTimeoutError)
     assert time.monotonic() - started < 10  # the writer's one fresh retry included
 
 
