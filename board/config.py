@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 from adapters.secrets import secret_setting
@@ -68,7 +68,6 @@ class MqttSettings(BrokerSettings):
 class BoardInfluxSettings(InfluxSettings):
     """The InfluxDB 1.x server the per-crate chart reads (InfluxQL over HTTP): the shared keys and the board's."""
 
-    password: str | None = None  # read from password_file at start-up
     chart_hours: float = 24.0
     max_points: int = 2000
     history_days: float = 31.0  # how far back crate cards look for their shipment's excursions
@@ -179,9 +178,9 @@ def _influx(root: Table, base: Path) -> BoardInfluxSettings:
         history_days=influx.number("history_days", 31.0, minimum=1.0, maximum=366.0),
         history_refresh_s=influx.number("history_refresh_s", 60.0, minimum=5.0, maximum=3600.0),
     )
-    if settings.password_file is None:
-        return settings
-    return replace(settings, password=secret_setting(influx, "password_file", settings.password_file))
+    if settings.password_file is not None:
+        secret_setting(influx, "password_file", settings.password_file)  # read again by the reader: refused now
+    return settings
 
 
 def _crates(root: Table) -> dict[str, CrateInfo]:
