@@ -6,7 +6,7 @@ import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
 
-from adapters.secrets import secret_setting
+from adapters.secrets import optional_secret, secret_setting
 from board.auth import parse_password_hash
 from coldchain.errors import ConfigError
 from coldchain.profiles import Profile, load_profiles
@@ -101,14 +101,6 @@ class BoardConfig:
     profiles_file: Path | None = None  # where ``profiles`` came from (the release action judges by it too)
 
 
-def _secret(table: Table, name: str, base: Path) -> str | None:
-    """The secret in the file named by key ``name`` (relative to the config file), or None."""
-    value: str | None = table.text(name, None)
-    if not value:
-        return None
-    return secret_setting(table, name, base / value)
-
-
 def _http(root: Table, base: Path) -> HttpSettings:
     http = root.table("http")
     host = http.text("host", "127.0.0.1")
@@ -135,7 +127,7 @@ def _http(root: Table, base: Path) -> HttpSettings:
     # A header anyone can send is only an identity when nobody but the proxy can reach us.
     if mode == "proxy" and not loopback:
         raise http.error("host", f"auth mode 'proxy' requires a loopback host, got {host!r}")
-    key_text = _secret(http, "session_key_file", base)
+    key_text = optional_secret(http, "session_key_file", base)
     if key_text is not None and len(key_text) < 32:
         raise http.error("session_key_file", "the key must be at least 32 characters")
     return HttpSettings(
