@@ -17,7 +17,15 @@ from coldchain.settings import Table
 
 S = TypeVar("S", bound="BrokerSettings")
 
-__all__ = ["CONNECTION_KEYS", "MAX_BROKERS", "PROTOCOLS", "BrokerSchema", "BrokerSettings", "parse_broker"]
+__all__ = [
+    "CONNECTION_KEYS",
+    "MAX_BROKERS",
+    "PROTOCOLS",
+    "BrokerSchema",
+    "BrokerSettings",
+    "parse_broker",
+    "parse_brokers",
+]
 
 PROTOCOLS: Final = ("5", "3.1.1")
 MAX_BROKERS: Final = 16
@@ -87,7 +95,7 @@ def _broker(table: Table, entry: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def _brokers(table: Table) -> tuple[tuple[str, int], ...]:
+def parse_brokers(table: Table) -> tuple[tuple[str, int], ...]:
     """``[mqtt] brokers``: the nodes of a clustered broker, instead of ``host``/``port``."""
     if "brokers" not in table:
         return ()
@@ -130,7 +138,7 @@ def parse_broker(table: Table, base: Path, schema: BrokerSchema, settings_class:
         reconnect_max_s=table.number("reconnect_max_s", d.reconnect_max_s, minimum=floor)
         if s.reconnect
         else d.reconnect_max_s,
-        brokers=_brokers(table) if s.cluster else (),
+        brokers=parse_brokers(table) if s.cluster else (),
         protocol=table.text("protocol", d.protocol, choices=PROTOCOLS) if s.cluster else d.protocol,
     )
     if settings.reconnect_max_s < settings.reconnect_min_s:

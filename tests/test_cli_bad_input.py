@@ -22,6 +22,7 @@ from gateway_helpers import ROOT
 from cli.influx_settings import CONNECTION_KEYS as INFLUX_CONNECTION_KEYS
 from cli.influx_settings import PROGRAM_KEYS as INFLUX_PROGRAM_KEYS
 from cli.main import SUBCOMMANDS
+from cli.mqtt_read import CLUSTER_KEYS as MQTT_CLUSTER_KEYS
 from cli.mqtt_read import CONNECTION_KEYS as MQTT_CONNECTION_KEYS
 from cli.mqtt_read import PROGRAM_KEYS as MQTT_PROGRAM_KEYS
 from cli.provision import main as provision
@@ -316,7 +317,7 @@ def _documented_keys(config: Path, table: str) -> set[str]:
 @pytest.mark.parametrize(
     ("table", "known"),
     [
-        ("mqtt", set(MQTT_CONNECTION_KEYS) | MQTT_PROGRAM_KEYS),
+        ("mqtt", set(MQTT_CONNECTION_KEYS) | set(MQTT_CLUSTER_KEYS) | MQTT_PROGRAM_KEYS),
         ("influxdb", set(INFLUX_CONNECTION_KEYS) | INFLUX_PROGRAM_KEYS),
     ],
 )
