@@ -23,7 +23,7 @@ from cli.demo_setup import OFFLINE_CRATE, STORY_CRATE
 from cli.demo_view import DemoView
 from cli.mqtt_read import BrokerSettings
 
-__all__ = ["ACK_BY", "ACK_NOTE", "LATE_AFTER_S", "Story"]
+__all__ = ["ACK_AFTER_S", "ACK_BY", "ACK_NOTE", "LATE_AFTER_S", "Story"]
 
 ACK_BY = "alice"
 ACK_NOTE = "re-icing it at the Frankfurt hub"

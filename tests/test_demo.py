@@ -26,7 +26,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from paho.mqtt.enums import CallbackAPIVersion
 
-from cli.demo import _watch
+from cli.demo_process import watch
 from cli.demo_setup import DataDir
 from cli.demo_view import DemoView
 from cli.services import Mosquitto
@@ -289,7 +289,7 @@ def test_the_demos_watcher_survives_payloads_that_are_no_json_object(mosquitto: 
     crate = f"DEMO-{uuid.uuid4().hex[:8]}"
     out = io.StringIO()
     view = DemoView((crate,), out, False, [])
-    watcher = _watch(mosquitto, view)
+    watcher = watch(mosquitto.host, mosquitto.port, view)
     publisher = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"test-{crate}")
     publisher.connect(mosquitto.host, mosquitto.port)
     publisher.loop_start()
@@ -311,3 +311,22 @@ def test_the_demos_watcher_survives_payloads_that_are_no_json_object(mosquitto: 
 
 def _status(crate: str, state: str) -> bytes:
     return json.dumps({"v": 1, "crate": crate, "state": state, "ts": 1}).encode()
+
+
+@pytest.mark.integration
+@pytest.mark.cluster
+@pytest.mark.fault
+def test_cluster_demo_shows_a_lossless_hand_over_and_ctrl_c_stops_every_process(tmp_path: Path) -> None:
+    """``demo --cluster``: three nodes, the gateway SIGKILLed part-way and served again, every reading up to
+    then stored exactly once (counted in InfluxDB), and SIGINT leaves no process behind."""
+    demo = _run_demo(tmp_path / "data", "HAND-OVER: readings all", 30, "--cluster")
+    assert demo.code == 0, "\n".join(demo.lines[-40:])
+    assert sum("started nats-server" in line for line in demo.lines) == 3
+    killed = demo.index("SIGKILLed the gateway")
+    served = demo.index("HAND-OVER: readings stored again")
+    counted = demo.index("HAND-OVER: readings all stored exactly once")
+    assert killed < served < counted
+    assert re.search(r"stored again \d+\.\d s after the gateway's death", demo.lines[served])
+    assert ", 0 open gaps" in demo.lines[counted]
+    assert "hand-over lost nothing" in demo.lines
+    assert _gone(demo.pids()) == []

@@ -1,0 +1,131 @@
+"""What both demos (on mosquitto, on the NATS cluster) share: their child processes and their broker watcher.
+
+A child runs in a session of its own, its output copied to its log; the demo waits for its
+ready line and stops it (SIGTERM, then SIGKILL) when its block ends. The watcher feeds the
+demo's view with what crosses the broker.
+"""
+
+from __future__ import annotations
+
+import queue
+import secrets
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import BinaryIO
+
+import paho.mqtt.client as mqtt
+
+from adapters.mqtt_client import broker_client
+from cli.demo_view import SUBSCRIPTIONS, DemoView
+from cli.mqtt_read import BrokerSettings
+from cli.services import ServiceError
+
+__all__ = ["Child", "StopRequestedError", "child", "on_sigterm", "watch"]
+
+
+class StopRequestedError(Exception):
+    """SIGTERM arrived: unwind like Ctrl-C."""
+
+
+def on_sigterm(signum: int, frame: FrameType | None) -> None:
+    """The demos' SIGTERM handler: stop as on Ctrl-C, stopping every child in order."""
+    raise StopRequestedError
+
+
+@dataclass(frozen=True)
+class Child:
+    """A started program and the output line that said it was ready ("" when not waited for)."""
+
+    process: subprocess.Popen[bytes]
+    ready_line: str
+
+
+@contextmanager
+def child(name: str, argv: list[str], log: Path, ready: str | None, timeout: float = 30.0) -> Iterator[Child]:
+    """Run a program until the block ends, once its output said ``ready`` (None: not waited for).
+
+    Its output goes to ``log``. A child that was killed meanwhile (the cluster demo's gateway) is left as it is.
+    """
+    sink = log.open("ab")
+    # own session: Ctrl-C reaches only the demo, which then stops the children in order
+    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=sink, start_new_session=True)
+    print(f"started {name} pid {process.pid}", flush=True)
+    lines: queue.Queue[str | None] = queue.Queue()
+    threading.Thread(target=_copy_output, args=(process, sink, lines), daemon=True).start()
+    try:
+        yield Child(process, "" if ready is None else _wait_for(lines, ready, timeout, name, log))
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=8)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        sink.close()
+
+
+def _copy_output(process: subprocess.Popen[bytes], sink: BinaryIO, lines: queue.Queue[str | None]) -> None:
+    """Copy the child's stdout to its log, line by line, and hand each line to the waiter."""
+    assert process.stdout is not None
+    for raw in process.stdout:
+        sink.write(raw)
+        sink.flush()
+        lines.put(raw.decode(errors="replace").strip())
+    lines.put(None)
+
+
+def _wait_for(lines: queue.Queue[str | None], ready: str, timeout: float, name: str, log: Path) -> str:
+    deadline = time.monotonic() + timeout
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            line = lines.get(timeout=left)
+        except queue.Empty:
+            break
+        if line is None:
+            raise ServiceError(f"{name} exited before saying {ready!r}; its log: {log}\n{_tail(log)}")
+        if ready in line:
+            return line
+    raise ServiceError(f"{name} did not say {ready!r} within {timeout:.0f} s; its log: {log}\n{_tail(log)}")
+
+
+def _tail(path: Path) -> str:
+    return path.read_text(errors="replace")[-1500:] if path.exists() else ""
+
+
+def watch(
+    host: str,
+    port: int,
+    view: DemoView,
+    topics: Sequence[str] = SUBSCRIPTIONS,
+    also: Callable[[str, bytes], None] | None = None,
+) -> mqtt.Client:
+    """Feed the view (and ``also``, if given) with what crosses the broker on ``topics``, over MQTT 3.1.1."""
+    settings = BrokerSettings(host, port, protocol="3.1.1")
+    client = broker_client(settings, f"coldchain-demo-{secrets.token_hex(4)}", mqtt.Client)
+
+    def on_connect(c: mqtt.Client, userdata: object, flags: object, reason: object, props: object) -> None:
+        c.subscribe([(topic, 1) for topic in topics])
+
+    def on_message(c: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
+        # an exception leaving this callback would end paho's network thread and freeze the view:
+        # whatever one message holds (any payload, a topic that is not UTF-8), the next one comes
+        try:
+            view.handle(message.topic, bytes(message.payload))
+            if also is not None:
+                also(message.topic, bytes(message.payload))
+        except Exception:  # the decoders are total: this is the last guard
+            view.ignored += 1
+
+    client.on_connect = on_connect
+    client.on_message = on_message
+    client.connect(host, port)
+    client.loop_start()
+    return client
