@@ -9,7 +9,8 @@ subscriptions, made by the server). A ``.`` in a topic is refused by nats-server
 2.9 (it closes the connection), so a crate id with a dot cannot join the cluster:
 it is refused here. Passwords are written in clear into a 0600 file (nats-server
 2.9 takes bcrypt hashes, which the standard library cannot make); the file is
-included by every node's ``node.conf``.
+included by every node's ``node.conf``. The same file carries the account's
+subject mappings into partitions (``--partitions``), so every node maps alike.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import sys
 from pathlib import Path
 
 from coldchain.topics import ROOT, STAFF_LOGIN_PREFIX, reserved_login, valid_identifier
+from gateway.jetstream_stream import PREFIX, mappings
 
 __all__ = ["AuthError", "authorization", "main", "subject"]
 
@@ -27,6 +29,10 @@ GATEWAY_USER = "coldchain-gateway"
 _BASE = ROOT.replace("/", ".")
 # the delivery subjects of an MQTT client's QoS 1 subscriptions (the server creates them)
 _MQTT_DELIVERY = "$MQTT.sub.>"
+# nats-server 2.9 checks publish rights on the subject after the account's mapping (seen: a crate's own
+# telemetry refused as "cc.p.4.coldchain.v1.crates.C-A.telemetry"): rights name the partitioned subjects
+_PARTITIONED = f"{PREFIX}.*"
+DEFAULT_PARTITIONS = 32  # the unit of hand-over between gateways (docs/cluster.md); changing it re-maps crates
 
 
 class AuthError(ValueError):
@@ -59,7 +65,7 @@ def _crate(crate: str, password: str) -> str:
     if "." in crate:
         raise AuthError(f"crate {crate!r}: nats-server 2.9 refuses MQTT topics with '.'; give the crate an id without")
     mine = f"{_BASE}.crates.{crate}"
-    publish = [f"{mine}.telemetry", f"{mine}.status", f"{mine}.events"]
+    publish = [f"{_PARTITIONED}.{mine}.telemetry", f"{mine}.status", f"{_PARTITIONED}.{mine}.events"]
     return _user(crate, password, publish, [f"{mine}.ack", _MQTT_DELIVERY], '["MQTT"]')
 
 
@@ -67,7 +73,7 @@ def _staff(name: str, password: str) -> str:
     login = name if name.startswith(STAFF_LOGIN_PREFIX) else STAFF_LOGIN_PREFIX + name
     if not valid_identifier(login[len(STAFF_LOGIN_PREFIX) :]):
         raise AuthError(f"staff name {name!r} is not a valid identifier")
-    publish = [f"{_BASE}.acks.>"]
+    publish = [f"{_PARTITIONED}.{_BASE}.acks.>"]
     # "alarms/#" is two NATS subscriptions: alarms.> and alarms itself
     subscribe = [f"{_BASE}.alarms", f"{_BASE}.alarms.>", f"{_BASE}.crates.*.status", _MQTT_DELIVERY]
     return _user(login, password, publish, subscribe, '["MQTT"]')
@@ -90,26 +96,29 @@ def _gateway(password: str) -> str:
     return _user(GATEWAY_USER, password, publish, subscribe, '["STANDARD", "MQTT"]')
 
 
-def authorization(gateway: str, crates: dict[str, str], staff: dict[str, str]) -> str:
-    """The ``authorization`` block for the gateway's password, crate id -> password, staff name -> password."""
+def authorization(
+    gateway: str, crates: dict[str, str], staff: dict[str, str], partitions: int = DEFAULT_PARTITIONS
+) -> str:
+    """The subject mappings into ``partitions`` and the ``authorization`` block for the gateway's password,
+    crate id -> password, staff name -> password."""
     users = [_gateway(gateway)]
     users += [_crate(crate, password) for crate, password in sorted(crates.items())]
     users += [_staff(name, password) for name, password in sorted(staff.items())]
-    return "authorization {\n  users: [\n" + "\n".join(users) + "\n  ]\n}\n"
+    return mappings(partitions) + "authorization {\n  users: [\n" + "\n".join(users) + "\n  ]\n}\n"
 
 
 def _read(path: Path) -> str:
     return path.read_text().strip()
 
 
-def _from_credentials(creds: Path) -> str:
+def _from_credentials(creds: Path, partitions: int) -> str:
     """The block for what ``coldchain provision --out CREDS`` wrote: crates, staff and the gateway."""
     gateway = creds / "gateway-mqtt-password"
     if not gateway.is_file():
         raise AuthError(f"{gateway} is missing: run 'coldchain provision gateway --out {creds}' first")
     crates = {p.parent.name: _read(p) for p in sorted(creds.glob("*/mqtt-password"))}
     staff = {p.name.removesuffix(".password"): _read(p) for p in sorted(creds.glob(f"{STAFF_LOGIN_PREFIX}*.password"))}
-    return authorization(_read(gateway), crates, staff)
+    return authorization(_read(gateway), crates, staff, partitions)
 
 
 def main(argv: list[str], prog: str = "coldchain cluster-auth") -> int:
@@ -119,9 +128,18 @@ def main(argv: list[str], prog: str = "coldchain cluster-auth") -> int:
     )
     parser.add_argument("--creds", required=True, type=Path, help="the --out directory of 'coldchain provision'")
     parser.add_argument("--out", required=True, type=Path, help="the auth.conf every node.conf includes")
+    parser.add_argument(
+        "--partitions",
+        type=int,
+        default=DEFAULT_PARTITIONS,
+        help="partitions of the crate space (the gateways' [cluster] partitions must be the same)",
+    )
     args = parser.parse_args(argv)
+    if not 1 <= args.partitions <= 1024:
+        print(f"{prog}: --partitions must be 1-1024, not {args.partitions}", file=sys.stderr)
+        return 2
     try:
-        text = _from_credentials(args.creds)
+        text = _from_credentials(args.creds, args.partitions)
     except (AuthError, OSError) as exc:
         print(f"{prog}: {exc}", file=sys.stderr)
         return 2

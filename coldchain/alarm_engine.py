@@ -181,6 +181,26 @@ class AlarmEngine:
             "monitors": {c: {"profile": m.profile.name, "state": m.snapshot()} for c, m in self.monitors.items()},
         }
 
+    def adopt(self, crate: str, monitor: Mapping[str, Any] | None, book: Mapping[str, Any], now_ms: int) -> None:
+        """Take ``crate`` over from another gateway: its rule state (``monitor_state``) and its part of the book
+        (``AlarmBook.crate_dict``), replacing whatever this engine remembered of it."""
+        self.drop(crate)
+        self.book.adopt(crate, book)
+        if monitor is not None:
+            self._resume(crate, monitor, now_ms)
+
+    def drop(self, crate: str) -> None:
+        """Forget ``crate``'s rule state and alarms, open ones too: another gateway serves it now."""
+        self.monitors.pop(crate, None)
+        self.book.drop(crate)
+
+    def _resume(self, crate: str, saved: Mapping[str, Any], now_ms: int) -> None:
+        monitor = self.monitor(crate, saved["profile"])
+        if monitor.profile.name == saved["profile"]:
+            monitor.restore(saved["state"])
+        for stale in monitor.stale:
+            stale.reference = max(now_ms, stale.reference or now_ms)
+
     def restore(self, state: Mapping[str, Any], now_ms: int) -> None:
         """Resume from ``snapshot()`` at wall time ``now_ms``; crates whose profile is gone start afresh.
 
@@ -190,8 +210,4 @@ class AlarmEngine:
         self.book = AlarmBook.from_dict(state["book"], self.book.policy)
         self.monitors.clear()
         for crate, saved in state["monitors"].items():
-            monitor = self.monitor(crate, saved["profile"])
-            if monitor.profile.name == saved["profile"]:
-                monitor.restore(saved["state"])
-            for stale in monitor.stale:
-                stale.reference = max(now_ms, stale.reference or now_ms)
+            self._resume(crate, saved, now_ms)

@@ -96,7 +96,7 @@ def _broker(table: Table, entry: str) -> tuple[str, int]:
 
 
 def parse_brokers(table: Table) -> tuple[tuple[str, int], ...]:
-    """``[mqtt] brokers``: the nodes of a clustered broker, instead of ``host``/``port``."""
+    """``brokers`` of ``[mqtt]`` (or ``[cluster]``): the nodes of a clustered broker, instead of ``host``/``port``."""
     if "brokers" not in table:
         return ()
     entries = table.text_list("brokers")

@@ -278,6 +278,31 @@ class AlarmBook:
             self._held.pop(key, None)
         return True
 
+    def crate_dict(self, crate: str) -> dict[str, Any]:
+        """``crate``'s part of ``to_dict`` (what a gateway taking the crate over needs of the book)."""
+        prefix = f"{crate}/"
+        return {
+            "alarms": [a.to_dict() for k, a in self._alarms.items() if k.startswith(prefix)],
+            "held": {k: at for k, at in self._held.items() if k.startswith(prefix)},
+            "recent": {k: list(v) for k, v in self._recent.items() if k.startswith(prefix)},
+        }
+
+    def adopt(self, crate: str, data: Mapping[str, Any]) -> None:
+        """Replace ``crate``'s alarms by its part of a book (``crate_dict``), as its previous gateway saved it."""
+        self.drop(crate)
+        for raw in data["alarms"]:
+            alarm = Alarm.from_dict(raw)
+            self._alarms[alarm.key] = alarm
+        self._held.update({k: int(v) for k, v in data["held"].items()})
+        self._recent.update({k: list(v) for k, v in data["recent"].items()})
+
+    def drop(self, crate: str) -> None:
+        """Forget every alarm of ``crate``, open or not: another gateway serves it now."""
+        prefix = f"{crate}/"
+        for table in (self._alarms, self._held, self._recent):
+            for key in [k for k in table if k.startswith(prefix)]:
+                del table[key]
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-able state; persist it after every change that produced events."""
         return {

@@ -29,7 +29,7 @@ from gateway.mqtt_link import MqttLink
 from gateway.notify import Notifier
 from gateway.statefile import StateFile
 from gateway.store import open_store
-from gateway.worker import Worker
+from gateway.worker import CrateStore, Worker
 
 __all__ = ["main"]
 
@@ -66,13 +66,21 @@ def _stop_on_signals(stop: threading.Event) -> None:
 # (config, on_subscribed) -> the link the worker reads from and publishes through (``gateway.worker.Link``,
 # plus start/stop, connected, failed and a heartbeat): mosquitto's MQTT 5 session, or the NATS cluster's stream
 LinkFactory = Callable[[GatewayConfig, Callable[[], None]], Any]
+# (config, link) -> where crate state is saved: the state file ([state] file), or the cluster's bucket
+StateFactory = Callable[[GatewayConfig, Any], CrateStore | None]
 
 
 def _mqtt_link(config: GatewayConfig, on_subscribed: Callable[[], None]) -> MqttLink:
     return MqttLink(config.mqtt, on_subscribed)
 
 
-def _run(config: GatewayConfig, prog: str, make_link: LinkFactory = _mqtt_link) -> int:
+def _state_file(config: GatewayConfig, link: Any) -> StateFile | None:
+    return StateFile(config.state_file) if config.state_file is not None else None
+
+
+def _run(
+    config: GatewayConfig, prog: str, make_link: LinkFactory = _mqtt_link, make_state: StateFactory = _state_file
+) -> int:
     """The composition root: every part is made here, given what it needs, and started; then run until stopped."""
     stop = threading.Event()
     _stop_on_signals(stop)
@@ -85,11 +93,6 @@ def _run(config: GatewayConfig, prog: str, make_link: LinkFactory = _mqtt_link) 
     # the network thread (which judges and publishes alarms) shares the GIL with the writer and the
     # clock: hand it over within 1 ms instead of 5, so an alarm is not kept waiting behind them
     sys.setswitchinterval(0.001)
-    try:
-        state = StateFile(config.state_file) if config.state_file is not None else None
-    except (OSError, sqlite3.Error) as exc:
-        print(f"{prog}: cannot open the state file {config.state_file}: {exc} (check [state] file)", file=sys.stderr)
-        return 1
     subscribed = threading.Event()
     watchdog = Watchdog()
 
@@ -100,6 +103,11 @@ def _run(config: GatewayConfig, prog: str, make_link: LinkFactory = _mqtt_link) 
             watchdog.ready()  # database checked, state restored, messages flowing in: it does its job now
 
     link = make_link(config, on_subscribed)
+    try:
+        state = make_state(config, link)
+    except (OSError, sqlite3.Error) as exc:
+        print(f"{prog}: cannot open the state file {config.state_file}: {exc} (check [state] file)", file=sys.stderr)
+        return 1
     # the clock's thread writes alarm points of its ticks and the gateway's own figures on a connection of its own
     clock_store = open_store(config.influxdb)
     notifier = Notifier(config.notify)  # its channels' outbox files are opened; delivery starts below
@@ -108,8 +116,10 @@ def _run(config: GatewayConfig, prog: str, make_link: LinkFactory = _mqtt_link) 
     )
     security = config.security
     authenticity = Authenticity(security) if security.keys_dir is not None else None
-    ingest = Ingest(config, alarming, authenticity, archiving=security.archive is not None)
-    if state is not None:
+    # the cluster's bucket keeps each crate's part of the alarm book with the crate
+    per_crate = state is not None and not isinstance(state, StateFile)
+    ingest = Ingest(config, alarming, authenticity, archiving=security.archive is not None, crate_books=per_crate)
+    if isinstance(state, StateFile):
         saved = state.load()
         alarming.restore(saved, int(time.time() * 1000))
         saved.pop(BOOK_KEY, None)
@@ -134,7 +144,7 @@ def _run(config: GatewayConfig, prog: str, make_link: LinkFactory = _mqtt_link) 
     liveness = Liveness(watchdog, [link.heartbeat, worker.writer_heartbeat])
     worker.every_tick(lambda now: liveness.check())
     log.info("InfluxDB %s (%s API); broker %s:%d", store.url, config.influxdb.api, config.mqtt.host, config.mqtt.port)
-    link.start(worker.deliver, worker.read_budget)
+    link.start(worker)
     try:
         worker.run(stop)
     finally:
@@ -145,7 +155,7 @@ def _run(config: GatewayConfig, prog: str, make_link: LinkFactory = _mqtt_link) 
         clock_store.close()
         if archive is not None:
             archive.close()
-        if state is not None:
+        if isinstance(state, StateFile):
             state.close()
     return 1 if worker.failed or link.failed.is_set() else 0
 

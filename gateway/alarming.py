@@ -273,6 +273,18 @@ class Alarming:
         self.book_changed = False
         return self.engine.book.to_dict()
 
+    def crate_book(self, crate: str) -> dict[str, Any]:
+        """``crate``'s part of the alarm book, saved with the crate's own state where state is kept per crate."""
+        return self.engine.book.crate_dict(crate)
+
+    def adopt(self, crate: str, saved: dict[str, Any], wall_ms: int) -> None:
+        """Take ``crate`` over from the gateway that served it: its rule state and its part of the book."""
+        self.engine.adopt(crate, saved.get("alarms"), saved.get("book") or AlarmBook().crate_dict(crate), wall_ms)
+
+    def drop(self, crate: str) -> None:
+        """Forget ``crate``'s rule state and alarms: another gateway serves it now (and raises its clock alarms)."""
+        self.engine.drop(crate)
+
     def restore(self, saved: dict[str, dict[str, Any]], wall_ms: int) -> None:
         """Resume from the state file's entries: the book under ``BOOK_KEY``, monitors under ``alarms``."""
         monitors = {c: s["alarms"] for c, s in saved.items() if c != BOOK_KEY and s.get("alarms")}

@@ -18,6 +18,7 @@ from coldchain.position import distance_m
 from coldchain.profiles import Profile, load_profiles
 from coldchain.settings import Table, load_toml
 from coldchain.topics import ACKS_FILTER, IDENTIFIER_RULE, ROOT, TELEMETRY_FILTER, valid_identifier
+from gateway.cluster_config import ClusterConfig, parse_cluster
 from gateway.notify import ChannelConfig, parse_notify
 
 __all__ = [
@@ -131,6 +132,7 @@ class GatewayConfig:
     shipments: dict[str, str] = field(default_factory=dict)  # crate -> shipment id its alarms carry
     shipment_records: dict[str, Shipment] = field(default_factory=dict)  # shipment id -> its [shipments] record
     security: SecurityConfig = field(default_factory=SecurityConfig)
+    cluster: ClusterConfig | None = None  # [cluster]: the NATS cluster (python -m gateway.jetstream_main)
 
     def shipment_of(self, crate: str) -> Shipment | None:
         """The record of the shipment ``crate`` is assigned to (None: no shipment, or an id without a record)."""
@@ -316,6 +318,7 @@ def load_config(path: Path) -> GatewayConfig:
         shipments=shipments,
         shipment_records=shipment_records,
         security=_security(root.table("security"), base),
+        cluster=parse_cluster(root.table("cluster")) if "cluster" in root else None,
     )
     root.finish()
     return config

@@ -140,10 +140,13 @@ class Ingest:
         alarming: Alarming | None = None,
         authenticity: Authenticity | None = None,
         archiving: bool = False,
+        crate_books: bool = False,
     ) -> None:
         """``alarming``: the alarm engine's side (one without notification channels when not given);
         ``authenticity``: given when ``[security] keys_dir`` is, signatures are checked; ``archiving``:
-        accepted raw messages are kept in the batch, for the evidence archive."""
+        accepted raw messages are kept in the batch, for the evidence archive; ``crate_books``: state is
+        kept per crate (the cluster's key-value bucket), each snapshot carrying the crate's part of the
+        alarm book instead of one snapshot of the whole book."""
         self.config = config
         self.profiles = config.profiles
         self.crates: dict[str, CrateState] = {}
@@ -157,6 +160,7 @@ class Ingest:
         self.alarming = alarming if alarming is not None else Alarming(config)  # every rule, the lifecycle
         self.authenticity = authenticity
         self.archiving = archiving
+        self.crate_books = crate_books
         # the decoder allows FUTURE_TOLERANCE_MS; shifting its 'now' applies the configured tolerance instead
         self._future_ms = int(config.future_tolerance_s * 1000)
         self._clock_shift = self._future_ms - FUTURE_TOLERANCE_MS
@@ -195,6 +199,19 @@ class Ingest:
             state.heard(now_ms)
             state.restore(snapshot)
 
+    def adopt(self, crate: str, saved: dict[str, Any], now_ms: int) -> None:
+        """Take ``crate`` over from the gateway that served it, from the snapshot it saved (``close``)."""
+        self.crates.pop(crate, None)
+        state = self.state_of(crate, saved.get("profile"), now_ms=now_ms)
+        state.heard(now_ms)
+        state.restore(saved)
+        self.alarming.adopt(crate, saved, now_ms)
+
+    def drop(self, crate: str) -> None:
+        """Forget ``crate`` at once, open alarms too: another gateway serves it now."""
+        self.crates.pop(crate, None)
+        self.alarming.drop(crate)
+
     def forget_idle(self, now_ms: int, silent_ms: int) -> list[str]:
         """Forget the crates silent for ``silent_ms`` that have no open alarm; their ids.
 
@@ -224,8 +241,10 @@ class Ingest:
             if with_snapshots:
                 snapshot = state.snapshot()
                 snapshot["alarms"] = self.alarming.monitor_snapshot(crate)
+                if self.crate_books:
+                    snapshot["book"] = self.alarming.crate_book(crate)
                 batch.snapshots.append((crate, snapshot))
-        book = self.alarming.book_snapshot() if with_snapshots else None
+        book = self.alarming.book_snapshot() if with_snapshots and not self.crate_books else None
         if book is not None:
             batch.snapshots.append((BOOK_KEY, book))
 

@@ -1,103 +1,158 @@
-"""The gateway's link to the NATS cluster: a durable JetStream pull consumer in, MQTT 3.1.1 out.
+"""The gateway's link to the NATS cluster: the partitions it holds leases on, read in, MQTT 3.1.1 out.
 
 The worker sees the same link as on mosquitto (``gateway.worker.Link``): each
-message fetched from the replicated stream becomes a ``Delivery`` (its MQTT topic,
-payload, a local id in place of the packet id) handed to the worker on the
-consumer's thread, and ``ack`` acknowledges to JetStream only what the worker
-stored (written to InfluxDB, state saved). What is not acknowledged JetStream
-sends again after the consumer's ack wait, to this gateway or to whichever
-takes the durable consumer over. The consumer is durable: a restarted gateway
-continues where the stored ones end. ``read_budget`` bounds what is fetched but
-not yet acknowledged, as Receive Maximum does on mosquitto.
+message fetched from a partition's durable consumer becomes a ``Delivery`` (its
+MQTT topic, payload, a local id in place of the packet id) handed to the worker
+on the link's thread, and ``ack`` acknowledges to JetStream only what the worker
+stored (written to InfluxDB, state saved), and only while the partition's lease
+is still held. Every TTL/3 one round renews the leases, says the gateway lives,
+hands partitions beyond the fair share on (once what was read of them is
+acknowledged) and takes free ones up to it (``gateway.leases``). Taking a
+partition loads its crates' state from the key-value bucket (``gateway.crate_kv``)
+into the worker before its first message is read; losing one (a renewal refused,
+a fenced state write) stops its reads at once and forgets its crates and what
+was read of it unacknowledged: JetStream sends that again, after ``ack_wait``, to
+the next owner. Messages held longer than a third of ``ack_wait`` (a slow
+InfluxDB) are marked in progress, so JetStream never redelivers them under a
+living gateway. Crate status is not partitioned (a mapping would move its
+retained message): each gateway reads the statuses published from its start and
+keeps those of crates in its partitions.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import threading
-from collections.abc import Callable, Iterable
+import time
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Protocol
 
 from nats.aio.msg import Msg
 from nats.errors import Error as NatsError
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.errors import BadRequestError
 
 from adapters.liveness import Heartbeat
 from coldchain.broker_settings import BrokerSettings
+from gateway.cluster_config import ClusterConfig
 from gateway.cluster_publisher import ClusterPublisher
-from gateway.jetstream_stream import STREAM, connect, ensure_stream, topic_of
-from gateway.mqtt_link import Deliveries, Delivery
+from gateway.crate_kv import CrateKv
+from gateway.jetstream_stream import (
+    STATUS_SUBJECT,
+    STREAM,
+    connect,
+    durable_of,
+    ensure_stream,
+    partition_of,
+    partition_subject,
+    topic_of,
+)
+from gateway.leases import Leases
+from gateway.mqtt_link import Deliveries, Delivery, Reader
 
-__all__ = ["ClusterSettings", "JetStreamLink"]
+__all__ = ["ClusterLogin", "HandOver", "JetStreamLink"]
 
 log = logging.getLogger(__name__)
 
-_FETCH_WAIT_S = 0.5  # a fetch that finds nothing returns after this: how often stop is noticed
-_RETRY_S = 1.0  # set-up steps (stream, consumer) failing while the cluster elects a leader
-# one pass of the consumer loop (a fetch of at most _FETCH_WAIT_S, handing it to the worker), or of a set-up step
-# (JetStream API requests time out after 5 s); longer is a wedged consumer for the systemd watchdog
+_FETCH_WAIT_S = 0.5  # a fetch that finds nothing returns after this: how often a lost partition is noticed
+_RETRY_S = 1.0  # set-up steps (stream, buckets) failing while the cluster elects a leader
+# one round of leases, or a set-up step (JetStream API requests time out after 5 s); longer is a wedged
+# link for the systemd watchdog
 _PASS_S = 15.0
 
 
-@dataclass(frozen=True, slots=True)
-class ClusterSettings:
-    """Where the cluster is and how the gateway consumes from it."""
+class HandOver(Reader, Protocol):
+    """What the link hands its reads and its crates to (``gateway.worker.Worker``)."""
 
-    servers: tuple[str, ...]  # NATS URLs of the nodes
-    brokers: tuple[tuple[str, int], ...]  # their MQTT listeners (host, port), for what crates and staff receive
-    durable: str = "coldchain-gateway"
+    def adopt(self, crate: str, saved: dict[str, Any]) -> None:
+        """Take a crate over from its saved state."""
+
+    def release(self, crates: Iterable[str]) -> None:
+        """Forget crates another gateway serves now."""
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterLogin:
+    """The gateway's login on the cluster, for NATS and MQTT alike."""
+
+    gateway: str  # its id: the leases' value, the NATS connection's name
     username: str | None = None
     password: str | None = None
     password_file: Path | None = None  # where password came from (the MQTT publisher reads it there)
     ca_file: Path | None = None
-    ack_wait_s: float = 60.0  # longer than the slowest write the gateway still retries calmly
-    batch: int = 500  # messages per fetch at most
-    replicas: int = 3
+
+
+def _crate_of(topic: str) -> str:
+    """The crate a stream message is about: coldchain/v1/{crates,acks}/<crate>/..."""
+    parts = topic.split("/", 4)
+    return parts[3] if len(parts) > 3 else ""
+
+
+class _Partition:
+    """A partition this gateway holds: its consumer, the task reading it, its crates."""
+
+    def __init__(self, subscription: JetStreamContext.PullSubscription, crates: set[str]) -> None:
+        self.subscription = subscription
+        self.crates = crates
+        self.draining = False  # over our fair share: read no more, hand the lease on once all is acknowledged
+        self.task: asyncio.Task[None] | None = None
+
+    def read(self, reading: Coroutine[Any, Any, None]) -> None:
+        """Start the task that reads it."""
+        self.task = asyncio.create_task(reading)
+
+    def drain(self) -> None:
+        """Read no more of it: it goes to another gateway once what was read is acknowledged."""
+        self.draining = True
 
 
 class JetStreamLink:
-    """Consumes the telemetry stream for the worker and publishes its acks and alarms over MQTT."""
+    """Holds partition leases, reads their consumers for the worker, publishes its acks and alarms over MQTT."""
 
-    def __init__(
-        self, settings: ClusterSettings, on_subscribed: Callable[[], None], client_id: str = "coldchain-gateway"
-    ) -> None:
-        """``on_subscribed``: called (on the consumer thread) once the durable consumer is bound."""
-        self.settings = settings
+    def __init__(self, cluster: ClusterConfig, login: ClusterLogin, on_subscribed: Callable[[], None]) -> None:
+        """``on_subscribed``: called (on the link's thread) once the first round of leases is done."""
+        self.cluster = cluster
+        self.login = login
         self._on_subscribed = on_subscribed
-        self._deliver: Callable[[Deliveries], None] = lambda deliveries: None  # given by start()
-        self._read_budget: Callable[[], int] = lambda: 1 << 30
-        self.connected = threading.Event()  # the NATS connection is up and the consumer bound
-        self.failed = threading.Event()  # the consumer thread died of an unexpected error
+        self.connected = threading.Event()  # the NATS connection is up and the leases' first round done
+        self.failed = threading.Event()  # the link's thread died of an unexpected error
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._guarded_run, name="jetstream", daemon=True)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._ids = itertools.count(1)  # 0 would read as "delivered at QoS 0, nothing to acknowledge"
-        self._fetched: dict[int, Msg] = {}  # local id -> message awaiting the worker's ack
-        # what the systemd watchdog vouches for: every pass of the consumer loop (adapters.liveness)
-        self.heartbeat = Heartbeat("the JetStream consumer thread", _PASS_S)
+        self._fetched: dict[int, tuple[int, Msg, float]] = {}  # local id -> (partition, message, when fetched)
+        self._partitions: dict[int, _Partition] = {}
+        self.leases = Leases(login.gateway, cluster.partitions, cluster.lease_ttl_s, cluster.replicas)
+        self.crate_state = CrateKv(cluster.partitions, cluster.replicas, self._drop_soon)
+        self._reader: HandOver | None = None
+        # what the systemd watchdog vouches for: every round of leases (adapters.liveness)
+        self.heartbeat = Heartbeat("the JetStream link thread", _PASS_S)
         mqtt = BrokerSettings(
-            brokers=settings.brokers,
+            brokers=cluster.brokers,
             protocol="3.1.1",  # nats-server speaks no MQTT 5
-            username=settings.username,
-            password_file=settings.password_file,
-            ca_file=settings.ca_file,
+            username=login.username,
+            password_file=login.password_file,
+            ca_file=login.ca_file,
         )
-        self.publisher = ClusterPublisher(mqtt, f"{client_id}-out")
+        self.publisher = ClusterPublisher(mqtt, f"{login.gateway}-out")
+
+    @property
+    def held(self) -> list[int]:
+        """The partitions read now (sorted)."""
+        return sorted(self._partitions)
 
     # --- used by the worker -------------------------------------------------------------------
 
-    def start(self, deliver: Callable[[Deliveries], None], read_budget: Callable[[], int] = lambda: 1 << 30) -> None:
-        """Connect in the background; what each fetch brings goes to ``deliver`` (on the consumer thread).
-
-        ``read_budget``: how many more messages may be fetched now (asked before each fetch).
-        """
-        self._deliver = deliver
-        self._read_budget = read_budget
+    def start(self, reader: HandOver) -> None:
+        """Connect in the background; what each fetch brings goes to ``reader`` (on the link's thread)."""
+        self._reader = reader
         self.publisher.start()
         self._thread.start()
 
@@ -106,8 +161,9 @@ class JetStreamLink:
         return self.publisher.publish(topic, payload, retain)
 
     def ack(self, deliveries: Iterable[Delivery]) -> int:
-        """Acknowledge stored deliveries to JetStream; how many acks were sent."""
-        messages = [m for m in (self._fetched.pop(d[2], None) for d in deliveries) if m is not None]
+        """Acknowledge stored deliveries to JetStream, those of partitions still held; how many acks were sent."""
+        fetched = [self._fetched.pop(d[2], None) for d in deliveries]
+        messages = [f[1] for f in fetched if f is not None and f[0] in self._partitions]
         loop = self._loop
         if not messages or loop is None or not loop.is_running():
             return 0
@@ -121,13 +177,13 @@ class JetStreamLink:
         return len(messages)
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Stop fetching, close the NATS connection and the MQTT publisher."""
+        """Stop reading, give the leases up, close the NATS connection and the MQTT publisher."""
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout)
         self.publisher.stop()
 
-    # --- the consumer thread --------------------------------------------------------------------
+    # --- the link's thread -----------------------------------------------------------------------
 
     async def _ack(self, messages: list[Msg]) -> None:
         for message in messages:
@@ -138,27 +194,40 @@ class JetStreamLink:
         try:
             asyncio.run(self._run())
         except Exception:
-            log.exception("the JetStream consumer thread failed; stopping the gateway")
+            log.exception("the JetStream link thread failed; stopping the gateway")
             self.failed.set()
 
     async def _run(self) -> None:
         self._loop = asyncio.get_running_loop()
-        s = self.settings
+        login = self.login
         nc = await connect(
-            list(s.servers),
-            s.username,
-            s.password,
-            s.ca_file,
-            name=s.durable,  # how operators (and /connz) tell the gateway's connection
+            list(self.cluster.nats),
+            login.username,
+            login.password,
+            login.ca_file,
+            name=login.gateway,  # how operators (and /connz) tell the gateway's connection
             disconnected_cb=self._disconnected,
             reconnected_cb=self._reconnected,
         )
         try:
             js = nc.jetstream(timeout=5)
-            subscription = await self._bind(js)
-            self.connected.set()
-            self._on_subscribed()
-            await self._consume(subscription)
+            await self._set_up(js)
+            statuses = asyncio.create_task(self._statuses(js))
+            progress = asyncio.create_task(self._keep_in_progress())
+            first = True
+            while not self._stop.is_set():
+                self.heartbeat.beat(_PASS_S)
+                await self._round(js)
+                if first:
+                    first = False
+                    self.connected.set()
+                    self._on_subscribed()
+                await asyncio.sleep(self.cluster.renew_s)
+            statuses.cancel()
+            progress.cancel()
+            for partition in list(self._partitions):
+                await self._drop(partition)
+            await self.leases.leave()
         finally:
             self.connected.clear()
             await nc.close()
@@ -172,48 +241,176 @@ class JetStreamLink:
         self.connected.set()
         log.info("NATS connection back")
 
-    async def _bind(self, js: JetStreamContext) -> JetStreamContext.PullSubscription:
-        """Make sure the stream and the durable consumer exist (retrying through leader elections); bind to it."""
-        s = self.settings
-        config = ConsumerConfig(
-            durable_name=s.durable,
-            ack_policy=AckPolicy.EXPLICIT,
-            deliver_policy=DeliverPolicy.ALL,
-            ack_wait=s.ack_wait_s,
-            max_ack_pending=-1,  # our read budget bounds what we hold; a limit here would only stall redeliveries
-            num_replicas=s.replicas,
-        )
+    async def _set_up(self, js: JetStreamContext) -> None:
+        """The stream and the buckets exist (retrying through leader elections)."""
         while True:
             self.heartbeat.beat(_PASS_S)
             try:
-                await ensure_stream(js, s.replicas)
-                await js.add_consumer(STREAM, config)
-                return await js.pull_subscribe_bind(durable=s.durable, stream=STREAM)
+                await ensure_stream(js, self.cluster.replicas)
+                await self.leases.open(js)
+                await self.crate_state.open(js)
+                return
             except (NatsError, TimeoutError) as exc:
                 if self._stop.is_set():
                     raise
-                log.warning("cannot set up the stream and consumer yet (%s); retrying", exc)
+                log.warning("cannot set up the stream and buckets yet (%s); retrying", exc)
                 await asyncio.sleep(_RETRY_S)
 
-    async def _consume(self, subscription: JetStreamContext.PullSubscription) -> None:
-        while not self._stop.is_set():
-            self.heartbeat.beat(_PASS_S)
-            budget = min(self.settings.batch, self._read_budget())
+    async def _round(self, js: JetStreamContext) -> None:
+        """Renew, then hand on what is beyond the fair share or take free partitions up to it."""
+        for partition in await self.leases.renew():
+            await self._drop(partition)
+        try:
+            share = await self.leases.share()
+        except (NatsError, TimeoutError) as exc:
+            log.warning("cannot count the living gateways now (%s)", exc)
+            return
+        kept = [p for p, held in self._partitions.items() if not held.draining]
+        for partition in sorted(kept, reverse=True)[: max(0, len(kept) - share)]:
+            log.info("partition %d is beyond our share of %d: handing it on", partition, share)
+            self._partitions[partition].drain()
+        for partition, held in list(self._partitions.items()):
+            if held.draining and not any(f[0] == partition for f in list(self._fetched.values())):
+                await self._drop(partition)
+                await self.leases.release(partition)
+        wanted = share - len(self._partitions)
+        if wanted > 0:
+            for partition in await self.leases.acquire(wanted):
+                await self._serve(js, partition)
+
+    async def _serve(self, js: JetStreamContext, partition: int) -> None:
+        """A lease was won: load the partition's crates, bind its consumer, start reading it."""
+        c = self.cluster
+        config = ConsumerConfig(
+            durable_name=durable_of(partition),
+            filter_subject=partition_subject(partition),
+            ack_policy=AckPolicy.EXPLICIT,
+            deliver_policy=DeliverPolicy.ALL,
+            ack_wait=c.ack_wait_s,
+            max_ack_pending=-1,  # our read budget bounds what we hold; a limit here would only stall redeliveries
+            num_replicas=c.replicas,
+        )
+        try:
+            saved = await self.crate_state.load(partition)
+            with contextlib.suppress(BadRequestError):  # it exists with other settings: keep them
+                await js.add_consumer(STREAM, config)
+            subscription = await js.pull_subscribe_bind(durable=config.durable_name or "", stream=STREAM)
+        except (NatsError, TimeoutError) as exc:
+            log.warning("cannot take up partition %d now (%s); giving its lease up", partition, exc)
+            await self.leases.release(partition)
+            return
+        reader = self._require_reader()
+        for crate, snapshot in saved.items():
+            reader.adopt(crate, snapshot)
+        held = self._partitions[partition] = _Partition(subscription, crates=set(saved))
+        held.read(self._read(partition, held))
+        log.info("serving partition %d (%d crates resumed)", partition, len(saved))
+
+    def _require_reader(self) -> HandOver:
+        if self._reader is None:
+            raise RuntimeError("JetStreamLink.start() first")
+        return self._reader
+
+    def _drop_soon(self, partition: int) -> None:
+        """A fenced state write: drop the partition (from the event loop, where the write ran)."""
+        if partition in self._partitions:
+            self.leases.forfeit(partition)
+            asyncio.get_running_loop().create_task(self._drop(partition))
+
+    async def _drop(self, partition: int) -> None:
+        """Stop reading ``partition`` at once; forget its crates and what was read of it unacknowledged."""
+        held = self._partitions.pop(partition, None)
+        if held is None:
+            return
+        for local, fetched in list(self._fetched.items()):
+            if fetched[0] == partition:
+                self._fetched.pop(local, None)
+        self._require_reader().release(held.crates)
+        self.crate_state.drop(partition)
+        if held.task is not None and held.task is not asyncio.current_task():
+            held.task.cancel()
+        with contextlib.suppress(NatsError, TimeoutError):
+            await held.subscription.unsubscribe()
+        log.info("stopped serving partition %d (%d crates)", partition, len(held.crates))
+
+    async def _read(self, partition: int, held: _Partition) -> None:
+        """Fetch ``partition`` for the worker while we hold it and it is not draining."""
+        reader = self._require_reader()
+        while not self._stop.is_set() and self._partitions.get(partition) is held and not held.draining:
+            budget = min(self.cluster.batch, reader.read_budget())
             if budget <= 0:
                 await asyncio.sleep(0.002)
                 continue
             try:
-                messages = await subscription.fetch(budget, timeout=_FETCH_WAIT_S)
+                messages = await held.subscription.fetch(budget, timeout=_FETCH_WAIT_S)
             except (NatsTimeout, TimeoutError):
                 continue
             except NatsError as exc:
-                log.warning("fetch from the stream failed (%s); trying again", exc)
+                log.warning("fetch from partition %d failed (%s); trying again", partition, exc)
                 await asyncio.sleep(_FETCH_WAIT_S)
                 continue
-            log.debug("fetched %d messages", len(messages))
+            if self._partitions.get(partition) is not held:
+                return  # lost while fetching: never delivered, never acknowledged
+            self._deliver(partition, held, messages)
+
+    def _deliver(self, partition: int, held: _Partition, messages: list[Msg]) -> None:
+        deliveries: Deliveries = []
+        now = time.monotonic()
+        for message in messages:
+            local = next(self._ids)
+            self._fetched[local] = (partition, message, now)
+            topic = topic_of(message.subject)
+            self._met(held, _crate_of(topic))
+            deliveries.append((topic, message.data, local, 0))
+        log.debug("fetched %d messages of partition %d", len(messages), partition)
+        self._require_reader().deliver(deliveries)
+
+    def _met(self, held: _Partition, crate: str) -> None:
+        """A message of ``crate`` in a partition we hold: a crate new to the cluster gets its state created."""
+        if crate and crate not in held.crates:
+            held.crates.add(crate)
+            self.crate_state.adopt(crate)
+
+    async def _keep_in_progress(self) -> None:
+        """Tell JetStream we still work on what we hold for a third of ack_wait (a slow InfluxDB write)."""
+        period = self.cluster.ack_wait_s / 3
+        while True:
+            await asyncio.sleep(period)
+            due = time.monotonic() - period
+            for partition, message, fetched_at in list(self._fetched.values()):
+                if fetched_at < due and partition in self._partitions:
+                    with contextlib.suppress(NatsError):
+                        await message.in_progress()
+
+    async def _statuses(self, js: JetStreamContext) -> None:
+        """Crate statuses from now on (an ephemeral consumer, nothing to acknowledge), those of our partitions."""
+        while True:
+            try:
+                subscription = await js.pull_subscribe(
+                    STATUS_SUBJECT, stream=STREAM,
+                    config=ConsumerConfig(deliver_policy=DeliverPolicy.NEW, ack_policy=AckPolicy.NONE),
+                )  # fmt: skip
+                break
+            except (NatsError, TimeoutError) as exc:
+                log.warning("cannot read crate statuses yet (%s); retrying", exc)
+                await asyncio.sleep(_RETRY_S)
+        reader = self._require_reader()
+        while True:
+            try:
+                messages = await subscription.fetch(100, timeout=_FETCH_WAIT_S)
+            except (NatsTimeout, TimeoutError):
+                continue
+            except NatsError as exc:
+                log.warning("fetch of crate statuses failed (%s); trying again", exc)
+                await asyncio.sleep(_FETCH_WAIT_S)
+                continue
             deliveries: Deliveries = []
             for message in messages:
-                local = next(self._ids)
-                self._fetched[local] = message
-                deliveries.append((topic_of(message.subject), message.data, local, 0))
-            self._deliver(deliveries)
+                topic = topic_of(message.subject)
+                crate = _crate_of(topic)
+                held = self._partitions.get(partition_of(crate, self.cluster.partitions))
+                if held is not None and not held.draining:
+                    self._met(held, crate)
+                    deliveries.append((topic, message.data, 0, 0))  # id 0: nothing to acknowledge
+            if deliveries:
+                reader.deliver(deliveries)

@@ -1,14 +1,21 @@
-"""The replicated JetStream stream that captures what crates and staff publish over MQTT.
+"""The replicated JetStream stream that captures what crates and staff publish over MQTT, in partitions.
 
 nats-server turns an MQTT topic into a NATS subject (``/`` -> ``.``; 2.9 refuses
-topics with ``.``), so a stream on the subjects below holds every telemetry,
-status and event message of every crate and every staff acknowledgement, in
-arrival order, replicated on three nodes. The gateway reads it with a durable
-pull consumer and acknowledges a message only after InfluxDB stored it.
+topics with ``.``). The account's subject mappings (``mappings``, rendered into
+every node's auth.conf by ``coldchain cluster-auth``) move a crate's telemetry and
+events and the staff acks of its alarms to ``cc.p.<k>.<subject>``, ``k`` a hash
+of the crate id modulo the partition count: every message of one crate lands in
+one partition, in arrival order, replicated on three nodes. Each partition has a
+durable pull consumer, read by whichever gateway holds its lease. Crate status
+is not mapped: a mapping moves an MQTT retained message to the mapped topic
+(verified on 2.9.10), and the status is retained for staff and the board; the
+stream captures it under its own subject. The gateway acknowledges a message
+only after InfluxDB stored it.
 """
 
 from __future__ import annotations
 
+import itertools
 import ssl
 from pathlib import Path
 from typing import Any, Final
@@ -19,22 +26,68 @@ from nats.js import JetStreamContext
 from nats.js.api import StorageType, StreamConfig, StreamInfo
 from nats.js.errors import BadRequestError
 
-__all__ = ["STREAM", "SUBJECTS", "connect", "ensure_stream", "subject_of", "topic_of"]
+__all__ = [
+    "PARTITIONED",
+    "PREFIX",
+    "STATUS_SUBJECT",
+    "STREAM",
+    "connect",
+    "durable_of",
+    "ensure_stream",
+    "mappings",
+    "partition_of",
+    "partition_subject",
+    "subject_of",
+    "topic_of",
+]
 
 STREAM: Final = "COLDCHAIN"
-SUBJECTS: Final = (
+PREFIX: Final = "cc.p"
+# what crates and staff publish that is partitioned by crate: the crate id is the first wildcard of each
+PARTITIONED: Final = (
     "coldchain.v1.crates.*.telemetry",
-    "coldchain.v1.crates.*.status",
     "coldchain.v1.crates.*.events",
     "coldchain.v1.acks.*.*.*",
 )
+STATUS_SUBJECT: Final = "coldchain.v1.crates.*.status"
 # a crate crosses the world in at most 14 days; a gateway fleet down longer than that loses readings
 # only if the crates lost them too (they keep what no storage ack confirmed)
 MAX_AGE_S: Final = 14 * 86400
 
 
+def mappings(partitions: int) -> str:
+    """The nodes' ``mappings`` block: each subject of ``PARTITIONED`` to ``cc.p.<partition of its crate>.<subject>``."""
+    lines = []
+    for source in PARTITIONED:
+        wildcards = itertools.count(1)
+        levels = [f"{{{{wildcard({next(wildcards)})}}}}" if level == "*" else level for level in source.split(".")]
+        target = f"{PREFIX}.{{{{partition({partitions},1)}}}}." + ".".join(levels)
+        lines.append(f'  "{source}": "{target}"')
+    return "mappings = {\n" + "\n".join(lines) + "\n}\n"
+
+
+def partition_of(crate: str, partitions: int) -> int:
+    """The partition nats-server maps ``crate``'s messages to: FNV-1a (32 bit) of its id, modulo ``partitions``."""
+    digest = 2166136261
+    for byte in crate.encode():
+        digest = ((digest ^ byte) * 16777619) & 0xFFFFFFFF
+    return digest % partitions
+
+
+def partition_subject(partition: int) -> str:
+    """The filter of ``partition``'s consumer."""
+    return f"{PREFIX}.{partition}.>"
+
+
+def durable_of(partition: int) -> str:
+    """The durable consumer of ``partition``, shared by every gateway (the lease says who reads it)."""
+    return f"gw-p{partition:02d}"
+
+
 def topic_of(subject: str) -> str:
-    """The MQTT topic a subject of ``SUBJECTS`` came from (ids hold no ``.`` on this path)."""
+    """The MQTT topic a message of the stream was published on (ids hold no ``.`` on this path)."""
+    if subject.startswith(PREFIX + "."):
+        subject = subject.split(".", 3)[3]
     return subject.replace(".", "/")
 
 
@@ -71,7 +124,7 @@ async def ensure_stream(js: JetStreamContext, replicas: int = 3) -> StreamInfo:
     """Create the stream, or bring an existing one to this configuration (subjects, replicas, age)."""
     config = StreamConfig(
         name=STREAM,
-        subjects=list(SUBJECTS),
+        subjects=[f"{PREFIX}.>", STATUS_SUBJECT],
         storage=StorageType.FILE,
         num_replicas=replicas,
         max_age=MAX_AGE_S,

@@ -31,7 +31,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, Protocol
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import MQTTErrorCode
@@ -43,7 +43,7 @@ from adapters.liveness import Heartbeat
 from adapters.mqtt_client import broker_client
 from gateway.config import MqttConfig
 
-__all__ = ["Deliveries", "Delivery", "MqttLink"]
+__all__ = ["Deliveries", "Delivery", "MqttLink", "Reader"]
 
 log = logging.getLogger(__name__)
 
@@ -144,8 +144,14 @@ class _IngestClient(mqtt.Client):
         self._packet_queue(_PUBACK, packet, 0, 0)
 
 
-def _unbounded() -> int:
-    return 1 << 30
+class Reader(Protocol):
+    """What the link hands its reads to (``gateway.worker.Worker``)."""
+
+    def deliver(self, deliveries: Deliveries) -> None:
+        """Judge and batch what one read brought."""
+
+    def read_budget(self) -> int:
+        """How many more messages may be read now."""
 
 
 class MqttLink:
@@ -218,12 +224,13 @@ class MqttLink:
 
     # --- used by the worker -------------------------------------------------------------------
 
-    def start(self, deliver: Callable[[Deliveries], None], read_budget: Callable[[], int] = _unbounded) -> None:
-        """Connect in the background; what each read brings goes to ``deliver`` (on the network thread).
+    def start(self, reader: Reader) -> None:
+        """Connect in the background; what each read brings goes to ``reader.deliver`` (on the network thread).
 
-        ``read_budget``: how many more messages may be taken in now (asked before each read).
+        ``reader.read_budget()``: how many more messages may be taken in now (asked before each read).
         """
-        self._thread = threading.Thread(target=self._guarded_run, args=(deliver, read_budget), name="mqtt", daemon=True)
+        args = (reader.deliver, reader.read_budget)
+        self._thread = threading.Thread(target=self._guarded_run, args=args, name="mqtt", daemon=True)
         self._thread.start()
 
     def ack(self, deliveries: Iterable[Delivery]) -> int:

@@ -25,8 +25,8 @@ import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
-from typing import Protocol
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol
 
 from adapters.liveness import Heartbeat
 from coldchain.errors import RetryableStoreError
@@ -38,10 +38,9 @@ from gateway.config import GatewayConfig
 from gateway.ingest import Batch, Ingest
 from gateway.mqtt_link import Deliveries, Delivery
 from gateway.points import EXCERPT_BYTES, rejected_point
-from gateway.statefile import StateFile
 from gateway.store import PointsRefusedError, Store
 
-__all__ = ["Link", "Worker"]
+__all__ = ["CrateStore", "Link", "Worker"]
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +58,16 @@ class Link(Protocol):
         """Acknowledge stored deliveries."""
 
 
+class CrateStore(Protocol):
+    """Where crate state is saved (``gateway.statefile.StateFile``, or the cluster's key-value bucket)."""
+
+    def save(self, snapshots: Iterable[tuple[str, dict[str, Any]]]) -> None:
+        """Save the snapshots (crate, state) before the messages they cover are acknowledged."""
+
+    def forget(self, crates: Iterable[str]) -> None:
+        """Delete the state of crates forgotten for their silence."""
+
+
 class Worker:
     """Owns the batches, the store and the acknowledgements; runs until ``stop`` is set."""
 
@@ -69,7 +78,7 @@ class Worker:
         ingest: Ingest,
         link: Link,
         *,
-        state: StateFile | None = None,
+        state: CrateStore | None = None,
         archive: EvidenceArchive | None = None,
     ) -> None:
         """``state``: where crate state is saved (``[state] file``); ``archive``: where accepted raw messages
@@ -144,6 +153,17 @@ class Worker:
             # the batch may end up a little over size: never beyond the broker's window
             if len(batch) >= size:
                 self._close_batch()
+
+    def adopt(self, crate: str, saved: dict[str, Any]) -> None:
+        """Take ``crate`` over from the gateway that served it (a partition's lease was won): before its messages."""
+        with self.lock:
+            self.ingest.adopt(crate, saved, int(time.time() * 1000))
+
+    def release(self, crates: Iterable[str]) -> None:
+        """Forget ``crates`` at once (their partition's lease was lost or handed on): another gateway serves them."""
+        with self.lock:
+            for crate in crates:
+                self.ingest.drop(crate)  # its storage ack pending, if any, is dropped by the writer then
 
     def every_tick(self, callback: Callable[[float], None], exclusive: bool = False) -> None:
         """Run ``callback(monotonic_now)`` at least every 0.2 s (monitoring, health, wall-clock alarm rules).

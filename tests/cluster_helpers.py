@@ -13,17 +13,26 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import nats.errors
+import nats.js.errors
 import paho.mqtt.client as mqtt
-from gateway_helpers import ROOT, GatewayProcess
+from gateway_helpers import ROOT, GatewayProcess, gateway_config
 from locked_broker import make_ca
 from paho.mqtt.enums import CallbackAPIVersion
 
 from cli.cluster_auth import main as cluster_auth
 from cli.cluster_services import NatsCluster, NatsNode
 from cli.provision import main as provision
-from gateway.jetstream_stream import STREAM, connect, ensure_stream
+from cli.services import InfluxDB
+from gateway.jetstream_stream import STREAM, connect, durable_of, ensure_stream, mappings
+from gateway.leases import LEASES
+
+# few partitions and short leases: the tests' hand-overs take seconds, not the production default's
+TEST_PARTITIONS = 4
+TEST_LEASE_TTL_S = 3.0
+TEST_ACK_WAIT_S = 2.0
 
 SHIPPED = Path(__file__).resolve().parent.parent / "config" / "nats"
 
@@ -67,6 +76,31 @@ def _shipped_render(etc: Path, root: Path) -> object:
         )
 
     return render
+
+
+def partitioned_cluster(workdir: Path, partitions: int = TEST_PARTITIONS) -> NatsCluster:
+    """Three nodes (no logins) whose account maps crates' messages into ``partitions`` partitions."""
+    return NatsCluster(workdir, auth=mappings(partitions))
+
+
+def cluster_gateway_config(
+    directory: Path, cluster: NatsCluster, influx: InfluxDB, database: str, client_id: str,
+    partitions: int = TEST_PARTITIONS, extra: str = "",
+) -> Path:  # fmt: skip
+    """A gateway TOML in ``directory`` with a ``[cluster]`` table for ``cluster`` (short leases)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    stand_in = SimpleNamespace(host="127.0.0.1", port=cluster.nodes[0].mqtt_port)  # [mqtt] login only is used
+    nats = ", ".join(f'"{url}"' for url in cluster.urls)
+    brokers = ", ".join(f'"{broker}"' for broker in cluster.mqtt_brokers)
+    table = f"""
+[cluster]
+nats = [{nats}]
+brokers = [{brokers}]
+partitions = {partitions}
+lease_ttl = {TEST_LEASE_TTL_S}
+ack_wait = {TEST_ACK_WAIT_S}
+"""
+    return gateway_config(directory, stand_in, influx, database, extra=table + extra, client_id=client_id)  # type: ignore[arg-type]
 
 
 def start_shipped_cluster(root: Path, crates: tuple[str, ...], staff: tuple[str, ...]) -> ShippedCluster:
@@ -225,12 +259,10 @@ tick_timeout_s = 0.2
 class ClusterGateway(GatewayProcess):
     """``python -m gateway.jetstream_main`` on the cluster as a child process; waits for its ``subscribed`` line."""
 
-    def __init__(self, config: Path, log: Path, cluster: NatsCluster) -> None:
+    def __init__(self, config: Path, log: Path, level: str = "DEBUG") -> None:
         self.log = log
         self._lines: queue.Queue[str | None] = queue.Queue()
-        argv = [sys.executable, "-m", "gateway.jetstream_main", "--config", str(config), "--log-level", "DEBUG"]
-        for url, broker in zip(cluster.urls, cluster.mqtt_brokers, strict=True):
-            argv += ["--nats", url, "--broker", broker]
+        argv = [sys.executable, "-m", "gateway.jetstream_main", "--config", str(config), "--log-level", level]
         with log.open("ab") as err:
             self.process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=err, cwd=ROOT, text=True)
         GatewayProcess.running.append(self)
@@ -242,15 +274,46 @@ class ClusterGateway(GatewayProcess):
             raise
 
 
-def consumer_pending(urls: list[str], durable: str) -> tuple[int, int]:
-    """(messages not yet delivered, delivered but not acknowledged) of the durable consumer."""
+def consumer_pending(urls: list[str], partitions: int = TEST_PARTITIONS) -> tuple[int, int]:
+    """(messages not yet delivered, delivered but not acknowledged) of every partition's consumer together."""
 
     async def read() -> tuple[int, int]:
         nc = await connect(urls)
+        pending = unacked = 0
         try:
-            info = await nc.jetstream(timeout=10).consumer_info(STREAM, durable)
-            return int(info.num_pending or 0), int(info.num_ack_pending or 0)
+            js = nc.jetstream(timeout=10)
+            for partition in range(partitions):
+                try:
+                    info = await js.consumer_info(STREAM, durable_of(partition))
+                except nats.js.errors.NotFoundError:
+                    continue  # no gateway has served it yet
+                pending += int(info.num_pending or 0)
+                unacked += int(info.num_ack_pending or 0)
+            return pending, unacked
         finally:
             await nc.close()
 
     return asyncio.run(read())
+
+
+def lease_holders(urls: list[str], partitions: int = TEST_PARTITIONS) -> dict[int, str]:
+    """partition -> the gateway holding its lease now (partitions nobody holds are left out)."""
+
+    async def read() -> dict[int, str]:
+        nc = await connect(urls)
+        try:
+            kv = await nc.jetstream(timeout=5).key_value(LEASES)
+            holders = {}
+            for partition in range(partitions):
+                try:
+                    holders[partition] = (await kv.get(f"p{partition}")).value.decode()  # type: ignore[union-attr]
+                except nats.js.errors.KeyNotFoundError:
+                    continue
+            return holders
+        finally:
+            await nc.close()
+
+    try:
+        return asyncio.run(read())
+    except (nats.errors.Error, TimeoutError):
+        return {}  # the bucket is being made, or its leader elected: nobody is known to hold anything

@@ -6,11 +6,17 @@ import json
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
-from cluster_helpers import ClusterGateway, Mqtt311, consumer_pending, create_stream
-from gateway_helpers import gateway_config, seqs_stored, telemetry
+from cluster_helpers import (
+    ClusterGateway,
+    Mqtt311,
+    cluster_gateway_config,
+    consumer_pending,
+    create_stream,
+    partitioned_cluster,
+)
+from gateway_helpers import seqs_stored, telemetry
 from wait_helpers import wait_until
 
 from cli.cluster_services import NatsCluster
@@ -22,8 +28,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.cluster]
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsCluster]:
-    """One cluster for this module's tests (each uses crates and a durable consumer of its own)."""
-    cluster = NatsCluster(tmp_path_factory.mktemp("nats-gw")).start()
+    """One cluster for this module's tests (each uses crates of its own; the partitions' consumers are shared)."""
+    cluster = partitioned_cluster(tmp_path_factory.mktemp("nats-gw")).start()
     try:
         create_stream(cluster.urls)
         yield cluster
@@ -32,9 +38,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsCluster]:
 
 
 def _gateway(tmp_path: Path, cluster: NatsCluster, influx: InfluxDB, database: str) -> ClusterGateway:
-    stand_in = SimpleNamespace(host="127.0.0.1", port=cluster.nodes[0].mqtt_port)  # [mqtt] login only is used
-    config = gateway_config(tmp_path, stand_in, influx, database, client_id=f"gw-{database}")  # type: ignore[arg-type]
-    return ClusterGateway(config, tmp_path / "gateway.log", cluster)
+    config = cluster_gateway_config(tmp_path, cluster, influx, database, f"gw-{database}")
+    return ClusterGateway(config, tmp_path / "gateway.log")
 
 
 def _acks(listener: Mqtt311, wait: float, seen: list[int] | None = None) -> list[int]:
@@ -44,9 +49,9 @@ def _acks(listener: Mqtt311, wait: float, seen: list[int] | None = None) -> list
     return seen
 
 
-def _all_delivered_none_acked(cluster: NatsCluster, durable: str, at_least: int) -> int:
-    """How many messages the consumer delivered and awaits acks for, once it has delivered them all (else 0)."""
-    pending, unacked = consumer_pending(cluster.urls, durable)
+def _all_delivered_none_acked(cluster: NatsCluster, at_least: int) -> int:
+    """How many messages the consumers delivered and await acks for, once they have delivered them all (else 0)."""
+    pending, unacked = consumer_pending(cluster.urls)
     return unacked if pending == 0 and unacked >= at_least else 0
 
 
@@ -68,7 +73,7 @@ def test_crate_on_node_a_is_stored_and_acked_on_node_b(
         acks: list[int] = []
         wait_until(lambda: 19 in _acks(listener, 0.2, acks), 20, "the storage ack of seq 19")
         assert sorted(seqs_stored(influxdb, database, crate)) == list(range(20))
-        wait_until(lambda: consumer_pending(cluster.urls, f"gw-{database}") == (0, 0), 10, "everything acknowledged")
+        wait_until(lambda: consumer_pending(cluster.urls) == (0, 0), 10, "everything acknowledged")
     finally:
         gateway.stop()
         crate_client.close()
@@ -88,18 +93,17 @@ def test_nothing_is_acknowledged_to_jetstream_before_influxdb_stored_it(
     crate_client = Mqtt311(cluster.mqtt_brokers[0], crate)
     assert crate_client.connected() == 0
     gateway = _gateway(tmp_path, cluster, influx, database)
-    durable = f"gw-{database}"
     try:
         influx.stop()
         for seq in range(5):
             crate_client.publish(telemetry_topic(crate), telemetry(crate, seq))
-        # a new durable consumer starts at the stream's beginning: the module's earlier tests' messages too
-        held = wait_until(lambda: _all_delivered_none_acked(cluster, durable, 5), 10, "all delivered, none acked")
+        # the earlier tests acknowledged theirs: what the consumers hold now is this test's
+        held = wait_until(lambda: _all_delivered_none_acked(cluster, 5), 10, "all delivered, none acked")
         time.sleep(1.0)  # write retries go on: still nothing acknowledged, no storage ack
-        assert consumer_pending(cluster.urls, durable) == (0, held)
+        assert consumer_pending(cluster.urls) == (0, held)
         assert _acks(listener, 0.1) == []
         influx.start()
-        wait_until(lambda: consumer_pending(cluster.urls, durable) == (0, 0), 20, "acknowledged once stored")
+        wait_until(lambda: consumer_pending(cluster.urls) == (0, 0), 20, "acknowledged once stored")
         assert sorted(seqs_stored(influx, database, crate)) == list(range(5))
         acks: list[int] = []
         wait_until(lambda: 4 in _acks(listener, 0.2, acks), 10, "the storage ack of seq 4")
@@ -124,7 +128,7 @@ def test_gateway_survives_the_death_of_its_node(
     """SIGKILL the node the gateway consumes through: it reconnects to another, and every reading published
     before and after (and sent again until acknowledged, as the agent does) is stored exactly once."""
     crate = "C-GWK"
-    cluster = NatsCluster(tmp_path / "nats").start()  # its own: a node is killed
+    cluster = partitioned_cluster(tmp_path / "nats").start()  # its own: a node is killed
     try:
         create_stream(cluster.urls)
         gateway = _gateway(tmp_path, cluster, influxdb, database)

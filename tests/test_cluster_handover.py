@@ -1,0 +1,246 @@
+"""Two gateways on the cluster share its partitions; a killed one's are taken over, losing and inventing nothing.
+
+Real processes throughout: three nats-server nodes (one cluster for the module, four partitions, 3 s leases),
+two ``python -m gateway.jetstream_main`` and the real influxd. A fleet of simulated crates publishes over
+MQTT 3.1.1 through one connection (any login may publish any crate's topics on this cluster without logins).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from cluster_helpers import (
+    TEST_PARTITIONS,
+    ClusterGateway,
+    Mqtt311,
+    cluster_gateway_config,
+    consumer_pending,
+    create_stream,
+    lease_holders,
+    partitioned_cluster,
+)
+from gateway_helpers import gaps_stored, seqs_stored, telemetry
+from wait_helpers import wait_until
+
+from cli.cluster_services import NatsCluster
+from cli.services import InfluxDB
+from coldchain.topics import telemetry_topic
+from gateway.jetstream_stream import partition_of
+
+pytestmark = [pytest.mark.integration, pytest.mark.cluster, pytest.mark.fault]
+
+HAND_OVER_BOUND_S = 10.0  # the issue's goal at the default lease settings; the tests' leases are shorter
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsCluster]:
+    """One cluster for the module: each test uses crates of its own and stops its gateways (their leases free)."""
+    cluster = partitioned_cluster(tmp_path_factory.mktemp("nats-handover")).start()
+    try:
+        create_stream(cluster.urls)
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+def _crates(prefix: str, per_partition: int) -> list[str]:
+    """Crate ids, ``per_partition`` in each partition."""
+    chosen: dict[int, list[str]] = {p: [] for p in range(TEST_PARTITIONS)}
+    n = 0
+    while any(len(c) < per_partition for c in chosen.values()):
+        crate = f"{prefix}{n:03d}"
+        n += 1
+        if len(chosen[partition_of(crate, TEST_PARTITIONS)]) < per_partition:
+            chosen[partition_of(crate, TEST_PARTITIONS)].append(crate)
+    return sorted(c for crates in chosen.values() for c in crates)
+
+
+def _two_gateways(tmp_path: Path, cluster: NatsCluster, influx: InfluxDB, database: str) -> dict[str, ClusterGateway]:
+    """Gateways ``a`` and ``b``, once they hold two partitions each."""
+    gateways = {}
+    for name in ("a", "b"):
+        config = cluster_gateway_config(tmp_path / name, cluster, influx, database, f"gw-{name}-{database}")
+        gateways[f"gw-{name}-{database}"] = ClusterGateway(config, tmp_path / f"{name}.log", level="INFO")
+
+    def shared() -> bool:
+        holders = lease_holders(cluster.urls)
+        return len(holders) == TEST_PARTITIONS and sorted(holders.values()).count(sorted(gateways)[0]) == 2
+
+    wait_until(shared, 20, "two partitions each")
+    return gateways
+
+
+class _Acks:
+    """Every storage ack the crates receive, with when it was seen (drained by the test's loop)."""
+
+    def __init__(self, cluster: NatsCluster) -> None:
+        self.client = Mqtt311(cluster.mqtt_brokers[2], f"acks-{time.monotonic_ns()}")
+        assert self.client.connected() == 0
+        self.client.subscribe("coldchain/v1/crates/+/ack", qos=0)
+        self.last: dict[str, int] = {}
+        self.seen: list[tuple[float, str, int]] = []
+
+    def drain(self, wait: float = 0.0) -> None:
+        for topic, payload in self.client.received(wait):
+            if not payload:
+                continue
+            crate, through = topic.split("/")[3], int(json.loads(payload)["stored_through"])
+            self.last[crate] = through
+            self.seen.append((time.monotonic(), crate, through))
+
+
+def _alarm_changes(influx: InfluxDB, database: str, crate: str, rule: str) -> list[str]:
+    rows = influx.rows(f"SELECT change FROM alarm WHERE crate = '{crate}' AND rule = '{rule}'", database)
+    return [str(r["change"]) for r in rows]  # type: ignore[call-overload]
+
+
+def test_killed_gateways_partitions_are_taken_over_and_nothing_is_lost(
+    cluster: NatsCluster, influxdb: InfluxDB, database: str, tmp_path: Path
+) -> None:
+    """Partitions spread over both gateways; SIGKILL one mid-stream: the other serves its partitions within the
+    bound, and every crate's readings are stored exactly once (count == distinct seqs == highest seq + 1), with
+    no gap point, and each crate's storage ack reaches its last seq."""
+    crates = _crates("C-HO", 2)
+    gateways = _two_gateways(tmp_path, cluster, influxdb, database)
+    holders = lease_holders(cluster.urls)
+    victim = sorted(gateways)[0]
+    orphans = {c for c in crates if holders[partition_of(c, TEST_PARTITIONS)] == victim}
+    assert 0 < len(orphans) < len(crates), "the fleet's crates are spread over both gateways"
+    acks = _Acks(cluster)
+    fleet = Mqtt311(cluster.mqtt_brokers[0], f"fleet-{database}")
+    assert fleet.connected() == 0
+    rounds, kill_at = 50, 15
+    killed = served = taken = 0.0
+    try:
+        for seq in range(rounds):
+            for crate in crates:
+                fleet.publish(telemetry_topic(crate), telemetry(crate, seq))
+            if seq == kill_at:
+                gateways[victim].stop(kill=True)
+                killed, first_after = time.monotonic(), seq + 1
+            acks.drain(0.05)
+            if killed and not taken and set(lease_holders(cluster.urls).values()) == {sorted(gateways)[1]}:
+                taken = time.monotonic()
+            if killed and not served:
+                served = next((t for t, c, s in acks.seen if c in orphans and s >= first_after), 0.0)
+        deadline = time.monotonic() + 30
+        while any(acks.last.get(c) != rounds - 1 for c in crates):
+            assert time.monotonic() < deadline, f"storage acks stopped short: {acks.last}"
+            acks.drain(0.5)
+        served = served or next(t for t, c, s in acks.seen if c in orphans and s >= first_after)
+        print(f"\nhand-over: leases taken {taken - killed:.2f} s, first reading stored {served - killed:.2f} s "
+              "after the SIGKILL")  # fmt: skip
+        assert served - killed < HAND_OVER_BOUND_S
+        for crate in crates:
+            stored = seqs_stored(influxdb, database, crate)
+            assert sorted(stored) == list(range(rounds)), f"{crate}: {stored}"
+            assert gaps_stored(influxdb, database, crate) == [], crate
+        wait_until(lambda: consumer_pending(cluster.urls) == (0, 0), 15, "everything acknowledged to JetStream")
+    finally:
+        fleet.close()
+        acks.client.close()
+        for gateway in gateways.values():
+            gateway.stop()
+
+
+def test_gateway_killed_during_an_excursion(
+    cluster: NatsCluster, influxdb: InfluxDB, database: str, tmp_path: Path
+) -> None:
+    """A crate's gateway raises an excursion and is SIGKILLed while it is active: the alarm is raised once (in
+    InfluxDB and on the alarm topic), the gateway taking the partition over neither raises it again nor forgets
+    it, and its clear comes from the new owner; the clear's latency across the hand-over is measured."""
+    gateways = _two_gateways(tmp_path, cluster, influxdb, database)
+    victim = sorted(gateways)[0]
+    holders = lease_holders(cluster.urls)
+    crate = next(c for c in _crates("C-EX", 1) if holders[partition_of(c, TEST_PARTITIONS)] == victim)
+    alarms = Mqtt311(cluster.mqtt_brokers[1], f"alarms-{database}")
+    assert alarms.connected() == 0
+    alarms.subscribe(f"coldchain/v1/alarms/{crate}/warning_high/probe1", qos=0)
+    fleet = Mqtt311(cluster.mqtt_brokers[0], f"fleet-ex-{database}")
+    assert fleet.connected() == 0
+    now_ms = int(time.time() * 1000) - 60_000
+    seen: list[tuple[float, str]] = []
+
+    def send(seq: int, value: float) -> None:
+        fleet.publish(telemetry_topic(crate), telemetry(crate, seq, value, ts=now_ms + seq * 1000))
+
+    def states(wait: float) -> list[str]:
+        seen.extend((time.monotonic(), json.loads(p)["state"]) for _, p in alarms.received(wait) if p)
+        return [state for _, state in seen]
+
+    try:
+        for seq in range(5):
+            send(seq, -170.0)
+        for seq in range(5, 10):
+            send(seq, -155.0)  # above warning_high's -160
+        wait_until(lambda: "active" in states(0.2), 15, "the excursion's alarm from the first owner")
+        gateways[victim].stop(kill=True)
+        killed = time.monotonic()
+        for seq in range(10, 15):
+            send(seq, -155.0)  # still in excursion: nothing new to say
+        for seq in range(15, 20):
+            send(seq, -170.0)  # back below -162: the new owner clears it
+        wait_until(lambda: "cleared" in states(0.2), 30, "the clear from the new owner")
+        cleared = next(t for t, state in seen if state == "cleared")
+        print(f"\nalarm across the hand-over: cleared {cleared - killed:.2f} s after the SIGKILL of its raiser")
+        assert cleared - killed < HAND_OVER_BOUND_S
+        states(1.0)
+        assert [state for _, state in seen] == ["active", "cleared"]
+        wait_until(lambda: len(_alarm_changes(influxdb, database, crate, "warning_high")) >= 2, 10, "alarm points")
+        assert sorted(_alarm_changes(influxdb, database, crate, "warning_high")) == ["active", "cleared"]
+        assert sorted(seqs_stored(influxdb, database, crate)) == list(range(20))
+        assert lease_holders(cluster.urls)[partition_of(crate, TEST_PARTITIONS)] == sorted(gateways)[1]
+    finally:
+        fleet.close()
+        alarms.close()
+        for gateway in gateways.values():
+            gateway.stop()
+
+
+def test_paused_owner_cannot_overwrite_its_successor(
+    cluster: NatsCluster, influxdb: InfluxDB, database: str, tmp_path: Path
+) -> None:
+    """SIGSTOP a gateway past its leases' TTL: the other takes its partitions and goes on; resumed, the stale owner
+    finds its leases lost and drops them without acknowledging or saving, so the successor's state stands:
+    every reading is stored once, no gap point, the storage ack reaches the last seq."""
+    crates = _crates("C-FE", 1)
+    gateways = _two_gateways(tmp_path, cluster, influxdb, database)
+    stale, successor = sorted(gateways)
+    holders = lease_holders(cluster.urls)
+    acks = _Acks(cluster)
+    fleet = Mqtt311(cluster.mqtt_brokers[0], f"fleet-fe-{database}")
+    assert fleet.connected() == 0
+    process = gateways[stale].process
+    try:
+        for seq in range(10):
+            for crate in crates:
+                fleet.publish(telemetry_topic(crate), telemetry(crate, seq))
+            if seq == 3:
+                os.kill(process.pid, signal.SIGSTOP)
+        wait_until(lambda: set(lease_holders(cluster.urls).values()) == {successor}, 20, "the successor's leases")
+        for seq in range(10, 20):
+            for crate in crates:
+                fleet.publish(telemetry_topic(crate), telemetry(crate, seq))
+        wait_until(lambda: (acks.drain(0.2), all(acks.last.get(c) == 19 for c in crates))[1], 20, "acks at 19")
+        os.kill(process.pid, signal.SIGCONT)
+        wait_until(lambda: "lost the lease" in gateways[stale].stderr(), 10, "the stale owner noticing")
+        for seq in range(20, 25):
+            for crate in crates:
+                fleet.publish(telemetry_topic(crate), telemetry(crate, seq))
+        wait_until(lambda: (acks.drain(0.2), all(acks.last.get(c) == 24 for c in crates))[1], 20, "acks at 24")
+        for crate in crates:
+            assert sorted(seqs_stored(influxdb, database, crate)) == list(range(25)), crate
+            assert gaps_stored(influxdb, database, crate) == [], crate
+        assert {p for p, g in holders.items() if g == stale}, "the stale owner held partitions before its pause"
+    finally:
+        os.kill(process.pid, signal.SIGCONT)
+        fleet.close()
+        acks.client.close()
+        for gateway in gateways.values():
+            gateway.stop()
