@@ -1,14 +1,17 @@
 """``coldchain demo --cluster``: the fleet deployment (docs/cluster.md) on this machine, and a gateway's death.
 
 Starts three private nats-server nodes (JetStream, MQTT 3.1.1 listeners; free loopback ports, a temp
-directory), influxd (its data kept, as the single-host demo's), the gateway on the cluster, the staff
-board and the three simulated crates, whose agents know all three nodes. Part-way the gateway is
-SIGKILLed while C-0003 is in an excursion; the view says when readings are stored again and, once
-every crate's storage ack has caught up, whether InfluxDB holds each reading exactly once.
+directory; the crate space mapped into 8 partitions), influxd (its data kept, as the single-host
+demo's), two gateways sharing the partitions by leases, the staff board and the three simulated
+crates, whose agents know all three nodes. As C-0003 warms towards its excursion, the gateway holding
+its partition is SIGKILLed; the view says which partitions moved to the other gateway, when readings are
+stored again and, once every crate's storage ack has caught up, whether InfluxDB holds each reading
+exactly once. Alarms are raised once: the new owner resumes each crate's state from the cluster.
 """
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import shutil
 import signal
@@ -19,51 +22,126 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import TextIO
 
+from nats.errors import Error as NatsError
+
 from board.auth import hash_password
 from cli.cluster_services import NatsCluster
 from cli.demo_handover import ACKS, Handover
-from cli.demo_process import Child, StopRequestedError, child, on_sigterm, watch
-from cli.demo_setup import CRATES, DataDir, sim_argv, write_agent_config, write_board_config, write_gateway_config
+from cli.demo_process import StopRequestedError, child, on_sigterm, watch
+from cli.demo_setup import (
+    CRATES,
+    STORY_CRATE,
+    DataDir,
+    sim_argv,
+    write_agent_config,
+    write_board_config,
+    write_gateway_config,
+)
 from cli.demo_story import LATE_AFTER_S
 from cli.demo_view import SUBSCRIPTIONS, DemoView
 from cli.mqtt_read import BrokerSettings
 from cli.services import InfluxDB, ServiceError, free_port
+from coldchain.topics import TELEMETRY_FILTER
+from gateway.cluster_config import ClusterConfig
+from gateway.jetstream_stream import PREFIX, connect, mappings, partition_of, topic_of
+from gateway.leases import LEASES
 
 __all__ = ["run_cluster"]
 
 DEMO_USER = "demo"
 _TICK_S = 0.25
-ACK_WAIT_S = 5.0  # JetStream sends a dead gateway's unacknowledged messages again after this
+PARTITIONS = 8  # as rendered into the nodes' mappings; production: 32-64 (docs/cluster.md)
+LEASE_TTL_S = ClusterConfig((), ()).lease_ttl_s  # the default: the demo shows the hand-over as deployed
+GATEWAYS = ("gateway-a", "gateway-b")
+_GATEWAY = [sys.executable, "-m", "gateway.jetstream_main"]
+# the nodes map a crate's telemetry into its partition: subscribers see it only there (docs/cluster.md)
+PARTITIONED_TELEMETRY = f"{PREFIX.replace('.', '/')}/+/{TELEMETRY_FILTER}"
 
 
-class _Gateways:
-    """The gateway processes on the cluster: started, SIGKILLed, started again in the demo's ExitStack."""
+class _Fleet:
+    """The gateways on the cluster, started in the demo's ExitStack; one of them SIGKILLed part-way."""
 
-    def __init__(self, stack: ExitStack, cluster: NatsCluster, runtime: Path, data: DataDir, config: Path) -> None:
-        self._stack = stack
-        self._data = data
-        self._config = config
-        self._argv = [sys.executable, "-m", "gateway.jetstream_main", "--config", str(config)]
-        self._argv += ["--ack-wait", f"{ACK_WAIT_S:g}"]
-        for url, broker in zip(cluster.urls, cluster.mqtt_brokers, strict=True):
-            self._argv += ["--nats", url, "--broker", broker]
-        self.running: Child = self._start("gateway")
+    def __init__(self, stack: ExitStack, cluster: NatsCluster, data: DataDir, configs: dict[str, Path]) -> None:
+        self._urls = cluster.urls
+        self.gateways = {
+            name: stack.enter_context(
+                child(name, [*_GATEWAY, "--config", str(config)], data.logs / f"{name}.log", None)
+            )
+            for name, config in configs.items()
+        }
 
-    def _start(self, name: str) -> Child:
-        return self._stack.enter_context(child(name, self._argv, self._data.logs / "gateway.log", "subscribed"))
+    def wait_ready(self) -> None:
+        """Return once every gateway has subscribed (they start side by side: the demo comes up sooner)."""
+        for gateway in self.gateways.values():
+            gateway.wait_for("subscribed")
+        self._killed = ""
+        self._held: list[int] = []
 
-    def kill(self) -> str:
-        """SIGKILL the gateway and start it again, as systemd would (same state file, same durable consumer)."""
-        pid = self.running.process.pid
-        self.running.process.send_signal(signal.SIGKILL)
-        self.running.process.wait()
-        started = time.monotonic()
-        self.running = self._start("gateway (restarted)")
-        return (
-            f"SIGKILLed the gateway (pid {pid}); its restart (pid {self.running.process.pid}) took its durable"
-            f" consumer over after {time.monotonic() - started:.1f} s; what the dead one had fetched and not"
-            f" acknowledged JetStream sends again after {ACK_WAIT_S:g} s"
+    def kill(self) -> tuple[str, set[str]]:
+        """SIGKILL the gateway holding the story crate's partition; what to tell, and the crates it served."""
+        holders = _lease_holders(self._urls)
+        victim = holders.get(partition_of(STORY_CRATE, PARTITIONS), "")
+        name = next((n for n in self.gateways if _gateway_id(n) == victim), next(iter(self.gateways)))
+        process = self.gateways[name].process
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        self._killed = _gateway_id(name)
+        self._held = sorted(k for k, holder in holders.items() if holder == self._killed)
+        crates = {c.crate for c in CRATES if partition_of(c.crate, PARTITIONS) in self._held}
+        told = (
+            f"SIGKILLed {name} (pid {process.pid}) as {STORY_CRATE} warms towards its excursion: it held partitions"
+            f" {_listed(self._held)} of {PARTITIONS} (crates {', '.join(sorted(crates)) or 'none'}); their leases"
+            f" expire within {LEASE_TTL_S:g} s"
         )
+        return told, crates
+
+    def moves(self) -> str:
+        """Which partitions the killed gateway held and who holds them now."""
+        holders = _lease_holders(self._urls)
+        now = sorted({holders.get(k, "nobody") for k in self._held})
+        return f"partitions {_listed(self._held)} moved from {self._killed} to {', '.join(now)}"
+
+
+def _gateway_id(name: str) -> str:
+    """The gateway's id in the fleet: its [mqtt] client_id (cli.demo_setup.write_gateway_config)."""
+    return f"coldchain-{name}"
+
+
+def _listed(partitions: list[int]) -> str:
+    return ", ".join(str(k) for k in partitions) or "none"
+
+
+def _lease_holders(urls: list[str]) -> dict[int, str]:
+    """Partition -> the gateway holding its lease ({} when the bucket cannot be read now)."""
+
+    async def read() -> dict[int, str]:
+        nc = await connect(urls)
+        try:
+            leases = await nc.jetstream(timeout=5).key_value(LEASES)
+            holders = {}
+            for key in await leases.keys():
+                entry = await leases.get(key)
+                holders[int(key.removeprefix("p"))] = (entry.value or b"").decode()
+            return holders
+        finally:
+            await nc.close()
+
+    try:
+        return asyncio.run(read())
+    except (NatsError, TimeoutError, OSError, ValueError):
+        return {}
+
+
+def _unmapped(topic: str) -> str:
+    """A partitioned message's topic as the crate published it (``cc/p/<k>/coldchain/...`` -> ``coldchain/...``)."""
+    return topic_of(topic.replace("/", "."))
+
+
+def _cluster_table(cluster: NatsCluster) -> str:
+    """The gateways' [cluster] table: the nodes, the partitions, the default lease settings."""
+    nats = ", ".join(f'"{url}"' for url in cluster.urls)
+    brokers = ", ".join(f'"{broker}"' for broker in cluster.mqtt_brokers)
+    return f"[cluster]\nnats = [{nats}]\nbrokers = [{brokers}]\npartitions = {PARTITIONS}\n"
 
 
 def _nodes(cluster: NatsCluster, out: TextIO) -> None:
@@ -82,7 +160,7 @@ def run_cluster(duration: float, speed: float, data: DataDir, keep: bool, out: T
     signal.signal(signal.SIGTERM, on_sigterm)
     try:
         with ExitStack() as stack:
-            cluster = NatsCluster(runtime / "nats").start()
+            cluster = NatsCluster(runtime / "nats", auth=mappings(PARTITIONS)).start()
             stack.callback(cluster.stop)
             _nodes(cluster, out)
             influx = InfluxDB(data.influxd).start()
@@ -92,8 +170,14 @@ def run_cluster(duration: float, speed: float, data: DataDir, keep: bool, out: T
             data.write(record)
             data.write_influx_toml(influx.url)
             node = cluster.nodes[0]
-            config = write_gateway_config(runtime, node.host, node.mqtt_port, influx.url, LATE_AFTER_S / speed)
-            gateways = _Gateways(stack, cluster, runtime, data, config)
+            configs = {
+                name: write_gateway_config(
+                    runtime, node.host, node.mqtt_port, influx.url, LATE_AFTER_S / speed,
+                    name=name, cluster=_cluster_table(cluster),
+                )
+                for name in GATEWAYS
+            }  # fmt: skip
+            fleet = _Fleet(stack, cluster, data, configs)
             password = secrets.token_urlsafe(9)
             board_port = free_port()
             board = write_board_config(
@@ -101,7 +185,10 @@ def run_cluster(duration: float, speed: float, data: DataDir, keep: bool, out: T
                 user=DEMO_USER, password_hash=hash_password(password),
             )  # fmt: skip
             argv = [sys.executable, "-m", "board", "--config", str(board)]
-            stack.enter_context(child("board", argv, data.logs / "board.log", "board listening"))
+            board_process = stack.enter_context(child("board", argv, data.logs / "board.log", None))
+            _start_crates(stack, runtime, data, cluster, speed)
+            fleet.wait_ready()
+            board_process.wait_for("board listening")
             header = [
                 f"coldchain demo --cluster: board http://127.0.0.1:{board_port}/ (sign in as {DEMO_USER!r},"
                 f" password {password!r})",
@@ -109,11 +196,11 @@ def run_cluster(duration: float, speed: float, data: DataDir, keep: bool, out: T
             ]
             view = DemoView(tuple(c.crate for c in CRATES), out, out.isatty(), header)
             staff = BrokerSettings(node.host, cluster.nodes[1].mqtt_port, protocol="3.1.1")
-            handover = Handover(view, influx, gateways.kill, staff, speed=speed)
-            watcher = watch(node.host, cluster.nodes[2].mqtt_port, view, (*SUBSCRIPTIONS, ACKS), handover.handle)
+            handover = Handover(view, influx, fleet, staff, speed=speed)
+            topics = (*SUBSCRIPTIONS, ACKS, PARTITIONED_TELEMETRY)
+            watcher = watch(node.host, cluster.nodes[2].mqtt_port, view, topics, also=handover.handle, unmap=_unmapped)
             stack.callback(watcher.loop_stop)
             stack.callback(watcher.disconnect)
-            _start_crates(stack, runtime, data, cluster, speed)
             if not out.isatty():
                 for line in header:
                     print(line, file=out, flush=True)
@@ -148,11 +235,17 @@ def run_cluster(duration: float, speed: float, data: DataDir, keep: bool, out: T
 
 
 def _start_crates(stack: ExitStack, runtime: Path, data: DataDir, cluster: NatsCluster, speed: float) -> None:
-    for crate in CRATES:
-        link = runtime / f"tty-{crate.crate}"
+    """The simulators side by side, then each crate's agent once its simulator's pty is there."""
+    links = {crate.crate: runtime / f"tty-{crate.crate}" for crate in CRATES}
+    sims = [
         stack.enter_context(
-            child(f"sim {crate.crate}", sim_argv(crate, link, speed), data.logs / f"sim-{crate.crate}.log", "device")
+            child(f"sim {c.crate}", sim_argv(c, links[c.crate], speed), data.logs / f"sim-{c.crate}.log", None)
         )
+        for c in CRATES
+    ]
+    for crate, sim in zip(CRATES, sims, strict=True):
+        sim.wait_for("device")
+        link = links[crate.crate]
         agent = write_agent_config(runtime, crate.crate, link, "", 0, brokers=cluster.mqtt_brokers)
         argv = [sys.executable, "-m", "edge", "--config", str(agent)]
         stack.enter_context(child(f"agent {crate.crate}", argv, data.logs / f"agent-{crate.crate}.log", None))

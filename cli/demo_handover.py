@@ -1,12 +1,13 @@
 """The cluster demo's script: a gateway SIGKILLed part-way, and what the hand-over did.
 
-On the same (scaled) clock as the single-host demo's story, anchored at the story crate's
-first reading: at ``KILL_AT_S`` the gateway serving the crates is SIGKILLed (C-0003's
-excursion is under way then); the script measures the time until a storage ack says a
-crate's readings are stored again, then waits until every crate's storage ack reaches the
-highest seq it had published by then, and counts in InfluxDB that each reading up to there
-was stored exactly once, with no gap left open. A scripted staff member acknowledges C-0003's critical alarm
-over MQTT 3.1.1, as ``coldchain ack --protocol 3.1.1`` does.
+At ``KILL_AT_S`` (simulated seconds after C-0003's first reading, while it warms towards its
+excursion) the gateway holding C-0003's partition is SIGKILLed (``Fleet.kill``). The script
+measures the time until a storage ack says one of its crates is stored again (the other
+gateway took its partitions over), says which partitions moved, then waits until every
+crate's storage ack reaches the highest seq it had published by then, and counts in InfluxDB
+that each reading up to there was stored exactly once, with no gap left open. A scripted
+staff member acknowledges C-0003's critical alarm over MQTT 3.1.1, as
+``coldchain ack --protocol 3.1.1`` does.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from cli.ack import AckError, acknowledge
 from cli.demo_setup import CRATES, STORY_CRATE
@@ -26,11 +28,21 @@ from coldchain.errors import WireFormatError
 from coldchain.topics import ROOT, TELEMETRY, parse_topic
 from coldchain.wire import decode_storage_ack, decode_telemetry
 
-__all__ = ["ACKS", "KILL_AT_S", "Handover", "StoredCount", "stored_counts"]
+__all__ = ["ACKS", "KILL_AT_S", "Fleet", "Handover", "StoredCount", "stored_counts"]
 
 ACKS = f"{ROOT}/crates/+/ack"
-KILL_AT_S = 30.0  # simulated seconds after C-0003's first reading: its warning excursion is active
+KILL_AT_S = 30.0  # C-0003 is at about -166 °C then: its warning comes during the hand-over
 CATCH_UP_LIMIT_S = 60.0  # real seconds: a hand-over not done by then is reported as not done
+
+
+class Fleet(Protocol):
+    """The gateways, as the script needs them."""
+
+    def kill(self) -> tuple[str, set[str]]:
+        """SIGKILL the gateway serving the story crate: what to tell, and the crates it served."""
+
+    def moves(self) -> str:
+        """Which partitions the killed gateway held and who holds them now."""
 
 
 @dataclass(frozen=True)
@@ -79,23 +91,22 @@ class Handover:
         self,
         view: DemoView,
         influx: InfluxDB,
-        kill: Callable[[], str],
+        fleet: Fleet,
         staff: BrokerSettings,
         *,
         speed: float,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        """``kill``: SIGKILLs a gateway and says which (and what takes over)."""
         self._view = view
         self._influx = influx
-        self._kill = kill
+        self._fleet = fleet
         self._staff = staff
         self._speed = speed
         self._clock = clock
         self._lock = threading.Lock()
         self._published: dict[str, int] = {}  # crate -> highest seq seen on the cluster
         self._stored: dict[str, int] = {}  # crate -> latest stored_through
-        self._at_kill: dict[str, int] = {}
+        self._at_kill: dict[str, int] = {}  # the killed gateway's crates -> their storage ack then
         self._target: dict[str, int] = {}  # crate -> highest seq published when readings were stored again
         self._killed_at: float | None = None
         self._served_after: float | None = None
@@ -118,7 +129,13 @@ class Handover:
                 stored = decode_storage_ack(payload, crate).stored_through
                 with self._lock:
                     self._stored[crate] = stored
-                    if self._served_after is None and self._killed_at is not None and stored > self._at_kill[crate]:
+                    moved = self._at_kill.get(crate)
+                    if (
+                        self._served_after is None
+                        and self._killed_at is not None
+                        and moved is not None
+                        and stored > moved
+                    ):
                         self._served_after = self._clock() - self._killed_at
         except WireFormatError:
             return
@@ -133,16 +150,20 @@ class Handover:
         """Do whatever is due now."""
         first = self._view.first_reading_at(STORY_CRATE)
         if self._first("kill", first is not None and self._clock() >= first + KILL_AT_S / self._speed):
+            told, crates = self._fleet.kill()
             with self._lock:
-                self._at_kill = {c.crate: self._stored.get(c.crate, 0) for c in CRATES}
+                self._at_kill = {crate: self._stored.get(crate, 0) for crate in crates}
                 self._killed_at = self._clock()
-            self._view.note(self._kill())
+            self._view.note(told)
         with self._lock:
             served_after = self._served_after
         if served_after is not None and self._first("served", True):
             with self._lock:
                 self._target = {c.crate: self._published.get(c.crate, 0) for c in CRATES}
-            self._view.note(f"HAND-OVER: readings stored again {served_after:.1f} s after the gateway's death")
+            self._view.note(
+                f"HAND-OVER: readings stored again {served_after:.1f} s after the gateway's death;"
+                f" {self._fleet.moves()}"
+            )
         if "served" in self._done and self._first("caught up", self._caught_up()):
             self._count()
         too_late = self._killed_at is not None and self._clock() > self._killed_at + CATCH_UP_LIMIT_S

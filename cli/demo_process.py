@@ -15,7 +15,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import BinaryIO
@@ -39,17 +38,37 @@ def on_sigterm(signum: int, frame: FrameType | None) -> None:
     raise StopRequestedError
 
 
-@dataclass(frozen=True)
 class Child:
-    """A started program and the output line that said it was ready ("" when not waited for)."""
+    """A started program whose output lines can be waited for."""
 
-    process: subprocess.Popen[bytes]
-    ready_line: str
+    def __init__(self, name: str, process: subprocess.Popen[bytes], log: Path) -> None:
+        self.name = name
+        self.process = process
+        self.log = log
+        self.lines: queue.Queue[str | None] = queue.Queue()
+
+    def wait_for(self, ready: str, timeout: float = 30.0) -> str:
+        """The first output line (from now) containing ``ready``; ServiceError when it exits or stays silent."""
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                line = self.lines.get(timeout=left)
+            except queue.Empty:
+                break
+            if line is None:
+                raise ServiceError(
+                    f"{self.name} exited before saying {ready!r}; its log: {self.log}\n{_tail(self.log)}"
+                )
+            if ready in line:
+                return line
+        raise ServiceError(
+            f"{self.name} did not say {ready!r} within {timeout:.0f} s; its log: {self.log}\n{_tail(self.log)}"
+        )
 
 
 @contextmanager
 def child(name: str, argv: list[str], log: Path, ready: str | None, timeout: float = 30.0) -> Iterator[Child]:
-    """Run a program until the block ends, once its output said ``ready`` (None: not waited for).
+    """Run a program until the block ends, once its output said ``ready`` (None: not waited for here).
 
     Its output goes to ``log``. A child that was killed meanwhile (the cluster demo's gateway) is left as it is.
     """
@@ -57,10 +76,12 @@ def child(name: str, argv: list[str], log: Path, ready: str | None, timeout: flo
     # own session: Ctrl-C reaches only the demo, which then stops the children in order
     process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=sink, start_new_session=True)
     print(f"started {name} pid {process.pid}", flush=True)
-    lines: queue.Queue[str | None] = queue.Queue()
-    threading.Thread(target=_copy_output, args=(process, sink, lines), daemon=True).start()
+    started = Child(name, process, log)
+    threading.Thread(target=_copy_output, args=(process, sink, started.lines), daemon=True).start()
     try:
-        yield Child(process, "" if ready is None else _wait_for(lines, ready, timeout, name, log))
+        if ready is not None:
+            started.wait_for(ready, timeout)
+        yield started
     finally:
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
@@ -82,20 +103,6 @@ def _copy_output(process: subprocess.Popen[bytes], sink: BinaryIO, lines: queue.
     lines.put(None)
 
 
-def _wait_for(lines: queue.Queue[str | None], ready: str, timeout: float, name: str, log: Path) -> str:
-    deadline = time.monotonic() + timeout
-    while (left := deadline - time.monotonic()) > 0:
-        try:
-            line = lines.get(timeout=left)
-        except queue.Empty:
-            break
-        if line is None:
-            raise ServiceError(f"{name} exited before saying {ready!r}; its log: {log}\n{_tail(log)}")
-        if ready in line:
-            return line
-    raise ServiceError(f"{name} did not say {ready!r} within {timeout:.0f} s; its log: {log}\n{_tail(log)}")
-
-
 def _tail(path: Path) -> str:
     return path.read_text(errors="replace")[-1500:] if path.exists() else ""
 
@@ -105,9 +112,14 @@ def watch(
     port: int,
     view: DemoView,
     topics: Sequence[str] = SUBSCRIPTIONS,
+    *,
     also: Callable[[str, bytes], None] | None = None,
+    unmap: Callable[[str], str] = str,
 ) -> mqtt.Client:
-    """Feed the view (and ``also``, if given) with what crosses the broker on ``topics``, over MQTT 3.1.1."""
+    """Feed the view (and ``also``, if given) with what crosses the broker on ``topics``, over MQTT 3.1.1.
+
+    ``unmap`` gives a message's topic as published (the cluster moves telemetry into partitions).
+    """
     settings = BrokerSettings(host, port, protocol="3.1.1")
     client = broker_client(settings, f"coldchain-demo-{secrets.token_hex(4)}", mqtt.Client)
 
@@ -118,9 +130,10 @@ def watch(
         # an exception leaving this callback would end paho's network thread and freeze the view:
         # whatever one message holds (any payload, a topic that is not UTF-8), the next one comes
         try:
-            view.handle(message.topic, bytes(message.payload))
+            topic = unmap(message.topic)
+            view.handle(topic, bytes(message.payload))
             if also is not None:
-                also(message.topic, bytes(message.payload))
+                also(topic, bytes(message.payload))
         except Exception:  # the decoders are total: this is the last guard
             view.ignored += 1
 

@@ -8,12 +8,11 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from cluster_helpers import ClusterGateway, Mqtt311, create_stream
-from gateway_helpers import ROOT, gateway_config
+from cluster_helpers import ClusterGateway, Mqtt311, cluster_gateway_config, create_stream, partitioned_cluster
+from gateway_helpers import ROOT
 from wait_helpers import wait_until
 
 from cli.cluster_services import NatsCluster
@@ -25,8 +24,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.cluster]
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsCluster]:
-    """One cluster with its telemetry stream for this module's tests."""
-    cluster = NatsCluster(tmp_path_factory.mktemp("nats-people")).start()
+    """One partitioned cluster with its telemetry stream for this module's tests."""
+    cluster = partitioned_cluster(tmp_path_factory.mktemp("nats-people")).start()
     try:
         create_stream(cluster.urls)
         yield cluster
@@ -36,10 +35,9 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsCluster]:
 
 @pytest.fixture
 def gateway(cluster: NatsCluster, influxdb: InfluxDB, database: str, tmp_path: Path) -> Iterator[ClusterGateway]:
-    """The JetStream gateway on the cluster, storing in the real influxd."""
-    stand_in = SimpleNamespace(host="127.0.0.1", port=cluster.nodes[0].mqtt_port)  # [mqtt] login only is used
-    config = gateway_config(tmp_path, stand_in, influxdb, database, client_id=f"gw-{database}")  # type: ignore[arg-type]
-    gateway = ClusterGateway(config, tmp_path / "gateway.log", cluster)
+    """The JetStream gateway on the cluster (every partition its own), storing in the real influxd."""
+    config = cluster_gateway_config(tmp_path, cluster, influxdb, database, client_id=f"gw-{database}")
+    gateway = ClusterGateway(config, tmp_path / "gateway.log")
     yield gateway
     gateway.stop()
 

@@ -317,16 +317,20 @@ def _status(crate: str, state: str) -> bytes:
 @pytest.mark.cluster
 @pytest.mark.fault
 def test_cluster_demo_shows_a_lossless_hand_over_and_ctrl_c_stops_every_process(tmp_path: Path) -> None:
-    """``demo --cluster``: three nodes, the gateway SIGKILLed part-way and served again, every reading up to
-    then stored exactly once (counted in InfluxDB), and SIGINT leaves no process behind."""
-    demo = _run_demo(tmp_path / "data", "HAND-OVER: readings all", 30, "--cluster")
+    """``demo --cluster``: three nodes, two gateways; the one holding C-0003's partition is SIGKILLed as C-0003
+    warms, the other takes its partitions and stores on, every reading up to then is stored exactly once (counted
+    in InfluxDB), and SIGINT leaves no process behind."""
+    demo = _run_demo(tmp_path / "data", "HAND-OVER: readings all", 40, "--cluster", "--speed", "5")
     assert demo.code == 0, "\n".join(demo.lines[-40:])
     assert sum("started nats-server" in line for line in demo.lines) == 3
-    killed = demo.index("SIGKILLed the gateway")
+    assert sum(re.match(r"started gateway-[ab] pid", line) is not None for line in demo.lines) == 2
+    killed = demo.index("SIGKILLed gateway-", "as C-0003 warms")
     served = demo.index("HAND-OVER: readings stored again")
     counted = demo.index("HAND-OVER: readings all stored exactly once")
     assert killed < served < counted
-    assert re.search(r"stored again \d+\.\d s after the gateway's death", demo.lines[served])
+    moved = r"stored again \d+\.\d s after the gateway's death; partitions [\d, ]+ moved from coldchain-gateway-"
+    assert re.search(moved, demo.lines[served])
     assert ", 0 open gaps" in demo.lines[counted]
+    assert sum("C-0003 warning_high probe1: active" in line for line in demo.lines) <= 1  # never raised twice
     assert "hand-over lost nothing" in demo.lines
     assert _gone(demo.pids()) == []
