@@ -200,12 +200,20 @@ class Ingest:
             state.restore(snapshot)
 
     def adopt(self, crate: str, saved: dict[str, Any], now_ms: int) -> None:
-        """Take ``crate`` over from the gateway that served it, from the snapshot it saved (``close``)."""
+        """Take ``crate`` over from the gateway that served it, from the snapshot it saved (``close``).
+
+        A snapshot that cannot be read raises, with the crate forgotten:
+        it starts afresh, as a new shipment would.
+        """
         self.crates.pop(crate, None)
-        state = self.state_of(crate, saved.get("profile"), now_ms=now_ms)
-        state.heard(now_ms)
-        state.restore(saved)
-        self.alarming.adopt(crate, saved, now_ms)
+        try:
+            state = self.state_of(crate, saved.get("profile"), now_ms=now_ms)
+            state.heard(now_ms)
+            state.restore(saved)
+            self.alarming.adopt(crate, saved, now_ms)
+        except Exception:
+            self.drop(crate)
+            raise
 
     def drop(self, crate: str) -> None:
         """Forget ``crate`` at once, open alarms too: another gateway serves it now."""
@@ -234,7 +242,9 @@ class Ingest:
             batch.lines.extend(self.records)
             self.records = []
         for crate in batch.crates:
-            state = self.crates[crate]
+            state = self.crates.get(crate)
+            if state is None:
+                continue  # dropped since (another gateway serves it now): its messages are not acknowledged
             through = state.seqs.stored_through
             if through is not None:
                 batch.through[crate] = through

@@ -5,8 +5,8 @@ message fetched from a partition's durable consumer becomes a ``Delivery`` (its
 MQTT topic, payload, a local id in place of the packet id) handed to the worker
 on the link's thread, and ``ack`` acknowledges to JetStream only what the worker
 stored (written to InfluxDB, state saved), and only while the partition's lease
-is still held. Every TTL/3 one round renews the leases, says the gateway lives,
-hands partitions beyond the fair share on (once what was read of them is
+is still held. Every TTL/3 the leases are renewed, and one round says the
+gateway lives, hands partitions beyond the fair share on (once what was read of them is
 acknowledged) and takes free ones up to it (``gateway.leases``). Taking a
 partition loads its crates' state from the key-value bucket (``gateway.crate_kv``)
 into the worker before its first message is read; losing one (a renewal refused,
@@ -212,8 +212,9 @@ class JetStreamLink:
         try:
             js = nc.jetstream(timeout=5)
             await self._set_up(js)
-            statuses = asyncio.create_task(self._statuses(js))
-            progress = asyncio.create_task(self._keep_in_progress())
+            # renewals on their own: taking partitions up (loading crates, binding consumers) may take longer than a TTL
+            helpers = [self._statuses(js), self._keep_in_progress(), self._renew()]
+            tasks = [asyncio.create_task(helper) for helper in helpers]
             first = True
             while not self._stop.is_set():
                 self.heartbeat.beat(_PASS_S)
@@ -223,8 +224,8 @@ class JetStreamLink:
                     self.connected.set()
                     self._on_subscribed()
                 await asyncio.sleep(self.cluster.renew_s)
-            statuses.cancel()
-            progress.cancel()
+            for task in tasks:
+                task.cancel()
             for partition in list(self._partitions):
                 await self._drop(partition)
             await self.leases.leave()
@@ -256,10 +257,15 @@ class JetStreamLink:
                 log.warning("cannot set up the stream and buckets yet (%s); retrying", exc)
                 await asyncio.sleep(_RETRY_S)
 
+    async def _renew(self) -> None:
+        """Renew the leases every TTL/3; a lease not renewed is a partition dropped at once."""
+        while True:
+            for partition in await self.leases.renew():
+                await self._drop(partition)
+            await asyncio.sleep(self.cluster.renew_s)
+
     async def _round(self, js: JetStreamContext) -> None:
-        """Renew, then hand on what is beyond the fair share or take free partitions up to it."""
-        for partition in await self.leases.renew():
-            await self._drop(partition)
+        """Hand on what is beyond the fair share, or take free partitions up to it."""
         try:
             share = await self.leases.share()
         except (NatsError, TimeoutError) as exc:
@@ -299,9 +305,16 @@ class JetStreamLink:
             log.warning("cannot take up partition %d now (%s); giving its lease up", partition, exc)
             await self.leases.release(partition)
             return
+        if partition not in self.leases.held:  # lost while we set it up: another gateway may read it already
+            with contextlib.suppress(NatsError, TimeoutError):
+                await subscription.unsubscribe()
+            return
         reader = self._require_reader()
         for crate, snapshot in saved.items():
-            reader.adopt(crate, snapshot)
+            try:
+                reader.adopt(crate, snapshot)
+            except Exception as exc:  # written by another version, or damaged: that crate alone starts afresh
+                log.error("crate %s: its saved state cannot be read (%r); it starts afresh", crate, exc)
         held = self._partitions[partition] = _Partition(subscription, crates=set(saved))
         held.read(self._read(partition, held))
         log.info("serving partition %d (%d crates resumed)", partition, len(saved))
@@ -383,17 +396,25 @@ class JetStreamLink:
                         await message.in_progress()
 
     async def _statuses(self, js: JetStreamContext) -> None:
-        """Crate statuses from now on (an ephemeral consumer, nothing to acknowledge), those of our partitions."""
+        """Crate statuses from now on (an ephemeral consumer, nothing to acknowledge), those of our partitions.
+
+        The consumer is made again when a fetch fails (the cluster deletes an idle ephemeral consumer, e.g. while
+        the gateway was paused, and one on a node that died).
+        """
+        config = ConsumerConfig(deliver_policy=DeliverPolicy.NEW, ack_policy=AckPolicy.NONE)
         while True:
             try:
-                subscription = await js.pull_subscribe(
-                    STATUS_SUBJECT, stream=STREAM,
-                    config=ConsumerConfig(deliver_policy=DeliverPolicy.NEW, ack_policy=AckPolicy.NONE),
-                )  # fmt: skip
-                break
+                subscription = await js.pull_subscribe(STATUS_SUBJECT, stream=STREAM, config=config)
             except (NatsError, TimeoutError) as exc:
                 log.warning("cannot read crate statuses yet (%s); retrying", exc)
                 await asyncio.sleep(_RETRY_S)
+                continue
+            await self._read_statuses(subscription)
+            with contextlib.suppress(NatsError, TimeoutError):
+                await subscription.unsubscribe()
+            await asyncio.sleep(_RETRY_S)
+
+    async def _read_statuses(self, subscription: JetStreamContext.PullSubscription) -> None:
         reader = self._require_reader()
         while True:
             try:
@@ -401,9 +422,8 @@ class JetStreamLink:
             except (NatsTimeout, TimeoutError):
                 continue
             except NatsError as exc:
-                log.warning("fetch of crate statuses failed (%s); trying again", exc)
-                await asyncio.sleep(_FETCH_WAIT_S)
-                continue
+                log.warning("fetch of crate statuses failed (%s); reading them afresh", exc)
+                return
             deliveries: Deliveries = []
             for message in messages:
                 topic = topic_of(message.subject)

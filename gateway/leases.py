@@ -13,6 +13,7 @@ Runs on the link's event loop (``gateway.jetstream_link``).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import random
@@ -57,6 +58,7 @@ class Leases:
         self.held: dict[int, int] = {}  # partition -> revision of our lease
         self._leases: KeyValue | None = None
         self._gateways: KeyValue | None = None
+        self._living = 1  # gateways with a heartbeat, as last counted
 
     async def open(self, js: JetStreamContext) -> None:
         """Open (or make) the two buckets."""
@@ -74,10 +76,16 @@ class Leases:
         lost = []
         for partition, revision in list(self.held.items()):
             try:
-                self.held[partition] = await leases.update(_key(partition), self.gateway.encode(), last=revision)
+                renewed = await leases.update(_key(partition), self.gateway.encode(), last=revision)
             except (NatsError, TimeoutError) as exc:
                 # refused (another holds it) or unknown (no answer): either way we may no longer read it
                 log.warning("lost the lease of partition %d (%s)", partition, exc or type(exc).__name__)
+                renewed = 0
+            if self.held.get(partition) != revision:
+                continue  # given up or forfeited meanwhile (renewals run beside the rounds that take and give)
+            if renewed:
+                self.held[partition] = renewed
+            else:
                 del self.held[partition]
                 lost.append(partition)
         return lost
@@ -87,10 +95,14 @@ class Leases:
         _, gateways = self._buckets()
         await gateways.put(self.gateway, b"")
         try:
-            living = len(await gateways.keys())
+            # the listing waits for every heartbeat it was told of: one expiring meanwhile never comes (seen:
+            # a round stuck for good while a paused gateway's heartbeat expired), so it is given a third of a TTL
+            self._living = len(await asyncio.wait_for(gateways.keys(), self.ttl_s / 3))
         except NoKeysError:
-            living = 1
-        return math.ceil(self.partitions / max(1, living))
+            self._living = 1
+        except TimeoutError:
+            log.info("the living gateways were not listed in time; counting %d as before", self._living)
+        return math.ceil(self.partitions / max(1, self._living))
 
     async def acquire(self, wanted: int) -> list[int]:
         """Take up to ``wanted`` free partitions; those taken."""

@@ -8,12 +8,19 @@ import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
-from cluster_helpers import ClusterGateway, Mqtt311, cluster_agent_config, create_stream, stream_messages
+from cluster_helpers import (
+    ClusterGateway,
+    Mqtt311,
+    cluster_agent_config,
+    cluster_gateway_config,
+    create_stream,
+    partitioned_cluster,
+    stream_messages,
+)
 from edge_helpers import AgentProcess, PtyBoard
-from gateway_helpers import gateway_config, seqs_stored
+from gateway_helpers import seqs_stored
 from wait_helpers import wait_until
 
 from cli.cluster_services import NatsCluster, NatsNode
@@ -26,7 +33,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.fault, pytest.mark.cluster]
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[NatsCluster]:
     """A cluster of this test's own (it kills a node), with the telemetry stream."""
-    cluster = NatsCluster(tmp_path / "nats").start()
+    cluster = partitioned_cluster(tmp_path / "nats").start()
     try:
         create_stream(cluster.urls)
         yield cluster
@@ -36,10 +43,10 @@ def cluster(tmp_path: Path) -> Iterator[NatsCluster]:
 
 def _seqs(cluster: NatsCluster, crate: str, count: int) -> list[int]:
     """The seqs of ``crate``'s telemetry in the stream, once all of 0..count-1 are there (or after 20 s)."""
-    subject = f"coldchain.v1.crates.{crate}.telemetry"
+    subject = f".coldchain.v1.crates.{crate}.telemetry"  # in its partition: cc.p.<k>.coldchain...
 
     def seqs(messages: list[tuple[str, bytes]]) -> list[int]:
-        return [json.loads(payload)["seq"] for s, payload in messages if s == subject]
+        return [json.loads(payload)["seq"] for s, payload in messages if s.endswith(subject)]
 
     return seqs(stream_messages(cluster.urls, until=lambda got: set(seqs(got)) >= set(range(count)), wait=30))
 
@@ -70,9 +77,8 @@ def test_agent_moves_to_another_node_and_loses_nothing(
     is stored once by the JetStream gateway, the spool is pruned by its storage ack, the crate's status is online
     on the new node, and its will says offline when the agent dies in turn."""
     crate = "C-FAIL"
-    stand_in = SimpleNamespace(host="127.0.0.1", port=cluster.nodes[0].mqtt_port)  # [mqtt] login only is used
-    config = gateway_config(tmp_path, stand_in, influxdb, database, client_id=f"gw-{database}")  # type: ignore[arg-type]
-    gateway = ClusterGateway(config, tmp_path / "gateway.log", cluster)
+    config = cluster_gateway_config(tmp_path, cluster, influxdb, database, f"gw-{database}")
+    gateway = ClusterGateway(config, tmp_path / "gateway.log")
     agent = AgentProcess(cluster_agent_config(tmp_path / "agent", crate, cluster.mqtt_brokers, board.device))
     try:
         agent.wait_log("connected to broker")

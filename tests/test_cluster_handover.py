@@ -7,12 +7,15 @@ MQTT 3.1.1 through one connection (any login may publish any crate's topics on t
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pytest
 from cluster_helpers import (
@@ -31,10 +34,12 @@ from wait_helpers import wait_until
 from cli.cluster_services import NatsCluster
 from cli.services import InfluxDB
 from coldchain.topics import telemetry_topic
-from gateway.jetstream_stream import partition_of
+from gateway.crate_kv import CrateKv
+from gateway.jetstream_stream import connect, partition_of
 
 pytestmark = [pytest.mark.integration, pytest.mark.cluster, pytest.mark.fault]
 
+T = TypeVar("T")
 HAND_OVER_BOUND_S = 10.0  # the issue's goal at the default lease settings; the tests' leases are shorter
 
 
@@ -109,7 +114,7 @@ def test_killed_gateways_partitions_are_taken_over_and_nothing_is_lost(
     crates = _crates("C-HO", 2)
     gateways = _two_gateways(tmp_path, cluster, influxdb, database)
     holders = lease_holders(cluster.urls)
-    victim = sorted(gateways)[0]
+    victim, survivor = sorted(gateways)
     orphans = {c for c in crates if holders[partition_of(c, TEST_PARTITIONS)] == victim}
     assert 0 < len(orphans) < len(crates), "the fleet's crates are spread over both gateways"
     acks = _Acks(cluster)
@@ -125,7 +130,7 @@ def test_killed_gateways_partitions_are_taken_over_and_nothing_is_lost(
                 gateways[victim].stop(kill=True)
                 killed, first_after = time.monotonic(), seq + 1
             acks.drain(0.05)
-            if killed and not taken and set(lease_holders(cluster.urls).values()) == {sorted(gateways)[1]}:
+            if killed and not taken and lease_holders(cluster.urls) == dict.fromkeys(range(TEST_PARTITIONS), survivor):
                 taken = time.monotonic()
             if killed and not served:
                 served = next((t for t, c, s in acks.seen if c in orphans and s >= first_after), 0.0)
@@ -142,6 +147,7 @@ def test_killed_gateways_partitions_are_taken_over_and_nothing_is_lost(
             assert sorted(stored) == list(range(rounds)), f"{crate}: {stored}"
             assert gaps_stored(influxdb, database, crate) == [], crate
         wait_until(lambda: consumer_pending(cluster.urls) == (0, 0), 15, "everything acknowledged to JetStream")
+        assert gateways[survivor].stop() == 0
     finally:
         fleet.close()
         acks.client.close()
@@ -196,6 +202,7 @@ def test_gateway_killed_during_an_excursion(
         assert sorted(_alarm_changes(influxdb, database, crate, "warning_high")) == ["active", "cleared"]
         assert sorted(seqs_stored(influxdb, database, crate)) == list(range(20))
         assert lease_holders(cluster.urls)[partition_of(crate, TEST_PARTITIONS)] == sorted(gateways)[1]
+        assert gateways[sorted(gateways)[1]].stop() == 0
     finally:
         fleet.close()
         alarms.close()
@@ -223,7 +230,8 @@ def test_paused_owner_cannot_overwrite_its_successor(
                 fleet.publish(telemetry_topic(crate), telemetry(crate, seq))
             if seq == 3:
                 os.kill(process.pid, signal.SIGSTOP)
-        wait_until(lambda: set(lease_holders(cluster.urls).values()) == {successor}, 20, "the successor's leases")
+        every = dict.fromkeys(range(TEST_PARTITIONS), successor)
+        wait_until(lambda: lease_holders(cluster.urls) == every, 20, "the successor holding every partition")
         for seq in range(10, 20):
             for crate in crates:
                 fleet.publish(telemetry_topic(crate), telemetry(crate, seq))
@@ -238,9 +246,49 @@ def test_paused_owner_cannot_overwrite_its_successor(
             assert sorted(seqs_stored(influxdb, database, crate)) == list(range(25)), crate
             assert gaps_stored(influxdb, database, crate) == [], crate
         assert {p for p, g in holders.items() if g == stale}, "the stale owner held partitions before its pause"
+        # it serves on: it takes its share again, and stops cleanly
+        wait_until(lambda: list(lease_holders(cluster.urls).values()).count(stale) == 2, 20, "its share again")
+        assert [gateway.stop() for gateway in gateways.values()] == [0, 0]
     finally:
-        os.kill(process.pid, signal.SIGCONT)
+        if process.poll() is None:
+            os.kill(process.pid, signal.SIGCONT)
         fleet.close()
         acks.client.close()
         for gateway in gateways.values():
             gateway.stop()
+
+
+def test_stale_owners_state_write_is_refused(cluster: NatsCluster) -> None:
+    """The fence itself: gateway A saves a crate, B takes the partition over (loads it) and saves; A's next save,
+    made on the revision it knew, is refused, A is told to drop the partition, and B's state stands."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)  # the link's loop, as in the gateway
+    thread.start()
+
+    def run(work: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(work, loop).result(timeout=15)
+
+    nc = run(connect(cluster.urls))
+    try:
+        js = nc.jetstream(timeout=5)
+        fenced: dict[str, list[int]] = {"a": [], "b": []}
+        a = CrateKv(TEST_PARTITIONS, 3, fenced["a"].append)
+        b = CrateKv(TEST_PARTITIONS, 3, fenced["b"].append)
+        run(a.open(js))
+        run(b.open(js))
+        crate = "C-FX"
+        partition = partition_of(crate, TEST_PARTITIONS)
+        assert run(a.load(partition)) == {}
+        a.adopt(crate)
+        a.save([(crate, {"by": "a", "seq": 1})])
+        assert run(b.load(partition)) == {crate: {"by": "a", "seq": 1}}
+        b.save([(crate, {"by": "b", "seq": 2})])
+        a.save([(crate, {"by": "a", "seq": 3})])  # the stale owner, on the revision it wrote last
+        assert fenced == {"a": [partition], "b": []}
+        third = CrateKv(TEST_PARTITIONS, 3, fenced["b"].append)
+        run(third.open(js))
+        assert run(third.load(partition)) == {crate: {"by": "b", "seq": 2}}
+    finally:
+        run(nc.close())
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)

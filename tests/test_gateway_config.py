@@ -47,6 +47,15 @@ def _write(tmp_path: Path, text: str) -> Path:
         ("[batch]\nsize = 5000\n", "batch.size", "exceeds mqtt.receive_maximum"),
         ('[crates."C-1"]\nprofile = "lukewarm"\n', "crates.C-1.profile", "is not in"),
         ('[mqtt]\nshared_group = "a/b"\n', "mqtt.shared_group", "must be 1-64"),
+        ('[cluster]\nnats = ["nats://n:4222"]\n', "cluster.brokers", "is required"),
+        ('[cluster]\nbrokers = ["n:8883"]\nnats = ["n:4222"]\n', "cluster.nats", "is not a NATS URL"),
+        ('[cluster]\nbrokers = ["n:8883"]\nnats = ["nats://n:1"]\npartitions = 0\n', "cluster.partitions", "minimum"),
+        ('[cluster]\nbrokers = ["n:8883"]\nnats = ["nats://n:4222"]\nack_wait = "5s"\n', "cluster.ack_wait", "2/3"),
+        (
+            '[cluster]\nbrokers = ["n:8883"]\nnats = ["nats://n:4222"]\nlease_tll = "5s"\n',
+            "cluster.lease_tll",
+            "not a known setting",
+        ),
     ],
 )
 def test_bad_value_is_refused_naming_file_and_key(tmp_path: Path, text: str, key: str, problem: str) -> None:
@@ -57,6 +66,21 @@ def test_bad_value_is_refused_naming_file_and_key(tmp_path: Path, text: str, key
     assert caught.value.source == str(path)
     assert caught.value.key == key
     assert problem in caught.value.problem
+
+
+def test_cluster_table_is_parsed_with_lease_defaults_under_the_hand_over_goal(tmp_path: Path) -> None:
+    """[cluster] gives the nodes and partitions; the default leases hand a dead gateway's partitions over in < 10 s."""
+    text = '[cluster]\nnats = ["tls://n1:4222", "tls://n2:4222"]\nbrokers = ["n1:8883", "n2:8883"]\npartitions = 8\n'
+    cluster = load_config(_write(tmp_path, text)).cluster
+    assert cluster is not None
+    assert cluster.nats == ("tls://n1:4222", "tls://n2:4222")
+    assert cluster.brokers == (("n1", 8883), ("n2", 8883))
+    assert cluster.partitions == 8
+    assert cluster.lease_ttl_s + cluster.renew_s < 10
+    assert cluster.ack_wait_s <= cluster.lease_ttl_s * 2 / 3
+    short = load_config(_write(tmp_path, text + 'lease_ttl = "3s"\n')).cluster
+    assert short is not None
+    assert short.ack_wait_s == 2.0  # the default follows a short TTL down
 
 
 def test_profiles_default_is_optional_and_means_cryo(tmp_path: Path) -> None:
