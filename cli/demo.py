@@ -29,7 +29,7 @@ from typing import TextIO
 from board.auth import hash_password
 from cli.demo_cluster import run_cluster
 from cli.demo_link import Relay
-from cli.demo_process import StopRequestedError, child, on_sigterm, watch
+from cli.demo_process import StopRequestedError, child, on_sigterm, tell, watch
 from cli.demo_setup import (
     CRATES,
     OFFLINE_CRATE,
@@ -52,7 +52,6 @@ from coldchain.helptext import help_text
 __all__ = ["main"]
 
 DEMO_USER = "demo"
-_TICK_S = 0.25  # how often the view is redrawn and the story looks at the clock
 # Faster, and the lateness limit (LATE_AFTER_S / speed) nears the live delay of a loaded machine;
 # the story's margins (C-0002's excursion ends 30 simulated seconds before it reconnects) hold up to here.
 MIN_SPEED, MAX_SPEED = 0.25, 5.0
@@ -178,16 +177,7 @@ def run(duration: float, speed: float, data: DataDir, keep: bool, out: TextIO = 
             if not tty:  # on a terminal the view's frame shows it
                 for line in header:
                     print(line, file=out, flush=True)
-            deadline = time.monotonic() + duration if duration else None
-            try:
-                while deadline is None or time.monotonic() < deadline:
-                    story.step()
-                    view.refresh()
-                    time.sleep(_TICK_S)
-            except (KeyboardInterrupt, StopRequestedError):
-                pass
-            view.close()
-            print("\nstopping everything the demo started", file=out, flush=True)
+            tell(story.step, view, duration, out)
             _summary(influx, out)
             record.update(ended_ms=int(time.time() * 1000), complete=True)
             data.write(record)

@@ -27,7 +27,7 @@ from nats.errors import Error as NatsError
 from board.auth import hash_password
 from cli.cluster_services import NatsCluster
 from cli.demo_handover import ACKS, Handover
-from cli.demo_process import StopRequestedError, child, on_sigterm, watch
+from cli.demo_process import StopRequestedError, child, on_sigterm, tell, watch
 from cli.demo_setup import (
     CRATES,
     STORY_CRATE,
@@ -49,7 +49,6 @@ from gateway.leases import LEASES
 __all__ = ["run_cluster"]
 
 DEMO_USER = "demo"
-_TICK_S = 0.25
 PARTITIONS = 8  # as rendered into the nodes' mappings; production: 32-64 (docs/cluster.md)
 LEASE_TTL_S = ClusterConfig((), ()).lease_ttl_s  # the default: the demo shows the hand-over as deployed
 GATEWAYS = ("gateway-a", "gateway-b")
@@ -204,16 +203,7 @@ def run_cluster(duration: float, speed: float, data: DataDir, keep: bool, out: T
             if not out.isatty():
                 for line in header:
                     print(line, file=out, flush=True)
-            deadline = time.monotonic() + duration if duration else None
-            try:
-                while deadline is None or time.monotonic() < deadline:
-                    handover.step()
-                    view.refresh()
-                    time.sleep(_TICK_S)
-            except (KeyboardInterrupt, StopRequestedError):
-                pass
-            view.close()
-            print("\nstopping everything the demo started", file=out, flush=True)
+            tell(handover.step, view, duration, out)
             record.update(ended_ms=int(time.time() * 1000), complete=True)
             data.write(record)
     except (KeyboardInterrupt, StopRequestedError):

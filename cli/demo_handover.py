@@ -18,9 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from cli.ack import AckError, acknowledge
 from cli.demo_setup import CRATES, STORY_CRATE
-from cli.demo_story import ACK_AFTER_S, ACK_BY, ACK_NOTE
+from cli.demo_story import ACK_BY, ScriptedAck
 from cli.demo_view import DemoView
 from cli.mqtt_read import BrokerSettings
 from cli.services import InfluxDB, ServiceError
@@ -100,7 +99,6 @@ class Handover:
         self._view = view
         self._influx = influx
         self._fleet = fleet
-        self._staff = staff
         self._speed = speed
         self._clock = clock
         self._lock = threading.Lock()
@@ -110,7 +108,7 @@ class Handover:
         self._target: dict[str, int] = {}  # crate -> highest seq published when readings were stored again
         self._killed_at: float | None = None
         self._served_after: float | None = None
-        self._critical_seen: float | None = None
+        self._alice = ScriptedAck(view, staff, ("critical_high",), speed, clock)
         self._done: set[str] = set()
         self.verdict: bool | None = None  # every reading stored exactly once, once the hand-over is over
 
@@ -170,7 +168,8 @@ class Handover:
         if self._first("late", too_late and self.verdict is None):
             self.verdict = False
             self._view.note(f"HAND-OVER NOT DONE: storage acks short of the published seqs: {self._lag()}")
-        self._acknowledge()
+        if self._alice.step():
+            self._view.note(f"{ACK_BY} (staff, scripted) takes on {STORY_CRATE}'s critical alarm over MQTT 3.1.1")
 
     def _caught_up(self) -> bool:
         """Every crate's storage ack has reached the highest seq it had published when it was served again."""
@@ -195,25 +194,3 @@ class Handover:
         )
         said = "readings all stored exactly once" if self.verdict else "READINGS NOT ALL STORED EXACTLY ONCE"
         self._view.note(f"HAND-OVER: {said} ({listed})")
-
-    def _acknowledge(self) -> None:
-        critical = self._view.alarm(STORY_CRATE, "critical_high", "probe1")
-        if self._critical_seen is None and critical is not None and critical.state == "active":
-            self._critical_seen = self._clock()
-        due = self._critical_seen is not None and self._clock() >= self._critical_seen + ACK_AFTER_S / self._speed
-        if self._first("ack", due):
-            self._view.note(f"{ACK_BY} (staff, scripted) takes on {STORY_CRATE}'s critical alarm over MQTT 3.1.1")
-            threading.Thread(target=self._send_ack, name="demo-ack", daemon=True).start()
-
-    def _send_ack(self) -> None:
-        try:
-            _, answer = acknowledge(
-                self._staff, STORY_CRATE, "critical_high", "probe1", by=ACK_BY, note=ACK_NOTE, timeout_s=15.0
-            )
-        except AckError as exc:
-            self._view.note(f"{ACK_BY}'s acknowledgement was not delivered: {exc}")
-            return
-        if answer is None:
-            self._view.note(f"the gateways did not answer {ACK_BY}'s acknowledgement")
-        elif not answer.recorded:
-            self._view.note(f"the gateway refused {ACK_BY}'s acknowledgement: {answer.reason}")

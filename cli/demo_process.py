@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
-from typing import BinaryIO
+from typing import BinaryIO, TextIO
 
 import paho.mqtt.client as mqtt
 
@@ -26,7 +26,9 @@ from cli.demo_view import SUBSCRIPTIONS, DemoView
 from cli.mqtt_read import BrokerSettings
 from cli.services import ServiceError
 
-__all__ = ["Child", "StopRequestedError", "child", "on_sigterm", "watch"]
+__all__ = ["Child", "StopRequestedError", "child", "on_sigterm", "tell", "watch"]
+
+TICK_S = 0.25  # how often the view is redrawn and the story looks at the clock
 
 
 class StopRequestedError(Exception):
@@ -142,3 +144,17 @@ def watch(
     client.connect(host, port)
     client.loop_start()
     return client
+
+
+def tell(step: Callable[[], None], view: DemoView, duration: float, out: TextIO) -> None:
+    """Advance the story and redraw the view every tick until ``duration`` s pass (0: until Ctrl-C or SIGTERM)."""
+    deadline = time.monotonic() + duration if duration else None
+    try:
+        while deadline is None or time.monotonic() < deadline:
+            step()
+            view.refresh()
+            time.sleep(TICK_S)
+    except (KeyboardInterrupt, StopRequestedError):
+        pass
+    view.close()
+    print("\nstopping everything the demo started", file=out, flush=True)
