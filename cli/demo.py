@@ -15,11 +15,9 @@ from __future__ import annotations
 import argparse
 import secrets
 import shlex
-import shutil
 import signal
 import socket
 import sys
-import tempfile
 import time
 from contextlib import ExitStack
 from datetime import UTC, datetime
@@ -29,7 +27,7 @@ from typing import TextIO
 from board.auth import hash_password
 from cli.demo_cluster import run_cluster
 from cli.demo_link import Relay
-from cli.demo_process import StopRequestedError, child, on_sigterm, tell, watch
+from cli.demo_process import StopRequestedError, child, demo_run, on_sigterm, tell, watch
 from cli.demo_setup import (
     CRATES,
     OFFLINE_CRATE,
@@ -150,48 +148,37 @@ def run(duration: float, speed: float, data: DataDir, keep: bool, out: TextIO = 
     """Start everything, tell the story until ``duration`` seconds pass (0: until Ctrl-C), stop everything."""
     if data.fresh():
         print(f"replaced the previous demo's data in {data.path}", file=out)
-    runtime = Path(tempfile.mkdtemp(prefix="coldchain-demo-"))
     started_ms = int(time.time() * 1000)
     record: dict[str, object] = {"version": 1, "started_ms": started_ms, "complete": False}
-    signal.signal(signal.SIGTERM, on_sigterm)
     tty = out.isatty()
-    try:
-        with ExitStack() as stack:
-            password = secrets.token_urlsafe(9)
-            broker, influx, board_url = _services(stack, runtime, data, speed, password)
-            record["influx_port"] = influx.port
-            data.write(record)
-            data.write_influx_toml(influx.url)
-            relay = Relay(broker.host, broker.port).start()
-            stack.callback(relay.stop)
-            header = [
-                f"coldchain demo: board {board_url} (sign in as {DEMO_USER!r}, password {password!r})",
-                "Ctrl-C stops everything and prints the commands to try on the data",
-            ]
-            view = DemoView(tuple(c.crate for c in CRATES), out, tty, header)
-            watcher = watch(broker.host, broker.port, view)
-            stack.callback(watcher.loop_stop)
-            stack.callback(watcher.disconnect)
-            _start_crates(stack, runtime, data, broker=broker, relay=relay, speed=speed)
-            story = Story(view, relay, BrokerSettings(broker.host, broker.port), speed)
-            if not tty:  # on a terminal the view's frame shows it
-                for line in header:
-                    print(line, file=out, flush=True)
-            tell(story.step, view, duration, out)
-            _summary(influx, out)
-            record.update(ended_ms=int(time.time() * 1000), complete=True)
-            data.write(record)
-    except (KeyboardInterrupt, StopRequestedError):
-        print("\nstopped before the demo was up", file=out, flush=True)
-    except (ServiceError, OSError) as exc:
-        print(f"coldchain demo: {exc}", file=sys.stderr)
+    with demo_run("coldchain-demo-", keep, out) as session, ExitStack() as stack:
+        runtime = session.runtime
+        password = secrets.token_urlsafe(9)
+        broker, influx, board_url = _services(stack, runtime, data, speed, password)
+        record["influx_port"] = influx.port
+        data.write(record)
+        data.write_influx_toml(influx.url)
+        relay = Relay(broker.host, broker.port).start()
+        stack.callback(relay.stop)
+        header = [
+            f"coldchain demo: board {board_url} (sign in as {DEMO_USER!r}, password {password!r})",
+            "Ctrl-C stops everything and prints the commands to try on the data",
+        ]
+        view = DemoView(tuple(c.crate for c in CRATES), out, tty, header)
+        watcher = watch(broker.host, broker.port, view)
+        stack.callback(watcher.loop_stop)
+        stack.callback(watcher.disconnect)
+        _start_crates(stack, runtime, data, broker=broker, relay=relay, speed=speed)
+        story = Story(view, relay, BrokerSettings(broker.host, broker.port), speed)
+        if not tty:  # on a terminal the view's frame shows it
+            for line in header:
+                print(line, file=out, flush=True)
+        tell(story.step, view, duration, out)
+        _summary(influx, out)
+        record.update(ended_ms=int(time.time() * 1000), complete=True)
+        data.write(record)
+    if session.failed:
         return 1
-    finally:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        if keep:
-            print(f"kept {runtime}", file=out)
-        else:
-            shutil.rmtree(runtime, ignore_errors=True)
     if "influx_port" in record:  # InfluxDB ran: its data is there to explore
         _print_commands(data, started_ms, out)
     print("demo stopped", file=out, flush=True)

@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-import shutil
 import signal
 import sys
-import tempfile
 import time
 from contextlib import ExitStack
 from pathlib import Path
@@ -27,7 +25,7 @@ from nats.errors import Error as NatsError
 from board.auth import hash_password
 from cli.cluster_services import NatsCluster
 from cli.demo_handover import ACKS, Handover
-from cli.demo_process import StopRequestedError, child, on_sigterm, tell, watch
+from cli.demo_process import child, demo_run, tell, watch
 from cli.demo_setup import (
     CRATES,
     STORY_CRATE,
@@ -40,7 +38,7 @@ from cli.demo_setup import (
 from cli.demo_story import LATE_AFTER_S
 from cli.demo_view import SUBSCRIPTIONS, DemoView
 from cli.mqtt_read import BrokerSettings
-from cli.services import InfluxDB, ServiceError, free_port
+from cli.services import InfluxDB, free_port
 from coldchain.topics import TELEMETRY_FILTER
 from gateway.cluster_config import ClusterConfig
 from gateway.jetstream_stream import PREFIX, connect, mappings, partition_of, topic_of
@@ -153,70 +151,59 @@ def run_cluster(duration: float, speed: float, data: DataDir, keep: bool, out: T
     """Start the cluster deployment, kill its gateway part-way, until ``duration`` seconds pass (0: Ctrl-C)."""
     if data.fresh():
         print(f"replaced the previous demo's data in {data.path}", file=out)
-    runtime = Path(tempfile.mkdtemp(prefix="coldchain-demo-cluster-"))
     record: dict[str, object] = {"version": 1, "started_ms": int(time.time() * 1000), "complete": False}
     handover: Handover | None = None
-    signal.signal(signal.SIGTERM, on_sigterm)
-    try:
-        with ExitStack() as stack:
-            cluster = NatsCluster(runtime / "nats", auth=mappings(PARTITIONS)).start()
-            stack.callback(cluster.stop)
-            _nodes(cluster, out)
-            influx = InfluxDB(data.influxd).start()
-            stack.callback(influx.stop)
-            print(f"started influxd pid {influx.process.pid if influx.process else '?'} at {influx.url}", file=out)
-            record["influx_port"] = influx.port
-            data.write(record)
-            data.write_influx_toml(influx.url)
-            node = cluster.nodes[0]
-            configs = {
-                name: write_gateway_config(
-                    runtime, node.host, node.mqtt_port, influx.url, LATE_AFTER_S / speed,
-                    name=name, cluster=_cluster_table(cluster),
-                )
-                for name in GATEWAYS
-            }  # fmt: skip
-            fleet = _Fleet(stack, cluster, data, configs)
-            password = secrets.token_urlsafe(9)
-            board_port = free_port()
-            board = write_board_config(
-                runtime, board_port, (node.host, node.mqtt_port), influx.url,
-                user=DEMO_USER, password_hash=hash_password(password),
-            )  # fmt: skip
-            argv = [sys.executable, "-m", "board", "--config", str(board)]
-            board_process = stack.enter_context(child("board", argv, data.logs / "board.log", None))
-            _start_crates(stack, runtime, data, cluster, speed)
-            fleet.wait_ready()
-            board_process.wait_for("board listening")
-            header = [
-                f"coldchain demo --cluster: board http://127.0.0.1:{board_port}/ (sign in as {DEMO_USER!r},"
-                f" password {password!r})",
-                "Ctrl-C stops everything",
-            ]
-            view = DemoView(tuple(c.crate for c in CRATES), out, out.isatty(), header)
-            staff = BrokerSettings(node.host, cluster.nodes[1].mqtt_port, protocol="3.1.1")
-            handover = Handover(view, influx, fleet, staff, speed=speed)
-            topics = (*SUBSCRIPTIONS, ACKS, PARTITIONED_TELEMETRY)
-            watcher = watch(node.host, cluster.nodes[2].mqtt_port, view, topics, also=handover.handle, unmap=_unmapped)
-            stack.callback(watcher.loop_stop)
-            stack.callback(watcher.disconnect)
-            if not out.isatty():
-                for line in header:
-                    print(line, file=out, flush=True)
-            tell(handover.step, view, duration, out)
-            record.update(ended_ms=int(time.time() * 1000), complete=True)
-            data.write(record)
-    except (KeyboardInterrupt, StopRequestedError):
-        print("\nstopped before the demo was up", file=out, flush=True)
-    except (ServiceError, OSError) as exc:
-        print(f"coldchain demo: {exc}", file=sys.stderr)
+    with demo_run("coldchain-demo-cluster-", keep, out) as session, ExitStack() as stack:
+        runtime = session.runtime
+        cluster = NatsCluster(runtime / "nats", auth=mappings(PARTITIONS)).start()
+        stack.callback(cluster.stop)
+        _nodes(cluster, out)
+        influx = InfluxDB(data.influxd).start()
+        stack.callback(influx.stop)
+        print(f"started influxd pid {influx.process.pid if influx.process else '?'} at {influx.url}", file=out)
+        record["influx_port"] = influx.port
+        data.write(record)
+        data.write_influx_toml(influx.url)
+        node = cluster.nodes[0]
+        configs = {
+            name: write_gateway_config(
+                runtime, node.host, node.mqtt_port, influx.url, LATE_AFTER_S / speed,
+                name=name, cluster=_cluster_table(cluster),
+            )
+            for name in GATEWAYS
+        }  # fmt: skip
+        fleet = _Fleet(stack, cluster, data, configs)
+        password = secrets.token_urlsafe(9)
+        board_port = free_port()
+        board = write_board_config(
+            runtime, board_port, (node.host, node.mqtt_port), influx.url,
+            user=DEMO_USER, password_hash=hash_password(password),
+        )  # fmt: skip
+        argv = [sys.executable, "-m", "board", "--config", str(board)]
+        board_process = stack.enter_context(child("board", argv, data.logs / "board.log", None))
+        _start_crates(stack, runtime, data, cluster, speed)
+        fleet.wait_ready()
+        board_process.wait_for("board listening")
+        header = [
+            f"coldchain demo --cluster: board http://127.0.0.1:{board_port}/ (sign in as {DEMO_USER!r},"
+            f" password {password!r})",
+            "Ctrl-C stops everything",
+        ]
+        view = DemoView(tuple(c.crate for c in CRATES), out, out.isatty(), header)
+        staff = BrokerSettings(node.host, cluster.nodes[1].mqtt_port, protocol="3.1.1")
+        handover = Handover(view, influx, fleet, staff, speed=speed)
+        topics = (*SUBSCRIPTIONS, ACKS, PARTITIONED_TELEMETRY)
+        watcher = watch(node.host, cluster.nodes[2].mqtt_port, view, topics, also=handover.handle, unmap=_unmapped)
+        stack.callback(watcher.loop_stop)
+        stack.callback(watcher.disconnect)
+        if not out.isatty():
+            for line in header:
+                print(line, file=out, flush=True)
+        tell(handover.step, view, duration, out)
+        record.update(ended_ms=int(time.time() * 1000), complete=True)
+        data.write(record)
+    if session.failed:
         return 1
-    finally:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        if keep:
-            print(f"kept {runtime}", file=out)
-        else:
-            shutil.rmtree(runtime, ignore_errors=True)
     verdict = handover.verdict if handover is not None else None
     said = {True: "lost nothing", False: "LOST OR DOUBLED READINGS", None: "was not seen to the end"}[verdict]
     print(f"hand-over {said}", file=out)

@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import queue
 import secrets
+import shutil
 import signal
 import subprocess
+import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import BinaryIO, TextIO
@@ -26,7 +30,7 @@ from cli.demo_view import SUBSCRIPTIONS, DemoView
 from cli.mqtt_read import BrokerSettings
 from cli.services import ServiceError
 
-__all__ = ["Child", "StopRequestedError", "child", "on_sigterm", "tell", "watch"]
+__all__ = ["Child", "DemoRun", "StopRequestedError", "child", "demo_run", "on_sigterm", "tell", "watch"]
 
 TICK_S = 0.25  # how often the view is redrawn and the story looks at the clock
 
@@ -66,6 +70,37 @@ class Child:
         raise ServiceError(
             f"{self.name} did not say {ready!r} within {timeout:.0f} s; its log: {self.log}\n{_tail(self.log)}"
         )
+
+
+@dataclass
+class DemoRun:
+    """A demo's temp directory (configs, spools, the broker's files), and whether a service failed."""
+
+    runtime: Path
+    failed: bool = False
+
+
+@contextmanager
+def demo_run(prefix: str, keep: bool, out: TextIO) -> Iterator[DemoRun]:
+    """A temp directory for the run, SIGTERM taken as Ctrl-C; a service's failure is said and marked, not raised.
+
+    The directory is removed at the end unless ``keep``.
+    """
+    run = DemoRun(Path(tempfile.mkdtemp(prefix=prefix)))
+    signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        yield run
+    except (KeyboardInterrupt, StopRequestedError):
+        print("\nstopped before the demo was up", file=out, flush=True)
+    except (ServiceError, OSError) as exc:
+        print(f"coldchain demo: {exc}", file=sys.stderr)
+        run.failed = True
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        if keep:
+            print(f"kept {run.runtime}", file=out)
+        else:
+            shutil.rmtree(run.runtime, ignore_errors=True)
 
 
 @contextmanager
