@@ -14,7 +14,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from adapters.secrets import read_secret
-from coldchain.broker_settings import BrokerSettings
+from coldchain.settings.broker import BrokerSettings
 
 __all__ = ["broker_client"]
 

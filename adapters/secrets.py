@@ -1,6 +1,6 @@
 """The files a connection needs: that they exist when the config is loaded, and reading a secret from one.
 
-The core names the files (``coldchain.broker_settings``, ``coldchain.influx_settings``); looking at the
+The core names the files (``coldchain.settings.broker``, ``coldchain.settings.influx``); looking at the
 disk is I/O, so it is done here, once for every program.
 """
 
@@ -10,7 +10,7 @@ import logging
 from collections.abc import Iterable
 from pathlib import Path
 
-from coldchain.settings import Table
+from coldchain.settings.table import Table
 
 __all__ = ["SecretError", "loosely_readable", "read_secret", "require_files", "secret_setting"]
 

@@ -19,7 +19,6 @@ from adapters.liveness import Heartbeat
 from adapters.mqtt_client import broker_client
 from board.config import MqttSettings
 from board.messages import ALARM_FILTER, STATUS_FILTER
-from coldchain.alarm_view import AlarmView, decode_alarm
 from coldchain.errors import WireFormatError
 from coldchain.topics import (
     REJECTED,
@@ -30,7 +29,7 @@ from coldchain.topics import (
     refuse_reserved_crate,
     rejected_topic,
 )
-from coldchain.wire import CrateStatus, Telemetry, decode_status, decode_telemetry
+from coldchain.wire import AlarmView, CrateStatus, Telemetry, decode_alarm, decode_status, decode_telemetry
 
 __all__ = ["AckNotSentError", "BoardEvent", "BrokerLink"]
 

@@ -8,11 +8,11 @@ from pathlib import Path
 
 from adapters.secrets import secret_setting
 from board.auth import parse_password_hash
-from coldchain.broker_settings import BrokerSchema, BrokerSettings, parse_broker
 from coldchain.errors import ConfigError
-from coldchain.influx_settings import InfluxSchema, InfluxSettings, parse_influx
 from coldchain.profiles import Profile, load_profiles
-from coldchain.settings import Table, load_toml
+from coldchain.settings.broker import BrokerSchema, BrokerSettings, parse_broker
+from coldchain.settings.influx import InfluxSchema, InfluxSettings, parse_influx
+from coldchain.settings.table import Table, load_toml
 
 __all__ = ["BoardConfig", "BoardInfluxSettings", "CrateInfo", "HttpSettings", "MqttSettings", "User", "load_config"]
 

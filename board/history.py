@@ -21,7 +21,7 @@ import aiohttp
 
 from board.config import BoardInfluxSettings
 from board.influx import HistoryError, query
-from coldchain.alarm_view import AlarmView
+from coldchain.wire import AlarmView
 
 __all__ = [
     "CrateHistory",

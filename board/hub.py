@@ -20,7 +20,7 @@ from board.broker import BoardEvent
 from board.history import FleetHistory
 from board.messages import alarm_json
 from board.state import BoardState
-from coldchain.ack_answer import AckAnswer, answer_to, recorded_in
+from coldchain.alarms.ack_answer import AckAnswer, answer_to, recorded_in
 from coldchain.topics import rejected_topic
 from coldchain.wire import StaffAck
 

@@ -1,6 +1,6 @@
 """What the board reads from the broker, as checked values, and the shape of an alarm for the page.
 
-Retained alarms and crate status are decoded by the core (``coldchain.alarm_view``: tolerant
+Retained alarms and crate status are decoded by the core (``coldchain.wire.alarm_view``: tolerant
 of newer optional fields, refusing an alarm without its identity or severity;
 ``coldchain.wire.decode_status``): the decoders ``coldchain alerts`` uses too.
 """
@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from coldchain.alarm_view import AlarmView
 from coldchain.topics import ROOT
+from coldchain.wire import AlarmView
 
 __all__ = [
     "ALARM_FILTER",

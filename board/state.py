@@ -8,8 +8,7 @@ from typing import Any
 from board.config import CrateInfo
 from board.history import CrateHistory, FleetHistory, Trip, live_excursion
 from board.messages import alarm_json
-from coldchain.alarm_view import AlarmView
-from coldchain.wire import CrateStatus, Telemetry
+from coldchain.wire import AlarmView, CrateStatus, Telemetry
 
 __all__ = ["BoardState", "CrateView", "alarm_order"]
 

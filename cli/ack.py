@@ -36,14 +36,13 @@ import paho.mqtt.client as mqtt
 from adapters.mqtt_client import broker_client
 from adapters.secrets import SecretError
 from cli.mqtt_read import BrokerSettings, add_broker_arguments, broker_settings
-from coldchain.ack_answer import AckAnswer, answer_to
-from coldchain.alarm_view import AlarmView, decode_alarm
-from coldchain.argtypes import positive, utf8_text
-from coldchain.broker_settings import PROTOCOLS
+from coldchain.alarms.ack_answer import AckAnswer, answer_to
 from coldchain.errors import ConfigError, WireFormatError
 from coldchain.helptext import help_text
+from coldchain.settings.argtypes import positive, utf8_text
+from coldchain.settings.broker import PROTOCOLS
 from coldchain.topics import IDENTIFIER_RULE, ROOT, rejected_topic, staff_ack_topic, valid_identifier
-from coldchain.wire import MAX_ACK_BY, MAX_ACK_NOTE, StaffAck, encode
+from coldchain.wire import MAX_ACK_BY, MAX_ACK_NOTE, AlarmView, StaffAck, decode_alarm, encode
 
 __all__ = ["AckError", "main"]
 

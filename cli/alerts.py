@@ -23,12 +23,11 @@ from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from cli.mqtt_read import BrokerError, Inbound, Subscription, add_broker_arguments, broker_settings
-from coldchain.alarm_view import AlarmView, decode_alarm
-from coldchain.argtypes import positive
 from coldchain.errors import ConfigError, WireFormatError
 from coldchain.helptext import help_text
+from coldchain.settings.argtypes import positive
 from coldchain.topics import ROOT, parse_topic, reserved_login
-from coldchain.wire import decode_status
+from coldchain.wire import AlarmView, decode_alarm, decode_status
 
 __all__ = ["main"]
 

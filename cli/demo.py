@@ -44,8 +44,8 @@ from cli.demo_story import LATE_AFTER_S, Story
 from cli.demo_view import DemoView
 from cli.mqtt_read import BrokerSettings
 from cli.services import InfluxDB, Mosquitto, ServiceError, free_port
-from coldchain.argtypes import finite, non_negative
 from coldchain.helptext import help_text
+from coldchain.settings.argtypes import finite, non_negative
 
 __all__ = ["main"]
 

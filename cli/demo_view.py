@@ -18,10 +18,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TextIO
 
-from coldchain.alarm_view import AlarmView, decode_alarm
 from coldchain.errors import WireFormatError
 from coldchain.topics import ROOT, STATUS, TELEMETRY, parse_topic
-from coldchain.wire import decode_status, decode_telemetry
+from coldchain.wire import AlarmView, decode_alarm, decode_status, decode_telemetry
 
 __all__ = ["SUBSCRIPTIONS", "DemoView"]
 

@@ -12,10 +12,10 @@ import os
 from dataclasses import replace
 from pathlib import Path
 
-from coldchain.argtypes import text
 from coldchain.errors import ConfigError
-from coldchain.influx_settings import APIS, CONNECTION_KEYS, DEFAULT_DATABASE, DEFAULT_URL, InfluxSettings, url_problem
-from coldchain.settings import load_toml
+from coldchain.settings.argtypes import text
+from coldchain.settings.influx import APIS, CONNECTION_KEYS, DEFAULT_DATABASE, DEFAULT_URL, InfluxSettings, url_problem
+from coldchain.settings.table import load_toml
 
 __all__ = ["InfluxSettings", "add_influx_arguments", "settings_from_args"]
 

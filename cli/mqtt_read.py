@@ -20,10 +20,10 @@ import paho.mqtt.client as mqtt
 
 from adapters.mqtt_client import broker_client
 from adapters.secrets import SecretError
-from coldchain.argtypes import port_number, text
-from coldchain.broker_settings import CONNECTION_KEYS, FILE_KEYS, PROTOCOLS, BrokerSettings, parse_brokers
 from coldchain.errors import ConfigError
-from coldchain.settings import load_toml
+from coldchain.settings.argtypes import port_number, text
+from coldchain.settings.broker import CONNECTION_KEYS, FILE_KEYS, PROTOCOLS, BrokerSettings, parse_brokers
+from coldchain.settings.table import load_toml
 
 __all__ = [
     "BrokerError",

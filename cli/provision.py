@@ -29,8 +29,8 @@ import secrets
 import sys
 from pathlib import Path
 
-from coldchain.argtypes import port_number
 from coldchain.helptext import help_text
+from coldchain.settings.argtypes import port_number
 from coldchain.topics import IDENTIFIER_RULE, SERVICE_LOGIN_PREFIX, STAFF_LOGIN_PREFIX, reserved_login, valid_identifier
 
 __all__ = ["GATEWAY_USER", "main", "mosquitto_password_hash"]

@@ -31,12 +31,12 @@ from cli.influx_settings import settings_from_args as influx_settings
 from cli.progress import Progress
 from cli.window import Window, add_window_arguments, format_duration, iso, window_from_args
 from coldchain import profiles
-from coldchain.argtypes import positive_int
 from coldchain.errors import ConfigError
 from coldchain.helptext import help_text
 from coldchain.profiles import Profile, ThresholdRule
-from coldchain.settings import load_toml
-from coldchain.stats import SensorSummary, default_max_hold_ms, summarise
+from coldchain.record.stats import SensorSummary, default_max_hold_ms, summarise
+from coldchain.settings.argtypes import positive_int
+from coldchain.settings.table import load_toml
 from coldchain.topics import IDENTIFIER_RULE, valid_identifier
 
 __all__ = ["Record", "check_record_arguments", "load_profiles", "main", "read_record"]

@@ -33,7 +33,7 @@ from cli.report import Identity, Report, build_report, identify
 from cli.window import add_window_arguments, iso, window_from_args
 from coldchain.errors import ConfigError, StoreError
 from coldchain.helptext import help_text
-from coldchain.lineprotocol import point
+from coldchain.record.lineprotocol import point
 from coldchain.wire import MAX_ACK_BY, MAX_ACK_NOTE
 from gateway.config import InfluxConfig
 from gateway.store import open_store

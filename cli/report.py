@@ -8,7 +8,7 @@ gateway stored it (measurement ``shipment``, from ``[shipments]`` of its config)
 identity and times, a chart of every probe with its limits, excursions and holes,
 min/max/mean/MKT, cumulative time out of range against the profile's budget, every
 alarm transition with who acknowledged it, the data gaps, a verdict ("within profile",
-"incomplete record: review required" or "excursion: review required", coldchain.verdict)
+"incomplete record: review required" or "excursion: review required", coldchain.record.verdict)
 with every hole of the record, the release decisions taken on it (``coldchain release``)
 and the SHA-256 of the data it rests on (canonical serialisation: docs/queries.md).
 
@@ -33,15 +33,15 @@ from cli.influx_settings import add_influx_arguments
 from cli.progress import Progress
 from cli.query import Record, add_record_arguments, check_record_arguments, read_record
 from cli.window import Window, add_window_arguments, iso, window_from_args
-from coldchain.argtypes import text
-from coldchain.completeness import Hole, fault_holes, gap_holes, silent_holes, stale_limit_ms, time_holes
-from coldchain.digest import data_digest
+from coldchain.alarms.rules import CRATE_SENSOR
 from coldchain.errors import ConfigError
 from coldchain.helptext import help_text
-from coldchain.rules import CRATE_SENSOR
-from coldchain.stats import BudgetUse, SensorSummary, budget_use
+from coldchain.record.completeness import Hole, fault_holes, gap_holes, silent_holes, stale_limit_ms, time_holes
+from coldchain.record.digest import data_digest
+from coldchain.record.stats import BudgetUse, SensorSummary, budget_use
+from coldchain.record.verdict import Verdict, verdict
+from coldchain.settings.argtypes import text
 from coldchain.topics import valid_identifier
-from coldchain.verdict import Verdict, verdict
 
 __all__ = ["Identity", "Report", "build_report", "identify", "main"]
 

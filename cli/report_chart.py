@@ -15,10 +15,10 @@ from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from coldchain.completeness import Hole
-from coldchain.out_of_range import merge_intervals
 from coldchain.profiles import ThresholdRule
-from coldchain.stats import SensorSummary
+from coldchain.record.completeness import Hole
+from coldchain.record.out_of_range import merge_intervals
+from coldchain.record.stats import SensorSummary
 
 __all__ = ["chart_png", "envelope"]
 

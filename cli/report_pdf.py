@@ -34,9 +34,9 @@ from cli.progress import Progress
 from cli.report import Report
 from cli.report_chart import chart_png
 from cli.window import format_duration, iso
-from coldchain.completeness import TIME
-from coldchain.digest import FORMAT_VERSION
-from coldchain.verdict import INCOMPLETE, WITHIN_PROFILE
+from coldchain.record.completeness import TIME
+from coldchain.record.digest import FORMAT_VERSION
+from coldchain.record.verdict import INCOMPLETE, WITHIN_PROFILE
 
 __all__ = ["render_pdf"]
 

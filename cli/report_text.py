@@ -16,9 +16,9 @@ from typing import Any, TextIO
 from cli.influx_read import FaultRow, ReadingRow
 from cli.report import Report
 from cli.window import iso
-from coldchain.completeness import Hole
-from coldchain.digest import FORMAT_VERSION
-from coldchain.stats import SensorSummary
+from coldchain.record.completeness import Hole
+from coldchain.record.digest import FORMAT_VERSION
+from coldchain.record.stats import SensorSummary
 
 __all__ = ["CSV_COLUMNS", "report_json", "write_csv", "write_text"]
 

@@ -11,8 +11,8 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from coldchain.evidence import verify_chain
 from coldchain.helptext import help_text
+from coldchain.record.evidence import verify_chain
 from coldchain.topics import valid_identifier
 
 __all__ = ["main"]

@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from coldchain.stats import format_duration
+from coldchain.record.stats import format_duration
 
 __all__ = ["Window", "add_window_arguments", "duration_ms", "format_duration", "iso", "window_from_args"]
 

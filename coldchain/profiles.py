@@ -6,13 +6,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from coldchain.rules import EXTRA_KINDS, ExtraRule, parse_extra_rule
-from coldchain.settings import Table, load_toml
+from coldchain.alarms.rules import EXTRA_KINDS, ExtraRule, parse_extra_rule
+from coldchain.settings.table import Table, load_toml
 from coldchain.topics import IDENTIFIER_RULE, valid_identifier
+from coldchain.wire.alarms import SEVERITIES
 
 __all__ = ["SEVERITIES", "Profile", "ThresholdRule", "load_profiles", "parse_profiles"]
 
-SEVERITIES: Final = ("info", "warning", "critical")
 THRESHOLD_KINDS: Final = ("high", "low")
 
 
@@ -49,7 +49,7 @@ class Profile:
     """A named product profile (``cryo``, ``dry_ice``, ``refrigerated``...).
 
     ``rules`` holds the threshold rules (what ``ThresholdTracker`` evaluates);
-    ``extra_rules`` the other kinds of ``coldchain.rules``. ``start_delay_s``:
+    ``extra_rules`` the other kinds of ``coldchain.alarms.rules``. ``start_delay_s``:
     after a crate is switched on, its probes settle this long before value rules apply.
     """
 

@@ -2,7 +2,7 @@
 
 One thread (this loop) owns the spool and every decision; probe threads and the
 MQTT network thread only enqueue ``edge.events``. Each sample is spooled before
-anything else happens to it; ``edge.outbox`` then publishes the lowest unsent seq,
+anything else happens to it; ``edge.forwarder`` then publishes the lowest unsent seq,
 so a backlog drains in order while new samples keep being spooled behind it.
 """
 
@@ -21,12 +21,12 @@ from coldchain.wire import CrateEvent, Telemetry, encode, restamped, with_powere
 from edge.clock import Clock, system_clock
 from edge.config import AgentConfig
 from edge.events import Connected, Disconnected, Event, Notice, PowerOn, Published, Sample, StorageAcked
+from edge.forwarder import Forwarder
 from edge.hearing import Hearing
 from edge.indicators import Indicators
 from edge.mqtt_link import MqttLink
-from edge.outbox import Outbox
+from edge.probe_checks import ProbeChecks
 from edge.spool import Spool, Stamp
-from edge.watch import LocalWatch
 
 __all__ = ["Agent", "Probe"]
 
@@ -53,13 +53,13 @@ class Agent:
         self.inbox: queue.Queue[Event] = queue.Queue()
         self.spool = Spool(config.spool.path, config.spool.max_rows)
         self.link = MqttLink(config.mqtt, self.crate, self.inbox.put, clock.wall_ms)
-        self.watch = LocalWatch(config.profile, config.stuck_samples)
+        self.checks = ProbeChecks(config.profile, config.stuck_samples)
         alarm = config.alarm
         fitted = alarm.buzzer_pin or alarm.led_pin or alarm.lid_pin
         self.indicators = Indicators(alarm, self.inbox.put, clock, pin_factory) if fitted else None
         if config.profile is None:
             log.warning("no [profiles] file configured: no local excursion alarm")
-        self.outbox = Outbox(config, self.spool, self.link, clock, self.add_event)
+        self.forwarder = Forwarder(config, self.spool, self.link, clock, self.add_event)
         self.hearing = Hearing(int(config.spool.gateway_silent_s * 1000))
         self.lost = 0
         # samples and events stamped while the wall clock was unset
@@ -91,7 +91,7 @@ class Agent:
         for thread in threads:
             thread.join(1.0)
         self._drain_inbox()
-        self.outbox.say_offline()
+        self.forwarder.say_offline()
         self.link.stop()
         self.spool.close()
         if self.indicators is not None:
@@ -117,8 +117,8 @@ class Agent:
             self._correct_held()
         if self._awaiting:
             self._stop_awaiting(lambda sample: self.clock.mono_ms() >= (sample.power_on_by or 0))
-        self.outbox.check_ack_timeout()
-        self.outbox.pump()
+        self.forwarder.check_ack_timeout()
+        self.forwarder.pump()
         self._listen_for_gateway()
 
     def _drain_inbox(self) -> None:
@@ -164,15 +164,15 @@ class Agent:
         elif isinstance(event, PowerOn):
             self._powered_on(event)
         elif isinstance(event, Connected):
-            self.outbox.on_connected()
+            self.forwarder.on_connected()
             self._update_alarm()
         elif isinstance(event, Disconnected):
-            self.outbox.on_disconnected(event.reason)
+            self.forwarder.on_disconnected(event.reason)
             self._update_alarm()
         elif isinstance(event, Published):
-            self.outbox.on_published(event)
+            self.forwarder.on_published(event)
         elif isinstance(event, StorageAcked):
-            self.outbox.on_storage_ack(event.stored_through)
+            self.forwarder.on_storage_ack(event.stored_through)
             if self.hearing.acked(event.stored_through):
                 log.warning("the gateway is heard again: stored through seq %d", event.stored_through)
                 self.add_event("gateway_heard", self.clock.wall_ms(), {"stored_through": event.stored_through})
@@ -180,7 +180,7 @@ class Agent:
 
     def _listen_for_gateway(self) -> None:
         """Connected but no storage ack for what was published: nobody hears the crate, as when offline."""
-        waited_ms = self.hearing.check(self.clock.mono_ms(), self.outbox.connected, self.outbox.awaiting_ack)
+        waited_ms = self.hearing.check(self.clock.mono_ms(), self.forwarder.connected, self.forwarder.awaiting_ack)
         if waited_ms is None:
             return
         log.error(
@@ -200,11 +200,11 @@ class Agent:
             items.append((sample.ts, self._encoder(sample, profile), self._hold_if_unset(sample.ts, sample.mono_ms)))
         seqs, dropped = self.spool.append_many(items)
         if dropped is not None:
-            self.outbox.announce_gap(dropped)
+            self.forwarder.announce_gap(dropped)
         self._awaiting += [(seq, s) for seq, s in zip(seqs, samples, strict=True) if s.power_on_by is not None]
-        self.outbox.hold_from = self._awaiting[0][0] if self._awaiting else None
+        self.forwarder.hold_from = self._awaiting[0][0] if self._awaiting else None
         for seq, sample in zip(seqs, samples, strict=True):
-            for name, detail in self.watch.feed(seq, sample.ts, sample.readings):
+            for name, detail in self.checks.feed(seq, sample.ts, sample.readings):
                 self.add_event(name, sample.ts, detail, sample.mono_ms)
         self._update_alarm()
         return seqs
@@ -234,7 +234,7 @@ class Agent:
     def _stop_awaiting(self, done: Callable[[Sample], bool]) -> None:
         """Samples no longer waiting for a switch-on time (told, or waited long enough) may be published."""
         self._awaiting = [(seq, sample) for seq, sample in self._awaiting if not done(sample)]
-        self.outbox.hold_from = self._awaiting[0][0] if self._awaiting else None
+        self.forwarder.hold_from = self._awaiting[0][0] if self._awaiting else None
 
     def _correct_held(self) -> None:
         """The wall clock is set now: restamp held samples and events from monotonic time, flagged, release them."""
@@ -280,8 +280,8 @@ class Agent:
     def _update_alarm(self) -> None:
         if self.indicators is None:
             return
-        unheard = not self.outbox.connected or self.hearing.silent or self.config.alarm.when == "always"
-        self.indicators.alarm(bool(self.watch.active) and unheard)
+        unheard = not self.forwarder.connected or self.hearing.silent or self.config.alarm.when == "always"
+        self.indicators.alarm(bool(self.checks.active) and unheard)
 
     def add_event(self, name: str, ts: int, detail: dict[str, Any], mono_ms: int | None = None) -> None:
         """Spool an event for ``coldchain/v1/crates/{crate}/events`` (held like a sample if ``ts`` is unset)."""

@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import Final
 
 from adapters.secrets import require_files, secret_setting
-from coldchain.broker_settings import FILE_KEYS as BROKER_FILES
-from coldchain.broker_settings import BrokerSchema, BrokerSettings, parse_broker
 from coldchain.errors import ConfigError
 from coldchain.profiles import Profile, load_profiles
-from coldchain.settings import Table, load_toml
+from coldchain.settings.broker import FILE_KEYS as BROKER_FILES
+from coldchain.settings.broker import BrokerSchema, BrokerSettings, parse_broker
+from coldchain.settings.table import Table, load_toml
 from coldchain.thermistors import IEC_60751, CallendarVanDusen, SteinhartHart
 from coldchain.topics import IDENTIFIER_RULE, reserved_login, valid_identifier
 from coldchain.wire import MAX_READINGS

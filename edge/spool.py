@@ -74,7 +74,7 @@ class Dropped:
 
 
 class Spool:
-    """The agent's durable outbox. Used from one thread only."""
+    """The agent's durable store of messages until the gateway stored them. Used from one thread only."""
 
     def __init__(self, path: Path, max_rows: int, max_events: int = 10_000) -> None:
         self.path = path

@@ -18,8 +18,8 @@ import sys
 import time
 from pathlib import Path
 
-from coldchain.argtypes import finite, non_negative, positive
 from coldchain.errors import ConfigError
+from coldchain.settings.argtypes import finite, non_negative, positive
 from coldchain.topics import IDENTIFIER_RULE, valid_identifier
 from firmware_sim.board import Board, BoardSpec
 from firmware_sim.link import PtyLink

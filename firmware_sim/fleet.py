@@ -18,8 +18,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from coldchain.argtypes import finite, port_number, positive
 from coldchain.errors import ConfigError
+from coldchain.settings.argtypes import finite, port_number, positive
 from coldchain.topics import telemetry_topic, valid_identifier
 from coldchain.wire import Reading, Telemetry, encode
 from firmware_sim.fleet_mqtt import Credentials, MqttPool, PoolError

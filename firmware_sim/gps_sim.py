@@ -16,8 +16,8 @@ import threading
 import time
 from pathlib import Path
 
-from coldchain.argtypes import non_negative, positive
 from coldchain.errors import ConfigError
+from coldchain.settings.argtypes import non_negative, positive
 from firmware_sim.link import PtyLink
 from firmware_sim.scenario import read_scenario
 

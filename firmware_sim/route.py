@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import pynmea2
 
-from coldchain.position import KNOT_KMH, Position, distance_m
+from coldchain.position.geometry import KNOT_KMH, Position, distance_m
 
 __all__ = ["NoFix", "Route", "Waypoint"]
 

@@ -1,6 +1,6 @@
 """Scenario files: a shipment to simulate (shipper, ambient lane, handling events, probes, faults).
 
-``parse_scenario`` checks a parsed file with ``coldchain.settings.Table`` (errors
+``parse_scenario`` checks a parsed file with ``coldchain.settings.table.Table`` (errors
 name the file, the key and the problem) and ``Scenario`` builds the pure model and
 board from it; ``read_scenario`` is the one place that reads a file. ``config/scenarios/*.toml`` are the
 shipped examples; every key is documented in ``config/scenarios/README.md``.
@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from coldchain.errors import ConfigError
-from coldchain.position import Position
+from coldchain.position.geometry import Position
 from coldchain.profiles import Profile
-from coldchain.settings import Table
+from coldchain.settings.table import Table
 from firmware_sim.ambient import PRESETS, Ambient
 from firmware_sim.board import Board, BoardSpec
 from firmware_sim.faults import FAULT_KINDS, PROBE_FAULTS, Fault

@@ -18,13 +18,13 @@ from adapters.sd_notify import Watchdog
 from adapters.service_log import add_log_level, start_log
 from coldchain.errors import ConfigError, StoreError
 from coldchain.helptext import help_text
-from coldchain.lineprotocol import encode_lines
+from coldchain.record.lineprotocol import encode_lines
 from gateway.alarming import BOOK_KEY, Alarming
 from gateway.archive import EvidenceArchive
 from gateway.authenticity import Authenticity
 from gateway.config import GatewayConfig, load_config
+from gateway.health import Health, read_health
 from gateway.ingest import Ingest
-from gateway.monitor import Monitor, read_health
 from gateway.mqtt_link import MqttLink
 from gateway.notify import Notifier
 from gateway.statefile import StateFile
@@ -131,7 +131,7 @@ def _run(
     # alarms raised by the clock (stale, offline, escalation) are published and written on their own
     worker.every_tick(lambda now: alarming.tick(now, int(time.time() * 1000), worker.deaf), exclusive=True)
     notifier.start()
-    monitor = Monitor(
+    health = Health(
         worker,
         clock_store,
         config.mqtt.client_id,
@@ -139,7 +139,7 @@ def _run(
         config.health_file,
         connected=link.connected.is_set,
     )
-    worker.every_tick(monitor.tick)
+    worker.every_tick(health.tick)
     # pinged from the clock (this thread) only while the network thread and the writer go round too
     liveness = Liveness(watchdog, [link.heartbeat, worker.writer_heartbeat])
     worker.every_tick(lambda now: liveness.check())

@@ -2,7 +2,7 @@
 
 ``Ingest`` hands telemetry to ``Alarming.telemetry`` and every other delivery
 (crate status, crate events, staff acks) to ``Alarming.route``. Each
-``AlarmEvent`` is returned as a publication (retained, on its alarm topic) for
+``AlarmChange`` is returned as a publication (retained, on its alarm topic) for
 the caller to publish, written as an ``alarm`` point into the same batch as the
 message that caused it, and queued durably for the notification channels, all
 before that message is acknowledged. The engine's state is saved with the batch (``snapshots``): a
@@ -20,11 +20,11 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any, Final
 
-from coldchain.alarm_engine import AlarmEngine
+from coldchain.alarms.engine import AlarmEngine
+from coldchain.alarms.lifecycle import AckRejectedError, AlarmBook, AlarmChange
 from coldchain.errors import StoreError, WireFormatError
-from coldchain.lifecycle import AckRejectedError, AlarmBook, AlarmEvent
-from coldchain.position import Position
-from coldchain.position_events import POSITION_EVENTS, position_point
+from coldchain.position.geometry import Position
+from coldchain.position.measurements import POSITION_EVENTS, position_point
 from coldchain.topics import (
     CRATE_KINDS,
     ROOT,
@@ -219,7 +219,7 @@ class Alarming:
 
     # --- outputs --------------------------------------------------------------------------------
 
-    def _emit(self, events: list[AlarmEvent], lines: list[str]) -> list[Publication]:
+    def _emit(self, events: list[AlarmChange], lines: list[str]) -> list[Publication]:
         publications: list[Publication] = []
         for event in events:
             alarm = event.alarm

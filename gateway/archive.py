@@ -1,6 +1,6 @@
 """The evidence archive on disk: an append-only, hash-chained JSON-lines file.
 
-The chain itself (line format, hashing, verification) is ``coldchain.evidence``;
+The chain itself (line format, hashing, verification) is ``coldchain.record.evidence``;
 this module only appends and syncs. A batch is synced before the gateway
 acknowledges the messages in it, like the InfluxDB write.
 """
@@ -11,7 +11,7 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from coldchain.evidence import archive_line, last_hash
+from coldchain.record.evidence import archive_line, last_hash
 
 __all__ = ["EvidenceArchive"]
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Final
 
-from coldchain.broker_settings import parse_brokers
-from coldchain.settings import Table
+from coldchain.settings.broker import parse_brokers
+from coldchain.settings.table import Table
 
-__all__ = ["ClusterConfig", "parse_cluster"]
+__all__ = ["ClusterConfig", "ClusterLogin", "parse_cluster"]
 
 _NATS_SCHEMES: Final = ("nats://", "tls://")
 MAX_PARTITIONS: Final = 1024
@@ -32,6 +33,17 @@ class ClusterConfig:
     def renew_s(self) -> float:
         """How often leases are renewed and free partitions looked for."""
         return self.lease_ttl_s / 3
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterLogin:
+    """The gateway's login on the cluster, for NATS and MQTT alike."""
+
+    gateway: str  # its id: the leases' value, the NATS connection's name
+    username: str | None = None
+    password: str | None = None
+    password_file: Path | None = None  # where password came from (the MQTT publisher reads it there)
+    ca_file: Path | None = None
 
 
 def _nats(table: Table) -> tuple[str, ...]:

@@ -18,7 +18,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 
 from adapters.mqtt_client import broker_client
-from coldchain.broker_settings import BrokerSettings
+from coldchain.settings.broker import BrokerSettings
 
 __all__ = ["ClusterPublisher"]
 

@@ -7,16 +7,16 @@ from pathlib import Path
 from typing import Final
 
 from adapters.secrets import require_files
-from coldchain.broker_settings import FILE_KEYS as BROKER_FILES
-from coldchain.broker_settings import BrokerSchema, BrokerSettings, parse_broker
+from coldchain.alarms.lifecycle import LifecyclePolicy, parse_lifecycle_policy
 from coldchain.errors import ConfigError
-from coldchain.influx_settings import FILE_KEYS as INFLUX_FILES
-from coldchain.influx_settings import InfluxSchema, InfluxSettings, parse_influx
-from coldchain.lifecycle import LifecyclePolicy, parse_lifecycle_policy
-from coldchain.phases import Area, parse_area
-from coldchain.position import distance_m
+from coldchain.position.geometry import distance_m
+from coldchain.position.phases import Area, parse_area
 from coldchain.profiles import Profile, load_profiles
-from coldchain.settings import Table, load_toml
+from coldchain.settings.broker import FILE_KEYS as BROKER_FILES
+from coldchain.settings.broker import BrokerSchema, BrokerSettings, parse_broker
+from coldchain.settings.influx import FILE_KEYS as INFLUX_FILES
+from coldchain.settings.influx import InfluxSchema, InfluxSettings, parse_influx
+from coldchain.settings.table import Table, load_toml
 from coldchain.topics import ACKS_FILTER, IDENTIFIER_RULE, ROOT, TELEMETRY_FILTER, valid_identifier
 from gateway.cluster_config import ClusterConfig, parse_cluster
 from gateway.notify import ChannelConfig, parse_notify

@@ -21,7 +21,6 @@ from collections.abc import Callable, Iterable
 from typing import Any, Final
 
 from nats.errors import Error as NatsError
-from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
 from nats.js.errors import KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
@@ -45,7 +44,7 @@ class CrateKv:
         self.partitions = partitions
         self.replicas = replicas
         self._on_fenced = on_fenced
-        self._revisions: dict[str, int] = {}  # crate -> revision we loaded or wrote (0: none in the bucket)
+        self._revisions: dict[str, int] = {}  # crate -> revision we loaded or wrote (0: none, or deleted: create)
         self._bucket: KeyValue | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -70,8 +69,8 @@ class CrateKv:
         try:
             while (entry := await watcher.updates(timeout=_CALL_S)) is not None:  # type: ignore[no-untyped-call]
                 crate = entry.key.split(".", 2)[2]
-                if entry.operation is not None:  # deleted (forgotten for its silence)
-                    self._revisions[crate] = entry.revision
+                if entry.operation is not None:  # deleted (forgotten for its silence): created again if heard
+                    self._revisions[crate] = 0
                     continue
                 self._revisions[crate] = entry.revision
                 try:
@@ -110,8 +109,12 @@ class CrateKv:
         for crate, value in rows:
             if crate not in self._revisions:
                 continue  # its partition is no longer ours: the next owner has (or loads) what it needs
+            revision, key = self._revisions[crate], self.key(crate)
             try:
-                self._revisions[crate] = await kv.update(self.key(crate), value, last=self._revisions[crate])
+                # create: over a deleted key's marker too (a crate forgotten, then heard again)
+                self._revisions[crate] = await (
+                    kv.update(key, value, last=revision) if revision else kv.create(key, value)
+                )
             except KeyWrongLastSequenceError:
                 partition = partition_of(crate, self.partitions)
                 log.error("crate %s was written by another gateway: dropping partition %d unacknowledged", crate,
@@ -123,18 +126,24 @@ class CrateKv:
         self._revisions.setdefault(crate, 0)
 
     def forget(self, crates: Iterable[str]) -> None:
-        """Delete the state of crates forgotten for their silence."""
-        self._call(self._forget(list(crates)))
+        """Delete the state of crates forgotten for their silence, in the background.
+
+        Called with the worker's lock held, which the link's loop may be waiting for: never waited on here.
+        """
+        loop = self._loop
+        if loop is not None and loop.is_running():
+            asyncio.run_coroutine_threadsafe(self._forget(list(crates)), loop)
 
     async def _forget(self, crates: list[str]) -> None:
         kv = self._kv()
         for crate in crates:
             revision = self._revisions.get(crate)
-            if revision:
-                try:
-                    await kv.delete(self.key(crate), last=revision)
-                except NatsTimeout:
-                    raise
-                except NatsError as exc:  # written by another gateway since: it is no longer ours to forget
-                    log.warning("crate %s not forgotten in the cluster (%s)", crate, exc)
-            self._revisions.pop(crate, None)
+            if not revision:
+                continue  # never saved, or not ours
+            try:
+                await kv.delete(self.key(crate), last=revision)
+            except (NatsError, TimeoutError) as exc:  # written by another gateway since, or no answer
+                log.warning("crate %s not forgotten in the cluster (%s)", crate, exc)
+                continue
+            if crate in self._revisions:
+                self._revisions[crate] = 0  # still in our partition: should it speak again, it is created afresh

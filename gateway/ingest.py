@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from coldchain.errors import WireFormatError
-from coldchain.lineprotocol import reading_line
 from coldchain.profiles import Profile
+from coldchain.record.lineprotocol import reading_line
 from coldchain.topics import TELEMETRY, Route, parse_topic, reserved_login, valid_identifier
 from coldchain.wire import FUTURE_TOLERANCE_MS, Telemetry, decode_telemetry, salvage_telemetry
 from gateway.alarming import BOOK_KEY, NO_PUBLICATIONS, Alarming, Publications

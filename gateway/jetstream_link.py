@@ -28,8 +28,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Coroutine, Iterable
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Protocol
 
 from nats.aio.msg import Msg
@@ -40,8 +38,8 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import BadRequestError
 
 from adapters.liveness import Heartbeat
-from coldchain.broker_settings import BrokerSettings
-from gateway.cluster_config import ClusterConfig
+from coldchain.settings.broker import BrokerSettings
+from gateway.cluster_config import ClusterConfig, ClusterLogin
 from gateway.cluster_publisher import ClusterPublisher
 from gateway.crate_kv import CrateKv
 from gateway.jetstream_stream import (
@@ -57,7 +55,7 @@ from gateway.jetstream_stream import (
 from gateway.leases import Leases
 from gateway.mqtt_link import Deliveries, Delivery, Reader
 
-__all__ = ["ClusterLogin", "HandOver", "JetStreamLink"]
+__all__ = ["HandOver", "JetStreamLink"]
 
 log = logging.getLogger(__name__)
 
@@ -76,17 +74,6 @@ class HandOver(Reader, Protocol):
 
     def release(self, crates: Iterable[str]) -> None:
         """Forget crates another gateway serves now."""
-
-
-@dataclass(frozen=True, slots=True)
-class ClusterLogin:
-    """The gateway's login on the cluster, for NATS and MQTT alike."""
-
-    gateway: str  # its id: the leases' value, the NATS connection's name
-    username: str | None = None
-    password: str | None = None
-    password_file: Path | None = None  # where password came from (the MQTT publisher reads it there)
-    ca_file: Path | None = None
 
 
 def _crate_of(topic: str) -> str:

@@ -21,10 +21,10 @@ from adapters.secrets import read_secret
 from adapters.service_log import add_log_level, start_log
 from coldchain.errors import ConfigError
 from gateway.__main__ import _run
-from gateway.cluster_config import ClusterConfig
+from gateway.cluster_config import ClusterConfig, ClusterLogin
 from gateway.config import GatewayConfig, load_config
 from gateway.crate_kv import CrateKv
-from gateway.jetstream_link import ClusterLogin, JetStreamLink
+from gateway.jetstream_link import JetStreamLink
 
 __all__ = ["main"]
 

@@ -13,14 +13,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Final
 
-from coldchain.lineprotocol import FieldValue, point, series_key, string_field
+from coldchain.record.lineprotocol import FieldValue, point, series_key, string_field
 from gateway.sequence import Gap
 
 __all__ = [
     "EXCERPT_BYTES",
     "fault_line",
     "gap_point",
-    "monitor_point",
+    "health_point",
     "rejected_point",
     "shipment_point",
     "temperature_series",
@@ -101,7 +101,7 @@ def rejected_point(reason: str, crate: str | None, *, detail: str, topic: str, p
     return point("rejected", {"reason": reason, "crate": crate}, fields, _reject_time(reason, crate, now_ms))
 
 
-def monitor_point(client_id: str, fields: dict[str, FieldValue], now_ms: int) -> str:
+def health_point(client_id: str, fields: dict[str, FieldValue], now_ms: int) -> str:
     """``gateway``: the gateway's own health, every monitoring interval."""
     return point("gateway", {"gateway": client_id}, fields, now_ms)
 

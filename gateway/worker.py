@@ -30,7 +30,7 @@ from typing import Any, Protocol
 
 from adapters.liveness import Heartbeat
 from coldchain.errors import RetryableStoreError
-from coldchain.lineprotocol import encode_lines
+from coldchain.record.lineprotocol import encode_lines
 from coldchain.topics import rejected_topic, storage_ack_topic
 from coldchain.wire import Rejected, StorageAck, encode
 from gateway.archive import EvidenceArchive

@@ -7,10 +7,10 @@ import tomllib
 from collections.abc import Callable
 from pathlib import Path
 
-from coldchain.alarm_rules import AlarmTransition
-from coldchain.monitor import CrateMonitor
+from coldchain.alarms.crate_monitor import CrateMonitor
+from coldchain.alarms.transition import AlarmTransition
 from coldchain.profiles import Profile, parse_profiles
-from coldchain.settings import Table
+from coldchain.settings.table import Table
 from coldchain.wire import Reading, Telemetry
 
 PROFILES_TOML = Path(__file__).resolve().parent.parent / "config" / "profiles.toml"

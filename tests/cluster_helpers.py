@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import queue
 import ssl
@@ -10,7 +11,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
@@ -81,6 +82,17 @@ def _shipped_render(etc: Path, root: Path) -> object:
 def partitioned_cluster(workdir: Path, partitions: int = TEST_PARTITIONS) -> NatsCluster:
     """Three nodes (no logins) whose account maps crates' messages into ``partitions`` partitions."""
     return NatsCluster(workdir, auth=mappings(partitions))
+
+
+@contextlib.contextmanager
+def streaming_cluster(workdir: Path) -> Iterator[NatsCluster]:
+    """A started partitioned cluster with the telemetry stream, stopped on leaving."""
+    cluster = partitioned_cluster(workdir).start()
+    try:
+        create_stream(cluster.urls)
+        yield cluster
+    finally:
+        cluster.stop()
 
 
 def cluster_gateway_config(

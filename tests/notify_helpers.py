@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from coldchain.alarm_rules import AlarmTransition
-from coldchain.lifecycle import AlarmBook, AlarmEvent
+from coldchain.alarms.lifecycle import AlarmBook, AlarmChange
+from coldchain.alarms.transition import AlarmTransition
 
 
 @dataclass
@@ -86,7 +86,7 @@ def wait_for(condition: Callable[[], bool], timeout: float = 5.0) -> bool:
     return condition()
 
 
-def alarm_events(crate: str = "C-1") -> list[AlarmEvent]:
+def alarm_events(crate: str = "C-1") -> list[AlarmChange]:
     """A real lifecycle: a critical excursion raised, then cleared."""
     book = AlarmBook()
     raised = AlarmTransition("critical_high", "high", "critical", "probe1", "active", 60_000, 60_000, 7, -149.5, -150.0)

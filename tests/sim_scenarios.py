@@ -7,12 +7,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from coldchain.alarm_rules import AlarmTransition
+from coldchain.alarms.crate_monitor import CrateMonitor
+from coldchain.alarms.transition import AlarmTransition
 from coldchain.errors import SentenceError
-from coldchain.monitor import CrateMonitor
 from coldchain.profiles import Profile, parse_profiles
 from coldchain.sentences import ClockSentence, LidSentence, TemperatureSentence, TiltSentence, parse_sentence
-from coldchain.settings import Table
+from coldchain.settings.table import Table
 from coldchain.wire import Reading, Telemetry
 from edge.probes.orientation import OrientationWatch
 from firmware_sim.board import emit_until

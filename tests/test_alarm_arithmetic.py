@@ -6,10 +6,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from coldchain.alarm_rules import CumulativeEvaluator
-from coldchain.mkt import mean_kinetic_temperature_c
-from coldchain.out_of_range import held_intervals, time_out_of_range_ms
-from coldchain.rules import CumulativeRule
+from coldchain.alarms.evaluators import CumulativeEvaluator
+from coldchain.alarms.rules import CumulativeRule
+from coldchain.record.mkt import mean_kinetic_temperature_c
+from coldchain.record.out_of_range import held_intervals, time_out_of_range_ms
 
 MIN = 60_000
 

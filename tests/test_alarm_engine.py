@@ -7,8 +7,8 @@ import json
 import pytest
 from alarm_helpers import MIN, shipped_profiles, telemetry
 
-from coldchain.alarm_engine import AlarmEngine
-from coldchain.lifecycle import AckRejectedError, AlarmEvent, LifecyclePolicy
+from coldchain.alarms.engine import AlarmEngine
+from coldchain.alarms.lifecycle import AckRejectedError, AlarmChange, LifecyclePolicy
 from coldchain.wire import StaffAck, Telemetry
 
 HOUR = 60 * MIN
@@ -19,11 +19,11 @@ def _engine() -> AlarmEngine:
     return AlarmEngine(shipped_profiles(), "cryo", {"C-fridge": "refrigerated"}, POLICY, shipments={"C-1": "SH-7"})
 
 
-def _changes(events: list[AlarmEvent]) -> list[tuple[str, str, bool, bool]]:
+def _changes(events: list[AlarmChange]) -> list[tuple[str, str, bool, bool]]:
     return [(e.alarm.rule, e.change, e.alarm.late, e.pages) for e in events]
 
 
-def _thresholds(events: list[AlarmEvent]) -> list[AlarmEvent]:
+def _thresholds(events: list[AlarmChange]) -> list[AlarmChange]:
     return [e for e in events if e.alarm.kind in ("high", "low")]
 
 

@@ -8,14 +8,14 @@ from dataclasses import replace
 import pytest
 from alarm_helpers import MIN, telemetry
 
-from coldchain.alarm_rules import AlarmTransition
+from coldchain.alarms.crate_monitor import CrateMonitor
+from coldchain.alarms.lifecycle import AckRejectedError, AlarmBook, LifecyclePolicy, parse_lifecycle_policy
+from coldchain.alarms.transition import AlarmTransition
 from coldchain.errors import ConfigError, WireFormatError
-from coldchain.lifecycle import AckRejectedError, AlarmBook, LifecyclePolicy, parse_lifecycle_policy
-from coldchain.monitor import CrateMonitor
 from coldchain.profiles import Profile, ThresholdRule
-from coldchain.settings import Table
+from coldchain.settings.table import Table
 from coldchain.topics import parse_topic, staff_ack_topic
-from coldchain.wire import AlarmMessage, StaffAck, decode_staff_ack, encode
+from coldchain.wire import StaffAck, decode_staff_ack, encode
 
 POLICY = LifecyclePolicy(escalate_after_s={"critical": 600}, late_after_s=60, hold_s=30)
 CRYO = Profile("cryo", "", (ThresholdRule("critical_high", "high", -150.0, "critical", hysteresis_c=2.0),))
@@ -53,12 +53,11 @@ def test_active_acknowledged_cleared() -> None:
 
 
 def test_alarm_id_matches_the_wire_message() -> None:
-    """The lifecycle's alarm id is AlarmMessage.alarm_id for the same crate, rule, sensor and start."""
+    """The lifecycle's alarm id is crate/rule/sensor/started_ts, as readers of the retained alarm decode it."""
     (event,) = AlarmBook(POLICY).apply("C-1", _t("active", 1000, 900), arrival_ms=1000)
-    message = AlarmMessage("C-1", "critical_high", "probe1", "critical", "active", -149.0, -150.0, 1000, 1, 900, "cryo")
-    assert event.alarm.alarm_id == message.alarm_id
+    assert event.alarm.alarm_id == "C-1/critical_high/probe1/900"
     wire = event.alarm.to_wire()
-    assert (wire["id"], wire["ts"], wire["seq"], wire["v"]) == (message.alarm_id, 1000, 1, 1)
+    assert (wire["id"], wire["ts"], wire["seq"], wire["v"]) == ("C-1/critical_high/probe1/900", 1000, 1, 1)
 
 
 @pytest.mark.parametrize(

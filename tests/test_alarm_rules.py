@@ -18,9 +18,9 @@ from alarm_helpers import (
     telemetry,
 )
 
+from coldchain.alarms.crate_monitor import CrateMonitor
+from coldchain.alarms.trend import linear_fit
 from coldchain.errors import ConfigError
-from coldchain.monitor import CrateMonitor
-from coldchain.trend import linear_fit
 
 CUMULATIVE = """
 [p]

@@ -19,11 +19,10 @@ from board.config import load_config
 from board.hub import Hub, Inbox
 from board.influx import bucket_ms_for
 from board.state import BoardState
-from coldchain.alarm_view import decode_alarm
 from coldchain.errors import ConfigError, WireFormatError
 from coldchain.profiles import parse_profiles
-from coldchain.settings import Table
-from coldchain.wire import CrateStatus, decode_status
+from coldchain.settings.table import Table
+from coldchain.wire import CrateStatus, decode_alarm, decode_status
 
 PROFILES = parse_profiles(Table(tomllib.loads((REPO / "config" / "profiles.toml").read_text()), "profiles.toml"))
 

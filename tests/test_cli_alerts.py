@@ -20,9 +20,9 @@ from locked_broker import start_locked_broker
 from cli.alerts import _transition, main
 from cli.provision import mosquitto_password_hash
 from cli.services import Mosquitto, free_port
-from coldchain.alarm_view import AlarmView, decode_alarm
+from coldchain.alarms.lifecycle import Alarm
 from coldchain.topics import alarm_topic, status_topic
-from coldchain.wire import AlarmMessage, CrateStatus, encode
+from coldchain.wire import AlarmView, CrateStatus, decode_alarm, encode, encode_alarm
 
 pytestmark = pytest.mark.integration
 
@@ -32,20 +32,22 @@ NOW_MS = int(time.time() * 1000)
 
 def _alarm(crate: str, rule: str, severity: str, state: str, started_ago_s: int, **extra: object) -> tuple[str, bytes]:
     started = NOW_MS - started_ago_s * 1000
-    message = AlarmMessage(
+    message = Alarm(
         crate=crate,
         rule=rule,
-        sensor="probe1",
+        kind="high",
         severity=severity,
+        sensor="probe1",
         state=state,
+        started_ts=started,
+        raised_ts=started,
+        raised_at=started,
+        profile="cryo",
+        seq=17,
         value_c=-148.5,
         threshold_c=-150.0 if severity == "critical" else -160.0,
-        ts=started,
-        seq=17,
-        started_ts=started,
-        profile="cryo",
     )
-    payload = encode(message) if not extra else json.dumps({**message.to_wire(), **extra}).encode()
+    payload = encode_alarm(message) if not extra else json.dumps({**message.to_wire(), **extra}).encode()
     return alarm_topic(crate, rule, "probe1"), payload
 
 

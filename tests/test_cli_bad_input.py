@@ -27,7 +27,7 @@ from cli.mqtt_read import CONNECTION_KEYS as MQTT_CONNECTION_KEYS
 from cli.mqtt_read import PROGRAM_KEYS as MQTT_PROGRAM_KEYS
 from cli.provision import main as provision
 from cli.services import free_port
-from coldchain.evidence import GENESIS, archive_line
+from coldchain.record.evidence import GENESIS, archive_line
 
 SHIPPED = ROOT / "config"
 CONFIGURED = ("agent", "gateway", "board", "alerts", "ack", "query", "report", "release")  # those taking --config

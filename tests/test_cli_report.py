@@ -17,7 +17,7 @@ from cli_helpers import alarm_line, fault_line, gap_line, recording_v2_standin, 
 from cli.report import main
 from cli.services import InfluxDB
 from cli.window import iso
-from coldchain.lifecycle import Alarm, AlarmEvent
+from coldchain.alarms.lifecycle import Alarm, AlarmChange
 from gateway.notify.audit import audit_point
 from gateway.points import fault_line as gateway_fault_line
 from gateway.points import gap_point, shipment_point, temperature_series
@@ -336,7 +336,7 @@ def test_reads_the_points_exactly_as_the_gateway_writes_them(
         crate, "critical_high", "threshold", "critical", "probe1", "active", BASE_MS, BASE_MS, BASE_MS,
         profile="cryo", seq=0, value_c=-149.0, threshold_c=-150.0,
     )  # fmt: skip
-    lines.append(audit_point(AlarmEvent("active", alarm, BASE_MS)))
+    lines.append(audit_point(AlarmChange("active", alarm, BASE_MS)))
     lines.append(gap_point(crate, Gap(first=2, last=3, ts=BASE_MS + 4 * STEP_MS, missing=[[2, 3]])))
     write_lines(influxdb, database, lines)
     assert main([crate, "--format", "json", *_args(influxdb, database)]) == 0

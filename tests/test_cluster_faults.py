@@ -15,9 +15,8 @@ from cluster_helpers import (
     Mqtt311,
     cluster_agent_config,
     cluster_gateway_config,
-    create_stream,
-    partitioned_cluster,
     stream_messages,
+    streaming_cluster,
 )
 from edge_helpers import AgentProcess, PtyBoard
 from gateway_helpers import seqs_stored
@@ -33,12 +32,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.fault, pytest.mark.cluster]
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[NatsCluster]:
     """A cluster of this test's own (it kills a node), with the telemetry stream."""
-    cluster = partitioned_cluster(tmp_path / "nats").start()
-    try:
-        create_stream(cluster.urls)
+    with streaming_cluster(tmp_path / "nats") as cluster:
         yield cluster
-    finally:
-        cluster.stop()
 
 
 def _seqs(cluster: NatsCluster, crate: str, count: int) -> list[int]:

@@ -15,6 +15,7 @@ from cluster_helpers import (
     consumer_pending,
     create_stream,
     partitioned_cluster,
+    streaming_cluster,
 )
 from gateway_helpers import seqs_stored, telemetry
 from wait_helpers import wait_until
@@ -29,12 +30,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.cluster]
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsCluster]:
     """One cluster for this module's tests (each uses crates of its own; the partitions' consumers are shared)."""
-    cluster = partitioned_cluster(tmp_path_factory.mktemp("nats-gw")).start()
-    try:
-        create_stream(cluster.urls)
+    with streaming_cluster(tmp_path_factory.mktemp("nats-gw")) as cluster:
         yield cluster
-    finally:
-        cluster.stop()
 
 
 def _gateway(tmp_path: Path, cluster: NatsCluster, influx: InfluxDB, database: str) -> ClusterGateway:

@@ -8,11 +8,10 @@ from typing import Any
 
 import pytest
 
-from coldchain.alarm_view import MAX_OPTIONAL_CHARS, decode_alarm
+from coldchain.alarms.lifecycle import Alarm
 from coldchain.errors import WireFormatError
-from coldchain.lifecycle import Alarm
 from coldchain.topics import alarm_topic
-from coldchain.wire import AlarmMessage, encode
+from coldchain.wire import MAX_OPTIONAL_CHARS, decode_alarm
 
 TOPIC = alarm_topic("C-1", "critical_high", "probe1")
 RAISED = Alarm(
@@ -60,12 +59,16 @@ def test_lifecycle_payload_decodes_with_its_identity_and_optional_fields() -> No
 
 def test_v1_alarm_message_decodes_and_keeps_the_whole_payload() -> None:
     """The minimal v1 message (no optional fields) decodes; ``body`` is the payload as received."""
-    message = AlarmMessage("C-1", "critical_high", "probe1", "critical", "cleared", -170.0, -150.0, 9, 3, 1, "cryo")
-    alarm = decode_alarm(TOPIC, encode(message))
+    message = {
+        "v": 1, "crate": "C-1", "rule": "critical_high", "sensor": "probe1", "severity": "critical",
+        "state": "cleared", "value_c": -170.0, "threshold_c": -150.0, "ts": 9, "seq": 3, "started_ts": 1,
+        "profile": "cryo", "id": "C-1/critical_high/probe1/1",
+    }  # fmt: skip
+    alarm = decode_alarm(TOPIC, json.dumps(message).encode())
     assert alarm is not None
-    assert (alarm.state, alarm.seq, alarm.alarm_id, alarm.extra) == ("cleared", 3, message.alarm_id, ())
+    assert (alarm.state, alarm.seq, alarm.alarm_id, alarm.extra) == ("cleared", 3, "C-1/critical_high/probe1/1", ())
     assert not alarm.is_open
-    assert alarm.body == message.to_wire()
+    assert alarm.body == message
 
 
 def test_rule_about_no_reading_has_no_seq_nor_value() -> None:

@@ -12,7 +12,7 @@ import pytest
 
 from coldchain.errors import ConfigError
 from coldchain.profiles import parse_profiles
-from coldchain.settings import Table
+from coldchain.settings.table import Table
 
 CONFIG = Path(__file__).resolve().parent.parent / "config"
 
@@ -53,7 +53,9 @@ def test_core_imports_without_io_libraries() -> None:
         "for name in ('paho', 'serial', 'influxdb_client', 'gpiozero', 'socket', 'sqlite3'):\n"
         "    sys.modules[name] = None\n"
         "import importlib, pkgutil, coldchain\n"
-        "for module in pkgutil.iter_modules(coldchain.__path__):\n"
-        "    importlib.import_module(f'coldchain.{module.name}')\n"
+        "for module in pkgutil.walk_packages(coldchain.__path__, 'coldchain.'):\n"
+        "    importlib.import_module(module.name)\n"
+        "deep = {'coldchain.alarms.engine', 'coldchain.record.verdict', 'coldchain.wire.alarm_view'}\n"
+        "assert deep <= sys.modules.keys()\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from coldchain.excursions import ThresholdTracker
+from coldchain.alarms.threshold import ThresholdTracker
 from coldchain.profiles import ThresholdRule
 
 CRYO_CRITICAL = ThresholdRule("critical_high", "high", -150.0, "critical", hysteresis_c=2.0)

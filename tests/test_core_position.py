@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from coldchain.position import Position, distance_m, shock_g, tilt_deg
+from coldchain.position.geometry import Position, distance_m, shock_g, tilt_deg
 
 KIX = Position(34.4347, 135.2440)
 AMS = Position(52.3105, 4.7683)

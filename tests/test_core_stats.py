@@ -6,11 +6,11 @@ import hashlib
 
 import pytest
 
-from coldchain.digest import data_digest
+from coldchain.alarms.rules import CumulativeRule
 from coldchain.profiles import Profile, ThresholdRule
-from coldchain.rules import CumulativeRule
-from coldchain.stats import BudgetUse, budget_use, default_max_hold_ms, product_limits, summarise
-from coldchain.verdict import REVIEW_REQUIRED, WITHIN_PROFILE, verdict
+from coldchain.record.digest import data_digest
+from coldchain.record.stats import BudgetUse, budget_use, default_max_hold_ms, product_limits, summarise
+from coldchain.record.verdict import REVIEW_REQUIRED, WITHIN_PROFILE, verdict
 
 S = 1000
 WARNING = ThresholdRule("warning_high", "high", -160.0, "warning")

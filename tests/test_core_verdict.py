@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from coldchain.completeness import (
+from coldchain.alarms.rules import CumulativeRule, StaleRule
+from coldchain.profiles import Profile, ThresholdRule
+from coldchain.record.completeness import (
     FAULT,
     GAP,
     STALE,
@@ -17,10 +19,8 @@ from coldchain.completeness import (
     stale_limit_ms,
     time_holes,
 )
-from coldchain.profiles import Profile, ThresholdRule
-from coldchain.rules import CumulativeRule, StaleRule
-from coldchain.stats import BudgetUse, summarise
-from coldchain.verdict import INCOMPLETE, REVIEW_REQUIRED, WITHIN_PROFILE, verdict
+from coldchain.record.stats import BudgetUse, summarise
+from coldchain.record.verdict import INCOMPLETE, REVIEW_REQUIRED, WITHIN_PROFILE, verdict
 
 S, M = 1000, 60_000
 CRYO = (

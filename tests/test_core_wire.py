@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from coldchain.alarms.lifecycle import Alarm
 from coldchain.errors import WireFormatError
 from coldchain.wire import (
     TS_CORRECTED,
     TS_UNCERTAIN,
-    AlarmMessage,
     Reading,
     StaffAck,
     StorageAck,
@@ -20,6 +20,7 @@ from coldchain.wire import (
     decode_storage_ack,
     decode_telemetry,
     encode,
+    encode_alarm,
 )
 
 GOLDEN = (Path(__file__).parent / "data" / "telemetry_v1.json").read_bytes().strip()
@@ -165,8 +166,8 @@ def test_storage_ack_round_trips() -> None:
 
 def test_alarm_message_has_a_deterministic_id() -> None:
     """The alarm id is made of crate, rule, sensor and start time."""
-    alarm = AlarmMessage("C-1", "critical_high", "probe1", "critical", "active", -149.5, -150.0, 20, 7, 10, "cryo")
-    body = json.loads(encode(alarm))
+    alarm = Alarm("C-1", "critical_high", "high", "critical", "probe1", "active", 10, 20, 25, "cryo", seq=7)
+    body = json.loads(encode_alarm(alarm))
     assert body["id"] == "C-1/critical_high/probe1/10"
     assert (body["seq"], body["ts"], body["state"]) == (7, 20, "active")
 

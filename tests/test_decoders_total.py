@@ -25,12 +25,11 @@ from board.state import BoardState
 from cli.alerts import Board as AlertsBoard
 from cli.alerts import _review, _table, _transition
 from cli.mqtt_read import Inbound
-from coldchain.ack_answer import answer_to
-from coldchain.alarm_view import OPTIONAL_FIELDS, AlarmView, decode_alarm
+from coldchain.alarms.ack_answer import answer_to
+from coldchain.alarms.lifecycle import Alarm
 from coldchain.errors import WireFormatError
-from coldchain.lifecycle import Alarm
 from coldchain.topics import alarm_topic, status_topic
-from coldchain.wire import CrateStatus, StaffAck, decode_status
+from coldchain.wire import OPTIONAL_FIELDS, AlarmView, CrateStatus, StaffAck, decode_alarm, decode_status
 
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 NOW_MS = 1_795_000_000_000

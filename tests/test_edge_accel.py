@@ -12,7 +12,7 @@ import smbus2
 from edge_helpers import wait_until
 
 from coldchain.errors import ConfigError
-from coldchain.settings import Table
+from coldchain.settings.table import Table
 from edge.__main__ import build_probes
 from edge.clock import Clock
 from edge.config import load_config

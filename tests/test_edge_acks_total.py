@@ -34,7 +34,7 @@ def test_absurd_and_malformed_acks_prune_nothing_and_a_good_one_still_prunes(
     run = run_agent(agent_config(tmp_path, crate, mosquitto))
     for i in range(3):
         run.sample(TS + i * 1000, probe1=-170.0 + i)
-    wait_until(lambda: run.agent.outbox.published == 3, 10, "3 PUBACKs")
+    wait_until(lambda: run.agent.forwarder.published == 3, 10, "3 PUBACKs")
     hostile = [
         b'{"v":1,"crate":"%s","stored_through":%d}' % (crate.encode(), value)
         for value in (2**63, 2**63 - 1, 10**30, -(2**70), -5)
@@ -47,7 +47,7 @@ def test_absurd_and_malformed_acks_prune_nothing_and_a_good_one_still_prunes(
     _publish(mosquitto, storage_ack_topic(crate), hostile)
 
     def refused() -> int:
-        return run.agent.link.bad_acks + run.agent.outbox.absurd_acks
+        return run.agent.link.bad_acks + run.agent.forwarder.absurd_acks
 
     wait_until(lambda: refused() == len(hostile), 10, "every hostile ack refused")
     assert len(run.agent.spool) == 3

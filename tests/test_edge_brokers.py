@@ -116,9 +116,9 @@ def test_refused_ack_subscription_is_tried_again(tmp_path: Path) -> None:
 def _refused_then_allowed(cluster: NatsCluster, crate: str, run: InProcessAgent) -> None:
     gateway = Mqtt311(cluster.mqtt_brokers[0], "gw", "gw", "pw")
     try:
-        wait_until(lambda: run.agent.outbox.connected, 20, "connected")
+        wait_until(lambda: run.agent.forwarder.connected, 20, "connected")
         run.sample(1_795_000_000_000, probe1=-170.0)
-        wait_until(lambda: run.agent.outbox.published == 1, 10, "the reading published")
+        wait_until(lambda: run.agent.forwarder.published == 1, 10, "the reading published")
         assert gateway.connected() == 0
         for node in cluster.nodes:  # allow the subscription, as 'coldchain cluster-auth' + reload would
             node.auth = _auth(crate, ack_allowed=True)

@@ -26,7 +26,7 @@ def test_rows_leave_the_spool_only_on_storage_ack(
     for i in range(3):
         run.sample(TS + i * 1000, probe1=-170.0 + i)
     wait_until(lambda: len(listener.telemetry()) == 3, 10, "3 messages")
-    wait_until(lambda: run.agent.outbox.published == 3, 5, "3 PUBACKs")
+    wait_until(lambda: run.agent.forwarder.published == 3, 5, "3 PUBACKs")
     assert len(run.agent.spool) == 3
     send_ack(mosquitto, crate, 1)
     wait_until(lambda: len(run.agent.spool) == 1, 5, "prune through seq 1")
@@ -40,7 +40,7 @@ def test_ack_for_another_crate_is_ignored(
     crate = f"{crate_prefix}-X"
     run = run_agent(agent_config(tmp_path, crate, mosquitto))
     run.sample(TS, probe1=-170.0)
-    wait_until(lambda: run.agent.outbox.published == 1, 10, "PUBACK")
+    wait_until(lambda: run.agent.forwarder.published == 1, 10, "PUBACK")
     import paho.mqtt.client as mqtt
 
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
@@ -105,7 +105,7 @@ def test_restarted_agent_resends_unacknowledged_and_continues_seq(
     first = run_agent(config)
     first.sample(TS, probe1=-170.0)
     first.sample(TS + 1000, probe1=-170.0)
-    wait_until(lambda: first.agent.outbox.published == 2, 10, "2 PUBACKs")
+    wait_until(lambda: first.agent.forwarder.published == 2, 10, "2 PUBACKs")
     send_ack(mosquitto, crate, 0)
     wait_until(lambda: len(first.agent.spool) == 1, 5, "prune through 0")
     first.stop()
@@ -171,7 +171,7 @@ def test_ack_beyond_any_sent_seq_renumbers_the_spool(
     run = run_agent(agent_config(tmp_path, crate, mosquitto))
     run.sample(TS, probe1=-170.0)
     run.sample(TS + 1000, probe1=-170.5)
-    wait_until(lambda: run.agent.outbox.published == 2, 10, "2 PUBACKs")
+    wait_until(lambda: run.agent.forwarder.published == 2, 10, "2 PUBACKs")
     send_ack(mosquitto, crate, 500)
     wait_until(lambda: len(listener.telemetry()) >= 4, 10, "renumbered messages")
     run.sample(TS + 2000, probe1=-171.0)
@@ -227,7 +227,7 @@ def test_no_republish_storm_while_the_gateway_waits_for_dropped_seqs(
         run.sample(TS + i * 1000, probe1=-170.0)
     wait_until(lambda: len(listener.telemetry()) >= 10, 10, "the spool's 10 messages")
     send_ack(mosquitto, crate, 3)
-    wait_until(lambda: run.agent.outbox._acked_through == 3, 5, "ack seen")
+    wait_until(lambda: run.agent.forwarder._acked_through == 3, 5, "ack seen")
     settled = len(listener.telemetry())
     time.sleep(0.8)  # four ack timeouts
     assert len(listener.telemetry()) == settled

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from sim_scenarios import EPOCH_MS, load
 
 from cli.services import Mosquitto
-from coldchain.position import Position
+from coldchain.position.geometry import Position
 from edge.clock import Clock
 from edge.events import Event, Notice
 from edge.probes.gps import GpsReceiver, GpsTracker

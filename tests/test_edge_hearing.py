@@ -50,7 +50,7 @@ def test_silent_gateway_sounds_the_local_alarm_until_its_acks_flow(
             # -1 when the gateway meets the crate first and awaits its backlog from held_from: still an answer
             assert int(heard[0]["stored_through"]) >= -1  # type: ignore[call-overload]
             wait_until(lambda: not buzzer.state, 5, "the buzzer quiet")
-            assert run.agent.watch.active  # still in excursion: quiet because the gateway hears it now
+            assert run.agent.checks.active  # still in excursion: quiet because the gateway hears it now
         finally:
             run.stop()
             listener.close()

@@ -143,15 +143,15 @@ def test_tls_with_password_from_file_connects_and_refused_publish_is_retried(
     run = run_agent(_tls_config(tmp_path, secure, PASSWORD, "refused_retry_s = 0.2"))
     wait_until(lambda: any(s["state"] == "online" for s in listener.on("/status")), 10, "online over TLS")
     run.sample(TS, probe1=-170.0)
-    wait_until(lambda: run.agent.outbox.refused >= 1, 10, "refused publish")
-    assert run.agent.outbox.published == 0
+    wait_until(lambda: run.agent.forwarder.refused >= 1, 10, "refused publish")
+    assert run.agent.forwarder.published == 0
     assert len(run.agent.spool) == 1
     assert listener.telemetry() == []
     secure.write_acl(telemetry_allowed=True)
     secure.reload()
     got = wait_until(listener.telemetry, 10, "delivered after the ACL allows it")
     assert got[0]["seq"] == 0
-    wait_until(lambda: run.agent.outbox.published == 1, 5, "counted once accepted")
+    wait_until(lambda: run.agent.forwarder.published == 1, 5, "counted once accepted")
 
 
 def test_wrong_password_is_refused_and_nothing_is_lost(

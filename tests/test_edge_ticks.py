@@ -6,11 +6,11 @@ import logging
 
 import pytest
 
+from coldchain.alarms.stuck import StuckDetector
 from coldchain.sentences import TemperatureSentence
-from coldchain.stuck import StuckDetector
 from coldchain.wire import Reading
+from edge.probe_checks import ProbeChecks
 from edge.probes.ticks import TickAssembler
-from edge.watch import LocalWatch
 
 
 def _t(sensor: str, value: float = -170.0, status: str = "OK") -> TemperatureSentence:
@@ -74,8 +74,8 @@ def test_stuck_detector(values: list[float], changes: list[bool | None]) -> None
 
 def test_probe_fault_is_logged_once_per_change(caplog: pytest.LogCaptureFixture) -> None:
     """OPEN is logged when it starts, not on every sample, and its end is logged too."""
-    watch = LocalWatch(None, 0)
-    with caplog.at_level(logging.INFO, logger="edge.watch"):
+    watch = ProbeChecks(None, 0)
+    with caplog.at_level(logging.INFO, logger="edge.probe_checks"):
         for i in range(3):
             watch.feed(i, 1000 + i, (Reading("p", None, "OPEN"),))
         watch.feed(3, 1003, (Reading("p", -170.0),))

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from cli.services import InfluxDB, Mosquitto
 from coldchain.errors import WireFormatError
-from coldchain.position_events import POSITION_EVENTS, position_point
+from coldchain.position.measurements import POSITION_EVENTS, position_point
 
 
 def _event(client: Client, crate: str, ts: int, event: str, **fields: Any) -> None:

@@ -10,7 +10,7 @@ from gateway_helpers import PROFILES, TS, telemetry
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from coldchain.lineprotocol import point, series_key
+from coldchain.record.lineprotocol import point, series_key
 from gateway.config import GatewayConfig, load_config
 from gateway.ingest import Batch, Ingest
 from gateway.sequence import DUPLICATE, LATE, NEW, RESTART, SeqTracker

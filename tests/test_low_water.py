@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from coldchain.errors import WireFormatError
 from coldchain.signing import verify
 from coldchain.wire import decode_telemetry, encode
-from edge.outbox import _with_held_from
+from edge.forwarder import _with_held_from
 from edge.spool import Spool
 from gateway.config import load_config
 from gateway.ingest import Batch, Ingest

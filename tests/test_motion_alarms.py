@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from alarm_helpers import profile_of, shipped_profiles, telemetry
 
-from coldchain.alarm_engine import AlarmEngine
+from coldchain.alarms.crate_monitor import CrateMonitor
+from coldchain.alarms.engine import AlarmEngine
 from coldchain.errors import ConfigError
-from coldchain.monitor import CrateMonitor
 
 MIN = 60_000
 MOTION = """

@@ -7,8 +7,8 @@ import urllib.request
 import pytest
 
 from cli.services import InfluxDB
-from coldchain.alarm_rules import AlarmTransition
-from coldchain.lifecycle import AlarmBook, LifecyclePolicy
+from coldchain.alarms.lifecycle import AlarmBook, LifecyclePolicy
+from coldchain.alarms.transition import AlarmTransition
 from coldchain.wire import StaffAck
 from gateway.notify.audit import audit_point
 

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from notify_helpers import Receiver, start_receiver, wait_for
 
-from coldchain.alarm_rules import AlarmTransition
+from coldchain.alarms.lifecycle import AlarmBook, LifecyclePolicy
+from coldchain.alarms.transition import AlarmTransition
 from coldchain.errors import ConfigError
-from coldchain.lifecycle import AlarmBook, LifecyclePolicy
-from coldchain.settings import Table
+from coldchain.settings.table import Table
 from gateway.notify.config import Notifier, parse_notify
 
 SAMPLE = Path(__file__).resolve().parent.parent / "gateway" / "notify" / "sample.toml"

@@ -13,8 +13,8 @@ from aiosmtpd.controller import Controller
 from notify_helpers import alarm_events, self_signed, wait_for
 
 from cli.services import free_port
-from coldchain.alarm_rules import AlarmTransition
-from coldchain.lifecycle import AlarmBook
+from coldchain.alarms.lifecycle import AlarmBook
+from coldchain.alarms.transition import AlarmTransition
 from gateway.notify import Dispatcher, EmailChannel, EmailConfig, Outbox, notification_body
 
 

@@ -10,10 +10,10 @@ from alarm_helpers import profile_of
 from gateway_helpers import PROFILES, TS, Client, GatewayProcess, gateway_config, wait_until
 
 from cli.services import InfluxDB, Mosquitto
+from coldchain.alarms.crate_monitor import CrateMonitor
 from coldchain.errors import ConfigError
-from coldchain.monitor import CrateMonitor
-from coldchain.phases import Area, phase_of
-from coldchain.position import Position
+from coldchain.position.geometry import Position
+from coldchain.position.phases import Area, phase_of
 from gateway.config import load_config
 
 MIN = 60_000

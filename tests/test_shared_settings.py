@@ -11,10 +11,10 @@ from gateway_helpers import ROOT
 
 from adapters.secrets import SecretError, read_secret
 from board.config import load_config as board_config
-from coldchain.broker_settings import BrokerSchema, BrokerSettings, parse_broker
 from coldchain.errors import ConfigError
-from coldchain.influx_settings import InfluxSchema, InfluxSettings, parse_influx
-from coldchain.settings import Table
+from coldchain.settings.broker import BrokerSchema, BrokerSettings, parse_broker
+from coldchain.settings.influx import InfluxSchema, InfluxSettings, parse_influx
+from coldchain.settings.table import Table
 from edge.config import load_config as agent_config
 from gateway.config import load_config as gateway_config
 

@@ -15,8 +15,9 @@ from pathlib import Path
 import serial
 from sim_helpers import read_sentences, running_sim
 
+from coldchain.alarms.threshold import ThresholdTracker
+from coldchain.alarms.transition import ACTIVE
 from coldchain.errors import SentenceError
-from coldchain.excursions import ACTIVE, ThresholdTracker
 from coldchain.profiles import parse_profiles
 from coldchain.sentences import (
     AckSentence,
@@ -26,7 +27,7 @@ from coldchain.sentences import (
     TemperatureSentence,
     parse_sentence,
 )
-from coldchain.settings import Table
+from coldchain.settings.table import Table
 
 PROFILES = Path(__file__).resolve().parent.parent / "config" / "profiles.toml"
 

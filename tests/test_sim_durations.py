@@ -7,7 +7,7 @@ import re
 import pytest
 
 from coldchain.errors import ConfigError
-from coldchain.settings import Table
+from coldchain.settings.table import Table
 
 
 @pytest.mark.parametrize(

@@ -23,7 +23,7 @@ from sim_helpers import running_sim, sim_agent_config
 from sim_scenarios import EPOCH_MS, Outcome, load, run
 
 from cli.services import InfluxDB, Mosquitto
-from coldchain.excursions import ACTIVE
+from coldchain.alarms.transition import ACTIVE
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS = ROOT / "config" / "scenarios"

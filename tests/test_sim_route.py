@@ -9,7 +9,7 @@ import pytest
 from sim_scenarios import EPOCH_MS, load
 
 from coldchain.errors import ConfigError
-from coldchain.position import Position, distance_m
+from coldchain.position.geometry import Position, distance_m
 from edge.probes.nmea import read_nmea
 from firmware_sim.route import Route
 from firmware_sim.scenario import parse_scenario

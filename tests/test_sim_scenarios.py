@@ -9,8 +9,8 @@ import tomllib
 import pytest
 from sim_scenarios import CONFIG, EPOCH_MS, load, profiles, run
 
+from coldchain.alarms.transition import ACTIVE, CLEARED
 from coldchain.errors import ConfigError
-from coldchain.excursions import ACTIVE, CLEARED
 from firmware_sim.scenario import paced_heartbeat, parse_scenario
 
 HOUR_MS = 3_600_000

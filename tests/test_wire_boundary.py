@@ -15,8 +15,8 @@ JSON_CALLS = {"dumps", "loads", "dump", "load"}
 
 # (module, enclosing function) -> why its json call is not a wire message
 ALLOWED = {
-    ("gateway/monitor.py", "Monitor._write_health"): "the self-monitoring health file",
-    ("gateway/monitor.py", "read_health"): "the self-monitoring health file",
+    ("gateway/health.py", "Health._write_health"): "the self-monitoring health file",
+    ("gateway/health.py", "read_health"): "the self-monitoring health file",
     ("gateway/notify/outbox.py", "Outbox.add"): "the notification outbox's SQLite rows",
     ("gateway/notify/outbox.py", "Outbox.head"): "the notification outbox's SQLite rows",
     ("gateway/notify/webhook.py", "WebhookChannel.send"): "the webhook's HTTP body (a notification channel)",

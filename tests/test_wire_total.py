@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from coldchain.errors import WireFormatError
-from coldchain.lineprotocol import encode_lines
+from coldchain.record.lineprotocol import encode_lines
 from coldchain.wire import (
     Reading,
     StaffAck,

@@ -1,42 +1,26 @@
-"""The current state of one alarm, retained on ``coldchain/v1/alarms/{crate}/{rule}/{sensor}``."""
+"""The current state of one alarm, retained on ``coldchain/v1/alarms/{crate}/{rule}/{sensor}``.
+
+One message, two sides: the gateway encodes its alarm book's ``Alarm`` (``coldchain.alarms.lifecycle``)
+here; readers decode the message into an ``AlarmView`` (``coldchain.wire.alarm_view``), tolerant of
+optional fields a newer gateway adds.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Final
 
-from coldchain.wire.common import WIRE_VERSION, WireMessage, encode_body
+from coldchain.wire.common import WireMessage, encode_body
 
-__all__ = ["AlarmMessage", "encode_alarm"]
+__all__ = ["ACKNOWLEDGED", "ACTIVE", "ALARM_STATES", "CLEARED", "SEVERITIES", "encode_alarm"]
 
-
-@dataclass(frozen=True, slots=True)
-class AlarmMessage:
-    """Current state of one alarm, retained on ``coldchain/v1/alarms/{crate}/{rule}/{sensor}``."""
-
-    crate: str
-    rule: str
-    sensor: str
-    severity: str
-    state: str  # "active" or "cleared"
-    value_c: float | None
-    threshold_c: float | None
-    ts: int  # time of the reading that caused this transition
-    seq: int  # seq of that reading
-    started_ts: int  # when the condition began (the alarm's identity with crate, rule, sensor)
-    profile: str
-
-    @property
-    def alarm_id(self) -> str:
-        """Deterministic identity: the same excursion always gets the same id."""
-        return f"{self.crate}/{self.rule}/{self.sensor}/{self.started_ts}"
-
-    def to_wire(self) -> dict[str, Any]:
-        body = asdict(self)
-        body["v"] = WIRE_VERSION
-        body["id"] = self.alarm_id
-        return body
+# The values of an alarm message's "state" and "severity" (README, alarm payload): the wire owns them,
+# rules, profiles and the alarm book use them.
+ACTIVE: Final = "active"
+ACKNOWLEDGED: Final = "acknowledged"
+CLEARED: Final = "cleared"
+ALARM_STATES: Final = (ACTIVE, ACKNOWLEDGED, CLEARED)
+SEVERITIES: Final = ("info", "warning", "critical")
 
 
 def encode_alarm(alarm: WireMessage, details: Mapping[str, str] | None = None) -> bytes:

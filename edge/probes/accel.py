@@ -18,8 +18,8 @@ from typing import Final, Protocol
 
 import smbus2
 
-from coldchain.position import shock_g, tilt_deg
-from coldchain.settings import Table
+from coldchain.position.geometry import shock_g, tilt_deg
+from coldchain.settings.table import Table
 from edge.clock import Clock
 from edge.events import Event
 from edge.probes.orientation import OrientationWatch

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from coldchain.settings import Table
+from coldchain.settings.table import Table
 
 __all__ = ["GpsConfig", "parse_gps"]
 

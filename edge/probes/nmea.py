@@ -12,7 +12,7 @@ from typing import Any, Final
 
 import pynmea2
 
-from coldchain.position import KNOT_KMH, Position
+from coldchain.position.geometry import KNOT_KMH, Position
 
 __all__ = ["MAX_NMEA_BYTES", "GpsUpdate", "NmeaError", "read_nmea"]
 

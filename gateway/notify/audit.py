@@ -3,7 +3,7 @@
 Same tags and field types as the gateway's threshold alarm points (``state``,
 ``seq``, ``started_ts``, ``value_c``, ``threshold_c``, ``id``), extended with the
 lifecycle: ``change``, who acknowledged (``by``, the README's name) with what
-``note``, ``late``, ``ended_ts``. Timestamped at the change (``AlarmEvent.ts``),
+``note``, ``late``, ``ended_ts``. Timestamped at the change (``AlarmChange.ts``),
 so a replay rewrites the same point.
 
 An escalation is no transition of ``state`` (the alarm stays active): it is written
@@ -14,13 +14,13 @@ would list the excursion twice to anyone asking for ``state = 'active'``.
 
 from __future__ import annotations
 
-from coldchain.lifecycle import ACKNOWLEDGED, ESCALATED, AlarmEvent
-from coldchain.lineprotocol import FieldValue, point
+from coldchain.alarms.lifecycle import ACKNOWLEDGED, ESCALATED, AlarmChange
+from coldchain.record.lineprotocol import FieldValue, point
 
 __all__ = ["audit_point"]
 
 
-def audit_point(event: AlarmEvent) -> str:
+def audit_point(event: AlarmChange) -> str:
     """One line of line protocol for ``event``."""
     alarm = event.alarm
     tags = {

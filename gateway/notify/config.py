@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any, Final
 
 from adapters.secrets import secret_setting
-from coldchain.lifecycle import ACKNOWLEDGED, ESCALATED, AlarmEvent
-from coldchain.settings import Table
+from coldchain.alarms.lifecycle import ACKNOWLEDGED, ESCALATED, AlarmChange
+from coldchain.settings.table import Table
 from gateway.notify.channel import Channel, Dispatcher
 from gateway.notify.email import EmailChannel, EmailConfig
 from gateway.notify.message import notification_body
@@ -40,7 +40,7 @@ class ChannelConfig:
     webhook: WebhookConfig | None = None
     email: EmailConfig | None = None
 
-    def hears(self, event: AlarmEvent) -> bool:
+    def hears(self, event: AlarmChange) -> bool:
         """True when this channel should deliver ``event``."""
         return event.change in self.changes and (self.late or not event.alarm.late)
 
@@ -141,7 +141,7 @@ class Notifier:
             dispatcher = Dispatcher(channel, Outbox(config.outbox), config.retry_min_s, config.retry_max_s)
             self.channels.append((config, dispatcher))
 
-    def publish(self, event: AlarmEvent, shipment: Mapping[str, str] | None = None) -> list[str]:
+    def publish(self, event: AlarmChange, shipment: Mapping[str, str] | None = None) -> list[str]:
         """Queue ``event`` for every channel that hears it (durably, before returning); their names.
 
         ``shipment``: origin, destination, product of the crate's shipment record (``notification_body``).

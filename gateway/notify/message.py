@@ -6,12 +6,12 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from coldchain.lifecycle import AlarmEvent
+from coldchain.alarms.lifecycle import AlarmChange
 
 __all__ = ["describe", "notification_body"]
 
 
-def notification_body(event: AlarmEvent, shipment: Mapping[str, str] | None = None) -> dict[str, Any]:
+def notification_body(event: AlarmChange, shipment: Mapping[str, str] | None = None) -> dict[str, Any]:
     """The JSON a channel delivers for ``event``: the change and when, whether it pages, and the alarm as on MQTT.
 
     ``shipment``: origin, destination and product (those known) of the record of the shipment the

@@ -14,10 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
-from coldchain.alarm_view import AlarmView, decode_alarm
 from coldchain.errors import WireFormatError
 from coldchain.topics import alarm_topic, rejected_topic
-from coldchain.wire import StaffAck, decode_rejected
+from coldchain.wire import AlarmView, StaffAck, decode_alarm, decode_rejected
 
 __all__ = ["AckAnswer", "answer_to", "recorded_in"]
 

@@ -2,30 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Final
-
+from coldchain.alarms.transition import ACTIVE, CLEARED, AlarmTransition
 from coldchain.profiles import ThresholdRule
 
-__all__ = ["ACTIVE", "CLEARED", "ThresholdTracker", "Transition"]
-
-ACTIVE: Final = "active"
-CLEARED: Final = "cleared"
+__all__ = ["ThresholdTracker"]
 
 _IDLE, _PENDING, _ACTIVE, _CLEARING = range(4)
-
-
-@dataclass(frozen=True, slots=True)
-class Transition:
-    """An alarm changed state because of the reading at (``ts``, ``seq``)."""
-
-    rule: ThresholdRule
-    sensor: str
-    state: str
-    value_c: float
-    ts: int
-    seq: int
-    started_ts: int  # when the condition began: with crate, rule and sensor, the alarm's identity
 
 
 class ThresholdTracker:
@@ -55,7 +37,7 @@ class ThresholdTracker:
         self._since = int(snapshot["since"])
         self._started = int(snapshot["started"])
 
-    def feed(self, value_c: float, ts: int, seq: int) -> Transition | None:
+    def feed(self, value_c: float, ts: int, seq: int) -> AlarmTransition | None:
         """Account for one reading; return the transition it causes, if any."""
         rule = self.rule
         state = self._state
@@ -68,7 +50,9 @@ class ThresholdTracker:
             if ts - self._since >= rule.delay_s * 1000:
                 self._state = _ACTIVE
                 self._started = self._since
-                return Transition(rule, self.sensor, ACTIVE, value_c, ts, seq, self._started)
+                word = "above" if rule.kind == "high" else "below"
+                detail = f"{value_c:.2f} °C {word} {rule.threshold_c:.1f} °C"
+                return self._transition(ACTIVE, value_c, ts, seq, detail)
             self._state = _PENDING
             return None
         if not rule.recovered(value_c):
@@ -78,6 +62,13 @@ class ThresholdTracker:
             self._since = ts
         if ts - self._since >= rule.clear_delay_s * 1000:
             self._state = _IDLE
-            return Transition(rule, self.sensor, CLEARED, value_c, ts, seq, self._started)
+            return self._transition(CLEARED, value_c, ts, seq)
         self._state = _CLEARING
         return None
+
+    def _transition(self, state: str, value_c: float, ts: int, seq: int, detail: str = "") -> AlarmTransition:
+        rule = self.rule
+        return AlarmTransition(
+            rule.name, rule.kind, rule.severity, self.sensor, state, ts, self._started, seq,
+            value_c, rule.threshold_c, detail,
+        )  # fmt: skip

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
-from coldchain.settings import Table
+from coldchain.settings.table import Table
 
 __all__ = [
     "APIS",

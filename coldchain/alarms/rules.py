@@ -1,6 +1,6 @@
 """Rule kinds beyond the plain threshold: what each checks, parsed from a profile's ``[[name.rules]]``.
 
-Each rule is a frozen value; ``coldchain.alarm_rules`` holds the evaluators that
+Each rule is a frozen value; ``coldchain.alarms.evaluators`` holds the evaluators that
 apply them to readings in event-time order.
 """
 
@@ -9,9 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Final
 
-from coldchain.phases import PhaseRules, parse_phase_rules
+from coldchain.position.phases import PhaseRules, parse_phase_rules
 from coldchain.sentences import MAX_SHOCK_G
-from coldchain.settings import Table
+from coldchain.settings.table import Table
+from coldchain.wire.alarms import SEVERITIES
 
 __all__ = [
     "CRATE_SENSOR",
@@ -30,7 +31,6 @@ __all__ = [
 ]
 
 CRATE_SENSOR: Final = "crate"  # the sensor level of alarms about the whole crate
-_SEVERITIES: Final = ("info", "warning", "critical")
 _TEMPERATURE: Final = {"minimum": -273.15, "maximum": 200.0}
 
 
@@ -253,7 +253,7 @@ def _tilt(t: Table, name: str, severity: str) -> TiltRule:
 def parse_extra_rule(t: Table, kind: str) -> ExtraRule:
     """One ``[[profile.rules]]`` table of a kind in ``EXTRA_KINDS`` (its ``kind`` already read)."""
     name = t.identifier("name")
-    severity = t.text("severity", choices=_SEVERITIES)
+    severity = t.text("severity", choices=SEVERITIES)
     if "phases" in t and kind not in PHASED_KINDS:
         raise t.error("phases", f"only {' and '.join(PHASED_KINDS)} rules take phases")
     if kind == "cumulative":

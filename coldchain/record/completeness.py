@@ -26,9 +26,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final
 
+from coldchain.alarms.rules import StaleRule
 from coldchain.profiles import Profile
-from coldchain.rules import StaleRule
-from coldchain.stats import format_duration
+from coldchain.record.stats import format_duration
 from coldchain.wire import TS_CORRECTED
 
 __all__ = [

@@ -1,6 +1,6 @@
 """Alarm lifecycle: active -> acknowledged (by a named person, with a note) -> cleared.
 
-An ``AlarmBook`` turns rule transitions into lifecycle events, accepts or rejects
+An ``AlarmBook`` turns rule transitions into alarm changes, accepts or rejects
 acknowledgements, escalates what nobody acknowledged in time, and separates
 what is happening now from what a late backlog reveals: an excursion that began
 and ended before its data arrived is reported with its true start and end,
@@ -15,12 +15,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Final
 
-from coldchain.alarm_rules import AlarmTransition
+from coldchain.alarms.transition import AlarmTransition
 from coldchain.errors import ColdchainError
-from coldchain.excursions import ACTIVE, CLEARED
-from coldchain.profiles import SEVERITIES
-from coldchain.settings import Table
+from coldchain.settings.table import Table
 from coldchain.wire import WIRE_VERSION, StaffAck
+from coldchain.wire.alarms import ACKNOWLEDGED, ACTIVE, CLEARED, SEVERITIES
 
 __all__ = [
     "ACKNOWLEDGED",
@@ -28,12 +27,11 @@ __all__ = [
     "AckRejectedError",
     "Alarm",
     "AlarmBook",
-    "AlarmEvent",
+    "AlarmChange",
     "LifecyclePolicy",
     "parse_lifecycle_policy",
 ]
 
-ACKNOWLEDGED: Final = "acknowledged"
 ESCALATED: Final = "escalated"  # an event, not a state: the alarm stays active
 _RECENT_IDS: Final = 32  # per crate/rule/sensor: enough to recognise any replay after a restart
 
@@ -75,7 +73,7 @@ class Alarm:
 
     @property
     def alarm_id(self) -> str:
-        """Deterministic identity, as ``coldchain.wire.AlarmMessage.alarm_id``."""
+        """Deterministic identity: the same excursion always gets the same id."""
         return f"{self.crate}/{self.rule}/{self.sensor}/{self.started_ts}"
 
     @property
@@ -110,7 +108,7 @@ _ALARM_FIELDS = tuple(f.name for f in fields(Alarm))
 
 
 @dataclass(frozen=True, slots=True)
-class AlarmEvent:
+class AlarmChange:
     """Something people must hear of: ``change`` is active, acknowledged, cleared or escalated.
 
     ``ts`` is when the change happened: the reading's event time for active and
@@ -179,7 +177,7 @@ class AlarmBook:
 
     def apply(
         self, crate: str, transition: AlarmTransition, arrival_ms: int, profile: str = "", shipment: str | None = None
-    ) -> list[AlarmEvent]:
+    ) -> list[AlarmChange]:
         """Account for a rule transition of ``crate`` whose data arrived at ``arrival_ms``."""
         t = transition
         key = f"{crate}/{t.rule}/{t.sensor}"
@@ -200,7 +198,7 @@ class AlarmBook:
             if arrival_ms - t.ts > self.policy.late_after_s * 1000:
                 self._held[key] = arrival_ms
                 return []
-            return [AlarmEvent(ACTIVE, alarm, t.ts)]
+            return [AlarmChange(ACTIVE, alarm, t.ts)]
         if current is None or current.alarm_id != alarm_id or current.state == CLEARED:
             return []  # nothing open under this identity (a replay of a clear already applied)
         cleared = replace(current, state=CLEARED, ended_ts=t.ts, seq=t.seq, value_c=t.value_c)
@@ -208,25 +206,26 @@ class AlarmBook:
             # began and ended before anyone could have known: say so, with the true times, page nobody
             late = replace(cleared, late=True)
             self._alarms[key] = late
-            return [AlarmEvent(ACTIVE, replace(current, late=True), current.raised_ts), AlarmEvent(CLEARED, late, t.ts)]
+            raised = replace(current, late=True)
+            return [AlarmChange(ACTIVE, raised, current.raised_ts), AlarmChange(CLEARED, late, t.ts)]
         self._alarms[key] = cleared
-        return [AlarmEvent(CLEARED, cleared, t.ts)]
+        return [AlarmChange(CLEARED, cleared, t.ts)]
 
-    def caught_up(self, crate: str, ts: int, arrival_ms: int) -> list[AlarmEvent]:
+    def caught_up(self, crate: str, ts: int, arrival_ms: int) -> list[AlarmChange]:
         """A reading of ``crate`` at event time ``ts`` arrived: once live, announce its held alarms."""
         if not self._held or arrival_ms - ts > self.policy.late_after_s * 1000:
             return []
         return self._announce([k for k in self._held if self._alarms[k].crate == crate])
 
-    def _announce(self, keys: list[str]) -> list[AlarmEvent]:
+    def _announce(self, keys: list[str]) -> list[AlarmChange]:
         events = []
         for key in keys:
             del self._held[key]
             alarm = self._alarms[key]
-            events.append(AlarmEvent(ACTIVE, alarm, alarm.raised_ts))
+            events.append(AlarmChange(ACTIVE, alarm, alarm.raised_ts))
         return events
 
-    def tick(self, now_ms: int) -> list[AlarmEvent]:
+    def tick(self, now_ms: int) -> list[AlarmChange]:
         """Announce backlog alarms held too long, and escalate active alarms nobody acknowledged in time."""
         hold_ms = self.policy.hold_s * 1000
         events = self._announce([k for k, at in self._held.items() if now_ms - at >= hold_ms])
@@ -236,10 +235,10 @@ class AlarmBook:
                 continue
             if now_ms - alarm.raised_at >= after_s * 1000:
                 self._alarms[key] = replace(alarm, escalated=True)
-                events.append(AlarmEvent(ESCALATED, self._alarms[key], now_ms))
+                events.append(AlarmChange(ESCALATED, self._alarms[key], now_ms))
         return events
 
-    def acknowledge(self, ack: StaffAck) -> AlarmEvent:
+    def acknowledge(self, ack: StaffAck) -> AlarmChange:
         """Record who acknowledged the alarm the ack names; AckRejectedError (with why) when it cannot be.
 
         An active alarm becomes acknowledged. An alarm that cleared before anyone acknowledged it (a
@@ -263,7 +262,7 @@ class AlarmBook:
         state = CLEARED if alarm.state == CLEARED else ACKNOWLEDGED
         acknowledged = replace(alarm, state=state, acknowledged_by=ack.by, acknowledged_ts=ack.ts, note=ack.note)
         self._alarms[key] = acknowledged
-        return AlarmEvent(ACKNOWLEDGED, acknowledged, ack.ts)
+        return AlarmChange(ACKNOWLEDGED, acknowledged, ack.ts)
 
     def forget(self, crate: str) -> bool:
         """Drop ``crate``'s cleared alarms (their audit trail stays in InfluxDB); False, keeping all, if one is open

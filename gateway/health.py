@@ -21,17 +21,17 @@ from pathlib import Path
 from typing import Any
 
 from coldchain.errors import StoreError
-from coldchain.lineprotocol import FieldValue
-from gateway.points import monitor_point
+from coldchain.record.lineprotocol import FieldValue
+from gateway.points import health_point
 from gateway.store import Store
 from gateway.worker import Worker
 
-__all__ = ["Monitor", "read_health"]
+__all__ = ["Health", "read_health"]
 
 log = logging.getLogger(__name__)
 
 
-class Monitor:
+class Health:
     """Called on every tick of the worker's clock; reports once per interval."""
 
     def __init__(
@@ -98,7 +98,7 @@ class Monitor:
         if self.health_file is not None:
             self._write_health({"ts": now_ms, **fields})
         try:
-            self.store.write(monitor_point(self.client_id, fields, now_ms).encode())
+            self.store.write(health_point(self.client_id, fields, now_ms).encode())
         except StoreError as exc:
             log.warning("could not write the gateway's own figures: %s", exc)
 

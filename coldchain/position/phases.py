@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
-from coldchain.position import Position, distance_m
-from coldchain.settings import Table
+from coldchain.position.geometry import Position, distance_m
+from coldchain.settings.table import Table
 
 __all__ = [
     "DESTINATION", "ORIGIN", "PHASES", "TRANSIT", "Area", "PhaseOverride", "PhaseRules",

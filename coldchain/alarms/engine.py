@@ -2,7 +2,7 @@
 
 The gateway's pipeline hands it what arrived (telemetry, crate status, lid,
 orientation and shock events, staff acks) with the arrival time, calls ``tick`` about once a second,
-and publishes the ``AlarmEvent`` values it returns (retained MQTT state, the
+and publishes the ``AlarmChange`` values it returns (retained MQTT state, the
 ``alarm`` measurement, notification channels). Pure: no clock, no I/O.
 """
 
@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from coldchain.lifecycle import AlarmBook, AlarmEvent, LifecyclePolicy
-from coldchain.monitor import CrateMonitor
-from coldchain.phases import Area, phase_of
-from coldchain.position import Position
+from coldchain.alarms.crate_monitor import CrateMonitor
+from coldchain.alarms.lifecycle import AlarmBook, AlarmChange, LifecyclePolicy
+from coldchain.position.geometry import Position
+from coldchain.position.phases import Area, phase_of
 from coldchain.profiles import Profile
 from coldchain.wire import StaffAck, Telemetry
 
@@ -36,7 +36,7 @@ class AlarmEngine:
     ) -> None:
         """``crate_profiles`` (from config) wins over the profile a crate reports, which wins over the default;
         ``shipments`` maps a crate to the shipment id its alarms carry; ``areas`` a crate to its
-        shipment's origin and destination areas (which set its phase, coldchain.phases)."""
+        shipment's origin and destination areas (which set its phase, coldchain.position.phases)."""
         if default_profile not in profiles:
             raise ValueError(f"default profile {default_profile!r} is not one of {sorted(profiles)}")
         unknown = {p for p in (crate_profiles or {}).values() if p not in profiles}
@@ -66,40 +66,40 @@ class AlarmEngine:
             monitor = self.monitors[crate] = CrateMonitor(crate, self.profile_for(crate, reported))
         return monitor
 
-    def _apply(self, monitor: CrateMonitor, transitions: list[Any], arrival_ms: int) -> list[AlarmEvent]:
-        events: list[AlarmEvent] = []
+    def _apply(self, monitor: CrateMonitor, transitions: list[Any], arrival_ms: int) -> list[AlarmChange]:
+        events: list[AlarmChange] = []
         for transition in transitions:
             crate = monitor.crate
             events += self.book.apply(crate, transition, arrival_ms, monitor.profile.name, self.shipments.get(crate))
         return events
 
-    def telemetry(self, message: Telemetry, arrival_ms: int) -> list[AlarmEvent]:
+    def telemetry(self, message: Telemetry, arrival_ms: int) -> list[AlarmChange]:
         """Evaluate one telemetry message (a crate's messages in seq order, backlogs included)."""
         monitor = self.monitor(message.crate, message.profile)
         events = self._apply(monitor, monitor.feed(message, arrival_ms), arrival_ms)
         return events + self.book.caught_up(message.crate, message.ts, arrival_ms)
 
-    def status(self, crate: str, online: bool, arrival_ms: int) -> list[AlarmEvent]:
+    def status(self, crate: str, online: bool, arrival_ms: int) -> list[AlarmChange]:
         """The crate's retained status (``offline`` is its last will) arrived at ``arrival_ms``."""
         monitor = self.monitor(crate)
         return self._apply(monitor, monitor.status(online, arrival_ms), arrival_ms)
 
-    def lid(self, crate: str, is_open: bool, ts: int, arrival_ms: int) -> list[AlarmEvent]:
+    def lid(self, crate: str, is_open: bool, ts: int, arrival_ms: int) -> list[AlarmChange]:
         """A lid event of event time ``ts`` arrived at ``arrival_ms``."""
         monitor = self.monitor(crate)
         return self._apply(monitor, monitor.lid(is_open, ts), arrival_ms)
 
-    def orientation(self, crate: str, tilt_deg: float, ts: int, arrival_ms: int) -> list[AlarmEvent]:
+    def orientation(self, crate: str, tilt_deg: float, ts: int, arrival_ms: int) -> list[AlarmChange]:
         """An orientation event (tilt from vertical) of event time ``ts`` arrived at ``arrival_ms``."""
         monitor = self.monitor(crate)
         return self._apply(monitor, monitor.orientation(tilt_deg, ts), arrival_ms)
 
-    def shock(self, crate: str, shock_g: float, tilt_deg: float, ts: int, arrival_ms: int) -> list[AlarmEvent]:
+    def shock(self, crate: str, shock_g: float, tilt_deg: float, ts: int, arrival_ms: int) -> list[AlarmChange]:
         """A shock event of event time ``ts`` arrived at ``arrival_ms``."""
         monitor = self.monitor(crate)
         return self._apply(monitor, monitor.shock(shock_g, tilt_deg, ts), arrival_ms)
 
-    def position(self, crate: str, where: Position, ts: int, arrival_ms: int) -> list[AlarmEvent]:
+    def position(self, crate: str, where: Position, ts: int, arrival_ms: int) -> list[AlarmChange]:
         """A GPS fix of event time ``ts`` arrived at ``arrival_ms``: the crate's shipment phase follows it."""
         origin, destination = self.areas.get(crate, (None, None))
         monitor = self.monitor(crate)
@@ -163,13 +163,13 @@ class AlarmEngine:
         self.monitors.pop(crate, None)
         return True
 
-    def acknowledge(self, ack: StaffAck) -> AlarmEvent:
+    def acknowledge(self, ack: StaffAck) -> AlarmChange:
         """Record a staff acknowledgement; ``AckRejectedError`` (with the reason) when the alarm is not active."""
         return self.book.acknowledge(ack)
 
-    def tick(self, now_ms: int) -> list[AlarmEvent]:
+    def tick(self, now_ms: int) -> list[AlarmChange]:
         """Wall-clock tick: stale data, offline crates, held backlog alarms, escalations."""
-        events: list[AlarmEvent] = []
+        events: list[AlarmChange] = []
         for monitor in self.monitors.values():
             events += self._apply(monitor, monitor.tick(now_ms), now_ms)
         return events + self.book.tick(now_ms)

@@ -1,4 +1,4 @@
-"""The outbox: what goes from the spool to the broker, in what order, and when it may leave.
+"""The forwarder: what goes from the spool to the broker, in what order, and when it may leave.
 
 Telemetry leaves the spool only on the gateway's ``stored_through``; until then it is
 published in seq order, at most ``mqtt.window`` messages awaiting PUBACK, and published
@@ -21,7 +21,7 @@ from edge.events import Published
 from edge.mqtt_link import MqttLink
 from edge.spool import Dropped, Spool
 
-__all__ = ["Outbox"]
+__all__ = ["Forwarder"]
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ def _with_held_from(payload: bytes, held_from: int) -> bytes:
     return b'%s,"held_from":%d}' % (payload[:-1], held_from)
 
 
-class Outbox:
+class Forwarder:
     """Publishing state of one crate; driven by the agent loop only."""
 
     def __init__(

@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections import deque
 from typing import Final
 
-from coldchain.alarm_rules import MS_PER_H, AlarmTransition, Evaluator
-from coldchain.excursions import ACTIVE, CLEARED
-from coldchain.rules import PredictionRule, RateRule
+from coldchain.alarms.evaluators import MS_PER_H, Evaluator
+from coldchain.alarms.rules import PredictionRule, RateRule
+from coldchain.alarms.transition import ACTIVE, CLEARED, AlarmTransition
 
 # a fit over this many points is as good as over every reading, and keeps the per-reading
 # cost at 10,000 readings/s to a comparison for most readings

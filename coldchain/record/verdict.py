@@ -3,7 +3,7 @@
 ``excursion: review required``: a critical limit breached for at least its delay, a critical
 alarm in the record, a critical budget exceeded, no readings at all, or readings no profile
 judged. ``incomplete record: review required``: none of those, but the record has holes
-(``coldchain.completeness``): nothing shows what the product went through there.
+(``coldchain.record.completeness``): nothing shows what the product went through there.
 ``within profile``: neither. Warning-level excursions are reported but do not decide: they are
 early warnings, not the product's limits. The reasons list everything found, holes included,
 whichever line wins.
@@ -15,8 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from coldchain.completeness import Hole
-from coldchain.stats import BudgetUse, SensorSummary, format_duration
+from coldchain.record.completeness import Hole
+from coldchain.record.stats import BudgetUse, SensorSummary, format_duration
 
 __all__ = ["INCOMPLETE", "REVIEW_REQUIRED", "VERDICTS", "WITHIN_PROFILE", "Verdict", "verdict"]
 

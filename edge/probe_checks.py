@@ -1,6 +1,6 @@
-"""What the agent watches locally, with the gateway's own arithmetic: excursions and stuck probes.
+"""The probe checks the agent runs locally, with the gateway's own arithmetic: excursions and stuck probes.
 
-Excursions come from ``coldchain.excursions.ThresholdTracker`` over the crate's
+Excursions come from ``coldchain.alarms.threshold.ThresholdTracker`` over the crate's
 profile (the same code the gateway runs), so the crate and the gateway agree on
 when an excursion started and ended even if the crate was offline throughout.
 """
@@ -10,17 +10,18 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from coldchain.excursions import ACTIVE, ThresholdTracker
+from coldchain.alarms.stuck import StuckDetector
+from coldchain.alarms.threshold import ThresholdTracker
+from coldchain.alarms.transition import ACTIVE
 from coldchain.profiles import Profile
-from coldchain.stuck import StuckDetector
 from coldchain.wire import Reading
 
-__all__ = ["LocalWatch"]
+__all__ = ["ProbeChecks"]
 
 log = logging.getLogger(__name__)
 
 
-class LocalWatch:
+class ProbeChecks:
     """Feeds each reading to the profile's trackers and the stuck detector; returns the events to queue."""
 
     def __init__(self, profile: Profile | None, stuck_samples: int) -> None:

@@ -26,7 +26,7 @@ def mean_kinetic_temperature_c(
     """MKT in °C of ``values_c``, each weighted by its duration in ``weights`` (equal weights when None).
 
     Time-weighting matters for irregular sampling: pass the time each value held,
-    e.g. the durations from ``coldchain.out_of_range.held_intervals``.
+    e.g. the durations from ``coldchain.record.out_of_range.held_intervals``.
     """
     values = [float(v) for v in values_c]
     spans = [1.0] * len(values) if weights is None else [float(w) for w in weights]

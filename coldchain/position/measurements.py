@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from coldchain.errors import WireFormatError
-from coldchain.lineprotocol import FieldValue, point
+from coldchain.record.lineprotocol import FieldValue, point
 from coldchain.sentences import MAX_SHOCK_G
 
 __all__ = ["POSITION_EVENTS", "position_point"]

@@ -1,7 +1,7 @@
-"""A record of readings against a product profile: statistics, excursions, budget (verdict: coldchain.verdict).
+"""A record of readings against a product profile: statistics, excursions, budget (verdict: coldchain.record.verdict).
 
-Time follows ``coldchain.out_of_range`` (sample and hold, never longer than
-``max_hold_ms``; unknown time is not counted) and MKT is ``coldchain.mkt``'s,
+Time follows ``coldchain.record.out_of_range`` (sample and hold, never longer than
+``max_hold_ms``; unknown time is not counted) and MKT is ``coldchain.record.mkt``'s,
 time-weighted. An excursion of a threshold rule is a continuous breach that lasted
 at least the rule's ``delay_s``: a shorter breach is tolerated by design (a door
 opening), but its time still counts as out of range and against a budget.
@@ -15,10 +15,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from coldchain.mkt import mean_kinetic_temperature_c
-from coldchain.out_of_range import held_intervals, out_of_range_intervals, time_out_of_range_ms, total_ms
+from coldchain.alarms.rules import CumulativeRule
 from coldchain.profiles import Profile, ThresholdRule
-from coldchain.rules import CumulativeRule
+from coldchain.record.mkt import mean_kinetic_temperature_c
+from coldchain.record.out_of_range import held_intervals, out_of_range_intervals, time_out_of_range_ms, total_ms
 
 __all__ = [
     "BudgetUse",

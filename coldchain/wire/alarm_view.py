@@ -1,7 +1,7 @@
 """An alarm as its retained message tells it: the one decoder the board and ``coldchain alerts`` share.
 
 The gateway retains each alarm's current state on ``coldchain/v1/alarms/{crate}/{rule}/{sensor}``
-(the payload is ``coldchain.lifecycle.Alarm.to_wire``). Readers are tolerant: an optional field
+(the payload is ``coldchain.alarms.lifecycle.Alarm.to_wire``). Readers are tolerant: an optional field
 a newer alarm engine adds is carried along, never a reason to drop an alarm. An alarm without
 its identity, a known severity and state, or its times is refused with a WireFormatError whose
 ``reason`` is a stable label and whose ``detail`` names the field.
@@ -19,15 +19,12 @@ from dataclasses import dataclass, field
 from typing import Any, Final, TypeGuard
 
 from coldchain.errors import WireFormatError
-from coldchain.excursions import ACTIVE, CLEARED
-from coldchain.lifecycle import ACKNOWLEDGED
-from coldchain.profiles import SEVERITIES
 from coldchain.topics import ALARM, ROOT, alarm_topic, parse_topic, valid_identifier
-from coldchain.wire import json_object
+from coldchain.wire.alarms import ACKNOWLEDGED, ACTIVE, ALARM_STATES, CLEARED, SEVERITIES
+from coldchain.wire.common import json_object
 
 __all__ = ["ALARM_STATES", "MAX_OPTIONAL_CHARS", "OPTIONAL_FIELDS", "AlarmView", "decode_alarm"]
 
-ALARM_STATES: Final = (ACTIVE, ACKNOWLEDGED, CLEARED)
 _OPEN_STATES: Final = (ACTIVE, ACKNOWLEDGED)
 _PREFIX: Final = f"{ROOT}/alarms/"
 # The lifecycle's optional fields that people want to see (who acknowledged, the shipment, ...).

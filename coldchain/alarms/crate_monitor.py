@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from coldchain.alarm_rules import (
-    AlarmTransition,
+from coldchain.alarms.evaluators import (
     CumulativeEvaluator,
     Evaluator,
     LidEvaluator,
@@ -20,9 +19,8 @@ from coldchain.alarm_rules import (
     StaleEvaluator,
     ThresholdEvaluator,
 )
-from coldchain.motion_alarms import ShockEvaluator, TiltEvaluator
-from coldchain.profiles import Profile
-from coldchain.rules import (
+from coldchain.alarms.motion import ShockEvaluator, TiltEvaluator
+from coldchain.alarms.rules import (
     CumulativeRule,
     LidRule,
     OfflineRule,
@@ -33,7 +31,9 @@ from coldchain.rules import (
     StaleRule,
     TiltRule,
 )
-from coldchain.trend import PredictionEvaluator, RateEvaluator
+from coldchain.alarms.transition import AlarmTransition
+from coldchain.alarms.trend import PredictionEvaluator, RateEvaluator
+from coldchain.profiles import Profile
 from coldchain.wire import Telemetry
 
 __all__ = ["CrateMonitor"]
@@ -151,7 +151,7 @@ class CrateMonitor:
         return out + self.orientation(tilt_deg, ts)
 
     def enter_phase(self, phase: str, ts: int) -> list[AlarmTransition]:
-        """A fix of event time ``ts`` puts the crate in shipment ``phase`` (coldchain.phases)."""
+        """A fix of event time ``ts`` puts the crate in shipment ``phase`` (coldchain.position.phases)."""
         out: list[AlarmTransition] = []
         for tilt in self.tilts:
             out += tilt.enter_phase(phase, ts)

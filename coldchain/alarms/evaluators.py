@@ -8,12 +8,9 @@ gateway resumes pending delays, fit windows and cumulative budgets where it stop
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, ClassVar, Final
 
-from coldchain.excursions import ACTIVE, CLEARED, ThresholdTracker, Transition
-from coldchain.profiles import ThresholdRule
-from coldchain.rules import (
+from coldchain.alarms.rules import (
     CRATE_SENSOR,
     CumulativeRule,
     LidRule,
@@ -21,9 +18,11 @@ from coldchain.rules import (
     SensorFaultRule,
     StaleRule,
 )
+from coldchain.alarms.threshold import ThresholdTracker
+from coldchain.alarms.transition import ACTIVE, CLEARED, AlarmTransition
+from coldchain.profiles import ThresholdRule
 
 __all__ = [
-    "AlarmTransition",
     "CumulativeEvaluator",
     "Evaluator",
     "LidEvaluator",
@@ -35,40 +34,6 @@ __all__ = [
 
 MS_PER_H: Final = 3_600_000
 _IDLE, _PENDING, _ACTIVE, _CLEARING = range(4)
-
-
-@dataclass(frozen=True, slots=True)
-class AlarmTransition:
-    """An alarm of any rule kind changed state at event time ``ts``.
-
-    ``started_ts`` is when the condition began: with crate, rule and sensor, the
-    alarm's identity. ``seq`` is the reading's that caused it (None for time-driven
-    rules); ``predicted_ts`` when a prediction rule expects the target to be reached.
-    """
-
-    rule: str
-    kind: str
-    severity: str
-    sensor: str
-    state: str
-    ts: int
-    started_ts: int
-    seq: int | None = None
-    value_c: float | None = None
-    threshold_c: float | None = None
-    detail: str = ""
-    predicted_ts: int | None = None
-
-    @classmethod
-    def from_threshold(cls, t: Transition) -> AlarmTransition:
-        """The richer form of a ``ThresholdTracker`` transition."""
-        rule = t.rule
-        word = "above" if rule.kind == "high" else "below"
-        detail = f"{t.value_c:.2f} °C {word} {rule.threshold_c:.1f} °C" if t.state == ACTIVE else ""
-        return cls(
-            rule.name, rule.kind, rule.severity, t.sensor, t.state, t.ts, t.started_ts, t.seq,
-            t.value_c, rule.threshold_c, detail,
-        )  # fmt: skip
 
 
 class Evaluator:
@@ -153,7 +118,7 @@ class ThresholdEvaluator(Evaluator):
     def reading(self, ts: int, seq: int, value_c: float) -> list[AlarmTransition]:
         """Account for one good reading."""
         t = self.tracker.feed(value_c, ts, seq)
-        return [] if t is None else [AlarmTransition.from_threshold(t)]
+        return [] if t is None else [t]
 
     def snapshot(self) -> dict[str, Any]:
         """JSON-able state."""

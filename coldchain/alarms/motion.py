@@ -7,10 +7,10 @@ time, advanced by its readings and by the gateway's ticks.
 
 from __future__ import annotations
 
-from coldchain.alarm_rules import _ACTIVE, _IDLE, AlarmTransition, Evaluator
-from coldchain.excursions import ACTIVE, CLEARED
-from coldchain.phases import TRANSIT
-from coldchain.rules import CRATE_SENSOR, ShockRule, TiltRule
+from coldchain.alarms.evaluators import _ACTIVE, _IDLE, Evaluator
+from coldchain.alarms.rules import CRATE_SENSOR, ShockRule, TiltRule
+from coldchain.alarms.transition import ACTIVE, CLEARED, AlarmTransition
+from coldchain.position.phases import TRANSIT
 
 __all__ = ["ShockEvaluator", "TiltEvaluator"]
 
@@ -26,7 +26,7 @@ class TiltEvaluator(Evaluator):
         self.rule = rule
         self.tilted: int | None = None  # event time the tilt went above the limit
         self.tilt_deg: float | None = None  # the latest tilt reported
-        self.trip_phase: str = TRANSIT  # the shipment's phase (coldchain.phases), which may silence or delay it
+        self.trip_phase: str = TRANSIT  # the shipment's phase (position.phases), which may silence or delay it
 
     def _transition(self, state: str, ts: int, detail: str = "") -> AlarmTransition:
         rule = self.rule
@@ -93,7 +93,7 @@ class ShockEvaluator(Evaluator):
         super().__init__(CRATE_SENSOR)
         self.rule = rule
         self.shock_ts: int | None = None  # event time of the raised shock
-        self.trip_phase: str = TRANSIT  # the shipment's phase (coldchain.phases), which may silence it
+        self.trip_phase: str = TRANSIT  # the shipment's phase (coldchain.position.phases), which may silence it
 
     def _transition(self, state: str, ts: int, detail: str = "") -> AlarmTransition:
         rule = self.rule
