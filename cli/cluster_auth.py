@@ -89,6 +89,7 @@ def _gateway(password: str) -> str:
         f"{_BASE}.gateway.>",
         "$JS.API.>",
         "$JS.ACK.>",
+        "$JS.FC.>",  # flow-control replies of the ordered consumer that loads a partition's crate state
         "$KV.>",
     ]
     subscribe = [f"{_BASE}.alarms", f"{_BASE}.alarms.>", f"{_BASE}.acks.>", f"{_BASE}.crates.*.status"]

@@ -116,7 +116,8 @@ ack_wait = {TEST_ACK_WAIT_S}
 
 
 def start_shipped_cluster(root: Path, crates: tuple[str, ...], staff: tuple[str, ...]) -> ShippedCluster:
-    """Provision the gateway, ``crates`` and ``staff``; run three nodes on the shipped config under ``root``."""
+    """Provision the gateway, ``crates`` and ``staff``; run three nodes on the shipped config under ``root``
+    (``TEST_PARTITIONS`` partitions)."""
     etc = root / "etc"
     etc.mkdir(parents=True)
     ca = make_ca(etc)
@@ -128,7 +129,8 @@ def start_shipped_cluster(root: Path, crates: tuple[str, ...], staff: tuple[str,
     for name in staff:
         assert provision(["staff", name, *common]) == 0
     assert provision(["gateway", *common]) == 0
-    assert cluster_auth(["--creds", str(creds), "--out", str(etc / "auth.conf")]) == 0
+    auth = ["--creds", str(creds), "--out", str(etc / "auth.conf"), "--partitions", str(TEST_PARTITIONS)]
+    assert cluster_auth(auth) == 0
     cluster = NatsCluster(root / "nodes", render=_shipped_render(etc, root))  # type: ignore[arg-type]
     return ShippedCluster(cluster.start(), creds, ca)
 

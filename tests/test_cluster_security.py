@@ -3,13 +3,28 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import ssl
 from collections.abc import Iterator
+from pathlib import Path
 
 import nats
 import nats.errors
 import pytest
-from cluster_helpers import Mqtt311, ShippedCluster, create_stream, start_shipped_cluster, stream_messages
+from cluster_helpers import (
+    ClusterGateway,
+    Mqtt311,
+    ShippedCluster,
+    cluster_gateway_config,
+    create_stream,
+    start_shipped_cluster,
+    stream_messages,
+)
+from gateway_helpers import seqs_stored, telemetry
+from wait_helpers import wait_until
+
+from cli.services import InfluxDB
+from coldchain.topics import storage_ack_topic, telemetry_topic
 
 pytestmark = [pytest.mark.integration, pytest.mark.cluster]
 
@@ -122,3 +137,38 @@ def test_crate_login_cannot_use_nats(shipped: ShippedCluster) -> None:
 
     with pytest.raises(nats.errors.Error, match=r"[Aa]uthorization"):
         asyncio.run(asyncio.wait_for(attempt(), 10))
+
+
+def test_gateway_serves_partitions_under_the_shipped_rights(
+    shipped: ShippedCluster, influxdb: InfluxDB, database: str, tmp_path: Path
+) -> None:
+    """The gateway's provisioned login, over TLS, may do all its work on the shipped rights: take leases, load
+    crate state, read a partition's consumer, save state and publish the storage ack the crate receives."""
+    config = cluster_gateway_config(tmp_path, shipped.cluster, influxdb, database, f"gw-{database}")
+    login = (
+        '[mqtt]\nusername = "coldchain-gateway"\n'
+        f"password_file = {json.dumps(str(shipped.creds / 'gateway-mqtt-password'))}\n"
+        f"ca_file = {json.dumps(str(shipped.ca))}\n"
+    )
+    config.write_text(config.read_text().replace("[mqtt]\n", login).replace('"nats://', '"tls://'))
+    gateway = ClusterGateway(config, tmp_path / "gateway.log")
+    crate = _login(shipped, "C-A", node=1)
+    try:
+        assert crate.connected() == 0
+        assert crate.subscribe(storage_ack_topic("C-A")) == 1
+        for seq in range(5):
+            crate.publish(telemetry_topic("C-A"), telemetry("C-A", seq))
+        acks: list[int] = []
+
+        def stored_through_4() -> bool:
+            acks.extend(json.loads(payload)["stored_through"] for _, payload in crate.received(0.2) if payload)
+            return 4 in acks
+
+        wait_until(stored_through_4, 20, "C-A's storage ack of seq 4")
+        assert sorted(seqs_stored(influxdb, database, "C-A")) == list(range(5))
+        logs = "".join(node.log.read_text(errors="replace") for node in shipped.cluster.nodes).splitlines()
+        assert [line for line in logs if "Violation" in line and 'User "coldchain-gateway"' in line] == []
+        assert gateway.stop() == 0
+    finally:
+        crate.close()
+        gateway.stop()

@@ -157,14 +157,18 @@ def test_network_thread_failure_is_reported(mosquitto, crate_prefix) -> None:
     from gateway.config import MqttConfig
     from gateway.mqtt_link import MqttLink
 
-    def broken(deliveries: object) -> None:
-        raise RuntimeError("a bug in the hand-over")
+    class Broken:
+        def deliver(self, deliveries: object) -> None:
+            raise RuntimeError("a bug in the hand-over")
+
+        def read_budget(self) -> int:
+            return 1 << 30
 
     crate = f"{crate_prefix}-N"
     subscribed = []
     config = MqttConfig(host=mosquitto.host, port=mosquitto.port, client_id=f"fail-{crate}", session_expiry_s=60)
     link = MqttLink(config, lambda: subscribed.append(True))
-    link.start(broken)
+    link.start(Broken())
     wait_until(lambda: subscribed, 10, "subscription")
     client = Client(mosquitto)
     client.send(crate, [1])
