@@ -3,14 +3,15 @@
 # JetStream gateways, beside the gateway on mosquitto, in the same run (issue 15's benchmark).
 # Each system idle for 10 s, then the harness's measure.py rows (throughput, loss, drain, alarm p50/p99)
 # with bench/cluster_rig.py's cost line beside each (CPU and RSS of every gateway and of the broker:
-# mosquitto, or the three nodes). The gateway on mosquitto at 10,000 msgs/s, max (one Python publisher)
-# and max-c (two mosquitto_pub -l); the cluster far slower, at max only (20,000 messages, each run
-# bounded at 240 s). ~10 minutes on 2 shared cores. Results: $RESULTS_DIR/cluster-<stamp>.jsonl and .md.
+# mosquitto, or the three nodes). The gateway on mosquitto at 1,000 and 10,000 msgs/s, max (one Python
+# publisher) and max-c (two mosquitto_pub -l); the cluster, far slower, at 200 msgs/s and max (20,000
+# messages; each run bounded at 240 s). ~6 minutes on 2 shared cores.
+# Results: $RESULTS_DIR/cluster-<stamp>.jsonl and .md.
 #   bench/bench_cluster.sh
 #   GATEWAYS=1 CLUSTER_RATES="1000 max" bench/bench_cluster.sh
 # Env: PEER_BENCH (default ../shared/peer-bench), BENCH_HOME (default /tmp/coldchain-peer-bench: the
 # harness's venv; HARNESS_PY: a python with paho-mqtt 2.2 instead), VENV_PY (the project's python), RESULTS_DIR,
-# GATEWAYS (2), MOSQUITTO_RATES ("10000 max max-c"), CLUSTER_RATES ("max"), CLUSTER_MAX_COUNT (20000).
+# GATEWAYS (2), MOSQUITTO_RATES ("1000 10000 max max-c"), CLUSTER_RATES ("200 max"), CLUSTER_MAX_COUNT (20000).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PEER=$(cd "${PEER_BENCH:-$ROOT/../shared/peer-bench}" && pwd)
@@ -28,8 +29,8 @@ uptime
 printf '{"bench": "meta", "date": "%s", "cpu": "%s x%s", "python": "%s", "load_before": "%s"}\n' \
   "$(date -u '+%Y-%m-%d %H:%M UTC')" "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)" "$(nproc)" \
   "$("$VENV_PY" -V | cut -d' ' -f2)" "$(cut -d' ' -f1-3 /proc/loadavg)" >> "$RES"
-read -r -a mosquitto_rates <<< "${MOSQUITTO_RATES:-10000 max max-c}"
-read -r -a cluster_rates <<< "${CLUSTER_RATES:-max}"
+read -r -a mosquitto_rates <<< "${MOSQUITTO_RATES:-1000 10000 max max-c}"
+read -r -a cluster_rates <<< "${CLUSTER_RATES:-200 max}"
 common=(--peer "$PEER" --python "$PY" --json "$RES")
 echo "== the gateway on mosquitto"
 "$VENV_PY" "$ROOT/bench/cluster_rig.py" --sut mosquitto "${common[@]}" --rates "${mosquitto_rates[@]}"
