@@ -39,9 +39,9 @@ from cli.demo_story import LATE_AFTER_S
 from cli.demo_view import SUBSCRIPTIONS, DemoView
 from cli.mqtt_read import BrokerSettings
 from cli.services import InfluxDB, free_port
-from coldchain.topics import TELEMETRY_FILTER
+from coldchain.topics import PARTITIONED_TELEMETRY_FILTER, unpartitioned
 from gateway.cluster_config import ClusterConfig
-from gateway.jetstream_stream import PREFIX, connect, mappings, partition_of, topic_of
+from gateway.jetstream_stream import connect, mappings, partition_of
 from gateway.leases import LEASES
 
 __all__ = ["run_cluster"]
@@ -51,8 +51,6 @@ PARTITIONS = 8  # as rendered into the nodes' mappings; production: 32-64 (docs/
 LEASE_TTL_S = ClusterConfig((), ()).lease_ttl_s  # the default: the demo shows the hand-over as deployed
 GATEWAYS = ("gateway-a", "gateway-b")
 _GATEWAY = [sys.executable, "-m", "gateway.jetstream_main"]
-# the nodes map a crate's telemetry into its partition: subscribers see it only there (docs/cluster.md)
-PARTITIONED_TELEMETRY = f"{PREFIX.replace('.', '/')}/+/{TELEMETRY_FILTER}"
 
 
 class _Fleet:
@@ -129,11 +127,6 @@ def _lease_holders(urls: list[str]) -> dict[int, str]:
         return {}
 
 
-def _unmapped(topic: str) -> str:
-    """A partitioned message's topic as the crate published it (``cc/p/<k>/coldchain/...`` -> ``coldchain/...``)."""
-    return topic_of(topic.replace("/", "."))
-
-
 def _cluster_table(cluster: NatsCluster) -> str:
     """The gateways' [cluster] table: the nodes, the partitions, the default lease settings."""
     nats = ", ".join(f'"{url}"' for url in cluster.urls)
@@ -192,8 +185,8 @@ def run_cluster(duration: float, speed: float, data: DataDir, keep: bool, out: T
         view = DemoView(tuple(c.crate for c in CRATES), out, out.isatty(), header)
         staff = BrokerSettings(node.host, cluster.nodes[1].mqtt_port, protocol="3.1.1")
         handover = Handover(view, influx, fleet, staff, speed=speed)
-        topics = (*SUBSCRIPTIONS, ACKS, PARTITIONED_TELEMETRY)
-        watcher = watch(node.host, cluster.nodes[2].mqtt_port, view, topics, also=handover.handle, unmap=_unmapped)
+        topics = (*SUBSCRIPTIONS, ACKS, PARTITIONED_TELEMETRY_FILTER)
+        watcher = watch(node.host, cluster.nodes[2].mqtt_port, view, topics, also=handover.handle, unmap=unpartitioned)
         stack.callback(watcher.loop_stop)
         stack.callback(watcher.disconnect)
         if not out.isatty():

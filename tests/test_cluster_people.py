@@ -1,4 +1,4 @@
-"""The people's commands on the NATS cluster: ``coldchain ack`` over MQTT 3.1.1 and ``coldchain alerts``."""
+"""The people's programs on the NATS cluster: ``coldchain ack`` over MQTT 3.1.1, ``coldchain alerts``, the board."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from board_helpers import api, sign_in, start_board, write_config
 from cluster_helpers import ClusterGateway, Mqtt311, cluster_gateway_config, create_stream, partitioned_cluster
 from gateway_helpers import ROOT
 from wait_helpers import wait_until
@@ -115,3 +116,38 @@ def test_alerts_lists_the_clusters_alarm(cluster: NatsCluster, gateway: ClusterG
     assert done.returncode == 0, done.stderr
     mine = [a for a in json.loads(done.stdout) if a["crate"] == crate]
     assert ("critical_high", "probe1", "active") in {(a["rule"], a["sensor"], a["state"]) for a in mine}
+
+
+def test_board_shows_a_crates_live_reading_from_its_partition(
+    cluster: NatsCluster, gateway: ClusterGateway, influxdb: InfluxDB, database: str, crate_prefix: str, tmp_path: Path
+) -> None:
+    """The board on a node receives a crate's telemetry where the nodes map it (its partition) and shows it,
+    and the alarm the JetStream gateway raised. (A new subscription takes seconds to carry telemetry on the
+    cluster: the crate reports every second, as a live one would, until the board shows a reading.)"""
+    crate = f"{crate_prefix}-B"
+    config = write_config(tmp_path / "board", cluster.nodes[1].mqtt_port, influxdb.url, database)
+    board = start_board(config)
+    client = Mqtt311(cluster.mqtt_brokers[0], crate)
+    try:
+        assert client.connected() == 0
+        _status, cookie = sign_in(board)
+        sent: list[int] = []
+
+        def shown() -> dict[str, Any] | None:
+            seq = len(sent) + 1
+            body = {"v": 1, "crate": crate, "seq": seq, "ts": int(time.time() * 1000),
+                    "readings": [{"sensor": "probe1", "value_c": -140.0 - seq / 10}]}  # fmt: skip
+            client.publish(telemetry_topic(crate), json.dumps(body).encode())
+            sent.append(seq)
+            time.sleep(1)
+            state = api(board, cookie, "/api/state")[1]
+            card = next((c for c in state["crates"] if c["crate"] == crate and c["readings"]), None)
+            alarmed = any(a["crate"] == crate and a["rule"] == "critical_high" for a in state["alarms"])
+            return card if card is not None and alarmed else None
+
+        card = wait_until(shown, 30, "the crate's live reading and its alarm on the board")
+        assert card["last_seq"] in sent
+        assert [r["value_c"] for r in card["readings"]] == [-140.0 - card["last_seq"] / 10]
+    finally:
+        client.close()
+        board.stop()
