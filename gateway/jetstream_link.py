@@ -16,7 +16,7 @@ the next owner. Messages held longer than a third of ``ack_wait`` (a slow
 InfluxDB) are marked in progress, so JetStream never redelivers them under a
 living gateway. Crate status is not partitioned (a mapping would move its
 retained message): each gateway reads the statuses published from its start and
-keeps those of crates in its partitions.
+keeps those of crates in its partitions (``gateway.crate_statuses``).
 """
 
 from __future__ import annotations
@@ -42,10 +42,11 @@ from coldchain.settings.broker import BrokerSettings
 from gateway.cluster_config import ClusterConfig, ClusterLogin
 from gateway.cluster_publisher import ClusterPublisher
 from gateway.crate_kv import CrateKv
+from gateway.crate_statuses import read_statuses
 from gateway.jetstream_stream import (
-    STATUS_SUBJECT,
     STREAM,
     connect,
+    crate_of,
     durable_of,
     ensure_stream,
     partition_of,
@@ -74,12 +75,6 @@ class HandOver(Reader, Protocol):
 
     def release(self, crates: Iterable[str]) -> None:
         """Forget crates another gateway serves now."""
-
-
-def _crate_of(topic: str) -> str:
-    """The crate a stream message is about: coldchain/v1/{crates,acks}/<crate>/..."""
-    parts = topic.split("/", 4)
-    return parts[3] if len(parts) > 3 else ""
 
 
 class _Partition:
@@ -129,11 +124,6 @@ class JetStreamLink:
             ca_file=login.ca_file,
         )
         self.publisher = ClusterPublisher(mqtt, f"{login.gateway}-out")
-
-    @property
-    def held(self) -> list[int]:
-        """The partitions read now (sorted)."""
-        return sorted(self._partitions)
 
     # --- used by the worker -------------------------------------------------------------------
 
@@ -200,7 +190,8 @@ class JetStreamLink:
             js = nc.jetstream(timeout=5)
             await self._set_up(js)
             # renewals on their own: taking partitions up (loading crates, binding consumers) may take longer than a TTL
-            helpers = [self._statuses(js), self._keep_in_progress(), self._renew()]
+            statuses = read_statuses(js, self._keeps_status, self._require_reader().deliver)
+            helpers = [statuses, self._keep_in_progress(), self._renew()]
             tasks = [asyncio.create_task(helper) for helper in helpers]
             first = True
             while not self._stop.is_set():
@@ -269,6 +260,7 @@ class JetStreamLink:
         wanted = share - len(self._partitions)
         if wanted > 0:
             for partition in await self.leases.acquire(wanted):
+                self.heartbeat.beat(_PASS_S)  # each set-up is bounded by the cluster's request timeouts
                 await self._serve(js, partition)
 
     async def _serve(self, js: JetStreamContext, partition: int) -> None:
@@ -360,10 +352,18 @@ class JetStreamLink:
             local = next(self._ids)
             self._fetched[local] = (partition, message, now)
             topic = topic_of(message.subject)
-            self._met(held, _crate_of(topic))
+            self._met(held, crate_of(topic))
             deliveries.append((topic, message.data, local, 0))
         log.debug("fetched %d messages of partition %d", len(messages), partition)
         self._require_reader().deliver(deliveries)
+
+    def _keeps_status(self, crate: str) -> bool:
+        """True when ``crate``'s status is ours to judge: its partition is held and not being handed on."""
+        held = self._partitions.get(partition_of(crate, self.cluster.partitions))
+        if held is None or held.draining:
+            return False
+        self._met(held, crate)
+        return True
 
     def _met(self, held: _Partition, crate: str) -> None:
         """A message of ``crate`` in a partition we hold: a crate new to the cluster gets its state created."""
@@ -381,43 +381,3 @@ class JetStreamLink:
                 if fetched_at < due and partition in self._partitions:
                     with contextlib.suppress(NatsError):
                         await message.in_progress()
-
-    async def _statuses(self, js: JetStreamContext) -> None:
-        """Crate statuses from now on (an ephemeral consumer, nothing to acknowledge), those of our partitions.
-
-        The consumer is made again when a fetch fails (the cluster deletes an idle ephemeral consumer, e.g. while
-        the gateway was paused, and one on a node that died).
-        """
-        config = ConsumerConfig(deliver_policy=DeliverPolicy.NEW, ack_policy=AckPolicy.NONE)
-        while True:
-            try:
-                subscription = await js.pull_subscribe(STATUS_SUBJECT, stream=STREAM, config=config)
-            except (NatsError, TimeoutError) as exc:
-                log.warning("cannot read crate statuses yet (%s); retrying", exc)
-                await asyncio.sleep(_RETRY_S)
-                continue
-            await self._read_statuses(subscription)
-            with contextlib.suppress(NatsError, TimeoutError):
-                await subscription.unsubscribe()
-            await asyncio.sleep(_RETRY_S)
-
-    async def _read_statuses(self, subscription: JetStreamContext.PullSubscription) -> None:
-        reader = self._require_reader()
-        while True:
-            try:
-                messages = await subscription.fetch(100, timeout=_FETCH_WAIT_S)
-            except (NatsTimeout, TimeoutError):
-                continue
-            except NatsError as exc:
-                log.warning("fetch of crate statuses failed (%s); reading them afresh", exc)
-                return
-            deliveries: Deliveries = []
-            for message in messages:
-                topic = topic_of(message.subject)
-                crate = _crate_of(topic)
-                held = self._partitions.get(partition_of(crate, self.cluster.partitions))
-                if held is not None and not held.draining:
-                    self._met(held, crate)
-                    deliveries.append((topic, message.data, 0, 0))  # id 0: nothing to acknowledge
-            if deliveries:
-                reader.deliver(deliveries)

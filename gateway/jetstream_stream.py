@@ -32,6 +32,7 @@ __all__ = [
     "STATUS_SUBJECT",
     "STREAM",
     "connect",
+    "crate_of",
     "durable_of",
     "ensure_stream",
     "mappings",
@@ -82,6 +83,12 @@ def partition_subject(partition: int) -> str:
 def durable_of(partition: int) -> str:
     """The durable consumer of ``partition``, shared by every gateway (the lease says who reads it)."""
     return f"gw-p{partition:02d}"
+
+
+def crate_of(topic: str) -> str:
+    """The crate a message of the stream is about: coldchain/v1/{crates,acks}/<crate>/... ("" if none)."""
+    parts = topic.split("/", 4)
+    return parts[3] if len(parts) > 3 else ""
 
 
 def topic_of(subject: str) -> str:

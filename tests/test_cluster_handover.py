@@ -27,12 +27,13 @@ from cluster_helpers import (
     lease_holders,
     streaming_cluster,
 )
-from gateway_helpers import gaps_stored, seqs_stored, telemetry
+from gateway_helpers import PROFILES, gaps_stored, seqs_stored, telemetry
 from wait_helpers import wait_until
 
 from cli.cluster_services import NatsCluster
 from cli.services import InfluxDB
-from coldchain.topics import telemetry_topic
+from coldchain.topics import status_topic, telemetry_topic
+from coldchain.wire import CrateStatus, encode
 from gateway.crate_kv import CrateKv
 from gateway.jetstream_stream import connect, partition_of
 
@@ -61,11 +62,17 @@ def _crates(prefix: str, per_partition: int) -> list[str]:
     return sorted(c for crates in chosen.values() for c in crates)
 
 
-def _two_gateways(tmp_path: Path, cluster: NatsCluster, influx: InfluxDB, database: str) -> dict[str, ClusterGateway]:
-    """Gateways ``a`` and ``b``, once they hold two partitions each."""
+def _two_gateways(
+    tmp_path: Path, cluster: NatsCluster, influx: InfluxDB, database: str, profiles: Path | None = None
+) -> dict[str, ClusterGateway]:
+    """Gateways ``a`` and ``b`` (``profiles``: another profiles file, its ``quick`` profile the default), once they
+    hold two partitions each."""
     gateways = {}
     for name in ("a", "b"):
         config = cluster_gateway_config(tmp_path / name, cluster, influx, database, f"gw-{name}-{database}")
+        if profiles is not None:
+            text = config.read_text().replace(json.dumps(str(PROFILES)), json.dumps(str(profiles)))
+            config.write_text(text.replace('default = "cryo"', 'default = "quick"'))
         gateways[f"gw-{name}-{database}"] = ClusterGateway(config, tmp_path / f"{name}.log", level="DEBUG")
 
     def shared() -> bool:
@@ -293,3 +300,50 @@ def test_stale_owners_state_write_is_refused(cluster: NatsCluster) -> None:
         run(nc.close())
         loop.call_soon_threadsafe(loop.stop)
         thread.join(5)
+
+
+QUICK_PROFILE = """
+[quick]
+description = "test: offline for a second is an alarm"
+[[quick.rules]]
+name = "offline"
+kind = "offline"
+severity = "warning"
+after_s = 1
+"""
+
+
+def test_a_crate_status_is_judged_by_its_partitions_owner_alone(
+    cluster: NatsCluster, influxdb: InfluxDB, database: str, tmp_path: Path
+) -> None:
+    """Statuses are not partitioned (each gateway reads them all): a crate going offline is alarmed once, by the
+    gateway holding its partition, and cleared once when it is back online."""
+    profiles = tmp_path / "profiles.toml"
+    profiles.write_text(PROFILES.read_text() + QUICK_PROFILE)
+    gateways = _two_gateways(tmp_path, cluster, influxdb, database, profiles)
+    crate = _crates("C-ST", 1)[0]
+    alarms = Mqtt311(cluster.mqtt_brokers[1], f"offline-{database}")
+    assert alarms.connected() == 0
+    alarms.subscribe(f"coldchain/v1/alarms/{crate}/offline/crate", qos=0)  # a whole-crate rule's sensor level
+    fleet = Mqtt311(cluster.mqtt_brokers[0], f"fleet-st-{database}")
+    assert fleet.connected() == 0
+    seen: list[str] = []
+
+    def states(wait: float) -> list[str]:
+        seen.extend(json.loads(p)["state"] for _, p in alarms.received(wait) if p)
+        return seen
+
+    try:
+        fleet.publish(telemetry_topic(crate), telemetry(crate, 0, ts=int(time.time() * 1000)))
+        time.sleep(1.0)  # the reading is judged first: the crate is known and online
+        status = encode(CrateStatus(crate, "offline", int(time.time() * 1000)))
+        fleet.publish(status_topic(crate), status, retain=True)
+        wait_until(lambda: "active" in states(0.2), 15, "the offline alarm")
+        fleet.publish(status_topic(crate), encode(CrateStatus(crate, "online", int(time.time() * 1000))), retain=True)
+        wait_until(lambda: "cleared" in states(0.2), 15, "the offline alarm cleared")
+        assert states(1.5) == ["active", "cleared"]
+    finally:
+        fleet.close()
+        alarms.close()
+        for gateway in gateways.values():
+            gateway.stop()
