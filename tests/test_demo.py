@@ -84,8 +84,12 @@ def _run_demo(data_dir: Path, until: str, timeout: float, *extra: str, on_line: 
             demo.send_signal(signal.SIGINT)
         code = demo.wait(timeout=timeout if not until else 60)
     finally:
-        if demo.poll() is None:
-            demo.kill()
+        if demo.poll() is None:  # a failed wait: stop it as Ctrl-C does, so it stops its children too
+            demo.send_signal(signal.SIGINT)
+            try:
+                demo.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                demo.kill()
         reader.join(timeout=5)
     return Demo(lines, code, data_dir)
 
