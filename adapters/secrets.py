@@ -12,7 +12,7 @@ from pathlib import Path
 
 from coldchain.settings.table import Table
 
-__all__ = ["SecretError", "loosely_readable", "read_secret", "require_files", "secret_setting"]
+__all__ = ["SecretError", "loosely_readable", "optional_secret", "read_secret", "require_files", "secret_setting"]
 
 log = logging.getLogger(__name__)
 
@@ -61,3 +61,10 @@ def secret_setting(table: Table, name: str, path: Path) -> str:
         return read_secret(path)
     except SecretError as exc:
         raise table.error(name, str(exc)) from None
+
+
+def optional_secret(table: Table, name: str, base: Path) -> str | None:
+    """The secret in the file key ``name`` names (relative to ``base``, the config file's directory), None
+    without the key; a ConfigError naming the key when the file gives no secret."""
+    path = table.file_path(name, base)
+    return None if path is None else secret_setting(table, name, path)

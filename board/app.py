@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-import aiohttp
 from aiohttp import web
 
 from board.auth import DUMMY_HASH, verify_password
@@ -269,9 +268,8 @@ async def _keep_history(board: Board) -> None:
     changes (a second later, so a burst of changes costs one read)."""
     settings = board.config.influxdb
     while True:
-        assert board.http is not None
         board.hub.history_wanted.clear()
-        fleet = await read_fleet_history(board.http, settings)
+        fleet = await read_fleet_history(board.reader, settings)
         if fleet.error:
             log.warning("excursion history not read: %s", fleet.error)
         board.hub.apply_history(fleet)
@@ -301,13 +299,11 @@ def make_app(board: Board) -> web.Application:
     app.router.add_static("/static/", STATIC, append_version=False)
 
     async def lifecycle(app: web.Application) -> Any:
-        board.http = aiohttp.ClientSession()
         flusher = asyncio.create_task(board.hub.run_flusher())
         historian = asyncio.create_task(_keep_history(board))
         yield
         flusher.cancel()
         historian.cancel()
-        await board.http.close()
 
     app.cleanup_ctx.append(lifecycle)
     return app

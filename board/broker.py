@@ -21,6 +21,7 @@ from board.config import MqttSettings
 from board.messages import ALARM_FILTER, STATUS_FILTER
 from coldchain.errors import WireFormatError
 from coldchain.topics import (
+    PARTITIONED_TELEMETRY_FILTER,
     REJECTED,
     STATUS,
     TELEMETRY,
@@ -28,6 +29,7 @@ from coldchain.topics import (
     parse_topic,
     refuse_reserved_crate,
     rejected_topic,
+    unpartitioned,
 )
 from coldchain.wire import AlarmView, CrateStatus, Telemetry, decode_alarm, decode_status, decode_telemetry
 
@@ -62,7 +64,7 @@ class BoardEvent:
 def _topic(message: mqtt.MQTTMessage) -> str:
     """The message's topic; one that is not UTF-8 (a broker should never pass it on) breaks the contract."""
     try:
-        return message.topic
+        return unpartitioned(message.topic)
     except UnicodeDecodeError:
         raise WireFormatError("topic", "the topic is not UTF-8") from None
 
@@ -152,7 +154,9 @@ class BrokerLink:
             return  # paho may report one connection twice; subscribe once per session
         self._connected.set()
         # rejected: the gateway's answer when it refuses an acknowledgement sent from the page
-        client.subscribe([(ALARM_FILTER, 1), (STATUS_FILTER, 1), (TELEMETRY_FILTER, 0), (rejected_topic(), 1)])
+        filters = [(ALARM_FILTER, 1), (STATUS_FILTER, 1), (TELEMETRY_FILTER, 0), (rejected_topic(), 1)]
+        # on the NATS cluster live telemetry arrives only under its partition (docs/cluster.md)
+        client.subscribe([*filters, (PARTITIONED_TELEMETRY_FILTER, 0)])
         log.info("connected to %s:%s, subscribed", self._settings.host, self._settings.port)
         self._deliver(BoardEvent("connection", connected=True))
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
-from adapters.secrets import secret_setting
+from adapters.secrets import optional_secret, secret_setting
 from board.auth import parse_password_hash
 from coldchain.errors import ConfigError
 from coldchain.profiles import Profile, load_profiles
@@ -68,7 +68,6 @@ class MqttSettings(BrokerSettings):
 class BoardInfluxSettings(InfluxSettings):
     """The InfluxDB 1.x server the per-crate chart reads (InfluxQL over HTTP): the shared keys and the board's."""
 
-    password: str | None = None  # read from password_file at start-up
     chart_hours: float = 24.0
     max_points: int = 2000
     history_days: float = 31.0  # how far back crate cards look for their shipment's excursions
@@ -102,14 +101,6 @@ class BoardConfig:
     profiles_file: Path | None = None  # where ``profiles`` came from (the release action judges by it too)
 
 
-def _secret(table: Table, name: str, base: Path) -> str | None:
-    """The secret in the file named by key ``name`` (relative to the config file), or None."""
-    value: str | None = table.text(name, None)
-    if not value:
-        return None
-    return secret_setting(table, name, base / value)
-
-
 def _http(root: Table, base: Path) -> HttpSettings:
     http = root.table("http")
     host = http.text("host", "127.0.0.1")
@@ -136,7 +127,7 @@ def _http(root: Table, base: Path) -> HttpSettings:
     # A header anyone can send is only an identity when nobody but the proxy can reach us.
     if mode == "proxy" and not loopback:
         raise http.error("host", f"auth mode 'proxy' requires a loopback host, got {host!r}")
-    key_text = _secret(http, "session_key_file", base)
+    key_text = optional_secret(http, "session_key_file", base)
     if key_text is not None and len(key_text) < 32:
         raise http.error("session_key_file", "the key must be at least 32 characters")
     return HttpSettings(
@@ -179,9 +170,9 @@ def _influx(root: Table, base: Path) -> BoardInfluxSettings:
         history_days=influx.number("history_days", 31.0, minimum=1.0, maximum=366.0),
         history_refresh_s=influx.number("history_refresh_s", 60.0, minimum=5.0, maximum=3600.0),
     )
-    if settings.password_file is None:
-        return settings
-    return replace(settings, password=secret_setting(influx, "password_file", settings.password_file))
+    if settings.password_file is not None:
+        secret_setting(influx, "password_file", settings.password_file)  # read again by the reader: refused now
+    return settings
 
 
 def _crates(root: Table) -> dict[str, CrateInfo]:

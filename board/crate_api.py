@@ -49,11 +49,8 @@ async def track(request: web.Request) -> web.StreamResponse:
     window = _window(request, board)
     if isinstance(window, web.Response):
         return window
-    assert board.http is not None
     try:
-        data = await read_track(
-            board.http, board.config.influxdb, crate, *window, tipped_deg=_profile(board, crate).tipped_deg
-        )
+        data = await read_track(board.reader, crate, *window, tipped_deg=_profile(board, crate).tipped_deg)
     except HistoryError as exc:
         log.error("track of %s: %s", crate, exc)
         return json_error(502, str(exc))
@@ -69,9 +66,8 @@ async def history(request: web.Request) -> web.StreamResponse:
         return window
     start_ms, end_ms = window
     profile = _profile(board, crate)
-    assert board.http is not None
     try:
-        buckets, bucket_ms = await read_history(board.http, board.config.influxdb, crate, start_ms, end_ms)
+        buckets, bucket_ms = await read_history(board.reader, board.config.influxdb, crate, start_ms, end_ms)
     except HistoryError as exc:
         log.error("history of %s: %s", crate, exc)
         return json_error(502, str(exc))
@@ -82,11 +78,10 @@ async def history(request: web.Request) -> web.StreamResponse:
 async def release_state(request: web.Request) -> web.StreamResponse:
     """What a release decision from the crate's page rests on (verdict, reasons, data SHA-256, decisions so far)."""
     board = board_of(request)
-    return await release_view(board.config, board.hub.state, request.match_info["crate"])
+    return await release_view(board.config, board.reader, board.hub.state, request.match_info["crate"])
 
 
 async def release(request: web.Request) -> web.StreamResponse:
     """Record a release decision by the signed-in login on the data its page showed (``coldchain release``)."""
     board = board_of(request)
-    assert board.http is not None
-    return await record_release(board.config, board.hub.state, board.http, request)
+    return await record_release(board.config, board.reader, board.hub.state, request)

@@ -17,8 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-import aiohttp
-
+from adapters.influx_read import V1Reader
 from board.config import BoardInfluxSettings
 from board.influx import HistoryError, query
 from coldchain.wire import AlarmView
@@ -181,10 +180,10 @@ def parse_history(body: Any, days: float) -> FleetHistory:
     return FleetHistory(days, crates)
 
 
-async def read_fleet_history(session: aiohttp.ClientSession, settings: BoardInfluxSettings) -> FleetHistory:
+async def read_fleet_history(reader: V1Reader, settings: BoardInfluxSettings) -> FleetHistory:
     """Every crate's shipments and excursions over ``settings.history_days``; a FleetHistory with ``error`` when
     InfluxDB cannot answer (the board then says the history is not current, and keeps what it had)."""
     try:
-        return parse_history(await query(session, settings, queries(settings.history_days)), settings.history_days)
+        return parse_history(await query(reader, queries(settings.history_days)), settings.history_days)
     except (HistoryError, HistoryReadError) as exc:
         return FleetHistory(settings.history_days, error=str(exc))

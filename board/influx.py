@@ -1,17 +1,21 @@
-"""Reads a crate's temperature history from InfluxDB 1.x (InfluxQL over HTTP) for the chart."""
+"""The board's InfluxDB 1.x: a crate's temperature history for the chart, and the queries and writes of the
+other pages, through the shared reader and writer (``adapters.influx_read``, ``adapters.influx_write``)."""
 
 from __future__ import annotations
 
+import asyncio
 import math
 from typing import Any
 
-import aiohttp
-
+from adapters.influx_errors import InfluxAuthError, InfluxError, InfluxNotFoundError, InfluxUnreachableError
+from adapters.influx_read import V1Reader
+from adapters.influx_write import write_once
 from board.chart import Bucket
 from board.config import BoardInfluxSettings
+from coldchain.errors import StoreError
 from coldchain.topics import valid_identifier
 
-__all__ = ["HistoryError", "bucket_ms_for", "query", "read_history", "write_point"]
+__all__ = ["HistoryError", "bucket_ms_for", "influx_problem", "query", "read_history", "write_point"]
 
 
 class HistoryError(Exception):
@@ -54,63 +58,44 @@ def _buckets(body: dict[str, Any], settings: BoardInfluxSettings) -> list[Bucket
     return out
 
 
-async def query(session: aiohttp.ClientSession, settings: BoardInfluxSettings, q: str) -> dict[str, Any]:
+def influx_problem(exc: InfluxError) -> str:
+    """``exc`` and what to check in the board's configuration."""
+    if isinstance(exc, InfluxAuthError):
+        return f"{exc}: check influxdb.username and password_file"
+    if isinstance(exc, InfluxNotFoundError):
+        return f"{exc}: check influxdb.url and influxdb.database"
+    if isinstance(exc, InfluxUnreachableError):
+        return f"{exc}: is influxd running there?"
+    return str(exc)
+
+
+async def query(reader: V1Reader, q: str) -> dict[str, Any]:
     """InfluxQL ``q`` asked of the board's InfluxDB (times in epoch ms): its answer, or HistoryError saying why not."""
-    params = {"db": settings.database, "q": q, "epoch": "ms"}
-    auth = aiohttp.BasicAuth(settings.username, settings.password or "") if settings.username else None
     try:
-        async with session.get(
-            f"{settings.url}/query", params=params, auth=auth, timeout=aiohttp.ClientTimeout(total=settings.timeout_s)
-        ) as response:
-            if response.status == 401:
-                raise HistoryError(f"InfluxDB at {settings.url} refused the board's credentials (influxdb.username)")
-            if response.status == 404 or response.status >= 500:
-                raise HistoryError(f"InfluxDB at {settings.url} answered HTTP {response.status}")
-            body = await response.json(content_type=None)
-    except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-        raise HistoryError(
-            f"InfluxDB at {settings.url} cannot be reached ({exc.__class__.__name__}): is influxd running there?"
-        ) from None
-    if not isinstance(body, dict):
-        raise HistoryError(f"InfluxDB at {settings.url} sent something that is not a query result")
-    if response.status >= 400:
-        raise HistoryError(f"InfluxDB refused the query: {body.get('error', response.status)}")
-    return body
+        # the reader blocks: a thread of its own keeps the pages and the event stream moving meanwhile
+        return await asyncio.to_thread(reader.query, q)
+    except InfluxError as exc:
+        raise HistoryError(influx_problem(exc)) from None
 
 
 async def read_history(
-    session: aiohttp.ClientSession, settings: BoardInfluxSettings, crate: str, start_ms: int, end_ms: int
+    reader: V1Reader, settings: BoardInfluxSettings, crate: str, start_ms: int, end_ms: int
 ) -> tuple[list[Bucket], int]:
     """Highest and lowest reading per sensor per bucket in [start, end), and the bucket width."""
     if not valid_identifier(crate):
         raise HistoryError(f"{crate!r} is not a crate id")
     bucket_ms = bucket_ms_for(end_ms - start_ms, settings.max_points)
-    body = await query(session, settings, _query(crate, start_ms, end_ms, bucket_ms))
+    body = await query(reader, _query(crate, start_ms, end_ms, bucket_ms))
     return _buckets(body, settings), bucket_ms
 
 
-async def write_point(session: aiohttp.ClientSession, settings: BoardInfluxSettings, line: str) -> None:
-    """Write one line of line protocol (ms precision) through ``/write``; HistoryError saying why it was not stored."""
-    auth = aiohttp.BasicAuth(settings.username, settings.password or "") if settings.username else None
-    params = {"db": settings.database, "precision": "ms"}
+async def write_point(settings: BoardInfluxSettings, line: str) -> None:
+    """Write one line of line protocol (ms precision); HistoryError saying why it was not stored."""
     try:
-        async with session.post(
-            f"{settings.url}/write",
-            params=params,
-            data=line.encode(),
-            auth=auth,
-            timeout=aiohttp.ClientTimeout(total=settings.timeout_s),
-        ) as response:
-            if response.status == 204:
-                return
-            text = (await response.text())[:300]
-    except (aiohttp.ClientError, TimeoutError) as exc:
-        raise HistoryError(
-            f"InfluxDB at {settings.url} cannot be reached ({exc.__class__.__name__}): is influxd running there?"
-        ) from None
-    if response.status in (401, 403):
-        raise HistoryError(
-            f"InfluxDB at {settings.url} refused to store it (HTTP {response.status}): the board's influxdb.username "
-            "needs write on the database for release decisions"
-        )
-    raise HistoryError(f"InfluxDB at {settings.url} did not store it: HTTP {response.status} {text}")
+        await asyncio.to_thread(write_once, settings, line.encode())
+    except (StoreError, OSError) as exc:
+        if isinstance(exc.__cause__, InfluxAuthError):
+            raise HistoryError(
+                f"{exc}: the board's influxdb.username needs write on the database for release decisions"
+            ) from None
+        raise HistoryError(str(exc)) from None

@@ -17,13 +17,13 @@ import logging
 import time
 from typing import Any
 
-import aiohttp
 from aiohttp import web
 
+from adapters.influx_errors import InfluxError
+from adapters.influx_read import V1Reader
 from board.config import BoardConfig
-from board.influx import HistoryError, write_point
+from board.influx import HistoryError, influx_problem, write_point
 from board.state import BoardState
-from cli.influx_read import InfluxReadError, V1Reader
 from cli.progress import Progress
 from cli.release import DECISIONS, SHA256, refusal, release_point
 from cli.report import Report, build_report, identify
@@ -37,10 +37,8 @@ __all__ = ["build_for_crate", "problem", "record_release", "release_view"]
 log = logging.getLogger("coldchain.board")
 
 
-def build_for_crate(config: BoardConfig, crate: str, shipment: str | None) -> Report:
+def build_for_crate(config: BoardConfig, reader: V1Reader, crate: str, shipment: str | None) -> Report:
     """The report a decision on this crate's page rests on: its shipment's when there is one, else its own."""
-    influx = config.influxdb
-    reader = V1Reader(influx, influx.password)
     args = argparse.Namespace(
         subject=shipment or crate, product=None, origin=None, destination=None, profile=None,
         profiles=config.profiles_file, config=None, max_hold=None,
@@ -53,9 +51,9 @@ def build_for_crate(config: BoardConfig, crate: str, shipment: str | None) -> Re
     return build_report(reader, identity, tags, Window(None, None), args=args, progress=quiet, err=io.StringIO())
 
 
-async def _report(config: BoardConfig, state: BoardState, crate: str) -> Report:
+async def _report(config: BoardConfig, reader: V1Reader, state: BoardState, crate: str) -> Report:
     shipment = state.crate_json(crate).get("shipment")
-    return await asyncio.to_thread(build_for_crate, config, crate, shipment)
+    return await asyncio.to_thread(build_for_crate, config, reader, crate, shipment)
 
 
 def _error(status: int, message: str) -> web.Response:
@@ -79,13 +77,15 @@ def _view(report: Report) -> dict[str, Any]:
     }  # fmt: skip
 
 
-async def release_view(config: BoardConfig, state: BoardState, crate: str) -> web.Response:
+async def release_view(config: BoardConfig, reader: V1Reader, state: BoardState, crate: str) -> web.Response:
     """The verdict, reasons, data SHA-256 and recorded decisions a release from this crate's page rests on."""
     if not valid_identifier(crate):
         return _error(404, "no such crate id")
     try:
-        report = await _report(config, state, crate)
-    except (InfluxReadError, ConfigError) as exc:
+        report = await _report(config, reader, state, crate)
+    except InfluxError as exc:
+        return _error(502, influx_problem(exc))
+    except ConfigError as exc:
         return _error(502, str(exc))
     if not report.record.readings:
         return _error(404, f"no readings of crate {crate} are stored: nothing to release")
@@ -111,7 +111,7 @@ def problem(body: Any, user: str) -> str | None:
 
 
 async def record_release(
-    config: BoardConfig, state: BoardState, http: aiohttp.ClientSession, request: web.Request
+    config: BoardConfig, reader: V1Reader, state: BoardState, request: web.Request
 ) -> web.Response:
     """Record the signed-in user's decision on the data the page showed, or say why not."""
     user = str(request["user"])
@@ -124,15 +124,17 @@ async def record_release(
         return _error(400, wrong)
     crate, decision, note, sha = body["crate"], body["decision"], body["note"].strip(), body["sha256"].lower()
     try:
-        report = await _report(config, state, crate)
-    except (InfluxReadError, ConfigError) as exc:
+        report = await _report(config, reader, state, crate)
+    except InfluxError as exc:
+        return _error(502, influx_problem(exc))
+    except ConfigError as exc:
         return _error(502, str(exc))
     if report.sha256 != sha:
         return _error(409, refusal(report, sha))
     now = int(time.time() * 1000)
     line = release_point(report.identity, report, by=user, decision=decision, note=note, ts_ms=now)
     try:
-        await write_point(http, config.influxdb, line)
+        await write_point(config.influxdb, line)
     except HistoryError as exc:
         log.error("release of %s by %s NOT recorded: %s", report.identity.subject, user, exc)
         return _error(502, f"the decision was NOT recorded: {exc}")

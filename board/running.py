@@ -6,9 +6,9 @@ from __future__ import annotations
 import secrets
 import time
 
-import aiohttp
 from aiohttp import web
 
+from adapters.influx_read import V1Reader
 from board.auth import LoginBrake, SessionSigner
 from board.broker import BrokerLink
 from board.config import BoardConfig
@@ -30,7 +30,7 @@ class Board:
         self.signer = SessionSigner(key, config.http.session_hours * 3600)
         self.brake = LoginBrake()
         self.users = {u.name: u.password_hash for u in config.http.users}
-        self.http: aiohttp.ClientSession | None = None
+        self.reader = V1Reader(config.influxdb)  # InfluxDB 1.x only (the board's [influxdb] offers no api)
 
     def identity(self, request: web.Request) -> tuple[str, str] | None:
         """(user, session id for CSRF) of a request, or None when it is not signed in."""

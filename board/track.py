@@ -12,9 +12,7 @@ import math
 from collections.abc import Mapping
 from typing import Any, Final
 
-import aiohttp
-
-from board.config import BoardInfluxSettings
+from adapters.influx_read import V1Reader
 from board.influx import HistoryError, query
 from coldchain.topics import valid_identifier
 
@@ -123,8 +121,7 @@ def parse_track(body: Any, tipped_deg: float | None) -> dict[str, Any]:
 
 
 async def read_track(
-    session: aiohttp.ClientSession,
-    settings: BoardInfluxSettings,
+    reader: V1Reader,
     crate: str,
     start_ms: int,
     end_ms: int,
@@ -135,5 +132,5 @@ async def read_track(
     HistoryError saying why not."""
     if not valid_identifier(crate):
         raise HistoryError(f"{crate!r} is not a crate id")
-    body = await query(session, settings, track_queries(crate, start_ms, end_ms))
+    body = await query(reader, track_queries(crate, start_ms, end_ms))
     return parse_track(body, tipped_deg)

@@ -11,7 +11,10 @@ lid, budget). Left out, it is taken from the broker only when exactly one alarm 
 awaits someone; with several the ack is not sent and the candidates are listed.
 
 The broker is given by the broker options (``--host``, ``--port``, ``--username``, ``--password-file``,
-TLS) or by ``--config``: an agent's or gateway's TOML, whose ``[mqtt]`` table is used. Exit status 0
+TLS) or by ``--config``: an agent's or gateway's TOML, whose ``[mqtt]`` table is used; an agent's
+``brokers`` (the nodes of a cluster) are tried in turn. MQTT 5 unless ``--protocol 3.1.1`` or the
+table's ``protocol = "3.1.1"`` (nats-server speaks no MQTT 5): the same guarantee either way, as the
+command waits for the gateway's answer to its request id. Exit status 0
 when the gateway recorded the acknowledgement; 1 when it refused it, did not answer, or the broker
 could not be used; 2 on bad use (an ambiguous alarm included).
 """
@@ -37,6 +40,7 @@ from coldchain.alarms.ack_answer import AckAnswer, answer_to
 from coldchain.errors import ConfigError, WireFormatError
 from coldchain.helptext import help_text
 from coldchain.settings.argtypes import positive, utf8_text
+from coldchain.settings.broker import PROTOCOLS
 from coldchain.topics import IDENTIFIER_RULE, ROOT, rejected_topic, staff_ack_topic, valid_identifier
 from coldchain.wire import MAX_ACK_BY, MAX_ACK_NOTE, AlarmView, StaffAck, decode_alarm, encode
 
@@ -61,7 +65,7 @@ def _connect_hint(settings: BrokerSettings) -> str:
 
 
 class AckSession:
-    """One MQTT v5 connection: subscribe, publish one ack, and read what arrives (paho's thread only enqueues)."""
+    """One MQTT connection: subscribe, publish one ack, and read what arrives (paho's thread only enqueues)."""
 
     def __init__(self, config: BrokerSettings, timeout_s: float) -> None:
         self.config = config
@@ -72,9 +76,9 @@ class AckSession:
         self._client: mqtt.Client  # made by open(): reading the password can fail
 
     def _new_client(self) -> mqtt.Client:
-        """An MQTT 5 client for the settings, its callbacks set (paho takes them only as attributes)."""
+        """A client for the settings (MQTT 5 or 3.1.1), its callbacks set (paho takes them only as attributes)."""
         client_id = f"coldchain-ack-{uuid.uuid4().hex[:12]}"
-        client = broker_client(replace(self.config, protocol="5"), client_id, mqtt.Client)
+        client = broker_client(self.config, client_id, mqtt.Client)
         client.on_connect = lambda c, u, f, reason, p: self._events.put(("connect", reason))
         client.on_subscribe = lambda c, u, mid, reasons, p: self._events.put(("subscribe", reasons))
         client.on_publish = lambda c, u, mid, reason, p: self._events.put(("publish", reason))
@@ -100,16 +104,22 @@ class AckSession:
         raise AckError(f"the broker at {self.where} did not {what} within {self.timeout_s:g} s")
 
     def open(self) -> None:
-        """Connect; AckError saying what to check when that fails."""
+        """Connect to the first broker address that answers; AckError saying what to check when none does."""
         config = self.config
         try:
             self._client = self._new_client()
         except SecretError as exc:
             raise AckError(f"the broker password: {exc}") from None
-        try:
-            self._client.connect(config.host, config.port, keepalive=config.keepalive_s)
-        except (OSError, ssl.SSLError) as exc:
-            raise AckError(f"cannot reach the broker at {self.where}: {exc}; {_connect_hint(config)}") from None
+        for host, port in config.addresses:
+            self.where = f"{host}:{port}"
+            try:
+                self._client.connect(host, port, keepalive=config.keepalive_s)
+                break
+            except (OSError, ssl.SSLError) as exc:
+                unreachable = f"cannot reach the broker at {self.where}: {exc}"
+        else:
+            hint = _connect_hint(replace(config, host=host, port=port))
+            raise AckError(f"{unreachable}; {hint}") from None
         self._client.loop_start()
         try:
             reason = self._expect("connect", "answer")
@@ -232,8 +242,8 @@ def _report(prog: str, ack: StaffAck, answer: AckAnswer | None, timeout_s: float
         print(
             f"{prog}: NOT CONFIRMED: the gateway did not answer within {timeout_s:g} s. The broker took the"
             f" acknowledgement of {what}, but nothing says it was recorded: check that the gateway runs, and that"
-            " this login may read coldchain/v1/rejected (where refusals are said); 'coldchain alerts' shows the"
-            " alarm's state",
+            " this login may read coldchain/v1/rejected (where refusals are said) and, over MQTT 3.1.1 (whose"
+            " PUBACK cannot refuse), write coldchain/v1/acks/#; 'coldchain alerts' shows the alarm's state",
             file=sys.stderr,
         )
         return 1
@@ -263,6 +273,9 @@ def main(argv: list[str], prog: str = "coldchain ack") -> int:
     )
     add_broker_arguments(parser)
     parser.add_argument(
+        "--protocol", choices=PROTOCOLS, help='MQTT version (default: --config\'s [mqtt] protocol, else "5")'
+    )
+    parser.add_argument(
         "--timeout",
         type=positive,
         default=DEFAULT_TIMEOUT_S,
@@ -285,6 +298,8 @@ def main(argv: list[str], prog: str = "coldchain ack") -> int:
     except ConfigError as exc:
         print(f"{prog}: {exc}", file=sys.stderr)
         return 2
+    if args.protocol is not None:
+        config = replace(config, protocol=args.protocol)
     try:
         ack, answer = acknowledge(
             config, args.crate, args.rule, args.sensor, by=by, note=args.note, timeout_s=args.timeout

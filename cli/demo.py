@@ -13,29 +13,21 @@ a new run replaces it.
 from __future__ import annotations
 
 import argparse
-import queue
 import secrets
 import shlex
-import shutil
 import signal
 import socket
-import subprocess
 import sys
-import tempfile
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from datetime import UTC, datetime
 from pathlib import Path
-from types import FrameType
-from typing import BinaryIO, TextIO
+from typing import TextIO
 
-import paho.mqtt.client as mqtt
-
-from adapters.mqtt_client import broker_client
 from board.auth import hash_password
+from cli.demo_cluster import run_cluster
 from cli.demo_link import Relay
+from cli.demo_process import StopRequestedError, child, demo_run, on_sigterm, tell, watch
 from cli.demo_setup import (
     CRATES,
     OFFLINE_CRATE,
@@ -49,7 +41,7 @@ from cli.demo_setup import (
     write_gateway_config,
 )
 from cli.demo_story import LATE_AFTER_S, Story
-from cli.demo_view import SUBSCRIPTIONS, DemoView
+from cli.demo_view import DemoView
 from cli.mqtt_read import BrokerSettings
 from cli.services import InfluxDB, Mosquitto, ServiceError, free_port
 from coldchain.helptext import help_text
@@ -58,94 +50,9 @@ from coldchain.settings.argtypes import finite, non_negative
 __all__ = ["main"]
 
 DEMO_USER = "demo"
-_TICK_S = 0.25  # how often the view is redrawn and the story looks at the clock
 # Faster, and the lateness limit (LATE_AFTER_S / speed) nears the live delay of a loaded machine;
 # the story's margins (C-0002's excursion ends 30 simulated seconds before it reconnects) hold up to here.
 MIN_SPEED, MAX_SPEED = 0.25, 5.0
-
-
-class _StopRequestedError(Exception):
-    """SIGTERM arrived: unwind like Ctrl-C."""
-
-
-def _on_sigterm(signum: int, frame: FrameType | None) -> None:
-    raise _StopRequestedError
-
-
-@contextmanager
-def _child(name: str, argv: list[str], log: Path, ready: str | None, timeout: float = 30.0) -> Iterator[str]:
-    """Run a program until the block ends; yield its first output line containing ``ready``.
-
-    With ``ready`` None the program is not waited for. Its output goes to ``log``.
-    """
-    sink = log.open("ab")
-    # own session: Ctrl-C reaches only the demo, which then stops the children in order
-    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=sink, start_new_session=True)
-    print(f"started {name} pid {process.pid}", flush=True)
-    lines: queue.Queue[str | None] = queue.Queue()
-    threading.Thread(target=_copy_output, args=(process, sink, lines), daemon=True).start()
-    try:
-        yield "" if ready is None else _wait_for(lines, ready, timeout, name, log)
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=8)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        sink.close()
-
-
-def _copy_output(process: subprocess.Popen[bytes], sink: BinaryIO, lines: queue.Queue[str | None]) -> None:
-    """Copy the child's stdout to its log, line by line, and hand each line to the waiter."""
-    assert process.stdout is not None
-    for raw in process.stdout:
-        sink.write(raw)
-        sink.flush()
-        lines.put(raw.decode(errors="replace").strip())
-    lines.put(None)
-
-
-def _wait_for(lines: queue.Queue[str | None], ready: str, timeout: float, name: str, log: Path) -> str:
-    deadline = time.monotonic() + timeout
-    while (left := deadline - time.monotonic()) > 0:
-        try:
-            line = lines.get(timeout=left)
-        except queue.Empty:
-            break
-        if line is None:
-            raise ServiceError(f"{name} exited before saying {ready!r}; its log: {log}\n{_tail(log)}")
-        if ready in line:
-            return line
-    raise ServiceError(f"{name} did not say {ready!r} within {timeout:.0f} s; its log: {log}\n{_tail(log)}")
-
-
-def _tail(path: Path) -> str:
-    return path.read_text(errors="replace")[-1500:] if path.exists() else ""
-
-
-def _watch(broker: Mosquitto, view: DemoView) -> mqtt.Client:
-    """Feed the view with what crosses the broker."""
-    settings = BrokerSettings(broker.host, broker.port, protocol="3.1.1")
-    client = broker_client(settings, f"coldchain-demo-{secrets.token_hex(4)}", mqtt.Client)
-
-    def on_connect(c: mqtt.Client, userdata: object, flags: object, reason: object, props: object) -> None:
-        c.subscribe([(topic, 1) for topic in SUBSCRIPTIONS])
-
-    def on_message(c: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
-        # an exception leaving this callback would end paho's network thread and freeze the view:
-        # whatever one message holds (any payload, a topic that is not UTF-8), the next one comes
-        try:
-            view.handle(message.topic, bytes(message.payload))
-        except Exception:  # the view's decoders are total: this is the last guard
-            view.ignored += 1
-
-    client.on_connect = on_connect
-    client.on_message = on_message
-    client.connect(broker.host, broker.port)
-    client.loop_start()
-    return client
 
 
 def _iso_minute(ms: int) -> str:
@@ -201,12 +108,12 @@ def _start_crates(
         # a stable symlink, not the bare /dev/pts/N: freed pty numbers are reused
         link = runtime / f"tty-{crate.crate}"
         stack.enter_context(
-            _child(f"sim {crate.crate}", sim_argv(crate, link, speed), data.logs / f"sim-{crate.crate}.log", "device")
+            child(f"sim {crate.crate}", sim_argv(crate, link, speed), data.logs / f"sim-{crate.crate}.log", "device")
         )
         host, port = (relay.host, relay.port) if crate.crate == OFFLINE_CRATE else (broker.host, broker.port)
         agent = write_agent_config(runtime, crate.crate, link, host, port)
         argv = [python, "-m", "edge", "--config", str(agent)]
-        stack.enter_context(_child(f"agent {crate.crate}", argv, data.logs / f"agent-{crate.crate}.log", None))
+        stack.enter_context(child(f"agent {crate.crate}", argv, data.logs / f"agent-{crate.crate}.log", None))
 
 
 def _services(
@@ -222,13 +129,18 @@ def _services(
     gateway = write_gateway_config(runtime, broker.host, broker.port, influx.url, LATE_AFTER_S / speed)
     python = sys.executable
     argv = [python, "-m", "gateway", "--config", str(gateway)]
-    stack.enter_context(_child("gateway", argv, data.logs / "gateway.log", "subscribed"))
+    stack.enter_context(child("gateway", argv, data.logs / "gateway.log", "subscribed"))
     board_port = free_port()
     board = write_board_config(
-        runtime, board_port, broker, influx.url, user=DEMO_USER, password_hash=hash_password(password)
+        runtime,
+        board_port,
+        (broker.host, broker.port),
+        influx.url,
+        user=DEMO_USER,
+        password_hash=hash_password(password),
     )
     argv = [python, "-m", "board", "--config", str(board)]
-    stack.enter_context(_child("board", argv, data.logs / "board.log", "board listening"))
+    stack.enter_context(child("board", argv, data.logs / "board.log", "board listening"))
     return broker, influx, f"http://127.0.0.1:{board_port}/"
 
 
@@ -236,57 +148,37 @@ def run(duration: float, speed: float, data: DataDir, keep: bool, out: TextIO = 
     """Start everything, tell the story until ``duration`` seconds pass (0: until Ctrl-C), stop everything."""
     if data.fresh():
         print(f"replaced the previous demo's data in {data.path}", file=out)
-    runtime = Path(tempfile.mkdtemp(prefix="coldchain-demo-"))
     started_ms = int(time.time() * 1000)
     record: dict[str, object] = {"version": 1, "started_ms": started_ms, "complete": False}
-    signal.signal(signal.SIGTERM, _on_sigterm)
     tty = out.isatty()
-    try:
-        with ExitStack() as stack:
-            password = secrets.token_urlsafe(9)
-            broker, influx, board_url = _services(stack, runtime, data, speed, password)
-            record["influx_port"] = influx.port
-            data.write(record)
-            data.write_influx_toml(influx.url)
-            relay = Relay(broker.host, broker.port).start()
-            stack.callback(relay.stop)
-            header = [
-                f"coldchain demo: board {board_url} (sign in as {DEMO_USER!r}, password {password!r})",
-                "Ctrl-C stops everything and prints the commands to try on the data",
-            ]
-            view = DemoView(tuple(c.crate for c in CRATES), out, tty, header)
-            watcher = _watch(broker, view)
-            stack.callback(watcher.loop_stop)
-            stack.callback(watcher.disconnect)
-            _start_crates(stack, runtime, data, broker=broker, relay=relay, speed=speed)
-            story = Story(view, relay, BrokerSettings(broker.host, broker.port), speed)
-            if not tty:  # on a terminal the view's frame shows it
-                for line in header:
-                    print(line, file=out, flush=True)
-            deadline = time.monotonic() + duration if duration else None
-            try:
-                while deadline is None or time.monotonic() < deadline:
-                    story.step()
-                    view.refresh()
-                    time.sleep(_TICK_S)
-            except (KeyboardInterrupt, _StopRequestedError):
-                pass
-            view.close()
-            print("\nstopping everything the demo started", file=out, flush=True)
-            _summary(influx, out)
-            record.update(ended_ms=int(time.time() * 1000), complete=True)
-            data.write(record)
-    except (KeyboardInterrupt, _StopRequestedError):
-        print("\nstopped before the demo was up", file=out, flush=True)
-    except (ServiceError, OSError) as exc:
-        print(f"coldchain demo: {exc}", file=sys.stderr)
+    with demo_run("coldchain-demo-", keep, out) as session, ExitStack() as stack:
+        runtime = session.runtime
+        password = secrets.token_urlsafe(9)
+        broker, influx, board_url = _services(stack, runtime, data, speed, password)
+        record["influx_port"] = influx.port
+        data.write(record)
+        data.write_influx_toml(influx.url)
+        relay = Relay(broker.host, broker.port).start()
+        stack.callback(relay.stop)
+        header = [
+            f"coldchain demo: board {board_url} (sign in as {DEMO_USER!r}, password {password!r})",
+            "Ctrl-C stops everything and prints the commands to try on the data",
+        ]
+        view = DemoView(tuple(c.crate for c in CRATES), out, tty, header)
+        watcher = watch(broker.host, broker.port, view)
+        stack.callback(watcher.loop_stop)
+        stack.callback(watcher.disconnect)
+        _start_crates(stack, runtime, data, broker=broker, relay=relay, speed=speed)
+        story = Story(view, relay, BrokerSettings(broker.host, broker.port), speed)
+        if not tty:  # on a terminal the view's frame shows it
+            for line in header:
+                print(line, file=out, flush=True)
+        tell(story.step, view, duration, out)
+        _summary(influx, out)
+        record.update(ended_ms=int(time.time() * 1000), complete=True)
+        data.write(record)
+    if session.failed:
         return 1
-    finally:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        if keep:
-            print(f"kept {runtime}", file=out)
-        else:
-            shutil.rmtree(runtime, ignore_errors=True)
     if "influx_port" in record:  # InfluxDB ran: its data is there to explore
         _print_commands(data, started_ms, out)
     print("demo stopped", file=out, flush=True)
@@ -298,7 +190,7 @@ def serve_data(data: DataDir, out: TextIO = sys.stdout) -> int:
     record = data.read()
     wanted = int(record["influx_port"])
     influx = InfluxDB(data.influxd, port=wanted if _port_free(wanted) else None)
-    signal.signal(signal.SIGTERM, _on_sigterm)
+    signal.signal(signal.SIGTERM, on_sigterm)
     try:
         influx.start()
         data.write_influx_toml(influx.url)
@@ -309,7 +201,7 @@ def serve_data(data: DataDir, out: TextIO = sys.stdout) -> int:
             time.sleep(0.5)
         print("influxd stopped on its own; its log: " + str(influx.log), file=sys.stderr)
         return 1
-    except (KeyboardInterrupt, _StopRequestedError):
+    except (KeyboardInterrupt, StopRequestedError):
         return 0
     except ServiceError as exc:
         print(f"coldchain demo: {exc}", file=sys.stderr)
@@ -352,6 +244,11 @@ def main(argv: list[str], prog: str = "coldchain demo") -> int:
     action.add_argument("--serve-data", action="store_true", help="serve the kept data for query/report until Ctrl-C")
     action.add_argument("--clean", action="store_true", help="remove the kept data")
     parser.add_argument("--keep", action="store_true", help="also keep the temp directory (configs, spools, broker)")
+    parser.add_argument(
+        "--cluster",
+        action="store_true",
+        help="the fleet deployment instead: three NATS nodes, a gateway SIGKILLed part-way (docs/cluster.md)",
+    )
     args = parser.parse_args(argv)
     if not MIN_SPEED <= args.speed <= MAX_SPEED:
         parser.error(f"--speed must be between {MIN_SPEED:g} and {MAX_SPEED:g}")
@@ -363,6 +260,8 @@ def main(argv: list[str], prog: str = "coldchain demo") -> int:
                 return 0
             if args.serve_data:
                 return serve_data(data)
+            if args.cluster:
+                return run_cluster(args.duration, args.speed, data, args.keep)
             return run(args.duration, args.speed, data, args.keep)
     except DemoError as exc:
         print(f"{prog}: {exc}", file=sys.stderr)

@@ -13,13 +13,11 @@ import json
 import os
 import shutil
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-from cli.services import Mosquitto
 
 __all__ = [
     "CRATES",
@@ -171,14 +169,26 @@ def _shipments() -> str:
     )
 
 
-def write_gateway_config(workdir: Path, host: str, port: int, influx_url: str, late_after_s: float) -> Path:
-    """The gateway's config: the private broker and InfluxDB, the shipments, a short lateness limit."""
-    config = workdir / "gateway.toml"
+def write_gateway_config(
+    workdir: Path,
+    host: str,
+    port: int,
+    influx_url: str,
+    late_after_s: float,
+    *,
+    name: str = "gateway",
+    cluster: str = "",
+) -> Path:
+    """A gateway's config: the private broker and InfluxDB, the shipments, a short lateness limit.
+
+    ``name`` names its file, client id and state file (the cluster demo runs two); ``cluster`` is appended.
+    """
+    config = workdir / f"{name}.toml"
     config.write_text(
         f"""[mqtt]
 host = "{host}"
 port = {port}
-client_id = "coldchain-gateway"
+client_id = "coldchain-{name}"
 
 [influxdb]
 api = "v1"
@@ -190,20 +200,30 @@ file = {json.dumps(str(PROFILES))}
 default = "cryo"
 
 [state]
-file = "gateway-state.sqlite"
+file = "{name}-state.sqlite"
 
 # the demo's offline spell lasts a minute or two, not hours: data older than this on arrival is a backlog
 [alarms]
 late_after_s = {late_after_s:g}
 
+{cluster}
 {_shipments()}"""
     )
     return config
 
 
-def write_agent_config(workdir: Path, crate: str, device: Path, host: str, port: int) -> Path:
-    """An agent's config: its pty, the broker (or the crate's relay), quick reconnects after a cut."""
+def write_agent_config(
+    workdir: Path, crate: str, device: Path, host: str, port: int, *, brokers: Sequence[str] = ()
+) -> Path:
+    """An agent's config: its pty, the broker (or the crate's relay), quick reconnects after a cut.
+
+    With ``brokers`` (the cluster's MQTT listeners) it connects to any of them over MQTT 3.1.1, and sends
+    again what no storage ack confirmed after 10 s (docs/cluster.md: a node's PUBACK is no stream write).
+    """
     config = workdir / f"agent-{crate}.toml"
+    listed = ", ".join(f'"{broker}"' for broker in brokers)
+    where = f'brokers = [{listed}]\nprotocol = "3.1.1"' if brokers else f'host = "{host}"\nport = {port}'
+    resend = "ack_timeout_s = 10.0\n" if brokers else ""
     config.write_text(
         f"""[crate]
 id = "{crate}"
@@ -213,13 +233,12 @@ profile = "cryo"
 file = {json.dumps(str(PROFILES))}
 
 [mqtt]
-host = "{host}"
-port = {port}
+{where}
 reconnect_max_s = 2.0
 
 [spool]
 path = "spool-{crate}.sqlite"
-
+{resend}
 [[probes]]
 driver = "serial"
 port = "{device}"
@@ -230,7 +249,7 @@ sensors = ["probe1"]
 
 
 def write_board_config(
-    workdir: Path, http_port: int, broker: Mosquitto, influx_url: str, *, user: str, password_hash: str
+    workdir: Path, http_port: int, broker: tuple[str, int], influx_url: str, *, user: str, password_hash: str
 ) -> Path:
     """The board's config: one staff login, the private broker and InfluxDB, the crates' shipments."""
     crates = "".join(
@@ -258,8 +277,8 @@ name = "{user}"
 password_hash = "{password_hash}"
 
 [mqtt]
-host = "{broker.host}"
-port = {broker.port}
+host = "{broker[0]}"
+port = {broker[1]}
 
 [influxdb]
 url = "{influx_url}"

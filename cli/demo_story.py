@@ -23,7 +23,7 @@ from cli.demo_setup import OFFLINE_CRATE, STORY_CRATE
 from cli.demo_view import DemoView
 from cli.mqtt_read import BrokerSettings
 
-__all__ = ["ACK_BY", "ACK_NOTE", "LATE_AFTER_S", "Story"]
+__all__ = ["ACK_BY", "ACK_NOTE", "LATE_AFTER_S", "ScriptedAck", "Story"]
 
 ACK_BY = "alice"
 ACK_NOTE = "re-icing it at the Frankfurt hub"
@@ -35,6 +35,53 @@ LATE_AFTER_S = 20.0
 REICED_AT_S = 80.0  # the refill event of config/scenarios/demo-cryo-reiced.toml
 ACK_AFTER_S = 8.0  # how long alice takes to react to the critical alarm
 _ACKED_RULES = ("critical_high", "warning_high")
+
+
+class ScriptedAck:
+    """alice: some seconds after C-0003 goes critical she acknowledges ``rules``, as ``coldchain ack`` does."""
+
+    def __init__(
+        self,
+        view: DemoView,
+        broker: BrokerSettings,
+        rules: tuple[str, ...],
+        speed: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._view = view
+        self._broker = broker
+        self._rules = rules
+        self._speed = speed
+        self._clock = clock
+        self._critical_seen: float | None = None
+        self._sent = False
+
+    def step(self) -> bool:
+        """True once, when the acknowledgements are sent (in a thread: the view shows the gateway's record)."""
+        critical = self._view.alarm(STORY_CRATE, "critical_high", "probe1")
+        if self._critical_seen is None and critical is not None and critical.state == "active":
+            self._critical_seen = self._clock()
+        if self._sent or self._critical_seen is None:
+            return False
+        if self._clock() < self._critical_seen + ACK_AFTER_S / self._speed:
+            return False
+        self._sent = True
+        threading.Thread(target=self._send, name="demo-ack", daemon=True).start()
+        return True
+
+    def _send(self) -> None:
+        for rule in self._rules:
+            try:
+                _, answer = acknowledge(
+                    self._broker, STORY_CRATE, rule, "probe1", by=ACK_BY, note=ACK_NOTE, timeout_s=15.0
+                )
+            except AckError as exc:
+                self._view.note(f"{ACK_BY}'s acknowledgement of {rule} was not delivered: {exc}")
+                continue
+            if answer is None:
+                self._view.note(f"the gateway did not answer {ACK_BY}'s acknowledgement of {rule}")
+            elif not answer.recorded:
+                self._view.note(f"the gateway refused {ACK_BY}'s acknowledgement of {rule}: {answer.reason}")
 
 
 class Story:
@@ -54,7 +101,7 @@ class Story:
         self._speed = speed
         self._clock = clock
         self._done: set[str] = set()
-        self._critical_seen: float | None = None
+        self._alice = ScriptedAck(view, broker, _ACKED_RULES, speed, clock)
 
     def _due(self, crate: str, at_s: float) -> bool:
         first = self._view.first_reading_at(crate)
@@ -83,33 +130,10 @@ class Story:
             )
         if self._first("reiced", self._due(STORY_CRATE, REICED_AT_S)):
             self._view.note(f"{STORY_CRATE} is re-iced: its dry shipper's nitrogen is topped up")
-        self._acknowledge()
+        if self._first("ack", self._alice.step()):
+            self._view.note(f"{ACK_BY} (staff, scripted) takes on {STORY_CRATE}'s alarms: {ACK_NOTE!r}")
         if self._first("told", self._told()):
             self._view.note("the story is told: look around the board; Ctrl-C stops the demo and prints what to try")
-
-    def _acknowledge(self) -> None:
-        critical = self._view.alarm(STORY_CRATE, "critical_high", "probe1")
-        if self._critical_seen is None and critical is not None and critical.state == "active":
-            self._critical_seen = self._clock()
-        due = self._critical_seen is not None and self._clock() >= self._critical_seen + ACK_AFTER_S / self._speed
-        if self._first("ack", due):
-            self._view.note(f"{ACK_BY} (staff, scripted) takes on {STORY_CRATE}'s alarms: {ACK_NOTE!r}")
-            threading.Thread(target=self._send_acks, name="demo-ack", daemon=True).start()
-
-    def _send_acks(self) -> None:
-        """Publish alice's acknowledgements as ``coldchain ack`` does; the view shows the gateway's record."""
-        for rule in _ACKED_RULES:
-            try:
-                _, answer = acknowledge(
-                    self._broker, STORY_CRATE, rule, "probe1", by=ACK_BY, note=ACK_NOTE, timeout_s=10.0
-                )
-            except AckError as exc:
-                self._view.note(f"{ACK_BY}'s acknowledgement of {rule} was not delivered: {exc}")
-                continue
-            if answer is None:
-                self._view.note(f"the gateway did not answer {ACK_BY}'s acknowledgement of {rule}")
-            elif not answer.recorded:
-                self._view.note(f"the gateway refused {ACK_BY}'s acknowledgement of {rule}: {answer.reason}")
 
     def _told(self) -> bool:
         """Every alarm of C-0003 has cleared, and C-0002's late excursion has arrived."""

@@ -2,7 +2,8 @@
 
 Keys are named as in the gateway's table (api, url, database, retention_policy,
 username, password_file, org, bucket, token_file), so ``--config`` can point at the
-gateway's file; only those keys are read, the rest belongs to the gateway.
+gateway's (or the board's) file: the core reads them (``coldchain.settings.influx``) as it
+does for those programs; their own keys are theirs.
 """
 
 from __future__ import annotations
@@ -12,12 +13,16 @@ import os
 from dataclasses import replace
 from pathlib import Path
 
+from adapters.influx_errors import InfluxAuthError, InfluxError, InfluxNotFoundError, InfluxUnreachableError
 from coldchain.errors import ConfigError
 from coldchain.settings.argtypes import text
-from coldchain.settings.influx import APIS, CONNECTION_KEYS, DEFAULT_DATABASE, DEFAULT_URL, InfluxSettings, url_problem
+from coldchain.settings.influx import CONNECTION_KEYS, InfluxSchema, InfluxSettings, parse_influx, url_problem
 from coldchain.settings.table import load_toml
 
-__all__ = ["InfluxSettings", "add_influx_arguments", "settings_from_args"]
+__all__ = ["READ_TIMEOUT_S", "add_influx_arguments", "influx_problem", "settings_from_args"]
+
+READ_TIMEOUT_S = 30.0  # a report's query reads six hours of a crate's record: longer than the gateway's writes
+_SCHEMA = InfluxSchema(defaults=InfluxSettings(timeout_s=READ_TIMEOUT_S), password_needs_username=False)
 
 # Keys of the gateway's and board's [influxdb] tables that only those programs use (their example configs
 # document each; a test keeps this list complete). Any other key in --config's [influxdb] is a typo.
@@ -43,22 +48,13 @@ def add_influx_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _from_file(path: Path) -> InfluxSettings:
     table = load_toml(path).table("influxdb", required=True)
-    # Only the connection keys are read: batching and retry settings belong to the gateway.
-    settings = InfluxSettings(
-        api=table.text("api", "v1", choices=APIS),
-        url=table.text("url", DEFAULT_URL),
-        database=table.text("database", DEFAULT_DATABASE),
-        retention_policy=table.text("retention_policy", None),
-        username=table.text("username", None),
-        password_file=table.file_path("password_file", path.parent),
-        org=table.text("org", None),
-        bucket=table.text("bucket", None),
-        token_file=table.file_path("token_file", path.parent),
-    )
+    # the core's reading of the shared keys; a password without a user is ignored, as by the board that wrote it
+    settings = parse_influx(table, path.parent, _SCHEMA, InfluxSettings)
     for key in table.data:
         if key not in CONNECTION_KEYS and key not in PROGRAM_KEYS:
             raise table.error(key, "is not a known setting (typo?)")
-    return settings
+    # timeout_s is the gateway's for its writes, the board's for its chart: a report's reads take their own
+    return replace(settings, timeout_s=READ_TIMEOUT_S)
 
 
 def _where(args: argparse.Namespace, name: str, flag: str) -> tuple[str, str]:
@@ -70,7 +66,7 @@ def _where(args: argparse.Namespace, name: str, flag: str) -> tuple[str, str]:
 
 def settings_from_args(args: argparse.Namespace) -> InfluxSettings:
     """Settings from ``--config`` (if any), overridden by the options given; ConfigError when unusable."""
-    settings = _from_file(args.config) if args.config else InfluxSettings()
+    settings = _from_file(args.config) if args.config else InfluxSettings(timeout_s=READ_TIMEOUT_S)
     overrides = {n: getattr(args, n) for n in CONNECTION_KEYS if getattr(args, n) is not None}
     settings = replace(settings, **overrides)
     if (problem := url_problem(settings.url)) is not None:
@@ -86,3 +82,19 @@ def settings_from_args(args: argparse.Namespace) -> InfluxSettings:
             problem = "no such file" if not path.exists() else "not a readable file"
             raise ConfigError(*_where(args, name, "--" + name.replace("_", "-")), f"{path}: {problem}")
     return settings
+
+
+def influx_problem(exc: InfluxError, settings: InfluxSettings) -> str:
+    """``exc`` and what to check: the options (or --config's keys) that set what failed."""
+    v2 = settings.api == "v2"
+    if isinstance(exc, InfluxAuthError):
+        if v2:
+            return f"{exc}: check --token-file (or [influxdb] token_file of --config) and that it may read the bucket"
+        return f"{exc}: check --username/--password-file (or [influxdb] username/password_file of --config)"
+    if isinstance(exc, InfluxNotFoundError):
+        if v2:
+            return f"{exc}: check --org and --bucket, and that the server speaks the v2 API (1.x servers: --api v1)"
+        return f"{exc}: check --database (or [influxdb] database of --config); a v2-only server? use --api v2"
+    if isinstance(exc, InfluxUnreachableError):
+        return f"{exc}: check that influxd runs and that --influx-url (or [influxdb] url of --config) names it"
+    return str(exc)

@@ -22,7 +22,7 @@ from adapters.mqtt_client import broker_client
 from adapters.secrets import SecretError
 from coldchain.errors import ConfigError
 from coldchain.settings.argtypes import port_number, text
-from coldchain.settings.broker import CONNECTION_KEYS, FILE_KEYS, BrokerSettings
+from coldchain.settings.broker import CONNECTION_KEYS, FILE_KEYS, PROTOCOLS, BrokerSettings, parse_brokers
 from coldchain.settings.table import load_toml
 
 __all__ = [
@@ -50,10 +50,10 @@ PROGRAM_KEYS = frozenset(
         "refused_retry_s",
         "ack_timeout_s",
         "answer_timeout_s",
-        "brokers",  # the agent's cluster nodes (docs/cluster.md): these commands use host and port
-        "protocol",
     }
 )
+# An agent's cluster keys (docs/cluster.md): its nodes (instead of host and port) and MQTT version
+CLUSTER_KEYS = ("brokers", "protocol")
 
 
 class BrokerError(Exception):
@@ -89,18 +89,22 @@ def _from_file(path: Path) -> BrokerSettings:
     # Only the connection keys are read, without their cross-checks (the options given may complete them):
     # the rest of the table belongs to the program the file configures.
     d = BrokerSettings()
+    brokers = parse_brokers(table)
+    host, port = brokers[0] if brokers else (d.host, d.port)  # a command that takes one address takes the first node
     settings = BrokerSettings(
-        host=table.text("host", d.host),
-        port=table.integer("port", d.port, minimum=1, maximum=65535),
+        host=table.text("host", host),
+        port=table.integer("port", port, minimum=1, maximum=65535),
         username=table.text("username", None),
         password_file=table.file_path("password_file", base),
         tls=table.flag("tls", d.tls),
         ca_file=table.file_path("ca_file", base),
         cert_file=table.file_path("cert_file", base),
         key_file=table.file_path("key_file", base),
+        brokers=brokers,
+        protocol=table.text("protocol", d.protocol, choices=PROTOCOLS),
     )
     for key in table.data:
-        if key not in CONNECTION_KEYS and key not in PROGRAM_KEYS:
+        if key not in CONNECTION_KEYS and key not in CLUSTER_KEYS and key not in PROGRAM_KEYS:
             raise table.error(key, "is not a known setting (typo?)")
     return settings
 
@@ -121,6 +125,8 @@ def broker_settings(args: argparse.Namespace) -> BrokerSettings:
     """Settings from ``--config`` (if any), overridden by the command-line options given; ConfigError if unusable."""
     settings = _from_file(args.config) if args.config else BrokerSettings()
     overrides: dict[str, Any] = {n: getattr(args, n) for n in CONNECTION_KEYS if getattr(args, n) is not None}
+    if args.host is not None or args.port is not None:
+        overrides["brokers"] = ()  # the address given replaces the file's nodes
     settings = replace(settings, **overrides)
     if args.port is None and not args.config and settings.uses_tls:
         settings = replace(settings, port=8883)

@@ -18,15 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from cli.influx_read import (
-    FaultRow,
-    InfluxReadError,
-    Reader,
-    ReadingRow,
-    fetch_readings,
-    open_reader,
-)
-from cli.influx_settings import InfluxSettings, add_influx_arguments
+from adapters.influx_errors import InfluxError
+from adapters.influx_read import Reader, fetch_readings, open_reader
+from adapters.influx_rows import FaultRow, ReadingRow
+from cli.influx_settings import add_influx_arguments, influx_problem
 from cli.influx_settings import settings_from_args as influx_settings
 from cli.progress import Progress
 from cli.window import Window, add_window_arguments, format_duration, iso, window_from_args
@@ -36,6 +31,7 @@ from coldchain.helptext import help_text
 from coldchain.profiles import Profile, ThresholdRule
 from coldchain.record.stats import SensorSummary, default_max_hold_ms, summarise
 from coldchain.settings.argtypes import positive_int
+from coldchain.settings.influx import InfluxSettings
 from coldchain.settings.table import load_toml
 from coldchain.topics import IDENTIFIER_RULE, valid_identifier
 
@@ -280,8 +276,11 @@ def main(argv: list[str], prog: str = "coldchain query") -> int:
             progress=Progress(args.progress),
             err=err,
         )
-    except (InfluxReadError, ConfigError) as exc:
+    except ConfigError as exc:
         print(f"{prog}: {exc}", file=err)
+        return 1
+    except InfluxError as exc:
+        print(f"{prog}: {influx_problem(exc, settings)}", file=err)
         return 1
     if not record.readings:
         span = f"between {iso(record.start_ms)} and {iso(record.end_ms)}" if record.end_ms else "at all"

@@ -25,8 +25,10 @@ import sys
 import time
 from typing import NoReturn
 
-from cli.influx_read import InfluxReadError, open_reader
-from cli.influx_settings import InfluxSettings, add_influx_arguments
+from adapters.influx_errors import InfluxError
+from adapters.influx_read import open_reader
+from adapters.influx_write import write_once
+from cli.influx_settings import add_influx_arguments, influx_problem
 from cli.progress import Progress
 from cli.query import add_record_arguments, check_record_arguments
 from cli.report import Identity, Report, build_report, identify
@@ -35,8 +37,6 @@ from coldchain.errors import ConfigError, StoreError
 from coldchain.helptext import help_text
 from coldchain.record.lineprotocol import point
 from coldchain.wire import MAX_ACK_BY, MAX_ACK_NOTE
-from gateway.config import InfluxConfig
-from gateway.store import open_store
 
 __all__ = ["DECISIONS", "SHA256", "main", "refusal", "release_point"]
 
@@ -63,16 +63,6 @@ def release_point(identity: Identity, report: Report, *, by: str, decision: str,
         "end_ms": report.record.end_ms,
     }
     return point("release", {identity.tag: identity.subject}, fields, ts_ms)
-
-
-def _write(settings: InfluxSettings, line: str) -> None:
-    """Store one point with the gateway's own writer (1.x ``/write`` or influxdb-client), errors classified."""
-    names = ("api", "url", "database", "retention_policy", "username", "password_file", "org", "bucket", "token_file")
-    store = open_store(InfluxConfig(**{name: getattr(settings, name) for name in names}))
-    try:
-        store.write(line.encode())
-    finally:
-        store.close()
 
 
 def _text(parser: argparse.ArgumentParser, value: str, flag: str, limit: int) -> str:
@@ -129,8 +119,8 @@ def main(argv: list[str], prog: str = "coldchain release") -> int:
         report = build_report(reader, identity, tags, window, args=args, progress=Progress(args.progress), err=err)
     except ConfigError as exc:
         parser.error(str(exc))
-    except InfluxReadError as exc:
-        print(f"{prog}: {exc}", file=err)
+    except InfluxError as exc:
+        print(f"{prog}: {influx_problem(exc, settings)}", file=err)
         return 1
     if not report.record.readings:
         print(
@@ -143,7 +133,8 @@ def main(argv: list[str], prog: str = "coldchain release") -> int:
         return 1
     now = int(time.time() * 1000)
     try:
-        _write(settings, release_point(identity, report, by=by, decision=args.decision, note=note, ts_ms=now))
+        line = release_point(identity, report, by=by, decision=args.decision, note=note, ts_ms=now)
+        write_once(settings, line.encode())
     except (StoreError, OSError) as exc:
         print(f"{prog}: the decision was NOT recorded: {exc}", file=err)
         return 1

@@ -30,8 +30,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TextIO, TypedDict
 
-from cli.influx_read import AlarmRow, FaultRow, GapRow, InfluxReadError, Reader, ReadingRow, ReleaseRow, open_reader
-from cli.influx_settings import add_influx_arguments
+from adapters.influx_errors import InfluxError
+from adapters.influx_read import Reader, open_reader
+from adapters.influx_rows import AlarmRow, FaultRow, GapRow, ReadingRow, ReleaseRow
+from cli.influx_settings import add_influx_arguments, influx_problem
 from cli.progress import Progress
 from cli.query import Record, add_record_arguments, check_record_arguments, read_record
 from cli.report_motion import CrateMotion, read_motion
@@ -302,8 +304,11 @@ def main(argv: list[str], prog: str = "coldchain report") -> int:
         reader = open_reader(settings)
         identity, tags = identify(reader, args)
         report = build_report(reader, identity, tags, window, args=args, progress=progress, err=err)
-    except (InfluxReadError, ConfigError) as exc:
+    except ConfigError as exc:
         print(f"{prog}: {exc}", file=err)
+        return 1
+    except InfluxError as exc:
+        print(f"{prog}: {influx_problem(exc, settings)}", file=err)
         return 1
     if not report.record.readings:
         print(f"{prog}: no readings of {identity.kind} {identity.subject} in {reader.settings.where}", file=err)

@@ -13,7 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from cli.influx_read import Reader, StoredPoint
+from adapters.influx_read import Reader
+from adapters.influx_rows import StoredPoint
 from coldchain.position.geometry import Position
 from coldchain.position.phases import Area, PhaseSpan, phase_spans
 from coldchain.profiles import Profile

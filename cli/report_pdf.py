@@ -29,7 +29,7 @@ from reportlab.platypus import (
     TableStyle,
 )
 
-from cli.influx_read import AlarmRow
+from adapters.influx_rows import AlarmRow
 from cli.progress import Progress
 from cli.report import Report
 from cli.report_chart import chart_png

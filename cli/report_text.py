@@ -15,7 +15,7 @@ from collections import defaultdict
 from dataclasses import asdict
 from typing import Any, TextIO
 
-from cli.influx_read import FaultRow, ReadingRow
+from adapters.influx_rows import FaultRow, ReadingRow
 from cli.report import Report
 from cli.report_motion import CrateMotion
 from cli.window import format_duration, iso

@@ -6,18 +6,19 @@ database already running on this machine (e.g. on 1883/8086).
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import socket
 import subprocess
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from adapters.influx_errors import InfluxError
+from adapters.influx_read import V1Reader
+from adapters.influx_v1 import V1Http
+from coldchain.settings.influx import InfluxSettings
 
 __all__ = ["InfluxDB", "Mosquitto", "ServiceError", "free_port"]
 
@@ -181,19 +182,19 @@ bind-address = "127.0.0.1:{self.rpc_port}"
         return self
 
     def _ping(self) -> bool:
+        http = V1Http(InfluxSettings(url=self.url, timeout_s=1.0), keep_alive=False)
         try:
-            with urllib.request.urlopen(f"{self.url}/ping", timeout=1) as response:  # noqa: S310 (loopback URL we built)
-                return bool(response.status == 204)
-        except OSError:
+            status, _ = http.request("GET", "/ping", {})
+        except InfluxError:
             return False
+        return status == 204
 
     def query(self, q: str, db: str = "coldchain") -> list[dict[str, Any]]:
         """Run an InfluxQL statement; return the ``series`` of its first result (empty when none)."""
-        params = urllib.parse.urlencode({"q": q, "db": db, "epoch": "ms"})
-        request = urllib.request.Request(f"{self.url}/query", data=params.encode(), method="POST")  # noqa: S310 (loopback URL we built)
-        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
-            body = json.load(response)
-        result = body["results"][0]
+        try:
+            result = V1Reader(InfluxSettings(url=self.url, database=db, timeout_s=30.0)).query(q)["results"][0]
+        except InfluxError as exc:
+            raise ServiceError(f"InfluxQL {q!r}: {exc}") from exc
         if "error" in result:
             raise ServiceError(f"InfluxQL error for {q!r}: {result['error']}")
         return list(result.get("series", []))

@@ -15,6 +15,7 @@ __all__ = [
     "IDENTIFIER_RULE",
     "NO_ROUTE",
     "OTHER_CRATE",
+    "PARTITIONED_TELEMETRY_FILTER",
     "REJECTED",
     "ROOT",
     "SERVICE_LOGIN_PREFIX",
@@ -35,6 +36,7 @@ __all__ = [
     "status_topic",
     "storage_ack_topic",
     "telemetry_topic",
+    "unpartitioned",
     "valid_identifier",
 ]
 
@@ -42,6 +44,10 @@ ROOT: Final = "coldchain/v1"
 TELEMETRY_FILTER: Final = f"{ROOT}/crates/+/telemetry"
 REJECTED_TOPIC: Final = f"{ROOT}/rejected"
 ACKS_FILTER: Final = f"{ROOT}/acks/+/+/+"
+# The NATS cluster's nodes map a crate's telemetry into its partition (docs/cluster.md): an MQTT
+# subscriber receives it there, under cc/p/<partition>/ and then the topic the crate published on.
+_PARTITION_PREFIX: Final = "cc/p/"
+PARTITIONED_TELEMETRY_FILTER: Final = f"{_PARTITION_PREFIX}+/{TELEMETRY_FILTER}"
 
 # Crate, sensor and rule ids become topic levels and MQTT usernames: keep them to a
 # safe alphabet so a name can never be a wildcard ('+', '#') or a level separator ('/').
@@ -55,6 +61,14 @@ IDENTIFIER_RULE: Final = "1-64 of [A-Za-z0-9_.-], starting with a letter or digi
 # and mosquitto's ACL cannot exclude a login from a pattern: so these names are never crate ids.
 STAFF_LOGIN_PREFIX: Final = "staff."
 SERVICE_LOGIN_PREFIX: Final = "coldchain-"
+
+
+def unpartitioned(topic: str) -> str:
+    """The topic a message was published on, for one the cluster moved into a partition; others as they are."""
+    if not topic.startswith(_PARTITION_PREFIX):
+        return topic
+    _, _, rest = topic[len(_PARTITION_PREFIX) :].partition("/")
+    return rest or topic
 
 
 def valid_identifier(name: str) -> bool:

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from adapters.influx_write import open_writer
 from adapters.liveness import Liveness
 from adapters.sd_notify import Watchdog
 from adapters.service_log import add_log_level, start_log
@@ -28,7 +29,6 @@ from gateway.ingest import Ingest
 from gateway.mqtt_link import MqttLink
 from gateway.notify import Notifier
 from gateway.statefile import StateFile
-from gateway.store import open_store
 from gateway.worker import CrateStore, Worker
 
 __all__ = ["main"]
@@ -84,9 +84,9 @@ def _run(
     """The composition root: every part is made here, given what it needs, and started; then run until stopped."""
     stop = threading.Event()
     _stop_on_signals(stop)
-    store = open_store(config.influxdb)  # the writer thread's
+    store = open_writer(config.influxdb)  # the writer thread's
     try:
-        store.check()
+        store.check(config.influxdb.startup_wait_s)
     except StoreError as exc:
         print(f"{prog}: {exc}", file=sys.stderr)
         return 1
@@ -109,7 +109,7 @@ def _run(
         print(f"{prog}: cannot open the state file {config.state_file}: {exc} (check [state] file)", file=sys.stderr)
         return 1
     # the clock's thread writes alarm points of its ticks and the gateway's own figures on a connection of its own
-    clock_store = open_store(config.influxdb)
+    clock_store = open_writer(config.influxdb)
     notifier = Notifier(config.notify)  # its channels' outbox files are opened; delivery starts below
     alarming = Alarming(
         config, notifier, publish=link.publish, write=lambda lines: clock_store.write(encode_lines(lines))

@@ -20,6 +20,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any, Final
 
+from adapters.influx_write import PointsRefusedError
 from coldchain.alarms.engine import AlarmEngine
 from coldchain.alarms.lifecycle import AckRejectedError, AlarmBook, AlarmChange
 from coldchain.errors import StoreError, WireFormatError
@@ -54,7 +55,6 @@ from coldchain.wire import (
 from gateway.config import GatewayConfig
 from gateway.notify import Notifier, audit_point
 from gateway.points import rejected_point
-from gateway.store import PointsRefusedError
 
 __all__ = ["BOOK_KEY", "NO_PUBLICATIONS", "Alarming", "Lost", "Publication", "Publications"]
 

@@ -20,10 +20,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from adapters.influx_write import Writer
 from coldchain.errors import StoreError
 from coldchain.record.lineprotocol import FieldValue
 from gateway.points import health_point
-from gateway.store import Store
 from gateway.worker import Worker
 
 __all__ = ["Health", "read_health"]
@@ -37,7 +37,7 @@ class Health:
     def __init__(
         self,
         worker: Worker,
-        store: Store,
+        store: Writer,
         client_id: str,
         interval_s: float,
         health_file: Path | None,

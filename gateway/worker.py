@@ -28,6 +28,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
+from adapters.influx_write import PointsRefusedError, Writer
 from adapters.liveness import Heartbeat
 from coldchain.errors import RetryableStoreError
 from coldchain.record.lineprotocol import encode_lines
@@ -38,7 +39,6 @@ from gateway.config import GatewayConfig
 from gateway.ingest import Batch, Ingest
 from gateway.mqtt_link import Deliveries, Delivery
 from gateway.points import EXCERPT_BYTES, rejected_point
-from gateway.store import PointsRefusedError, Store
 
 __all__ = ["CrateStore", "Link", "Worker"]
 
@@ -74,7 +74,7 @@ class Worker:
     def __init__(
         self,
         config: GatewayConfig,
-        store: Store,
+        store: Writer,
         ingest: Ingest,
         link: Link,
         *,

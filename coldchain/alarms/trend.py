@@ -86,6 +86,16 @@ class _Window:
         last_x = (self.points[-1][0] - self._anchor) / MS_PER_H
         return slope, self._sy / n + slope * (last_x - self._sx / n)
 
+    def judge(self, ts: int, value: float, min_samples: int) -> tuple[float, float] | None:
+        """Take a reading and fit the window, None while too little data to judge (keep the current state):
+        the reading came within a step, fewer than ``min_samples`` readings, or less than half the span covered."""
+        if not self.add(ts, value):
+            return None
+        fit = self.fit()
+        if fit is None or len(self.points) < min_samples or self.covered_ms < self.span_ms / 2:
+            return None
+        return fit
+
     def snapshot(self) -> list[list[float]]:
         return [[ts, value] for ts, value in self.points]
 
@@ -107,12 +117,10 @@ class RateEvaluator(Evaluator):
 
     def reading(self, ts: int, seq: int, value_c: float) -> list[AlarmTransition]:
         """Account for one good reading."""
-        rule, window = self.rule, self.window
-        if not window.add(ts, value_c):
+        rule = self.rule
+        fit = self.window.judge(ts, value_c, rule.min_samples)
+        if fit is None:
             return []
-        fit = window.fit()
-        if fit is None or len(window.points) < rule.min_samples or window.covered_ms < window.span_ms / 2:
-            return []  # too little data to judge: keep the current state
         slope = fit[0]
         condition = slope > rule.max_rate_c_per_h - (rule.hysteresis_c_per_h if self.active else 0.0)
         change = self._debounce(condition, ts, rule.delay_s * 1000, 0)
@@ -144,11 +152,9 @@ class PredictionEvaluator(Evaluator):
 
     def reading(self, ts: int, seq: int, value_c: float) -> list[AlarmTransition]:
         """Account for one good reading."""
-        rule, window = self.rule, self.window
-        if not window.add(ts, value_c):
-            return []
-        fit = window.fit()
-        if fit is None or len(window.points) < rule.min_samples or window.covered_ms < window.span_ms / 2:
+        rule = self.rule
+        fit = self.window.judge(ts, value_c, rule.min_samples)
+        if fit is None:
             return []
         fitted_slope, fitted = fit
         tipped = self.tipped_deg is not None and rule.tipped_factor != 1.0

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from adapters.secrets import secret_setting
+from adapters.secrets import optional_secret
 from coldchain.alarms.lifecycle import ACKNOWLEDGED, ESCALATED, AlarmChange
 from coldchain.settings.table import Table
 from gateway.notify.channel import Channel, Dispatcher
@@ -45,19 +45,6 @@ class ChannelConfig:
         return event.change in self.changes and (self.late or not event.alarm.late)
 
 
-def _path(table: Table, name: str, base: Path, default: str | None = None) -> Path | None:
-    raw = table.text(name, default)
-    if raw is None:
-        return None
-    path = Path(raw)
-    return path if path.is_absolute() else base / path
-
-
-def _secret(table: Table, name: str, base: Path) -> str | None:
-    path = _path(table, name, base)
-    return None if path is None else secret_setting(table, name, path)
-
-
 def _common(table: Table, base: Path, kind: str) -> dict[str, object]:
     name = table.identifier("name")
     changes = tuple(table.text_list("changes", list(CHANGES)))
@@ -70,7 +57,7 @@ def _common(table: Table, base: Path, kind: str) -> dict[str, object]:
         raise table.error("retry_max_s", "must not be below retry_min_s")
     return {
         "name": name,
-        "outbox": _path(table, "outbox", base, f"outbox-{kind}-{name}.sqlite"),
+        "outbox": table.file_path("outbox", base, f"outbox-{kind}-{name}.sqlite"),
         "changes": changes,
         "late": table.flag("late", True),
         "retry_min_s": retry_min_s,
@@ -83,11 +70,11 @@ def _webhook(table: Table, base: Path) -> ChannelConfig:
     url = table.text("url")
     if not url.startswith(("http://", "https://")):
         raise table.error("url", f"{url!r} must be an http:// or https:// URL")
-    secret = _secret(table, "secret_file", base)
+    secret = optional_secret(table, "secret_file", base)
     if secret is None:
         raise table.error("secret_file", "is required: receivers verify X-Coldchain-Signature with it")
     timeout_s = table.number("timeout_s", 5.0, minimum=0.1, maximum=120.0)
-    ca_file = _path(table, "ca_file", base)
+    ca_file = table.file_path("ca_file", base)
     if ca_file is not None and not ca_file.is_file():
         raise table.error("ca_file", f"file {ca_file} does not exist")
     config = WebhookConfig(str(common["name"]), url, secret.encode(), timeout_s, ca_file)
@@ -103,7 +90,7 @@ def _email(table: Table, base: Path) -> ChannelConfig:
     if "@" not in sender:
         raise table.error("from", f"{sender!r} is not an e-mail address")
     username = table.text("username", None)
-    password = _secret(table, "password_file", base)
+    password = optional_secret(table, "password_file", base)
     if password is not None and username is None:
         raise table.error("password_file", "is set but username is missing")
     config = EmailConfig(
@@ -113,7 +100,7 @@ def _email(table: Table, base: Path) -> ChannelConfig:
         recipients=recipients,
         port=table.integer("port", 25, minimum=1, maximum=65535),
         starttls=table.flag("starttls", False),
-        ca_file=_path(table, "ca_file", base),
+        ca_file=table.file_path("ca_file", base),
         username=username,
         password=password,
         timeout_s=table.number("timeout_s", 10.0, minimum=0.1, maximum=120.0),

@@ -32,6 +32,7 @@ from cli.influx_settings import CONNECTION_KEYS as INFLUX_CONNECTION_KEYS
 from cli.influx_settings import PROGRAM_KEYS as INFLUX_PROGRAM_KEYS
 from cli.main import SUBCOMMANDS
 from cli.main import main as coldchain
+from cli.mqtt_read import CLUSTER_KEYS as MQTT_CLUSTER_KEYS
 from cli.mqtt_read import CONNECTION_KEYS as MQTT_CONNECTION_KEYS
 from cli.mqtt_read import PROGRAM_KEYS as MQTT_PROGRAM_KEYS
 from cli.provision import main as provision
@@ -368,7 +369,7 @@ def _documented_keys(config: Path, table: str) -> set[str]:
 @pytest.mark.parametrize(
     ("table", "known"),
     [
-        ("mqtt", set(MQTT_CONNECTION_KEYS) | MQTT_PROGRAM_KEYS),
+        ("mqtt", set(MQTT_CONNECTION_KEYS) | set(MQTT_CLUSTER_KEYS) | MQTT_PROGRAM_KEYS),
         ("influxdb", set(INFLUX_CONNECTION_KEYS) | INFLUX_PROGRAM_KEYS),
     ],
 )

@@ -120,7 +120,7 @@ def test_unreachable_influxdb_error_names_url_and_what_to_check(capsys: pytest.C
     url = f"http://127.0.0.1:{free_port()}"
     assert main(["C-1", "--influx-url", url]) == 1
     err = capsys.readouterr().err
-    assert f"cannot reach InfluxDB at {url}" in err
+    assert f"InfluxDB at {url} cannot be reached" in err
     assert "influxd" in err
     assert "--influx-url" in err
 
@@ -128,7 +128,7 @@ def test_unreachable_influxdb_error_names_url_and_what_to_check(capsys: pytest.C
 def test_missing_database_is_named(influxdb: InfluxDB, capsys: pytest.CaptureFixture[str]) -> None:
     """A database that does not exist is named, with the option to fix."""
     assert main(["C-1", "--influx-url", influxdb.url, "--database", "no_such_db"]) == 1
-    assert "database 'no_such_db' does not exist" in capsys.readouterr().err
+    assert "has no database 'no_such_db'" in capsys.readouterr().err
 
 
 def test_config_file_influxdb_table_is_used(

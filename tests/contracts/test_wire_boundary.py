@@ -20,9 +20,10 @@ ALLOWED = {
     ("gateway/notify/outbox.py", "Outbox.add"): "the notification outbox's SQLite rows",
     ("gateway/notify/outbox.py", "Outbox.head"): "the notification outbox's SQLite rows",
     ("gateway/notify/webhook.py", "WebhookChannel.send"): "the webhook's HTTP body (a notification channel)",
+    ("gateway/crate_kv.py", "CrateKv.load"): "a crate's state in the cluster's key-value bucket",
+    ("gateway/crate_kv.py", "CrateKv.save"): "a crate's state in the cluster's key-value bucket",
     ("gateway/statefile.py", "StateFile.load"): "the state file",
     ("gateway/statefile.py", "StateFile.save"): "the state file",
-    ("gateway/store.py", "_error"): "an InfluxDB HTTP error body",
     ("board/hub.py", "sse"): "the board's HTTP event stream",
     ("board/hub.py", "Hub._check_showable"): "the board's HTTP event stream (can the page parse it)",
     ("cli/alerts.py", "_follow"): "--json output for scripts: an alarm the core decoded, printed",
@@ -36,10 +37,8 @@ ALLOWED = {
     ("cli/demo_setup.py", "write_gateway_config"): "a TOML string in a config snippet",
     ("cli/demo_setup.py", "write_agent_config"): "a TOML string in a config snippet",
     ("cli/demo_setup.py", "write_board_config"): "a TOML string in a config snippet",
-    ("cli/influx_read.py", "V1Reader._request"): "an InfluxDB 1.x HTTP query answer",
     ("cli/provision.py", "_toml_string"): "a TOML string in a generated config",
     ("cli/report_text.py", "write_text"): "the report's JSON output",
-    ("cli/services.py", "InfluxDB.query"): "an InfluxDB 1.x HTTP query answer",
 }
 
 

@@ -29,6 +29,7 @@ from coldchain.topics import (
     status_topic,
     storage_ack_topic,
     telemetry_topic,
+    unpartitioned,
     valid_identifier,
 )
 
@@ -95,3 +96,18 @@ def test_only_a_crates_own_topics_name_their_crate() -> None:
 def test_any_text_is_a_route(topic: str) -> None:
     """Parsing never raises: any text is a route of the contract or NO_ROUTE."""
     assert parse_topic(topic).kind in CRATE_KINDS | {ALARM, STAFF_ACK, REJECTED, ""}
+
+
+def test_a_partitioned_topic_is_the_one_published() -> None:
+    """The cluster's partition prefix is dropped; any other topic is left as it is."""
+    assert unpartitioned("cc/p/7/coldchain/v1/crates/C-1/telemetry") == "coldchain/v1/crates/C-1/telemetry"
+    for topic in ("coldchain/v1/crates/C-1/telemetry", "cc/p/7", "cc/p/", "cc/px/1/a", ""):
+        assert unpartitioned(topic) == topic
+
+
+@given(st.text(max_size=80))
+@settings(max_examples=300)
+def test_unpartitioned_is_total(topic: str) -> None:
+    """Any topic at all gives a topic: itself, or what follows the partition's level."""
+    out = unpartitioned(topic)
+    assert out == topic or topic == f"cc/p/{topic[5:].partition('/')[0]}/{out}"

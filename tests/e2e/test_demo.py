@@ -26,7 +26,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from paho.mqtt.enums import CallbackAPIVersion
 
-from cli.demo import _watch
+from cli.demo_process import watch
 from cli.demo_setup import DataDir
 from cli.demo_view import DemoView
 from cli.services import Mosquitto
@@ -84,8 +84,12 @@ def _run_demo(data_dir: Path, until: str, timeout: float, *extra: str, on_line: 
             demo.send_signal(signal.SIGINT)
         code = demo.wait(timeout=timeout if not until else 60)
     finally:
-        if demo.poll() is None:
-            demo.kill()
+        if demo.poll() is None:  # a failed wait: stop it as Ctrl-C does, so it stops its children too
+            demo.send_signal(signal.SIGINT)
+            try:
+                demo.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                demo.kill()
         reader.join(timeout=5)
     return Demo(lines, code, data_dir)
 
@@ -289,7 +293,7 @@ def test_the_demos_watcher_survives_payloads_that_are_no_json_object(mosquitto: 
     crate = f"DEMO-{uuid.uuid4().hex[:8]}"
     out = io.StringIO()
     view = DemoView((crate,), out, False, [])
-    watcher = _watch(mosquitto, view)
+    watcher = watch(mosquitto.host, mosquitto.port, view)
     publisher = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"test-{crate}")
     publisher.connect(mosquitto.host, mosquitto.port)
     publisher.loop_start()
@@ -311,3 +315,26 @@ def test_the_demos_watcher_survives_payloads_that_are_no_json_object(mosquitto: 
 
 def _status(crate: str, state: str) -> bytes:
     return json.dumps({"v": 1, "crate": crate, "state": state, "ts": 1}).encode()
+
+
+@pytest.mark.integration
+@pytest.mark.cluster
+@pytest.mark.fault
+def test_cluster_demo_shows_a_lossless_hand_over_and_ctrl_c_stops_every_process(tmp_path: Path) -> None:
+    """``demo --cluster``: three nodes, two gateways; the one holding C-0003's partition is SIGKILLed as C-0003
+    warms, the other takes its partitions and stores on, every reading up to then is stored exactly once (counted
+    in InfluxDB), and SIGINT leaves no process behind."""
+    demo = _run_demo(tmp_path / "data", "HAND-OVER: readings all", 40, "--cluster", "--speed", "5")
+    assert demo.code == 0, "\n".join(demo.lines[-40:])
+    assert sum("started nats-server" in line for line in demo.lines) == 3
+    assert sum(re.match(r"started gateway-[ab] pid", line) is not None for line in demo.lines) == 2
+    killed = demo.index("SIGKILLed gateway-", "as C-0003 warms")
+    served = demo.index("HAND-OVER: readings stored again")
+    counted = demo.index("HAND-OVER: readings all stored exactly once")
+    assert killed < served < counted
+    moved = r"stored again \d+\.\d s after the gateway's death; partitions [\d, ]+ moved from coldchain-gateway-"
+    assert re.search(moved, demo.lines[served])
+    assert ", 0 open gaps" in demo.lines[counted]
+    assert sum("C-0003 warning_high probe1: active" in line for line in demo.lines) <= 1  # never raised twice
+    assert "hand-over lost nothing" in demo.lines
+    assert _gone(demo.pids()) == []

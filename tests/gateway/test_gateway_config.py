@@ -116,7 +116,7 @@ def test_unreachable_database_exits_1_naming_the_url(tmp_path: Path, mosquitto: 
     path = gateway_config(tmp_path, mosquitto, url, "coldchain", influx_extra='startup_wait = "0.5s"')
     result = run_gateway(path)
     assert result.returncode == 1
-    assert f"InfluxDB at {url} is unreachable" in result.stderr
+    assert f"InfluxDB at {url} cannot be reached" in result.stderr
     assert "check [influxdb] url" in result.stderr
 
 

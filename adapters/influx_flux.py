@@ -1,6 +1,6 @@
 """Reading the record from a server that speaks the v2 API (InfluxDB 2.x, 3.x, Cloud): Flux via influxdb-client.
 
-The rows are the same as the InfluxQL reader's. Only this module imports influxdb-client.
+The rows are the same as the InfluxQL reader's; errors are classified as the writer's (``adapters.influx_v2``).
 """
 
 from __future__ import annotations
@@ -10,15 +10,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 import urllib3
-from influxdb_client.client.influxdb_client import InfluxDBClient
 from influxdb_client.rest import ApiException
 
-from cli.influx_read import (
-    TIMEOUT_S,
+from adapters.influx_errors import InfluxError
+from adapters.influx_rows import (
     AlarmRow,
     FaultRow,
     GapRow,
-    InfluxReadError,
     ReadingRow,
     ReleaseRow,
     StoredPoint,
@@ -28,7 +26,9 @@ from cli.influx_read import (
     release_row,
     shipment_details,
 )
-from cli.influx_settings import InfluxSettings
+from adapters.influx_v2 import open_client, v2_error
+from adapters.secrets import SecretError
+from coldchain.settings.influx import InfluxSettings
 
 __all__ = ["V2Reader"]
 
@@ -55,31 +55,18 @@ def _any(column: str, values: list[str]) -> str:
 class V2Reader:
     """Flux queries through influxdb-client's query API."""
 
-    def __init__(self, settings: InfluxSettings, token: str) -> None:
+    def __init__(self, settings: InfluxSettings) -> None:
         self.settings = settings
-        self._client = InfluxDBClient(url=settings.url, token=token, org=settings.org or "", timeout=TIMEOUT_S * 1000)
+        try:
+            self._client = open_client(settings)
+        except SecretError as exc:
+            raise InfluxError(f"the InfluxDB token: {exc}") from None
 
     def _records(self, flux: str) -> Iterator[dict[str, Any]]:
-        s = self.settings
         try:
-            tables = self._client.query_api().query(flux, org=s.org)
-        except ApiException as exc:
-            if exc.status in (401, 403):
-                raise InfluxReadError(
-                    f"{s.where} refused the token (HTTP {exc.status}): check --token-file "
-                    "(or [influxdb] token_file of --config) and that the token may read the bucket"
-                ) from None
-            if exc.status == 404:
-                raise InfluxReadError(
-                    f"{s.where}: not found (HTTP 404, {exc.reason}): check --org and --bucket, "
-                    "and that the server speaks the v2 API (1.x servers: --api v1)"
-                ) from None
-            raise InfluxReadError(f"{s.where} rejected the query: HTTP {exc.status} {exc.reason}") from None
-        except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise InfluxReadError(
-                f"cannot reach InfluxDB at {s.url} ({type(exc).__name__}): check that the server runs and that "
-                "--influx-url (or [influxdb] url of --config) names it"
-            ) from None
+            tables = self._client.query_api().query(flux, org=self.settings.org)
+        except (ApiException, urllib3.exceptions.HTTPError, OSError) as exc:
+            raise v2_error(self.settings, exc, "the query") from None
         for table in tables:
             for record in table.records:
                 yield record.values
