@@ -98,7 +98,8 @@ class GatewayProcess:
         threading.Thread(target=self._pump, daemon=True).start()
         if wait:
             try:
-                self.wait_for("subscribed")
+                # a bound, not a pause: two test workers on two cores can make the start take well over 15 s
+                self.wait_for("subscribed", timeout=30.0)
             except BaseException:
                 self.stop(kill=True)  # the caller never gets hold of it: nobody else could stop it
                 raise
