@@ -149,7 +149,8 @@ def system(
         for i in range(gateways):
             name = f"gw-{i + 1}"
             argv = [python, "-m", "gateway.jetstream_main", "--config", str(gateway_config(workdir, name, table))]
-            started.append(start_gateway([*argv, "--log-level", "WARNING"], workdir / f"{name}.log"))
+            # INFO: the gateway logs at its stop what it asked of JetStream (fetches, acks, in-progress marks)
+            started.append(start_gateway([*argv, "--log-level", "INFO"], workdir / f"{name}.log"))
         time.sleep(5)  # the gateways spread the partitions between them (a lease round is lease_ttl / 3)
         nodes = [n.process.pid for n in cluster.nodes if n.process is not None]
         yield (
@@ -166,6 +167,9 @@ def system(
                 process.kill()
         if cluster is not None:
             cluster.stop()
+            for log in sorted(workdir.glob("gw-*.log")):
+                traffic = [line for line in log.read_text().splitlines() if "JetStream traffic" in line]
+                print(f"{log.stem}: {traffic[-1] if traffic else 'no JetStream traffic line'}", flush=True)
 
 
 def idle(args: argparse.Namespace, label: str, pids: dict[str, list[int]], seconds: float = 10.0) -> None:
