@@ -27,9 +27,11 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -90,9 +92,46 @@ def start_gateway(argv: list[str], log: Path) -> subprocess.Popen[str]:
     return process
 
 
+def _get(http_port: int, path: str) -> dict[str, Any]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{http_port}{path}", timeout=5) as response:
+        return dict(json.load(response))
+
+
+def nats_counters(http_ports: list[int]) -> dict[str, int]:
+    """The nodes' counters (monitoring endpoints) that say where a reading's cost goes.
+
+    Summed over the nodes: messages in and out (``/varz``: client, route and MQTT traffic) and JetStream
+    API requests (``/jsz``). From the first node: the messages sent by the gateways' NATS connections
+    (``/connz``: fetch requests, acks, in-progress marks, KV writes, leases; named ``gw-*``), and the last
+    sequence of the telemetry stream and of each bucket (one per write, replicated to all three nodes).
+    """
+    counters = dict.fromkeys(("in_msgs", "out_msgs", "js_api"), 0)
+    for port in http_ports:
+        varz = _get(port, "/varz")
+        counters["in_msgs"] += int(varz.get("in_msgs", 0))
+        counters["out_msgs"] += int(varz.get("out_msgs", 0))
+        counters["js_api"] += int((_get(port, "/jsz").get("api") or {}).get("total", 0))
+    gateways = 0
+    for port in http_ports:
+        for connection in _get(port, "/connz?limit=1024").get("connections") or []:
+            if str(connection.get("name", "")).startswith("gw-"):
+                gateways += int(connection.get("in_msgs", 0))
+    counters["gateway_msgs"] = gateways
+    jsz = _get(http_ports[0], "/jsz?accounts=true&streams=true")
+    for account in jsz.get("account_details") or []:
+        for stream in account.get("stream_detail") or []:
+            name = str(stream.get("name", ""))
+            if name == "COLDCHAIN" or name.startswith("KV_"):
+                counters[f"seq_{name}"] = int((stream.get("state") or {}).get("last_seq", 0))
+    return counters
+
+
 @contextmanager
-def system(sut: str, gateways: int, partitions: int, workdir: Path) -> Iterator[tuple[int, dict[str, list[int]]]]:
-    """Start the SUT; yield (MQTT port to publish to, {"gateways": pids, "broker": pids}); stop what was started."""
+def system(
+    sut: str, gateways: int, partitions: int, workdir: Path
+) -> Iterator[tuple[int, dict[str, list[int]], list[int]]]:
+    """Start the SUT; yield (MQTT port to publish to, {"gateways": pids, "broker": pids}, the nodes' monitoring
+    ports (none on mosquitto)); stop what was started."""
     python = sys.executable
     started: list[subprocess.Popen[str]] = []
     cluster = None
@@ -101,7 +140,7 @@ def system(sut: str, gateways: int, partitions: int, workdir: Path) -> Iterator[
             argv = [python, "-m", "gateway", "--config", str(gateway_config(workdir, "gw-mosquitto"))]
             started.append(start_gateway([*argv, "--log-level", "WARNING"], workdir / "gw-mosquitto.log"))
             broker = [int((Path(os.environ["SVC"]) / "mosquitto.pid").read_text())]
-            yield MOSQUITTO_PORT, {"gateways": [p.pid for p in started], "broker": broker}
+            yield MOSQUITTO_PORT, {"gateways": [p.pid for p in started], "broker": broker}, []
             return
         cluster = NatsCluster(workdir / "nats", auth=mappings(partitions)).start()
         nats = ", ".join(f'"{url}"' for url in cluster.urls)
@@ -110,10 +149,15 @@ def system(sut: str, gateways: int, partitions: int, workdir: Path) -> Iterator[
         for i in range(gateways):
             name = f"gw-{i + 1}"
             argv = [python, "-m", "gateway.jetstream_main", "--config", str(gateway_config(workdir, name, table))]
-            started.append(start_gateway([*argv, "--log-level", "WARNING"], workdir / f"{name}.log"))
+            # INFO: the gateway logs at its stop what it asked of JetStream (fetches, acks, in-progress marks)
+            started.append(start_gateway([*argv, "--log-level", "INFO"], workdir / f"{name}.log"))
         time.sleep(5)  # the gateways spread the partitions between them (a lease round is lease_ttl / 3)
         nodes = [n.process.pid for n in cluster.nodes if n.process is not None]
-        yield cluster.nodes[0].mqtt_port, {"gateways": [p.pid for p in started], "broker": nodes}
+        yield (
+            cluster.nodes[0].mqtt_port,
+            {"gateways": [p.pid for p in started], "broker": nodes},
+            [n.http_port for n in cluster.nodes],
+        )
     finally:
         for process in started:
             process.terminate()
@@ -123,6 +167,9 @@ def system(sut: str, gateways: int, partitions: int, workdir: Path) -> Iterator[
                 process.kill()
         if cluster is not None:
             cluster.stop()
+            for log in sorted(workdir.glob("gw-*.log")):
+                traffic = [line for line in log.read_text().splitlines() if "JetStream traffic" in line]
+                print(f"{log.stem}: {traffic[-1] if traffic else 'no JetStream traffic line'}", flush=True)
 
 
 def idle(args: argparse.Namespace, label: str, pids: dict[str, list[int]], seconds: float = 10.0) -> None:
@@ -138,14 +185,17 @@ def idle(args: argparse.Namespace, label: str, pids: dict[str, list[int]], secon
         results.write(json.dumps(line) + "\n")
 
 
-def measure(args: argparse.Namespace, label: str, port: int, pids: dict[str, list[int]], rate: str) -> None:
-    """One measure.py run at ``rate`` and the system's cost line beside it."""
+def measure(
+    args: argparse.Namespace, label: str, port: int, pids: dict[str, list[int]], http_ports: list[int], rate: str
+) -> None:
+    """One measure.py run at ``rate`` and the system's cost line beside it (with the nodes' counters per reading)."""
     n = {"max": args.max_count, "max-c": args.maxc_count}.get(rate) or int(rate) * args.seconds_per_rate
     gen = "c" if rate == "max-c" else "python"
     argv = [args.python, str(args.peer / "measure.py"), "--label", label, "--sut-pid", str(pids["gateways"][0]),
             "--port", str(port), "--count", str(n), "--rate", "0" if rate.startswith("max") else rate,
             "--generator", gen, "--procs", "2" if gen == "c" else "1", "--alarm-every", str(max(1, n // 40)),
             "--timeout", str(args.timeout)]  # fmt: skip
+    counted = nats_counters(http_ports) if http_ports else {}
     before = {group: sum(cpu_s(p) for p in group_pids) for group, group_pids in pids.items()}
     peak = dict.fromkeys(pids, 0.0)
     done = threading.Event()
@@ -173,6 +223,10 @@ def measure(args: argparse.Namespace, label: str, port: int, pids: dict[str, lis
         cost[f"{group}_cpu_pct"] = round(100 * spent / busy) if busy else None
         cost[f"{group}_rss_mb"] = round(peak[group])
         cost[f"{group}_processes"] = len(group_pids)
+    if http_ports and landed:
+        time.sleep(2)  # the last batches' state writes and acks
+        after = nats_counters(http_ports)
+        cost["per_reading"] = {key: round((after[key] - counted.get(key, 0)) / landed, 2) for key in after}
     print(json.dumps(cost), flush=True)
     with args.json.open("a") as results:
         results.write(json.dumps(cost) + "\n")
@@ -197,7 +251,7 @@ def main() -> None:
     label = "gateway on mosquitto" if args.sut == "mosquitto" else f"cluster: {args.gateways} gw, 3 nodes"
     with (
         tempfile.TemporaryDirectory(prefix="coldchain-cluster-bench-") as tmp,
-        system(args.sut, args.gateways, args.partitions, Path(tmp)) as (port, pids),
+        system(args.sut, args.gateways, args.partitions, Path(tmp)) as (port, pids, http_ports),
     ):
         janitor = subprocess.Popen([args.python, str(ROOT / "bench" / "alarm_janitor.py"), "--port", str(port)])
         try:
@@ -208,7 +262,7 @@ def main() -> None:
                         "--count", str(args.warmup), "--rate", "2500", "--timeout", str(args.timeout)]  # fmt: skip
                 subprocess.run(warm, cwd=args.peer, capture_output=True, check=False)
             for rate in args.rates:
-                measure(args, label, port, pids, rate)
+                measure(args, label, port, pids, http_ports, rate)
         finally:
             janitor.terminate()
             janitor.wait(10)

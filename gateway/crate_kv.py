@@ -105,21 +105,29 @@ class CrateKv:
             self._call(self._save(rows))
 
     async def _save(self, rows: list[tuple[str, bytes]]) -> None:
+        # the batch's writes go out together and are awaited together: one round trip of the replicated
+        # bucket per batch, not per crate (each write is still fenced on its own revision)
+        ours = [(crate, value) for crate, value in rows if crate in self._revisions]  # others: no longer our partition
+        # every write settled before a failure is reported: a retry of the batch then sees their revisions
+        results = await asyncio.gather(*(self._write(crate, value) for crate, value in ours), return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+
+    async def _write(self, crate: str, value: bytes) -> None:
         kv = self._kv()
-        for crate, value in rows:
-            if crate not in self._revisions:
-                continue  # its partition is no longer ours: the next owner has (or loads) what it needs
-            revision, key = self._revisions[crate], self.key(crate)
-            try:
-                # create: over a deleted key's marker too (a crate forgotten, then heard again)
-                self._revisions[crate] = await (
-                    kv.update(key, value, last=revision) if revision else kv.create(key, value)
-                )
-            except KeyWrongLastSequenceError:
-                partition = partition_of(crate, self.partitions)
-                log.error("crate %s was written by another gateway: dropping partition %d unacknowledged", crate,
-                          partition)  # fmt: skip
-                self._on_fenced(partition)
+        revision, key = self._revisions[crate], self.key(crate)
+        try:
+            # create: over a deleted key's marker too (a crate forgotten, then heard again)
+            written = await (kv.update(key, value, last=revision) if revision else kv.create(key, value))
+        except KeyWrongLastSequenceError:
+            partition = partition_of(crate, self.partitions)
+            log.error("crate %s was written by another gateway: dropping partition %d unacknowledged", crate,
+                      partition)  # fmt: skip
+            self._on_fenced(partition)
+            return
+        if crate in self._revisions:  # its partition may have been dropped (fenced) while the write was out
+            self._revisions[crate] = written
 
     def adopt(self, crate: str) -> None:
         """A crate of one of our partitions with no saved state: it is written with ``create``."""

@@ -111,6 +111,8 @@ class JetStreamLink:
         self._ids = itertools.count(1)  # 0 would read as "delivered at QoS 0, nothing to acknowledge"
         self._fetched: dict[int, tuple[int, Msg, float]] = {}  # local id -> (partition, message, when fetched)
         self._partitions: dict[int, _Partition] = {}
+        # what the gateway asked of JetStream, logged at the stop (where a reading's cost goes: bench/cluster_rig.py)
+        self.traffic = dict.fromkeys(("fetches", "fetched", "acks", "in_progress"), 0)
         self.leases = Leases(login.gateway, cluster.partitions, cluster.lease_ttl_s, cluster.replicas)
         self.crate_state = CrateKv(cluster.partitions, cluster.replicas, self._drop_soon)
         self._reader: HandOver | None = None
@@ -163,6 +165,7 @@ class JetStreamLink:
     # --- the link's thread -----------------------------------------------------------------------
 
     async def _ack(self, messages: list[Msg]) -> None:
+        self.traffic["acks"] += len(messages)
         for message in messages:
             await message.ack()
         await messages[0]._client.flush(timeout=5)
@@ -207,6 +210,7 @@ class JetStreamLink:
             for partition in list(self._partitions):
                 await self._drop(partition)
             await self.leases.leave()
+            log.info("JetStream traffic: %s", ", ".join(f"{what} {count}" for what, count in self.traffic.items()))
         finally:
             self.connected.clear()
             await nc.close()
@@ -333,6 +337,7 @@ class JetStreamLink:
             if budget <= 0:
                 await asyncio.sleep(0.002)
                 continue
+            self.traffic["fetches"] += 1
             try:
                 messages = await held.subscription.fetch(budget, timeout=_FETCH_WAIT_S)
             except (NatsTimeout, TimeoutError):
@@ -348,6 +353,7 @@ class JetStreamLink:
     def _deliver(self, partition: int, held: _Partition, messages: list[Msg]) -> None:
         deliveries: Deliveries = []
         now = time.monotonic()
+        self.traffic["fetched"] += len(messages)
         for message in messages:
             local = next(self._ids)
             self._fetched[local] = (partition, message, now)
@@ -379,5 +385,6 @@ class JetStreamLink:
             due = time.monotonic() - period
             for partition, message, fetched_at in list(self._fetched.values()):
                 if fetched_at < due and partition in self._partitions:
+                    self.traffic["in_progress"] += 1
                     with contextlib.suppress(NatsError):
                         await message.in_progress()

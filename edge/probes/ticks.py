@@ -6,6 +6,12 @@ when every configured sensor has reported; it is cut short when a sensor repeats
 burst, or when ``timeout_ms`` passes after the tick's first sentence. Whatever a
 cut-short tick holds is still sent: a missing sensor is visible by its absence,
 never by holding back the others.
+
+Every tick is stamped at least a millisecond after the previous one. A Pi that falls behind
+reads several bursts in one go, and their first sentences arrive within the same millisecond;
+InfluxDB keeps one point per series and time, so two readings of a sensor stamped alike would
+be stored as one: the other one lost, though acknowledged. Only a wall clock that goes back
+(stepped by NTP, or still unset) is left alone: what it says then is not nudged forward.
 """
 
 from __future__ import annotations
@@ -47,6 +53,8 @@ class TickAssembler:
         self.timeout_ms = timeout_ms
         self._open: Tick | None = None
         self._board_ts: int | None = None
+        self._last: Tick | None = None  # the previous tick, as stamped
+        self._last_wall_ms = 0  # the wall clock as read for it, before any nudge
 
     def clock(self, epoch_ms: int) -> Tick | None:
         """A CCTIM arrived: close the open tick; the next one is stamped ``epoch_ms``."""
@@ -61,13 +69,25 @@ class TickAssembler:
             done.append(self._open)
             self._open = None
         if self._open is None:
-            self._open = Tick(wall_ms, mono_ms, self._board_ts)
+            self._open = self._stamped(wall_ms, mono_ms)
             self._board_ts = None
         self._open.readings[sentence.sensor] = reading_of(sentence)
         if self._open.readings.keys() >= self.sensors:
             done.append(self._open)
             self._open = None
         return done
+
+    def _stamped(self, wall_ms: int, mono_ms: int) -> Tick:
+        """A new tick stamped after the previous one (see the module's docstring)."""
+        last, went_back = self._last, wall_ms < self._last_wall_ms
+        self._last_wall_ms = wall_ms
+        if last is not None:
+            # the monotonic stamp dates a held reading once the clock is set: it must differ too
+            mono_ms = max(mono_ms, last.mono_ms + 1)
+            if not went_back:
+                wall_ms = max(wall_ms, last.wall_ms + 1)
+        self._last = Tick(wall_ms, mono_ms, self._board_ts)
+        return self._last
 
     def expire(self, mono_ms: int) -> Tick | None:
         """Close the open tick if its time is up."""

@@ -51,6 +51,26 @@ def test_board_clock_stamps_the_next_tick() -> None:
     assert done.board_ts == 1_795_000_000_000
 
 
+def test_bursts_read_together_get_distinct_stamps() -> None:
+    """Bursts read in one go (the Pi fell behind) arrive in the same millisecond: each tick is stamped a
+    millisecond after the previous one, or InfluxDB would keep one reading of them (same series and time)."""
+    ticks = TickAssembler(("a",), 500)
+    stamps = [(t.wall_ms, t.mono_ms) for _ in range(3) for t in ticks.feed(_t("a"), 1000, 10)]
+    assert stamps == [(1000, 10), (1001, 11), (1002, 12)]
+    (later,) = ticks.feed(_t("a"), 1001, 11)  # the clocks moved on less than the nudges did
+    assert (later.wall_ms, later.mono_ms) == (1003, 13)
+    (caught_up,) = ticks.feed(_t("a"), 2000, 1010)
+    assert (caught_up.wall_ms, caught_up.mono_ms) == (2000, 1010)
+
+
+def test_a_wall_clock_stepped_back_is_not_nudged_forward() -> None:
+    """NTP stepping the clock back: the next tick says the clock's time, not the previous tick's plus one."""
+    ticks = TickAssembler(("a",), 500)
+    ticks.feed(_t("a"), 5000, 10)
+    (stepped,) = ticks.feed(_t("a"), 1000, 10)
+    assert (stepped.wall_ms, stepped.mono_ms) == (1000, 11)
+
+
 def test_fault_status_becomes_null_value_with_fault() -> None:
     """A non-OK status is carried as value None and the fault."""
     ticks = TickAssembler(("a",), 500)
