@@ -2,9 +2,6 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-# Two pytest workers (CI has 2 cores); a test file stays on one worker, whose session services it shares.
-# PYTEST_XDIST= runs the suite in one process.
-PYTEST_XDIST ?= -n 2 --dist loadfile
 
 .PHONY: demo test lint services clean
 
@@ -14,7 +11,7 @@ demo: $(STAMP) services
 test: $(STAMP) services
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
-	$(VENV)/bin/pytest $(PYTEST_XDIST) $(PYTEST_ARGS)
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
