@@ -381,7 +381,8 @@ def test_node_killed_under_two_gateways_then_it_and_a_gateway_restart(
     """The node the fleet publishes through and a gateway consumes through is SIGKILLed mid-stream: the fleet
     moves to another node, both gateways consume on through the others; the node restarts; then a gateway is
     SIGKILLed and restarted. Every crate's readings are stored exactly once (count == distinct seqs == highest
-    seq + 1), no gap point, each storage ack at the crate's last seq, nothing pending, every partition owned.
+    seq + 1), no gap point but a filled one of readings the stream lost in the node's outage (sent again), each
+    storage ack at the crate's last seq, nothing pending, every partition owned.
     Last in the module: it kills (and restarts) a node of the module's cluster."""
     crates = _crates("C-NK", 1)
     gateways = _two_gateways(tmp_path, cluster, influxdb, database)
@@ -427,7 +428,14 @@ def test_node_killed_under_two_gateways_then_it_and_a_gateway_restart(
         for crate in crates:
             stored = seqs_stored(influxdb, database, crate)
             assert sorted(stored) == list(range(rounds)), f"{crate}: {stored}"
-            assert gaps_stored(influxdb, database, crate) == [], crate
+            # What a node PUBACKs while the stream elects a leader may never enter it (docs/cluster.md): the crate
+            # sends it again, so such a gap is filled, nothing missing, and lies within the node's outage.
+            gaps = gaps_stored(influxdb, database, crate)
+            lost_at_election = [(first, last) for first, last, missing, state in gaps if state == "closed" and
+                                missing == 0 and node_kill_at <= first <= last < gateway_kill_at]  # fmt: skip
+            assert len(lost_at_election) == len(gaps), f"{crate}: {gaps}"
+            if gaps:
+                print(f"{crate}: seqs {lost_at_election} PUBACKed in the node's outage, sent again, stored once")
         wait_until(lambda: consumer_pending(cluster.urls) == (0, 0), 15, "everything acknowledged to JetStream")
         wait_until(lambda: sorted(lease_holders(cluster.urls)) == list(range(TEST_PARTITIONS)), 15, "all owned")
         assert set(lease_holders(cluster.urls).values()) <= set(gateways)
