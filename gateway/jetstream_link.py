@@ -258,7 +258,8 @@ class JetStreamLink:
             log.info("partition %d is beyond our share of %d: handing it on", partition, share)
             self._partitions[partition].drain()
         for partition, held in list(self._partitions.items()):
-            if held.draining and not any(f[0] == partition for f in list(self._fetched.values())):
+            done = held.task is None or held.task.done()  # its reader may still take what was left to us
+            if held.draining and done and not any(f[0] == partition for f in list(self._fetched.values())):
                 await self._drop(partition)
                 await self.leases.release(partition)
         wanted = share - len(self._partitions)
@@ -349,6 +350,26 @@ class JetStreamLink:
             if self._partitions.get(partition) is not held:
                 return  # lost while fetching: never delivered, never acknowledged
             self._deliver(partition, held, messages)
+        if held.draining and not self._stop.is_set() and self._partitions.get(partition) is held:
+            await self._take_stranded(partition, held)
+
+    async def _take_stranded(self, partition: int, held: _Partition) -> None:
+        """Deliver what the server sent after our last fetch returned (a pull request it still held): left in the
+        subscription's queue it would come again only after ack_wait, behind newer messages the next owner reads
+        first, and every hand-on under load would open a gap and fill it (a gap point of nothing lost)."""
+        await asyncio.sleep(_FETCH_WAIT_S)  # no pull request of ours outlives this
+        stranded = held.subscription.pending_msgs
+        if not stranded or self._partitions.get(partition) is not held:
+            return
+        try:
+            # the queue first, then one more at most: a request without expires that the server answers at once
+            messages = await held.subscription.fetch(stranded + 1, timeout=_FETCH_WAIT_S)
+        except (NatsError, TimeoutError):
+            return  # left to ack_wait, as before
+        log.info(
+            "partition %d: took %d messages sent after our last fetch before handing it on", partition, len(messages)
+        )
+        self._deliver(partition, held, messages)
 
     def _deliver(self, partition: int, held: _Partition, messages: list[Msg]) -> None:
         deliveries: Deliveries = []
