@@ -51,9 +51,15 @@ def build_for_crate(config: BoardConfig, reader: V1Reader, crate: str, shipment:
     return build_report(reader, identity, tags, Window(None, None), args=args, progress=quiet, err=io.StringIO())
 
 
-async def _report(config: BoardConfig, reader: V1Reader, state: BoardState, crate: str) -> Report:
+async def _report(config: BoardConfig, reader: V1Reader, state: BoardState, crate: str) -> Report | web.Response:
+    """The crate's report as ``coldchain report`` builds it, or the 502 answer saying why it could not be read."""
     shipment = state.crate_json(crate).get("shipment")
-    return await asyncio.to_thread(build_for_crate, config, reader, crate, shipment)
+    try:
+        return await asyncio.to_thread(build_for_crate, config, reader, crate, shipment)
+    except InfluxError as exc:
+        return _error(502, influx_problem(exc))
+    except ConfigError as exc:
+        return _error(502, str(exc))
 
 
 def _error(status: int, message: str) -> web.Response:
@@ -81,12 +87,9 @@ async def release_view(config: BoardConfig, reader: V1Reader, state: BoardState,
     """The verdict, reasons, data SHA-256 and recorded decisions a release from this crate's page rests on."""
     if not valid_identifier(crate):
         return _error(404, "no such crate id")
-    try:
-        report = await _report(config, reader, state, crate)
-    except InfluxError as exc:
-        return _error(502, influx_problem(exc))
-    except ConfigError as exc:
-        return _error(502, str(exc))
+    report = await _report(config, reader, state, crate)
+    if isinstance(report, web.Response):
+        return report
     if not report.record.readings:
         return _error(404, f"no readings of crate {crate} are stored: nothing to release")
     return web.json_response(_view(report))
@@ -123,12 +126,9 @@ async def record_release(
     if wrong is not None:
         return _error(400, wrong)
     crate, decision, note, sha = body["crate"], body["decision"], body["note"].strip(), body["sha256"].lower()
-    try:
-        report = await _report(config, reader, state, crate)
-    except InfluxError as exc:
-        return _error(502, influx_problem(exc))
-    except ConfigError as exc:
-        return _error(502, str(exc))
+    report = await _report(config, reader, state, crate)
+    if isinstance(report, web.Response):
+        return report
     if report.sha256 != sha:
         return _error(409, refusal(report, sha))
     now = int(time.time() * 1000)
